@@ -1,0 +1,679 @@
+// The order book: region layout, matching, undo-logged mutation, checks.
+// See book.h for the memory model and SEMANTICS.md for the exact rules.
+#include "book.h"
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+#include <stdexcept>
+
+namespace pgx::core {
+
+using detail::HashSlot;
+using detail::Header;
+using detail::kNil;
+
+namespace {
+
+constexpr uint64_t kMagic = 0x4b4f4f4258454750ULL;  // "PGEXBOOK"
+constexpr uint32_t kVersion = 1;
+constexpr uint32_t kMaxSlots = 1u << 30;
+
+// splitmix64's finaliser: a fast, well-mixed 64-bit hash.
+inline uint64_t mix64(uint64_t x) {
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    x ^= x >> 31;
+    return x;
+}
+
+inline size_t align64(size_t x) { return (x + 63) & ~size_t{63}; }
+
+struct Layout {
+    uint32_t hash_slots = 0;
+    size_t off_orders = 0, off_levels = 0, off_hash = 0, total = 0;
+};
+
+// Computes where each array lives in a region for this configuration.
+bool compute_layout(const BookConfig& c, Layout& l) {
+    if (c.max_orders == 0 || c.max_levels == 0 || c.max_orders > kMaxSlots || c.max_levels > kMaxSlots)
+        return false;
+    uint64_t slots = 16;
+    while (slots < 2ull * c.max_orders) slots <<= 1;
+    l.hash_slots = static_cast<uint32_t>(slots);
+    l.off_orders = align64(sizeof(Header));
+    l.off_levels = align64(l.off_orders + size_t{c.max_orders} * sizeof(detail::Order));
+    l.off_hash = align64(l.off_levels + size_t{c.max_levels} * sizeof(detail::Level));
+    l.total = align64(l.off_hash + size_t{l.hash_slots} * sizeof(HashSlot));
+    return true;
+}
+
+inline int si(Side s) { return static_cast<int>(s); }
+
+}  // namespace
+
+std::string_view to_string(Reject r) {
+    switch (r) {
+        case Reject::None: return "none";
+        case Reject::InvalidOrderId: return "invalid_order_id";
+        case Reject::DuplicateOrderId: return "duplicate_order_id";
+        case Reject::InvalidSide: return "invalid_side";
+        case Reject::InvalidType: return "invalid_type";
+        case Reject::InvalidTif: return "invalid_time_in_force";
+        case Reject::InvalidStp: return "invalid_stp";
+        case Reject::InvalidPrice: return "invalid_price";
+        case Reject::InvalidQuantity: return "invalid_quantity";
+        case Reject::InvalidCombination: return "invalid_combination";
+        case Reject::PostOnlyWouldTake: return "post_only_would_take";
+        case Reject::FokUnfillable: return "fok_unfillable";
+        case Reject::OrderCapacity: return "order_capacity";
+        case Reject::LevelCapacity: return "level_capacity";
+        case Reject::QuantityOverflow: return "quantity_overflow";
+        case Reject::OrderNotFound: return "order_not_found";
+        case Reject::NoChange: return "no_change";
+        case Reject::WouldCross: return "would_cross";
+    }
+    return "unknown";
+}
+
+std::string_view to_string(CancelReason r) {
+    switch (r) {
+        case CancelReason::None: return "none";
+        case CancelReason::Ioc: return "ioc";
+        case CancelReason::MarketNoLiquidity: return "market_no_liquidity";
+        case CancelReason::SelfTrade: return "self_trade";
+        case CancelReason::User: return "user";
+    }
+    return "unknown";
+}
+
+// ---------------------------------------------------------------- region ---
+
+size_t Book::required_bytes(const BookConfig& cfg) {
+    Layout l;
+    return compute_layout(cfg, l) ? l.total : 0;
+}
+
+bool Book::format(void* mem, size_t size, const BookConfig& cfg) {
+    Layout l;
+    if (mem == nullptr || reinterpret_cast<uintptr_t>(mem) % 8 != 0 || !compute_layout(cfg, l) ||
+        size < l.total)
+        return false;
+    char* base = static_cast<char*>(mem);
+    Header h;
+    std::memset(&h, 0, sizeof h);
+    h.magic = kMagic;
+    h.version = kVersion;
+    h.max_orders = cfg.max_orders;
+    h.max_levels = cfg.max_levels;
+    h.hash_slots = l.hash_slots;
+    h.region_bytes = l.total;
+    h.off_orders = l.off_orders;
+    h.off_levels = l.off_levels;
+    h.off_hash = l.off_hash;
+    h.best[0] = h.best[1] = kNil;
+    h.root[0] = h.root[1] = kNil;
+    h.free_order = kNil;
+    h.free_level = kNil;
+    std::memcpy(base, &h, sizeof h);
+    // Order and level slots are handed out from the watermarks and initialised
+    // then; only the hash must start out empty.
+    std::memset(base + l.off_hash, 0, size_t{l.hash_slots} * sizeof(HashSlot));
+    return true;
+}
+
+Book::Book(void* mem, size_t size) : base_(static_cast<char*>(mem)), size_(size) {
+    h_ = reinterpret_cast<Header*>(base_);
+    if (mem == nullptr || size < sizeof(Header) || h_->magic != kMagic || h_->version != kVersion ||
+        h_->region_bytes > size)
+        throw std::invalid_argument("region does not hold an order book of this version");
+    orders_ = reinterpret_cast<Order*>(base_ + h_->off_orders);
+    levels_ = reinterpret_cast<Level*>(base_ + h_->off_levels);
+    hash_ = reinterpret_cast<HashSlot*>(base_ + h_->off_hash);
+    hash_mask_ = h_->hash_slots - 1;
+}
+
+// ----------------------------------------------------------------- slots ---
+
+uint32_t Book::alloc_order() {
+    uint32_t i = h_->free_order;
+    if (i != kNil) {
+        put(h_->free_order, ord(i).next);
+    } else if (h_->order_watermark < h_->max_orders) {
+        i = h_->order_watermark;
+        put(h_->order_watermark, i + 1);
+    } else {
+        return kNil;
+    }
+    put(ord(i).in_use, uint8_t{1});
+    return i;
+}
+
+void Book::free_order(uint32_t i) {
+    put(ord(i).in_use, uint8_t{0});
+    put(ord(i).next, h_->free_order);
+    put(h_->free_order, i);
+}
+
+uint32_t Book::alloc_level() {
+    uint32_t i = h_->free_level;
+    if (i != kNil) {
+        put(h_->free_level, lvl(i).worse);
+    } else if (h_->level_watermark < h_->max_levels) {
+        i = h_->level_watermark;
+        put(h_->level_watermark, i + 1);
+    } else {
+        return kNil;
+    }
+    put(lvl(i).in_use, uint8_t{1});
+    return i;
+}
+
+void Book::free_level(uint32_t i) {
+    put(lvl(i).in_use, uint8_t{0});
+    put(lvl(i).worse, h_->free_level);
+    put(h_->free_level, i);
+}
+
+// ------------------------------------------------------------- id hash ---
+// Open addressing, linear probing, backward-shift deletion (no tombstones).
+
+uint32_t Book::hash_find(uint64_t id) const {
+    for (uint32_t i = static_cast<uint32_t>(mix64(id)) & hash_mask_;; i = (i + 1) & hash_mask_) {
+        if (hash_[i].key == id) return hash_[i].slot;
+        if (hash_[i].key == 0) return kNil;
+    }
+}
+
+void Book::hash_insert(uint64_t id, uint32_t slot) {
+    uint32_t i = static_cast<uint32_t>(mix64(id)) & hash_mask_;
+    while (hash_[i].key != 0) i = (i + 1) & hash_mask_;
+    put(hash_[i].key, id);
+    put(hash_[i].slot, slot);
+}
+
+void Book::hash_erase(uint64_t id) {
+    uint32_t i = static_cast<uint32_t>(mix64(id)) & hash_mask_;
+    while (hash_[i].key != id) i = (i + 1) & hash_mask_;
+    // Shift later entries of the probe run back into the hole at i.
+    for (uint32_t j = i;;) {
+        j = (j + 1) & hash_mask_;
+        if (hash_[j].key == 0) break;
+        const uint32_t home = static_cast<uint32_t>(mix64(hash_[j].key)) & hash_mask_;
+        const bool stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
+        if (stays) continue;
+        put(hash_[i].key, hash_[j].key);
+        put(hash_[i].slot, hash_[j].slot);
+        i = j;
+    }
+    put(hash_[i].key, uint64_t{0});
+}
+
+// ---------------------------------------------------------------- treap ---
+// Keys: bids by -price, asks by price, so that "better" is always smaller.
+// Priorities derive from (side, price), so the shape depends only on the set
+// of prices: the same logical book has the same tree.
+
+void Book::split(uint32_t t, int64_t k, Side s, uint32_t& l, uint32_t& r) {
+    if (t == kNil) {
+        l = r = kNil;
+        return;
+    }
+    uint32_t a, b;
+    if (key(s, lvl(t).price) < k) {
+        split(lvl(t).right, k, s, a, b);
+        put(lvl(t).right, a);
+        l = t;
+        r = b;
+    } else {
+        split(lvl(t).left, k, s, a, b);
+        put(lvl(t).left, b);
+        l = a;
+        r = t;
+    }
+}
+
+uint32_t Book::merge(uint32_t l, uint32_t r) {
+    if (l == kNil) return r;
+    if (r == kNil) return l;
+    if (lvl(l).prio >= lvl(r).prio) {
+        put(lvl(l).right, merge(lvl(l).right, r));
+        return l;
+    }
+    put(lvl(r).left, merge(l, lvl(r).left));
+    return r;
+}
+
+void Book::treap_insert(Side s, uint32_t n) {
+    const int64_t k = key(s, lvl(n).price);
+    uint32_t* link = &h_->root[si(s)];
+    while (*link != kNil && lvl(*link).prio >= lvl(n).prio)
+        link = k < key(s, lvl(*link).price) ? &lvl(*link).left : &lvl(*link).right;
+    uint32_t a, b;
+    split(*link, k, s, a, b);
+    put(lvl(n).left, a);
+    put(lvl(n).right, b);
+    put(*link, n);
+}
+
+void Book::treap_erase(Side s, uint32_t n) {
+    const int64_t k = key(s, lvl(n).price);
+    uint32_t* link = &h_->root[si(s)];
+    while (*link != n) link = k < key(s, lvl(*link).price) ? &lvl(*link).left : &lvl(*link).right;
+    put(*link, merge(lvl(n).left, lvl(n).right));
+}
+
+// --------------------------------------------------------------- levels ---
+
+uint32_t Book::find_level(Side s, int64_t price) const {
+    const int64_t k = key(s, price);
+    uint32_t t = h_->root[si(s)];
+    while (t != kNil) {
+        const int64_t tk = key(s, lvl(t).price);
+        if (k == tk) return t;
+        t = k < tk ? lvl(t).left : lvl(t).right;
+    }
+    return kNil;
+}
+
+uint32_t Book::insert_level(Side s, int64_t price) {
+    const uint32_t n = alloc_level();
+    if (n == kNil) return kNil;
+    Level& L = lvl(n);
+    put(L.price, price);
+    put(L.qty, int64_t{0});
+    put(L.count, uint32_t{0});
+    put(L.head, kNil);
+    put(L.tail, kNil);
+    put(L.left, kNil);
+    put(L.right, kNil);
+    put(L.prio, static_cast<uint32_t>(mix64(static_cast<uint64_t>(price) ^ (static_cast<uint64_t>(si(s)) << 63))));
+    put(L.side, static_cast<uint8_t>(s));
+
+    // The better neighbour: the level with the largest key below ours.
+    const int64_t k = key(s, price);
+    uint32_t pred = kNil;
+    for (uint32_t t = h_->root[si(s)]; t != kNil;) {
+        if (key(s, lvl(t).price) < k) {
+            pred = t;
+            t = lvl(t).right;
+        } else {
+            t = lvl(t).left;
+        }
+    }
+    uint32_t succ;
+    if (pred == kNil) {
+        succ = h_->best[si(s)];
+        put(h_->best[si(s)], n);
+    } else {
+        succ = lvl(pred).worse;
+        put(lvl(pred).worse, n);
+    }
+    put(L.better, pred);
+    put(L.worse, succ);
+    if (succ != kNil) put(lvl(succ).better, n);
+    treap_insert(s, n);
+    put(h_->live_levels, h_->live_levels + 1);
+    put(h_->live_per_side[si(s)], h_->live_per_side[si(s)] + 1);
+    return n;
+}
+
+void Book::erase_level(uint32_t li) {
+    Level& L = lvl(li);
+    const Side s = static_cast<Side>(L.side);
+    const uint32_t b = L.better, w = L.worse;
+    if (b == kNil)
+        put(h_->best[si(s)], w);
+    else
+        put(lvl(b).worse, w);
+    if (w != kNil) put(lvl(w).better, b);
+    treap_erase(s, li);
+    put(h_->live_levels, h_->live_levels - 1);
+    put(h_->live_per_side[si(s)], h_->live_per_side[si(s)] - 1);
+    free_level(li);
+}
+
+// --------------------------------------------------------------- orders ---
+
+void Book::append_order(uint32_t li, uint32_t oi) {
+    Level& L = lvl(li);
+    Order& o = ord(oi);
+    put(o.level, li);
+    put(o.prev, L.tail);
+    put(o.next, kNil);
+    if (L.tail != kNil)
+        put(ord(L.tail).next, oi);
+    else
+        put(L.head, oi);
+    put(L.tail, oi);
+    put(L.count, L.count + 1);
+    put(L.qty, L.qty + o.qty);
+}
+
+void Book::unlink_order(uint32_t oi) {
+    Order& o = ord(oi);
+    Level& L = lvl(o.level);
+    if (o.prev == kNil)
+        put(L.head, o.next);
+    else
+        put(ord(o.prev).next, o.next);
+    if (o.next == kNil)
+        put(L.tail, o.prev);
+    else
+        put(ord(o.next).prev, o.prev);
+    put(L.count, L.count - 1);
+    put(L.qty, L.qty - o.qty);
+}
+
+// Takes an order out of the book entirely; returns true if its level emptied
+// and was erased.
+bool Book::remove_order(uint32_t oi) {
+    const uint32_t li = ord(oi).level;
+    unlink_order(oi);
+    hash_erase(ord(oi).id);
+    free_order(oi);
+    put(h_->live_orders, h_->live_orders - 1);
+    if (lvl(li).count != 0) return false;
+    erase_level(li);
+    return true;
+}
+
+// Records a level's state after this command; consecutive touches of one
+// level collapse into one entry (a command touches each level in one run).
+void Book::note_level(Result& out, Side s, int64_t price, uint32_t li_or_nil) {
+    LevelChange c{s, Price{price}, Qty{0}, 0};
+    if (li_or_nil != kNil) {
+        c.qty = Qty{lvl(li_or_nil).qty};
+        c.count = lvl(li_or_nil).count;
+    }
+    if (!out.levels.empty() && out.levels.back().side == s && out.levels.back().price == c.price)
+        out.levels.back() = c;
+    else
+        out.levels.push_back(c);
+}
+
+// ------------------------------------------------------------- matching ---
+
+Reject Book::validate_new(const NewOrder& o) const {
+    if (o.id == 0) return Reject::InvalidOrderId;
+    if (static_cast<uint8_t>(o.side) > 1) return Reject::InvalidSide;
+    if (static_cast<uint8_t>(o.type) > 1) return Reject::InvalidType;
+    if (static_cast<uint8_t>(o.tif) > 2) return Reject::InvalidTif;
+    if (static_cast<uint8_t>(o.stp) > 3) return Reject::InvalidStp;
+    if (o.type == OrderType::Limit ? (o.price.v <= 0 || o.price.v > kMaxPrice) : o.price.v != 0)
+        return Reject::InvalidPrice;
+    if (o.qty.v <= 0 || o.qty.v > kMaxQty) return Reject::InvalidQuantity;
+    if (o.post_only && (o.type == OrderType::Market || o.tif != Tif::Gtc)) return Reject::InvalidCombination;
+    if (hash_find(o.id) != kNil) return Reject::DuplicateOrderId;
+    return Reject::None;
+}
+
+bool Book::crosses(const NewOrder& o, Price level_price) const {
+    if (o.type == OrderType::Market) return true;
+    return o.side == Side::Buy ? level_price <= o.price : level_price >= o.price;
+}
+
+// How much a taker would trade right now, following matching's STP rules,
+// without changing anything (the FOK check).
+Qty Book::fillable(const NewOrder& o) const {
+    const int64_t need = o.qty.v;
+    int64_t fill = 0;
+    for (uint32_t li = h_->best[si(opposite(o.side))]; li != kNil && fill < need; li = lvl(li).worse) {
+        const Level& L = lvl(li);
+        if (!crosses(o, Price{L.price})) break;
+        if (o.stp == Stp::None) {
+            fill += std::min(need - fill, L.qty);
+            continue;
+        }
+        for (uint32_t oi = L.head; oi != kNil && fill < need; oi = ord(oi).next) {
+            const Order& m = ord(oi);
+            if (m.owner == o.owner) {
+                if (o.stp == Stp::CancelOldest) continue;
+                return Qty{fill};  // the taker would be cancelled here
+            }
+            fill += std::min(need - fill, m.qty);
+        }
+    }
+    return Qty{fill};
+}
+
+// Trades the taker against the opposite side; returns true if self-trade
+// prevention stopped the taker.
+bool Book::match(const NewOrder& o, Result& out, int64_t& remaining) {
+    const Side os = opposite(o.side);
+    while (remaining > 0) {
+        const uint32_t li = h_->best[si(os)];
+        if (li == kNil || !crosses(o, Price{lvl(li).price})) return false;
+        Level& L = lvl(li);
+        const int64_t price = L.price;
+        bool erased = false, stopped = false, changed = false;
+        for (uint32_t oi = L.head; oi != kNil && remaining > 0 && !stopped;) {
+            Order& m = ord(oi);
+            const uint32_t next = m.next;
+            if (m.owner == o.owner && o.stp != Stp::None) {
+                if (o.stp == Stp::CancelNewest) {
+                    stopped = true;
+                    break;
+                }
+                out.stp_cancelled.push_back(
+                    Cancelled{m.id, m.owner, os, Price{price}, Qty{m.qty}, CancelReason::SelfTrade});
+                erased = remove_order(oi);
+                changed = true;
+                stopped = o.stp == Stp::CancelBoth;
+                oi = next;
+                continue;
+            }
+            const int64_t q = std::min(remaining, m.qty);
+            put(m.qty, m.qty - q);
+            put(L.qty, L.qty - q);
+            remaining -= q;
+            changed = true;
+            out.filled.v += q;
+            out.fills.push_back(Fill{m.id, m.owner, o.id, Price{price}, Qty{q}, Qty{m.qty}});
+            if (m.qty == 0) erased = remove_order(oi);
+            oi = next;
+        }
+        if (changed) note_level(out, os, price, erased ? kNil : li);  // CancelNewest may stop at once
+        if (stopped) return true;
+    }
+    return false;
+}
+
+// Puts a GTC remainder at the back of its level.
+Reject Book::rest(const NewOrder& o, int64_t qty, Result& out) {
+    if (h_->free_order == kNil && h_->order_watermark == h_->max_orders) return Reject::OrderCapacity;
+    uint32_t li = find_level(o.side, o.price.v);
+    if (li == kNil) {
+        li = insert_level(o.side, o.price.v);
+        if (li == kNil) return Reject::LevelCapacity;
+    } else if (lvl(li).qty > std::numeric_limits<int64_t>::max() - qty) {
+        return Reject::QuantityOverflow;
+    }
+    const uint32_t oi = alloc_order();
+    Order& m = ord(oi);
+    put(m.id, o.id);
+    put(m.owner, o.owner);
+    put(m.price, o.price.v);
+    put(m.qty, qty);
+    put(m.side, static_cast<uint8_t>(o.side));
+    put(m.post_only, static_cast<uint8_t>(o.post_only));
+    put(m.stp, static_cast<uint8_t>(o.stp));
+    hash_insert(o.id, oi);
+    append_order(li, oi);
+    put(h_->live_orders, h_->live_orders + 1);
+    note_level(out, o.side, o.price.v, li);
+    out.resting = Qty{qty};
+    return Reject::None;
+}
+
+// Runs a validated order through post-only, FOK, matching and its remainder.
+Reject Book::execute(const NewOrder& o, Result& out) {
+    const uint32_t best_opp = h_->best[si(opposite(o.side))];
+    if (o.post_only && best_opp != kNil && crosses(o, Price{lvl(best_opp).price}))
+        return Reject::PostOnlyWouldTake;
+    if (o.tif == Tif::Fok && fillable(o) < o.qty) return Reject::FokUnfillable;
+
+    int64_t remaining = o.qty.v;
+    const bool stopped = match(o, out, remaining);
+    if (remaining == 0) return Reject::None;
+    if (stopped) {
+        out.cancel_reason = CancelReason::SelfTrade;
+    } else if (o.type == OrderType::Market) {
+        out.cancel_reason = CancelReason::MarketNoLiquidity;
+    } else if (o.tif != Tif::Gtc) {
+        out.cancel_reason = CancelReason::Ioc;  // FOK never gets here: it was checked
+    } else {
+        return rest(o, remaining, out);
+    }
+    out.cancelled = Qty{remaining};
+    return Reject::None;
+}
+
+// Ends a command: on reject, undo everything since `sp` and report only the
+// reason; on success, advance the sequence.
+bool Book::finish(Result& out, Savepoint sp, Reject r) {
+    if (r != Reject::None) {
+        rollback_to(sp);
+        out.clear();
+        out.status = Status::Rejected;
+        out.reject = r;
+    } else {
+        put(h_->seq, h_->seq + 1);
+    }
+    out.seq = h_->seq;
+    return r == Reject::None;
+}
+
+bool Book::place(const NewOrder& o, Result& out) {
+    out.clear();
+    const Savepoint sp = savepoint();
+    Reject r = validate_new(o);
+    if (r == Reject::None) r = execute(o, out);
+    return finish(out, sp, r);
+}
+
+bool Book::cancel(OrderId id, Result& out) {
+    out.clear();
+    const Savepoint sp = savepoint();
+    const uint32_t oi = id == 0 ? kNil : hash_find(id);
+    if (oi == kNil) return finish(out, sp, Reject::OrderNotFound);
+    const Order& m = ord(oi);
+    const Side s = static_cast<Side>(m.side);
+    const int64_t price = m.price;
+    const uint32_t li = m.level;
+    out.cancelled = Qty{m.qty};
+    out.cancel_reason = CancelReason::User;
+    const bool erased = remove_order(oi);
+    note_level(out, s, price, erased ? kNil : li);
+    return finish(out, sp, Reject::None);
+}
+
+bool Book::amend(OrderId id, Price new_price, Qty new_qty, Result& out) {
+    out.clear();
+    const Savepoint sp = savepoint();
+    const uint32_t oi = id == 0 ? kNil : hash_find(id);
+    if (oi == kNil) return finish(out, sp, Reject::OrderNotFound);
+    if (new_price.v <= 0 || new_price.v > kMaxPrice) return finish(out, sp, Reject::InvalidPrice);
+    if (new_qty.v <= 0 || new_qty.v > kMaxQty) return finish(out, sp, Reject::InvalidQuantity);
+    Order& m = ord(oi);
+    const Side s = static_cast<Side>(m.side);
+    const uint32_t li = m.level;
+    if (new_price.v == m.price) {
+        if (new_qty.v == m.qty) return finish(out, sp, Reject::NoChange);
+        if (new_qty.v < m.qty) {
+            put(lvl(li).qty, lvl(li).qty - (m.qty - new_qty.v));
+            put(m.qty, new_qty.v);
+            out.priority_kept = true;
+        } else {
+            if (lvl(li).qty - m.qty > std::numeric_limits<int64_t>::max() - new_qty.v)
+                return finish(out, sp, Reject::QuantityOverflow);
+            unlink_order(oi);
+            put(m.qty, new_qty.v);
+            append_order(li, oi);
+        }
+        note_level(out, s, m.price, li);
+        out.resting = new_qty;
+        return finish(out, sp, Reject::None);
+    }
+    const NewOrder re{m.id, m.owner, s, OrderType::Limit, Tif::Gtc, new_price, new_qty, m.post_only != 0,
+                      static_cast<Stp>(m.stp)};
+    const int64_t old_price = m.price;
+    const bool erased = remove_order(oi);
+    note_level(out, s, old_price, erased ? kNil : li);
+    return finish(out, sp, execute(re, out));
+}
+
+Reject Book::load_resting(const RestingOrder& o) {
+    if (o.id == 0) return Reject::InvalidOrderId;
+    if (static_cast<uint8_t>(o.side) > 1) return Reject::InvalidSide;
+    if (static_cast<uint8_t>(o.stp) > 3) return Reject::InvalidStp;
+    if (o.price.v <= 0 || o.price.v > kMaxPrice) return Reject::InvalidPrice;
+    if (o.qty.v <= 0 || o.qty.v > kMaxQty) return Reject::InvalidQuantity;
+    if (hash_find(o.id) != kNil) return Reject::DuplicateOrderId;
+    const NewOrder n{o.id, o.owner, o.side, OrderType::Limit, Tif::Gtc, o.price, o.qty, o.post_only, o.stp};
+    const uint32_t best_opp = h_->best[si(opposite(o.side))];
+    if (best_opp != kNil && crosses(n, Price{lvl(best_opp).price})) return Reject::WouldCross;
+    scratch_.clear();
+    return rest(n, o.qty.v, scratch_);  // rest() rejects before writing anything
+}
+
+void Book::set_seq(uint64_t seq) { put(h_->seq, seq); }
+
+// -------------------------------------------------------------- queries ---
+
+bool Book::best(Side s, LevelView& lv) const {
+    const uint32_t li = h_->best[si(s)];
+    if (li == kNil) return false;
+    lv = LevelView{Price{lvl(li).price}, Qty{lvl(li).qty}, lvl(li).count};
+    return true;
+}
+
+bool Book::find(OrderId id, RestingOrder& o) const {
+    const uint32_t oi = id == 0 ? kNil : hash_find(id);
+    if (oi == kNil) return false;
+    const Order& m = ord(oi);
+    o = RestingOrder{m.id, m.owner, static_cast<Side>(m.side), Price{m.price}, Qty{m.qty}, m.post_only != 0,
+                     static_cast<Stp>(m.stp)};
+    return true;
+}
+
+void Book::levels(Side s, size_t depth, std::vector<LevelView>& out) const {
+    out.clear();
+    for (uint32_t li = h_->best[si(s)]; li != kNil && out.size() < depth; li = lvl(li).worse)
+        out.push_back(LevelView{Price{lvl(li).price}, Qty{lvl(li).qty}, lvl(li).count});
+}
+
+void Book::orders(Side s, std::vector<RestingOrder>& out) const {
+    out.clear();
+    for (uint32_t li = h_->best[si(s)]; li != kNil; li = lvl(li).worse)
+        for (uint32_t oi = lvl(li).head; oi != kNil; oi = ord(oi).next) {
+            const Order& m = ord(oi);
+            out.push_back(RestingOrder{m.id, m.owner, s, Price{m.price}, Qty{m.qty}, m.post_only != 0,
+                                       static_cast<Stp>(m.stp)});
+        }
+}
+
+uint64_t Book::state_hash() const {
+    uint64_t h = mix64(h_->seq ^ 0x5eed);
+    auto add = [&h](uint64_t v) { h = mix64(h ^ (v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2))); };
+    for (int s = 0; s < 2; ++s) {
+        add(0xB00C0000u + s);
+        for (uint32_t li = h_->best[s]; li != kNil; li = lvl(li).worse) {
+            add(static_cast<uint64_t>(lvl(li).price));
+            add(static_cast<uint64_t>(lvl(li).qty));
+            add(lvl(li).count);
+            for (uint32_t oi = lvl(li).head; oi != kNil; oi = ord(oi).next) {
+                const Order& m = ord(oi);
+                add(m.id);
+                add(m.owner);
+                add(static_cast<uint64_t>(m.qty));
+                add(uint64_t{m.post_only} << 8 | m.stp);
+            }
+        }
+    }
+    return h;
+}
+
+}  // namespace pgx::core

@@ -1,0 +1,252 @@
+// One instrument's limit order book in a caller-provided, fixed-size region.
+//
+// Memory model. The region holds a header, an array of order slots, an array
+// of price-level slots and an open-addressing hash of order id -> slot. All
+// links are 32-bit slot indices; nothing in the region is a pointer, so the
+// region can be mapped at different addresses in different processes
+// (PostgreSQL shared memory). Everything is trivially copyable and sized once
+// by format(). Slots come from a bump watermark, then from intrusive free
+// lists; running out is a clean reject.
+//
+// Structure. Each side keeps its levels in a doubly linked list from best to
+// worst (best price in O(1)) and in a treap keyed by price (finding where a
+// new level goes in O(log levels)). Each level keeps its orders in an
+// intrusive FIFO list (time priority). The id hash gives O(1) cancel.
+//
+// Undo. Every write to the region goes through put(), which records the old
+// bytes in the book's UndoLog. savepoint()/rollback_to() restore the region
+// exactly; commit() forgets the log. A rejected command is rolled back
+// internally, so a reject never changes anything.
+//
+// Threading. A Book handle is process-local and not thread-safe. The caller
+// guarantees one writer per region at a time (in PostgreSQL: the instrument
+// lock held to transaction end) and that readers do not read while a writer
+// holds uncommitted changes.
+#pragma once
+#include "no_postgres.h"
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "types.h"
+#include "undo_log.h"
+
+namespace pgx::core {
+
+struct BookConfig {
+    uint32_t max_orders = 0;  // resting orders, >= 1
+    uint32_t max_levels = 0;  // price levels over both sides, >= 1
+};
+
+namespace detail {
+
+inline constexpr uint32_t kNil = 0xFFFFFFFFu;
+
+struct Header {
+    uint64_t magic;
+    uint32_t version;
+    uint32_t max_orders;
+    uint32_t max_levels;
+    uint32_t hash_slots;  // power of two, >= 2 * max_orders
+    uint64_t region_bytes;
+    uint64_t off_orders;
+    uint64_t off_levels;
+    uint64_t off_hash;
+    uint64_t seq;
+    uint32_t best[2];  // head of each side's level list (best price)
+    uint32_t root[2];  // root of each side's treap
+    uint32_t free_order;  // free list heads (linked through next)
+    uint32_t free_level;
+    uint32_t order_watermark;  // slots below it have been handed out at least once
+    uint32_t level_watermark;
+    uint32_t live_orders;
+    uint32_t live_levels;
+    uint32_t live_per_side[2];  // levels per side
+};
+
+struct Order {
+    uint64_t id;
+    uint64_t owner;
+    int64_t price;
+    int64_t qty;     // remaining
+    uint32_t prev;   // FIFO neighbours within the level
+    uint32_t next;   // also the free-list link
+    uint32_t level;
+    uint8_t side;
+    uint8_t in_use;
+    uint8_t post_only;
+    uint8_t stp;
+    uint64_t pad[2];
+};
+
+struct Level {
+    int64_t price;
+    int64_t qty;      // sum of the orders' remaining quantities
+    uint32_t count;   // number of orders
+    uint32_t head;    // oldest order
+    uint32_t tail;    // newest order
+    uint32_t better;  // neighbour towards the best price (list)
+    uint32_t worse;   // neighbour away from it; also the free-list link
+    uint32_t left;    // treap children
+    uint32_t right;
+    uint32_t prio;    // treap priority, derived from price and side
+    uint8_t side;
+    uint8_t in_use;
+    uint8_t pad[14];
+};
+
+struct HashSlot {
+    uint64_t key;  // order id; 0 = empty
+    uint32_t slot;
+    uint32_t pad;
+};
+
+static_assert(std::is_trivially_copyable_v<Header>);
+static_assert(std::is_trivially_copyable_v<Order>);
+static_assert(std::is_trivially_copyable_v<Level>);
+static_assert(std::is_trivially_copyable_v<HashSlot>);
+static_assert(sizeof(Order) == 64, "one cache line per order");
+static_assert(sizeof(Level) == 64, "one cache line per level");
+static_assert(sizeof(HashSlot) == 16);
+
+}  // namespace detail
+
+class Book {
+public:
+    // Bytes a region needs for this configuration (0 if the config is invalid).
+    static size_t required_bytes(const BookConfig& cfg);
+
+    // Initialise an empty book in `mem` (8-byte aligned, `size` bytes).
+    // Order and level slots are handed out lazily from watermarks; only the
+    // id hash (16 bytes per slot) is cleared here.
+    // Returns false if the region is too small or the config invalid.
+    static bool format(void* mem, size_t size, const BookConfig& cfg);
+
+    // Attach to a formatted region. Throws std::invalid_argument if the
+    // region is not a book of this version.
+    Book(void* mem, size_t size);
+
+    Book(const Book&) = delete;
+    Book& operator=(const Book&) = delete;
+
+    // --- Commands. Each clears `out`, fills it and returns out.accepted(). ---
+
+    // Match an incoming order with price-time priority; rest a GTC limit
+    // remainder. Market orders sweep until filled or the book is empty and
+    // never rest. IOC remainders are cancelled. FOK orders that cannot fill
+    // completely, and post-only orders that would take, are rejected.
+    bool place(const NewOrder& o, Result& out);
+
+    // Remove a resting order.
+    bool cancel(OrderId id, Result& out);
+
+    // Change a resting order's price and/or remaining quantity.
+    // Same price, lower quantity: reduced in place, keeps time priority.
+    // Same price, higher quantity: moves to the back of its level.
+    // New price: leaves the book and re-enters as a GTC limit order with its
+    // owner, post-only flag and STP mode, and may trade.
+    bool amend(OrderId id, Price new_price, Qty new_qty, Result& out);
+
+    // Insert an order at the back of its level without matching, bumping
+    // nothing: used to rebuild a book from storage in time-priority order.
+    // Rejected (with the reason) if invalid, a duplicate, out of capacity, or
+    // if it would cross the opposite side.
+    Reject load_resting(const RestingOrder& o);
+
+    // Set the sequence after a rebuild.
+    void set_seq(uint64_t seq);
+
+    // --- Transactions. ---
+    using Savepoint = UndoLog::Mark;
+    Savepoint savepoint() const { return undo_.mark(); }
+    void rollback_to(Savepoint sp) { undo_.rollback_to(sp, base_); }
+    void commit() { undo_.clear(); }
+    const UndoLog& undo_log() const { return undo_; }
+    UndoLog& undo_log() { return undo_; }
+
+    // --- Queries (O(1) unless stated). ---
+    uint64_t seq() const { return h_->seq; }
+    bool best(Side s, LevelView& lv) const;
+    uint32_t order_count() const { return h_->live_orders; }
+    uint32_t level_count() const { return h_->live_levels; }
+    uint32_t level_count(Side s) const { return h_->live_per_side[static_cast<int>(s)]; }
+    uint32_t max_orders() const { return h_->max_orders; }
+    uint32_t max_levels() const { return h_->max_levels; }
+    size_t region_bytes() const { return size_; }
+    bool find(OrderId id, RestingOrder& o) const;
+
+    // Up to `depth` levels of one side, best first. O(depth).
+    void levels(Side s, size_t depth, std::vector<LevelView>& out) const;
+    // All resting orders of one side, best price first, then time priority. O(n).
+    void orders(Side s, std::vector<RestingOrder>& out) const;
+
+    // Hash of the logical state (sequence, levels, orders in priority order),
+    // independent of slot placement and memory layout. O(n).
+    uint64_t state_hash() const;
+
+    // Check every invariant; returns one line per violation (empty = valid). O(n).
+    std::vector<std::string> validate() const;
+
+private:
+    using Order = detail::Order;
+    using Level = detail::Level;
+
+    // Write a field of the region, recording its old value for undo.
+    template <class T>
+    void put(T& field, T value) {
+        static_assert(std::is_trivially_copyable_v<T> && sizeof(T) <= 8);
+        if (field == value) return;
+        undo_.record(static_cast<uint64_t>(reinterpret_cast<char*>(&field) - base_), sizeof(T), &field);
+        field = value;
+    }
+
+    Order& ord(uint32_t i) const { return orders_[i]; }
+    Level& lvl(uint32_t i) const { return levels_[i]; }
+
+    Reject validate_new(const NewOrder& o) const;
+    bool crosses(const NewOrder& o, Price level_price) const;
+    Qty fillable(const NewOrder& o) const;
+    bool match(const NewOrder& o, Result& out, int64_t& remaining);
+    Reject rest(const NewOrder& o, int64_t qty, Result& out);
+    Reject execute(const NewOrder& o, Result& out);
+    bool finish(Result& out, Savepoint sp, Reject r);
+
+    uint32_t alloc_order();
+    void free_order(uint32_t i);
+    uint32_t alloc_level();
+    void free_level(uint32_t i);
+
+    uint32_t find_level(Side s, int64_t price) const;
+    uint32_t insert_level(Side s, int64_t price);  // kNil when out of capacity
+    void erase_level(uint32_t li);
+    void append_order(uint32_t li, uint32_t oi);
+    void unlink_order(uint32_t oi);
+    bool remove_order(uint32_t oi);
+    void note_level(Result& out, Side s, int64_t price, uint32_t li_or_nil);
+
+    // Treap over a side's levels, keyed so that "better" is smaller.
+    int64_t key(Side s, int64_t price) const { return s == Side::Buy ? -price : price; }
+    void split(uint32_t t, int64_t k, Side s, uint32_t& l, uint32_t& r);
+    uint32_t merge(uint32_t l, uint32_t r);
+    void treap_insert(Side s, uint32_t li);
+    void treap_erase(Side s, uint32_t li);
+
+    uint32_t hash_find(uint64_t id) const;
+    void hash_insert(uint64_t id, uint32_t slot);
+    void hash_erase(uint64_t id);
+
+    char* base_;
+    size_t size_;
+    detail::Header* h_;
+    Order* orders_;
+    Level* levels_;
+    detail::HashSlot* hash_;
+    uint32_t hash_mask_;
+    UndoLog undo_;
+    Result scratch_;  // level notes of load_resting, which reports none
+};
+
+}  // namespace pgx::core

@@ -1,0 +1,179 @@
+// Value types of the matching core: integer ticks and lots, sides, order
+// options, reject and cancel reason codes, and the result of a command.
+#pragma once
+#include "no_postgres.h"
+
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+namespace pgx::core {
+
+// A strongly typed int64: prices are ticks, quantities are lots. The decimal
+// conversion (tick_size, lot_size) lives outside the core.
+template <class Tag>
+struct Int64 {
+    int64_t v = 0;
+    constexpr Int64() = default;
+    constexpr explicit Int64(int64_t x) : v(x) {}
+    friend constexpr bool operator==(Int64 a, Int64 b) { return a.v == b.v; }
+    friend constexpr bool operator!=(Int64 a, Int64 b) { return a.v != b.v; }
+    friend constexpr bool operator<(Int64 a, Int64 b) { return a.v < b.v; }
+    friend constexpr bool operator<=(Int64 a, Int64 b) { return a.v <= b.v; }
+    friend constexpr bool operator>(Int64 a, Int64 b) { return a.v > b.v; }
+    friend constexpr bool operator>=(Int64 a, Int64 b) { return a.v >= b.v; }
+};
+using Price = Int64<struct PriceTag>;  // ticks
+using Qty = Int64<struct QtyTag>;      // lots
+
+using OrderId = uint64_t;  // caller-assigned, non-zero, unique among resting orders
+using OwnerId = uint64_t;  // the client, for self-trade prevention
+
+// Largest accepted price (ticks) and quantity (lots): 10^18 < 2^63.
+inline constexpr int64_t kMaxPrice = 1'000'000'000'000'000'000;
+inline constexpr int64_t kMaxQty = 1'000'000'000'000'000'000;
+
+enum class Side : uint8_t { Buy = 0, Sell = 1 };
+enum class OrderType : uint8_t { Limit = 0, Market = 1 };
+enum class Tif : uint8_t { Gtc = 0, Ioc = 1, Fok = 2 };
+
+// Self-trade prevention, decided by the incoming (taker) order's mode when it
+// would trade against a resting order of the same owner:
+//   None          trade with yourself.
+//   CancelNewest  cancel the taker's remainder; the resting order stays. (default)
+//   CancelOldest  cancel the resting order and keep matching.
+//   CancelBoth    cancel both.
+enum class Stp : uint8_t { None = 0, CancelNewest = 1, CancelOldest = 2, CancelBoth = 3 };
+inline constexpr Stp kDefaultStp = Stp::CancelNewest;
+
+inline constexpr Side opposite(Side s) { return s == Side::Buy ? Side::Sell : Side::Buy; }
+
+// Why a command was rejected. Values are stable: they are stored and sent to clients.
+enum class Reject : uint8_t {
+    None = 0,
+    InvalidOrderId = 1,      // id is 0
+    DuplicateOrderId = 2,    // a resting order already has this id
+    InvalidSide = 3,
+    InvalidType = 4,
+    InvalidTif = 5,
+    InvalidStp = 6,
+    InvalidPrice = 7,        // limit price <= 0 or > kMaxPrice; market order with a price
+    InvalidQuantity = 8,     // <= 0 or > kMaxQty
+    InvalidCombination = 9,  // post-only on a market or IOC/FOK order
+    PostOnlyWouldTake = 10,  // post-only order would match on entry
+    FokUnfillable = 11,      // FOK order cannot be filled completely right now
+    OrderCapacity = 12,      // no free order slot for the resting remainder
+    LevelCapacity = 13,      // no free price-level slot for the resting remainder
+    QuantityOverflow = 14,   // a price level's total would exceed int64
+    OrderNotFound = 15,      // cancel/amend of an id that is not resting
+    NoChange = 16,           // amend to the same price and quantity
+    WouldCross = 17,         // load_resting of an order that crosses the book
+};
+
+// Why (part of) an order left the book or never rested.
+enum class CancelReason : uint8_t {
+    None = 0,
+    Ioc = 1,            // IOC remainder
+    MarketNoLiquidity = 2,  // market order remainder: book exhausted
+    SelfTrade = 3,      // self-trade prevention
+    User = 4,           // cancel() call
+};
+
+std::string_view to_string(Reject r);
+std::string_view to_string(CancelReason r);
+
+// A trade: the resting (maker) order traded with the incoming (taker) order at
+// the maker's price. maker_remaining is what is left of the maker afterwards.
+struct Fill {
+    OrderId maker;
+    OwnerId maker_owner;
+    OrderId taker;
+    Price price;
+    Qty qty;
+    Qty maker_remaining;
+};
+
+// A price level's new state after the command (qty 0, count 0: level removed).
+// One entry per touched level per command, in the order levels were touched.
+struct LevelChange {
+    Side side;
+    Price price;
+    Qty qty;
+    uint32_t count;
+};
+
+// A resting order removed by self-trade prevention (not the taker itself).
+struct Cancelled {
+    OrderId id;
+    OwnerId owner;
+    Side side;
+    Price price;
+    Qty qty;  // quantity that was removed from the book
+    CancelReason reason;
+};
+
+enum class Status : uint8_t { Accepted = 0, Rejected = 1 };
+
+// The outcome of one command. Reused across calls: the book clears it first.
+struct Result {
+    Status status = Status::Accepted;
+    Reject reject = Reject::None;
+    uint64_t seq = 0;  // book sequence after the command (unchanged when rejected)
+
+    // For place/amend: the subject order's outcome.
+    Qty filled{0};     // quantity traded by this command
+    Qty resting{0};    // quantity left resting in the book (0 if none)
+    Qty cancelled{0};  // remainder cancelled (IOC, market, STP, or cancel())
+    CancelReason cancel_reason = CancelReason::None;
+    bool priority_kept = false;  // amend: the order kept its place in the queue
+
+    std::vector<Fill> fills;
+    std::vector<LevelChange> levels;
+    std::vector<Cancelled> stp_cancelled;
+
+    bool accepted() const { return status == Status::Accepted; }
+    void clear() {
+        status = Status::Accepted;
+        reject = Reject::None;
+        seq = 0;
+        filled = resting = cancelled = Qty{0};
+        cancel_reason = CancelReason::None;
+        priority_kept = false;
+        fills.clear();
+        levels.clear();
+        stp_cancelled.clear();
+    }
+};
+
+// An incoming order. A market order has price 0.
+struct NewOrder {
+    OrderId id = 0;
+    OwnerId owner = 0;
+    Side side = Side::Buy;
+    OrderType type = OrderType::Limit;
+    Tif tif = Tif::Gtc;
+    Price price{0};
+    Qty qty{0};
+    bool post_only = false;
+    Stp stp = kDefaultStp;
+};
+
+// A resting order as seen from outside (queries, loading, tests).
+struct RestingOrder {
+    OrderId id = 0;
+    OwnerId owner = 0;
+    Side side = Side::Buy;
+    Price price{0};
+    Qty qty{0};
+    bool post_only = false;
+    Stp stp = kDefaultStp;
+};
+
+// One aggregated price level as seen from outside.
+struct LevelView {
+    Price price;
+    Qty qty;
+    uint32_t count;
+};
+
+}  // namespace pgx::core

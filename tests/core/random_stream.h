@@ -1,0 +1,120 @@
+// A seeded random command stream over a narrow price band: limit and market
+// orders with every TIF and STP mode, post-only, cancels and amends of live
+// and unknown ids, duplicates and invalid input. Shared by the differential
+// and undo tests.
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "types.h"
+
+namespace pgx::test {
+
+using namespace pgx::core;
+
+struct Command {
+    enum Kind { Place, Cancel, Amend } kind = Place;
+    NewOrder order;  // Place
+    OrderId id = 0;  // Cancel, Amend
+    Price price{0};  // Amend
+    Qty qty{0};      // Amend
+
+    std::string describe() const {
+        std::ostringstream s;
+        if (kind == Place)
+            s << "place{id=" << order.id << " owner=" << order.owner << " side=" << int(order.side)
+              << " type=" << int(order.type) << " tif=" << int(order.tif) << " price=" << order.price.v
+              << " qty=" << order.qty.v << " post_only=" << order.post_only << " stp=" << int(order.stp) << "}";
+        else if (kind == Cancel)
+            s << "cancel{id=" << id << "}";
+        else
+            s << "amend{id=" << id << " price=" << price.v << " qty=" << qty.v << "}";
+        return s.str();
+    }
+};
+
+class RandomStream {
+public:
+    RandomStream(uint64_t seed, int64_t lo, int64_t hi, int owners) : rng_(seed), lo_(lo), hi_(hi), owners_(owners) {}
+
+    // The next command; `live` are the ids resting right now.
+    Command next(const std::vector<OrderId>& live) {
+        live_ = &live;
+        Command c;
+        const int k = pick(100);
+        if (k < 55) {
+            c.kind = Command::Place;
+            c.order = random_order();
+        } else if (k < 75) {
+            c.kind = Command::Cancel;
+            c.id = some_id();
+        } else {
+            c.kind = Command::Amend;
+            c.id = some_id();
+            const int a = pick(10);
+            c.price = Price{a < 6 ? 0 : price()};  // 0 = keep; filled in by the caller
+            c.qty = Qty{1 + pick(20)};
+            if (pick(50) == 0) c.qty = Qty{-pick(3)};
+            if (pick(60) == 0) c.price = Price{kMaxPrice + 1};
+        }
+        return c;
+    }
+
+private:
+    int64_t pick(int64_t n) { return static_cast<int64_t>(rng_() % static_cast<uint64_t>(n)); }
+    int64_t price() { return lo_ + pick(hi_ - lo_ + 1); }
+
+    // Mostly a resting id, sometimes a recent one (maybe filled), rarely unknown.
+    OrderId some_id() {
+        const int64_t k = pick(20);
+        if (k < 13 && !live_->empty()) return (*live_)[static_cast<size_t>(pick(static_cast<int64_t>(live_->size())))];
+        if (k < 19 && !recent_.empty()) return recent_[static_cast<size_t>(pick(static_cast<int64_t>(recent_.size())))];
+        return pick(3) == 0 ? 0 : next_id_ + 1000;
+    }
+
+    NewOrder random_order() {
+        NewOrder o;
+        o.id = ++next_id_;
+        if (pick(40) == 0 && !recent_.empty()) o.id = some_id();  // often a duplicate of a resting id
+        recent_.push_back(o.id);
+        if (recent_.size() > 64) recent_.erase(recent_.begin());
+        o.owner = 1 + static_cast<OwnerId>(pick(owners_));
+        o.side = pick(2) ? Side::Buy : Side::Sell;
+        o.type = pick(10) == 0 ? OrderType::Market : OrderType::Limit;
+        const int t = static_cast<int>(pick(10));
+        o.tif = t < 6 ? Tif::Gtc : t < 8 ? Tif::Ioc : Tif::Fok;
+        o.price = Price{o.type == OrderType::Limit ? price() : 0};
+        o.qty = Qty{1 + pick(20)};
+        o.post_only = o.type == OrderType::Limit && o.tif == Tif::Gtc && pick(8) == 0;
+        o.stp = static_cast<Stp>(pick(4));
+        switch (pick(120)) {  // occasional invalid input
+            case 0: o.id = 0; break;
+            case 1: o.qty = Qty{0}; break;
+            case 2: o.qty = Qty{-5}; break;
+            case 3: o.qty = Qty{kMaxQty + 1}; break;
+            case 4: o.price = Price{o.type == OrderType::Limit ? 0 : 7}; break;
+            case 5: o.price = Price{-1}; break;
+            case 6: o.side = static_cast<Side>(2 + pick(200)); break;
+            case 7: o.type = static_cast<OrderType>(2 + pick(200)); break;
+            case 8: o.tif = static_cast<Tif>(3 + pick(200)); break;
+            case 9: o.stp = static_cast<Stp>(4 + pick(200)); break;
+            case 10: o.post_only = true; o.tif = Tif::Ioc; break;
+            case 11: o.price = Price{kMaxPrice + 1}; break;
+            default: break;
+        }
+        return o;
+    }
+
+    std::mt19937_64 rng_;
+    int64_t lo_, hi_;
+    int owners_;
+    OrderId next_id_ = 0;
+    std::vector<OrderId> recent_;
+    const std::vector<OrderId>* live_ = nullptr;
+};
+
+}  // namespace pgx::test

@@ -1,0 +1,142 @@
+// Helpers shared by the core tests: a book in its own heap region, and
+// readable comparisons of results and book states.
+#pragma once
+
+#include <cstdlib>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "book.h"
+
+namespace pgx::test {
+
+using namespace pgx::core;
+
+// A formatted book that owns its region.
+struct OwnedBook {
+    std::vector<uint64_t> mem;
+    std::unique_ptr<Book> book;
+    OwnedBook(uint32_t max_orders, uint32_t max_levels) {
+        const BookConfig cfg{max_orders, max_levels};
+        mem.resize((Book::required_bytes(cfg) + 7) / 8);
+        if (!Book::format(mem.data(), mem.size() * 8, cfg)) std::abort();
+        book = std::make_unique<Book>(mem.data(), mem.size() * 8);
+    }
+    Book* operator->() { return book.get(); }
+    Book& operator*() { return *book; }
+};
+
+// An integer from the environment, or the default.
+inline long env_long(const char* name, long dflt) {
+    const char* v = std::getenv(name);
+    return v && *v ? std::strtol(v, nullptr, 10) : dflt;
+}
+
+inline std::string describe(const NewOrder& o) {
+    std::ostringstream s;
+    s << "place{id=" << o.id << " owner=" << o.owner << " side=" << int(o.side) << " type=" << int(o.type)
+      << " tif=" << int(o.tif) << " price=" << o.price.v << " qty=" << o.qty.v << " post_only=" << o.post_only
+      << " stp=" << int(o.stp) << "}";
+    return s.str();
+}
+
+// Empty if equal, else the first difference.
+inline std::string diff_results(const Result& a, const Result& b) {
+    std::ostringstream s;
+    if (a.status != b.status) s << "status " << int(a.status) << " vs " << int(b.status) << "; ";
+    if (a.reject != b.reject) s << "reject " << to_string(a.reject) << " vs " << to_string(b.reject) << "; ";
+    if (a.seq != b.seq) s << "seq " << a.seq << " vs " << b.seq << "; ";
+    if (a.filled != b.filled) s << "filled " << a.filled.v << " vs " << b.filled.v << "; ";
+    if (a.resting != b.resting) s << "resting " << a.resting.v << " vs " << b.resting.v << "; ";
+    if (a.cancelled != b.cancelled) s << "cancelled " << a.cancelled.v << " vs " << b.cancelled.v << "; ";
+    if (a.cancel_reason != b.cancel_reason)
+        s << "cancel_reason " << to_string(a.cancel_reason) << " vs " << to_string(b.cancel_reason) << "; ";
+    if (a.priority_kept != b.priority_kept) s << "priority_kept differs; ";
+    if (a.fills.size() != b.fills.size()) {
+        s << "fills " << a.fills.size() << " vs " << b.fills.size() << "; ";
+    } else {
+        for (size_t i = 0; i < a.fills.size(); ++i) {
+            const Fill &x = a.fills[i], &y = b.fills[i];
+            if (x.maker != y.maker || x.maker_owner != y.maker_owner || x.taker != y.taker || x.price != y.price ||
+                x.qty != y.qty || x.maker_remaining != y.maker_remaining)
+                s << "fill " << i << ": maker " << x.maker << "/" << y.maker << " price " << x.price.v << "/"
+                  << y.price.v << " qty " << x.qty.v << "/" << y.qty.v << " rem " << x.maker_remaining.v << "/"
+                  << y.maker_remaining.v << "; ";
+        }
+    }
+    if (a.levels.size() != b.levels.size()) {
+        s << "levels " << a.levels.size() << " vs " << b.levels.size() << "; ";
+    } else {
+        for (size_t i = 0; i < a.levels.size(); ++i) {
+            const LevelChange &x = a.levels[i], &y = b.levels[i];
+            if (x.side != y.side || x.price != y.price || x.qty != y.qty || x.count != y.count)
+                s << "level change " << i << ": " << int(x.side) << "@" << x.price.v << " " << x.qty.v << "/"
+                  << x.count << " vs " << int(y.side) << "@" << y.price.v << " " << y.qty.v << "/" << y.count << "; ";
+        }
+    }
+    if (a.stp_cancelled.size() != b.stp_cancelled.size()) {
+        s << "stp_cancelled " << a.stp_cancelled.size() << " vs " << b.stp_cancelled.size() << "; ";
+    } else {
+        for (size_t i = 0; i < a.stp_cancelled.size(); ++i) {
+            const Cancelled &x = a.stp_cancelled[i], &y = b.stp_cancelled[i];
+            if (x.id != y.id || x.owner != y.owner || x.side != y.side || x.price != y.price || x.qty != y.qty ||
+                x.reason != y.reason)
+                s << "stp_cancelled " << i << " differs; ";
+        }
+    }
+    return s.str();
+}
+
+// Empty if the two order lists are equal, else the first difference.
+inline std::string diff_orders(const std::vector<RestingOrder>& a, const std::vector<RestingOrder>& b) {
+    if (a.size() != b.size()) return "order count " + std::to_string(a.size()) + " vs " + std::to_string(b.size());
+    for (size_t i = 0; i < a.size(); ++i) {
+        const RestingOrder &x = a[i], &y = b[i];
+        if (x.id != y.id || x.owner != y.owner || x.side != y.side || x.price != y.price || x.qty != y.qty ||
+            x.post_only != y.post_only || x.stp != y.stp)
+            return "order " + std::to_string(i) + ": id " + std::to_string(x.id) + " vs " + std::to_string(y.id) +
+                   ", price " + std::to_string(x.price.v) + " vs " + std::to_string(y.price.v) + ", qty " +
+                   std::to_string(x.qty.v) + " vs " + std::to_string(y.qty.v);
+    }
+    return {};
+}
+
+inline std::string diff_levels(const std::vector<LevelView>& a, const std::vector<LevelView>& b) {
+    if (a.size() != b.size()) return "level count " + std::to_string(a.size()) + " vs " + std::to_string(b.size());
+    for (size_t i = 0; i < a.size(); ++i)
+        if (a[i].price != b[i].price || a[i].qty != b[i].qty || a[i].count != b[i].count)
+            return "level " + std::to_string(i) + " at " + std::to_string(a[i].price.v) + " vs " +
+                   std::to_string(b[i].price.v);
+    return {};
+}
+
+// Both sides' orders and levels, for comparing two books or two moments.
+struct Snapshot {
+    std::vector<RestingOrder> orders[2];
+    std::vector<LevelView> levels[2];
+    uint64_t seq = 0;
+    template <class B>
+    static Snapshot of(const B& b) {
+        Snapshot s;
+        for (int i = 0; i < 2; ++i) {
+            b.orders(static_cast<Side>(i), s.orders[i]);
+            b.levels(static_cast<Side>(i), SIZE_MAX, s.levels[i]);
+        }
+        s.seq = b.seq();
+        return s;
+    }
+};
+
+inline std::string diff_snapshots(const Snapshot& a, const Snapshot& b) {
+    for (int i = 0; i < 2; ++i) {
+        std::string d = diff_orders(a.orders[i], b.orders[i]);
+        if (d.empty()) d = diff_levels(a.levels[i], b.levels[i]);
+        if (!d.empty()) return (i == 0 ? "bids: " : "asks: ") + d;
+    }
+    if (a.seq != b.seq) return "seq " + std::to_string(a.seq) + " vs " + std::to_string(b.seq);
+    return {};
+}
+
+}  // namespace pgx::test
