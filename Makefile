@@ -8,21 +8,36 @@
 BUILD_DIR ?= build
 JOBS ?= 2
 CORE_PACKAGES := build-essential cmake libgtest-dev libbenchmark-dev
+PG_PACKAGES := postgresql-15 postgresql-client-15 postgresql-server-dev-15
+RUN_DIR := .run
+RUN_PG_PORT ?= 54320
 
-.PHONY: all build deps test test-core test-core-long test-core-asan bench bench-core run clean format
+.PHONY: all build deps ext install-ext test test-core test-core-long test-core-asan test-pg bench bench-core \
+        run stop clean format
 
 all: build
 
 deps:
-	@scripts/ensure-packages.sh $(CORE_PACKAGES)
+	@scripts/ensure-packages.sh $(CORE_PACKAGES) $(PG_PACKAGES)
 
 $(BUILD_DIR)/Makefile: CMakeLists.txt
 	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 
-build: deps $(BUILD_DIR)/Makefile
+build: deps $(BUILD_DIR)/Makefile ext
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
-test: build test-core test-core-asan
+ext: deps
+	$(MAKE) -s -C extension -j $(JOBS)
+
+# Installs the extension into PostgreSQL 15's folders (root or sudo).
+install-ext: ext
+	@scripts/install-extension.sh
+
+test: build test-core test-core-asan test-pg
+
+# pg_regress, isolation, restart and crash tests on a throwaway cluster (port 54329).
+test-pg: install-ext
+	scripts/test-pg.sh
 
 test-core: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
@@ -43,11 +58,19 @@ bench: bench-core
 bench-core: build
 	$(BUILD_DIR)/core_bench
 
-run: build
-	@echo "make run: the matching core is built. Starting PostgreSQL, Redis and the frontend comes with the extension and frontend issues."
+# A local cluster in .run/pg (127.0.0.1:$(RUN_PG_PORT)) with the extension and a demo instrument.
+run: build install-ext
+	@scripts/pg-cluster.sh start $(RUN_DIR)/pg $(RUN_PG_PORT)
+	@psql -X -q -h 127.0.0.1 -p $(RUN_PG_PORT) -U postgres -c "CREATE EXTENSION IF NOT EXISTS exchange" \
+	  -c "INSERT INTO exchange.instruments (symbol, tick_size, lot_size, min_quantity) VALUES ('BTC-USD', 0.01, 0.0001, 0.0001) ON CONFLICT DO NOTHING"
+	@echo "PostgreSQL with the exchange extension: psql -h 127.0.0.1 -p $(RUN_PG_PORT) -U postgres  (make stop to stop)"
+
+stop:
+	@scripts/pg-cluster.sh stop $(RUN_DIR)/pg
 
 format:
 	clang-format -i extension/core/*.h extension/core/*.cpp tests/core/*.cpp tests/core/*.h tests/perf/*.cpp
 
 clean:
 	rm -rf $(BUILD_DIR) $(BUILD_DIR)-asan
+	$(MAKE) -s -C extension clean

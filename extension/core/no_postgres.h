@@ -5,6 +5,8 @@
 // defined and compilation stops here. The core is also compiled without any
 // PostgreSQL include path (CMakeLists.txt) and scanned by
 // scripts/check-core-purity.sh, so an include added later fails the build too.
+// Consequence for the glue (extension/pg): include core headers before any
+// PostgreSQL header.
 #pragma once
 
 #if defined(POSTGRES_H) || defined(C_H) || defined(PG_CONFIG_H) || defined(FMGR_H) || \

@@ -1,0 +1,434 @@
+// Shared memory, locks and undo for the order books.
+//
+// Memory. At server start (shmem_request_hook) we reserve one region holding
+// a directory of exchange.max_instruments slots followed by as many book
+// regions, each sized for exchange.max_orders_per_instrument orders and
+// exchange.max_levels_per_instrument levels (see pgx::core::Book). A slot is
+// keyed by (database, exchange.instruments table oid, instrument id), so two
+// databases, or a re-created extension, never share a book. The directory is
+// guarded by one LWLock (tranche "exchange"); a book's contents are guarded
+// by the instrument's heavyweight lock.
+//
+// Locking. A writer takes ExclusiveLock on the object (instruments table oid,
+// instrument id) through LockDatabaseObject and keeps it to transaction end,
+// so nobody reads or builds on uncommitted book state, and PostgreSQL's
+// deadlock detector sees transactions that touch several instruments.
+// Readers take ShareLock for the duration of one read.
+//
+// Undo. Each backend keeps, per book it touched, a stack of (subtransaction
+// id, undo mark). The first change in a subtransaction pushes a mark;
+// subtransaction abort rolls the book back to the oldest mark at or above it;
+// subtransaction commit hands its mark to the parent; top-level abort rolls
+// back everything and top-level commit forgets the undo log. The callbacks
+// run before the lock is released, so the book is restored before anybody can
+// see it. A backend that dies mid-transaction takes the postmaster through
+// crash recovery, which re-creates shared memory: books reload from the
+// tables on first use.
+//
+// Loading. On first use after start (or after rebuild) the book is formatted
+// and filled from exchange.orders in priority order, with the sequence
+// restored from exchange.events. Loading is not transactional: it reflects
+// committed rows, read under the exclusive lock.
+// The pure core first: its guard refuses to follow PostgreSQL headers.
+#include "book.h"
+
+#include <cstring>
+#include <memory>
+#include <new>
+#include <utility>
+#include <vector>
+
+#include "books.h"
+
+namespace pgx::pg {
+
+int max_instruments = 8;
+int max_orders_per_instrument = 1000000;
+int max_levels_per_instrument = 100000;
+
+namespace {
+
+using core::Book;
+
+constexpr uint32 kSlotFree = 0;
+constexpr uint32 kSlotAssigned = 1;  // claimed, not (completely) loaded
+constexpr uint32 kSlotReady = 2;
+
+struct Slot {
+    Oid dbid;
+    Oid relid;
+    int32 instrument_id;
+    uint32 state;
+};
+
+struct Shared {
+    LWLock* lock;
+    int32 slots_count;
+    uint64 book_bytes;
+    uint64 books_offset;
+    Slot slots[FLEXIBLE_ARRAY_MEMBER];
+};
+
+Shared* shared = nullptr;
+shmem_request_hook_type prev_shmem_request = nullptr;
+shmem_startup_hook_type prev_shmem_startup = nullptr;
+
+// What this backend holds for one slot.
+struct Local {
+    std::unique_ptr<Book> book;
+    std::vector<std::pair<SubTransactionId, size_t>> marks;  // undo marks, innermost last
+};
+std::vector<Local> locals;
+std::vector<int> touched;  // slots with marks in the current transaction
+
+core::BookConfig Config() {
+    return core::BookConfig{static_cast<uint32>(max_orders_per_instrument),
+                            static_cast<uint32>(max_levels_per_instrument)};
+}
+
+Size BookBytes() { return Book::required_bytes(Config()); }
+
+Size HeaderBytes() {
+    return TYPEALIGN(64, offsetof(Shared, slots) + sizeof(Slot) * static_cast<Size>(max_instruments));
+}
+
+Size TotalBytes() { return add_size(HeaderBytes(), mul_size(BookBytes(), max_instruments)); }
+
+void RequestShmem() {
+    if (prev_shmem_request) prev_shmem_request();
+    RequestAddinShmemSpace(TotalBytes());
+    RequestNamedLWLockTranche("exchange", 1);
+}
+
+void StartupShmem() {
+    if (prev_shmem_startup) prev_shmem_startup();
+    bool found;
+    LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+    shared = static_cast<Shared*>(ShmemInitStruct("exchange", TotalBytes(), &found));
+    if (!found) {
+        std::memset(shared, 0, HeaderBytes());
+        shared->lock = &(GetNamedLWLockTranche("exchange"))->lock;
+        shared->slots_count = max_instruments;
+        shared->book_bytes = BookBytes();
+        shared->books_offset = HeaderBytes();
+    }
+    LWLockRelease(AddinShmemInitLock);
+}
+
+// Errors out unless the library was preloaded and shared memory is there.
+void EnsureAttached() {
+    if (shared == nullptr)
+        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                        errmsg("exchange shared memory is not attached"),
+                        errhint("Add exchange to shared_preload_libraries and restart the server.")));
+    if (locals.size() != static_cast<size_t>(shared->slots_count)) locals.resize(shared->slots_count);
+}
+
+// The trading functions need a fresh snapshot after taking the instrument lock.
+void EnsureReadCommitted() {
+    if (IsolationUsesXactSnapshot())
+        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                        errmsg("exchange trading functions require READ COMMITTED isolation"),
+                        errdetail("A transaction snapshot taken before the instrument lock would miss "
+                                  "orders committed while waiting for it.")));
+}
+
+Oid InstrumentsRelid() {
+    const Oid ns = get_namespace_oid("exchange", false);
+    const Oid relid = get_relname_relid("instruments", ns);
+    if (!OidIsValid(relid))
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE), errmsg("table exchange.instruments does not exist")));
+    return relid;
+}
+
+char* Region(int slot) { return reinterpret_cast<char*>(shared) + shared->books_offset + shared->book_bytes * slot; }
+
+// Index of the slot for this instrument, or -1. Caller holds the directory lock.
+int FindSlotLocked(Oid relid, int32 instrument_id) {
+    for (int i = 0; i < shared->slots_count; ++i) {
+        const Slot& s = shared->slots[i];
+        if (s.state != kSlotFree && s.dbid == MyDatabaseId && s.relid == relid && s.instrument_id == instrument_id)
+            return i;
+    }
+    return -1;
+}
+
+// The slot's state, or kSlotFree if the instrument has none.
+uint32 SlotState(Oid relid, int32 instrument_id, int& slot) {
+    LWLockAcquire(shared->lock, LW_SHARED);
+    slot = FindSlotLocked(relid, instrument_id);
+    const uint32 state = slot < 0 ? kSlotFree : shared->slots[slot].state;
+    LWLockRelease(shared->lock);
+    return state;
+}
+
+void SetSlotState(int slot, uint32 state) {
+    LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+    shared->slots[slot].state = state;
+    LWLockRelease(shared->lock);
+}
+
+// Claims a slot for the instrument (caller holds its exclusive lock).
+int AssignSlot(Oid relid, int32 instrument_id) {
+    LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+    int slot = FindSlotLocked(relid, instrument_id);
+    for (int i = 0; slot < 0 && i < shared->slots_count; ++i)
+        if (shared->slots[i].state == kSlotFree) {
+            shared->slots[i] = Slot{MyDatabaseId, relid, instrument_id, kSlotAssigned};
+            slot = i;
+        }
+    LWLockRelease(shared->lock);
+    if (slot < 0)
+        ereport(ERROR, (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+                        errmsg("no free order book slot for instrument %d", instrument_id),
+                        errdetail("All %d slots (exchange.max_instruments) are in use.", shared->slots_count),
+                        errhint("Raise exchange.max_instruments and restart the server.")));
+    return slot;
+}
+
+// This backend's handle on a slot's region (formatted or not).
+Book& Handle(int slot) {
+    Local& l = locals[slot];
+    if (!l.book) {
+        bool ok = true;
+        try {
+            l.book = std::make_unique<Book>(Region(slot), shared->book_bytes);
+        } catch (...) {
+            ok = false;
+        }
+        if (!ok) ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED), errmsg("order book slot %d is not a book", slot)));
+    }
+    return *l.book;
+}
+
+// Formats the slot's region and fills it from the tables.
+void LoadBook(int slot, int32 instrument_id) {
+    if (!Book::format(Region(slot), shared->book_bytes, Config()))
+        ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not format order book slot %d", slot)));
+    locals[slot].book.reset();
+    Book& book = Handle(slot);
+    book.commit();
+
+    SPI_connect();
+    Oid argtypes[1] = {INT4OID};
+    Datum args[1] = {Int32GetDatum(instrument_id)};
+    Portal portal = SPI_cursor_open_with_args(
+        nullptr,
+        "SELECT order_no, client_no, side = 'sell', price_ticks, remaining_lots, post_only, "
+        "       CASE stp WHEN 'none' THEN 0 WHEN 'cancel_newest' THEN 1 WHEN 'cancel_oldest' THEN 2 ELSE 3 END "
+        "  FROM exchange.orders "
+        " WHERE instrument_id = $1 AND status IN ('open', 'partially_filled') "
+        " ORDER BY priority",
+        1, argtypes, args, nullptr, true, 0);
+    for (;;) {
+        SPI_cursor_fetch(portal, true, 10000);
+        if (SPI_processed == 0) break;
+        TupleDesc desc = SPI_tuptable->tupdesc;
+        for (uint64 i = 0; i < SPI_processed; ++i) {
+            HeapTuple t = SPI_tuptable->vals[i];
+            bool isnull;
+            core::RestingOrder o;
+            o.id = static_cast<uint64>(DatumGetInt64(SPI_getbinval(t, desc, 1, &isnull)));
+            o.owner = static_cast<uint64>(DatumGetInt64(SPI_getbinval(t, desc, 2, &isnull)));
+            o.side = DatumGetBool(SPI_getbinval(t, desc, 3, &isnull)) ? core::Side::Sell : core::Side::Buy;
+            o.price = core::Price{DatumGetInt64(SPI_getbinval(t, desc, 4, &isnull))};
+            o.qty = core::Qty{DatumGetInt64(SPI_getbinval(t, desc, 5, &isnull))};
+            o.post_only = DatumGetBool(SPI_getbinval(t, desc, 6, &isnull));
+            o.stp = static_cast<core::Stp>(DatumGetInt32(SPI_getbinval(t, desc, 7, &isnull)));
+            core::Reject r = core::Reject::None;
+            try {
+                r = book.load_resting(o);
+            } catch (const std::bad_alloc&) {
+                r = core::Reject::OrderCapacity;
+            }
+            if (r != core::Reject::None)
+                ereport(ERROR, (errcode(r == core::Reject::OrderCapacity || r == core::Reject::LevelCapacity
+                                            ? ERRCODE_CONFIGURATION_LIMIT_EXCEEDED
+                                            : ERRCODE_DATA_CORRUPTED),
+                                errmsg("cannot load order %lld of instrument %d: %s",
+                                       static_cast<long long>(o.id), instrument_id,
+                                       core::to_string(r).data()),  // literals: NUL-terminated
+                                errhint("Check exchange.orders, or raise exchange.max_orders_per_instrument / "
+                                        "exchange.max_levels_per_instrument.")));
+        }
+        SPI_freetuptable(SPI_tuptable);
+    }
+    SPI_cursor_close(portal);
+    SPI_execute_with_args("SELECT coalesce(max(seq), 0) FROM exchange.events WHERE instrument_id = $1", 1,
+                          argtypes, args, nullptr, true, 1);
+    bool isnull;
+    const int64 seq = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+    SPI_finish();
+    book.set_seq(static_cast<uint64>(seq));
+    book.commit();  // loading is not undone by this transaction's abort
+}
+
+// Loads the instrument's book if needed; caller holds its exclusive lock.
+int EnsureLoaded(Oid relid, int32 instrument_id) {
+    int slot;
+    if (SlotState(relid, instrument_id, slot) == kSlotReady) return slot;
+    slot = AssignSlot(relid, instrument_id);
+    LoadBook(slot, instrument_id);
+    SetSlotState(slot, kSlotReady);
+    return slot;
+}
+
+// Remembers where the current subtransaction's changes to this book begin.
+void MarkForUndo(int slot) {
+    Local& l = locals[slot];
+    const SubTransactionId sub = GetCurrentSubTransactionId();
+    if (l.marks.empty()) touched.push_back(slot);
+    if (l.marks.empty() || l.marks.back().first != sub) l.marks.emplace_back(sub, l.book->savepoint());
+}
+
+void OnXact(XactEvent event, void*) {
+    switch (event) {
+        case XACT_EVENT_PRE_PREPARE:
+            if (!touched.empty())
+                ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                                errmsg("cannot PREPARE a transaction that changed an order book")));
+            break;
+        case XACT_EVENT_COMMIT:
+        case XACT_EVENT_PARALLEL_COMMIT:
+        case XACT_EVENT_ABORT:
+        case XACT_EVENT_PARALLEL_ABORT: {
+            const bool abort = event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT;
+            for (int slot : touched) {
+                Local& l = locals[slot];
+                if (abort) l.book->rollback_to(0);
+                l.book->commit();
+                l.book->undo_log().shrink(1 << 16);
+                l.marks.clear();
+            }
+            touched.clear();
+            break;
+        }
+        default:
+            break;
+    }
+}
+
+void OnSubXact(SubXactEvent event, SubTransactionId sub, SubTransactionId parent, void*) {
+    for (int slot : touched) {
+        Local& l = locals[slot];
+        if (event == SUBXACT_EVENT_ABORT_SUB) {
+            size_t mark = SIZE_MAX;
+            while (!l.marks.empty() && l.marks.back().first >= sub) {
+                mark = l.marks.back().second;
+                l.marks.pop_back();
+            }
+            if (mark != SIZE_MAX) l.book->rollback_to(mark);
+        } else if (event == SUBXACT_EVENT_COMMIT_SUB) {
+            if (l.marks.empty() || l.marks.back().first != sub) continue;
+            if (l.marks.size() >= 2 && l.marks[l.marks.size() - 2].first == parent)
+                l.marks.pop_back();  // the parent's mark is older and covers it
+            else
+                l.marks.back().first = parent;
+        }
+    }
+}
+
+}  // namespace
+
+void DefineSettings() {
+    DefineCustomIntVariable("exchange.max_instruments", "Order books kept in shared memory (one per instrument).",
+                            "Each costs the memory of one book; see the README.", &max_instruments, 8, 1, 10000,
+                            PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("exchange.max_orders_per_instrument", "Resting orders one order book can hold.",
+                            "64 bytes per order plus 32 bytes of id hash.", &max_orders_per_instrument, 1000000, 16,
+                            1 << 28, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("exchange.max_levels_per_instrument", "Price levels (both sides) one order book can hold.",
+                            "64 bytes per level.", &max_levels_per_instrument, 100000, 4, 1 << 28, PGC_POSTMASTER, 0,
+                            nullptr, nullptr, nullptr);
+    MarkGUCPrefixReserved("exchange");
+}
+
+void InstallShmemHooks() {
+    prev_shmem_request = shmem_request_hook;
+    shmem_request_hook = RequestShmem;
+    prev_shmem_startup = shmem_startup_hook;
+    shmem_startup_hook = StartupShmem;
+}
+
+void RegisterTransactionCallbacks() {
+    RegisterXactCallback(OnXact, nullptr);
+    RegisterSubXactCallback(OnSubXact, nullptr);
+}
+
+Book& EnsureBookForWrite(int32 instrument_id) {
+    EnsureAttached();
+    EnsureReadCommitted();
+    const Oid relid = InstrumentsRelid();
+    LockDatabaseObject(relid, instrument_id, 0, ExclusiveLock);
+    const int slot = EnsureLoaded(relid, instrument_id);
+    Handle(slot);
+    MarkForUndo(slot);
+    return *locals[slot].book;
+}
+
+namespace {
+LOCKMODE read_lock_mode = NoLock;
+}
+
+Book& EnsureBookForRead(int32 instrument_id) {
+    EnsureAttached();
+    const Oid relid = InstrumentsRelid();
+    LockDatabaseObject(relid, instrument_id, 0, ShareLock);
+    read_lock_mode = ShareLock;
+    int slot;
+    if (SlotState(relid, instrument_id, slot) != kSlotReady) {
+        // Loading needs the exclusive lock; never upgrade in place (two
+        // readers upgrading would deadlock).
+        UnlockDatabaseObject(relid, instrument_id, 0, ShareLock);
+        LockDatabaseObject(relid, instrument_id, 0, ExclusiveLock);
+        read_lock_mode = ExclusiveLock;
+        slot = EnsureLoaded(relid, instrument_id);
+    }
+    return Handle(slot);
+}
+
+void ReleaseBookForRead(int32 instrument_id) {
+    UnlockDatabaseObject(InstrumentsRelid(), instrument_id, 0, read_lock_mode);
+    read_lock_mode = NoLock;
+}
+
+void RebuildBook(int32 instrument_id) {
+    EnsureAttached();
+    EnsureReadCommitted();
+    const Oid relid = InstrumentsRelid();
+    LockDatabaseObject(relid, instrument_id, 0, ExclusiveLock);
+    int slot;
+    SlotState(relid, instrument_id, slot);
+    if (slot >= 0 && !locals[slot].marks.empty())
+        ereport(ERROR, (errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+                        errmsg("cannot rebuild the book of instrument %d in a transaction that changed it",
+                               instrument_id)));
+    if (slot < 0) slot = AssignSlot(relid, instrument_id);
+    SetSlotState(slot, kSlotAssigned);
+    LoadBook(slot, instrument_id);
+    SetSlotState(slot, kSlotReady);
+}
+
+int SlotCount() {
+    EnsureAttached();
+    return shared->slots_count;
+}
+
+bool SlotInfoAt(int i, SlotInfo& out) {
+    LWLockAcquire(shared->lock, LW_SHARED);
+    const Slot s = shared->slots[i];
+    LWLockRelease(shared->lock);
+    if (s.state == kSlotFree || s.dbid != MyDatabaseId) return false;
+    out = SlotInfo{s.dbid, s.instrument_id, s.state == kSlotReady, 0, 0, 0, 0, 0, shared->book_bytes};
+    if (s.state == kSlotReady) {
+        const Book& b = Handle(i);
+        out.orders = b.order_count();
+        out.levels = b.level_count();
+        out.max_orders = b.max_orders();
+        out.max_levels = b.max_levels();
+        out.seq = b.seq();
+    }
+    return true;
+}
+
+}  // namespace pgx::pg

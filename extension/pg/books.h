@@ -1,0 +1,46 @@
+// Shared-memory order books and their transactional use by one backend.
+#pragma once
+
+#include "pg_prelude.h"
+
+namespace pgx::core {
+class Book;
+}
+
+namespace pgx::pg {
+
+// Settings (exchange.*), fixed at server start.
+extern int max_instruments;
+extern int max_orders_per_instrument;
+extern int max_levels_per_instrument;
+
+void DefineSettings();
+void InstallShmemHooks();
+void RegisterTransactionCallbacks();
+
+// Locks the instrument (ExclusiveLock, held to transaction end), loads its
+// book on first use, records an undo mark for the current subtransaction and
+// returns the book, ready to change.
+pgx::core::Book& EnsureBookForWrite(int32 instrument_id);
+
+// Waits for writers of the instrument to finish, loads its book on first use,
+// and returns it for reading; call ReleaseBookForRead when done.
+pgx::core::Book& EnsureBookForRead(int32 instrument_id);
+void ReleaseBookForRead(int32 instrument_id);
+
+// Throws the book away and loads it again from the tables.
+void RebuildBook(int32 instrument_id);
+
+// Per-instrument facts for exchange.stats(): false when the slot is unused.
+struct SlotInfo {
+    Oid dbid;
+    int32 instrument_id;
+    bool loaded;
+    uint32 orders, levels, max_orders, max_levels;
+    uint64 seq;
+    uint64 bytes;
+};
+int SlotCount();
+bool SlotInfoAt(int i, SlotInfo& out);
+
+}  // namespace pgx::pg

@@ -1,0 +1,22 @@
+-- Roles: traders only execute the trading functions; auditors only read.
+CREATE ROLE regress_trader LOGIN IN ROLE exchange_trader;
+CREATE ROLE regress_auditor LOGIN IN ROLE exchange_auditor;
+CREATE ROLE regress_nobody LOGIN;
+SET ROLE regress_trader;
+SELECT status FROM exchange.place_order('acc', 'SOL-USD', 'buy', 'limit', 1, 5);
+SELECT count(*) FROM exchange.orderbook('SOL-USD');
+SELECT try($$SELECT count(*) FROM exchange.orders$$);
+SELECT try($$UPDATE exchange.orders SET status = 'filled'$$);
+SELECT try($$SELECT exchange._place(1, 1, 1, 0::int2, 0::int2, 0::int2, 1, 1, false, 0::int2)$$);
+SELECT try($$SELECT exchange.rebuild('SOL-USD')$$);
+RESET ROLE;
+SET ROLE regress_auditor;
+SELECT count(*) > 0 FROM exchange.orders;
+SELECT try($$DELETE FROM exchange.trades$$);
+SELECT try($$SELECT exchange.place_order('acc', 'SOL-USD', 'buy', 'limit', 1, 5)$$);
+RESET ROLE;
+SET ROLE regress_nobody;
+SELECT try($$SELECT exchange.place_order('acc', 'SOL-USD', 'buy', 'limit', 1, 5)$$);
+SELECT try($$SELECT * FROM exchange.orderbook('SOL-USD')$$);
+RESET ROLE;
+DROP ROLE regress_trader, regress_auditor, regress_nobody;

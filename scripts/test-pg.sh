@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Runs the PostgreSQL suites against a fresh local cluster with the extension
+# preloaded (127.0.0.1, port $PGX_TEST_PORT, default 54329): pg_regress
+# (regress/sql), isolation specs (regress/specs), then the restart and crash
+# tests. The cluster is stopped and removed on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+port=${PGX_TEST_PORT:-54329}
+dir=$root/build/pgtest
+PGXS_TEST=/usr/lib/postgresql/15/lib/pgxs/src/test
+export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres
+
+cleanup() { scripts/pg-cluster.sh stop "$dir"; }
+trap cleanup EXIT
+scripts/pg-cluster.sh stop "$dir"
+rm -rf "$dir"
+scripts/pg-cluster.sh start "$dir" "$port" \
+  exchange.max_instruments=8 exchange.max_orders_per_instrument=100000 exchange.max_levels_per_instrument=10000 \
+  deadlock_timeout=100ms
+
+out=$dir/out
+mkdir -p "$out"
+[ "$(id -u)" -eq 0 ] && chown postgres: "$out"
+status=0
+tests=$(sed -n 's/^test: *//p' regress/schedule | tr '\n' ' ')
+"$PGXS_TEST/regress/pg_regress" --inputdir=regress --outputdir="$out/regress" \
+  --dbname=exchange_regress $tests || status=1
+specs=$(cd regress/specs && ls *.spec 2>/dev/null | sed 's/\.spec$//' | tr '\n' ' ')
+if [ -n "$specs" ]; then
+  "$PGXS_TEST/isolation/pg_isolation_regress" --inputdir=regress --outputdir="$out/isolation" \
+    --dbname=exchange_isolation $specs || status=1
+fi
+for f in "$out"/regress/regression.diffs "$out"/isolation/regression.diffs; do
+  [ -s "$f" ] && { echo "---- $f"; head -200 "$f"; }
+done
+if [ $status -eq 0 ]; then
+  PGX_CLUSTER_DIR=$dir tests/pg/restart_crash_test.sh || status=1
+fi
+exit $status

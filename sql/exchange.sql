@@ -1,0 +1,704 @@
+-- exchange: order books in shared memory, matched in the caller's transaction.
+-- Latest version of the extension script; the build copies it to exchange--<version>.sql.
+\echo Use "CREATE EXTENSION exchange" to load this file. \quit
+
+-- Errors. Malformed input raises an ERROR whose message starts with a stable
+-- reason code ("invalid_price: ..."): SQLSTATE 22023 (invalid_parameter_value)
+-- for bad values, 42704 for an unknown instrument, P0002 for an unknown order,
+-- 42501 for an order of another client, 55000 for an order or instrument in
+-- the wrong state. The matching engine's own decisions (post-only would take,
+-- FOK not fillable, capacity) are orders with status 'rejected' and a
+-- reject_reason: recorded for audit and idempotency, the book unchanged.
+
+CREATE TABLE exchange.instruments (
+    instrument_id serial PRIMARY KEY,
+    symbol text NOT NULL UNIQUE CHECK (symbol ~ '^[A-Za-z0-9][A-Za-z0-9._/-]{0,31}$'),
+    tick_size numeric NOT NULL CHECK (tick_size > 0 AND tick_size < 'Infinity'),
+    lot_size numeric NOT NULL CHECK (lot_size > 0 AND lot_size < 'Infinity'),
+    min_quantity numeric NOT NULL CHECK (min_quantity > 0 AND min_quantity < 'Infinity'),
+    status text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'halted')),
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- Engine numbers for clients (self-trade prevention compares them).
+CREATE TABLE exchange.clients (
+    client_no bigserial PRIMARY KEY,
+    client_id text NOT NULL UNIQUE
+);
+
+CREATE SEQUENCE exchange.order_no_seq;
+CREATE SEQUENCE exchange.priority_seq;
+
+CREATE TABLE exchange.orders (
+    order_id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    order_no bigint NOT NULL UNIQUE,            -- the engine's id
+    client_id text NOT NULL,
+    client_no bigint NOT NULL,
+    instrument text NOT NULL,
+    instrument_id int NOT NULL REFERENCES exchange.instruments,
+    side text NOT NULL CHECK (side IN ('buy', 'sell')),
+    type text NOT NULL CHECK (type IN ('limit', 'market')),
+    time_in_force text NOT NULL CHECK (time_in_force IN ('gtc', 'ioc', 'fok')),
+    post_only boolean NOT NULL DEFAULT false,
+    stp text NOT NULL CHECK (stp IN ('none', 'cancel_newest', 'cancel_oldest', 'cancel_both')),
+    price numeric,
+    quantity numeric NOT NULL,
+    filled_quantity numeric NOT NULL DEFAULT 0,
+    price_ticks bigint,
+    quantity_lots bigint NOT NULL,
+    remaining_lots bigint NOT NULL,             -- resting in the book
+    status text NOT NULL CHECK (status IN ('open', 'partially_filled', 'filled', 'cancelled', 'rejected')),
+    reject_reason text,
+    cancel_reason text,
+    idempotency_key text,
+    priority bigint NOT NULL,                   -- time priority: smaller is older
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (client_id, idempotency_key)
+);
+CREATE INDEX orders_resting ON exchange.orders (instrument_id, priority) WHERE status IN ('open', 'partially_filled');
+CREATE INDEX orders_client ON exchange.orders (client_id, status);
+
+CREATE TABLE exchange.trades (
+    trade_id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    instrument text NOT NULL,
+    instrument_id int NOT NULL,
+    seq bigint NOT NULL,                        -- the journal entry that produced it
+    price numeric NOT NULL,
+    quantity numeric NOT NULL,
+    buy_order_id uuid NOT NULL,
+    sell_order_id uuid NOT NULL,
+    buy_client_id text NOT NULL,
+    sell_client_id text NOT NULL,
+    maker_side text NOT NULL CHECK (maker_side IN ('buy', 'sell')),
+    executed_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX trades_instrument_time ON exchange.trades (instrument, executed_at DESC);
+CREATE INDEX trades_buy_order ON exchange.trades (buy_order_id);
+CREATE INDEX trades_sell_order ON exchange.trades (sell_order_id);
+
+CREATE TABLE exchange.orderbook_snapshots (
+    id bigserial PRIMARY KEY,
+    instrument text NOT NULL,
+    seq bigint NOT NULL,
+    bids jsonb NOT NULL,
+    asks jsonb NOT NULL,
+    taken_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- The journal: one entry per command, gap-free sequence per instrument.
+CREATE TABLE exchange.events (
+    instrument_id int NOT NULL,
+    seq bigint NOT NULL,
+    kind text NOT NULL CHECK (kind IN ('order_placed', 'order_rejected', 'order_cancelled', 'order_amended')),
+    order_id uuid NOT NULL,
+    payload jsonb NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (instrument_id, seq)
+);
+
+-- What every trading function returns.
+CREATE TYPE exchange.order_result AS (
+    order_id uuid,
+    client_id text,
+    instrument text,
+    side text,
+    type text,
+    time_in_force text,
+    price numeric,
+    quantity numeric,
+    filled_quantity numeric,
+    remaining_quantity numeric,
+    status text,
+    reject_reason text,
+    cancel_reason text,
+    trades jsonb,
+    created_at timestamptz,
+    seq bigint
+);
+
+-- The C layer's answer to one command (see extension/pg/functions.cpp).
+CREATE TYPE exchange._match_result AS (
+    accepted boolean, reject text, seq bigint, filled bigint, resting bigint, cancelled bigint,
+    cancel_reason text, priority_kept boolean,
+    fill_maker bigint[], fill_price bigint[], fill_qty bigint[], fill_maker_remaining bigint[],
+    level_side int[], level_price bigint[], level_qty bigint[], level_count int[],
+    stp_order bigint[], stp_qty bigint[]
+);
+
+CREATE FUNCTION exchange._place(int, bigint, bigint, smallint, smallint, smallint, bigint, bigint, boolean, smallint)
+    RETURNS exchange._match_result AS 'MODULE_PATHNAME', 'exchange_place' LANGUAGE C STRICT VOLATILE;
+CREATE FUNCTION exchange._cancel(int, bigint)
+    RETURNS exchange._match_result AS 'MODULE_PATHNAME', 'exchange_cancel' LANGUAGE C STRICT VOLATILE;
+CREATE FUNCTION exchange._amend(int, bigint, bigint, bigint)
+    RETURNS exchange._match_result AS 'MODULE_PATHNAME', 'exchange_amend' LANGUAGE C STRICT VOLATILE;
+CREATE FUNCTION exchange._lock(int) RETURNS bigint AS 'MODULE_PATHNAME', 'exchange_lock' LANGUAGE C STRICT VOLATILE;
+CREATE FUNCTION exchange._next_seq(int) RETURNS bigint AS 'MODULE_PATHNAME', 'exchange_next_seq' LANGUAGE C STRICT VOLATILE;
+CREATE FUNCTION exchange._levels(int, int, OUT side smallint, OUT price bigint, OUT qty bigint, OUT order_count int)
+    RETURNS SETOF record AS 'MODULE_PATHNAME', 'exchange_levels' LANGUAGE C STRICT VOLATILE;
+CREATE FUNCTION exchange._book_orders(int, OUT order_no bigint, OUT side smallint, OUT price bigint, OUT qty bigint,
+                                      OUT rank bigint)
+    RETURNS SETOF record AS 'MODULE_PATHNAME', 'exchange_book_orders' LANGUAGE C STRICT VOLATILE;
+CREATE FUNCTION exchange._validate(int) RETURNS text[] AS 'MODULE_PATHNAME', 'exchange_validate' LANGUAGE C STRICT VOLATILE;
+CREATE FUNCTION exchange._rebuild(int) RETURNS bigint AS 'MODULE_PATHNAME', 'exchange_rebuild' LANGUAGE C STRICT VOLATILE;
+CREATE FUNCTION exchange._stats(OUT instrument_id int, OUT loaded boolean, OUT resting_orders bigint, OUT levels bigint,
+                                OUT max_orders bigint, OUT max_levels bigint, OUT seq bigint, OUT shared_bytes bigint)
+    RETURNS SETOF record AS 'MODULE_PATHNAME', 'exchange_stats_raw' LANGUAGE C STRICT VOLATILE;
+
+-- Raises the ERROR for a reason code (see the comment at the top).
+CREATE FUNCTION exchange._fail(reason text, message text, sqlstate text DEFAULT '22023') RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION USING ERRCODE = sqlstate, MESSAGE = reason || ': ' || message;
+END $$;
+
+-- The instrument row for a symbol, or an error.
+CREATE FUNCTION exchange._instrument(p_symbol text) RETURNS exchange.instruments
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    inst exchange.instruments;
+BEGIN
+    SELECT * INTO inst FROM exchange.instruments WHERE symbol = p_symbol;
+    IF NOT FOUND THEN
+        PERFORM exchange._fail('unknown_instrument', format('instrument %L does not exist', p_symbol), '42704');
+    END IF;
+    RETURN inst;
+END $$;
+
+-- A decimal as an integer number of units (ticks, lots), or an error.
+CREATE FUNCTION exchange._units(value numeric, unit numeric, what text) RETURNS bigint
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF value IS NULL THEN
+        PERFORM exchange._fail('invalid_' || what, what || ' is required');
+    END IF;
+    IF value = 'NaN' OR value IN ('Infinity', '-Infinity') THEN
+        PERFORM exchange._fail('invalid_' || what, format('%s %s is not a number', what, value));
+    END IF;
+    IF value <= 0 THEN
+        PERFORM exchange._fail('invalid_' || what, format('%s %s must be positive', what, value));
+    END IF;
+    IF value % unit <> 0 THEN
+        PERFORM exchange._fail('invalid_' || what, format('%s %s is not a multiple of %s', what, value, unit));
+    END IF;
+    IF value / unit > 1000000000000000000 THEN
+        PERFORM exchange._fail('invalid_' || what, format('%s %s is too large', what, value));
+    END IF;
+    RETURN (value / unit)::bigint;
+END $$;
+
+-- A decimal given as JSON text, or an error naming the field.
+CREATE FUNCTION exchange._decimal(value text, what text) RETURNS numeric
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF value IS NULL THEN
+        RETURN NULL;
+    END IF;
+    IF value !~ '^\s*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]{1,4})?\s*$' THEN
+        PERFORM exchange._fail('invalid_' || what, format('%s %L is not a decimal number', what, value));
+    END IF;
+    RETURN value::numeric;
+END $$;
+
+-- The engine number of a client, created on first use.
+CREATE FUNCTION exchange._client_no(p_client_id text) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    n bigint;
+BEGIN
+    IF p_client_id IS NULL OR p_client_id !~ '^[[:print:]]{1,128}$' THEN
+        PERFORM exchange._fail('invalid_client_id', 'client_id must be 1 to 128 printable characters');
+    END IF;
+    SELECT client_no INTO n FROM exchange.clients WHERE client_id = p_client_id;
+    IF NOT FOUND THEN
+        INSERT INTO exchange.clients (client_id) VALUES (p_client_id) ON CONFLICT (client_id) DO NOTHING
+        RETURNING client_no INTO n;
+        IF n IS NULL THEN
+            SELECT client_no INTO n FROM exchange.clients WHERE client_id = p_client_id;
+        END IF;
+    END IF;
+    RETURN n;
+END $$;
+
+-- An order row as the API's result.
+CREATE FUNCTION exchange._result(o exchange.orders, p_trades jsonb, p_seq bigint) RETURNS exchange.order_result
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT ROW(o.order_id, o.client_id, o.instrument, o.side, o.type, o.time_in_force, o.price, o.quantity,
+               o.filled_quantity, o.remaining_lots * i.lot_size, o.status, o.reject_reason, o.cancel_reason,
+               coalesce(p_trades, '[]'::jsonb), o.created_at, p_seq)::exchange.order_result
+      FROM exchange.instruments i WHERE i.instrument_id = o.instrument_id
+$$;
+
+-- Applies a command's fills and STP cancels to the maker rows, records the
+-- trades; returns them as JSON (trade_id, price, quantity, maker_order_id).
+CREATE FUNCTION exchange._apply_matches(inst exchange.instruments, taker exchange.orders, r exchange._match_result)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+    result jsonb;
+BEGIN
+    IF cardinality(r.stp_order) > 0 THEN
+        UPDATE exchange.orders
+           SET status = 'cancelled', cancel_reason = 'self_trade', remaining_lots = 0, updated_at = now()
+         WHERE order_no = ANY (r.stp_order);
+    END IF;
+    IF cardinality(r.fill_maker) = 0 THEN
+        RETURN '[]'::jsonb;
+    END IF;
+    UPDATE exchange.orders m
+       SET filled_quantity = m.filled_quantity + f.qty * inst.lot_size,
+           remaining_lots = f.remaining,
+           status = CASE WHEN f.remaining = 0 THEN 'filled' ELSE 'partially_filled' END,
+           updated_at = now()
+      FROM unnest(r.fill_maker, r.fill_qty, r.fill_maker_remaining) AS f(maker, qty, remaining)
+     WHERE m.order_no = f.maker;
+    WITH fills AS (
+        SELECT f.n, f.price * inst.tick_size AS price, f.qty * inst.lot_size AS quantity, m.order_id AS maker_id,
+               m.client_id AS maker_client
+          FROM unnest(r.fill_maker, r.fill_price, r.fill_qty) WITH ORDINALITY AS f(maker, price, qty, n)
+          JOIN exchange.orders m ON m.order_no = f.maker
+    ), inserted AS (
+        INSERT INTO exchange.trades (instrument, instrument_id, seq, price, quantity, buy_order_id, sell_order_id,
+                                     buy_client_id, sell_client_id, maker_side)
+        SELECT inst.symbol, inst.instrument_id, r.seq, price, quantity,
+               CASE WHEN taker.side = 'buy' THEN taker.order_id ELSE maker_id END,
+               CASE WHEN taker.side = 'sell' THEN taker.order_id ELSE maker_id END,
+               CASE WHEN taker.side = 'buy' THEN taker.client_id ELSE maker_client END,
+               CASE WHEN taker.side = 'sell' THEN taker.client_id ELSE maker_client END,
+               CASE WHEN taker.side = 'buy' THEN 'sell' ELSE 'buy' END
+          FROM fills ORDER BY n
+        RETURNING trade_id, price, quantity, CASE WHEN taker.side = 'buy' THEN sell_order_id ELSE buy_order_id END AS maker
+    )
+    SELECT jsonb_agg(jsonb_build_object('trade_id', trade_id, 'price', price, 'quantity', quantity,
+                                        'maker_order_id', maker))
+      INTO result FROM inserted;
+    RETURN result;
+END $$;
+
+-- The journal payload part common to all commands: level changes and STP cancels.
+CREATE FUNCTION exchange._book_changes(inst exchange.instruments, r exchange._match_result) RETURNS jsonb
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT jsonb_build_object(
+        'levels', coalesce((SELECT jsonb_agg(jsonb_build_object(
+                                'side', CASE WHEN l.side = 0 THEN 'buy' ELSE 'sell' END,
+                                'price', l.price * inst.tick_size, 'quantity', l.qty * inst.lot_size,
+                                'order_count', l.cnt) ORDER BY l.n)
+                              FROM unnest(r.level_side, r.level_price, r.level_qty, r.level_count)
+                                   WITH ORDINALITY AS l(side, price, qty, cnt, n)), '[]'::jsonb),
+        'stp_cancelled', coalesce(to_jsonb(r.stp_order), '[]'::jsonb))
+$$;
+
+-- Validates, matches and records one order (the body of place_order).
+CREATE FUNCTION exchange._place_order(p_client_id text, p_instrument text, p_side text, p_type text,
+                                      p_quantity numeric, p_price numeric, p_time_in_force text,
+                                      p_idempotency_key text, p_post_only boolean, p_stp text)
+RETURNS exchange.order_result LANGUAGE plpgsql AS $$
+DECLARE
+    inst exchange.instruments;
+    o exchange.orders;
+    r exchange._match_result;
+    v_client_no bigint;
+    v_side text := lower(p_side);
+    v_type text := lower(p_type);
+    v_tif text := lower(coalesce(p_time_in_force, 'gtc'));
+    v_stp text := lower(coalesce(p_stp, 'cancel_newest'));
+    v_lots bigint;
+    v_ticks bigint;
+    v_trades jsonb;
+    v_seq bigint;
+BEGIN
+    inst := exchange._instrument(p_instrument);
+    IF v_side IS NULL OR v_side NOT IN ('buy', 'sell') THEN
+        PERFORM exchange._fail('invalid_side', format('side %L is not buy or sell', p_side));
+    END IF;
+    IF v_type IS NULL OR v_type NOT IN ('limit', 'market') THEN
+        PERFORM exchange._fail('invalid_type', format('type %L is not limit or market', p_type));
+    END IF;
+    IF v_tif NOT IN ('gtc', 'ioc', 'fok') THEN
+        PERFORM exchange._fail('invalid_time_in_force', format('time_in_force %L is not gtc, ioc or fok', p_time_in_force));
+    END IF;
+    IF v_stp NOT IN ('none', 'cancel_newest', 'cancel_oldest', 'cancel_both') THEN
+        PERFORM exchange._fail('invalid_stp', format('stp %L is not none, cancel_newest, cancel_oldest or cancel_both', p_stp));
+    END IF;
+    v_lots := exchange._units(p_quantity, inst.lot_size, 'quantity');
+    IF p_quantity < inst.min_quantity THEN
+        PERFORM exchange._fail('quantity_below_minimum',
+                               format('quantity %s is below the minimum %s', p_quantity, inst.min_quantity));
+    END IF;
+    IF v_type = 'limit' THEN
+        v_ticks := exchange._units(p_price, inst.tick_size, 'price');
+    ELSIF p_price IS NOT NULL THEN
+        PERFORM exchange._fail('invalid_price', 'a market order takes no price');
+    END IF;
+    IF coalesce(p_post_only, false) AND (v_type = 'market' OR v_tif <> 'gtc') THEN
+        PERFORM exchange._fail('invalid_combination', 'post_only needs a gtc limit order');
+    END IF;
+    IF p_idempotency_key IS NOT NULL AND length(p_idempotency_key) NOT BETWEEN 1 AND 255 THEN
+        PERFORM exchange._fail('invalid_idempotency_key', 'idempotency_key must be 1 to 255 characters');
+    END IF;
+    v_client_no := exchange._client_no(p_client_id);
+    IF inst.status <> 'active' THEN
+        PERFORM exchange._fail('instrument_halted', format('instrument %s is %s', inst.symbol, inst.status), '55000');
+    END IF;
+
+    IF p_idempotency_key IS NOT NULL THEN
+        -- Serialise requests with this key (any instrument), then answer a repeat with the original order.
+        PERFORM pg_advisory_xact_lock(hashtextextended('exchange.idempotency:' || p_client_id || ':' || p_idempotency_key, 0));
+        SELECT * INTO o FROM exchange.orders WHERE client_id = p_client_id AND idempotency_key = p_idempotency_key;
+        IF FOUND THEN
+            -- Every trade of the order so far, as taker or maker.
+            RETURN exchange._result(o, (SELECT jsonb_agg(jsonb_build_object('trade_id', t.trade_id, 'price', t.price,
+                                               'quantity', t.quantity,
+                                               'maker_order_id', CASE WHEN t.maker_side = 'buy' THEN t.buy_order_id
+                                                                      ELSE t.sell_order_id END)
+                                               ORDER BY t.seq, t.executed_at)
+                                          FROM exchange.trades t
+                                         WHERE t.instrument_id = o.instrument_id
+                                           AND (t.buy_order_id = o.order_id OR t.sell_order_id = o.order_id)),
+                                    NULL);
+        END IF;
+    END IF;
+
+    PERFORM exchange._lock(inst.instrument_id);
+    o.order_no := nextval('exchange.order_no_seq');
+    r := exchange._place(inst.instrument_id, o.order_no, v_client_no,
+                         CASE WHEN v_side = 'buy' THEN 0 ELSE 1 END::smallint,
+                         CASE WHEN v_type = 'limit' THEN 0 ELSE 1 END::smallint,
+                         CASE v_tif WHEN 'gtc' THEN 0 WHEN 'ioc' THEN 1 ELSE 2 END::smallint,
+                         coalesce(v_ticks, 0), v_lots, coalesce(p_post_only, false),
+                         CASE v_stp WHEN 'none' THEN 0 WHEN 'cancel_newest' THEN 1 WHEN 'cancel_oldest' THEN 2 ELSE 3 END::smallint);
+    v_seq := CASE WHEN r.accepted THEN r.seq ELSE exchange._next_seq(inst.instrument_id) END;
+
+    o.order_id := gen_random_uuid();
+    o.client_id := p_client_id;
+    o.client_no := v_client_no;
+    o.instrument := inst.symbol;
+    o.instrument_id := inst.instrument_id;
+    o.side := v_side;
+    o.type := v_type;
+    o.time_in_force := v_tif;
+    o.post_only := coalesce(p_post_only, false);
+    o.stp := v_stp;
+    o.price := p_price;
+    o.quantity := p_quantity;
+    o.filled_quantity := coalesce(r.filled, 0) * inst.lot_size;
+    o.price_ticks := v_ticks;
+    o.quantity_lots := v_lots;
+    o.remaining_lots := coalesce(r.resting, 0);
+    o.status := CASE WHEN NOT r.accepted THEN 'rejected'
+                     WHEN r.resting > 0 AND r.filled > 0 THEN 'partially_filled'
+                     WHEN r.resting > 0 THEN 'open'
+                     WHEN r.filled = v_lots THEN 'filled'
+                     ELSE 'cancelled' END;
+    o.reject_reason := CASE WHEN NOT r.accepted THEN r.reject END;
+    o.cancel_reason := CASE WHEN r.accepted AND r.cancelled > 0 THEN r.cancel_reason END;
+    o.idempotency_key := p_idempotency_key;
+    o.priority := nextval('exchange.priority_seq');
+    o.created_at := now();
+    o.updated_at := now();
+    INSERT INTO exchange.orders SELECT o.*;
+
+    v_trades := exchange._apply_matches(inst, o, r);
+    INSERT INTO exchange.events (instrument_id, seq, kind, order_id, payload)
+    VALUES (inst.instrument_id, v_seq, CASE WHEN r.accepted THEN 'order_placed' ELSE 'order_rejected' END, o.order_id,
+            jsonb_build_object('order_id', o.order_id, 'client_id', o.client_id, 'side', o.side, 'type', o.type,
+                               'price', o.price, 'quantity', o.quantity, 'status', o.status,
+                               'filled_quantity', o.filled_quantity,
+                               'remaining_quantity', o.remaining_lots * inst.lot_size,
+                               'reject_reason', o.reject_reason, 'cancel_reason', o.cancel_reason,
+                               'trades', v_trades) || exchange._book_changes(inst, r));
+    RETURN exchange._result(o, v_trades, v_seq);
+END $$;
+
+-- The order's row, locked for the command; checks ownership and that it rests.
+CREATE FUNCTION exchange._resting_order(p_order_id uuid, p_client_id text) RETURNS exchange.orders
+LANGUAGE plpgsql AS $$
+DECLARE
+    o exchange.orders;
+BEGIN
+    SELECT * INTO o FROM exchange.orders WHERE order_id = p_order_id;
+    IF NOT FOUND THEN
+        PERFORM exchange._fail('order_not_found', format('order %s does not exist', p_order_id), 'P0002');
+    END IF;
+    IF p_client_id IS NOT NULL AND o.client_id <> p_client_id THEN
+        PERFORM exchange._fail('not_order_owner', format('order %s belongs to another client', p_order_id), '42501');
+    END IF;
+    PERFORM exchange._lock(o.instrument_id);
+    SELECT * INTO o FROM exchange.orders WHERE order_id = p_order_id;  -- as of now, under the lock
+    IF o.status NOT IN ('open', 'partially_filled') THEN
+        PERFORM exchange._fail('order_not_open', format('order %s is %s', p_order_id, o.status), '55000');
+    END IF;
+    RETURN o;
+END $$;
+
+CREATE FUNCTION exchange._cancel_order(p_order_id uuid, p_client_id text) RETURNS exchange.order_result
+LANGUAGE plpgsql AS $$
+DECLARE
+    o exchange.orders := exchange._resting_order(p_order_id, p_client_id);
+    inst exchange.instruments;
+    r exchange._match_result;
+BEGIN
+    SELECT * INTO inst FROM exchange.instruments WHERE instrument_id = o.instrument_id;
+    r := exchange._cancel(o.instrument_id, o.order_no);
+    IF NOT r.accepted THEN
+        PERFORM exchange._fail('book_out_of_sync', format('order %s is open in the table but not in the book: %s',
+                               p_order_id, r.reject), 'XX000');
+    END IF;
+    UPDATE exchange.orders SET status = 'cancelled', cancel_reason = 'user', remaining_lots = 0, updated_at = now()
+     WHERE order_id = p_order_id RETURNING * INTO o;
+    INSERT INTO exchange.events (instrument_id, seq, kind, order_id, payload)
+    VALUES (o.instrument_id, r.seq, 'order_cancelled', o.order_id,
+            jsonb_build_object('order_id', o.order_id, 'client_id', o.client_id, 'status', o.status,
+                               'cancelled_quantity', r.cancelled * inst.lot_size) || exchange._book_changes(inst, r));
+    RETURN exchange._result(o, '[]'::jsonb, r.seq);
+END $$;
+
+CREATE FUNCTION exchange._amend_order(p_order_id uuid, p_quantity numeric, p_price numeric, p_client_id text)
+RETURNS exchange.order_result LANGUAGE plpgsql AS $$
+DECLARE
+    o exchange.orders := exchange._resting_order(p_order_id, p_client_id);
+    inst exchange.instruments;
+    r exchange._match_result;
+    v_lots bigint;
+    v_filled_lots bigint;
+    v_ticks bigint;
+    v_trades jsonb;
+BEGIN
+    SELECT * INTO inst FROM exchange.instruments WHERE instrument_id = o.instrument_id;
+    IF p_quantity IS NULL AND p_price IS NULL THEN
+        PERFORM exchange._fail('no_change', 'give a new quantity, a new price or both');
+    END IF;
+    v_lots := CASE WHEN p_quantity IS NULL THEN o.quantity_lots ELSE exchange._units(p_quantity, inst.lot_size, 'quantity') END;
+    v_ticks := CASE WHEN p_price IS NULL THEN o.price_ticks ELSE exchange._units(p_price, inst.tick_size, 'price') END;
+    v_filled_lots := o.quantity_lots - o.remaining_lots;  -- includes nothing cancelled: the order rests
+    IF v_lots <= v_filled_lots THEN
+        PERFORM exchange._fail('invalid_quantity', format('quantity %s must exceed the filled quantity %s',
+                               p_quantity, o.filled_quantity));
+    END IF;
+    r := exchange._amend(o.instrument_id, o.order_no, v_ticks, v_lots - v_filled_lots);
+    IF NOT r.accepted THEN
+        PERFORM exchange._fail(r.reject, format('amend of order %s rejected', p_order_id),
+                               CASE WHEN r.reject IN ('order_capacity', 'level_capacity') THEN '53000' ELSE '22023' END);
+    END IF;
+    UPDATE exchange.orders
+       SET quantity = v_lots * inst.lot_size, price = v_ticks * inst.tick_size, price_ticks = v_ticks,
+           quantity_lots = v_lots, remaining_lots = r.resting,
+           filled_quantity = filled_quantity + r.filled * inst.lot_size,
+           status = CASE WHEN r.resting > 0 AND v_filled_lots + r.filled > 0 THEN 'partially_filled'
+                         WHEN r.resting > 0 THEN 'open'
+                         WHEN r.cancelled > 0 THEN 'cancelled' ELSE 'filled' END,
+           cancel_reason = CASE WHEN r.cancelled > 0 THEN r.cancel_reason END,
+           priority = CASE WHEN r.priority_kept THEN priority ELSE nextval('exchange.priority_seq') END,
+           updated_at = now()
+     WHERE order_id = p_order_id RETURNING * INTO o;
+    v_trades := exchange._apply_matches(inst, o, r);
+    INSERT INTO exchange.events (instrument_id, seq, kind, order_id, payload)
+    VALUES (o.instrument_id, r.seq, 'order_amended', o.order_id,
+            jsonb_build_object('order_id', o.order_id, 'client_id', o.client_id, 'price', o.price,
+                               'quantity', o.quantity, 'status', o.status, 'priority_kept', r.priority_kept,
+                               'filled_quantity', o.filled_quantity,
+                               'remaining_quantity', o.remaining_lots * inst.lot_size,
+                               'trades', v_trades) || exchange._book_changes(inst, r));
+    RETURN exchange._result(o, v_trades, r.seq);
+END $$;
+
+-- ---------------------------------------------------------------- public API
+
+CREATE FUNCTION exchange.create_instrument(symbol text, tick_size numeric, lot_size numeric,
+                                           min_quantity numeric DEFAULT NULL)
+RETURNS exchange.instruments LANGUAGE plpgsql AS $$
+DECLARE
+    inst exchange.instruments;
+BEGIN
+    IF tick_size IS NULL OR NOT (tick_size > 0 AND tick_size < 'Infinity') THEN
+        PERFORM exchange._fail('invalid_tick_size', 'tick_size must be a positive number');
+    END IF;
+    IF lot_size IS NULL OR NOT (lot_size > 0 AND lot_size < 'Infinity') THEN
+        PERFORM exchange._fail('invalid_lot_size', 'lot_size must be a positive number');
+    END IF;
+    IF min_quantity IS NOT NULL AND NOT (min_quantity > 0 AND min_quantity < 'Infinity' AND min_quantity % lot_size = 0) THEN
+        PERFORM exchange._fail('invalid_min_quantity', 'min_quantity must be a positive multiple of lot_size');
+    END IF;
+    IF symbol IS NULL OR symbol !~ '^[A-Za-z0-9][A-Za-z0-9._/-]{0,31}$' THEN
+        PERFORM exchange._fail('invalid_symbol', 'symbol must be 1 to 32 letters, digits, ".", "_", "/" or "-"');
+    END IF;
+    INSERT INTO exchange.instruments (symbol, tick_size, lot_size, min_quantity)
+    VALUES (symbol, tick_size, lot_size, coalesce(min_quantity, lot_size))
+    RETURNING * INTO inst;
+    RETURN inst;
+EXCEPTION WHEN unique_violation THEN
+    PERFORM exchange._fail('duplicate_instrument', format('instrument %L already exists', symbol), '23505');
+END $$;
+
+CREATE FUNCTION exchange.place_order(client_id text, instrument text, side text, type text, quantity numeric,
+                                     price numeric DEFAULT NULL, time_in_force text DEFAULT 'gtc',
+                                     idempotency_key text DEFAULT NULL, post_only boolean DEFAULT false,
+                                     stp text DEFAULT NULL)
+RETURNS exchange.order_result LANGUAGE sql AS $$
+    SELECT exchange._place_order(client_id, instrument, side, type, quantity, price, time_in_force,
+                                 idempotency_key, post_only, stp)
+$$;
+
+-- Places a JSON array of orders in one transaction; one result per order, in
+-- order. An order with bad input gets status 'rejected' with the reason code
+-- (the others still go through).
+CREATE FUNCTION exchange.place_orders(orders jsonb) RETURNS SETOF exchange.order_result
+LANGUAGE plpgsql AS $$
+DECLARE
+    item jsonb;
+    res exchange.order_result;
+    msg text;
+BEGIN
+    IF orders IS NULL OR jsonb_typeof(orders) <> 'array' THEN
+        PERFORM exchange._fail('invalid_batch', 'orders must be a JSON array');
+    END IF;
+    FOR item IN SELECT value FROM jsonb_array_elements(orders) LOOP
+        BEGIN
+            IF jsonb_typeof(item) <> 'object' THEN
+                PERFORM exchange._fail('invalid_order', 'each order must be a JSON object');
+            END IF;
+            res := exchange._place_order(item->>'client_id', item->>'instrument', item->>'side', item->>'type',
+                                         exchange._decimal(item->>'quantity', 'quantity'),
+                                         exchange._decimal(item->>'price', 'price'),
+                                         item->>'time_in_force', item->>'idempotency_key',
+                                         coalesce((item->>'post_only')::boolean, false), item->>'stp');
+        EXCEPTION WHEN invalid_parameter_value OR undefined_object OR object_not_in_prerequisite_state THEN
+            GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT;
+            res := ROW(NULL, item->>'client_id', item->>'instrument', item->>'side', item->>'type',
+                       item->>'time_in_force', NULL, NULL, 0, 0, 'rejected',
+                       CASE WHEN position(':' IN msg) > 0 THEN split_part(msg, ':', 1) ELSE 'invalid_order' END,
+                       NULL, '[]'::jsonb, now(), NULL)::exchange.order_result;
+        END;
+        RETURN NEXT res;
+    END LOOP;
+END $$;
+
+CREATE FUNCTION exchange.cancel_order(order_id uuid, client_id text DEFAULT NULL) RETURNS exchange.order_result
+LANGUAGE sql AS $$ SELECT exchange._cancel_order(order_id, client_id) $$;
+
+CREATE FUNCTION exchange.amend_order(order_id uuid, quantity numeric DEFAULT NULL, price numeric DEFAULT NULL,
+                                     client_id text DEFAULT NULL) RETURNS exchange.order_result
+LANGUAGE sql AS $$ SELECT exchange._amend_order(order_id, quantity, price, client_id) $$;
+
+-- The book from shared memory (committed state), best levels first per side.
+CREATE FUNCTION exchange.orderbook(instrument text, depth int DEFAULT 20)
+RETURNS TABLE (side text, price numeric, quantity numeric, order_count int)
+LANGUAGE plpgsql AS $$
+DECLARE
+    inst exchange.instruments := exchange._instrument(instrument);
+BEGIN
+    IF depth IS NULL OR depth < 0 THEN
+        PERFORM exchange._fail('invalid_depth', 'depth must be zero or positive');
+    END IF;
+    RETURN QUERY
+        SELECT CASE WHEN l.side = 0 THEN 'buy' ELSE 'sell' END, l.price * inst.tick_size, l.qty * inst.lot_size,
+               l.order_count
+          FROM exchange._levels(inst.instrument_id, depth) WITH ORDINALITY AS l(side, price, qty, order_count, n)
+         ORDER BY l.n;
+END $$;
+
+-- Every difference between the book in memory and the tables (empty = healthy).
+CREATE FUNCTION exchange.verify(instrument text) RETURNS TABLE (problem text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    inst exchange.instruments := exchange._instrument(instrument);
+BEGIN
+    RETURN QUERY SELECT 'invariant: ' || p FROM unnest(exchange._validate(inst.instrument_id)) AS p;
+    RETURN QUERY
+    WITH book AS (
+        SELECT * FROM exchange._book_orders(inst.instrument_id)
+    ), rows AS (
+        SELECT o.order_no, CASE WHEN o.side = 'buy' THEN 0 ELSE 1 END AS side, o.price_ticks AS price,
+               o.remaining_lots AS qty,
+               row_number() OVER (PARTITION BY o.side
+                                  ORDER BY CASE WHEN o.side = 'buy' THEN -o.price_ticks ELSE o.price_ticks END,
+                                           o.priority) AS rank
+          FROM exchange.orders o
+         WHERE o.instrument_id = inst.instrument_id AND o.status IN ('open', 'partially_filled')
+    )
+    SELECT CASE
+             WHEN b.order_no IS NULL THEN format('order_no %s rests in the table but not in the book', t.order_no)
+             WHEN t.order_no IS NULL THEN format('order_no %s rests in the book but not in the table', b.order_no)
+             WHEN b.side <> t.side OR b.price <> t.price OR b.qty <> t.qty THEN
+               format('order_no %s differs: book side %s price %s qty %s, table side %s price %s qty %s',
+                      b.order_no, b.side, b.price, b.qty, t.side, t.price, t.qty)
+             ELSE format('order_no %s is at queue position %s in the book but %s in the table', b.order_no, b.rank, t.rank)
+           END
+      FROM book b FULL JOIN rows t ON b.order_no = t.order_no
+     WHERE b.order_no IS NULL OR t.order_no IS NULL OR b.side <> t.side OR b.price <> t.price OR b.qty <> t.qty
+        OR b.rank <> t.rank;
+    RETURN QUERY
+    SELECT format('book sequence %s but journal ends at %s', s.seq, j.seq)
+      FROM exchange._stats() s,
+           (SELECT coalesce(max(e.seq), 0) AS seq FROM exchange.events e WHERE e.instrument_id = inst.instrument_id) j
+     WHERE s.instrument_id = inst.instrument_id AND s.loaded AND s.seq <> j.seq;
+END $$;
+
+-- Reloads the book from the tables; returns the number of resting orders.
+CREATE FUNCTION exchange.rebuild(instrument text) RETURNS bigint
+LANGUAGE sql AS $$ SELECT exchange._rebuild((exchange._instrument(instrument)).instrument_id) $$;
+
+-- Stores the whole book in orderbook_snapshots; returns the snapshot id.
+CREATE FUNCTION exchange.snapshot(instrument text) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    inst exchange.instruments := exchange._instrument(instrument);
+    v_id bigint;
+    v_seq bigint := exchange._lock(inst.instrument_id);
+BEGIN
+    INSERT INTO exchange.orderbook_snapshots (instrument, seq, bids, asks)
+    SELECT inst.symbol, v_seq,
+           coalesce(jsonb_agg(jsonb_build_object('price', l.price, 'quantity', l.quantity, 'order_count', l.order_count))
+                    FILTER (WHERE l.side = 'buy'), '[]'),
+           coalesce(jsonb_agg(jsonb_build_object('price', l.price, 'quantity', l.quantity, 'order_count', l.order_count))
+                    FILTER (WHERE l.side = 'sell'), '[]')
+      FROM exchange.orderbook(inst.symbol, 2147483647) l
+    RETURNING id INTO v_id;
+    RETURN v_id;
+END $$;
+
+-- Per-instrument shared-memory state.
+CREATE FUNCTION exchange.stats()
+RETURNS TABLE (instrument text, loaded boolean, resting_orders bigint, levels bigint, max_orders bigint,
+               max_levels bigint, seq bigint, shared_bytes bigint)
+LANGUAGE sql AS $$
+    SELECT i.symbol, coalesce(s.loaded, false), coalesce(s.resting_orders, 0), coalesce(s.levels, 0), s.max_orders,
+           s.max_levels, s.seq, s.shared_bytes
+      FROM exchange.instruments i LEFT JOIN exchange._stats() s ON s.instrument_id = i.instrument_id
+     ORDER BY i.symbol
+$$;
+
+-- ------------------------------------------------------------------ access
+
+-- Trading and reading go through the functions (SECURITY DEFINER); nobody
+-- but the extension owner writes the tables.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'exchange_trader') THEN
+        CREATE ROLE exchange_trader NOLOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'exchange_auditor') THEN
+        CREATE ROLE exchange_auditor NOLOGIN;
+    END IF;
+END $$;
+
+REVOKE ALL ON ALL TABLES IN SCHEMA exchange FROM PUBLIC;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA exchange FROM PUBLIC;
+GRANT USAGE ON SCHEMA exchange TO exchange_trader, exchange_auditor;
+GRANT SELECT ON ALL TABLES IN SCHEMA exchange TO exchange_auditor;
+GRANT EXECUTE ON FUNCTION exchange.orderbook(text, int), exchange.stats() TO exchange_auditor;
+GRANT EXECUTE ON FUNCTION
+    exchange.place_order(text, text, text, text, numeric, numeric, text, text, boolean, text),
+    exchange.place_orders(jsonb), exchange.cancel_order(uuid, text), exchange.amend_order(uuid, numeric, numeric, text),
+    exchange.orderbook(text, int), exchange.stats()
+    TO exchange_trader;
+
+DO $$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
+              WHERE p.pronamespace = 'exchange'::regnamespace AND p.proname NOT LIKE '\_%'
+    LOOP
+        EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER SET search_path = exchange, pg_catalog, pg_temp', f);
+    END LOOP;
+END $$;

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Restart and crash tests against the cluster in $PGX_CLUSTER_DIR (PGHOST,
+# PGPORT, PGUSER set): after a clean restart the books are exactly as before;
+# after kill -9 of the postmaster under load from several clients, and of a
+# backend holding an instrument lock mid-transaction, every acknowledged order
+# is in the tables, nothing uncommitted is, every book verifies clean and the
+# journal has no gaps.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+dir=${PGX_CLUSTER_DIR:?}
+port=${PGPORT:?}
+work=$dir/crash
+mkdir -p "$work"
+db=crash_test
+psql_db() { psql -X -q -v ON_ERROR_STOP=1 -d "$db" "$@"; }
+fail() { echo "FAIL: $*" >&2; exit 1; }
+passed=0
+
+# Every instrument verifies clean and every journal is gap-free.
+check_health() {
+  local problems gaps
+  problems=$(psql_db -At -c "SELECT i.symbol || ': ' || v.problem FROM exchange.instruments i, exchange.verify(i.symbol) v")
+  [ -z "$problems" ] || fail "$1: verify found: $problems"
+  gaps=$(psql_db -At -c "SELECT instrument_id FROM exchange.events GROUP BY instrument_id HAVING count(*) <> max(seq) OR min(seq) <> 1")
+  [ -z "$gaps" ] || fail "$1: journal gaps for instruments $gaps"
+}
+
+# A stream of n random orders for one client, one autocommitted statement each,
+# printing the order id once the commit is acknowledged.
+order_script() {
+  local client=$1 n=$2 seed=$3
+  awk -v c="$client" -v n="$n" -v s="$seed" 'BEGIN { srand(s); for (i = 0; i < n; i++) {
+      inst = (rand() < 0.5) ? "AAA" : "BBB"; side = (rand() < 0.5) ? "buy" : "sell";
+      price = 90 + int(rand() * 21); qty = 1 + int(rand() * 5);
+      printf "SELECT order_id FROM exchange.place_order(%s, %s, %s, %s, %d, %d);\n", "'\''" c "'\''", "'\''" inst "'\''",
+             "'\''" side "'\''", "'\''limit'\''", qty, price } }'
+}
+
+psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
+psql_db -c "CREATE EXTENSION exchange" \
+        -c "SELECT exchange.create_instrument('AAA', 1, 1)" -c "SELECT exchange.create_instrument('BBB', 1, 1)" >/dev/null
+
+# 1. Clean restart: the books are reloaded exactly.
+order_script seed 400 1 | psql_db -At >/dev/null
+before=$(psql_db -At -c "SELECT symbol, o.* FROM exchange.instruments, exchange.orderbook(symbol, 1000) o")
+scripts/pg-cluster.sh stop "$dir"
+scripts/pg-cluster.sh start "$dir" "$port"
+after=$(psql_db -At -c "SELECT symbol, o.* FROM exchange.instruments, exchange.orderbook(symbol, 1000) o")
+[ "$before" = "$after" ] || fail "restart: books differ"
+[ -n "$after" ] || fail "restart: empty books"
+check_health restart
+passed=$((passed + 1))
+
+# 2. kill -9 the postmaster while three clients place orders.
+for c in 1 2 3; do
+  order_script "client$c" 3000 "$((c + 10))" > "$work/orders$c.sql"
+  psql -X -q -At -d "$db" -f "$work/orders$c.sql" > "$work/ack$c.txt" 2>/dev/null &
+done
+sleep 2
+scripts/pg-cluster.sh crash "$dir"
+wait || true
+scripts/pg-cluster.sh start "$dir" "$port"
+acked=$(cat "$work"/ack*.txt | grep -cE '^[0-9a-f-]{36}$' || true)
+[ "$acked" -gt 0 ] || fail "postmaster crash: no order was acknowledged before the crash"
+missing=$(cat "$work"/ack*.txt | grep -E '^[0-9a-f-]{36}$' | psql_db -At -c "CREATE TEMP TABLE ack (id uuid)" \
+            -c "COPY ack FROM STDIN" -c "SELECT count(*) FROM ack WHERE id NOT IN (SELECT order_id FROM exchange.orders)")
+[ "$missing" = 0 ] || fail "postmaster crash: $missing acknowledged orders lost"
+check_health "postmaster crash"
+echo "postmaster crash under load: $acked orders acknowledged, 0 lost"
+passed=$((passed + 1))
+
+# 3. kill -9 a backend that holds an instrument lock mid-transaction, with
+#    another session waiting for the lock.
+psql_db -c "BEGIN" -c "SELECT exchange.place_order('victim', 'AAA', 'buy', 'limit', 7, 1)" \
+        -c "SELECT pg_sleep(60)" >/dev/null 2>&1 &
+sleep 1
+psql_db -At -c "SELECT order_id FROM exchange.place_order('waiter', 'AAA', 'sell', 'limit', 1, 500)" >/dev/null 2>&1 &
+sleep 1
+victim=$(psql_db -At -c "SELECT pid FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()")
+[ -n "$victim" ] || fail "backend crash: no victim backend found"
+kill -9 "$victim"
+wait || true
+for _ in $(seq 100); do psql_db -At -c "SELECT 1" >/dev/null 2>&1 && break; sleep 0.2; done
+[ "$(psql_db -At -c "SELECT count(*) FROM exchange.orders WHERE client_id = 'victim'")" = 0 ] ||
+  fail "backend crash: the uncommitted order survived"
+check_health "backend crash"
+psql_db -At -c "SELECT status FROM exchange.place_order('after', 'AAA', 'buy', 'limit', 1, 1)" | grep -q open ||
+  fail "backend crash: trading did not resume"
+check_health "after backend crash"
+passed=$((passed + 1))
+
+echo "$passed passed, 0 failed"
