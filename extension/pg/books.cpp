@@ -172,10 +172,20 @@ void SetSlotState(int slot, uint32 state) {
 int AssignSlot(Oid relid, int32 instrument_id) {
     LWLockAcquire(shared->lock, LW_EXCLUSIVE);
     int slot = FindSlotLocked(relid, instrument_id);
-    for (int i = 0; slot < 0 && i < shared->slots_count; ++i)
-        if (shared->slots[i].state == kSlotFree) {
-            shared->slots[i] = Slot{MyDatabaseId, relid, instrument_id, kSlotAssigned};
-            slot = i;
+    // A free slot, else a stale one: of this database but an instruments
+    // table that is gone (the extension was dropped and created again), or of
+    // a database that no longer exists.
+    for (int pass = 0; pass < 2 && slot < 0; ++pass)
+        for (int i = 0; slot < 0 && i < shared->slots_count; ++i) {
+            const Slot& s = shared->slots[i];
+            const bool usable =
+                pass == 0 ? s.state == kSlotFree
+                          : (s.dbid == MyDatabaseId && s.relid != relid) ||
+                                !SearchSysCacheExists1(DATABASEOID, ObjectIdGetDatum(s.dbid));
+            if (usable) {
+                shared->slots[i] = Slot{MyDatabaseId, relid, instrument_id, kSlotAssigned};
+                slot = i;
+            }
         }
     LWLockRelease(shared->lock);
     if (slot < 0)
@@ -415,10 +425,11 @@ int SlotCount() {
 }
 
 bool SlotInfoAt(int i, SlotInfo& out) {
+    const Oid relid = InstrumentsRelid();
     LWLockAcquire(shared->lock, LW_SHARED);
     const Slot s = shared->slots[i];
     LWLockRelease(shared->lock);
-    if (s.state == kSlotFree || s.dbid != MyDatabaseId) return false;
+    if (s.state == kSlotFree || s.dbid != MyDatabaseId || s.relid != relid) return false;
     out = SlotInfo{s.dbid, s.instrument_id, s.state == kSlotReady, 0, 0, 0, 0, 0, shared->book_bytes};
     if (s.state == kSlotReady) {
         const Book& b = Handle(i);
