@@ -77,6 +77,8 @@ shmem_startup_hook_type prev_shmem_startup = nullptr;
 struct Local {
     std::unique_ptr<Book> book;
     std::vector<std::pair<SubTransactionId, size_t>> marks;  // undo marks, innermost last
+    int32 instrument_id = 0;
+    uint64 seq_at_start = 0;  // the book's sequence when this transaction first touched it
 };
 std::vector<Local> locals;
 std::vector<int> touched;  // slots with marks in the current transaction
@@ -287,12 +289,29 @@ int EnsureLoaded(Oid relid, int32 instrument_id) {
 void MarkForUndo(int slot) {
     Local& l = locals[slot];
     const SubTransactionId sub = GetCurrentSubTransactionId();
-    if (l.marks.empty()) touched.push_back(slot);
+    if (l.marks.empty()) {
+        touched.push_back(slot);
+        l.seq_at_start = l.book->seq();
+    }
     if (l.marks.empty() || l.marks.back().first != sub) l.marks.emplace_back(sub, l.book->savepoint());
 }
 
 void OnXact(XactEvent event, void*) {
     switch (event) {
+        case XACT_EVENT_PRE_COMMIT:
+            // One notification per transaction and instrument: the journal
+            // range it committed. Queued before PreCommit_Notify, so it is
+            // sent if and only if the transaction commits.
+            for (int slot : touched) {
+                const Local& l = locals[slot];
+                if (l.book->seq() == l.seq_at_start) continue;
+                char payload[64];
+                snprintf(payload, sizeof payload, "%d:%llu:%llu", l.instrument_id,
+                         static_cast<unsigned long long>(l.seq_at_start + 1),
+                         static_cast<unsigned long long>(l.book->seq()));
+                Async_Notify("exchange_events", payload);
+            }
+            break;
         case XACT_EVENT_PRE_PREPARE:
             if (!touched.empty())
                 ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -372,6 +391,7 @@ Book& EnsureBookForWrite(int32 instrument_id) {
     LockDatabaseObject(relid, instrument_id, 0, ExclusiveLock);
     const int slot = EnsureLoaded(relid, instrument_id);
     Handle(slot);
+    locals[slot].instrument_id = instrument_id;
     MarkForUndo(slot);
     return *locals[slot].book;
 }
