@@ -430,7 +430,8 @@ void BM_mixed(benchmark::State& st) {
     const uint32_t depth_start = book.order_count();
     size_t i = 0, rejected = 0, fills = 0;
     for (auto _ : st) {
-        rejected += !apply(book, stream[i++ % stream.size()], w.res);
+        rejected += !apply(book, stream[i], w.res);
+        if (++i == stream.size()) i = 0;  // defensive: iterations == stream length
         book.commit();
         fills += w.res.fills.size();
     }
@@ -463,12 +464,14 @@ public:
 
     void ReportRuns(const std::vector<Run>& runs) override {
         for (const Run& r : runs) {
-            if (r.run_type != Run::RT_Iteration || r.error_occurred) continue;
+            if (r.error_occurred) continue;
+            const bool median = r.run_type == Run::RT_Aggregate && r.aggregate_name == "median";
+            if (r.run_type != Run::RT_Iteration && !median) continue;
             const auto it = r.counters.find("items_per_second");
             if (it == r.counters.end()) continue;
             const std::string& a = r.run_name.args;
             const uint32_t depth = static_cast<uint32_t>(std::stoul(a.substr(a.find(':') + 1)));
-            rates_[r.run_name.function_name][depth].push_back(it->second.value);
+            (median ? medians_ : rates_)[r.run_name.function_name][depth].push_back(it->second.value);
         }
         ConsoleReporter::ReportRuns(runs);
     }
@@ -518,15 +521,18 @@ public:
     }
 
 private:
-    // Median ops/s of a (case, depth), 0 if it did not run.
+    // Median ops/s of a (case, depth) over its repetitions, 0 if it did not run.
     double rate(const std::string& c, uint32_t depth) const {
-        const auto ci = rates_.find(c);
-        if (ci == rates_.end()) return 0;
-        const auto di = ci->second.find(depth);
-        if (di == ci->second.end() || di->second.empty()) return 0;
-        std::vector<double> v = di->second;
-        std::sort(v.begin(), v.end());
-        return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+        for (const auto* m : {&medians_, &rates_}) {
+            const auto ci = m->find(c);
+            if (ci == m->end()) continue;
+            const auto di = ci->second.find(depth);
+            if (di == ci->second.end() || di->second.empty()) continue;
+            std::vector<double> v = di->second;
+            std::sort(v.begin(), v.end());
+            return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+        }
+        return 0;
     }
     // ops/s(10k) / ops/s(1M), 0 if either is missing.
     double ratio(const std::string& c) const {
@@ -539,12 +545,22 @@ private:
         for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(static_cast<size_t>(i), ",");
         return s;
     }
-    std::map<std::string, std::map<uint32_t, std::vector<double>>> rates_;
+    using Rates = std::map<std::string, std::map<uint32_t, std::vector<double>>>;
+    Rates rates_;    // case -> depth -> ops/s of each repetition
+    Rates medians_;  // case -> depth -> ops/s of the "median" aggregate
 };
 
 }  // namespace
 
 int main(int argc, char** argv) {
+    // Defaults for a noisy 2-core VM: 3 repetitions, aggregates only. Flags
+    // given on the command line come later and so take precedence.
+    std::vector<char*> args(argv, argv + argc);
+    char reps[] = "--benchmark_repetitions=3", aggs[] = "--benchmark_display_aggregates_only=true";
+    args.insert(args.begin() + 1, {reps, aggs});
+    int n = static_cast<int>(args.size());
+    args.push_back(nullptr);
+
     const std::vector<std::string> cases = {"add", "cancel", "aggressive", "mixed"};
     void (*const fns[])(benchmark::State&) = {BM_add, BM_cancel, BM_aggressive, BM_mixed};
     for (size_t c = 0; c < cases.size(); ++c) {
@@ -553,9 +569,9 @@ int main(int argc, char** argv) {
         for (uint32_t d : kDepths) b->Arg(d);
         if (cases[c] == "mixed") b->Iterations(static_cast<benchmark::IterationCount>(kMixedOps));
     }
-    const benchmark::ConsoleReporter::OutputOptions opts = console_options(argc, argv);
-    benchmark::Initialize(&argc, argv);
-    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+    const benchmark::ConsoleReporter::OutputOptions opts = console_options(n, args.data());
+    benchmark::Initialize(&n, args.data());
+    if (benchmark::ReportUnrecognizedArguments(n, args.data())) return 1;
     SummaryReporter reporter(opts);
     benchmark::RunSpecifiedBenchmarks(&reporter);
     reporter.PrintSummary(cases);
