@@ -234,6 +234,7 @@ private:
     void treap_insert(Side s, uint32_t li);
     void treap_erase(Side s, uint32_t li);
 
+    uint32_t hash_home(uint64_t id) const;
     uint32_t hash_find(uint64_t id) const;
     void hash_insert(uint64_t id, uint32_t slot);
     void hash_erase(uint64_t id);
