@@ -222,12 +222,14 @@ END $$;
 
 -- An order row as the API's result.
 CREATE FUNCTION exchange._result(o exchange.orders, p_trades jsonb, p_seq bigint) RETURNS exchange.order_result
-LANGUAGE sql IMMUTABLE AS $$
-    SELECT ROW(o.order_id, o.client_id, o.instrument, o.side, o.type, o.time_in_force, o.price, o.quantity,
-               o.filled_quantity, o.remaining_lots * i.lot_size, o.status, o.reject_reason, o.cancel_reason,
-               coalesce(p_trades, '[]'::jsonb), o.created_at, p_seq)::exchange.order_result
-      FROM exchange.instruments i WHERE i.instrument_id = o.instrument_id
-$$;
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN ROW(o.order_id, o.client_id, o.instrument, o.side, o.type, o.time_in_force, o.price, o.quantity,
+               o.filled_quantity, o.remaining_lots * (SELECT lot_size FROM exchange.instruments i
+                                                      WHERE i.instrument_id = o.instrument_id),
+               o.status, o.reject_reason, o.cancel_reason, coalesce(p_trades, '[]'::jsonb), o.created_at,
+               p_seq)::exchange.order_result;
+END $$;
 
 -- Applies a command's fills and STP cancels to the maker rows, records the
 -- trades; returns them as JSON (trade_id, price, quantity, maker_order_id).
@@ -276,16 +278,17 @@ END $$;
 
 -- The journal payload part common to all commands: level changes and STP cancels.
 CREATE FUNCTION exchange._book_changes(inst exchange.instruments, r exchange._match_result) RETURNS jsonb
-LANGUAGE sql IMMUTABLE AS $$
-    SELECT jsonb_build_object(
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN jsonb_build_object(
         'levels', coalesce((SELECT jsonb_agg(jsonb_build_object(
                                 'side', CASE WHEN l.side = 0 THEN 'buy' ELSE 'sell' END,
                                 'price', l.price * inst.tick_size, 'quantity', l.qty * inst.lot_size,
                                 'order_count', l.cnt) ORDER BY l.n)
                               FROM unnest(r.level_side, r.level_price, r.level_qty, r.level_count)
                                    WITH ORDINALITY AS l(side, price, qty, cnt, n)), '[]'::jsonb),
-        'stp_cancelled', coalesce(to_jsonb(r.stp_order), '[]'::jsonb))
-$$;
+        'stp_cancelled', coalesce(to_jsonb(r.stp_order), '[]'::jsonb));
+END $$;
 
 -- Validates, matches and records one order (the body of place_order).
 CREATE FUNCTION exchange._place_order(p_client_id text, p_instrument text, p_side text, p_type text,
@@ -533,10 +536,11 @@ CREATE FUNCTION exchange.place_order(client_id text, instrument text, side text,
                                      price numeric DEFAULT NULL, time_in_force text DEFAULT 'gtc',
                                      idempotency_key text DEFAULT NULL, post_only boolean DEFAULT false,
                                      stp text DEFAULT NULL)
-RETURNS exchange.order_result LANGUAGE sql AS $$
-    SELECT exchange._place_order(client_id, instrument, side, type, quantity, price, time_in_force,
-                                 idempotency_key, post_only, stp)
-$$;
+RETURNS exchange.order_result LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN exchange._place_order(client_id, instrument, side, type, quantity, price, time_in_force,
+                                 idempotency_key, post_only, stp);
+END $$;
 
 -- Places a JSON array of orders in one transaction; one result per order, in
 -- order. An order with bad input gets status 'rejected' with the reason code
@@ -573,11 +577,11 @@ BEGIN
 END $$;
 
 CREATE FUNCTION exchange.cancel_order(order_id uuid, client_id text DEFAULT NULL) RETURNS exchange.order_result
-LANGUAGE sql AS $$ SELECT exchange._cancel_order(order_id, client_id) $$;
+LANGUAGE plpgsql AS $$ BEGIN RETURN exchange._cancel_order(order_id, client_id); END $$;
 
 CREATE FUNCTION exchange.amend_order(order_id uuid, quantity numeric DEFAULT NULL, price numeric DEFAULT NULL,
                                      client_id text DEFAULT NULL) RETURNS exchange.order_result
-LANGUAGE sql AS $$ SELECT exchange._amend_order(order_id, quantity, price, client_id) $$;
+LANGUAGE plpgsql AS $$ BEGIN RETURN exchange._amend_order(order_id, quantity, price, client_id); END $$;
 
 -- The book from shared memory (committed state), best levels first per side.
 CREATE FUNCTION exchange.orderbook(instrument text, depth int DEFAULT 20)
