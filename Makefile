@@ -12,7 +12,7 @@ PG_PACKAGES := postgresql-15 postgresql-client-15 postgresql-server-dev-15
 RUN_DIR := .run
 RUN_PG_PORT ?= 54320
 
-.PHONY: all build deps ext install-ext test test-core test-core-long test-core-asan test-pg bench bench-core \
+.PHONY: all build deps ext install-ext test test-core test-core-long test-core-asan test-pg bench bench-core bench-pg \
         run stop clean format
 
 all: build
@@ -53,10 +53,14 @@ PGX_DIFF_OPS ?= 20000000
 test-core-long: build
 	PGX_DIFF_OPS=$(PGX_DIFF_OPS) $(BUILD_DIR)/core_tests --gtest_filter='Differential*'
 
-bench: bench-core
+bench: bench-core bench-pg
 
 bench-core: build
 	$(BUILD_DIR)/core_bench
+
+# pgbench against the extension beside plain INSERT (PGX_BENCH_SECONDS per case).
+bench-pg: install-ext
+	scripts/bench-pg.sh
 
 # A local cluster in .run/pg (127.0.0.1:$(RUN_PG_PORT)) with the extension and a demo instrument.
 run: build install-ext

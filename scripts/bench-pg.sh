@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# SQL-level benchmark of the extension with durable commits (synchronous_commit
+# on, fsync on), each case beside a plain single-row INSERT transaction
+# measured in the same run: the machine's durable-commit ceiling.
+# Also times loading a book of 1,000,000 resting orders.
+# PGX_BENCH_SECONDS (default 10) per case; port 54339.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+port=${PGX_BENCH_PORT:-54339}
+secs=${PGX_BENCH_SECONDS:-10}
+dir=$root/build/pgbench
+PGBENCH=/usr/lib/postgresql/15/bin/pgbench
+export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres PGDATABASE=bench
+
+cleanup() { scripts/pg-cluster.sh stop "$dir"; }
+trap cleanup EXIT
+scripts/pg-cluster.sh stop "$dir"
+rm -rf "$dir"
+scripts/pg-cluster.sh start "$dir" "$port" exchange.max_instruments=10 shared_buffers=512MB max_wal_size=4GB
+psql -X -q -d postgres -c "CREATE DATABASE bench"
+psql -X -q -c "CREATE EXTENSION exchange" -c "CREATE TABLE bench_plain (id bigserial PRIMARY KEY, client int, v float8, at timestamptz DEFAULT now())"
+for i in 1 2 3 4 5 6 7 8; do psql -X -q -c "SELECT exchange.create_instrument('B$i', 1, 1)" >/dev/null; done
+
+# tps of one pgbench run: script, clients, then extra flags.
+run() {
+  local script=$1 clients=$2
+  "$PGBENCH" -n -M prepared -T "$secs" -c "$clients" -j "$clients" -f "tests/perf/pgbench/$script" 2>/dev/null |
+    sed -n 's/^tps = \([0-9.]*\).*/\1/p'
+}
+
+printf '\n%-46s %12s %12s %10s\n' "case (durable commits, ${secs}s each)" "tx/s" "orders/s" "vs INSERT"
+base1=$(run plain_insert.sql 1)
+base8=$(run plain_insert.sql 8)
+row() { awk -v n="$1" -v t="$2" -v per="$3" -v b="$4" 'BEGIN { printf "%-46s %12.0f %12.0f %9.0f%%\n", n, t, t * per, 100 * t / b }'; }
+row "plain single-row INSERT, 1 client" "$base1" 1 "$base1"
+row "plain single-row INSERT, 8 clients" "$base8" 1 "$base8"
+row "place_order, 1 client, 1 instrument" "$(run place_one.sql 1)" 1 "$base1"
+row "place_order, 8 clients, 1 instrument" "$(run place_one.sql 8)" 1 "$base8"
+row "place_order, 8 clients, 8 instruments" "$(run place_one_8.sql 8)" 1 "$base8"
+row "place_orders x100, 1 client" "$(run place_batch.sql 1)" 100 "$base1"
+row "place_orders x100, 8 clients" "$(run place_batch.sql 8)" 100 "$base8"
+problems=$(psql -X -At -c "SELECT count(*) FROM exchange.instruments i, exchange.verify(i.symbol)")
+echo "verify after the run: $problems problems"
+
+# Loading a book of 1,000,000 resting orders (bids 1..5000, asks 5001..10000).
+psql -X -q -c "SELECT exchange.create_instrument('LOAD', 1, 1)" >/dev/null
+psql -X -q <<'SQL'
+INSERT INTO exchange.clients (client_id) VALUES ('loader') ON CONFLICT DO NOTHING;
+INSERT INTO exchange.orders (order_no, client_id, client_no, instrument, instrument_id, side, type, time_in_force,
+                             stp, price, quantity, price_ticks, quantity_lots, remaining_lots, status, priority)
+SELECT nextval('exchange.order_no_seq'), 'loader', (SELECT client_no FROM exchange.clients WHERE client_id = 'loader'),
+       'LOAD', i.instrument_id, CASE WHEN g % 2 = 0 THEN 'buy' ELSE 'sell' END, 'limit', 'gtc', 'cancel_newest',
+       p, 1, p, 1, 1, 'open', nextval('exchange.priority_seq')
+  FROM exchange.instruments i, generate_series(1, 1000000) g,
+       LATERAL (SELECT CASE WHEN g % 2 = 0 THEN 1 + g % 5000 ELSE 5001 + g % 5000 END AS p) x
+ WHERE i.symbol = 'LOAD';
+SQL
+start=$(date +%s.%N)
+loaded=$(psql -X -At -c "SELECT exchange.rebuild('LOAD')")
+end=$(date +%s.%N)
+awk -v n="$loaded" -v s="$start" -v e="$end" 'BEGIN { printf "\nloading a book of %d resting orders: %.2f s\n", n, e - s }'

@@ -1,0 +1,1 @@
+INSERT INTO bench_plain (client, v) VALUES (:client_id, random());
