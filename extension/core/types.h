@@ -158,6 +158,17 @@ struct NewOrder {
     Stp stp = kDefaultStp;
 };
 
+// A GTC limit order with the default options.
+inline NewOrder limit_order(OrderId id, OwnerId owner, Side side, Price price, Qty qty) {
+    NewOrder o;
+    o.id = id;
+    o.owner = owner;
+    o.side = side;
+    o.price = price;
+    o.qty = qty;
+    return o;
+}
+
 // A resting order as seen from outside (queries, loading, tests).
 struct RestingOrder {
     OrderId id = 0;

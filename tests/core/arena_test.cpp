@@ -9,14 +9,9 @@
 namespace pgx::test {
 namespace {
 
-// A GTC limit order.
+// A GTC limit order without self-trade prevention.
 NewOrder limit(OrderId id, Side side, int64_t price, int64_t qty, OwnerId owner = 1) {
-    NewOrder o;
-    o.id = id;
-    o.owner = owner;
-    o.side = side;
-    o.price = Price{price};
-    o.qty = Qty{qty};
+    NewOrder o = limit_order(id, owner, side, Price{price}, Qty{qty});
     o.stp = Stp::None;
     return o;
 }

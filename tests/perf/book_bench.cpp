@@ -64,13 +64,7 @@ int64_t level_price(Side s, int64_t i) { return s == Side::Buy ? kMid - 1 - i : 
 
 // A GTC limit order that rests (the prices used never cross).
 NewOrder passive(OrderId id, Side s, int64_t price, int64_t qty, OwnerId owner) {
-    NewOrder o;
-    o.id = id;
-    o.owner = owner;
-    o.side = s;
-    o.price = Price{price};
-    o.qty = Qty{qty};
-    return o;
+    return limit_order(id, owner, s, Price{price}, Qty{qty});
 }
 
 // A built book of one depth: its region image and the ids of its resting orders.
