@@ -601,11 +601,13 @@ BEGIN
 END $$;
 
 -- Every difference between the book in memory and the tables (empty = healthy).
+-- Holds the instrument's lock for the whole check, so both sides are one moment.
 CREATE FUNCTION exchange.verify(instrument text) RETURNS TABLE (problem text)
 LANGUAGE plpgsql AS $$
 DECLARE
     inst exchange.instruments := exchange._instrument(instrument);
 BEGIN
+    PERFORM exchange._lock(inst.instrument_id);
     RETURN QUERY SELECT 'invariant: ' || p FROM unnest(exchange._validate(inst.instrument_id)) AS p;
     RETURN QUERY
     WITH book AS (
