@@ -233,46 +233,45 @@ END $$;
 
 -- Applies a command's fills and STP cancels to the maker rows, records the
 -- trades; returns them as JSON (trade_id, price, quantity, maker_order_id).
+-- One statement per fill: each is a primary-key lookup with a trivial plan
+-- (a join against unnest() of the arrays got generic plans that scanned).
 CREATE FUNCTION exchange._apply_matches(inst exchange.instruments, taker exchange.orders, r exchange._match_result)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
-    result jsonb;
+    result jsonb := '[]'::jsonb;
+    v_maker_id uuid;
+    v_maker_client text;
+    v_trade uuid;
+    v_price numeric;
+    v_quantity numeric;
 BEGIN
     IF cardinality(r.stp_order) > 0 THEN
         UPDATE exchange.orders
            SET status = 'cancelled', cancel_reason = 'self_trade', remaining_lots = 0, updated_at = now()
          WHERE order_no = ANY (r.stp_order);
     END IF;
-    IF cardinality(r.fill_maker) = 0 THEN
-        RETURN '[]'::jsonb;
-    END IF;
-    UPDATE exchange.orders m
-       SET filled_quantity = m.filled_quantity + f.qty * inst.lot_size,
-           remaining_lots = f.remaining,
-           status = CASE WHEN f.remaining = 0 THEN 'filled' ELSE 'partially_filled' END,
-           updated_at = now()
-      FROM unnest(r.fill_maker, r.fill_qty, r.fill_maker_remaining) AS f(maker, qty, remaining)
-     WHERE m.order_no = f.maker;
-    WITH fills AS (
-        SELECT f.n, f.price * inst.tick_size AS price, f.qty * inst.lot_size AS quantity, m.order_id AS maker_id,
-               m.client_id AS maker_client
-          FROM unnest(r.fill_maker, r.fill_price, r.fill_qty) WITH ORDINALITY AS f(maker, price, qty, n)
-          JOIN exchange.orders m ON m.order_no = f.maker
-    ), inserted AS (
+    FOR i IN 1 .. coalesce(cardinality(r.fill_maker), 0) LOOP
+        v_price := r.fill_price[i] * inst.tick_size;
+        v_quantity := r.fill_qty[i] * inst.lot_size;
+        UPDATE exchange.orders
+           SET filled_quantity = filled_quantity + v_quantity,
+               remaining_lots = r.fill_maker_remaining[i],
+               status = CASE WHEN r.fill_maker_remaining[i] = 0 THEN 'filled' ELSE 'partially_filled' END,
+               updated_at = now()
+         WHERE order_no = r.fill_maker[i]
+        RETURNING order_id, client_id INTO v_maker_id, v_maker_client;
         INSERT INTO exchange.trades (instrument, instrument_id, seq, price, quantity, buy_order_id, sell_order_id,
                                      buy_client_id, sell_client_id, maker_side)
-        SELECT inst.symbol, inst.instrument_id, r.seq, price, quantity,
-               CASE WHEN taker.side = 'buy' THEN taker.order_id ELSE maker_id END,
-               CASE WHEN taker.side = 'sell' THEN taker.order_id ELSE maker_id END,
-               CASE WHEN taker.side = 'buy' THEN taker.client_id ELSE maker_client END,
-               CASE WHEN taker.side = 'sell' THEN taker.client_id ELSE maker_client END,
-               CASE WHEN taker.side = 'buy' THEN 'sell' ELSE 'buy' END
-          FROM fills ORDER BY n
-        RETURNING trade_id, price, quantity, CASE WHEN taker.side = 'buy' THEN sell_order_id ELSE buy_order_id END AS maker
-    )
-    SELECT jsonb_agg(jsonb_build_object('trade_id', trade_id, 'price', price, 'quantity', quantity,
-                                        'maker_order_id', maker))
-      INTO result FROM inserted;
+        VALUES (inst.symbol, inst.instrument_id, r.seq, v_price, v_quantity,
+                CASE WHEN taker.side = 'buy' THEN taker.order_id ELSE v_maker_id END,
+                CASE WHEN taker.side = 'sell' THEN taker.order_id ELSE v_maker_id END,
+                CASE WHEN taker.side = 'buy' THEN taker.client_id ELSE v_maker_client END,
+                CASE WHEN taker.side = 'sell' THEN taker.client_id ELSE v_maker_client END,
+                CASE WHEN taker.side = 'buy' THEN 'sell' ELSE 'buy' END)
+        RETURNING trade_id INTO v_trade;
+        result := result || jsonb_build_object('trade_id', v_trade, 'price', v_price, 'quantity', v_quantity,
+                                               'maker_order_id', v_maker_id);
+    END LOOP;
     RETURN result;
 END $$;
 
