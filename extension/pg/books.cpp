@@ -79,6 +79,7 @@ struct Local {
     std::vector<std::pair<SubTransactionId, size_t>> marks;  // undo marks, innermost last
     int32 instrument_id = 0;
     uint64 seq_at_start = 0;  // the book's sequence when this transaction first touched it
+    bool touched = false;     // listed in `touched` for this transaction
 };
 std::vector<Local> locals;
 std::vector<int> touched;  // slots with marks in the current transaction
@@ -289,8 +290,9 @@ int EnsureLoaded(Oid relid, int32 instrument_id) {
 void MarkForUndo(int slot) {
     Local& l = locals[slot];
     const SubTransactionId sub = GetCurrentSubTransactionId();
-    if (l.marks.empty()) {
+    if (!l.touched) {
         touched.push_back(slot);
+        l.touched = true;
         l.seq_at_start = l.book->seq();
     }
     if (l.marks.empty() || l.marks.back().first != sub) l.marks.emplace_back(sub, l.book->savepoint());
@@ -328,6 +330,7 @@ void OnXact(XactEvent event, void*) {
                 l.book->commit();
                 l.book->undo_log().shrink(1 << 16);
                 l.marks.clear();
+                l.touched = false;
             }
             touched.clear();
             break;
