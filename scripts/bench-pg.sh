@@ -38,6 +38,8 @@ row "plain single-row INSERT, 8 clients" "$base8" 1 "$base8"
 row "place_order, 1 client, 1 instrument" "$(run place_one.sql 1)" 1 "$base1"
 row "place_order, 8 clients, 1 instrument" "$(run place_one.sql 8)" 1 "$base8"
 row "place_order, 8 clients, 8 instruments" "$(run place_one_8.sql 8)" 1 "$base8"
+row "  the same without NOTIFY (exchange.notify=off)" "$(PGOPTIONS='-c exchange.notify=off' run place_one_8.sql 8)" 1 "$base8"
+row "place_order, 1 client, NOTIFY off" "$(PGOPTIONS='-c exchange.notify=off' run place_one.sql 1)" 1 "$base1"
 row "place_orders x100, 1 client" "$(run place_batch.sql 1)" 100 "$base1"
 row "place_orders x100, 8 clients" "$(run place_batch.sql 8)" 100 "$base8"
 problems=$(psql -X -At -c "SELECT count(*) FROM exchange.instruments i, exchange.verify(i.symbol)")

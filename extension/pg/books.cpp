@@ -45,6 +45,7 @@ namespace pgx::pg {
 int max_instruments = 8;
 int max_orders_per_instrument = 1000000;
 int max_levels_per_instrument = 100000;
+bool notify = true;
 
 namespace {
 
@@ -304,6 +305,7 @@ void OnXact(XactEvent event, void*) {
             // One notification per transaction and instrument: the journal
             // range it committed. Queued before PreCommit_Notify, so it is
             // sent if and only if the transaction commits.
+            if (!notify) break;
             for (int slot : touched) {
                 const Local& l = locals[slot];
                 if (l.book->seq() == l.seq_at_start) continue;
@@ -372,6 +374,9 @@ void DefineSettings() {
     DefineCustomIntVariable("exchange.max_levels_per_instrument", "Price levels (both sides) one order book can hold.",
                             "64 bytes per level.", &max_levels_per_instrument, 100000, 4, 1 << 28, PGC_POSTMASTER, 0,
                             nullptr, nullptr, nullptr);
+    DefineCustomBoolVariable("exchange.notify", "Publish committed journal ranges on channel exchange_events.",
+                             "Off only to measure what NOTIFY costs: listeners then miss changes.", &notify, true,
+                             PGC_SUSET, 0, nullptr, nullptr, nullptr);
     MarkGUCPrefixReserved("exchange");
 }
 

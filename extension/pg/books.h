@@ -13,6 +13,7 @@ namespace pgx::pg {
 extern int max_instruments;
 extern int max_orders_per_instrument;
 extern int max_levels_per_instrument;
+extern bool notify;
 
 void DefineSettings();
 void InstallShmemHooks();

@@ -4,7 +4,8 @@
 # after kill -9 of the postmaster under load from several clients, and of a
 # backend holding an instrument lock mid-transaction, every acknowledged order
 # is in the tables, nothing uncommitted is, every book verifies clean and the
-# journal has no gaps.
+# journal has no gaps. Also: without shared_preload_libraries the library
+# refuses to load with a clear message.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 dir=${PGX_CLUSTER_DIR:?}
@@ -87,6 +88,18 @@ check_health "backend crash"
 psql_db -At -c "SELECT status FROM exchange.place_order('after', 'AAA', 'buy', 'limit', 1, 1)" | grep -q open ||
   fail "backend crash: trading did not resume"
 check_health "after backend crash"
+passed=$((passed + 1))
+
+# 4. Without shared_preload_libraries the library refuses to load, clearly.
+bare=$dir-bare
+scripts/pg-cluster.sh stop "$bare"
+rm -rf "$bare"
+scripts/pg-cluster.sh start "$bare" "$((port + 1))" "shared_preload_libraries = ''"
+msg=$(psql -X -q -p "$((port + 1))" -d postgres -c "CREATE EXTENSION exchange" 2>&1 || true)
+scripts/pg-cluster.sh stop "$bare"
+rm -rf "$bare"
+echo "$msg" | grep -q "exchange must be loaded via shared_preload_libraries" ||
+  fail "not preloaded: unexpected answer: $msg"
 passed=$((passed + 1))
 
 echo "$passed passed, 0 failed"
