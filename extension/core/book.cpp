@@ -183,6 +183,10 @@ void Book::free_level(uint32_t i) {
 // consecutive ids side by side (8 cache lines) and scatters the blocks: the
 // duplicate check of a new order and the cancel of a recent one then hit
 // cache lines that are already hot, even in a book of a million orders.
+// The price: colliding blocks form long probe runs. Measured in books of
+// 100k sequential ids, one cancel shifts 10 entries at the median, 138 at the
+// 90th percentile, 586 at most; 8-id blocks cut that to 10/42/168 but made
+// the mixed benchmark at 1M orders 5-8% slower, so 32 stays for now.
 
 uint32_t Book::hash_home(uint64_t id) const {
     return static_cast<uint32_t>((mix64(id >> 5) << 5) | (id & 31)) & hash_mask_;

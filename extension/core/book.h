@@ -11,7 +11,8 @@
 // Structure. Each side keeps its levels in a doubly linked list from best to
 // worst (best price in O(1)) and in a treap keyed by price (finding where a
 // new level goes in O(log levels)). Each level keeps its orders in an
-// intrusive FIFO list (time priority). The id hash gives O(1) cancel.
+// intrusive FIFO list (time priority). The id hash gives expected O(1)
+// cancel; its probe runs are longer than a random hash's (see book.cpp).
 //
 // Undo. Every write to the region goes through put(), which records the old
 // bytes in the book's UndoLog. savepoint()/rollback_to() restore the region
