@@ -21,7 +21,6 @@ scripts/pg-cluster.sh start "$dir" "$port" \
 
 out=$dir/out
 mkdir -p "$out"
-[ "$(id -u)" -eq 0 ] && chown postgres: "$out"
 status=0
 tests=$(sed -n 's/^test: *//p' regress/schedule | tr '\n' ' ')
 "$PGXS_TEST/regress/pg_regress" --inputdir=regress --outputdir="$out/regress" \

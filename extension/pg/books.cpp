@@ -430,7 +430,7 @@ void ReleaseBookForRead(int32 instrument_id) {
     read_lock_mode = NoLock;
 }
 
-void RebuildBook(int32 instrument_id) {
+uint32 RebuildBook(int32 instrument_id) {
     EnsureAttached();
     EnsureReadCommitted();
     const Oid relid = InstrumentsRelid();
@@ -445,6 +445,7 @@ void RebuildBook(int32 instrument_id) {
     SetSlotState(slot, kSlotAssigned);
     LoadBook(slot, instrument_id);
     SetSlotState(slot, kSlotReady);
+    return locals[slot].book->order_count();
 }
 
 int SlotCount() {

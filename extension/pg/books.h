@@ -29,8 +29,9 @@ pgx::core::Book& EnsureBookForWrite(int32 instrument_id);
 pgx::core::Book& EnsureBookForRead(int32 instrument_id);
 void ReleaseBookForRead(int32 instrument_id);
 
-// Throws the book away and loads it again from the tables.
-void RebuildBook(int32 instrument_id);
+// Throws the book away and loads it again from the tables; returns the
+// number of resting orders loaded.
+uint32 RebuildBook(int32 instrument_id);
 
 // Per-instrument facts for exchange.stats(): false when the slot is unused.
 struct SlotInfo {

@@ -241,10 +241,7 @@ Datum exchange_validate(PG_FUNCTION_ARGS) {
 
 // _rebuild(instrument_id) -> resting orders loaded.
 Datum exchange_rebuild(PG_FUNCTION_ARGS) {
-    const int32 iid = PG_GETARG_INT32(0);
-    pg::RebuildBook(iid);
-    const core::Book& book = pg::EnsureBookForWrite(iid);
-    PG_RETURN_INT64(book.order_count());
+    PG_RETURN_INT64(pg::RebuildBook(PG_GETARG_INT32(0)));
 }
 
 // _stats() -> one row per book of this database in shared memory.
