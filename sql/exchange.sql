@@ -64,6 +64,7 @@ CREATE TABLE exchange.trades (
     instrument text NOT NULL,
     instrument_id int NOT NULL,
     seq bigint NOT NULL,                        -- the journal entry that produced it
+    trade_no bigserial NOT NULL,                -- execution order (within a journal entry too)
     price numeric NOT NULL,
     quantity numeric NOT NULL,
     buy_order_id uuid NOT NULL,
@@ -133,6 +134,7 @@ CREATE FUNCTION exchange._cancel(int, bigint)
 CREATE FUNCTION exchange._amend(int, bigint, bigint, bigint)
     RETURNS exchange._match_result AS 'MODULE_PATHNAME', 'exchange_amend' LANGUAGE C STRICT VOLATILE;
 CREATE FUNCTION exchange._lock(int) RETURNS bigint AS 'MODULE_PATHNAME', 'exchange_lock' LANGUAGE C STRICT VOLATILE;
+CREATE FUNCTION exchange._read_lock(int) RETURNS bigint AS 'MODULE_PATHNAME', 'exchange_read_lock' LANGUAGE C STRICT VOLATILE;
 CREATE FUNCTION exchange._next_seq(int) RETURNS bigint AS 'MODULE_PATHNAME', 'exchange_next_seq' LANGUAGE C STRICT VOLATILE;
 CREATE FUNCTION exchange._levels(int, int, OUT side smallint, OUT price bigint, OUT qty bigint, OUT order_count int)
     RETURNS SETOF record AS 'MODULE_PATHNAME', 'exchange_levels' LANGUAGE C STRICT VOLATILE;
@@ -230,6 +232,17 @@ BEGIN
                o.status, o.reject_reason, o.cancel_reason, coalesce(p_trades, '[]'::jsonb), o.created_at,
                p_seq)::exchange.order_result;
 END $$;
+
+-- Every trade of an order so far, as taker or maker, oldest first.
+CREATE FUNCTION exchange._order_trades(o exchange.orders) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(jsonb_agg(jsonb_build_object('trade_id', t.trade_id, 'price', t.price, 'quantity', t.quantity,
+                                                 'maker_order_id', CASE WHEN t.maker_side = 'buy' THEN t.buy_order_id
+                                                                        ELSE t.sell_order_id END)
+                              ORDER BY t.seq, t.trade_no), '[]'::jsonb)
+      FROM exchange.trades t
+     WHERE t.instrument_id = o.instrument_id AND (t.buy_order_id = o.order_id OR t.sell_order_id = o.order_id)
+$$;
 
 -- Applies a command's fills and STP cancels to the maker rows, records the
 -- trades; returns them as JSON (trade_id, price, quantity, maker_order_id).
@@ -348,15 +361,7 @@ BEGIN
         SELECT * INTO o FROM exchange.orders WHERE client_id = p_client_id AND idempotency_key = p_idempotency_key;
         IF FOUND THEN
             -- Every trade of the order so far, as taker or maker.
-            RETURN exchange._result(o, (SELECT jsonb_agg(jsonb_build_object('trade_id', t.trade_id, 'price', t.price,
-                                               'quantity', t.quantity,
-                                               'maker_order_id', CASE WHEN t.maker_side = 'buy' THEN t.buy_order_id
-                                                                      ELSE t.sell_order_id END)
-                                               ORDER BY t.seq, t.executed_at)
-                                          FROM exchange.trades t
-                                         WHERE t.instrument_id = o.instrument_id
-                                           AND (t.buy_order_id = o.order_id OR t.sell_order_id = o.order_id)),
-                                    NULL);
+            RETURN exchange._result(o, exchange._order_trades(o), NULL);
         END IF;
     END IF;
 
@@ -672,6 +677,113 @@ LANGUAGE sql AS $$
      ORDER BY i.symbol
 $$;
 
+-- ------------------------------------------------------------------- reads
+
+-- One order with all its trades (seq is NULL: this is not a command).
+CREATE FUNCTION exchange.get_order(order_id uuid) RETURNS exchange.order_result
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    o exchange.orders;
+BEGIN
+    SELECT * INTO o FROM exchange.orders WHERE orders.order_id = get_order.order_id;
+    IF NOT FOUND THEN
+        PERFORM exchange._fail('order_not_found', format('order %s does not exist', get_order.order_id), 'P0002');
+    END IF;
+    RETURN exchange._result(o, exchange._order_trades(o), NULL);
+END $$;
+
+-- A client's orders, newest first: its resting ones (status NULL) or those with one status.
+CREATE FUNCTION exchange.list_orders(client_id text, status text DEFAULT NULL, max_rows int DEFAULT 100)
+RETURNS SETOF exchange.order_result
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    IF status IS NOT NULL AND status NOT IN ('open', 'partially_filled', 'filled', 'cancelled', 'rejected') THEN
+        PERFORM exchange._fail('invalid_status', format('status %L is not open, partially_filled, filled, cancelled or rejected', status));
+    END IF;
+    IF max_rows IS NULL OR max_rows NOT BETWEEN 1 AND 10000 THEN
+        PERFORM exchange._fail('invalid_limit', 'max_rows must be between 1 and 10000');
+    END IF;
+    RETURN QUERY
+        SELECT (exchange._result(o, '[]'::jsonb, NULL)).*
+          FROM exchange.orders o
+         WHERE o.client_id = list_orders.client_id
+           AND CASE WHEN list_orders.status IS NULL THEN o.status IN ('open', 'partially_filled')
+                    ELSE o.status = list_orders.status END
+         ORDER BY o.order_no DESC
+         LIMIT max_rows;
+END $$;
+
+-- The latest trades of an instrument, newest first.
+CREATE FUNCTION exchange.recent_trades(instrument text, max_rows int DEFAULT 100)
+RETURNS TABLE (trade_id uuid, symbol text, price numeric, quantity numeric, buy_order_id uuid,
+               sell_order_id uuid, buy_client_id text, sell_client_id text, maker_side text, seq bigint,
+               executed_at timestamptz)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    inst exchange.instruments := exchange._instrument(instrument);
+BEGIN
+    IF max_rows IS NULL OR max_rows NOT BETWEEN 1 AND 10000 THEN
+        PERFORM exchange._fail('invalid_limit', 'max_rows must be between 1 and 10000');
+    END IF;
+    RETURN QUERY
+        SELECT t.trade_id, t.instrument, t.price, t.quantity, t.buy_order_id, t.sell_order_id, t.buy_client_id,
+               t.sell_client_id, t.maker_side, t.seq, t.executed_at
+          FROM exchange.trades t
+         WHERE t.instrument = inst.symbol
+         ORDER BY t.executed_at DESC, t.seq DESC, t.trade_no DESC
+         LIMIT max_rows;
+END $$;
+
+-- Trade statistics over the last `minutes`; vwap is rounded to four places
+-- beyond the tick (the only non-exact number, documented as such).
+CREATE FUNCTION exchange.trade_stats(instrument text, minutes int DEFAULT 60)
+RETURNS TABLE (symbol text, trade_count bigint, volume numeric, notional numeric, vwap numeric, open numeric,
+               high numeric, low numeric, close numeric)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    inst exchange.instruments := exchange._instrument(instrument);
+BEGIN
+    IF minutes IS NULL OR minutes NOT BETWEEN 1 AND 525600 THEN
+        PERFORM exchange._fail('invalid_minutes', 'minutes must be between 1 and 525600');
+    END IF;
+    RETURN QUERY
+        SELECT inst.symbol, count(*), coalesce(sum(t.quantity), 0), coalesce(sum(t.price * t.quantity), 0),
+               round(sum(t.price * t.quantity) / nullif(sum(t.quantity), 0), scale(inst.tick_size) + 4),
+               (array_agg(t.price ORDER BY t.executed_at, t.seq, t.trade_no))[1], max(t.price), min(t.price),
+               (array_agg(t.price ORDER BY t.executed_at DESC, t.seq DESC, t.trade_no DESC))[1]
+          FROM exchange.trades t
+         WHERE t.instrument = inst.symbol AND t.executed_at >= now() - make_interval(mins => minutes);
+END $$;
+
+CREATE FUNCTION exchange.list_instruments() RETURNS SETOF exchange.instruments
+LANGUAGE sql STABLE AS $$ SELECT * FROM exchange.instruments ORDER BY symbol $$;
+
+-- The committed book as JSON with the journal sequence it reflects; decimals
+-- are strings. Writers of the instrument wait until this transaction ends.
+CREATE FUNCTION exchange.book_snapshot(instrument text, depth int DEFAULT 2147483647) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    inst exchange.instruments := exchange._instrument(instrument);
+    v_seq bigint;
+BEGIN
+    IF depth IS NULL OR depth < 0 THEN
+        PERFORM exchange._fail('invalid_depth', 'depth must be zero or positive');
+    END IF;
+    v_seq := exchange._read_lock(inst.instrument_id);
+    RETURN jsonb_build_object(
+        'instrument', inst.symbol, 'seq', v_seq,
+        'bids', coalesce((SELECT jsonb_agg(jsonb_build_object('price', (l.price * inst.tick_size)::text,
+                                                              'quantity', (l.qty * inst.lot_size)::text,
+                                                              'order_count', l.order_count) ORDER BY l.n)
+                            FROM exchange._levels(inst.instrument_id, depth) WITH ORDINALITY
+                                 AS l(side, price, qty, order_count, n) WHERE l.side = 0), '[]'::jsonb),
+        'asks', coalesce((SELECT jsonb_agg(jsonb_build_object('price', (l.price * inst.tick_size)::text,
+                                                              'quantity', (l.qty * inst.lot_size)::text,
+                                                              'order_count', l.order_count) ORDER BY l.n)
+                            FROM exchange._levels(inst.instrument_id, depth) WITH ORDINALITY
+                                 AS l(side, price, qty, order_count, n) WHERE l.side = 1), '[]'::jsonb));
+END $$;
+
 -- ------------------------------------------------------------------ access
 
 -- Trading and reading go through the functions (SECURITY DEFINER); nobody
@@ -690,11 +802,16 @@ REVOKE ALL ON ALL TABLES IN SCHEMA exchange FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA exchange FROM PUBLIC;
 GRANT USAGE ON SCHEMA exchange TO exchange_trader, exchange_auditor;
 GRANT SELECT ON ALL TABLES IN SCHEMA exchange TO exchange_auditor;
-GRANT EXECUTE ON FUNCTION exchange.orderbook(text, int), exchange.stats() TO exchange_auditor;
+GRANT EXECUTE ON FUNCTION exchange.orderbook(text, int), exchange.stats(), exchange.get_order(uuid),
+    exchange.list_orders(text, text, int), exchange.recent_trades(text, int), exchange.trade_stats(text, int),
+    exchange.list_instruments(), exchange.book_snapshot(text, int)
+    TO exchange_auditor;
 GRANT EXECUTE ON FUNCTION
     exchange.place_order(text, text, text, text, numeric, numeric, text, text, boolean, text),
     exchange.place_orders(jsonb), exchange.cancel_order(uuid, text), exchange.amend_order(uuid, numeric, numeric, text),
-    exchange.orderbook(text, int), exchange.stats()
+    exchange.orderbook(text, int), exchange.stats(), exchange.get_order(uuid), exchange.list_orders(text, text, int),
+    exchange.recent_trades(text, int), exchange.trade_stats(text, int), exchange.list_instruments(),
+    exchange.book_snapshot(text, int)
     TO exchange_trader;
 
 DO $$

@@ -18,6 +18,7 @@ PG_FUNCTION_INFO_V1(exchange_place);
 PG_FUNCTION_INFO_V1(exchange_cancel);
 PG_FUNCTION_INFO_V1(exchange_amend);
 PG_FUNCTION_INFO_V1(exchange_lock);
+PG_FUNCTION_INFO_V1(exchange_read_lock);
 PG_FUNCTION_INFO_V1(exchange_next_seq);
 PG_FUNCTION_INFO_V1(exchange_levels);
 PG_FUNCTION_INFO_V1(exchange_book_orders);
@@ -167,6 +168,14 @@ Datum exchange_amend(PG_FUNCTION_ARGS) {
 // _lock(instrument_id): take the instrument for writing; returns its sequence.
 Datum exchange_lock(PG_FUNCTION_ARGS) {
     const core::Book& book = pg::EnsureBookForWrite(PG_GETARG_INT32(0));
+    PG_RETURN_INT64(static_cast<int64>(book.seq()));
+}
+
+// _read_lock(instrument_id): wait for the instrument's writers and keep them
+// out until this transaction ends; returns the sequence the committed book
+// reflects, so later reads in the transaction are consistent with it.
+Datum exchange_read_lock(PG_FUNCTION_ARGS) {
+    const core::Book& book = pg::EnsureBookForRead(PG_GETARG_INT32(0));
     PG_RETURN_INT64(static_cast<int64>(book.seq()));
 }
 
