@@ -127,15 +127,12 @@ CREATE TYPE exchange._match_result AS (
     stp_order bigint[], stp_qty bigint[]
 );
 
-CREATE FUNCTION exchange._place(int, bigint, bigint, smallint, smallint, smallint, bigint, bigint, boolean, smallint)
-    RETURNS exchange._match_result AS 'MODULE_PATHNAME', 'exchange_place' LANGUAGE C STRICT VOLATILE;
 CREATE FUNCTION exchange._cancel(int, bigint)
     RETURNS exchange._match_result AS 'MODULE_PATHNAME', 'exchange_cancel' LANGUAGE C STRICT VOLATILE;
 CREATE FUNCTION exchange._amend(int, bigint, bigint, bigint)
     RETURNS exchange._match_result AS 'MODULE_PATHNAME', 'exchange_amend' LANGUAGE C STRICT VOLATILE;
 CREATE FUNCTION exchange._lock(int) RETURNS bigint AS 'MODULE_PATHNAME', 'exchange_lock' LANGUAGE C STRICT VOLATILE;
 CREATE FUNCTION exchange._read_lock(int) RETURNS bigint AS 'MODULE_PATHNAME', 'exchange_read_lock' LANGUAGE C STRICT VOLATILE;
-CREATE FUNCTION exchange._next_seq(int) RETURNS bigint AS 'MODULE_PATHNAME', 'exchange_next_seq' LANGUAGE C STRICT VOLATILE;
 CREATE FUNCTION exchange._levels(int, int, OUT side smallint, OUT price bigint, OUT qty bigint, OUT order_count int)
     RETURNS SETOF record AS 'MODULE_PATHNAME', 'exchange_levels' LANGUAGE C STRICT VOLATILE;
 CREATE FUNCTION exchange._book_orders(int, OUT order_no bigint, OUT side smallint, OUT price bigint, OUT qty bigint,
@@ -187,39 +184,6 @@ BEGIN
         PERFORM exchange._fail('invalid_' || what, format('%s %s is too large', what, value));
     END IF;
     RETURN (value / unit)::bigint;
-END $$;
-
--- A decimal given as JSON text, or an error naming the field.
-CREATE FUNCTION exchange._decimal(value text, what text) RETURNS numeric
-LANGUAGE plpgsql IMMUTABLE AS $$
-BEGIN
-    IF value IS NULL THEN
-        RETURN NULL;
-    END IF;
-    IF value !~ '^\s*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]{1,4})?\s*$' THEN
-        PERFORM exchange._fail('invalid_' || what, format('%s %L is not a decimal number', what, value));
-    END IF;
-    RETURN value::numeric;
-END $$;
-
--- The engine number of a client, created on first use.
-CREATE FUNCTION exchange._client_no(p_client_id text) RETURNS bigint
-LANGUAGE plpgsql AS $$
-DECLARE
-    n bigint;
-BEGIN
-    IF p_client_id IS NULL OR p_client_id !~ '^[[:print:]]{1,128}$' THEN
-        PERFORM exchange._fail('invalid_client_id', 'client_id must be 1 to 128 printable characters');
-    END IF;
-    SELECT client_no INTO n FROM exchange.clients WHERE client_id = p_client_id;
-    IF NOT FOUND THEN
-        INSERT INTO exchange.clients (client_id) VALUES (p_client_id) ON CONFLICT (client_id) DO NOTHING
-        RETURNING client_no INTO n;
-        IF n IS NULL THEN
-            SELECT client_no INTO n FROM exchange.clients WHERE client_id = p_client_id;
-        END IF;
-    END IF;
-    RETURN n;
 END $$;
 
 -- An order row as the API's result.
@@ -300,120 +264,6 @@ BEGIN
                               FROM unnest(r.level_side, r.level_price, r.level_qty, r.level_count)
                                    WITH ORDINALITY AS l(side, price, qty, cnt, n)), '[]'::jsonb),
         'stp_cancelled', coalesce(to_jsonb(r.stp_order), '[]'::jsonb));
-END $$;
-
--- Validates, matches and records one order (the body of place_order).
-CREATE FUNCTION exchange._place_order(p_client_id text, p_instrument text, p_side text, p_type text,
-                                      p_quantity numeric, p_price numeric, p_time_in_force text,
-                                      p_idempotency_key text, p_post_only boolean, p_stp text)
-RETURNS exchange.order_result LANGUAGE plpgsql AS $$
-DECLARE
-    inst exchange.instruments;
-    o exchange.orders;
-    r exchange._match_result;
-    v_client_no bigint;
-    v_side text := lower(p_side);
-    v_type text := lower(p_type);
-    v_tif text := lower(coalesce(p_time_in_force, 'gtc'));
-    v_stp text := lower(coalesce(p_stp, 'cancel_newest'));
-    v_lots bigint;
-    v_ticks bigint;
-    v_trades jsonb;
-    v_seq bigint;
-BEGIN
-    inst := exchange._instrument(p_instrument);
-    IF v_side IS NULL OR v_side NOT IN ('buy', 'sell') THEN
-        PERFORM exchange._fail('invalid_side', format('side %L is not buy or sell', p_side));
-    END IF;
-    IF v_type IS NULL OR v_type NOT IN ('limit', 'market') THEN
-        PERFORM exchange._fail('invalid_type', format('type %L is not limit or market', p_type));
-    END IF;
-    IF v_tif NOT IN ('gtc', 'ioc', 'fok') THEN
-        PERFORM exchange._fail('invalid_time_in_force', format('time_in_force %L is not gtc, ioc or fok', p_time_in_force));
-    END IF;
-    IF v_stp NOT IN ('none', 'cancel_newest', 'cancel_oldest', 'cancel_both') THEN
-        PERFORM exchange._fail('invalid_stp', format('stp %L is not none, cancel_newest, cancel_oldest or cancel_both', p_stp));
-    END IF;
-    v_lots := exchange._units(p_quantity, inst.lot_size, 'quantity');
-    IF p_quantity < inst.min_quantity THEN
-        PERFORM exchange._fail('quantity_below_minimum',
-                               format('quantity %s is below the minimum %s', p_quantity, inst.min_quantity));
-    END IF;
-    IF v_type = 'limit' THEN
-        v_ticks := exchange._units(p_price, inst.tick_size, 'price');
-    ELSIF p_price IS NOT NULL THEN
-        PERFORM exchange._fail('invalid_price', 'a market order takes no price');
-    END IF;
-    IF coalesce(p_post_only, false) AND (v_type = 'market' OR v_tif <> 'gtc') THEN
-        PERFORM exchange._fail('invalid_combination', 'post_only needs a gtc limit order');
-    END IF;
-    IF p_idempotency_key IS NOT NULL AND length(p_idempotency_key) NOT BETWEEN 1 AND 255 THEN
-        PERFORM exchange._fail('invalid_idempotency_key', 'idempotency_key must be 1 to 255 characters');
-    END IF;
-    v_client_no := exchange._client_no(p_client_id);
-    IF inst.status <> 'active' THEN
-        PERFORM exchange._fail('instrument_halted', format('instrument %s is %s', inst.symbol, inst.status), '55000');
-    END IF;
-
-    IF p_idempotency_key IS NOT NULL THEN
-        -- Serialise requests with this key (any instrument), then answer a repeat with the original order.
-        PERFORM pg_advisory_xact_lock(hashtextextended('exchange.idempotency:' || p_client_id || ':' || p_idempotency_key, 0));
-        SELECT * INTO o FROM exchange.orders WHERE client_id = p_client_id AND idempotency_key = p_idempotency_key;
-        IF FOUND THEN
-            -- Every trade of the order so far, as taker or maker.
-            RETURN exchange._result(o, exchange._order_trades(o), NULL);
-        END IF;
-    END IF;
-
-    PERFORM exchange._lock(inst.instrument_id);
-    o.order_no := nextval('exchange.order_no_seq');
-    r := exchange._place(inst.instrument_id, o.order_no, v_client_no,
-                         CASE WHEN v_side = 'buy' THEN 0 ELSE 1 END::smallint,
-                         CASE WHEN v_type = 'limit' THEN 0 ELSE 1 END::smallint,
-                         CASE v_tif WHEN 'gtc' THEN 0 WHEN 'ioc' THEN 1 ELSE 2 END::smallint,
-                         coalesce(v_ticks, 0), v_lots, coalesce(p_post_only, false),
-                         CASE v_stp WHEN 'none' THEN 0 WHEN 'cancel_newest' THEN 1 WHEN 'cancel_oldest' THEN 2 ELSE 3 END::smallint);
-    v_seq := CASE WHEN r.accepted THEN r.seq ELSE exchange._next_seq(inst.instrument_id) END;
-
-    o.order_id := gen_random_uuid();
-    o.client_id := p_client_id;
-    o.client_no := v_client_no;
-    o.instrument := inst.symbol;
-    o.instrument_id := inst.instrument_id;
-    o.side := v_side;
-    o.type := v_type;
-    o.time_in_force := v_tif;
-    o.post_only := coalesce(p_post_only, false);
-    o.stp := v_stp;
-    o.price := p_price;
-    o.quantity := p_quantity;
-    o.filled_quantity := coalesce(r.filled, 0) * inst.lot_size;
-    o.price_ticks := v_ticks;
-    o.quantity_lots := v_lots;
-    o.remaining_lots := coalesce(r.resting, 0);
-    o.status := CASE WHEN NOT r.accepted THEN 'rejected'
-                     WHEN r.resting > 0 AND r.filled > 0 THEN 'partially_filled'
-                     WHEN r.resting > 0 THEN 'open'
-                     WHEN r.filled = v_lots THEN 'filled'
-                     ELSE 'cancelled' END;
-    o.reject_reason := CASE WHEN NOT r.accepted THEN r.reject END;
-    o.cancel_reason := CASE WHEN r.accepted AND r.cancelled > 0 THEN r.cancel_reason END;
-    o.idempotency_key := p_idempotency_key;
-    o.priority := nextval('exchange.priority_seq');
-    o.created_at := now();
-    o.updated_at := now();
-    INSERT INTO exchange.orders SELECT o.*;
-
-    v_trades := exchange._apply_matches(inst, o, r);
-    INSERT INTO exchange.events (instrument_id, seq, kind, order_id, payload)
-    VALUES (inst.instrument_id, v_seq, CASE WHEN r.accepted THEN 'order_placed' ELSE 'order_rejected' END, o.order_id,
-            jsonb_build_object('order_id', o.order_id, 'client_id', o.client_id, 'side', o.side, 'type', o.type,
-                               'price', o.price, 'quantity', o.quantity, 'status', o.status,
-                               'filled_quantity', o.filled_quantity,
-                               'remaining_quantity', o.remaining_lots * inst.lot_size,
-                               'reject_reason', o.reject_reason, 'cancel_reason', o.cancel_reason,
-                               'trades', v_trades) || exchange._book_changes(inst, r));
-    RETURN exchange._result(o, v_trades, v_seq);
 END $$;
 
 -- The order's row, locked for the command; checks ownership and that it rests.
@@ -536,49 +386,19 @@ EXCEPTION WHEN unique_violation THEN
     PERFORM exchange._fail('duplicate_instrument', format('instrument %L already exists', symbol), '23505');
 END $$;
 
+-- Validation, matching and every row an order writes are in C
+-- (extension/pg/commands.cpp): same rules, messages and rows as documented.
 CREATE FUNCTION exchange.place_order(client_id text, instrument text, side text, type text, quantity numeric,
                                      price numeric DEFAULT NULL, time_in_force text DEFAULT 'gtc',
                                      idempotency_key text DEFAULT NULL, post_only boolean DEFAULT false,
                                      stp text DEFAULT NULL)
-RETURNS exchange.order_result LANGUAGE plpgsql AS $$
-BEGIN
-    RETURN exchange._place_order(client_id, instrument, side, type, quantity, price, time_in_force,
-                                 idempotency_key, post_only, stp);
-END $$;
+RETURNS exchange.order_result AS 'MODULE_PATHNAME', 'exchange_place_order' LANGUAGE C VOLATILE;
 
 -- Places a JSON array of orders in one transaction; one result per order, in
 -- order. An order with bad input gets status 'rejected' with the reason code
--- (the others still go through).
+-- and order_id NULL (nothing of it is written; the others still go through).
 CREATE FUNCTION exchange.place_orders(orders jsonb) RETURNS SETOF exchange.order_result
-LANGUAGE plpgsql AS $$
-DECLARE
-    item jsonb;
-    res exchange.order_result;
-    msg text;
-BEGIN
-    IF orders IS NULL OR jsonb_typeof(orders) <> 'array' THEN
-        PERFORM exchange._fail('invalid_batch', 'orders must be a JSON array');
-    END IF;
-    FOR item IN SELECT value FROM jsonb_array_elements(orders) LOOP
-        BEGIN
-            IF jsonb_typeof(item) <> 'object' THEN
-                PERFORM exchange._fail('invalid_order', 'each order must be a JSON object');
-            END IF;
-            res := exchange._place_order(item->>'client_id', item->>'instrument', item->>'side', item->>'type',
-                                         exchange._decimal(item->>'quantity', 'quantity'),
-                                         exchange._decimal(item->>'price', 'price'),
-                                         item->>'time_in_force', item->>'idempotency_key',
-                                         coalesce((item->>'post_only')::boolean, false), item->>'stp');
-        EXCEPTION WHEN invalid_parameter_value OR undefined_object OR object_not_in_prerequisite_state THEN
-            GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT;
-            res := ROW(NULL, item->>'client_id', item->>'instrument', item->>'side', item->>'type',
-                       item->>'time_in_force', NULL, NULL, 0, 0, 'rejected',
-                       CASE WHEN position(':' IN msg) > 0 THEN split_part(msg, ':', 1) ELSE 'invalid_order' END,
-                       NULL, '[]'::jsonb, now(), NULL)::exchange.order_result;
-        END;
-        RETURN NEXT res;
-    END LOOP;
-END $$;
+AS 'MODULE_PATHNAME', 'exchange_place_orders' LANGUAGE C VOLATILE ROWS 100;
 
 CREATE FUNCTION exchange.cancel_order(order_id uuid, client_id text DEFAULT NULL) RETURNS exchange.order_result
 LANGUAGE plpgsql AS $$ BEGIN RETURN exchange._cancel_order(order_id, client_id); END $$;

@@ -10,16 +10,15 @@
 
 #include "book.h"
 #include "books.h"
+#include "run_core.h"
 
 extern "C" {
 PG_MODULE_MAGIC;
 void _PG_init(void);
-PG_FUNCTION_INFO_V1(exchange_place);
 PG_FUNCTION_INFO_V1(exchange_cancel);
 PG_FUNCTION_INFO_V1(exchange_amend);
 PG_FUNCTION_INFO_V1(exchange_lock);
 PG_FUNCTION_INFO_V1(exchange_read_lock);
-PG_FUNCTION_INFO_V1(exchange_next_seq);
 PG_FUNCTION_INFO_V1(exchange_levels);
 PG_FUNCTION_INFO_V1(exchange_book_orders);
 PG_FUNCTION_INFO_V1(exchange_validate);
@@ -30,23 +29,9 @@ PG_FUNCTION_INFO_V1(exchange_stats_raw);
 namespace {
 
 using namespace pgx;
+using pg::RunCore;
 
 core::Result result;  // reused by every command
-
-// Runs a core call; a C++ exception becomes an ERROR after unwinding.
-template <class F>
-void RunCore(F&& f) {
-    char message[256] = {0};
-    try {
-        f();
-    } catch (const std::exception& e) {
-        strlcpy(message, e.what(), sizeof message);
-    } catch (...) {
-        strlcpy(message, "unknown exception", sizeof message);
-    }
-    if (message[0] != '\0')
-        ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("matching core failed: %s", message)));
-}
 
 Datum Int8Array(const std::vector<Datum>& v) {
     return PointerGetDatum(construct_array(const_cast<Datum*>(v.data()), static_cast<int>(v.size()), INT8OID, 8,
@@ -130,23 +115,6 @@ void _PG_init(void) {
     pg::RegisterTransactionCallbacks();
 }
 
-// _place(instrument_id, order_no, owner, side, type, tif, price, qty, post_only, stp)
-Datum exchange_place(PG_FUNCTION_ARGS) {
-    core::Book& book = pg::EnsureBookForWrite(PG_GETARG_INT32(0));
-    core::NewOrder o;
-    o.id = static_cast<uint64>(PG_GETARG_INT64(1));
-    o.owner = static_cast<uint64>(PG_GETARG_INT64(2));
-    o.side = static_cast<core::Side>(PG_GETARG_INT16(3));
-    o.type = static_cast<core::OrderType>(PG_GETARG_INT16(4));
-    o.tif = static_cast<core::Tif>(PG_GETARG_INT16(5));
-    o.price = core::Price{PG_GETARG_INT64(6)};
-    o.qty = core::Qty{PG_GETARG_INT64(7)};
-    o.post_only = PG_GETARG_BOOL(8);
-    o.stp = static_cast<core::Stp>(PG_GETARG_INT16(9));
-    RunCore([&] { book.place(o, result); });
-    return ResultTuple(fcinfo);
-}
-
 // _cancel(instrument_id, order_no)
 Datum exchange_cancel(PG_FUNCTION_ARGS) {
     core::Book& book = pg::EnsureBookForWrite(PG_GETARG_INT32(0));
@@ -176,14 +144,6 @@ Datum exchange_lock(PG_FUNCTION_ARGS) {
 // reflects, so later reads in the transaction are consistent with it.
 Datum exchange_read_lock(PG_FUNCTION_ARGS) {
     const core::Book& book = pg::EnsureBookForRead(PG_GETARG_INT32(0));
-    PG_RETURN_INT64(static_cast<int64>(book.seq()));
-}
-
-// _next_seq(instrument_id): advance the sequence for a journal entry that
-// changes no book (a rejected order); undone with the transaction.
-Datum exchange_next_seq(PG_FUNCTION_ARGS) {
-    core::Book& book = pg::EnsureBookForWrite(PG_GETARG_INT32(0));
-    RunCore([&] { book.set_seq(book.seq() + 1); });
     PG_RETURN_INT64(static_cast<int64>(book.seq()));
 }
 

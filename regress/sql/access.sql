@@ -7,7 +7,7 @@ SELECT status FROM exchange.place_order('acc', 'SOL-USD', 'buy', 'limit', 1, 5);
 SELECT count(*) FROM exchange.orderbook('SOL-USD');
 SELECT try($$SELECT count(*) FROM exchange.orders$$);
 SELECT try($$UPDATE exchange.orders SET status = 'filled'$$);
-SELECT try($$SELECT exchange._place(1, 1, 1, 0::int2, 0::int2, 0::int2, 1, 1, false, 0::int2)$$);
+SELECT try($$SELECT exchange._cancel(1, 1)$$);
 SELECT try($$SELECT exchange.rebuild('SOL-USD')$$);
 RESET ROLE;
 SET ROLE regress_auditor;
