@@ -16,7 +16,7 @@ trap cleanup EXIT
 scripts/pg-cluster.sh stop "$dir"
 rm -rf "$dir"
 scripts/pg-cluster.sh start "$dir" "$port" \
-  exchange.max_instruments=16 exchange.max_orders_per_instrument=100000 exchange.max_levels_per_instrument=10000 \
+  exchange.max_instruments=32 exchange.max_orders_per_instrument=100000 exchange.max_levels_per_instrument=10000 \
   deadlock_timeout=100ms
 
 out=$dir/out

@@ -21,8 +21,11 @@
 #include <cstdarg>
 #include <cstring>
 #include <initializer_list>
+#include <new>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
+#include <vector>
 
 #include "books.h"
 #include "run_core.h"
@@ -62,7 +65,7 @@ std::unordered_map<std::string, int64> client_cache;
 struct Plan {
     const char* sql;
     int nargs;
-    Oid types[12];
+    Oid types[22];
     SPIPlanPtr plan;
 };
 
@@ -76,33 +79,39 @@ Plan p_client_insert{"INSERT INTO exchange.clients (client_id) VALUES ($1) ON CO
 Plan p_idempotent{"SELECT order_id FROM exchange.orders WHERE client_id = $1 AND idempotency_key = $2",
                   2, {TEXTOID, TEXTOID}, nullptr};
 Plan p_replay{"SELECT * FROM exchange.get_order($1)", 1, {UUIDOID}, nullptr};
-Plan p_order_insert{
+// The staged rows of a flush, one statement per table (arrays zipped by unnest).
+Plan p_orders_insert{
     "INSERT INTO exchange.orders (order_id, order_no, client_id, client_no, instrument, instrument_id, side, type, "
     "time_in_force, post_only, stp, price, quantity, filled_quantity, price_ticks, quantity_lots, remaining_lots, "
     "status, reject_reason, cancel_reason, idempotency_key, priority) "
-    "VALUES ($1, $2, $3, $4, $5, $6, $7[1], $7[2], $7[3], $8, $7[4], $9, $10, $11, $12[1], $12[2], $12[3], "
-    "$7[5], $7[6], $7[7], $7[8], nextval('exchange.priority_seq'))",
-    12,
-    {UUIDOID, INT8OID, TEXTOID, INT8OID, TEXTOID, INT4OID, TEXTARRAYOID, BOOLOID, NUMERICOID, NUMERICOID,
-     NUMERICOID, INT8ARRAYOID},
+    "SELECT * FROM unnest($1::uuid[], $2::int8[], $3::text[], $4::int8[], $5::text[], $6::int4[], $7::text[], "
+    "$8::text[], $9::text[], $10::bool[], $11::text[], $12::numeric[], $13::numeric[], $14::numeric[], $15::int8[], "
+    "$16::int8[], $17::int8[], $18::text[], $19::text[], $20::text[], $21::text[], $22::int8[])",
+    22,
+    {UUIDARRAYOID, INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID, TEXTARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+     TEXTARRAYOID, BOOLARRAYOID, TEXTARRAYOID, NUMERICARRAYOID, NUMERICARRAYOID, NUMERICARRAYOID, INT8ARRAYOID,
+     INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID},
     nullptr};
-Plan p_stp_cancel{"UPDATE exchange.orders SET status = 'cancelled', cancel_reason = 'self_trade', remaining_lots = 0, "
-                  "updated_at = now() WHERE order_no = ANY ($1)",
-                  1, {INT8ARRAYOID}, nullptr};
-Plan p_maker_fill{"UPDATE exchange.orders SET filled_quantity = filled_quantity + $2, remaining_lots = $3, "
-                  "status = CASE WHEN $3 = 0 THEN 'filled' ELSE 'partially_filled' END, updated_at = now() "
-                  "WHERE order_no = $1 RETURNING order_id, client_id",
-                  3, {INT8OID, NUMERICOID, INT8OID}, nullptr};
-Plan p_trade_insert{"INSERT INTO exchange.trades (trade_id, instrument, instrument_id, seq, price, quantity, "
-                    "buy_order_id, sell_order_id, buy_client_id, sell_client_id, maker_side) "
-                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                    11,
-                    {UUIDOID, TEXTOID, INT4OID, INT8OID, NUMERICOID, NUMERICOID, UUIDOID, UUIDOID, TEXTOID, TEXTOID,
-                     TEXTOID},
-                    nullptr};
-Plan p_event_insert{"INSERT INTO exchange.events (instrument_id, seq, kind, order_id, payload) "
-                    "VALUES ($1, $2, $3, $4, $5)",
-                    5, {INT4OID, INT8OID, TEXTOID, UUIDOID, JSONBOID}, nullptr};
+Plan p_makers{"SELECT order_no, order_id, client_id FROM exchange.orders WHERE order_no = ANY ($1)", 1,
+              {INT8ARRAYOID}, nullptr};
+Plan p_trades_insert{"INSERT INTO exchange.trades (trade_id, instrument, instrument_id, seq, price, quantity, "
+                     "buy_order_id, sell_order_id, buy_client_id, sell_client_id, maker_side) "
+                     "SELECT * FROM unnest($1::uuid[], $2::text[], $3::int4[], $4::int8[], $5::numeric[], "
+                     "$6::numeric[], $7::uuid[], $8::uuid[], $9::text[], $10::text[], $11::text[])",
+                     11,
+                     {UUIDARRAYOID, TEXTARRAYOID, INT4ARRAYOID, INT8ARRAYOID, NUMERICARRAYOID, NUMERICARRAYOID,
+                      UUIDARRAYOID, UUIDARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID},
+                     nullptr};
+Plan p_events_insert{"INSERT INTO exchange.events (instrument_id, seq, kind, order_id, payload) "
+                     "SELECT * FROM unnest($1::int4[], $2::int8[], $3::text[], $4::uuid[], $5::jsonb[])",
+                     5, {INT4ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, UUIDARRAYOID, JSONBARRAYOID}, nullptr};
+// Makers that rested before this flush; planned per call (the arrays' sizes
+// inform the plan: a nested loop over the order_no index).
+constexpr const char* kMakersUpdate =
+    "UPDATE exchange.orders o SET filled_quantity = o.filled_quantity + u.added, remaining_lots = u.remaining, "
+    "status = u.status, cancel_reason = coalesce(u.cancel_reason, o.cancel_reason), updated_at = now() "
+    "FROM unnest($1::int8[], $2::numeric[], $3::int8[], $4::text[], $5::text[]) AS u(order_no, added, remaining, "
+    "status, cancel_reason) WHERE o.order_no = u.order_no";
 
 // Runs a saved plan (preparing it on first use); returns SPI's result code.
 int Exec(Plan& p, Datum* values, const char* nulls, long max_rows) {
@@ -259,8 +268,11 @@ constexpr int kCachedInstruments = 16;
 Instrument instrument_cache[kCachedInstruments];
 int instruments_cached = 0;
 
+void ResetStaging();
+
 void ResetCaches() {
     call_cxt = CurrentMemoryContext;
+    ResetStaging();
     instruments_cached = 0;
     client_cache.clear();
 }
@@ -397,40 +409,22 @@ void JsonRaw(StringInfo b, const char* key, const char* value) {
     appendStringInfoString(b, value == nullptr ? "null" : value);
 }
 
-// The journal's level changes and STP cancels for `cmd`.
-void AppendBookChanges(StringInfo b, const Instrument& inst) {
+// The journal's level changes and STP cancels of one command.
+void AppendBookChanges(StringInfo b, const Instrument& inst, const core::LevelChange* levels, int n_levels,
+                       const core::Cancelled* stp, int n_stp) {
     JsonKey(b, "levels");
     appendStringInfoChar(b, '[');
-    for (size_t i = 0; i < cmd.levels.size(); ++i) {
-        const auto& l = cmd.levels[i];
+    for (int i = 0; i < n_levels; ++i) {
+        const auto& l = levels[i];
         appendStringInfo(b, "%s{\"side\":\"%s\",\"price\":%s,\"quantity\":%s,\"order_count\":%u}", i ? "," : "",
                          l.side == core::Side::Buy ? "buy" : "sell", Out(Mul(Num(l.price.v), inst.tick)),
                          Out(Mul(Num(l.qty.v), inst.lot)), l.count);
     }
-    appendStringInfoString(b, "]");
+    appendStringInfoChar(b, ']');
     JsonKey(b, "stp_cancelled");
     appendStringInfoChar(b, '[');
-    for (size_t i = 0; i < cmd.stp_cancelled.size(); ++i)
-        appendStringInfo(b, "%s" INT64_FORMAT, i ? "," : "", static_cast<int64>(cmd.stp_cancelled[i].id));
+    for (int i = 0; i < n_stp; ++i) appendStringInfo(b, "%s" INT64_FORMAT, i ? "," : "", static_cast<int64>(stp[i].id));
     appendStringInfoChar(b, ']');
-}
-
-Datum TextArray(const char* const* items, const bool* nulls, int n) {
-    Datum d[8];
-    for (int i = 0; i < n; ++i) d[i] = nulls[i] ? (Datum)0 : CStringGetTextDatum(items[i]);
-    int dims[1] = {n};
-    int lbs[1] = {1};
-    return PointerGetDatum(construct_md_array(d, const_cast<bool*>(nulls), 1, dims, lbs, TEXTOID, -1, false,
-                                              TYPALIGN_INT));
-}
-
-Datum Int8Array(const int64* items, const bool* nulls, int n) {
-    Datum d[8];
-    for (int i = 0; i < n; ++i) d[i] = Int64GetDatum(items[i]);
-    int dims[1] = {n};
-    int lbs[1] = {1};
-    return PointerGetDatum(construct_md_array(d, const_cast<bool*>(nulls), 1, dims, lbs, INT8OID, 8,
-                                              FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 }
 
 // The columns of exchange.order_result.
@@ -441,6 +435,7 @@ struct Row {
 };
 
 // The stored original of an idempotent repeat, with its trades (seq NULL).
+// The row points into SPI's result, which lives until SPI_finish.
 void Replay(Datum order_id, Row& row) {
     Datum v[1] = {order_id};
     Exec(p_replay, v, nullptr, 1);
@@ -449,14 +444,355 @@ void Replay(Datum order_id, Row& row) {
     heap_deform_tuple(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, row.v, row.null);
 }
 
-// Places a validated order: idempotency, matching, and every row it writes.
-void Place(const Args& a, const Order& o, Row& row) {
+// An order matched but not yet written: the core's answer, copied out, and
+// the state of its row, which later orders of the same flush may fill or
+// cancel. Lives in call_cxt until the flush.
+struct Staged {
+    const Args* a;
+    const Order* o;
+    Row* row;  // the caller's result row, filled by the flush
+    int64 order_no, client_no, priority, seq;
+    pg_uuid_t* order_id;
+    bool accepted;
+    const char* status;
+    const char* reject;
+    const char* cancel_reason;
+    int64 filled, resting;  // lots, as placed
+    core::Fill* fills;
+    int n_fills;
+    core::LevelChange* levels;
+    int n_levels;
+    core::Cancelled* stp;
+    int n_stp;
+    // The order row as it will be written.
+    int64 row_filled, row_remaining;
+    const char* row_status;
+    const char* row_cancel_reason;
+};
+
+// Makers that rested before the flush began: their ids, and what the flush does to them.
+struct OldMaker {
+    pg_uuid_t* order_id;
+    char* client_id;
+    Numeric lot;
+    int64 added = 0;  // lots filled in this flush
+    int64 remaining = 0;
+    const char* status = nullptr;
+    const char* cancel_reason = nullptr;
+};
+
+Staged* staged = nullptr;
+int n_staged = 0, staged_capacity = 0;
+std::unordered_map<uint64, int> staged_by_order_no;  // order_no -> index in staged
+std::unordered_set<std::string> staged_keys;         // client_id '\x1f' idempotency_key
+std::unordered_map<uint64, int> old_by_order_no;     // order_no -> index in old_makers
+OldMaker* old_makers = nullptr;
+int n_old = 0;
+
+template <class T>
+T* CopyOut(const std::vector<T>& v) {
+    if (v.empty()) return nullptr;
+    T* out = static_cast<T*>(MemoryContextAlloc(call_cxt, sizeof(T) * v.size()));
+    memcpy(out, v.data(), sizeof(T) * v.size());
+    return out;
+}
+
+std::string KeyOf(const char* client_id, const char* key) { return std::string(client_id) + '\x1f' + key; }
+
+// Column arrays for one INSERT ... SELECT FROM unnest(...).
+struct Columns {
+    int n = 0;
+    int count = 0;
+    Datum* v[22];
+    bool* null[22];
+    void Init(int columns, int rows) {
+        n = columns;
+        count = 0;
+        for (int c = 0; c < columns; ++c) {
+            v[c] = static_cast<Datum*>(palloc(sizeof(Datum) * Max(rows, 1)));
+            null[c] = static_cast<bool*>(palloc0(sizeof(bool) * Max(rows, 1)));
+        }
+    }
+    void Set(int c, Datum d) { v[c][count] = d; }
+    void SetNull(int c) { null[c][count] = true; }
+    void Next() { ++count; }
+    Datum Array(int c, Oid type) const {
+        int16 len;
+        bool byval;
+        char align;
+        get_typlenbyvalalign(type, &len, &byval, &align);
+        int dims[1] = {count};
+        int lbs[1] = {1};
+        return PointerGetDatum(construct_md_array(v[c], null[c], 1, dims, lbs, type, len, byval, align));
+    }
+    void Execute(Plan& p) const {
+        Datum args[22];
+        for (int c = 0; c < n; ++c) args[c] = Array(c, get_element_type(p.types[c]));
+        Exec(p, args, nullptr, 0);
+    }
+};
+
+Datum TextOrNull(const char* s, bool& isnull) {
+    isnull = s == nullptr;
+    return isnull ? (Datum)0 : CStringGetTextDatum(s);
+}
+
+// Writes every staged order: the makers' new state, the trades, the orders
+// and the journal entries, one statement per table; fills the callers' rows.
+void Flush() {
+    if (n_staged == 0) return;
+
+    // Ids of the makers that rested before this flush.
+    std::vector<Datum> wanted;
+    for (int i = 0; i < n_staged; ++i) {
+        const Staged& s = staged[i];
+        for (int k = 0; k < s.n_fills + s.n_stp; ++k) {
+            const uint64 id = k < s.n_fills ? s.fills[k].maker : s.stp[k - s.n_fills].id;
+            if (staged_by_order_no.count(id) == 0 && old_by_order_no.count(id) == 0) {
+                old_by_order_no.emplace(id, -1);
+                wanted.push_back(Int64GetDatum(static_cast<int64>(id)));
+            }
+        }
+    }
+    n_old = 0;
+    if (!wanted.empty()) {
+        old_makers = static_cast<OldMaker*>(palloc(sizeof(OldMaker) * wanted.size()));
+        Datum v[1] = {PointerGetDatum(
+            construct_array(wanted.data(), static_cast<int>(wanted.size()), INT8OID, 8, FLOAT8PASSBYVAL,
+                            TYPALIGN_DOUBLE))};
+        Exec(p_makers, v, nullptr, 0);
+        if (SPI_processed != wanted.size())
+            elog(ERROR, "%zu makers matched in the book but %lu found in exchange.orders", wanted.size(),
+                 static_cast<unsigned long>(SPI_processed));
+        for (uint64 r = 0; r < SPI_processed; ++r) {
+            bool isnull;
+            HeapTuple t = SPI_tuptable->vals[r];
+            const uint64 id = static_cast<uint64>(DatumGetInt64(SPI_getbinval(t, SPI_tuptable->tupdesc, 1, &isnull)));
+            OldMaker& m = *new (&old_makers[n_old]) OldMaker();
+            m.order_id = static_cast<pg_uuid_t*>(palloc(sizeof(pg_uuid_t)));
+            memcpy(m.order_id, DatumGetUUIDP(SPI_getbinval(t, SPI_tuptable->tupdesc, 2, &isnull)), sizeof(pg_uuid_t));
+            m.client_id = TextDatumGetCString(SPI_getbinval(t, SPI_tuptable->tupdesc, 3, &isnull));
+            old_by_order_no[id] = n_old++;
+        }
+        SPI_freetuptable(SPI_tuptable);
+    }
+
+    int n_trades = 0;
+    for (int i = 0; i < n_staged; ++i) n_trades += staged[i].n_fills;
+    Columns trades, events;
+    trades.Init(11, n_trades);
+    events.Init(5, n_staged);
+    StringInfoData json, payload;
+    initStringInfo(&json);
+    initStringInfo(&payload);
+
+    for (int i = 0; i < n_staged; ++i) {
+        Staged& s = staged[i];
+        const Instrument& inst = s.o->inst;
+        // Self-trade prevention removed these makers from the book.
+        for (int k = 0; k < s.n_stp; ++k) {
+            const uint64 id = s.stp[k].id;
+            if (auto it = staged_by_order_no.find(id); it != staged_by_order_no.end()) {
+                Staged& m = staged[it->second];
+                m.row_status = "cancelled";
+                m.row_cancel_reason = "self_trade";
+                m.row_remaining = 0;
+            } else {
+                OldMaker& m = old_makers[old_by_order_no[id]];
+                m.lot = inst.lot;
+                m.status = "cancelled";
+                m.cancel_reason = "self_trade";
+                m.remaining = 0;
+            }
+        }
+        // Fills: the makers' new state and one trade each.
+        resetStringInfo(&json);
+        appendStringInfoChar(&json, '[');
+        const bool buy = strcmp(s.o->side, "buy") == 0;
+        const Datum taker_id = UUIDPGetDatum(s.order_id);
+        const Datum taker_client = CStringGetTextDatum(s.a->client_id);
+        for (int k = 0; k < s.n_fills; ++k) {
+            const core::Fill& f = s.fills[k];
+            const char* status = f.maker_remaining.v == 0 ? "filled" : "partially_filled";
+            pg_uuid_t* maker_id;
+            const char* maker_client;
+            if (auto it = staged_by_order_no.find(f.maker); it != staged_by_order_no.end()) {
+                Staged& m = staged[it->second];
+                m.row_filled += f.qty.v;
+                m.row_remaining = f.maker_remaining.v;
+                m.row_status = status;
+                maker_id = m.order_id;
+                maker_client = m.a->client_id;
+            } else {
+                OldMaker& m = old_makers[old_by_order_no[f.maker]];
+                m.lot = inst.lot;
+                m.added += f.qty.v;
+                m.remaining = f.maker_remaining.v;
+                m.status = status;
+                maker_id = m.order_id;
+                maker_client = m.client_id;
+            }
+            const Numeric price = Mul(Num(f.price.v), inst.tick);
+            const Numeric qty = Mul(Num(f.qty.v), inst.lot);
+            pg_uuid_t* trade_id = NewUuid();
+            const Datum maker_client_text = CStringGetTextDatum(maker_client);
+            trades.Set(0, UUIDPGetDatum(trade_id));
+            trades.Set(1, CStringGetTextDatum(inst.symbol));
+            trades.Set(2, Int32GetDatum(inst.id));
+            trades.Set(3, Int64GetDatum(s.seq));
+            trades.Set(4, NumericGetDatum(price));
+            trades.Set(5, NumericGetDatum(qty));
+            trades.Set(6, buy ? taker_id : UUIDPGetDatum(maker_id));
+            trades.Set(7, buy ? UUIDPGetDatum(maker_id) : taker_id);
+            trades.Set(8, buy ? taker_client : maker_client_text);
+            trades.Set(9, buy ? maker_client_text : taker_client);
+            trades.Set(10, CStringGetTextDatum(buy ? "sell" : "buy"));
+            trades.Next();
+            appendStringInfo(&json, "%s{\"trade_id\":\"%s\",\"price\":%s,\"quantity\":%s,\"maker_order_id\":\"%s\"}",
+                             k ? "," : "", UuidText(trade_id), Out(price), Out(qty), UuidText(maker_id));
+        }
+        appendStringInfoChar(&json, ']');
+
+        const Numeric filled = Mul(Num(s.filled), inst.lot);
+        const Numeric remaining = Mul(Num(s.resting), inst.lot);
+        resetStringInfo(&payload);
+        appendStringInfoChar(&payload, '{');
+        JsonText(&payload, "order_id", UuidText(s.order_id));
+        JsonText(&payload, "client_id", s.a->client_id);
+        JsonText(&payload, "side", s.o->side);
+        JsonText(&payload, "type", s.o->type);
+        JsonRaw(&payload, "price", s.a->price != nullptr ? Out(s.a->price) : nullptr);
+        JsonRaw(&payload, "quantity", Out(s.a->quantity));
+        JsonText(&payload, "status", s.status);
+        JsonRaw(&payload, "filled_quantity", Out(filled));
+        JsonRaw(&payload, "remaining_quantity", Out(remaining));
+        JsonText(&payload, "reject_reason", s.reject);
+        JsonText(&payload, "cancel_reason", s.cancel_reason);
+        JsonRaw(&payload, "trades", json.data);
+        AppendBookChanges(&payload, inst, s.levels, s.n_levels, s.stp, s.n_stp);
+        appendStringInfoChar(&payload, '}');
+        const Datum trades_jsonb = DirectFunctionCall1(jsonb_in, CStringGetDatum(json.data));
+        events.Set(0, Int32GetDatum(inst.id));
+        events.Set(1, Int64GetDatum(s.seq));
+        events.Set(2, CStringGetTextDatum(s.accepted ? "order_placed" : "order_rejected"));
+        events.Set(3, UUIDPGetDatum(s.order_id));
+        events.Set(4, DirectFunctionCall1(jsonb_in, CStringGetDatum(payload.data)));
+        events.Next();
+
+        Datum* v = s.row->v;
+        bool* nl = s.row->null;
+        memset(nl, 0, sizeof s.row->null);
+        v[0] = UUIDPGetDatum(s.order_id);
+        v[1] = CStringGetTextDatum(s.a->client_id);
+        v[2] = CStringGetTextDatum(inst.symbol);
+        v[3] = CStringGetTextDatum(s.o->side);
+        v[4] = CStringGetTextDatum(s.o->type);
+        v[5] = CStringGetTextDatum(s.o->tif);
+        v[6] = s.a->price != nullptr ? NumericGetDatum(s.a->price) : (nl[6] = true, (Datum)0);
+        v[7] = NumericGetDatum(s.a->quantity);
+        v[8] = NumericGetDatum(filled);
+        v[9] = NumericGetDatum(remaining);
+        v[10] = CStringGetTextDatum(s.status);
+        v[11] = TextOrNull(s.reject, nl[11]);
+        v[12] = TextOrNull(s.cancel_reason, nl[12]);
+        v[13] = trades_jsonb;
+        v[14] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+        v[15] = Int64GetDatum(s.seq);
+    }
+
+    Columns orders;
+    orders.Init(22, n_staged);
+    for (int i = 0; i < n_staged; ++i) {
+        const Staged& s = staged[i];
+        const Instrument& inst = s.o->inst;
+        bool isnull;
+        orders.Set(0, UUIDPGetDatum(s.order_id));
+        orders.Set(1, Int64GetDatum(s.order_no));
+        orders.Set(2, CStringGetTextDatum(s.a->client_id));
+        orders.Set(3, Int64GetDatum(s.client_no));
+        orders.Set(4, CStringGetTextDatum(inst.symbol));
+        orders.Set(5, Int32GetDatum(inst.id));
+        orders.Set(6, CStringGetTextDatum(s.o->side));
+        orders.Set(7, CStringGetTextDatum(s.o->type));
+        orders.Set(8, CStringGetTextDatum(s.o->tif));
+        orders.Set(9, BoolGetDatum(s.a->post_only));
+        orders.Set(10, CStringGetTextDatum(s.o->stp));
+        if (s.a->price != nullptr)
+            orders.Set(11, NumericGetDatum(s.a->price));
+        else
+            orders.SetNull(11);
+        orders.Set(12, NumericGetDatum(s.a->quantity));
+        orders.Set(13, NumericGetDatum(Mul(Num(s.row_filled), inst.lot)));
+        if (s.o->ticks != 0)
+            orders.Set(14, Int64GetDatum(s.o->ticks));
+        else
+            orders.SetNull(14);
+        orders.Set(15, Int64GetDatum(s.o->lots));
+        orders.Set(16, Int64GetDatum(s.row_remaining));
+        orders.Set(17, CStringGetTextDatum(s.row_status));
+        orders.Set(18, TextOrNull(s.reject, isnull));
+        if (isnull) orders.SetNull(18);
+        orders.Set(19, TextOrNull(s.row_cancel_reason, isnull));
+        if (isnull) orders.SetNull(19);
+        orders.Set(20, TextOrNull(s.a->idempotency_key, isnull));
+        if (isnull) orders.SetNull(20);
+        orders.Set(21, Int64GetDatum(s.priority));
+        orders.Next();
+    }
+    orders.Execute(p_orders_insert);
+
+    if (n_old > 0) {
+        Columns makers;
+        makers.Init(5, n_old);
+        for (const auto& [id, index] : old_by_order_no) {
+            const OldMaker& m = old_makers[index];
+            bool isnull;
+            makers.Set(0, Int64GetDatum(static_cast<int64>(id)));
+            makers.Set(1, NumericGetDatum(Mul(Num(m.added), m.lot)));
+            makers.Set(2, Int64GetDatum(m.remaining));
+            makers.Set(3, CStringGetTextDatum(m.status));
+            makers.Set(4, TextOrNull(m.cancel_reason, isnull));
+            if (isnull) makers.SetNull(4);
+            makers.Next();
+        }
+        Oid types[5] = {INT8ARRAYOID, NUMERICARRAYOID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
+        Datum args[5] = {makers.Array(0, INT8OID), makers.Array(1, NUMERICOID), makers.Array(2, INT8OID),
+                         makers.Array(3, TEXTOID), makers.Array(4, TEXTOID)};
+        const int rc = SPI_execute_with_args(kMakersUpdate, 5, types, args, nullptr, false, 0);
+        if (rc != SPI_OK_UPDATE || SPI_processed != static_cast<uint64>(n_old))
+            elog(ERROR, "updating %d makers failed: %s, %lu rows", n_old, SPI_result_code_string(rc),
+                 static_cast<unsigned long>(SPI_processed));
+    }
+    if (trades.count > 0) trades.Execute(p_trades_insert);
+    events.Execute(p_events_insert);
+
+    n_staged = 0;
+    staged_by_order_no.clear();
+    staged_keys.clear();
+    old_by_order_no.clear();
+    n_old = 0;
+}
+
+void ResetStaging() {
+    staged = nullptr;
+    n_staged = staged_capacity = 0;
+    staged_by_order_no.clear();
+    staged_keys.clear();
+    old_by_order_no.clear();
+    n_old = 0;
+}
+
+// Idempotency and matching for a validated order; its rows are written by
+// the next Flush(), which also fills `row` (a repeat's row is filled now).
+void Stage(const Args& a, const Order& o, Row& row) {
     if (a.idempotency_key != nullptr) {
         // Serialise requests with this key (any instrument), then answer a repeat with the original order.
         char* lock_key = psprintf("exchange.idempotency:%s:%s", a.client_id, a.idempotency_key);
         const Datum hash = DirectFunctionCall2Coll(hashtextextended, DEFAULT_COLLATION_OID,
                                                    CStringGetTextDatum(lock_key), Int64GetDatum(0));
         DirectFunctionCall1(pg_advisory_xact_lock_int8, hash);
+        std::string key = KeyOf(a.client_id, a.idempotency_key);
+        if (staged_keys.count(key) != 0) Flush();  // the original is staged: write it first
         Datum v[2] = {CStringGetTextDatum(a.client_id), CStringGetTextDatum(a.idempotency_key)};
         Exec(p_idempotent, v, nullptr, 1);
         const bool repeat = SPI_processed == 1;
@@ -467,6 +803,7 @@ void Place(const Args& a, const Order& o, Row& row) {
             Replay(id, row);
             return;
         }
+        staged_keys.insert(std::move(key));
     }
     const int64 client_no = ClientNo(a.client_id);
 
@@ -488,136 +825,46 @@ void Place(const Args& a, const Order& o, Row& row) {
     RunCore([&] { book.place(n, cmd); });
     const bool accepted = cmd.accepted();
     if (!accepted) RunCore([&] { book.set_seq(book.seq() + 1); });  // the rejection is journaled too
-    const int64 seq = static_cast<int64>(accepted ? cmd.seq : book.seq());
 
-    const char* status = !accepted                                       ? "rejected"
-                         : cmd.resting.v > 0 && cmd.filled.v > 0         ? "partially_filled"
-                         : cmd.resting.v > 0                             ? "open"
-                         : cmd.filled.v == o.lots                        ? "filled"
-                                                                         : "cancelled";
-    const char* reject = accepted ? nullptr : pstrdup(core::to_string(cmd.reject).data());
-    const char* cancel_reason =
-        accepted && cmd.cancelled.v > 0 ? pstrdup(core::to_string(cmd.cancel_reason).data()) : nullptr;
-    const Numeric filled = Mul(Num(cmd.filled.v), o.inst.lot);
-    const Numeric remaining = Mul(Num(cmd.resting.v), o.inst.lot);
-    pg_uuid_t* order_id = NewUuid();
-    const bool buy = n.side == core::Side::Buy;
-
-    {
-        const char* texts[8] = {o.side, o.type, o.tif, o.stp, status, reject, cancel_reason, a.idempotency_key};
-        bool text_nulls[8];
-        for (int i = 0; i < 8; ++i) text_nulls[i] = texts[i] == nullptr;
-        const int64 units[3] = {o.ticks, o.lots, cmd.resting.v};
-        const bool unit_nulls[3] = {o.ticks == 0, false, false};
-        Datum v[12] = {UUIDPGetDatum(order_id),
-                       Int64GetDatum(order_no),
-                       CStringGetTextDatum(a.client_id),
-                       Int64GetDatum(client_no),
-                       CStringGetTextDatum(o.inst.symbol),
-                       Int32GetDatum(o.inst.id),
-                       TextArray(texts, text_nulls, 8),
-                       BoolGetDatum(a.post_only),
-                       a.price != nullptr ? NumericGetDatum(a.price) : (Datum)0,
-                       NumericGetDatum(a.quantity),
-                       NumericGetDatum(filled),
-                       Int8Array(units, unit_nulls, 3)};
-        char nulls[12];
-        memset(nulls, ' ', sizeof nulls);
-        if (a.price == nullptr) nulls[8] = 'n';
-        Exec(p_order_insert, v, nulls, 0);
+    if (n_staged == staged_capacity) {
+        staged_capacity = Max(16, staged_capacity * 2);
+        staged = static_cast<Staged*>(staged == nullptr
+                                          ? MemoryContextAlloc(call_cxt, sizeof(Staged) * staged_capacity)
+                                          : repalloc(staged, sizeof(Staged) * staged_capacity));
     }
-
-    if (!cmd.stp_cancelled.empty()) {
-        int64 ids[64];
-        const int count = static_cast<int>(cmd.stp_cancelled.size());
-        int64* buf = count <= 64 ? ids : static_cast<int64*>(palloc(sizeof(int64) * count));
-        Datum* d = static_cast<Datum*>(palloc(sizeof(Datum) * count));
-        for (int i = 0; i < count; ++i) d[i] = Int64GetDatum(buf[i] = static_cast<int64>(cmd.stp_cancelled[i].id));
-        Datum v[1] = {PointerGetDatum(construct_array(d, count, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE))};
-        Exec(p_stp_cancel, v, nullptr, 0);
-    }
-
-    StringInfoData trades;
-    initStringInfo(&trades);
-    appendStringInfoChar(&trades, '[');
-    const char* order_id_text = UuidText(order_id);
-    for (size_t i = 0; i < cmd.fills.size(); ++i) {
-        const auto& f = cmd.fills[i];
-        const Numeric price = Mul(Num(f.price.v), o.inst.tick);
-        const Numeric qty = Mul(Num(f.qty.v), o.inst.lot);
-        Datum upd[3] = {Int64GetDatum(static_cast<int64>(f.maker)), NumericGetDatum(qty),
-                        Int64GetDatum(f.maker_remaining.v)};
-        Exec(p_maker_fill, upd, nullptr, 0);
-        if (SPI_processed != 1) elog(ERROR, "maker order_no " UINT64_FORMAT " is not in exchange.orders", f.maker);
-        bool isnull;
-        const Datum maker_id = datumCopy(Column(1, &isnull), false, UUID_LEN);
-        const Datum maker_client = datumCopy(Column(2, &isnull), false, -1);
-        SPI_freetuptable(SPI_tuptable);
-        pg_uuid_t* trade_id = NewUuid();
-        const Datum taker_id = UUIDPGetDatum(order_id);
-        const Datum taker_client = CStringGetTextDatum(a.client_id);
-        Datum ins[11] = {UUIDPGetDatum(trade_id),
-                         CStringGetTextDatum(o.inst.symbol),
-                         Int32GetDatum(o.inst.id),
-                         Int64GetDatum(seq),
-                         NumericGetDatum(price),
-                         NumericGetDatum(qty),
-                         buy ? taker_id : maker_id,
-                         buy ? maker_id : taker_id,
-                         buy ? taker_client : maker_client,
-                         buy ? maker_client : taker_client,
-                         CStringGetTextDatum(buy ? "sell" : "buy")};
-        Exec(p_trade_insert, ins, nullptr, 0);
-        appendStringInfo(&trades, "%s{\"trade_id\":\"%s\",\"price\":%s,\"quantity\":%s,\"maker_order_id\":\"%s\"}",
-                         i ? "," : "", UuidText(trade_id), Out(price), Out(qty),
-                         UuidText(DatumGetUUIDP(maker_id)));
-    }
-    appendStringInfoChar(&trades, ']');
-
-    StringInfoData payload;
-    initStringInfo(&payload);
-    appendStringInfoChar(&payload, '{');
-    JsonText(&payload, "order_id", order_id_text);
-    JsonText(&payload, "client_id", a.client_id);
-    JsonText(&payload, "side", o.side);
-    JsonText(&payload, "type", o.type);
-    JsonRaw(&payload, "price", a.price != nullptr ? Out(a.price) : nullptr);
-    JsonRaw(&payload, "quantity", Out(a.quantity));
-    JsonText(&payload, "status", status);
-    JsonRaw(&payload, "filled_quantity", Out(filled));
-    JsonRaw(&payload, "remaining_quantity", Out(remaining));
-    JsonText(&payload, "reject_reason", reject);
-    JsonText(&payload, "cancel_reason", cancel_reason);
-    JsonRaw(&payload, "trades", trades.data);
-    AppendBookChanges(&payload, o.inst);
-    appendStringInfoChar(&payload, '}');
-    const Datum trades_jsonb = DirectFunctionCall1(jsonb_in, CStringGetDatum(trades.data));
-    {
-        Datum v[5] = {Int32GetDatum(o.inst.id), Int64GetDatum(seq),
-                      CStringGetTextDatum(accepted ? "order_placed" : "order_rejected"), UUIDPGetDatum(order_id),
-                      DirectFunctionCall1(jsonb_in, CStringGetDatum(payload.data))};
-        Exec(p_event_insert, v, nullptr, 0);
-    }
-
-    Datum* v = row.v;
-    bool* nl = row.null;
-    memset(nl, 0, sizeof row.null);
-    v[0] = UUIDPGetDatum(order_id);
-    v[1] = CStringGetTextDatum(a.client_id);
-    v[2] = CStringGetTextDatum(o.inst.symbol);
-    v[3] = CStringGetTextDatum(o.side);
-    v[4] = CStringGetTextDatum(o.type);
-    v[5] = CStringGetTextDatum(o.tif);
-    v[6] = a.price != nullptr ? NumericGetDatum(a.price) : (nl[6] = true, (Datum)0);
-    v[7] = NumericGetDatum(a.quantity);
-    v[8] = NumericGetDatum(filled);
-    v[9] = NumericGetDatum(remaining);
-    v[10] = CStringGetTextDatum(status);
-    v[11] = reject != nullptr ? CStringGetTextDatum(reject) : (nl[11] = true, (Datum)0);
-    v[12] = cancel_reason != nullptr ? CStringGetTextDatum(cancel_reason) : (nl[12] = true, (Datum)0);
-    v[13] = trades_jsonb;
-    v[14] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
-    v[15] = Int64GetDatum(seq);
+    Staged& s = staged[n_staged];
+    s.a = &a;
+    s.o = &o;
+    s.row = &row;
+    s.order_no = order_no;
+    s.client_no = client_no;
+    s.priority = nextval_internal(SequenceOid("priority_seq"), false);
+    s.seq = static_cast<int64>(accepted ? cmd.seq : book.seq());
+    s.order_id = NewUuid();
+    s.accepted = accepted;
+    s.status = !accepted                               ? "rejected"
+               : cmd.resting.v > 0 && cmd.filled.v > 0 ? "partially_filled"
+               : cmd.resting.v > 0                     ? "open"
+               : cmd.filled.v == o.lots                ? "filled"
+                                                       : "cancelled";
+    s.reject = accepted ? nullptr : MemoryContextStrdup(call_cxt, core::to_string(cmd.reject).data());
+    s.cancel_reason =
+        accepted && cmd.cancelled.v > 0 ? MemoryContextStrdup(call_cxt, core::to_string(cmd.cancel_reason).data())
+                                        : nullptr;
+    s.filled = cmd.filled.v;
+    s.resting = cmd.resting.v;
+    s.fills = CopyOut(cmd.fills);
+    s.n_fills = static_cast<int>(cmd.fills.size());
+    s.levels = CopyOut(cmd.levels);
+    s.n_levels = static_cast<int>(cmd.levels.size());
+    s.stp = CopyOut(cmd.stp_cancelled);
+    s.n_stp = static_cast<int>(cmd.stp_cancelled.size());
+    s.row_filled = s.filled;
+    s.row_remaining = s.resting;
+    s.row_status = s.status;
+    s.row_cancel_reason = s.cancel_reason;
+    staged_by_order_no.emplace(static_cast<uint64>(order_no), n_staged);
+    ++n_staged;
 }
 
 // The answer to a batch item that failed validation: nothing was written.
@@ -720,7 +967,8 @@ Datum exchange_place_order(PG_FUNCTION_ARGS) {
     Problem p;
     if (!Validate(a, o, p)) Raise(p);
     Row row;
-    Place(a, o, row);
+    Stage(a, o, row);
+    Flush();
     MemoryContext spi = MemoryContextSwitchTo(caller);
     HeapTuple tuple = heap_form_tuple(BlessTupleDesc(desc), row.v, row.null);
     MemoryContextSwitchTo(spi);
@@ -741,26 +989,23 @@ Datum exchange_place_orders(PG_FUNCTION_ARGS) {
 
     SPI_connect();
     ResetCaches();
-    // A large keeper block survives each reset: freeing and re-faulting fresh
-    // pages per item cost more than the item's own work.
-    MemoryContext item_cxt = AllocSetContextCreate(CurrentMemoryContext, "exchange batch item", 1 << 20, 1 << 20,
-                                                   ALLOCSET_DEFAULT_MAXSIZE);
+    // Everything of the call lives in call_cxt until SPI_finish: the staged
+    // orders point at their arguments and result rows.
+    Row* rows = static_cast<Row*>(palloc(sizeof(Row) * Max(count, 1u)));
     for (uint32 i = 0; i < count; ++i) {
-        MemoryContext outer = MemoryContextSwitchTo(item_cxt);
         JsonbValue* item = getIthJsonbValueFromContainer(&batch->root, i);
-        Args a;
-        Order o;
+        Args* a = static_cast<Args*>(palloc(sizeof(Args)));
+        Order* o = static_cast<Order*>(palloc(sizeof(Order)));
+        *a = Args();
+        *o = Order();
         Problem p;
-        Row row;
-        if (ItemArgs(item, a, p) && Validate(a, o, p))
-            Place(a, o, row);
+        if (ItemArgs(item, *a, p) && Validate(*a, *o, p))
+            Stage(*a, *o, rows[i]);
         else
-            RejectedRow(a, p, row);
-        tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, row.v, row.null);
-        if (SPI_tuptable != nullptr) SPI_freetuptable(SPI_tuptable);
-        MemoryContextSwitchTo(outer);
-        MemoryContextReset(item_cxt);
+            RejectedRow(*a, p, rows[i]);
     }
+    Flush();
+    for (uint32 i = 0; i < count; ++i) tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, rows[i].v, rows[i].null);
     SPI_finish();
     return (Datum)0;
 }

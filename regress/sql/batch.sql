@@ -11,3 +11,108 @@ SELECT status, reject_reason, filled_quantity, remaining_quantity
 SELECT try($$SELECT exchange.place_orders('{}')$$);
 SELECT count(*) FROM exchange.place_orders('[]');
 SELECT healthy('SOL-USD');
+
+-- Within one batch the rows are written together at the end: orders that
+-- trade with orders of the same batch, makers filled several times, makers
+-- cancelled by self-trade prevention and repeated idempotency keys must all
+-- end as if placed one by one.
+SELECT symbol FROM exchange.create_instrument('BAT-USD', 1, 1);
+SELECT status FROM exchange.place_order('old1', 'BAT-USD', 'sell', 'limit', 5, 10);  -- rested before the batch
+SELECT status FROM exchange.place_order('old2', 'BAT-USD', 'sell', 'limit', 5, 11);
+SELECT n, client_id, status, filled_quantity, remaining_quantity, cancel_reason, jsonb_array_length(trades) AS trades,
+       seq IS NULL AS replayed
+  FROM exchange.place_orders('[
+    {"client_id": "new1", "instrument": "BAT-USD", "side": "sell", "type": "limit", "quantity": 4, "price": 9},
+    {"client_id": "tak1", "instrument": "BAT-USD", "side": "buy", "type": "limit", "quantity": 1, "price": 9},
+    {"client_id": "tak1", "instrument": "BAT-USD", "side": "buy", "type": "limit", "quantity": 3, "price": 9, "idempotency_key": "k1"},
+    {"client_id": "tak1", "instrument": "BAT-USD", "side": "buy", "type": "limit", "quantity": 3, "price": 9, "idempotency_key": "k1"},
+    {"client_id": "tak2", "instrument": "BAT-USD", "side": "buy", "type": "limit", "quantity": 2, "price": 10},
+    {"client_id": "tak2", "instrument": "BAT-USD", "side": "buy", "type": "limit", "quantity": 1, "price": 10},
+    {"client_id": "old1", "instrument": "BAT-USD", "side": "buy", "type": "limit", "quantity": 1, "price": 10, "stp": "cancel_oldest"},
+    {"client_id": "new2", "instrument": "BAT-USD", "side": "sell", "type": "limit", "quantity": 2, "price": 10},
+    {"client_id": "new2", "instrument": "BAT-USD", "side": "buy", "type": "limit", "quantity": 1, "price": 10, "stp": "cancel_both"},
+    {"client_id": "tak3", "instrument": "BAT-USD", "side": "buy", "type": "limit", "quantity": 2, "price": 11}
+  ]') WITH ORDINALITY AS r(order_id, client_id, instrument, side, type, time_in_force, price, quantity, filled_quantity,
+                           remaining_quantity, status, reject_reason, cancel_reason, trades, created_at, seq, n);
+-- The rows as written: each order's filled quantity equals its trades, and the book equals the tables.
+SELECT client_id, side, price, quantity, filled_quantity, remaining_lots, status, cancel_reason
+  FROM exchange.orders WHERE instrument = 'BAT-USD' ORDER BY order_no;
+SELECT count(*) AS orders_whose_fills_disagree_with_trades
+  FROM exchange.orders o
+ WHERE o.instrument = 'BAT-USD'
+   AND o.filled_quantity <> coalesce((SELECT sum(t.quantity) FROM exchange.trades t
+                                       WHERE t.buy_order_id = o.order_id OR t.sell_order_id = o.order_id), 0);
+SELECT count(*) AS keyed_orders FROM exchange.orders WHERE client_id = 'tak1' AND idempotency_key = 'k1';
+SELECT book('BAT-USD');
+SELECT healthy('BAT-USD');
+-- The journal: one entry per order, gap-free.
+SELECT count(*), min(seq), max(seq) FROM exchange.events WHERE instrument_id = (SELECT instrument_id FROM exchange.instruments WHERE symbol = 'BAT-USD');
+
+-- Differential: the same 400 seeded random orders (crossing prices, shared
+-- clients for STP, repeated idempotency keys) placed in batches of 50 on one
+-- instrument and one by one on another end with the same answers, rows,
+-- trades, book and journal (engine order numbers aside).
+SELECT symbol FROM exchange.create_instrument('DIFF-A', 1, 1);
+SELECT symbol FROM exchange.create_instrument('DIFF-B', 1, 1);
+SELECT setseed(0.42);
+CREATE TEMP TABLE stream AS
+SELECT n, 'd' || (random() * 5)::int AS client_id, CASE WHEN random() < 0.5 THEN 'buy' ELSE 'sell' END AS side,
+       CASE WHEN random() < 0.1 THEN 'market' ELSE 'limit' END AS type, 1 + (random() * 6)::int AS quantity,
+       95 + (random() * 10)::int AS price, (ARRAY['gtc', 'gtc', 'gtc', 'ioc', 'fok'])[1 + (random() * 4)::int] AS tif,
+       (ARRAY['none', 'cancel_newest', 'cancel_oldest', 'cancel_both'])[1 + (random() * 3)::int] AS stp,
+       CASE WHEN random() < 0.3 THEN 'k' || (random() * 40)::int END AS idempotency_key
+  FROM generate_series(1, 400) n;
+CREATE TEMP TABLE via_batch AS
+SELECT (s.chunk * 50 + r.i)::int AS n, r.*
+  FROM generate_series(0, 7) s(chunk),
+       LATERAL exchange.place_orders((
+           SELECT jsonb_agg(jsonb_build_object('client_id', client_id, 'instrument', 'DIFF-A', 'side', side, 'type', type,
+                                               'quantity', quantity,
+                                               'price', CASE WHEN type = 'limit' THEN price END,
+                                               'time_in_force', tif, 'stp', stp, 'idempotency_key', 'A' || idempotency_key)
+                            ORDER BY n)
+             FROM stream WHERE n > s.chunk * 50 AND n <= (s.chunk + 1) * 50)) WITH ORDINALITY
+       AS r(order_id, client_id, instrument, side, type, time_in_force, price, quantity, filled_quantity,
+            remaining_quantity, status, reject_reason, cancel_reason, trades, created_at, seq, i);
+CREATE TEMP TABLE via_single (n int, r exchange.order_result);
+DO $$
+DECLARE
+    o record;
+BEGIN
+    FOR o IN SELECT * FROM stream ORDER BY n LOOP
+        INSERT INTO via_single
+        SELECT o.n, exchange.place_order(o.client_id, 'DIFF-B', o.side, o.type, o.quantity,
+                                         CASE WHEN o.type = 'limit' THEN o.price END, o.tif, 'B' || o.idempotency_key,
+                                         false, o.stp);
+    END LOOP;
+END $$;
+SELECT count(*) AS answers_that_differ
+  FROM via_batch b JOIN via_single s USING (n)
+ WHERE (b.status, b.filled_quantity, b.remaining_quantity, b.reject_reason, b.cancel_reason, b.seq IS NULL,
+        jsonb_array_length(b.trades))
+       IS DISTINCT FROM ((s.r).status, (s.r).filled_quantity, (s.r).remaining_quantity, (s.r).reject_reason,
+                         (s.r).cancel_reason, (s.r).seq IS NULL, jsonb_array_length((s.r).trades));
+SELECT count(*) FILTER (WHERE status = 'filled') > 50 AS many_filled, count(*) FILTER (WHERE cancel_reason = 'self_trade') > 0 AS some_stp,
+       count(*) FILTER (WHERE seq IS NULL) > 5 AS some_replays, count(*) FILTER (WHERE status = 'rejected') > 0 AS some_rejected
+  FROM via_batch;
+SELECT count(*) AS rows_that_differ FROM (
+    (SELECT order_no - min(order_no) OVER () AS k, client_id, side, quantity, filled_quantity, remaining_lots, status, cancel_reason
+       FROM exchange.orders WHERE instrument = 'DIFF-A'
+     EXCEPT
+     SELECT order_no - min(order_no) OVER (), client_id, side, quantity, filled_quantity, remaining_lots, status, cancel_reason
+       FROM exchange.orders WHERE instrument = 'DIFF-B')
+    UNION ALL
+    (SELECT order_no - min(order_no) OVER (), client_id, side, quantity, filled_quantity, remaining_lots, status, cancel_reason
+       FROM exchange.orders WHERE instrument = 'DIFF-B'
+     EXCEPT
+     SELECT order_no - min(order_no) OVER (), client_id, side, quantity, filled_quantity, remaining_lots, status, cancel_reason
+       FROM exchange.orders WHERE instrument = 'DIFF-A')) d;
+SELECT (SELECT array_agg((seq, price, quantity, buy_client_id, sell_client_id, maker_side)::text ORDER BY seq, trade_no)
+          FROM exchange.trades WHERE instrument = 'DIFF-A')
+     = (SELECT array_agg((seq, price, quantity, buy_client_id, sell_client_id, maker_side)::text ORDER BY seq, trade_no)
+          FROM exchange.trades WHERE instrument = 'DIFF-B') AS same_trades;
+SELECT (SELECT array_agg(b) FROM book('DIFF-A') b) = (SELECT array_agg(b) FROM book('DIFF-B') b) AS same_book;
+SELECT (SELECT array_agg(payload - 'order_id' - 'trades' - 'stp_cancelled' ORDER BY seq) FROM exchange.events e JOIN exchange.instruments i USING (instrument_id) WHERE i.symbol = 'DIFF-A')
+     = (SELECT array_agg(payload - 'order_id' - 'trades' - 'stp_cancelled' ORDER BY seq) FROM exchange.events e JOIN exchange.instruments i USING (instrument_id) WHERE i.symbol = 'DIFF-B')
+       AS same_journal;
+SELECT healthy('DIFF-A') AND healthy('DIFF-B') AS healthy;

@@ -34,7 +34,7 @@ SELECT symbol, trade_count, volume, notional, vwap, open, high, low, close FROM 
 SELECT trade_count, volume, vwap, open FROM exchange.trade_stats('SOL-USD');
 SELECT try($$SELECT exchange.trade_stats('ADA-USD', 0)$$);
 
-SELECT symbol, tick_size, lot_size FROM exchange.list_instruments();
+SELECT symbol, tick_size, lot_size FROM exchange.list_instruments() WHERE symbol IN ('SOL-USD', 'ADA-USD', 'ETH-USD');
 
 -- book_snapshot: levels as decimal strings, best first, with the sequence of the last journal entry.
 SELECT exchange.book_snapshot('ADA-USD') - 'seq' AS book;
