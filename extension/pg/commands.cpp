@@ -392,39 +392,99 @@ Oid SequenceOid(const char* name) {
     return oid;
 }
 
-void JsonKey(StringInfo b, const char* key) {
-    if (b->data[b->len - 1] != '{') appendStringInfoChar(b, ',');
-    escape_json(b, key);
-    appendStringInfoChar(b, ':');
-}
-void JsonText(StringInfo b, const char* key, const char* value) {
-    JsonKey(b, key);
-    if (value == nullptr)
-        appendStringInfoString(b, "null");
-    else
-        escape_json(b, value);
-}
-void JsonRaw(StringInfo b, const char* key, const char* value) {
-    JsonKey(b, key);
-    appendStringInfoString(b, value == nullptr ? "null" : value);
+// Builds jsonb values directly (no text round trip: parsing the journal's
+// JSON text was most of a batch's time).
+struct JsonBuilder {
+    JsonbParseState* state = nullptr;
+    JsonbValue* done = nullptr;
+    bool in_array = false;
+
+    void Push(JsonbIteratorToken token, JsonbValue* v) {
+        JsonbValue* r = pushJsonbValue(&state, token, v);
+        if (token == WJB_END_OBJECT || token == WJB_END_ARRAY) done = r;
+    }
+    void Key(const char* k) {
+        JsonbValue v;
+        v.type = jbvString;
+        v.val.string.val = const_cast<char*>(k);
+        v.val.string.len = static_cast<int>(strlen(k));
+        Push(WJB_KEY, &v);
+    }
+    void Scalar(JsonbValue* v) { Push(in_array ? WJB_ELEM : WJB_VALUE, v); }
+    void Text(const char* s) {
+        JsonbValue v;
+        if (s == nullptr) {
+            v.type = jbvNull;
+        } else {
+            v.type = jbvString;
+            v.val.string.val = const_cast<char*>(s);
+            v.val.string.len = static_cast<int>(strlen(s));
+        }
+        Scalar(&v);
+    }
+    void Number(Numeric n) {
+        JsonbValue v;
+        if (n == nullptr) {
+            v.type = jbvNull;
+        } else {
+            v.type = jbvNumeric;
+            v.val.numeric = n;
+        }
+        Scalar(&v);
+    }
+    void Bool(bool b) {
+        JsonbValue v;
+        v.type = jbvBool;
+        v.val.boolean = b;
+        Scalar(&v);
+    }
+    void BeginObject() { Push(WJB_BEGIN_OBJECT, nullptr), in_array = false; }
+    void EndObject(bool parent_is_array) { Push(WJB_END_OBJECT, nullptr), in_array = parent_is_array; }
+    void BeginArray() { Push(WJB_BEGIN_ARRAY, nullptr), in_array = true; }
+    void EndArray() { Push(WJB_END_ARRAY, nullptr), in_array = false; }
+    Datum Result() const { return JsonbPGetDatum(JsonbValueToJsonb(done)); }
+};
+
+// One trade of a command, as the result row and the journal show it.
+struct TradeView {
+    const char* trade_id;
+    const char* maker_order_id;
+    Numeric price, quantity;
+};
+
+// [{"trade_id", "price", "quantity", "maker_order_id"}, ...] inside the current object or as the top value.
+void AddTrades(JsonBuilder& j, const TradeView* trades, int n) {
+    j.BeginArray();
+    for (int i = 0; i < n; ++i) {
+        j.BeginObject();
+        j.Key("trade_id"), j.Text(trades[i].trade_id);
+        j.Key("price"), j.Number(trades[i].price);
+        j.Key("quantity"), j.Number(trades[i].quantity);
+        j.Key("maker_order_id"), j.Text(trades[i].maker_order_id);
+        j.EndObject(true);
+    }
+    j.EndArray();
 }
 
 // The journal's level changes and STP cancels of one command.
-void AppendBookChanges(StringInfo b, const Instrument& inst, const core::LevelChange* levels, int n_levels,
-                       const core::Cancelled* stp, int n_stp) {
-    JsonKey(b, "levels");
-    appendStringInfoChar(b, '[');
+void AddBookChanges(JsonBuilder& j, const Instrument& inst, const core::LevelChange* levels, int n_levels,
+                    const core::Cancelled* stp, int n_stp) {
+    j.Key("levels");
+    j.BeginArray();
     for (int i = 0; i < n_levels; ++i) {
         const auto& l = levels[i];
-        appendStringInfo(b, "%s{\"side\":\"%s\",\"price\":%s,\"quantity\":%s,\"order_count\":%u}", i ? "," : "",
-                         l.side == core::Side::Buy ? "buy" : "sell", Out(Mul(Num(l.price.v), inst.tick)),
-                         Out(Mul(Num(l.qty.v), inst.lot)), l.count);
+        j.BeginObject();
+        j.Key("side"), j.Text(l.side == core::Side::Buy ? "buy" : "sell");
+        j.Key("price"), j.Number(Mul(Num(l.price.v), inst.tick));
+        j.Key("quantity"), j.Number(Mul(Num(l.qty.v), inst.lot));
+        j.Key("order_count"), j.Number(Num(l.count));
+        j.EndObject(true);
     }
-    appendStringInfoChar(b, ']');
-    JsonKey(b, "stp_cancelled");
-    appendStringInfoChar(b, '[');
-    for (int i = 0; i < n_stp; ++i) appendStringInfo(b, "%s" INT64_FORMAT, i ? "," : "", static_cast<int64>(stp[i].id));
-    appendStringInfoChar(b, ']');
+    j.EndArray();
+    j.Key("stp_cancelled");
+    j.BeginArray();
+    for (int i = 0; i < n_stp; ++i) j.Number(Num(static_cast<int64>(stp[i].id)));
+    j.EndArray();
 }
 
 // The columns of exchange.order_result.
@@ -582,9 +642,11 @@ void Flush() {
     Columns trades, events;
     trades.Init(11, n_trades);
     events.Init(5, n_staged);
-    StringInfoData json, payload;
-    initStringInfo(&json);
-    initStringInfo(&payload);
+    // JSON is built in a scratch context reset per order; the finished jsonb
+    // values are copied out to the call's context.
+    MemoryContext scratch = AllocSetContextCreate(CurrentMemoryContext, "exchange journal json", ALLOCSET_DEFAULT_SIZES);
+    TradeView* views = nullptr;
+    int views_capacity = 0;
 
     for (int i = 0; i < n_staged; ++i) {
         Staged& s = staged[i];
@@ -606,8 +668,11 @@ void Flush() {
             }
         }
         // Fills: the makers' new state and one trade each.
-        resetStringInfo(&json);
-        appendStringInfoChar(&json, '[');
+        if (s.n_fills > views_capacity) {
+            views_capacity = Max(s.n_fills, 2 * views_capacity);
+            views = static_cast<TradeView*>(views == nullptr ? palloc(sizeof(TradeView) * views_capacity)
+                                                             : repalloc(views, sizeof(TradeView) * views_capacity));
+        }
         const bool buy = strcmp(s.o->side, "buy") == 0;
         const Datum taker_id = UUIDPGetDatum(s.order_id);
         const Datum taker_client = CStringGetTextDatum(s.a->client_id);
@@ -648,35 +713,41 @@ void Flush() {
             trades.Set(9, buy ? maker_client_text : taker_client);
             trades.Set(10, CStringGetTextDatum(buy ? "sell" : "buy"));
             trades.Next();
-            appendStringInfo(&json, "%s{\"trade_id\":\"%s\",\"price\":%s,\"quantity\":%s,\"maker_order_id\":\"%s\"}",
-                             k ? "," : "", UuidText(trade_id), Out(price), Out(qty), UuidText(maker_id));
+            views[k] = TradeView{UuidText(trade_id), UuidText(maker_id), price, qty};
         }
-        appendStringInfoChar(&json, ']');
 
         const Numeric filled = Mul(Num(s.filled), inst.lot);
         const Numeric remaining = Mul(Num(s.resting), inst.lot);
-        resetStringInfo(&payload);
-        appendStringInfoChar(&payload, '{');
-        JsonText(&payload, "order_id", UuidText(s.order_id));
-        JsonText(&payload, "client_id", s.a->client_id);
-        JsonText(&payload, "side", s.o->side);
-        JsonText(&payload, "type", s.o->type);
-        JsonRaw(&payload, "price", s.a->price != nullptr ? Out(s.a->price) : nullptr);
-        JsonRaw(&payload, "quantity", Out(s.a->quantity));
-        JsonText(&payload, "status", s.status);
-        JsonRaw(&payload, "filled_quantity", Out(filled));
-        JsonRaw(&payload, "remaining_quantity", Out(remaining));
-        JsonText(&payload, "reject_reason", s.reject);
-        JsonText(&payload, "cancel_reason", s.cancel_reason);
-        JsonRaw(&payload, "trades", json.data);
-        AppendBookChanges(&payload, inst, s.levels, s.n_levels, s.stp, s.n_stp);
-        appendStringInfoChar(&payload, '}');
-        const Datum trades_jsonb = DirectFunctionCall1(jsonb_in, CStringGetDatum(json.data));
+        MemoryContext outer = MemoryContextSwitchTo(scratch);
+        JsonBuilder t;
+        AddTrades(t, views, s.n_fills);
+        const Datum trades_scratch = t.Result();
+        JsonBuilder j;
+        j.BeginObject();
+        j.Key("order_id"), j.Text(UuidText(s.order_id));
+        j.Key("client_id"), j.Text(s.a->client_id);
+        j.Key("side"), j.Text(s.o->side);
+        j.Key("type"), j.Text(s.o->type);
+        j.Key("price"), j.Number(s.a->price);
+        j.Key("quantity"), j.Number(s.a->quantity);
+        j.Key("status"), j.Text(s.status);
+        j.Key("filled_quantity"), j.Number(filled);
+        j.Key("remaining_quantity"), j.Number(remaining);
+        j.Key("reject_reason"), j.Text(s.reject);
+        j.Key("cancel_reason"), j.Text(s.cancel_reason);
+        j.Key("trades"), AddTrades(j, views, s.n_fills);
+        AddBookChanges(j, inst, s.levels, s.n_levels, s.stp, s.n_stp);
+        j.EndObject(false);
+        const Datum payload_scratch = j.Result();
+        MemoryContextSwitchTo(outer);
+        const Datum trades_jsonb = datumCopy(trades_scratch, false, -1);
+        const Datum payload = datumCopy(payload_scratch, false, -1);
+        MemoryContextReset(scratch);
         events.Set(0, Int32GetDatum(inst.id));
         events.Set(1, Int64GetDatum(s.seq));
         events.Set(2, CStringGetTextDatum(s.accepted ? "order_placed" : "order_rejected"));
         events.Set(3, UUIDPGetDatum(s.order_id));
-        events.Set(4, DirectFunctionCall1(jsonb_in, CStringGetDatum(payload.data)));
+        events.Set(4, payload);
         events.Next();
 
         Datum* v = s.row->v;
