@@ -105,8 +105,15 @@ Plan p_trades_insert{"INSERT INTO exchange.trades (trade_id, instrument, instrum
 Plan p_events_insert{"INSERT INTO exchange.events (instrument_id, seq, kind, order_id, payload) "
                      "SELECT * FROM unnest($1::int4[], $2::int8[], $3::text[], $4::uuid[], $5::jsonb[])",
                      5, {INT4ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, UUIDARRAYOID, JSONBARRAYOID}, nullptr};
-// Makers that rested before this flush; planned per call (the arrays' sizes
-// inform the plan: a nested loop over the order_no index).
+// Makers that rested before this flush: one prepared statement per maker when
+// there are few (planning the join costs more than a few executions), else
+// one join planned for the call (the arrays' sizes inform the plan: a nested
+// loop over the order_no index).
+constexpr int kMakersJoinFrom = 16;
+Plan p_maker_update{"UPDATE exchange.orders SET filled_quantity = filled_quantity + $2, remaining_lots = $3, "
+                    "status = $4, cancel_reason = coalesce($5, cancel_reason), updated_at = now() "
+                    "WHERE order_no = $1",
+                    5, {INT8OID, NUMERICOID, INT8OID, TEXTOID, TEXTOID}, nullptr};
 constexpr const char* kMakersUpdate =
     "UPDATE exchange.orders o SET filled_quantity = o.filled_quantity + u.added, remaining_lots = u.remaining, "
     "status = u.status, cancel_reason = coalesce(u.cancel_reason, o.cancel_reason), updated_at = now() "
@@ -812,7 +819,17 @@ void Flush() {
     }
     orders.Execute(p_orders_insert);
 
-    if (n_old > 0) {
+    if (n_old > 0 && n_old < kMakersJoinFrom) {
+        for (const auto& [id, index] : old_by_order_no) {
+            const OldMaker& m = old_makers[index];
+            Datum v[5] = {Int64GetDatum(static_cast<int64>(id)), NumericGetDatum(Mul(Num(m.added), m.lot)),
+                          Int64GetDatum(m.remaining), CStringGetTextDatum(m.status),
+                          m.cancel_reason != nullptr ? CStringGetTextDatum(m.cancel_reason) : (Datum)0};
+            const char nulls[5] = {' ', ' ', ' ', ' ', m.cancel_reason != nullptr ? ' ' : 'n'};
+            Exec(p_maker_update, v, nulls, 0);
+            if (SPI_processed != 1) elog(ERROR, "maker order_no " UINT64_FORMAT " is not in exchange.orders", id);
+        }
+    } else if (n_old > 0) {
         Columns makers;
         makers.Init(5, n_old);
         for (const auto& [id, index] : old_by_order_no) {
