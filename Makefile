@@ -9,16 +9,22 @@ BUILD_DIR ?= build
 JOBS ?= 2
 CORE_PACKAGES := build-essential cmake libgtest-dev libbenchmark-dev
 PG_PACKAGES := postgresql-15 postgresql-client-15 postgresql-server-dev-15
+FRONTEND_PACKAGES := pkg-config libpq-dev libpqxx-dev libpistache-dev rapidjson-dev libhiredis-dev prometheus-cpp-dev \
+                     redis-server libboost-dev libspdlog-dev libcli11-dev \
+                     python3-pytest python3-requests python3-websockets python3-psycopg
 RUN_DIR := .run
 RUN_PG_PORT ?= 54320
+RUN_REDIS_PORT ?= 6390
+RUN_HTTP_PORT ?= 8000
+RUN_WS_PORT ?= 8001
 
-.PHONY: all build deps ext install-ext test test-core test-core-long test-core-asan test-pg bench bench-core bench-pg \
-        run stop clean format
+.PHONY: all build deps ext install-ext test test-core test-core-long test-core-asan test-pg test-frontend bench \
+        bench-core bench-pg bench-frontend run stop clean format
 
 all: build
 
 deps:
-	@scripts/ensure-packages.sh $(CORE_PACKAGES) $(PG_PACKAGES)
+	@scripts/ensure-packages.sh $(CORE_PACKAGES) $(PG_PACKAGES) $(FRONTEND_PACKAGES)
 
 $(BUILD_DIR)/Makefile: CMakeLists.txt
 	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
@@ -33,11 +39,16 @@ ext: deps
 install-ext: ext
 	@scripts/install-extension.sh
 
-test: build test-core test-core-asan test-pg
+test: build test-core test-core-asan test-pg test-frontend
 
 # pg_regress, isolation, restart and crash tests on a throwaway cluster (port 54329).
 test-pg: install-ext
 	scripts/test-pg.sh
+
+# REST and WebSocket suites against a real PostgreSQL, Redis and pgx-frontend (ports 54349/63790/18000-18001
+# for REST, the feed's own for the feed).
+test-frontend: build install-ext
+	scripts/test-frontend.sh
 
 test-core: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
@@ -53,7 +64,7 @@ PGX_DIFF_OPS ?= 20000000
 test-core-long: build
 	PGX_DIFF_OPS=$(PGX_DIFF_OPS) $(BUILD_DIR)/core_tests --gtest_filter='Differential*'
 
-bench: bench-core bench-pg
+bench: bench-core bench-pg bench-frontend
 
 bench-core: build
 	$(BUILD_DIR)/core_bench
@@ -62,14 +73,24 @@ bench-core: build
 bench-pg: install-ext
 	scripts/bench-pg.sh
 
-# A local cluster in .run/pg (127.0.0.1:$(RUN_PG_PORT)) with the extension and a demo instrument.
+# POST /orders end to end with an open-loop load, and WebSocket fan-out latency (ports 54379, 63799, 18200-18201).
+bench-frontend: build install-ext
+	scripts/bench-frontend.sh
+
+# A local cluster in .run/pg (127.0.0.1:$(RUN_PG_PORT)) with the extension and a demo instrument,
+# Redis on 127.0.0.1:$(RUN_REDIS_PORT) (.run/redis) and pgx-frontend on :$(RUN_HTTP_PORT) (REST) and
+# :$(RUN_WS_PORT) (WebSocket), logging to .run/frontend.log.
 run: build install-ext
 	@scripts/pg-cluster.sh start $(RUN_DIR)/pg $(RUN_PG_PORT)
 	@psql -X -q -h 127.0.0.1 -p $(RUN_PG_PORT) -U postgres -c "CREATE EXTENSION IF NOT EXISTS exchange" \
 	  -c "INSERT INTO exchange.instruments (symbol, tick_size, lot_size, min_quantity) VALUES ('BTC-USD', 0.01, 0.0001, 0.0001) ON CONFLICT DO NOTHING"
-	@echo "PostgreSQL with the exchange extension: psql -h 127.0.0.1 -p $(RUN_PG_PORT) -U postgres  (make stop to stop)"
+	@echo "PostgreSQL with the exchange extension: psql -h 127.0.0.1 -p $(RUN_PG_PORT) -U postgres"
+	@scripts/frontend-ctl.sh start $(RUN_DIR) $(BUILD_DIR)/frontend/pgx-frontend \
+	  "host=127.0.0.1 port=$(RUN_PG_PORT) user=postgres dbname=postgres" $(RUN_REDIS_PORT) $(RUN_HTTP_PORT) $(RUN_WS_PORT)
+	@echo "REST http://127.0.0.1:$(RUN_HTTP_PORT), WebSocket ws://127.0.0.1:$(RUN_WS_PORT)/stream  (make stop to stop)"
 
 stop:
+	@scripts/frontend-ctl.sh stop $(RUN_DIR)
 	@scripts/pg-cluster.sh stop $(RUN_DIR)/pg
 
 format:

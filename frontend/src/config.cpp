@@ -1,0 +1,67 @@
+#include "config.h"
+
+#include <CLI/CLI.hpp>
+#include <cstdlib>
+
+namespace pgx {
+
+std::string Config::redis_host() const {
+    return redis.substr(0, redis.rfind(':'));
+}
+
+int Config::redis_port() const {
+    return std::stoi(redis.substr(redis.rfind(':') + 1));
+}
+
+Config parse_config(int argc, char** argv) {
+    Config c;
+    CLI::App app{"pgx-frontend: REST and WebSocket frontend of pgexchange"};
+    app.add_option("--db", c.db, "libpq conninfo of the exchange database")->envname("PGX_DB");
+    app.add_option("--http-host", c.http_host, "REST listen address")->envname("PGX_HTTP_HOST");
+    app.add_option("--http-port", c.http_port, "REST port")->envname("PGX_HTTP_PORT");
+    app.add_option("--http-threads", c.http_threads, "Pistache reactor threads")
+        ->envname("PGX_HTTP_THREADS")
+        ->check(CLI::Range(1, 64));
+    app.add_option("--ws-port", c.ws_port, "WebSocket feed port")->envname("PGX_WS_PORT");
+    app.add_option("--redis", c.redis, "Redis host:port for idempotency and rate limits (\"\" disables)")
+        ->envname("PGX_REDIS");
+    app.add_option("--rate-limit", c.rate_limit, "requests per minute per client_id (0 disables)")
+        ->envname("PGX_RATE_LIMIT")
+        ->check(CLI::NonNegativeNumber);
+    app.add_option("--db-workers", c.db_workers, "database connections (worker threads)")
+        ->envname("PGX_DB_WORKERS")
+        ->check(CLI::Range(1, 256));
+    app.add_option("--batch-max", c.batch_max, "most orders in one place_orders call")
+        ->envname("PGX_BATCH_MAX")
+        ->check(CLI::Range(1, 10000));
+    app.add_option("--batch-wait-us", c.batch_wait_us, "longest wait for a batch to fill (microseconds)")
+        ->envname("PGX_BATCH_WAIT_US")
+        ->check(CLI::Range(0, 100000));
+    app.add_option("--max-body-bytes", c.max_body_bytes, "largest accepted request body")
+        ->envname("PGX_MAX_BODY_BYTES")
+        ->check(CLI::Range(std::size_t{256}, std::size_t{16} << 20));
+    app.add_option("--shutdown-timeout-ms", c.shutdown_timeout_ms,
+                   "longest wait for in-flight requests on SIGTERM")
+        ->envname("PGX_SHUTDOWN_TIMEOUT_MS")
+        ->check(CLI::NonNegativeNumber);
+    app.add_option("--log-level", c.log_level, "trace, debug, info, warn, error")
+        ->envname("PGX_LOG_LEVEL")
+        ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+    try {
+        app.parse(argc, argv);
+        if (!c.redis.empty()) {
+            auto colon = c.redis.rfind(':');
+            if (colon == std::string::npos || colon == 0)
+                throw CLI::ValidationError("--redis", "expected host:port");
+            int port = std::stoi(c.redis.substr(colon + 1));
+            if (port <= 0 || port > 65535) throw CLI::ValidationError("--redis", "port out of range");
+        }
+    } catch (const CLI::ParseError& e) {
+        std::exit(app.exit(e));
+    } catch (const std::exception& e) {
+        std::exit(app.exit(CLI::ValidationError("--redis", e.what())));
+    }
+    return c;
+}
+
+}  // namespace pgx

@@ -1,0 +1,32 @@
+// Process configuration: command-line flags with environment fallbacks.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace pgx {
+
+struct Config {
+    std::string db = "host=127.0.0.1 port=54320 user=postgres dbname=postgres";
+    std::string http_host = "127.0.0.1";
+    uint16_t http_port = 8000;
+    int http_threads = 2;
+    uint16_t ws_port = 8001;
+    std::string redis = "127.0.0.1:6379";  // host:port, empty disables Redis
+    int rate_limit = 100;                  // requests per minute per client_id, 0 disables
+    int db_workers = 4;
+    int batch_max = 256;
+    int batch_wait_us = 200;
+    std::size_t max_body_bytes = 64 * 1024;
+    int shutdown_timeout_ms = 10000;
+    std::string log_level = "info";
+
+    std::string redis_host() const;
+    int redis_port() const;
+};
+
+// Parses argv (and PGX_* environment variables); exits the process on --help or a bad flag.
+Config parse_config(int argc, char** argv);
+
+}  // namespace pgx

@@ -1,0 +1,72 @@
+#include "db_error.h"
+
+#include <cctype>
+#include <pqxx/except>
+#include <string>
+
+namespace pgx {
+
+namespace {
+
+// The functions raise "<reason_code>: text"; split that, dropping libpq's "ERROR:  " prefix.
+void split_reason(const std::string& what, std::string& code, std::string& message) {
+    std::string line = what.substr(0, what.find('\n'));
+    if (line.rfind("ERROR:", 0) == 0) line.erase(0, line.find_first_not_of(' ', 6));
+    std::size_t colon = line.find(": ");
+    bool is_code = colon != std::string::npos && colon > 0;
+    for (std::size_t i = 0; is_code && i < colon; ++i)
+        is_code = std::islower(static_cast<unsigned char>(line[i])) || line[i] == '_';
+    if (is_code) {
+        code = line.substr(0, colon);
+        message = line.substr(colon + 2);
+    } else {
+        message = line;
+    }
+}
+
+// libpqxx 6 throws some SQLSTATE classes as their own exception types without the state itself.
+std::string sqlstate_of(const pqxx::sql_error& e) {
+    if (!e.sqlstate().empty()) return e.sqlstate();
+    if (dynamic_cast<const pqxx::insufficient_privilege*>(&e)) return "42501";
+    if (dynamic_cast<const pqxx::insufficient_resources*>(&e)) return "53000";
+    if (dynamic_cast<const pqxx::data_exception*>(&e)) return "22000";
+    if (dynamic_cast<const pqxx::feature_not_supported*>(&e)) return "0A000";
+    return "";
+}
+
+bool is_connection_state(const std::string& s) {
+    return s.rfind("08", 0) == 0 || s == "57P01" || s == "57P02" || s == "57P03";
+}
+
+}  // namespace
+
+bool is_connection_failure(const std::exception& e) {
+    if (dynamic_cast<const pqxx::broken_connection*>(&e) || dynamic_cast<const pqxx::in_doubt_error*>(&e))
+        return true;
+    auto* sql = dynamic_cast<const pqxx::sql_error*>(&e);
+    return sql && is_connection_state(sqlstate_of(*sql));
+}
+
+ApiError api_error_from(const std::exception& e) {
+    if (auto* api = dynamic_cast<const ApiError*>(&e)) return *api;
+    if (is_connection_failure(e)) return ApiError(503, "database_unavailable", "the database is unavailable");
+    auto* sql = dynamic_cast<const pqxx::sql_error*>(&e);
+    if (!sql) return ApiError(500, "internal_error", "internal error");
+    const std::string state = sqlstate_of(*sql);
+    std::string code, message;
+    split_reason(sql->what(), code, message);
+    auto make = [&](int status, const char* fallback) {
+        return ApiError(status, code.empty() ? fallback : code, message);
+    };
+    if (state == "42704") return make(400, "unknown_instrument");
+    if (state == "P0002") return make(404, "not_found");
+    if (state == "42501") return make(403, "forbidden");
+    if (state == "55000") return make(409, "conflict");
+    if (state == "53000") return make(503, "capacity");
+    if (state.rfind("22", 0) == 0) return make(400, "invalid_value");
+    if (state == "40001" || state == "40P01") return ApiError(503, "database_busy", "retry the request");
+    if (state == "57014") return ApiError(503, "database_timeout", "the database did not answer in time");
+    return ApiError(500, "internal_error", "internal error");
+}
+
+}  // namespace pgx

@@ -1,0 +1,17 @@
+// Turns database failures into API errors (SQLSTATE -> HTTP status and code).
+#pragma once
+
+#include <exception>
+
+#include "reply.h"
+
+namespace pgx {
+
+// The API error for an exception thrown while talking to PostgreSQL.
+ApiError api_error_from(const std::exception& e);
+
+// True when the connection itself failed (lost, refused, server shutting down):
+// the outcome of the statement is unknown and the connection must be replaced.
+bool is_connection_failure(const std::exception& e);
+
+}  // namespace pgx

@@ -1,0 +1,267 @@
+#include "db_pool.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <pqxx/except>
+
+#include "metrics.h"
+
+namespace pgx {
+
+namespace {
+
+// A full queue means the database is far behind: refuse instead of growing latency without bound.
+constexpr std::size_t kMaxQueued = 20000;
+
+double seconds_since(Clock::time_point t) {
+    return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+Reply reply_for(const std::exception& e) {
+    ApiError api = api_error_from(e);
+    std::string what = e.what();
+    what = what.substr(0, what.find('\n'));
+    if (is_connection_failure(e))
+        spdlog::warn("database unavailable: {}", what);
+    else if (api.status() >= 500)
+        spdlog::error("database call failed: {}", what);
+    return error_reply(api);
+}
+
+std::string batch_json(const std::vector<OrderJob>& jobs, const std::vector<std::size_t>& which) {
+    rapidjson::StringBuffer buf;
+    JsonWriter w(buf);
+    w.StartArray();
+    for (std::size_t i : which) write_place_item(w, jobs[i].order);
+    w.EndArray();
+    return std::string(buf.GetString(), buf.GetSize());
+}
+
+}  // namespace
+
+struct DbPool::Worker {
+    Worker(const Config& c, std::atomic<int>& connected, LocalRateLimiter& local, Metrics& metrics)
+        : session(c.db, connected),
+          gate(c.redis.empty() ? std::string() : c.redis_host(), c.redis.empty() ? 0 : c.redis_port(),
+               c.rate_limit, local, metrics) {}
+    DbSession session;
+    Gate gate;
+    std::thread thread;
+};
+
+DbPool::DbPool(const Config& config, Metrics& metrics)
+    : config_(config),
+      metrics_(metrics),
+      local_limiter_(config.rate_limit),
+      max_order_writers_(std::max(1, config.db_workers / 2)) {
+    for (int i = 0; i < config.db_workers; ++i)
+        workers_.push_back(std::make_unique<Worker>(config, connected_, local_limiter_, metrics));
+}
+
+DbPool::~DbPool() {
+    stop();
+}
+
+void DbPool::start() {
+    for (auto& w : workers_) w->thread = std::thread([this, &w] { run(*w); });
+}
+
+void DbPool::stop() {
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        stopping_ = true;
+    }
+    cv_.notify_all();
+    for (auto& w : workers_)
+        if (w->thread.joinable()) w->thread.join();
+}
+
+void DbPool::submit(OrderJob job) {
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (!stopping_ && orders_.size() + tasks_.size() < kMaxQueued) {
+            orders_.push_back(std::move(job));
+            cv_.notify_all();
+            return;
+        }
+    }
+    metrics_.order_refused("overloaded");
+    job.respond(error_reply(503, "overloaded", "the order queue is full or the server is stopping"));
+}
+
+void DbPool::submit(Task task) {
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (!stopping_ && orders_.size() + tasks_.size() < kMaxQueued) {
+            tasks_.push_back(std::move(task));
+            cv_.notify_all();
+            return;
+        }
+    }
+    task.respond(error_reply(503, "overloaded", "the request queue is full or the server is stopping"));
+}
+
+void DbPool::run(Worker& w) {
+    const auto batch_wait = std::chrono::microseconds(config_.batch_wait_us);
+    const auto batch_max = static_cast<std::size_t>(config_.batch_max);
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+        auto can_write = [&] { return !orders_.empty() && order_writers_ < max_order_writers_; };
+        cv_.wait(lock, [&] { return can_write() || !tasks_.empty() || (stopping_ && orders_.empty()); });
+        if (can_write()) {
+            ++order_writers_;
+            // Group commit: let more orders join the batch, but never hold the oldest one longer than
+            // batch_wait.
+            auto deadline = orders_.front().received + batch_wait;
+            while (!stopping_ && !orders_.empty() && orders_.size() < batch_max && Clock::now() < deadline)
+                cv_.wait_until(lock, deadline);
+            std::vector<OrderJob> batch;
+            while (!orders_.empty() && batch.size() < batch_max) {
+                batch.push_back(std::move(orders_.front()));
+                orders_.pop_front();
+            }
+            if (!batch.empty()) {
+                lock.unlock();
+                process_orders(w, batch);
+                lock.lock();
+            }
+            --order_writers_;
+            cv_.notify_all();
+            continue;
+        }
+        if (!tasks_.empty()) {
+            Task task = std::move(tasks_.front());
+            tasks_.pop_front();
+            lock.unlock();
+            process_task(w, task);
+            lock.lock();
+            continue;
+        }
+        return;  // stopping, and nothing is left to answer
+    }
+}
+
+void DbPool::process_orders(Worker& w, std::vector<OrderJob>& jobs) {
+    std::vector<AdmitRequest> requests;
+    requests.reserve(jobs.size());
+    for (const auto& j : jobs) requests.push_back({j.order.client_id, j.order.idempotency_key});
+    std::vector<Admission> admissions = w.gate.admit(requests);
+
+    std::vector<std::size_t> to_place;
+    for (std::size_t i = 0; i < jobs.size(); ++i) {
+        if (!admissions[i].rate.allowed) {
+            metrics_.order_refused("rate_limited");
+            jobs[i].respond(rate_limited_reply(admissions[i].rate));
+        } else if (!admissions[i].cached_order_id || !answer_from_cache(w, jobs[i], admissions[i])) {
+            to_place.push_back(i);
+        }
+    }
+    if (to_place.empty()) return;
+    // Same lock order in every batch: orders for several instruments cannot deadlock two batches.
+    std::stable_sort(to_place.begin(), to_place.end(), [&](std::size_t a, std::size_t b) {
+        return jobs[a].order.instrument < jobs[b].order.instrument;
+    });
+    std::vector<std::pair<AdmitRequest, std::string>> remember;
+    place(w, jobs, admissions, to_place, remember);
+    w.gate.remember(remember);
+}
+
+// Redis said this key was used: answer with the order as it is now, read
+// from the database. Anything unexpected falls back to place_orders, whose
+// unique key decides.
+bool DbPool::answer_from_cache(Worker& w, OrderJob& job, const Admission& admission) {
+    try {
+        pqxx::result r = w.session.exec(Stmt::GetOrder, *admission.cached_order_id);
+        if (r.size() != 1 || r[0][kClientId].c_str() != job.order.client_id) return false;
+        Reply reply;
+        reply.status = 200;
+        reply.body = order_json(r[0]);
+        add_rate_headers(reply, admission.rate);
+        job.respond(std::move(reply));
+        return true;
+    } catch (const std::exception&) {
+        return false;
+    }
+}
+
+void DbPool::place(Worker& w, std::vector<OrderJob>& jobs, const std::vector<Admission>& admissions,
+                   const std::vector<std::size_t>& which,
+                   std::vector<std::pair<AdmitRequest, std::string>>& remember) {
+    pqxx::result rows;
+    try {
+        rows = w.session.exec(Stmt::PlaceOrders, batch_json(jobs, which));
+    } catch (const std::exception& e) {
+        // A failed statement committed nothing, so its orders can go again one by one;
+        // a lost connection may or may not have committed, so those get a 503 and the
+        // client retries (safely, with an idempotency key).
+        if (which.size() > 1 && !is_connection_failure(e)) {
+            std::string what = e.what();
+            spdlog::warn("batch of {} orders failed, placing them one by one: {}", which.size(),
+                         what.substr(0, what.find('\n')));
+            for (std::size_t i : which) place(w, jobs, admissions, {i}, remember);
+            return;
+        }
+        Reply error = reply_for(e);
+        const std::string code = api_error_from(e).code();
+        for (std::size_t i : which) {
+            metrics_.order_refused(code);
+            jobs[i].respond(error);
+        }
+        return;
+    }
+    metrics_.batch(which.size());
+    if (rows.size() != which.size()) {
+        spdlog::error("place_orders returned {} rows for {} orders", rows.size(), which.size());
+        for (std::size_t i : which) jobs[i].respond(error_reply(500, "internal_error", "internal error"));
+        return;
+    }
+    for (std::size_t k = 0; k < which.size(); ++k) {
+        OrderJob& job = jobs[which[k]];
+        const pqxx::row& row = rows[k];
+        const std::string reason = row[kRejectReason].is_null() ? "" : row[kRejectReason].c_str();
+        if (row[kOrderId].is_null()) {
+            metrics_.order_refused(reason);
+            Reply r = error_reply(400, reason, "order rejected: " + reason);
+            add_rate_headers(r, admissions[which[k]].rate);
+            job.respond(std::move(r));
+            continue;
+        }
+        Reply reply;
+        std::size_t trades = 0;
+        reply.body = order_json(row, &trades);
+        bool replay = row[kSeq].is_null();
+        reply.status = replay ? 200 : 201;
+        add_rate_headers(reply, admissions[which[k]].rate);
+        if (!replay) {
+            metrics_.order_result(row[kInstrument].c_str(), row[kType].c_str(), row[kSide].c_str(),
+                                  row[kStatus].c_str(), reason, trades, trades > 0,
+                                  seconds_since(job.received));
+        }
+        if (job.order.idempotency_key)
+            remember.emplace_back(AdmitRequest{job.order.client_id, job.order.idempotency_key},
+                                  row[kOrderId].c_str());
+        job.respond(std::move(reply));
+    }
+}
+
+void DbPool::process_task(Worker& w, Task& task) {
+    RateDecision rate;
+    if (!task.rate_client.empty()) {
+        rate = w.gate.admit({{task.rate_client, std::nullopt}})[0].rate;
+        if (!rate.allowed) {
+            task.respond(rate_limited_reply(rate));
+            return;
+        }
+    }
+    Reply reply;
+    try {
+        reply = task.run(w.session);
+    } catch (const std::exception& e) {
+        reply = reply_for(e);
+    }
+    add_rate_headers(reply, rate);
+    task.respond(std::move(reply));
+}
+
+}  // namespace pgx

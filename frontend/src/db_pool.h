@@ -1,0 +1,84 @@
+// The database workers. HTTP handlers never touch the database: they queue
+// work here and a worker answers through the request's Respond.
+//
+// Orders are group-committed: a worker takes up to batch_max queued orders,
+// waiting at most batch_wait_us after the oldest one arrived, and places them
+// with one exchange.place_orders call (one transaction, one WAL flush, one
+// NOTIFY per instrument). At most half of the workers write orders at a time
+// so that reads, cancels and amends keep moving under an order flood.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "admission.h"
+#include "config.h"
+#include "db_session.h"
+#include "order_json.h"
+#include "reply.h"
+
+namespace pgx {
+
+class Metrics;
+using Clock = std::chrono::steady_clock;
+
+struct OrderJob {
+    OrderRequest order;
+    Respond respond;
+    Clock::time_point received;
+};
+
+struct Task {
+    std::string rate_client;  // rate limited under this client_id; empty: not limited
+    std::function<Reply(DbSession&)> run;
+    Respond respond;
+};
+
+class DbPool {
+public:
+    DbPool(const Config& config, Metrics& metrics);
+    ~DbPool();
+
+    void start();
+    // Queue work; answered with 503 at once when the queue is full or the pool has stopped.
+    void submit(OrderJob job);
+    void submit(Task task);
+    // Answers everything already queued, then joins the workers.
+    void stop();
+
+    int connected() const { return connected_.load(); }
+    int size() const { return static_cast<int>(workers_.size()); }
+
+private:
+    struct Worker;
+    void run(Worker& w);
+    void process_orders(Worker& w, std::vector<OrderJob>& jobs);
+    void place(Worker& w, std::vector<OrderJob>& jobs, const std::vector<Admission>& admissions,
+               const std::vector<std::size_t>& which,
+               std::vector<std::pair<AdmitRequest, std::string>>& remember);
+    bool answer_from_cache(Worker& w, OrderJob& job, const Admission& admission);
+    void process_task(Worker& w, Task& task);
+
+    const Config& config_;
+    Metrics& metrics_;
+    LocalRateLimiter local_limiter_;
+    std::atomic<int> connected_{0};
+    std::vector<std::unique_ptr<Worker>> workers_;
+
+    std::mutex mu_;
+    std::condition_variable cv_;
+    std::deque<OrderJob> orders_;
+    std::deque<Task> tasks_;
+    int order_writers_ = 0;
+    int max_order_writers_;
+    bool stopping_ = false;
+};
+
+}  // namespace pgx

@@ -1,0 +1,118 @@
+#include "db_session.h"
+
+#include <poll.h>
+#include <spdlog/spdlog.h>
+
+#include <pqxx/except>
+
+#include "order_json.h"
+
+namespace pgx {
+
+namespace {
+
+// While the database is down, requests fail fast for this long before the next connect attempt.
+constexpr std::chrono::milliseconds kReconnectPause{250};
+
+std::string sql_of(Stmt s) {
+    const std::string order_cols = kOrderColumns;
+    switch (s) {
+        case Stmt::PlaceOrders:
+            return "SELECT " + order_cols + " FROM exchange.place_orders($1::jsonb)";
+        case Stmt::GetOrder:
+            return "SELECT " + order_cols + " FROM exchange.get_order($1::uuid)";
+        case Stmt::ListOrders:
+            return "SELECT " + order_cols + " FROM exchange.list_orders($1, $2, $3::int)";
+        case Stmt::CancelOrder:
+            return "SELECT " + order_cols + " FROM exchange.cancel_order($1::uuid, $2)";
+        case Stmt::AmendOrder:
+            return "SELECT " + order_cols +
+                   " FROM exchange.amend_order($1::uuid, $2::numeric, $3::numeric, $4)";
+        case Stmt::Orderbook:
+            return "SELECT exchange.book_snapshot($1, $2::int)::text";
+        case Stmt::RecentTrades:
+            return "SELECT trade_id, symbol, price::text, quantity::text, buy_order_id, sell_order_id, "
+                   "buy_client_id, sell_client_id, maker_side, seq, to_json(executed_at) #>> '{}' "
+                   "FROM exchange.recent_trades($1, $2::int)";
+        case Stmt::TradeStats:
+            return "SELECT symbol, trade_count, volume::text, notional::text, vwap::text, open::text, "
+                   "high::text, low::text, close::text FROM exchange.trade_stats($1, $2::int)";
+        case Stmt::Snapshot:
+            return "SELECT exchange.snapshot($1)";
+        case Stmt::ListInstruments:
+            return "SELECT symbol, tick_size::text, lot_size::text, min_quantity::text, status, "
+                   "to_json(created_at) #>> '{}' FROM exchange.list_instruments() ORDER BY symbol";
+        case Stmt::Ready:
+            return "SELECT count(*) FROM exchange.list_instruments()";
+        case Stmt::Depth:
+            return "SELECT i.symbol, b.side, sum(b.order_count)::bigint FROM exchange.list_instruments() i "
+                   "CROSS JOIN LATERAL exchange.orderbook(i.symbol, 2147483647) b GROUP BY 1, 2";
+        case Stmt::Count:
+            break;
+    }
+    throw std::logic_error("unknown statement");
+}
+
+// An idle connection never has anything to read unless the server has closed
+// it (a restart sends a FATAL message and EOF). Checking before a statement is
+// sent lets the worker reconnect instead of failing a request it could have served.
+bool closed_while_idle(int fd) {
+    if (fd < 0) return true;
+    pollfd p{fd, POLLIN, 0};
+    return poll(&p, 1, 0) != 0;
+}
+
+}  // namespace
+
+DbSession::DbSession(std::string conninfo, std::atomic<int>& connected)
+    : conninfo_(std::move(conninfo)), connected_(connected) {}
+
+DbSession::~DbSession() {
+    drop();
+}
+
+std::string DbSession::name(Stmt s) {
+    return "pgx_" + std::to_string(static_cast<int>(s));
+}
+
+void DbSession::drop() {
+    if (!conn_) return;
+    conn_.reset();
+    prepared_.reset();
+    --connected_;
+    retry_at_ = std::chrono::steady_clock::now() + kReconnectPause;
+}
+
+pqxx::connection& DbSession::connection() {
+    if (conn_ && closed_while_idle(conn_->sock())) {
+        spdlog::info("database closed an idle connection, reconnecting");
+        drop();
+        retry_at_ = {};
+    }
+    if (conn_) return *conn_;
+    auto now = std::chrono::steady_clock::now();
+    if (now < retry_at_) throw pqxx::broken_connection("the database is unreachable");
+    try {
+        auto c = std::make_unique<pqxx::connection>(conninfo_);
+        pqxx::nontransaction tx(*c);
+        tx.exec("SET application_name = 'pgx-frontend'; SET statement_timeout = '10s'");
+        conn_ = std::move(c);
+        ++connected_;
+        spdlog::info("database connection opened");
+    } catch (const std::exception& e) {
+        retry_at_ = now + kReconnectPause;
+        std::string what = e.what();
+        spdlog::warn("database connection failed: {}", what.substr(0, what.find('\n')));
+        throw pqxx::broken_connection("the database is unreachable");
+    }
+    return *conn_;
+}
+
+void DbSession::prepare(pqxx::connection& c, Stmt s) {
+    auto i = static_cast<std::size_t>(s);
+    if (prepared_[i]) return;
+    c.prepare(name(s), sql_of(s));
+    prepared_[i] = true;
+}
+
+}  // namespace pgx

@@ -1,0 +1,72 @@
+// One long-lived PostgreSQL connection of a database worker, with its
+// prepared statements. A lost connection is dropped and replaced on the next
+// call; while the database stays unreachable, calls fail at once instead of
+// waiting for a connect timeout each time.
+#pragma once
+
+#include <atomic>
+#include <bitset>
+#include <chrono>
+#include <memory>
+#include <pqxx/connection>
+#include <pqxx/nontransaction>
+#include <pqxx/result>
+#include <string>
+
+#include "db_error.h"
+
+namespace pgx {
+
+enum class Stmt {
+    PlaceOrders,
+    GetOrder,
+    ListOrders,
+    CancelOrder,
+    AmendOrder,
+    Orderbook,
+    RecentTrades,
+    TradeStats,
+    Snapshot,
+    ListInstruments,
+    Ready,
+    Depth,
+    Count
+};
+
+class DbSession {
+public:
+    // `connected` counts the open connections of the whole pool.
+    DbSession(std::string conninfo, std::atomic<int>& connected);
+    ~DbSession();
+    DbSession(const DbSession&) = delete;
+    DbSession& operator=(const DbSession&) = delete;
+
+    // Runs a prepared statement in its own implicit transaction: when it
+    // returns, the statement has committed.
+    template <typename... Args>
+    pqxx::result exec(Stmt s, Args&&... args) {
+        pqxx::connection& c = connection();
+        try {
+            prepare(c, s);
+            pqxx::nontransaction tx(c);
+            return tx.exec_prepared(name(s), std::forward<Args>(args)...);
+        } catch (const std::exception& e) {
+            if (is_connection_failure(e)) drop();
+            throw;
+        }
+    }
+
+private:
+    pqxx::connection& connection();
+    void prepare(pqxx::connection& c, Stmt s);
+    static std::string name(Stmt s);
+    void drop();
+
+    std::string conninfo_;
+    std::atomic<int>& connected_;
+    std::unique_ptr<pqxx::connection> conn_;
+    std::bitset<static_cast<std::size_t>(Stmt::Count)> prepared_;
+    std::chrono::steady_clock::time_point retry_at_{};
+};
+
+}  // namespace pgx

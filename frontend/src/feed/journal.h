@@ -1,0 +1,70 @@
+// Journal entries (exchange.events rows) turned into the feed's JSON messages.
+// Each message is serialised once and shared by every client that receives it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace pgx::feed {
+
+using Message = std::shared_ptr<const std::string>;
+
+enum Channel : unsigned { kDeltas = 1u, kTrades = 2u, kOrders = 4u };
+constexpr unsigned kAllChannels = kDeltas | kTrades | kOrders;
+
+// One journal entry as read from the database; every column as text.
+struct JournalRow {
+    int64_t seq = 0;
+    std::string kind;     // order_placed, order_rejected, order_cancelled, order_amended
+    std::string payload;  // jsonb as text
+    // The order's row, for what the payload of a cancel or amend omits. Side
+    // and type never change; the rest is final once a cancel has happened.
+    std::string side, order_type, price, quantity, filled_quantity;
+    bool price_null = true;
+    int64_t created_us = 0;  // created_at, microseconds since the Unix epoch
+};
+
+// The messages one journal entry produces, one list per channel.
+struct Entry {
+    int64_t seq = 0;
+    Message delta;
+    std::vector<Message> trades;
+    Message order;
+};
+
+// Consecutive entries of one instrument, in sequence order without gaps.
+struct Batch {
+    std::string instrument;
+    std::vector<Entry> entries;
+    std::size_t bytes = 0;  // all messages, for queue accounting
+    int64_t last_created_us = 0;
+};
+
+// Builds an entry's messages; a payload that is not valid JSON still yields
+// the delta (with no changes) so that clients keep a gap-free sequence.
+Entry make_entry(const std::string& instrument, const JournalRow& row);
+
+// Adds an entry to a batch, keeping its byte count.
+void append(Batch& batch, Entry entry, int64_t created_us);
+
+// The snapshot message from exchange.book_snapshot()'s jsonb text.
+Message make_snapshot(const std::string& book_snapshot_json);
+
+// {"type":"error","code":...,"message":...}
+Message make_error(const std::string& code, const std::string& message);
+
+Message make_text(std::string text);
+
+namespace pg {
+class Connection;
+}
+
+// Journal entries of one instrument with after < seq <= upto, oldest first,
+// at most `limit` of them; throws pg::Error.
+std::vector<JournalRow> read_journal(pg::Connection& conn, int instrument_id, int64_t after, int64_t upto,
+                                     int limit);
+
+}  // namespace pgx::feed

@@ -1,0 +1,166 @@
+#include "listener.h"
+
+#include <poll.h>
+#include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <limits>
+#include <set>
+
+#include "instruments.h"
+#include "pg.h"
+
+namespace pgx::feed {
+namespace {
+
+constexpr int kRowsPerRead = 1000;
+constexpr int kMaxBackoffMs = 5000;
+
+int64_t now_us() {
+    return std::chrono::duration_cast<std::chrono::microseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+// "instrument_id:first_seq:last_seq"; false if the payload is something else.
+bool parse_notification(const char* payload, int& instrument_id, int64_t& last_seq) {
+    long long id = 0, first = 0, last = 0;
+    char tail = 0;
+    if (std::sscanf(payload, "%lld:%lld:%lld%c", &id, &first, &last, &tail) != 3) return false;
+    instrument_id = static_cast<int>(id);
+    last_seq = last;
+    return true;
+}
+
+}  // namespace
+
+Listener::Listener(std::string conninfo, Instruments& instruments, Publish publish,
+                   ListenerCounters& counters)
+    : conninfo_(std::move(conninfo)),
+      instruments_(instruments),
+      publish_(std::move(publish)),
+      counters_(counters) {}
+
+Listener::~Listener() {
+    stop();
+}
+
+void Listener::start() {
+    wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (wake_fd_ < 0) throw std::runtime_error("eventfd failed");
+    thread_ = std::thread([this] { run(); });
+}
+
+void Listener::stop() {
+    if (!thread_.joinable()) return;
+    stopping_ = true;
+    uint64_t one = 1;
+    if (write(wake_fd_, &one, sizeof one) < 0) spdlog::error("feed: cannot wake the LISTEN thread");
+    thread_.join();
+    close(wake_fd_);
+    wake_fd_ = -1;
+}
+
+// Waits `ms` or until stop(); false when stopping.
+bool Listener::sleep_unless_stopped(int ms) {
+    pollfd fd{wake_fd_, POLLIN, 0};
+    poll(&fd, 1, ms);
+    return !stopping_;
+}
+
+void Listener::run() {
+    bool connected_before = false;
+    int backoff_ms = 100;
+    while (!stopping_) {
+        try {
+            pg::Connection conn(conninfo_, "pgx-feed-listen");
+            if (connected_before) counters_.reconnects++;
+            const bool first = !connected_before;
+            connected_before = true;
+            backoff_ms = 100;
+            serve(conn, first);
+        } catch (const std::exception& e) {
+            if (stopping_) break;
+            spdlog::warn("feed: LISTEN connection lost ({}); reconnecting in {} ms", e.what(), backoff_ms);
+            if (!sleep_unless_stopped(backoff_ms)) break;
+            backoff_ms = std::min(backoff_ms * 2, kMaxBackoffMs);
+        }
+    }
+}
+
+// LISTENs, catches up every instrument from the journal, then follows the
+// notifications until stop() or a connection error (thrown).
+void Listener::serve(pg::Connection& conn, bool first) {
+    // LISTEN before reading the journal: whatever commits in between is
+    // both read now and notified later, and re-reading is harmless.
+    conn.exec("LISTEN exchange_events");
+    for (const auto& row : instruments_.reload(conn)) {
+        // At first start the feed begins at the present; later (after a
+        // reconnect) an instrument it has never seen began while it was away.
+        if (!last_seen_.count(row.id)) last_seen_[row.id] = first ? row.last_seq : 0;
+        catch_up(conn, row.id);
+    }
+    ready_ = true;
+    spdlog::info("feed: listening on exchange_events for {} instruments{}", last_seen_.size(),
+                 first ? "" : " (reconnected, caught up)");
+
+    pollfd fds[2] = {{PQsocket(conn.raw()), POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+    while (!stopping_) {
+        // Check the queue before sleeping: libpq also queues notifications
+        // that arrive while a catch-up query runs, and the socket will not
+        // signal those again.
+        std::set<int> touched;
+        while (PGnotify* n = PQnotifies(conn.raw())) {
+            int id = 0;
+            int64_t last = 0;
+            if (parse_notification(n->extra, id, last)) {
+                counters_.notifications++;
+                auto it = last_seen_.find(id);
+                if (it == last_seen_.end() || last > it->second) touched.insert(id);
+            }
+            PQfreemem(n);
+        }
+        for (int id : touched) {
+            if (!last_seen_.count(id)) {
+                instruments_.reload(conn);
+                last_seen_[id] = 0;  // created after the feed started: its whole journal is new
+            }
+            catch_up(conn, id);
+        }
+        if (!touched.empty()) continue;
+        if (poll(fds, 2, -1) < 0 && errno != EINTR) throw std::runtime_error("poll failed");
+        if (stopping_) return;
+        if (!PQconsumeInput(conn.raw())) throw pg::Error(PQerrorMessage(conn.raw()), "");
+    }
+}
+
+// Publishes every journal entry after last_seen_[id], in batches.
+void Listener::catch_up(pg::Connection& conn, int instrument_id) {
+    const std::optional<std::string> symbol = instruments_.symbol(instrument_id);
+    if (!symbol) return;
+    int64_t& last = last_seen_[instrument_id];
+    for (;;) {
+        std::vector<JournalRow> rows =
+            read_journal(conn, instrument_id, last, std::numeric_limits<int64_t>::max(), kRowsPerRead);
+        if (rows.empty()) return;
+        auto batch = std::make_shared<Batch>();
+        batch->instrument = *symbol;
+        for (const JournalRow& row : rows) {
+            if (row.seq != last + 1)
+                spdlog::error("feed: journal of {} jumps from {} to {}", *symbol, last, row.seq);
+            append(*batch, make_entry(*symbol, row), row.created_us);
+            last = row.seq;
+        }
+        counters_.last_lag_us =
+            static_cast<uint64_t>(std::max<int64_t>(0, now_us() - batch->last_created_us));
+        publish_(std::move(batch));
+        if (static_cast<int>(rows.size()) < kRowsPerRead) return;
+    }
+}
+
+}  // namespace pgx::feed

@@ -1,0 +1,59 @@
+// The process's one LISTEN connection: turns NOTIFYs on exchange_events into
+// batches of journal entries, gap-free per instrument. It reads from its own
+// last seen sequence (not only the notified range), so a missed notification
+// or a lost connection is caught up from the journal.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "journal.h"
+
+namespace pgx::feed {
+
+class Instruments;
+namespace pg {
+class Connection;
+}
+
+struct ListenerCounters {
+    std::atomic<uint64_t> notifications{0};
+    std::atomic<uint64_t> reconnects{0};
+    std::atomic<uint64_t> last_lag_us{0};
+};
+
+class Listener {
+public:
+    // publish runs on the listener thread and must not block.
+    using Publish = std::function<void(std::shared_ptr<const Batch>)>;
+    Listener(std::string conninfo, Instruments& instruments, Publish publish, ListenerCounters& counters);
+    ~Listener();
+    void start();
+    void stop();
+    // True once the first LISTEN is in place: from then on every committed
+    // entry reaches publish, so snapshots may be served.
+    bool ready() const { return ready_; }
+
+private:
+    void run();
+    void serve(pg::Connection& conn, bool first);
+    void catch_up(pg::Connection& conn, int instrument_id);
+    bool sleep_unless_stopped(int ms);
+
+    std::string conninfo_;
+    Instruments& instruments_;
+    Publish publish_;
+    ListenerCounters& counters_;
+    std::map<int, int64_t> last_seen_;  // listener thread only
+    std::atomic<bool> stopping_{false};
+    std::atomic<bool> ready_{false};
+    int wake_fd_ = -1;
+    std::thread thread_;
+};
+
+}  // namespace pgx::feed

@@ -1,0 +1,46 @@
+#include "pg.h"
+
+#include <spdlog/spdlog.h>
+
+namespace pgx::feed::pg {
+
+std::string Error::one_line(std::string message) {
+    while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
+    for (char& c : message)
+        if (c == '\n' || c == '\t') c = ' ';
+    return message;
+}
+
+namespace {
+// Server notices (e.g. "terminating connection") go to the log, not stderr.
+void log_notice(void*, const char* message) {
+    spdlog::warn("feed: PostgreSQL: {}", Error::one_line(message));
+}
+}  // namespace
+
+Connection::Connection(const std::string& conninfo, const char* application_name) : conn_(nullptr, PQfinish) {
+    // expand_dbname: the conninfo may be a URI or key=value string; the
+    // later keywords override it. Keepalives notice a silently dead peer.
+    const char* keys[] = {
+        "dbname",           "application_name", "keepalives", "keepalives_idle", "keepalives_interval",
+        "keepalives_count", "connect_timeout",  nullptr};
+    const char* values[] = {conninfo.c_str(), application_name, "1", "10", "5", "3", "10", nullptr};
+    conn_.reset(PQconnectdbParams(keys, values, 1));
+    if (!conn_) throw Error("out of memory connecting to PostgreSQL", "");
+    if (!ok()) throw Error(PQerrorMessage(conn_.get()), "");
+    PQsetNoticeProcessor(conn_.get(), log_notice, nullptr);
+}
+
+Result Connection::exec(const char* sql, const std::vector<std::string>& params) {
+    std::vector<const char*> values;
+    values.reserve(params.size());
+    for (const auto& p : params) values.push_back(p.c_str());
+    Result r(PQexecParams(conn_.get(), sql, static_cast<int>(values.size()), nullptr, values.data(), nullptr,
+                          nullptr, 0));
+    const ExecStatusType status = r.status();
+    if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK) return r;
+    const char* state = r.sqlstate();
+    throw Error(ok() ? r.error() : PQerrorMessage(conn_.get()), ok() && state ? state : "");
+}
+
+}  // namespace pgx::feed::pg

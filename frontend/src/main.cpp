@@ -1,0 +1,73 @@
+// pgx-frontend: the REST API (Pistache) and the WebSocket feed of pgexchange.
+// SIGTERM/SIGINT: stop taking requests, answer those in flight, stop the
+// feed, close the database connections, exit 0.
+#include <pthread.h>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <cstdlib>
+
+#include "config.h"
+#include "db_pool.h"
+#include "feed.h"
+#include "http_server.h"
+#include "metrics.h"
+#include "routes.h"
+
+int main(int argc, char** argv) {
+    pgx::Config config = pgx::parse_config(argc, argv);
+    spdlog::set_level(spdlog::level::from_str(config.log_level));
+    spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ [%t] %v");
+    // A dead database must show up as a fast 503, not as requests stuck in connect().
+    setenv("PGCONNECT_TIMEOUT", "2", 0);
+
+    // Every thread started below inherits this mask, so only sigwait() sees the signals.
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    std::signal(SIGPIPE, SIG_IGN);
+
+    pgx::Metrics metrics;
+    pgx::DbPool pool(config, metrics);
+    pgx::feed::Config feed_config;
+    feed_config.conninfo = config.db;
+    feed_config.host = config.http_host;
+    feed_config.port = config.ws_port;
+    pgx::feed::Server feed(feed_config);
+    pgx::HttpServer http(config, pgx::api_routes(pool, metrics, feed), metrics);
+
+    pool.start();
+    try {
+        feed.start();
+        spdlog::info("websocket feed on {}:{}", config.http_host, config.ws_port);
+    } catch (const std::runtime_error& e) {
+        spdlog::warn("websocket feed not started: {}", e.what());
+    }
+    try {
+        http.start();
+    } catch (const std::exception& e) {
+        spdlog::error("cannot serve on {}:{}: {}", config.http_host, config.http_port, e.what());
+        feed.stop();
+        pool.stop();
+        return 1;
+    }
+    spdlog::info(
+        "REST on {}:{} ({} database workers, batches of up to {} orders, {} us wait, rate limit {}/min, "
+        "redis {})",
+        config.http_host, config.http_port, config.db_workers, config.batch_max, config.batch_wait_us,
+        config.rate_limit, config.redis.empty() ? "off" : config.redis);
+
+    int sig = 0;
+    sigwait(&signals, &sig);
+    spdlog::info("signal {}: draining", sig);
+    http.drain();
+    if (!http.wait_idle(std::chrono::milliseconds(config.shutdown_timeout_ms)))
+        spdlog::warn("requests still in flight after {} ms, stopping anyway", config.shutdown_timeout_ms);
+    feed.stop();
+    http.stop();
+    pool.stop();
+    spdlog::info("stopped");
+    return 0;
+}

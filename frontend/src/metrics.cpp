@@ -1,0 +1,159 @@
+#include "metrics.h"
+
+#include <prometheus/text_serializer.h>
+
+#include <sstream>
+
+namespace pgx {
+
+namespace {
+
+using prometheus::BuildCounter;
+using prometheus::BuildGauge;
+using prometheus::BuildHistogram;
+using prometheus::Histogram;
+
+const Histogram::BucketBoundaries kLatencyBuckets{0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05,
+                                                  0.1,    0.2,   0.5,   1,     2,    5};
+const Histogram::BucketBoundaries kBatchBuckets{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024};
+
+void add_delta(prometheus::Counter& c, uint64_t now, uint64_t& seen) {
+    if (now > seen) c.Increment(static_cast<double>(now - seen));
+    seen = now;
+}
+
+}  // namespace
+
+Metrics::Metrics()
+    : registry_(std::make_shared<prometheus::Registry>()),
+      orders_received_(BuildCounter()
+                           .Name("orders_received_total")
+                           .Help("Orders that reached the matching engine")
+                           .Register(*registry_)),
+      orders_matched_(BuildCounter()
+                          .Name("orders_matched_total")
+                          .Help("Orders that traded on entry")
+                          .Register(*registry_)),
+      orders_rejected_(BuildCounter()
+                           .Name("orders_rejected_total")
+                           .Help("Orders rejected, by reason")
+                           .Register(*registry_)),
+      trades_(BuildCounter().Name("trades_total").Help("Trades executed").Register(*registry_)),
+      order_latency_(BuildHistogram()
+                         .Name("order_latency_seconds")
+                         .Help("POST /orders: request parsed to response sent")
+                         .Register(*registry_)),
+      orderbook_depth_(
+          BuildGauge().Name("current_orderbook_depth").Help("Resting orders per side").Register(*registry_)),
+      http_requests_(
+          BuildCounter().Name("http_requests_total").Help("HTTP requests answered").Register(*registry_)),
+      http_duration_(BuildHistogram()
+                         .Name("http_request_duration_seconds")
+                         .Help("HTTP request latency by route")
+                         .Register(*registry_)),
+      db_connected_(BuildGauge()
+                        .Name("db_pool_connections")
+                        .Help("Database connections of the worker pool")
+                        .Register(*registry_)
+                        .Add({{"state", "connected"}})),
+      db_total_(BuildGauge()
+                    .Name("db_pool_size")
+                    .Help("Database worker threads (one connection each)")
+                    .Register(*registry_)
+                    .Add({})),
+      batch_size_(BuildHistogram()
+                      .Name("group_commit_batch_size")
+                      .Help("Orders per place_orders transaction")
+                      .Register(*registry_)
+                      .Add({}, kBatchBuckets)),
+      redis_errors_(BuildCounter()
+                        .Name("redis_errors_total")
+                        .Help("Redis calls that failed (the frontend fell back)")
+                        .Register(*registry_)
+                        .Add({})),
+      websocket_connections_(BuildGauge()
+                                 .Name("websocket_connections")
+                                 .Help("Open WebSocket connections")
+                                 .Register(*registry_)
+                                 .Add({})),
+      notify_lag_(BuildGauge()
+                      .Name("notify_lag_seconds")
+                      .Help("Journal commit to WebSocket fan-out, last notification")
+                      .Register(*registry_)
+                      .Add({})),
+      ws_messages_(BuildCounter()
+                       .Name("websocket_messages_sent_total")
+                       .Help("WebSocket messages sent")
+                       .Register(*registry_)
+                       .Add({})),
+      ws_slow_disconnects_(BuildCounter()
+                               .Name("websocket_slow_disconnects_total")
+                               .Help("WebSocket clients disconnected for falling behind")
+                               .Register(*registry_)
+                               .Add({})),
+      ws_listen_reconnects_(BuildCounter()
+                                .Name("feed_listen_reconnects_total")
+                                .Help("Reconnections of the feed's LISTEN connection")
+                                .Register(*registry_)
+                                .Add({})),
+      ws_notifications_(BuildCounter()
+                            .Name("feed_notifications_total")
+                            .Help("NOTIFY messages received by the feed")
+                            .Register(*registry_)
+                            .Add({})) {}
+
+void Metrics::http_request(const std::string& route, const std::string& method, int status, double seconds) {
+    http_requests_.Add({{"route", route}, {"method", method}, {"status", std::to_string(status)}})
+        .Increment();
+    http_duration_.Add({{"route", route}}, kLatencyBuckets).Observe(seconds);
+}
+
+void Metrics::order_result(const std::string& instrument, const std::string& type, const std::string& side,
+                           const std::string& status, const std::string& reject_reason, std::size_t trades,
+                           bool matched, double seconds) {
+    orders_received_.Add({{"instrument", instrument}, {"type", type}, {"side", side}}).Increment();
+    if (status == "rejected")
+        orders_rejected_.Add({{"instrument", instrument}, {"reason", reject_reason}}).Increment();
+    if (matched) orders_matched_.Add({{"instrument", instrument}}).Increment();
+    if (trades) trades_.Add({{"instrument", instrument}}).Increment(static_cast<double>(trades));
+    order_latency_.Add({{"instrument", instrument}, {"type", type}}, kLatencyBuckets).Observe(seconds);
+}
+
+void Metrics::order_refused(const std::string& reason) {
+    // Not a known instrument yet: a client-chosen label would let anyone grow the series without bound.
+    orders_rejected_.Add({{"instrument", ""}, {"reason", reason}}).Increment();
+}
+
+void Metrics::batch(std::size_t size) {
+    batch_size_.Observe(static_cast<double>(size));
+}
+
+void Metrics::redis_error() {
+    redis_errors_.Increment();
+}
+
+void Metrics::db_connections(int connected, int total) {
+    db_connected_.Set(connected);
+    db_total_.Set(total);
+}
+
+void Metrics::orderbook_depth(const std::string& instrument, const std::string& side, double orders) {
+    orderbook_depth_.Add({{"instrument", instrument}, {"side", side}}).Set(orders);
+}
+
+std::string Metrics::render(const pgx::feed::Stats& feed) {
+    {
+        std::lock_guard<std::mutex> lock(feed_mu_);
+        websocket_connections_.Set(static_cast<double>(feed.connections));
+        notify_lag_.Set(static_cast<double>(feed.last_notify_lag_us) / 1e6);
+        add_delta(ws_messages_, feed.messages_sent, feed_seen_.messages_sent);
+        add_delta(ws_slow_disconnects_, feed.slow_disconnects, feed_seen_.slow_disconnects);
+        add_delta(ws_listen_reconnects_, feed.listen_reconnects, feed_seen_.listen_reconnects);
+        add_delta(ws_notifications_, feed.notifications, feed_seen_.notifications);
+    }
+    std::ostringstream out;
+    prometheus::TextSerializer().Serialize(out, registry_->Collect());
+    return out.str();
+}
+
+}  // namespace pgx

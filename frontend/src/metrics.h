@@ -1,0 +1,64 @@
+// The Prometheus metrics of the process (names and labels from the design,
+// plus HTTP, database pool, group commit, NOTIFY lag and Redis) and their
+// text exposition for GET /metrics.
+#pragma once
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "feed.h"
+
+namespace pgx {
+
+class Metrics {
+public:
+    Metrics();
+
+    void http_request(const std::string& route, const std::string& method, int status, double seconds);
+    // One answered POST /orders whose item reached the engine or was refused by it.
+    void order_result(const std::string& instrument, const std::string& type, const std::string& side,
+                      const std::string& status, const std::string& reject_reason, std::size_t trades,
+                      bool matched, double seconds);
+    // A POST /orders refused before it reached the engine (validation, 429, 503 ...).
+    void order_refused(const std::string& reason);
+    void batch(std::size_t size);
+    void redis_error();
+    void db_connections(int connected, int total);
+    void orderbook_depth(const std::string& instrument, const std::string& side, double orders);
+
+    // The text exposition, with the feed's counters copied in first.
+    std::string render(const pgx::feed::Stats& feed);
+
+private:
+    std::shared_ptr<prometheus::Registry> registry_;
+    prometheus::Family<prometheus::Counter>& orders_received_;
+    prometheus::Family<prometheus::Counter>& orders_matched_;
+    prometheus::Family<prometheus::Counter>& orders_rejected_;
+    prometheus::Family<prometheus::Counter>& trades_;
+    prometheus::Family<prometheus::Histogram>& order_latency_;
+    prometheus::Family<prometheus::Gauge>& orderbook_depth_;
+    prometheus::Family<prometheus::Counter>& http_requests_;
+    prometheus::Family<prometheus::Histogram>& http_duration_;
+    prometheus::Gauge& db_connected_;
+    prometheus::Gauge& db_total_;
+    prometheus::Histogram& batch_size_;
+    prometheus::Counter& redis_errors_;
+    prometheus::Gauge& websocket_connections_;
+    prometheus::Gauge& notify_lag_;
+    prometheus::Counter& ws_messages_;
+    prometheus::Counter& ws_slow_disconnects_;
+    prometheus::Counter& ws_listen_reconnects_;
+    prometheus::Counter& ws_notifications_;
+
+    std::mutex feed_mu_;  // the feed's totals are copied in as deltas
+    pgx::feed::Stats feed_seen_{};
+};
+
+}  // namespace pgx

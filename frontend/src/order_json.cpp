@@ -1,0 +1,136 @@
+#include "order_json.h"
+
+#include <rapidjson/document.h>
+
+#include <pqxx/field>
+
+#include "json_body.h"
+#include "reply.h"
+
+namespace pgx {
+
+const char* const kOrderColumns =
+    "order_id, client_id, instrument, side, type, time_in_force, price::text, quantity::text, "
+    "filled_quantity::text, remaining_quantity::text, status, reject_reason, cancel_reason, trades::text, "
+    "to_json(created_at) #>> '{}', seq";
+
+OrderRequest parse_order_request(std::string_view body, const std::optional<std::string>& header_key) {
+    JsonBody b = JsonBody::parse(body);
+    b.allow_only({"client_id", "instrument", "side", "type", "quantity", "price", "time_in_force",
+                  "idempotency_key", "post_only", "stp"});
+    OrderRequest o;
+    o.client_id = *b.text("client_id", true);
+    o.instrument = *b.text("instrument", true);
+    o.side = *b.text("side", true);
+    o.type = *b.text("type", true);
+    o.quantity = *b.decimal("quantity", "invalid_quantity", true);
+    o.price = b.decimal("price", "invalid_price");
+    o.time_in_force = b.text("time_in_force");
+    o.idempotency_key = b.text("idempotency_key");
+    o.post_only = b.boolean("post_only");
+    o.stp = b.text("stp");
+    if (header_key) {
+        if (o.idempotency_key && *o.idempotency_key != *header_key)
+            throw ApiError(400, "conflicting_idempotency_key",
+                           "the Idempotency-Key header and the idempotency_key field differ");
+        o.idempotency_key = header_key;
+    }
+    return o;
+}
+
+void write_string(JsonWriter& w, std::string_view s) {
+    w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
+}
+
+static void write_opt(JsonWriter& w, const char* key, const std::optional<std::string>& v) {
+    if (!v) return;
+    w.Key(key);
+    write_string(w, *v);
+}
+
+void write_place_item(JsonWriter& w, const OrderRequest& o) {
+    w.StartObject();
+    w.Key("client_id");
+    write_string(w, o.client_id);
+    w.Key("instrument");
+    write_string(w, o.instrument);
+    w.Key("side");
+    write_string(w, o.side);
+    w.Key("type");
+    write_string(w, o.type);
+    w.Key("quantity");
+    write_string(w, o.quantity);
+    write_opt(w, "price", o.price);
+    write_opt(w, "time_in_force", o.time_in_force);
+    write_opt(w, "idempotency_key", o.idempotency_key);
+    if (o.post_only) {
+        w.Key("post_only");
+        w.Bool(*o.post_only);
+    }
+    write_opt(w, "stp", o.stp);
+    w.EndObject();
+}
+
+void write_text(JsonWriter& w, const pqxx::field& f) {
+    if (f.is_null())
+        w.Null();
+    else
+        w.String(f.c_str(), static_cast<rapidjson::SizeType>(f.size()));
+}
+
+std::size_t write_json_numbers_as_strings(JsonWriter& w, std::string_view json) {
+    rapidjson::Document d;
+    d.Parse<rapidjson::kParseNumbersAsStringsFlag>(json.data(), json.size());
+    if (d.HasParseError()) throw std::runtime_error("the database returned malformed JSON");
+    d.Accept(w);
+    return d.IsArray() ? d.Size() : 0;
+}
+
+std::size_t write_order(JsonWriter& w, const pqxx::row& row) {
+    static const char* const names[] = {"order_id",
+                                        "client_id",
+                                        "instrument",
+                                        "side",
+                                        "type",
+                                        "time_in_force",
+                                        "price",
+                                        "quantity",
+                                        "filled_quantity",
+                                        "remaining_quantity",
+                                        "status",
+                                        "reject_reason",
+                                        "cancel_reason"};
+    w.StartObject();
+    for (int i = 0; i < kTrades; ++i) {
+        w.Key(names[i]);
+        write_text(w, row[i]);
+    }
+    w.Key("trades");
+    std::size_t trades = 0;
+    if (row[kTrades].is_null()) {
+        w.StartArray();
+        w.EndArray(0);
+    } else {
+        trades =
+            write_json_numbers_as_strings(w, std::string_view(row[kTrades].c_str(), row[kTrades].size()));
+    }
+    w.Key("created_at");
+    write_text(w, row[kCreatedAt]);
+    w.Key("seq");
+    if (row[kSeq].is_null())
+        w.Null();
+    else
+        w.Int64(row[kSeq].as<int64_t>());
+    w.EndObject();
+    return trades;
+}
+
+std::string order_json(const pqxx::row& row, std::size_t* trades) {
+    rapidjson::StringBuffer buf;
+    JsonWriter w(buf);
+    std::size_t n = write_order(w, row);
+    if (trades) *trades = n;
+    return std::string(buf.GetString(), buf.GetSize());
+}
+
+}  // namespace pgx

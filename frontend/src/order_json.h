@@ -1,0 +1,66 @@
+// Orders in and out: the POST /orders body, the place_orders batch item and
+// the order JSON built from an exchange.order_result row.
+#pragma once
+
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <optional>
+#include <pqxx/row>
+#include <string>
+#include <string_view>
+
+namespace pgx {
+
+using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
+
+struct OrderRequest {
+    std::string client_id;
+    std::string instrument;
+    std::string side;
+    std::string type;
+    std::string quantity;
+    std::optional<std::string> price;
+    std::optional<std::string> time_in_force;
+    std::optional<std::string> idempotency_key;
+    std::optional<bool> post_only;
+    std::optional<std::string> stp;
+};
+
+// Parses and type-checks a POST /orders body; `header_key` is the
+// Idempotency-Key header. Throws ApiError 400 on any problem.
+OrderRequest parse_order_request(std::string_view body, const std::optional<std::string>& header_key);
+
+// Appends the order as one item of exchange.place_orders' JSON array.
+void write_place_item(JsonWriter& w, const OrderRequest& o);
+
+// The select list that every order_result query uses, in the order order_json() reads.
+extern const char* const kOrderColumns;
+
+// Field positions in kOrderColumns that callers inspect.
+enum OrderColumn {
+    kOrderId = 0,
+    kClientId,
+    kInstrument,
+    kSide,
+    kType,
+    kStatus = 10,
+    kRejectReason,
+    kTrades = 13,
+    kCreatedAt,
+    kSeq
+};
+
+// Both return (or store) the number of trades in the row.
+std::size_t write_order(JsonWriter& w, const pqxx::row& row);
+std::string order_json(const pqxx::row& row, std::size_t* trades = nullptr);
+
+// Writes a text column as a JSON string, or null when SQL NULL.
+void write_text(JsonWriter& w, const pqxx::field& f);
+void write_string(JsonWriter& w, std::string_view s);
+
+// Writes a JSON document (from jsonb) with every number turned into an exact
+// decimal string; returns its length when it is an array.
+std::size_t write_json_numbers_as_strings(JsonWriter& w, std::string_view json);
+
+}  // namespace pgx

@@ -1,0 +1,334 @@
+#include "routes.h"
+
+#include <cctype>
+#include <charconv>
+
+#include "db_pool.h"
+#include "feed.h"
+#include "json_body.h"
+#include "metrics.h"
+
+namespace pgx {
+
+namespace {
+
+using Pistache::Http::Method;
+
+Reply json_reply(int status, std::string body) {
+    Reply r;
+    r.status = status;
+    r.body = std::move(body);
+    return r;
+}
+
+template <typename Fn>
+Reply write_json(int status, Fn&& fn) {
+    rapidjson::StringBuffer buf;
+    JsonWriter w(buf);
+    fn(w);
+    return json_reply(status, std::string(buf.GetString(), buf.GetSize()));
+}
+
+bool is_uuid(const std::string& s) {
+    if (s.size() != 36) return false;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash ? s[i] != '-' : !std::isxdigit(static_cast<unsigned char>(s[i]))) return false;
+    }
+    return true;
+}
+
+std::string order_id_param(const RequestContext& ctx) {
+    if (!is_uuid(ctx.params.at(0))) throw ApiError(400, "invalid_order_id", "the order id must be a UUID");
+    return ctx.params[0];
+}
+
+std::string required_query(const RequestContext& ctx, const std::string& name) {
+    auto v = ctx.query(name);
+    if (!v || v->empty())
+        throw ApiError(400, "missing_parameter", "query parameter '" + name + "' is required");
+    return *v;
+}
+
+int int_query(const RequestContext& ctx, const std::string& name, int fallback, int lo, int hi) {
+    auto v = ctx.query(name);
+    if (!v) return fallback;
+    int n = 0;
+    auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
+    if (ec != std::errc() || end != v->data() + v->size() || n < lo || n > hi)
+        throw ApiError(
+            400, "invalid_parameter",
+            "'" + name + "' must be an integer from " + std::to_string(lo) + " to " + std::to_string(hi));
+    return n;
+}
+
+// client_id from the JSON body or the query string (both allowed, they must agree).
+std::optional<std::string> client_id_of(const RequestContext& ctx, const std::optional<JsonBody>& body) {
+    std::optional<std::string> from_body = body ? body->text("client_id") : std::nullopt;
+    std::optional<std::string> from_query = ctx.query("client_id");
+    if (from_body && from_query && *from_body != *from_query)
+        throw ApiError(400, "conflicting_client_id",
+                       "client_id differs between the body and the query string");
+    return from_body ? from_body : from_query;
+}
+
+const char* opt_c_str(const std::optional<std::string>& s) {
+    return s ? s->c_str() : nullptr;
+}
+
+Reply single_order(const pqxx::result& r) {
+    if (r.size() != 1) throw ApiError(404, "order_not_found", "no such order");
+    return json_reply(200, order_json(r[0]));
+}
+
+void place_order(DbPool& pool, Metrics& metrics, const RequestContext& ctx, Respond respond) {
+    auto received = Clock::now();
+    try {
+        OrderRequest order = parse_order_request(ctx.body(), ctx.header("Idempotency-Key"));
+        pool.submit(OrderJob{std::move(order), std::move(respond), received});
+    } catch (const ApiError& e) {
+        metrics.order_refused(e.code());
+        throw;
+    }
+}
+
+void cancel_order(DbPool& pool, const RequestContext& ctx, Respond respond) {
+    std::string id = order_id_param(ctx);
+    std::optional<JsonBody> body;
+    if (!ctx.body().empty()) {
+        body = JsonBody::parse(ctx.body());
+        body->allow_only({"client_id"});
+    }
+    std::optional<std::string> client = client_id_of(ctx, body);
+    pool.submit(Task{client.value_or(""),
+                     [id, client](DbSession& db) {
+                         return single_order(db.exec(Stmt::CancelOrder, id, opt_c_str(client)));
+                     },
+                     std::move(respond)});
+}
+
+void amend_order(DbPool& pool, const RequestContext& ctx, Respond respond) {
+    std::string id = order_id_param(ctx);
+    std::optional<JsonBody> body = JsonBody::parse(ctx.body());
+    body->allow_only({"client_id", "quantity", "price"});
+    auto quantity = body->decimal("quantity", "invalid_quantity");
+    auto price = body->decimal("price", "invalid_price");
+    std::optional<std::string> client = client_id_of(ctx, body);
+    pool.submit(Task{client.value_or(""),
+                     [id, quantity, price, client](DbSession& db) {
+                         return single_order(db.exec(Stmt::AmendOrder, id, opt_c_str(quantity),
+                                                     opt_c_str(price), opt_c_str(client)));
+                     },
+                     std::move(respond)});
+}
+
+void list_orders(DbPool& pool, const RequestContext& ctx, Respond respond) {
+    std::string client = required_query(ctx, "client_id");
+    std::optional<std::string> status = ctx.query("status");
+    int limit = int_query(ctx, "limit", 100, 1, 1000);
+    pool.submit(Task{client,
+                     [client, status, limit](DbSession& db) {
+                         pqxx::result r = db.exec(Stmt::ListOrders, client, opt_c_str(status), limit);
+                         return write_json(200, [&](JsonWriter& w) {
+                             w.StartObject();
+                             w.Key("orders");
+                             w.StartArray();
+                             for (const auto& row : r) write_order(w, row);
+                             w.EndArray();
+                             w.EndObject();
+                         });
+                     },
+                     std::move(respond)});
+}
+
+void orderbook(DbPool& pool, const RequestContext& ctx, Respond respond) {
+    std::string instrument = required_query(ctx, "instrument");
+    int levels = int_query(ctx, "levels", 20, 1, 10000);
+    pool.submit(Task{"",
+                     [instrument, levels](DbSession& db) {
+                         pqxx::result r = db.exec(Stmt::Orderbook, instrument, levels);
+                         return json_reply(200, r.at(0).at(0).c_str());
+                     },
+                     std::move(respond)});
+}
+
+void recent_trades(DbPool& pool, const RequestContext& ctx, Respond respond) {
+    std::string instrument = required_query(ctx, "instrument");
+    int limit = int_query(ctx, "limit", 100, 1, 1000);
+    pool.submit(Task{"",
+                     [instrument, limit](DbSession& db) {
+                         static const char* const names[] = {
+                             "trade_id",     "instrument",    "price",         "quantity",
+                             "buy_order_id", "sell_order_id", "buy_client_id", "sell_client_id",
+                             "maker_side",   "seq",           "executed_at"};
+                         pqxx::result r = db.exec(Stmt::RecentTrades, instrument, limit);
+                         return write_json(200, [&](JsonWriter& w) {
+                             w.StartObject();
+                             w.Key("instrument");
+                             write_string(w, instrument);
+                             w.Key("trades");
+                             w.StartArray();
+                             for (const auto& row : r) {
+                                 w.StartObject();
+                                 for (int i = 0; i < 11; ++i) {
+                                     w.Key(names[i]);
+                                     if (names[i] == std::string_view("seq"))
+                                         w.Int64(row[i].as<int64_t>());
+                                     else
+                                         write_text(w, row[i]);
+                                 }
+                                 w.EndObject();
+                             }
+                             w.EndArray();
+                             w.EndObject();
+                         });
+                     },
+                     std::move(respond)});
+}
+
+void trade_stats(DbPool& pool, const RequestContext& ctx, Respond respond) {
+    std::string instrument = required_query(ctx, "instrument");
+    int minutes = int_query(ctx, "minutes", 60, 1, 7 * 24 * 60);
+    pool.submit(Task{"",
+                     [instrument, minutes](DbSession& db) {
+                         static const char* const names[] = {"instrument", "trade_count", "volume",
+                                                             "notional",   "vwap",        "open",
+                                                             "high",       "low",         "close"};
+                         pqxx::result r = db.exec(Stmt::TradeStats, instrument, minutes);
+                         return write_json(200, [&](JsonWriter& w) {
+                             w.StartObject();
+                             w.Key("minutes");
+                             w.Int(minutes);
+                             const pqxx::row row = r.at(0);  // an aggregate: always one row
+                             for (int i = 0; i < 9; ++i) {
+                                 w.Key(names[i]);
+                                 if (i == 1)
+                                     w.Int64(row[i].as<int64_t>());
+                                 else
+                                     write_text(w, row[i]);
+                             }
+                             w.EndObject();
+                         });
+                     },
+                     std::move(respond)});
+}
+
+void take_snapshot(DbPool& pool, const RequestContext& ctx, Respond respond) {
+    std::optional<JsonBody> body;
+    if (!ctx.body().empty()) {
+        body = JsonBody::parse(ctx.body());
+        body->allow_only({"instrument"});
+    }
+    std::optional<std::string> instrument = body ? body->text("instrument") : std::nullopt;
+    if (!instrument) instrument = ctx.query("instrument");
+    if (!instrument || instrument->empty())
+        throw ApiError(400, "missing_field", "field 'instrument' is required");
+    pool.submit(Task{"",
+                     [instrument](DbSession& db) {
+                         pqxx::result r = db.exec(Stmt::Snapshot, *instrument);
+                         return write_json(201, [&](JsonWriter& w) {
+                             w.StartObject();
+                             w.Key("snapshot_id");
+                             w.Int64(r.at(0).at(0).as<int64_t>());
+                             w.Key("instrument");
+                             write_string(w, *instrument);
+                             w.EndObject();
+                         });
+                     },
+                     std::move(respond)});
+}
+
+void list_instruments(DbPool& pool, Respond respond) {
+    pool.submit(Task{"",
+                     [](DbSession& db) {
+                         static const char* const names[] = {"symbol",       "tick_size", "lot_size",
+                                                             "min_quantity", "status",    "created_at"};
+                         pqxx::result r = db.exec(Stmt::ListInstruments);
+                         return write_json(200, [&](JsonWriter& w) {
+                             w.StartObject();
+                             w.Key("instruments");
+                             w.StartArray();
+                             for (const auto& row : r) {
+                                 w.StartObject();
+                                 for (int i = 0; i < 6; ++i) {
+                                     w.Key(names[i]);
+                                     write_text(w, row[i]);
+                                 }
+                                 w.EndObject();
+                             }
+                             w.EndArray();
+                             w.EndObject();
+                         });
+                     },
+                     std::move(respond)});
+}
+
+void metrics_route(DbPool& pool, Metrics& metrics, const pgx::feed::Server& feed, Respond respond) {
+    pool.submit(Task{"",
+                     [&pool, &metrics, &feed](DbSession& db) {
+                         // The depth gauge is read at scrape time; a failure leaves the last values.
+                         try {
+                             for (const auto& row : db.exec(Stmt::Depth))
+                                 metrics.orderbook_depth(row[0].c_str(), row[1].c_str(), row[2].as<double>());
+                         } catch (const std::exception&) {
+                         }
+                         metrics.db_connections(pool.connected(), pool.size());
+                         Reply r;
+                         r.body = metrics.render(feed.stats());
+                         r.content_type = "text/plain; version=0.0.4";
+                         return r;
+                     },
+                     std::move(respond)});
+}
+
+}  // namespace
+
+std::vector<Route> api_routes(DbPool& pool, Metrics& metrics, const pgx::feed::Server& feed) {
+    using B = BodyPolicy;
+    auto order_by_id = [&pool](const RequestContext& ctx, Respond respond) {
+        std::string id = order_id_param(ctx);
+        pool.submit(Task{"", [id](DbSession& db) { return single_order(db.exec(Stmt::GetOrder, id)); },
+                         std::move(respond)});
+    };
+    auto cancel = [&pool](const RequestContext& ctx, Respond r) { cancel_order(pool, ctx, std::move(r)); };
+    return {
+        {Method::Post, "/orders", B::Json,
+         [&pool, &metrics](const RequestContext& ctx, Respond r) {
+             place_order(pool, metrics, ctx, std::move(r));
+         }},
+        {Method::Get, "/orders", B::None,
+         [&pool](const RequestContext& ctx, Respond r) { list_orders(pool, ctx, std::move(r)); }},
+        {Method::Get, "/orders/{id}", B::None, order_by_id},
+        {Method::Delete, "/orders/{id}", B::Optional, cancel},
+        {Method::Patch, "/orders/{id}", B::Json,
+         [&pool](const RequestContext& ctx, Respond r) { amend_order(pool, ctx, std::move(r)); }},
+        {Method::Post, "/orders/{id}/cancel", B::Optional, cancel},
+        {Method::Get, "/orderbook", B::None,
+         [&pool](const RequestContext& ctx, Respond r) { orderbook(pool, ctx, std::move(r)); }},
+        {Method::Post, "/orderbook/snapshot", B::Optional,
+         [&pool](const RequestContext& ctx, Respond r) { take_snapshot(pool, ctx, std::move(r)); }},
+        {Method::Get, "/trades", B::None,
+         [&pool](const RequestContext& ctx, Respond r) { recent_trades(pool, ctx, std::move(r)); }},
+        {Method::Get, "/trades/stats", B::None,
+         [&pool](const RequestContext& ctx, Respond r) { trade_stats(pool, ctx, std::move(r)); }},
+        {Method::Get, "/instruments", B::None,
+         [&pool](const RequestContext&, Respond r) { list_instruments(pool, std::move(r)); }},
+        {Method::Get, "/healthz", B::None,
+         [](const RequestContext&, Respond r) { r(json_reply(200, R"({"status":"ok"})")); }},
+        {Method::Get, "/readyz", B::None,
+         [&pool](const RequestContext&, Respond r) {
+             pool.submit(Task{"",
+                              [](DbSession& db) {
+                                  db.exec(Stmt::Ready);
+                                  return json_reply(200, R"({"status":"ready"})");
+                              },
+                              std::move(r)});
+         }},
+        {Method::Get, "/metrics", B::None,
+         [&pool, &metrics, &feed](const RequestContext&, Respond r) {
+             metrics_route(pool, metrics, feed, std::move(r));
+         }},
+    };
+}
+
+}  // namespace pgx

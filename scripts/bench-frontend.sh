@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# End-to-end benchmark of POST /orders with durable commits: an open-loop
+# load (tests/perf/loadgen.cpp, latency measured from each request's due time)
+# at the design's 2,000 orders/s and at rising rates, against PostgreSQL with
+# the extension, Redis and pgx-frontend on loopback. Baseline measured in the
+# same run: plain single-row INSERT transactions with 8 pgbench clients (the
+# machine's durable-commit ceiling for one row per transaction).
+# Then the commit-to-WebSocket latency with 1,000 subscribers
+# (tests/perf/ws_latency.py).
+# PGX_BENCH_SECONDS (default 10) per rate; PGX_BENCH_RATES overrides the rates.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+secs=${PGX_BENCH_SECONDS:-10}
+rates=${PGX_BENCH_RATES:-"2000 5000 10000 15000 20000 30000"}
+dir=$root/build/febench
+pg_port=54379
+redis_port=63799
+http_port=18200
+ws_port=18201
+PGBENCH=/usr/lib/postgresql/15/bin/pgbench
+export PGHOST=127.0.0.1 PGPORT=$pg_port PGUSER=postgres PGDATABASE=postgres
+
+cleanup() {
+  scripts/frontend-ctl.sh stop "$dir/run" >/dev/null 2>&1 || true
+  scripts/pg-cluster.sh stop "$dir/pg"
+}
+trap cleanup EXIT
+cleanup
+rm -rf "$dir"
+mkdir -p "$dir/run"
+scripts/pg-cluster.sh start "$dir/pg" "$pg_port" shared_buffers=512MB max_wal_size=4GB
+psql -X -q -c "CREATE EXTENSION exchange" -c "SELECT exchange.create_instrument('BTC-USD', 0.01, 0.0001)" \
+  -c "CREATE TABLE bench_plain (id bigserial PRIMARY KEY, client int, v float8, at timestamptz DEFAULT now())" >/dev/null
+base=$("$PGBENCH" -n -M prepared -T "$secs" -c 8 -j 8 -f tests/perf/pgbench/plain_insert.sql 2>/dev/null |
+  sed -n 's/^tps = \([0-9.]*\).*/\1/p')
+
+# 1,000 WebSocket subscribers need more descriptors than a default soft limit of 1,024.
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 4096 ]; then ulimit -n 4096 2>/dev/null || true; fi
+PGX_RATE_LIMIT=0 scripts/frontend-ctl.sh start "$dir/run" build/frontend/pgx-frontend \
+  "host=127.0.0.1 port=$pg_port user=postgres dbname=postgres" "$redis_port" "$http_port" "$ws_port"
+
+printf '\nplain single-row INSERT, 8 clients (durable ceiling): %.0f tx/s\n\n' "$base"
+printf '%-8s %s\n' "rate/s" "result (latency from due time; ratio = achieved orders/s / INSERT tx/s)"
+for rate in $rates; do
+  line=$(build/loadgen --port "$http_port" --rate "$rate" --seconds "$secs" --warmup 2 --connections 32 \
+    --max-connections 512)
+  achieved=$(sed -n 's/.*achieved \([0-9]*\)\/s.*/\1/p' <<<"$line")
+  printf '%-8s %s  ratio %.2f\n' "$rate" "$line" "$(awk -v a="$achieved" -v b="$base" 'BEGIN { print a / b }')"
+done
+problems=$(psql -X -At -c "SELECT count(*) FROM exchange.verify('BTC-USD')")
+orders=$(psql -X -At -c "SELECT count(*) FROM exchange.orders")
+echo "orders in the table: $orders; verify after the run: $problems problems"
+
+if [ -f tests/perf/ws_latency.py ]; then
+  echo
+  /usr/bin/python3 tests/perf/ws_latency.py --http-port "$http_port" --ws-port "$ws_port" --subscribers 1000
+fi

@@ -1,0 +1,183 @@
+"""Fixtures and helpers for the WebSocket feed tests (test_feed.py).
+
+A throwaway PostgreSQL cluster (build/feedtest, 127.0.0.1:54359) with the
+exchange extension, and pgx-frontend on 127.0.0.1 (REST 18100, WS 18101).
+Both are stopped when the module's tests are done.
+"""
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import psycopg
+import pytest
+import websockets
+
+ROOT = Path(__file__).resolve().parents[2]
+PG_DIR = ROOT / "build" / "feedtest"
+PG_PORT = 54359
+HTTP_PORT = 18100
+WS_PORT = 18101
+DSN = f"host=127.0.0.1 port={PG_PORT} user=postgres dbname=postgres"
+WS_URL = f"ws://127.0.0.1:{WS_PORT}/stream"
+FRONTEND = Path(os.environ.get("PGX_FRONTEND", ROOT / "build" / "frontend" / "pgx-frontend"))
+INSTRUMENTS = {"BTC-USD": ("0.01", "0.0001"), "ETH-USD": ("0.01", "0.001"), "SLOW-USD": ("0.01", "1")}
+
+
+def _cluster(*args):
+    subprocess.run([str(ROOT / "scripts" / "pg-cluster.sh"), *args], check=True)
+
+
+def _wait_for_port(port, timeout=20.0, proc=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"pgx-frontend exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
+
+
+@pytest.fixture(scope="module")
+def db():
+    """A fresh cluster with the extension and the test instruments; yields a psycopg connection."""
+    if not FRONTEND.exists():
+        pytest.fail(f"{FRONTEND} is not built")
+    _cluster("stop", str(PG_DIR))
+    shutil.rmtree(PG_DIR, ignore_errors=True)
+    _cluster("start", str(PG_DIR), str(PG_PORT),
+             "exchange.max_orders_per_instrument=100000", "exchange.max_levels_per_instrument=20000",
+             "fsync=off", "synchronous_commit=off")  # the feed is under test here, not durability
+    try:
+        conn = psycopg.connect(DSN, autocommit=True)
+        conn.execute("CREATE EXTENSION exchange")
+        for symbol, (tick, lot) in INSTRUMENTS.items():
+            conn.execute("SELECT exchange.create_instrument(%s, %s::numeric, %s::numeric)", (symbol, tick, lot))
+        yield conn
+        conn.close()
+    finally:
+        _cluster("stop", str(PG_DIR))
+        shutil.rmtree(PG_DIR, ignore_errors=True)
+
+
+class Frontend:
+    def __init__(self):
+        self.log = open(ROOT / "build" / "feedtest-frontend.log", "w")  # kept for a post-mortem
+        self.proc = subprocess.Popen(
+            [str(FRONTEND), "--db", DSN, "--http-port", str(HTTP_PORT), "--ws-port", str(WS_PORT),
+             "--redis", "", "--rate-limit", "0"],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        _wait_for_port(WS_PORT, proc=self.proc)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def frontend(db):
+    fe = Frontend()
+    # The LISTEN connection is up once its backend shows in pg_stat_activity.
+    deadline = time.monotonic() + 10
+    while listener_pid(db) is None:
+        assert time.monotonic() < deadline, "the feed never LISTENed"
+        time.sleep(0.05)
+    yield fe
+    fe.stop()
+
+
+def listener_pid(db):
+    row = db.execute("SELECT pid FROM pg_stat_activity WHERE application_name = 'pgx-feed-listen'").fetchone()
+    return row[0] if row else None
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+async def connect(**kwargs):
+    kwargs.setdefault("max_size", 1 << 24)
+    kwargs.setdefault("max_queue", None)  # else close() can wait behind unread messages
+    return await websockets.connect(WS_URL, **kwargs)
+
+
+async def recv_json(ws, timeout=5.0):
+    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
+
+
+async def subscribe(ws, channels, instruments=None, from_seq=None):
+    msg = {"type": "subscribe", "channels": channels}
+    if instruments is not None:
+        msg["instruments"] = instruments
+    if from_seq is not None:
+        msg["from_seq"] = from_seq
+    await ws.send(json.dumps(msg))
+    ack = await recv_json(ws)
+    assert ack["type"] == "subscribed", ack
+    return ack
+
+
+async def until_pong(ws, timeout=5.0):
+    """Every message the client receives before the answer to a ping."""
+    await ws.send(json.dumps({"type": "ping"}))
+    out = []
+    while (msg := await recv_json(ws, timeout))["type"] != "pong":
+        out.append(msg)
+    return out
+
+
+def place(db, orders):
+    """place_orders in one transaction; returns the result rows as dicts."""
+    cur = db.execute("SELECT order_id, status, seq FROM exchange.place_orders(%s::jsonb)", (json.dumps(orders),))
+    return [dict(zip(("order_id", "status", "seq"), r)) for r in cur.fetchall()]
+
+
+def journal_seq(db, instrument):
+    return db.execute("SELECT coalesce(max(e.seq), 0) FROM exchange.events e JOIN exchange.instruments i "
+                      "USING (instrument_id) WHERE i.symbol = %s", (instrument,)).fetchone()[0]
+
+
+def orderbook(db, instrument):
+    """exchange.orderbook as {(side, Decimal price): (Decimal quantity, order_count)}."""
+    rows = db.execute("SELECT side, price, quantity, order_count FROM exchange.orderbook(%s, 100000)", (instrument,))
+    return {(side, Decimal(price)): (Decimal(qty), count) for side, price, qty, count in rows.fetchall()}
+
+
+class BookCopy:
+    """A client's copy of one book, kept from a snapshot and deltas."""
+
+    def __init__(self, snapshot):
+        assert snapshot["type"] == "snapshot", snapshot
+        self.seq = snapshot["seq"]
+        self.levels = {}
+        for side, key in (("buy", "bids"), ("sell", "asks")):
+            for level in snapshot[key]:
+                assert isinstance(level["price"], str) and isinstance(level["quantity"], str)
+                self.levels[(side, Decimal(level["price"]))] = (Decimal(level["quantity"]), level["order_count"])
+
+    def apply(self, delta):
+        assert delta["type"] == "delta", delta
+        assert delta["seq"] == self.seq + 1, f"gap: {self.seq} then {delta['seq']}"
+        self.seq = delta["seq"]
+        for change in delta["changes"]:
+            assert isinstance(change["price"], str) and isinstance(change["quantity"], str)
+            key = (change["side"], Decimal(change["price"]))
+            if Decimal(change["quantity"]) == 0:
+                self.levels.pop(key, None)
+            else:
+                self.levels[key] = (Decimal(change["quantity"]), change["order_count"])

@@ -1,0 +1,313 @@
+"""The WebSocket market-data feed against a real PostgreSQL and pgx-frontend.
+
+Clients are python3-websockets; orders go in through psql-level calls to
+exchange.place_orders / cancel_order. Fixtures: feed_fixtures.py.
+"""
+import asyncio
+import json
+import random
+import time
+from decimal import Decimal
+
+import psycopg
+import pytest
+import websockets
+
+from feed_fixtures import (DSN, WS_URL, BookCopy, connect, db, frontend, journal_seq, listener_pid,  # noqa: F401
+                           orderbook, place, recv_json, run, subscribe, until_pong)
+
+
+def random_burst(operations, seed, instrument="BTC-USD"):
+    """~`operations` random orders (limit, market, IOC) and cancels around 100.00, in small transactions."""
+    rng = random.Random(seed)
+    conn = psycopg.connect(DSN, autocommit=True)
+    resting = []
+    done = 0
+    while done < operations:
+        if resting and rng.random() < 0.3:
+            order_id = resting.pop(rng.randrange(len(resting)))
+            try:
+                conn.execute("SELECT exchange.cancel_order(%s)", (order_id,))
+            except psycopg.errors.ObjectNotInPrerequisiteState:
+                pass  # filled in the meantime
+            done += 1
+            continue
+        batch = []
+        for _ in range(rng.randint(1, 8)):
+            side = rng.choice(["buy", "sell"])
+            order = {"client_id": f"c{rng.randint(1, 6)}", "instrument": instrument, "side": side,
+                     "quantity": str(Decimal(rng.randint(1, 30000)) / 10000), "stp": "none"}
+            if rng.random() < 0.08:
+                order["type"] = "market"
+            else:
+                order["type"] = "limit"
+                offset = rng.randint(-30, 30) + (-8 if side == "buy" else 8)
+                order["price"] = str(Decimal(10000 + offset) / 100)
+                order["time_in_force"] = "ioc" if rng.random() < 0.1 else "gtc"
+            batch.append(order)
+        for row in place(conn, batch):
+            if row["status"] in ("open", "partially_filled"):
+                resting.append(row["order_id"])
+        done += len(batch)
+        time.sleep(0.004)  # spread over a second or two, so that a client can join mid-burst
+    conn.close()
+
+
+async def follow(ws, book, until_seq, trades=None, orders=None, timeout=20.0):
+    """Applies deltas (and collects trades/orders) until the book reaches until_seq."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while book.seq < until_seq:
+        msg = await recv_json(ws, max(0.1, deadline - loop.time()))
+        if msg["type"] == "delta":
+            book.apply(msg)
+        elif msg["type"] == "trade" and trades is not None:
+            trades.append(msg)
+        elif msg["type"] == "order" and orders is not None:
+            orders.append(msg)
+        elif msg["type"] not in ("trade", "order"):
+            raise AssertionError(f"unexpected {msg}")
+
+
+def test_ping_pong_and_bad_messages(frontend):
+    async def scenario():
+        ws = await connect()
+        await ws.send(json.dumps({"type": "ping"}))
+        assert await recv_json(ws) == {"type": "pong"}
+        bad_messages = [
+            ("not json", "invalid_json"),
+            ("[1]", "invalid_message"),
+            ('{"type":"dance"}', "unknown_type"),
+            ('{"type":"subscribe"}', "invalid_channels"),
+            ('{"type":"subscribe","channels":["gossip"]}', "invalid_channels"),
+            ('{"type":"subscribe","channels":["trades"],"instruments":"BTC-USD"}', "invalid_instruments"),
+            ('{"type":"subscribe","channels":["trades"],"from_seq":{"BTC-USD":1.5}}', "invalid_from_seq"),
+        ]
+        for bad, code in bad_messages:
+            await ws.send(bad)
+            reply = await recv_json(ws)
+            assert reply["type"] == "error" and reply["code"] == code, (bad, reply)
+        await ws.send(b"\x01binary")
+        assert (await recv_json(ws))["code"] == "invalid_message"
+        await ws.send(json.dumps({"type": "subscribe", "channels": ["orderbook_deltas"], "instruments": ["NOPE-USD"]}))
+        assert (await recv_json(ws))["type"] == "subscribed"
+        assert (await recv_json(ws))["code"] == "unknown_instrument"
+        await ws.send(json.dumps({"type": "ping"}))  # the connection survived all of that
+        assert await recv_json(ws) == {"type": "pong"}
+        # A protocol-level ping is answered too.
+        await asyncio.wait_for(await ws.ping(), 5)
+        await ws.close()
+
+        ws = await connect()  # oversized: 1009
+        await ws.send("x" * (100 << 10))
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await recv_json(ws)
+        assert closed.value.code == 1009
+
+        ws = await connect()  # abusive: closed with 1008 after a run of errors
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            for _ in range(100):
+                await ws.send("nonsense")
+                await recv_json(ws)
+        assert closed.value.code == 1008
+
+        with pytest.raises(websockets.InvalidStatusCode) as wrong_path:
+            await websockets.connect(WS_URL.replace("/stream", "/elsewhere"))
+        assert wrong_path.value.status_code == 404
+
+    run(scenario())
+
+
+def test_book_from_snapshot_and_deltas_matches_the_exchange(db, frontend):
+    async def scenario():
+        early = await connect()
+        await subscribe(early, ["orderbook_deltas", "trades", "orders"], ["BTC-USD"])
+        early_book = BookCopy(await recv_json(early))
+        snapshot_seq = early_book.seq
+        burst = asyncio.create_task(asyncio.to_thread(random_burst, 500, 4))
+        await asyncio.sleep(0.3)
+        late = await connect()  # joins in the middle of the burst
+        await subscribe(late, ["orderbook_deltas"], ["BTC-USD"])
+        late_book = BookCopy(await recv_json(late))
+        await burst
+        target = journal_seq(db, "BTC-USD")
+        assert target > snapshot_seq + 300
+        assert snapshot_seq < late_book.seq < target  # really joined mid-burst
+        trades, orders = [], []
+        await follow(early, early_book, target, trades, orders)
+        await follow(late, late_book, target)
+        rest = await until_pong(early)
+        trades += [m for m in rest if m["type"] == "trade"]
+        orders += [m for m in rest if m["type"] == "order"]
+        expected = orderbook(db, "BTC-USD")
+        assert len(expected) > 10
+        assert early_book.levels == expected
+        assert late_book.levels == expected
+
+        # One order update per journal entry, in sequence order.
+        assert [o["seq"] for o in orders] == list(range(snapshot_seq + 1, target + 1))
+        assert {o["event"] for o in orders} >= {"placed", "cancelled"}
+        cancels = [o for o in orders if o["event"] == "cancelled"]
+        assert all(o["status"] == "cancelled" and o["remaining_quantity"] == "0" and o["side"] in ("buy", "sell")
+                   for o in cancels)
+        rows = db.execute(
+            "SELECT trade_id::text, price, quantity, seq, "
+            "       (CASE maker_side WHEN 'buy' THEN buy_order_id ELSE sell_order_id END)::text, "
+            "       CASE maker_side WHEN 'buy' THEN 'sell' ELSE 'buy' END "
+            "  FROM exchange.trades WHERE instrument = 'BTC-USD' AND seq > %s ORDER BY seq, trade_no",
+            (snapshot_seq,)).fetchall()
+        assert len(rows) > 20
+        got = [(t["trade_id"], Decimal(t["price"]), Decimal(t["quantity"]), t["seq"], t["maker_order_id"],
+                t["taker_side"]) for t in trades]
+        assert got == [tuple(r) for r in rows]
+        assert all(isinstance(t["price"], str) and isinstance(t["quantity"], str) for t in trades)
+        await early.close()
+        await late.close()
+
+    run(scenario())
+
+
+def test_resume_from_a_sequence_delivers_exactly_the_missed_entries(db, frontend):
+    async def scenario():
+        witness = await connect()  # stays connected: its deltas are the reference
+        await subscribe(witness, ["orderbook_deltas", "trades"], ["BTC-USD"])
+        book = BookCopy(await recv_json(witness))
+        first = await connect()
+        await subscribe(first, ["orderbook_deltas"], ["BTC-USD"])
+        first_book = BookCopy(await recv_json(first))
+        random_burst(40, 11)
+        await follow(first, first_book, first_book.seq + 10)
+        left_at = first_book.seq
+        await first.close()
+        random_burst(60, 12)  # missed while away
+        target = journal_seq(db, "BTC-USD")
+        seen = []
+        while book.seq < target:
+            msg = await recv_json(witness)
+            seen.append(msg)
+            if msg["type"] == "delta":
+                book.apply(msg)
+        seen += await until_pong(witness)
+        expected = [m for m in seen if m["type"] in ("delta", "trade") and m["seq"] > left_at]
+
+        back = await connect()
+        await subscribe(back, ["orderbook_deltas", "trades"], ["BTC-USD"], from_seq={"BTC-USD": left_at})
+        got = []
+        while not got or got[-1]["type"] != "delta" or got[-1]["seq"] < target:
+            got.append(await recv_json(back))
+        got += await until_pong(back)
+        assert got == expected  # no snapshot, nothing twice, nothing missing
+        assert [m["seq"] for m in got if m["type"] == "delta"] == list(range(left_at + 1, target + 1))
+
+        place(db, [{"client_id": "r", "instrument": "BTC-USD", "side": "buy", "type": "limit",
+                    "quantity": "0.1", "price": "1.00"}])
+        live = await recv_json(back)
+        assert live["type"] == "delta" and live["seq"] == target + 1
+
+        # A sequence the journal never had: a snapshot instead.
+        future = await connect()
+        await subscribe(future, ["orderbook_deltas"], ["BTC-USD"], from_seq={"BTC-USD": 10 ** 12})
+        snapshot = await recv_json(future)
+        assert snapshot["type"] == "snapshot" and snapshot["seq"] == target + 1
+        for ws in (witness, back, future):
+            await ws.close()
+
+    run(scenario())
+
+
+def test_instrument_filter(db, frontend):
+    async def scenario():
+        eth = await connect()
+        await subscribe(eth, ["trades", "orders"], ["ETH-USD"])
+        everything = await connect()
+        await subscribe(everything, ["orders"])
+        place(db, [{"client_id": "f1", "instrument": "BTC-USD", "side": "buy", "type": "limit",
+                    "quantity": "0.5", "price": "2.00"}])
+        place(db, [{"client_id": "f2", "instrument": "ETH-USD", "side": "sell", "type": "limit",
+                    "quantity": "0.5", "price": "3000.00"},
+                   {"client_id": "f3", "instrument": "ETH-USD", "side": "buy", "type": "limit",
+                    "quantity": "0.2", "price": "3000.00"}])
+        got = [await recv_json(eth) for _ in range(3)] + await until_pong(eth)
+        assert [m["type"] for m in got] == ["order", "trade", "order"]
+        assert {m["instrument"] for m in got} == {"ETH-USD"}
+        assert got[1]["price"] == "3000.00" and Decimal(got[1]["quantity"]) == Decimal("0.2")
+        assert got[2]["client_id"] == "f3" and got[2]["status"] == "filled"
+        all_orders = [await recv_json(everything) for _ in range(3)]
+        assert sorted(m["client_id"] for m in all_orders) == ["f1", "f2", "f3"]
+
+        await everything.send(json.dumps({"type": "unsubscribe", "channels": ["orders"]}))
+        assert (await recv_json(everything))["type"] == "unsubscribed"
+        place(db, [{"client_id": "f4", "instrument": "ETH-USD", "side": "buy", "type": "limit",
+                    "quantity": "0.1", "price": "1.00"}])
+        assert (await recv_json(eth))["client_id"] == "f4"  # committed and published by now
+        assert await until_pong(everything) == []
+        await eth.close()
+        await everything.close()
+
+    run(scenario())
+
+
+def test_a_client_that_never_reads_is_disconnected_and_others_keep_receiving(db, frontend):
+    def ladder():  # 2,000 resting levels
+        return [{"client_id": "maker", "instrument": "SLOW-USD", "side": "buy", "type": "limit", "quantity": "1",
+                 "price": str(Decimal(100 + i) / 100)} for i in range(2000)]
+
+    sweep = [{"client_id": "taker", "instrument": "SLOW-USD", "side": "sell", "type": "market", "quantity": "2000"}]
+
+    async def scenario():
+        normal = await connect()
+        await subscribe(normal, ["orderbook_deltas", "trades", "orders"], ["SLOW-USD"])
+        book = BookCopy(await recv_json(normal))
+        slow = await connect(max_queue=1)  # the library stops reading the socket after one message
+        await subscribe(slow, ["orderbook_deltas", "trades", "orders"])
+        received = 1
+        # Each round is ~1.6 MB of messages (2,000 orders, then one sweep with
+        # 2,000 trades): far beyond the 4 MB queue and the socket buffers.
+        for _ in range(5):
+            await asyncio.to_thread(place, db, ladder())
+            await asyncio.to_thread(place, db, sweep)
+            await follow(normal, book, journal_seq(db, "SLOW-USD"), timeout=20)
+        assert book.levels == orderbook(db, "SLOW-USD")
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            while True:
+                await asyncio.wait_for(slow.recv(), 10)
+                received += 1
+        assert closed.value.code not in (1000, 1001)
+        assert received < 5 * 4002  # it was cut off, not served
+        await normal.close()
+
+    run(scenario())
+
+
+def test_feed_catches_up_after_its_listen_connection_is_killed(db, frontend):
+    async def scenario():
+        ws = await connect()
+        await subscribe(ws, ["orderbook_deltas"], ["BTC-USD"])
+        book = BookCopy(await recv_json(ws))
+        random_burst(30, 21)
+        old = listener_pid(db)
+        db.execute("SELECT pg_terminate_backend(%s)", (old,))
+        random_burst(60, 22)  # committed while the feed is reconnecting
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while listener_pid(db) in (None, old):
+            assert loop.time() < deadline, "the feed did not reconnect"
+            await asyncio.sleep(0.05)
+        random_burst(30, 23)
+        await follow(ws, book, journal_seq(db, "BTC-USD"))
+        assert book.levels == orderbook(db, "BTC-USD")
+        await ws.close()
+
+    run(scenario())
+
+
+def test_sigterm_closes_clients_with_going_away(db, frontend):
+    async def scenario():
+        ws = await connect()
+        await subscribe(ws, ["trades"])
+        await asyncio.to_thread(frontend.stop)
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await recv_json(ws)
+        assert closed.value.code == 1001
+
+    run(scenario())

@@ -1,0 +1,311 @@
+"""The REST API of pgx-frontend against a real PostgreSQL, Redis and HTTP.
+
+Tests run in file order; the outage tests (Redis, then PostgreSQL) come last.
+"""
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+
+import pytest
+import requests
+
+from rest_fixtures import (BASE, MAX_BODY, api, fresh_client, metric, metrics_text, order, pg,  # noqa: F401
+                           post_order, redis)
+
+JSON = {"Content-Type": "application/json"}
+
+
+def error_of(r):
+    body = r.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, body
+    return body["error"]["code"]
+
+
+def test_health_ready_and_cors(api):
+    r = requests.get(f"{api}/healthz")
+    assert r.status_code == 200 and r.json() == {"status": "ok"}
+    assert r.headers["Access-Control-Allow-Origin"] == "*"
+    r = requests.get(f"{api}/readyz")
+    assert r.status_code == 200 and r.json()["status"] == "ready"
+    r = requests.options(f"{api}/orders", headers={"Origin": "http://x", "Access-Control-Request-Method": "POST"})
+    assert r.status_code == 204
+    assert {"GET", "POST", "OPTIONS"} <= {m.strip() for m in r.headers["Access-Control-Allow-Methods"].split(",")}
+    assert "Idempotency-Key" in r.headers["Access-Control-Allow-Headers"]
+
+
+def test_place_order_returns_the_order_with_exact_decimals(api, pg):
+    client = fresh_client()
+    r = post_order(order(client, side="sell", price="100.10", quantity=0.3))
+    assert r.status_code == 201, r.text
+    o = r.json()
+    assert o["client_id"] == client and o["status"] == "open" and o["side"] == "sell" and o["type"] == "limit"
+    assert o["price"] == "100.10" and o["quantity"] == "0.3"  # 0.3 sent as a JSON number stays exact
+    assert o["filled_quantity"] == "0.0000" and o["remaining_quantity"] == "0.3000"
+    assert o["trades"] == [] and isinstance(o["seq"], int) and o["created_at"]
+    assert uuid.UUID(o["order_id"])
+    assert r.headers["X-RateLimit-Limit"] == "100" and r.headers["X-RateLimit-Remaining"] == "99"
+    assert pg.scalar("SELECT count(*) FROM exchange.orders WHERE order_id = %s", (o["order_id"],)) == 1
+
+
+def test_crossing_order_trades_and_read_routes(api):
+    seller, buyer = fresh_client("s"), fresh_client("b")
+    maker = post_order(order(seller, side="sell", price="101.00", quantity="2", instrument="ETH-USD")).json()
+    r = post_order(order(buyer, side="buy", price="101.50", quantity="0.5", instrument="ETH-USD"))
+    assert r.status_code == 201
+    taker = r.json()
+    assert taker["status"] == "filled" and taker["filled_quantity"] == "0.500"
+    assert len(taker["trades"]) == 1
+    trade = taker["trades"][0]
+    assert trade["price"] == "101.00" and trade["quantity"] == "0.500"
+    assert trade["maker_order_id"] == maker["order_id"]
+
+    got = requests.get(f"{api}/orders/{maker['order_id']}").json()
+    assert got["status"] == "partially_filled" and got["remaining_quantity"] == "1.500" and got["seq"] is None
+    assert [t["trade_id"] for t in got["trades"]] == [trade["trade_id"]]
+
+    listed = requests.get(f"{api}/orders", params={"client_id": seller}).json()["orders"]
+    assert [o["order_id"] for o in listed] == [maker["order_id"]]
+    assert requests.get(f"{api}/orders", params={"client_id": buyer}).json()["orders"] == []
+    filled = requests.get(f"{api}/orders", params={"client_id": buyer, "status": "filled"}).json()["orders"]
+    assert [o["order_id"] for o in filled] == [taker["order_id"]]
+    r = requests.get(f"{api}/orders", params={"client_id": buyer, "status": "bogus"})
+    assert r.status_code == 400 and error_of(r) == "invalid_status"
+
+    book = requests.get(f"{api}/orderbook", params={"instrument": "ETH-USD", "levels": 5}).json()
+    assert book["instrument"] == "ETH-USD" and isinstance(book["seq"], int)
+    assert book["asks"][0] == {"price": "101.00", "quantity": "1.500", "order_count": 1}
+
+    trades = requests.get(f"{api}/trades", params={"instrument": "ETH-USD", "limit": 10}).json()["trades"]
+    assert trades[0]["trade_id"] == trade["trade_id"] and trades[0]["price"] == "101.00"
+    assert trades[0]["buy_client_id"] == buyer and trades[0]["sell_client_id"] == seller
+    stats = requests.get(f"{api}/trades/stats", params={"instrument": "ETH-USD", "minutes": 5}).json()
+    assert stats["trade_count"] >= 1 and stats["instrument"] == "ETH-USD" and isinstance(stats["volume"], str)
+
+    r = requests.post(f"{api}/orderbook/snapshot", json={"instrument": "ETH-USD"})
+    assert r.status_code == 201 and isinstance(r.json()["snapshot_id"], int)
+    symbols = [i["symbol"] for i in requests.get(f"{api}/instruments").json()["instruments"]]
+    assert symbols == ["BTC-USD", "ETH-USD"]
+
+
+def test_engine_reject_is_a_201_order_and_validation_reject_is_400(api):
+    client = fresh_client()
+    assert post_order(order(client, side="sell", price="99.00")).status_code == 201
+    r = post_order(order(client, side="buy", price="99.00", post_only=True))
+    assert r.status_code == 201
+    assert r.json()["status"] == "rejected" and r.json()["reject_reason"] == "post_only_would_take"
+    r = post_order(order(client, price="1.001"))
+    assert r.status_code == 400 and error_of(r) == "invalid_price"
+    r = post_order(order(client, instrument="NOPE-USD"))
+    assert r.status_code == 400 and error_of(r) == "unknown_instrument"
+
+
+@pytest.mark.parametrize("body, code", [
+    ('{"client_id": "x",', "malformed_json"),
+    ('[1, 2]', "malformed_json"),
+    ('{"client_id": "x", "instrument": "BTC-USD", "side": "buy", "type": "limit"}', "missing_field"),
+    ('{"client_id": 7, "instrument": "BTC-USD", "side": "buy", "type": "limit", "quantity": "1"}',
+     "invalid_field"),
+    ('{"client_id": "x", "instrument": "BTC-USD", "side": "buy", "type": "limit", "quantity": true}',
+     "invalid_field"),
+    ('{"client_id": "x", "instrument": "BTC-USD", "side": "buy", "type": "limit", "quantity": "1", '
+     '"post_only": "yes"}', "invalid_field"),
+    ('{"client_id": "x", "instrument": "BTC-USD", "side": "buy", "type": "limit", "quantity": "abc"}',
+     "invalid_quantity"),
+    ('{"client_id": "x", "instrument": "BTC-USD", "side": "buy", "type": "limit", "quantity": "1", '
+     '"price": "NaN"}', "invalid_price"),
+    ('{"client_id": "x", "instrument": "BTC-USD", "side": "buy", "type": "limit", "quantity": "1", "colour": 1}',
+     "unknown_field"),
+    ('{"client_id": "x", "client_id": "y", "instrument": "BTC-USD", "side": "buy", "type": "limit", '
+     '"quantity": "1"}', "duplicate_field"),
+])
+def test_bad_order_bodies_are_400(api, body, code):
+    r = requests.post(f"{api}/orders", data=body, headers=JSON)
+    assert r.status_code == 400, r.text
+    assert error_of(r) == code
+
+
+def test_http_level_errors(api):
+    r = requests.post(f"{api}/orders", data='{"client_id": "' + "x" * MAX_BODY + '"}', headers=JSON)
+    assert r.status_code == 413 and error_of(r) == "payload_too_large"
+    r = requests.post(f"{api}/orders", data="client_id=x", headers={"Content-Type": "text/plain"})
+    assert r.status_code == 415 and error_of(r) == "unsupported_media_type"
+    r = requests.get(f"{api}/no/such/route")
+    assert r.status_code == 404 and error_of(r) == "not_found"
+    r = requests.put(f"{api}/orders")
+    assert r.status_code == 405 and error_of(r) == "method_not_allowed"
+    assert "POST" in r.headers["Allow"]
+    r = requests.get(f"{api}/orders/{uuid.uuid4()}")
+    assert r.status_code == 404 and error_of(r) == "order_not_found"
+    r = requests.get(f"{api}/orders/not-a-uuid")
+    assert r.status_code == 400 and error_of(r) == "invalid_order_id"
+    r = requests.get(f"{api}/orders")
+    assert r.status_code == 400 and error_of(r) == "missing_parameter"
+    r = requests.get(f"{api}/orderbook", params={"instrument": "BTC-USD", "levels": "ten"})
+    assert r.status_code == 400 and error_of(r) == "invalid_parameter"
+    r = requests.get(f"{api}/orderbook", params={"instrument": "NOPE"})
+    assert r.status_code == 400 and error_of(r) == "unknown_instrument"
+
+
+def test_cancel_and_amend(api):
+    owner, other = fresh_client(), fresh_client()
+    a = post_order(order(owner, side="buy", price="90.00", quantity="3")).json()
+    b = post_order(order(owner, side="buy", price="90.00", quantity="1")).json()
+
+    r = requests.patch(f"{api}/orders/{a['order_id']}", json={"quantity": "2", "client_id": owner})
+    assert r.status_code == 200 and Decimal(r.json()["quantity"]) == 2 and r.json()["status"] == "open"
+    r = requests.patch(f"{api}/orders/{a['order_id']}", json={"price": 90.05})
+    assert r.status_code == 200 and r.json()["price"] == "90.05"
+    r = requests.patch(f"{api}/orders/{a['order_id']}", json={"quantity": "x"})
+    assert r.status_code == 400 and error_of(r) == "invalid_quantity"
+    r = requests.patch(f"{api}/orders/{a['order_id']}", json={})
+    assert r.status_code == 400 and error_of(r) == "no_change"
+
+    r = requests.post(f"{api}/orders/{a['order_id']}/cancel", json={"client_id": other})
+    assert r.status_code == 403 and error_of(r) == "not_order_owner"
+    r = requests.post(f"{api}/orders/{a['order_id']}/cancel", json={"client_id": owner})
+    assert r.status_code == 200 and r.json()["status"] == "cancelled" and r.json()["cancel_reason"] == "user"
+    r = requests.post(f"{api}/orders/{a['order_id']}/cancel")
+    assert r.status_code == 409 and error_of(r) == "order_not_open"
+    r = requests.delete(f"{api}/orders/{b['order_id']}", params={"client_id": owner})
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+    r = requests.delete(f"{api}/orders/{uuid.uuid4()}")
+    assert r.status_code == 404 and error_of(r) == "order_not_found"
+
+
+def test_idempotency_header_body_and_conflict(api, pg, redis):
+    client = fresh_client()
+    first = post_order(order(client, price="80.00"), headers={"Idempotency-Key": "k-1"})
+    assert first.status_code == 201
+    again = post_order(order(client, price="80.00", idempotency_key="k-1"))
+    assert again.status_code == 200 and again.json()["order_id"] == first.json()["order_id"]
+    assert again.json()["seq"] is None
+    r = post_order(order(client, idempotency_key="k-2"), headers={"Idempotency-Key": "k-3"})
+    assert r.status_code == 400 and error_of(r) == "conflicting_idempotency_key"
+    # The same key for another client is another order.
+    other = post_order(order(fresh_client(), price="80.00"), headers={"Idempotency-Key": "k-1"})
+    assert other.status_code == 201 and other.json()["order_id"] != first.json()["order_id"]
+    # Redis holds the fast path: client/key -> order_id.
+    keys = redis.cli("--scan", "--pattern", "pgx:idem:*").split()
+    assert any(k.endswith(f"{client}:k-1") for k in keys)
+
+
+def test_idempotency_race_creates_one_order(api, pg):
+    client = fresh_client("race")
+    body = order(client, price="70.00", idempotency_key="race-1")
+    gate = threading.Barrier(100)
+
+    def send(_):
+        gate.wait()
+        return post_order(body)
+
+    with ThreadPoolExecutor(100) as pool:
+        replies = list(pool.map(send, range(100)))
+    statuses = sorted(r.status_code for r in replies)
+    assert statuses == [200] * 99 + [201], statuses
+    assert len({r.json()["order_id"] for r in replies}) == 1
+    assert pg.scalar("SELECT count(*) FROM exchange.orders WHERE client_id = %s", (client,)) == 1
+
+
+def test_rate_limit_429_with_headers(api):
+    client = fresh_client("rl")
+    with requests.Session() as s:
+        for i in range(100):
+            r = s.get(f"{api}/orders", params={"client_id": client})
+            assert r.status_code == 200, (i, r.text)
+            assert r.headers["X-RateLimit-Remaining"] == str(99 - i)
+        r = s.get(f"{api}/orders", params={"client_id": client})
+        assert r.status_code == 429 and error_of(r) == "rate_limited"
+        assert r.headers["X-RateLimit-Limit"] == "100" and r.headers["X-RateLimit-Remaining"] == "0"
+        assert 1 <= int(r.headers["Retry-After"]) <= 60
+        r = s.post(f"{api}/orders", json=order(client))
+        assert r.status_code == 429
+        # Another client is not affected.
+        assert s.get(f"{api}/orders", params={"client_id": fresh_client("rl")}).status_code == 200
+
+
+def test_group_commit_batches_concurrent_orders(api):
+    before = metrics_text()
+    gate = threading.Barrier(32)
+
+    def send(i):
+        gate.wait()
+        return post_order(order(fresh_client("gc"), side="buy", price=f"{50 + i % 5}.00"))
+
+    with ThreadPoolExecutor(32) as pool:
+        replies = list(pool.map(send, range(32)))
+    assert [r.status_code for r in replies] == [201] * 32
+    after = metrics_text()
+    orders = metric(after, "group_commit_batch_size_sum") - metric(before, "group_commit_batch_size_sum")
+    batches = metric(after, "group_commit_batch_size_count") - metric(before, "group_commit_batch_size_count")
+    assert orders == 32
+    assert batches < 32, "no place_orders call carried more than one order"
+
+
+def test_metrics_have_the_design_names(api):
+    text = metrics_text()
+    for name in ["orders_received_total", "orders_matched_total", "orders_rejected_total", "trades_total",
+                 "order_latency_seconds_bucket", "current_orderbook_depth", "websocket_connections",
+                 "http_requests_total", "http_request_duration_seconds_bucket", "db_pool_connections",
+                 "group_commit_batch_size_bucket", "notify_lag_seconds", "redis_errors_total"]:
+        assert f"\n{name}" in text, name
+    assert metric(text, "orders_rejected_total", {"reason": "post_only_would_take"}) >= 1
+    assert metric(text, "http_requests_total", {"route": "/orders/{id}", "method": "GET", "status": "200"}) >= 1
+    assert metric(text, "current_orderbook_depth", {"instrument": "BTC-USD", "side": "buy"}) >= 1
+    assert metric(text, "db_pool_connections", {"state": "connected"}) >= 1
+
+
+def test_redis_outage_keeps_orders_and_idempotency_correct(api, pg, redis):
+    client = fresh_client("nored")
+    redis.stop()
+    try:
+        errors_before = metric(metrics_text(), "redis_errors_total")
+        first = post_order(order(client, price="60.00", idempotency_key="r-1"))
+        assert first.status_code == 201
+        again = post_order(order(client, price="60.00", idempotency_key="r-1"))
+        assert again.status_code == 200 and again.json()["order_id"] == first.json()["order_id"]
+        assert pg.scalar("SELECT count(*) FROM exchange.orders WHERE client_id = %s", (client,)) == 1
+        assert metric(metrics_text(), "redis_errors_total") > errors_before
+        # The in-process rate limit takes over.
+        limited = fresh_client("nored-rl")
+        with requests.Session() as s:
+            codes = [s.get(f"{api}/orders", params={"client_id": limited}).status_code for _ in range(101)]
+        assert codes == [200] * 100 + [429]
+    finally:
+        redis.start()
+    # Reconnects by itself: the restarted Redis (empty) gets this client's keys again.
+    deadline = time.monotonic() + 10
+    for attempt in range(1000):
+        r = post_order(order(client, price="60.00", idempotency_key=f"after-{attempt}"))
+        assert r.status_code == 201
+        if redis.cli("--scan", "--pattern", f"pgx:idem:*{client}:*"):
+            break
+        assert time.monotonic() < deadline, "the frontend did not reconnect to Redis"
+        time.sleep(0.3)
+
+
+def test_postgres_outage_is_a_fast_503_then_recovers(api, pg):
+    client = fresh_client("nopg")
+    pg.stop()
+    try:
+        for _ in range(3):
+            started = time.monotonic()
+            r = post_order(order(client))
+            assert r.status_code == 503 and error_of(r) == "database_unavailable", r.text
+            assert time.monotonic() - started < 2
+        started = time.monotonic()
+        r = requests.get(f"{api}/orders/{uuid.uuid4()}")
+        assert r.status_code == 503 and time.monotonic() - started < 2
+        assert requests.get(f"{api}/readyz").status_code == 503
+        assert requests.get(f"{api}/healthz").status_code == 200
+    finally:
+        pg.start()
+    deadline = time.monotonic() + 15
+    while True:
+        r = post_order(order(client, idempotency_key="after-restart"))
+        if r.status_code == 201:
+            break
+        assert r.status_code == 503 and time.monotonic() < deadline, r.text
+        time.sleep(0.2)
+    assert requests.get(f"{api}/readyz").status_code == 200
