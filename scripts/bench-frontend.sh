@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 secs=${PGX_BENCH_SECONDS:-10}
-rates=${PGX_BENCH_RATES:-"2000 5000 10000 15000 20000 30000"}
+rates=${PGX_BENCH_RATES:-"1000 2000 3000 5000 8000"}
 dir=$root/build/febench
 pg_port=54379
 redis_port=63799

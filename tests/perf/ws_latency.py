@@ -1,23 +1,29 @@
 """Commit-to-WebSocket latency with many subscribers (part of make bench).
 
 N WebSocket clients subscribe to the `orders` channel of one instrument; one
-sender places orders over REST at a fixed rate. For every order and every
-subscriber we record when its `order` message arrived, and report the delay
-after the REST acknowledgement (the commit is between the request and the
-acknowledgement, so this is a lower bound of commit-to-receipt) and after the
-request was sent (an upper bound). Run by scripts/bench-frontend.sh against a
-running pgx-frontend; uses Debian's python3-websockets and python3-requests.
+sender places orders over REST at a fixed rate, one at a time. For every
+order and every subscriber we record when its `order` message arrived, and
+report the delay after the REST acknowledgement (the commit happens between
+request and acknowledgement, so this is a lower bound of commit-to-receipt)
+and after the request was sent (an upper bound).
+
+The subscribers are raw sockets in one epoll loop with a minimal WebSocket
+frame reader: a full client library costs ~60 us of Python per message, so
+1,000 subscribers would measure the client, not the feed. Run by
+scripts/bench-frontend.sh against a running pgx-frontend.
 """
 import argparse
-import asyncio
+import base64
 import json
+import os
 import resource
+import select
+import socket
 import statistics
 import threading
 import time
 
 import requests
-import websockets
 
 
 def percentile(values, p):
@@ -25,19 +31,57 @@ def percentile(values, p):
     return values[min(len(values) - 1, int(p / 100 * len(values)))] if values else float("nan")
 
 
-async def subscriber(url, instrument, ready, arrivals, stop):
-    async with websockets.connect(url, max_queue=None, ping_interval=None) as ws:
-        await ws.send(json.dumps({"type": "subscribe", "channels": ["orders"], "instruments": [instrument]}))
-        ready.release()
-        while not stop.is_set():
-            try:
-                raw = await asyncio.wait_for(ws.recv(), timeout=0.5)
-            except asyncio.TimeoutError:
-                continue
-            now = time.monotonic()
-            if '"type":"order"' not in raw:
-                continue
-            arrivals.append((json.loads(raw)["order_id"], now))
+def masked_text_frame(text):
+    data = text.encode()
+    mask = os.urandom(4)
+    assert len(data) < 126
+    return bytes([0x81, 0x80 | len(data)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+
+
+def take_frames(buf):
+    """Complete frames at the front of buf: (list of (opcode, payload), rest of buf)."""
+    frames = []
+    while len(buf) >= 2:
+        opcode, n, at = buf[0] & 0x0F, buf[1] & 0x7F, 2
+        if n == 126:
+            if len(buf) < 4:
+                break
+            n, at = int.from_bytes(buf[2:4], "big"), 4
+        elif n == 127:
+            if len(buf) < 10:
+                break
+            n, at = int.from_bytes(buf[2:10], "big"), 10
+        if len(buf) < at + n:
+            break
+        frames.append((opcode, buf[at:at + n]))
+        buf = buf[at + n:]
+    return frames, buf
+
+
+def subscribe(port, instrument):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    key = base64.b64encode(os.urandom(16)).decode()
+    s.sendall((f"GET /stream HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = s.recv(4096)
+        if not chunk:
+            raise RuntimeError("the feed closed the connection during the handshake")
+        head += chunk
+    if b" 101 " not in head.split(b"\r\n", 1)[0]:
+        raise RuntimeError(f"handshake refused: {head.splitlines()[0]!r}")
+    buf = head.split(b"\r\n\r\n", 1)[1]
+    s.sendall(masked_text_frame(json.dumps({"type": "subscribe", "channels": ["orders"],
+                                            "instruments": [instrument]})))
+    while True:  # wait for the acknowledgement
+        frames, buf = take_frames(buf)
+        if any(b'"subscribed"' in p for _, p in frames):
+            break
+        buf += s.recv(4096)
+    s.setblocking(False)
+    return s
 
 
 def send_orders(http, instrument, rate, count, sent, acked):
@@ -45,8 +89,7 @@ def send_orders(http, instrument, rate, count, sent, acked):
     session.headers.update({"Connection": "keep-alive", "Content-Type": "application/json"})
     start = time.monotonic()
     for i in range(count):
-        due = start + i / rate
-        delay = due - time.monotonic()
+        delay = start + i / rate - time.monotonic()
         if delay > 0:
             time.sleep(delay)
         body = {"client_id": f"ws-lat-{i % 10}", "instrument": instrument, "side": "buy" if i % 2 else "sell",
@@ -60,7 +103,7 @@ def send_orders(http, instrument, rate, count, sent, acked):
         acked[order_id] = t1
 
 
-async def main():
+def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--http-port", type=int, default=8000)
     ap.add_argument("--ws-port", type=int, default=8001)
@@ -72,28 +115,39 @@ async def main():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < a.subscribers + 64:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, a.subscribers + 1024), hard))
-    url = f"ws://127.0.0.1:{a.ws_port}/stream"
-    http = f"http://127.0.0.1:{a.http_port}"
 
-    ready = asyncio.Semaphore(0)
-    stop = asyncio.Event()
-    arrivals = []
-    tasks = [asyncio.create_task(subscriber(url, a.instrument, ready, arrivals, stop)) for _ in range(a.subscribers)]
-    for _ in range(a.subscribers):
-        await asyncio.wait_for(ready.acquire(), timeout=60)
-    await asyncio.sleep(0.5)
+    socks = [subscribe(a.ws_port, a.instrument) for _ in range(a.subscribers)]
+    ep = select.epoll()
+    bufs = {}
+    for s in socks:
+        ep.register(s.fileno(), select.EPOLLIN)
+        bufs[s.fileno()] = b""
+    by_fd = {s.fileno(): s for s in socks}
+    arrivals = []  # (payload, time)
 
     sent, acked = {}, {}
-    sender = threading.Thread(target=send_orders, args=(http, a.instrument, a.rate, a.orders, sent, acked))
+    sender = threading.Thread(target=send_orders,
+                              args=(f"http://127.0.0.1:{a.http_port}", a.instrument, a.rate, a.orders, sent, acked))
     sender.start()
-    while sender.is_alive():
-        await asyncio.sleep(0.1)
-    await asyncio.sleep(2.0)  # the last messages in flight
-    stop.set()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    quiet_until = None
+    while True:
+        for fd, _ in ep.poll(0.05):
+            now = time.monotonic()
+            chunk = by_fd[fd].recv(65536)
+            if not chunk:
+                raise RuntimeError("the feed closed a subscriber")
+            frames, bufs[fd] = take_frames(bufs[fd] + chunk)
+            arrivals.extend((p, now) for op, p in frames if op == 1 and b'"type":"order"' in p)
+        if not sender.is_alive():
+            quiet_until = quiet_until or time.monotonic() + 2.0  # the last messages in flight
+            if time.monotonic() > quiet_until:
+                break
+    for s in socks:
+        s.close()
 
-    after_ack = [(t - acked[o]) * 1000 for o, t in arrivals if o in acked]
-    after_send = [(t - sent[o]) * 1000 for o, t in arrivals if o in sent]
+    ids = [(json.loads(p)["order_id"], t) for p, t in arrivals]
+    after_ack = [(t - acked[o]) * 1000 for o, t in ids if o in acked]
+    after_send = [(t - sent[o]) * 1000 for o, t in ids if o in sent]
     expected = a.subscribers * len(acked)
     print(f"WebSocket fan-out: {a.subscribers} subscribers, {len(acked)} orders at {a.rate:.0f}/s, "
           f"{len(after_ack)}/{expected} order messages received")
@@ -105,4 +159,4 @@ async def main():
 
 
 if __name__ == "__main__":
-    raise SystemExit(asyncio.run(main()))
+    raise SystemExit(main())

@@ -303,10 +303,12 @@ void Hub::accept() {
             });
             return;
         }
-        if (config.socket_send_buffer_bytes > 0) {
-            beast::error_code ignored;
+        beast::error_code ignored;
+        // Market data is many small frames: Nagle's algorithm would hold each one
+        // back until the previous one is acknowledged.
+        socket.set_option(net::ip::tcp::no_delay(true), ignored);
+        if (config.socket_send_buffer_bytes > 0)
             socket.set_option(net::socket_base::send_buffer_size(config.socket_send_buffer_bytes), ignored);
-        }
         std::make_shared<Session>(std::move(socket), *this)->run();
         accept();
     });
