@@ -165,6 +165,15 @@ BEGIN
     RETURN inst;
 END $$;
 
+-- An integer argument within [lo, hi], or an error.
+CREATE FUNCTION exchange._in_range(value int, lo int, hi int, reason text, what text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF value IS NULL OR value NOT BETWEEN lo AND hi THEN
+        PERFORM exchange._fail(reason, format('%s must be between %s and %s', what, lo, hi));
+    END IF;
+END $$;
+
 -- A decimal as an integer number of units (ticks, lots), or an error.
 CREATE FUNCTION exchange._units(value numeric, unit numeric, what text) RETURNS bigint
 LANGUAGE plpgsql IMMUTABLE AS $$
@@ -521,9 +530,7 @@ BEGIN
     IF status IS NOT NULL AND status NOT IN ('open', 'partially_filled', 'filled', 'cancelled', 'rejected') THEN
         PERFORM exchange._fail('invalid_status', format('status %L is not open, partially_filled, filled, cancelled or rejected', status));
     END IF;
-    IF max_rows IS NULL OR max_rows NOT BETWEEN 1 AND 10000 THEN
-        PERFORM exchange._fail('invalid_limit', 'max_rows must be between 1 and 10000');
-    END IF;
+    PERFORM exchange._in_range(max_rows, 1, 10000, 'invalid_limit', 'max_rows');
     RETURN QUERY
         SELECT (exchange._result(o, '[]'::jsonb, NULL)).*
           FROM exchange.orders o
@@ -543,9 +550,7 @@ LANGUAGE plpgsql STABLE AS $$
 DECLARE
     inst exchange.instruments := exchange._instrument(instrument);
 BEGIN
-    IF max_rows IS NULL OR max_rows NOT BETWEEN 1 AND 10000 THEN
-        PERFORM exchange._fail('invalid_limit', 'max_rows must be between 1 and 10000');
-    END IF;
+    PERFORM exchange._in_range(max_rows, 1, 10000, 'invalid_limit', 'max_rows');
     RETURN QUERY
         SELECT t.trade_id, t.instrument, t.price, t.quantity, t.buy_order_id, t.sell_order_id, t.buy_client_id,
                t.sell_client_id, t.maker_side, t.seq, t.executed_at
@@ -564,9 +569,7 @@ LANGUAGE plpgsql STABLE AS $$
 DECLARE
     inst exchange.instruments := exchange._instrument(instrument);
 BEGIN
-    IF minutes IS NULL OR minutes NOT BETWEEN 1 AND 525600 THEN
-        PERFORM exchange._fail('invalid_minutes', 'minutes must be between 1 and 525600');
-    END IF;
+    PERFORM exchange._in_range(minutes, 1, 525600, 'invalid_minutes', 'minutes');
     RETURN QUERY
         SELECT inst.symbol, count(*), coalesce(sum(t.quantity), 0), coalesce(sum(t.price * t.quantity), 0),
                round(sum(t.price * t.quantity) / nullif(sum(t.quantity), 0), scale(inst.tick_size) + 4),

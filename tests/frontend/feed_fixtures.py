@@ -6,45 +6,27 @@ Both are stopped when the module's tests are done.
 """
 import asyncio
 import json
-import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from decimal import Decimal
-from pathlib import Path
 
 import psycopg
 import pytest
 import websockets
 
-ROOT = Path(__file__).resolve().parents[2]
+from harness import FRONTEND, ROOT, create_instruments, pg_cluster, wait_for_port
+
 PG_DIR = ROOT / "build" / "feedtest"
 PG_PORT = 54359
 HTTP_PORT = 18100
 WS_PORT = 18101
 DSN = f"host=127.0.0.1 port={PG_PORT} user=postgres dbname=postgres"
 WS_URL = f"ws://127.0.0.1:{WS_PORT}/stream"
-FRONTEND = Path(os.environ.get("PGX_FRONTEND", ROOT / "build" / "frontend" / "pgx-frontend"))
 INSTRUMENTS = {"BTC-USD": ("0.01", "0.0001"), "ETH-USD": ("0.01", "0.001"), "SLOW-USD": ("0.01", "1")}
 
 
-def _cluster(*args):
-    subprocess.run([str(ROOT / "scripts" / "pg-cluster.sh"), *args], check=True)
-
-
-def _wait_for_port(port, timeout=20.0, proc=None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"pgx-frontend exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
 
 
 @pytest.fixture(scope="module")
@@ -52,20 +34,18 @@ def db():
     """A fresh cluster with the extension and the test instruments; yields a psycopg connection."""
     if not FRONTEND.exists():
         pytest.fail(f"{FRONTEND} is not built")
-    _cluster("stop", str(PG_DIR))
+    pg_cluster("stop", PG_DIR)
     shutil.rmtree(PG_DIR, ignore_errors=True)
-    _cluster("start", str(PG_DIR), str(PG_PORT),
+    pg_cluster("start", PG_DIR, PG_PORT,
              "exchange.max_orders_per_instrument=100000", "exchange.max_levels_per_instrument=20000",
              "fsync=off", "synchronous_commit=off")  # the feed is under test here, not durability
     try:
         conn = psycopg.connect(DSN, autocommit=True)
-        conn.execute("CREATE EXTENSION exchange")
-        for symbol, (tick, lot) in INSTRUMENTS.items():
-            conn.execute("SELECT exchange.create_instrument(%s, %s::numeric, %s::numeric)", (symbol, tick, lot))
+        create_instruments(conn, INSTRUMENTS)
         yield conn
         conn.close()
     finally:
-        _cluster("stop", str(PG_DIR))
+        pg_cluster("stop", PG_DIR)
         shutil.rmtree(PG_DIR, ignore_errors=True)
 
 
@@ -76,7 +56,7 @@ class Frontend:
             [str(FRONTEND), "--db", DSN, "--http-port", str(HTTP_PORT), "--ws-port", str(WS_PORT),
              "--redis", "", "--rate-limit", "0"],
             stdout=self.log, stderr=subprocess.STDOUT)
-        _wait_for_port(WS_PORT, proc=self.proc)
+        wait_for_port(WS_PORT, proc=self.proc)
 
     def stop(self):
         if self.proc.poll() is None:

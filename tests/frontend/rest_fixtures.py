@@ -10,16 +10,14 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
-import time
-from pathlib import Path
 
 import psycopg
 import pytest
 import requests
 
-ROOT = Path(__file__).resolve().parents[2]
+from harness import FRONTEND, ROOT, create_instruments, pg_cluster, wait_for_port
+
 PG_DIR = ROOT / "build" / "fetest"
 REDIS_DIR = ROOT / "build" / "fetest-redis"
 PG_PORT = 54349
@@ -29,21 +27,9 @@ WS_PORT = 18001
 MAX_BODY = 4096
 DSN = f"host=127.0.0.1 port={PG_PORT} user=postgres dbname=postgres"
 BASE = f"http://127.0.0.1:{HTTP_PORT}"
-FRONTEND = Path(os.environ.get("PGX_FRONTEND", ROOT / "build" / "frontend" / "pgx-frontend"))
 INSTRUMENTS = {"BTC-USD": ("0.01", "0.0001"), "ETH-USD": ("0.01", "0.001")}
 
 
-def _wait_for_port(port, timeout=20.0, proc=None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
 
 
 class Postgres:
@@ -54,18 +40,13 @@ class Postgres:
         shutil.rmtree(PG_DIR, ignore_errors=True)
         self.start()
         with self.connect() as conn:
-            conn.execute("CREATE EXTENSION exchange")
-            for symbol, (tick, lot) in INSTRUMENTS.items():
-                conn.execute("SELECT exchange.create_instrument(%s, %s::numeric, %s::numeric)", (symbol, tick, lot))
-
-    def _ctl(self, *args):
-        subprocess.run([str(ROOT / "scripts" / "pg-cluster.sh"), *args], check=True)
+            create_instruments(conn, INSTRUMENTS)
 
     def start(self):
-        self._ctl("start", str(PG_DIR), str(PG_PORT))
+        pg_cluster("start", PG_DIR, PG_PORT)
 
     def stop(self):
-        self._ctl("stop", str(PG_DIR))
+        pg_cluster("stop", PG_DIR)
 
     def connect(self):
         return psycopg.connect(DSN, autocommit=True)
@@ -88,7 +69,7 @@ class Redis:
         self.proc = subprocess.Popen(
             ["redis-server", "--bind", "127.0.0.1", "--port", str(REDIS_PORT), "--dir", str(REDIS_DIR),
              "--save", "", "--appendonly", "no", "--logfile", str(REDIS_DIR / "redis.log")])
-        _wait_for_port(REDIS_PORT, proc=self.proc)
+        wait_for_port(REDIS_PORT, proc=self.proc)
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
@@ -111,7 +92,7 @@ class Frontend:
              "--ws-port", str(WS_PORT), "--redis", f"127.0.0.1:{REDIS_PORT}", "--max-body-bytes", str(MAX_BODY),
              "--log-level", "info"],
             stdout=self.log, stderr=subprocess.STDOUT)
-        _wait_for_port(HTTP_PORT, proc=self.proc)
+        wait_for_port(HTTP_PORT, proc=self.proc)
 
     def terminate(self):
         """SIGTERM; returns the exit code."""
