@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs the PostgreSQL suites against a fresh local cluster with the extension
 # preloaded (127.0.0.1, port $PGX_TEST_PORT, default 54329): pg_regress
-# (regress/sql), isolation specs (regress/specs), then the restart and crash
-# tests. The cluster is stopped and removed on exit.
+# (regress/sql), isolation specs (regress/specs), the SQL fuzz pass
+# (tests/pg/sql_fuzz.py), then the restart and crash tests. The cluster is
+# stopped and removed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -33,6 +34,10 @@ fi
 for f in "$out"/regress/regression.diffs "$out"/isolation/regression.diffs; do
   [ -s "$f" ] && { echo "---- $f"; head -200 "$f"; }
 done
+if [ $status -eq 0 ]; then
+  psql -X -q -d postgres -c "DROP DATABASE IF EXISTS exchange_fuzz" -c "CREATE DATABASE exchange_fuzz"
+  /usr/bin/python3 tests/pg/sql_fuzz.py "host=$PGHOST port=$port user=$PGUSER dbname=exchange_fuzz" 10000 || status=1
+fi
 if [ $status -eq 0 ]; then
   PGX_CLUSTER_DIR=$dir tests/pg/restart_crash_test.sh || status=1
 fi

@@ -1,0 +1,149 @@
+"""SQL fuzz pass over the trading functions (part of make test).
+
+Seeded random and boundary arguments for place_order, place_orders,
+cancel_order and amend_order: odd strings (empty, long, quotes, control and
+non-ASCII characters), NULLs, zero, negative, NaN, infinite, huge and very
+precise numerics, malformed and oddly typed JSON batches, unknown and foreign
+order ids. Every call must either succeed or fail with a documented SQLSTATE;
+the server must never crash (same postmaster start time, the session still
+alive); afterwards every book verifies clean, the journals are gap-free and
+each order's filled quantity equals its trades.
+
+Usage: sql_fuzz.py DSN [calls]   (the database must not have the extension)
+"""
+import json
+import random
+import sys
+import uuid
+
+import psycopg
+
+# The extension's documented SQLSTATEs (README, "Errors") and PostgreSQL's own
+# input errors for arguments that cannot even be converted to the parameter type.
+DOCUMENTED = {
+    "22023",  # invalid_parameter_value: the reason-coded bad input
+    "42704",  # unknown_instrument
+    "P0002",  # order_not_found
+    "42501",  # not_order_owner
+    "55000",  # order_not_open, instrument_halted
+    "53000",  # capacity on amend
+    "22P02",  # invalid text representation (PostgreSQL's input functions)
+    "22003",  # numeric value out of range (PostgreSQL's input functions)
+}
+
+STRINGS = ["", " ", "x", "BUY", "Sell", "limit", "LIMIT", "market", "gtc", "IOC", "fok", "day", "none",
+           "cancel_both", "Cancel_Oldest", "a'b", 'q"q', "back\\slash", "tab\there", "nl\nx", "\u00e9t\u00e9",
+           "\u6f22\u5b57", "emoji\U0001F600", "x" * 128, "y" * 129, "z" * 300, "%s", "NULL", "null", "0", "-1",
+           "1e5", "BTC-USD", "ETH-USD", "NOPE", "btc-usd"]
+NUMERICS = ["0", "-0", "1", "-1", "0.01", "0.001", "0.0001", "0.00001", "100", "100.00", "100.001", "99.99",
+            "1e18", "1e19", "1e40", "1e-40", "123456789012345678901234567890.5", "NaN", "Infinity",
+            "-Infinity", "1.5", "2", "1000000000000000000", "0.3333333333333333333333", "7", "1e3", None]
+JSON_VALUES = [None, True, False, 0, -1, 1.5, "1", "abc", "1e999", "1e3", " 2 ", "0x10", "+3", ".5", "5.",
+               [], {}, [1], {"a": 1}, "", 10 ** 30, -(10 ** 30), "NaN", "Infinity"]
+FIELDS = ["client_id", "instrument", "side", "type", "quantity", "price", "time_in_force",
+          "idempotency_key", "post_only", "stp"]
+
+
+def pick(rng, values):
+    return rng.choice(values)
+
+
+def place_args(rng):
+    good = rng.random() < 0.4
+    return {
+        "client_id": pick(rng, ["f1", "f2", "f3"]) if good else pick(rng, STRINGS + [None]),
+        "instrument": pick(rng, ["BTC-USD", "ETH-USD"]) if good else pick(rng, STRINGS + [None]),
+        "side": pick(rng, ["buy", "sell"]) if good else pick(rng, STRINGS + [None]),
+        "type": pick(rng, ["limit", "limit", "market"]) if good else pick(rng, STRINGS + [None]),
+        "quantity": pick(rng, ["1", "2", "0.5", "3"]) if good else pick(rng, NUMERICS),
+        "price": pick(rng, ["99", "100", "101", "100.5"]) if good else pick(rng, NUMERICS),
+        "time_in_force": pick(rng, ["gtc", "ioc", "fok"]) if good else pick(rng, STRINGS + [None]),
+        "idempotency_key": pick(rng, [None, None, "k1", "k2", "k3"]) if good else pick(rng, STRINGS + [None]),
+        "post_only": pick(rng, [False, False, True, None]),
+        "stp": pick(rng, [None, "none", "cancel_oldest"]) if good else pick(rng, STRINGS + [None]),
+    }
+
+
+def batch_item(rng):
+    r = rng.random()
+    if r < 0.1:
+        return pick(rng, JSON_VALUES)
+    item = {k: v for k, v in place_args(rng).items() if v is not None}
+    for _ in range(rng.randrange(3)):
+        item[pick(rng, FIELDS + ["unknown", "extra"])] = pick(rng, JSON_VALUES)
+    return item
+
+
+def call(rng, cur, order_ids):
+    kind = rng.random()
+    if kind < 0.45:
+        a = place_args(rng)
+        cur.execute("SELECT order_id FROM exchange.place_order(%(client_id)s, %(instrument)s, %(side)s, %(type)s, "
+                    "%(quantity)s::numeric, %(price)s::numeric, %(time_in_force)s, %(idempotency_key)s, "
+                    "%(post_only)s, %(stp)s)", a)
+        row = cur.fetchone()
+        if row and row[0]:
+            order_ids.append(row[0])
+    elif kind < 0.65:
+        if rng.random() < 0.1:
+            batch = pick(rng, JSON_VALUES)
+        else:
+            batch = [batch_item(rng) for _ in range(rng.randrange(0, 12))]
+        cur.execute("SELECT order_id FROM exchange.place_orders(%s::jsonb)", (json.dumps(batch),))
+        order_ids.extend(r[0] for r in cur.fetchall() if r[0])
+    elif kind < 0.82:
+        oid = pick(rng, order_ids) if order_ids and rng.random() < 0.8 else str(uuid.uuid4())
+        cur.execute("SELECT status FROM exchange.cancel_order(%s, %s)",
+                    (oid, pick(rng, [None, None, "f1", "f2", "intruder", ""])))
+    else:
+        oid = pick(rng, order_ids) if order_ids and rng.random() < 0.8 else str(uuid.uuid4())
+        cur.execute("SELECT status FROM exchange.amend_order(%s, %s::numeric, %s::numeric, %s)",
+                    (oid, pick(rng, NUMERICS), pick(rng, NUMERICS), pick(rng, [None, "f1", "f3", "intruder"])))
+
+
+def main():
+    dsn = sys.argv[1]
+    calls = int(sys.argv[2]) if len(sys.argv) > 2 else 3000
+    rng = random.Random(20261125)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION exchange")
+        conn.execute("SELECT exchange.create_instrument('BTC-USD', 0.01, 0.001)")
+        conn.execute("SELECT exchange.create_instrument('ETH-USD', 0.5, 0.5, 1)")
+        started = conn.execute("SELECT pg_postmaster_start_time()").fetchone()[0]
+        outcomes, order_ids = {}, []
+        for _ in range(calls):
+            try:
+                with conn.cursor() as cur:
+                    call(rng, cur, order_ids)
+                outcomes["ok"] = outcomes.get("ok", 0) + 1
+            except psycopg.errors.DatabaseError as e:
+                state = e.sqlstate
+                if state not in DOCUMENTED:
+                    print(f"FAIL: undocumented SQLSTATE {state}: {e}", file=sys.stderr)
+                    return 1
+                outcomes[state] = outcomes.get(state, 0) + 1
+        if conn.execute("SELECT pg_postmaster_start_time()").fetchone()[0] != started:
+            print("FAIL: the server restarted during the fuzz pass", file=sys.stderr)
+            return 1
+        problems = conn.execute("SELECT i.symbol, v.problem FROM exchange.instruments i, "
+                                "exchange.verify(i.symbol) v").fetchall()
+        gaps = conn.execute("SELECT instrument_id FROM exchange.events GROUP BY instrument_id "
+                            "HAVING count(*) <> max(seq) OR min(seq) <> 1").fetchall()
+        fills = conn.execute("SELECT count(*) FROM exchange.orders o WHERE o.filled_quantity <> coalesce("
+                             "(SELECT sum(t.quantity) FROM exchange.trades t "
+                             "WHERE o.order_id IN (t.buy_order_id, t.sell_order_id)), 0)").fetchone()[0]
+        trades = conn.execute("SELECT count(*) FROM exchange.trades").fetchone()[0]
+    print(f"sql fuzz: {calls} calls, outcomes {dict(sorted(outcomes.items()))}, {len(order_ids)} orders, "
+          f"{trades} trades")
+    if problems or gaps or fills:
+        print(f"FAIL: verify {problems}, journal gaps {gaps}, orders whose fills disagree with trades {fills}",
+              file=sys.stderr)
+        return 1
+    if outcomes.get("ok", 0) < calls // 10 or trades == 0 or len(outcomes) < 4:
+        print("FAIL: the fuzz pass exercised too little (see outcomes)", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
