@@ -23,6 +23,20 @@ Config parse_config(int argc, char** argv) {
         ->envname("PGX_HTTP_THREADS")
         ->check(CLI::Range(1, 64));
     app.add_option("--ws-port", c.ws_port, "WebSocket feed port")->envname("PGX_WS_PORT");
+    app.add_option("--ws-threads", c.ws_threads, "WebSocket I/O threads")
+        ->envname("PGX_WS_THREADS")
+        ->check(CLI::Range(1, 64));
+    app.add_option("--ws-ping-interval-ms", c.ws_ping_interval_ms,
+                   "silence before the feed pings a client; no answer within as long again closes it")
+        ->envname("PGX_WS_PING_INTERVAL_MS")
+        ->check(CLI::Range(100, 3600000));
+    app.add_option("--ws-max-connections", c.ws_max_connections, "WebSocket clients at once (more get 503)")
+        ->envname("PGX_WS_MAX_CONNECTIONS")
+        ->check(CLI::Range(std::size_t{1}, std::size_t{1000000}));
+    app.add_option("--ws-max-queue-bytes", c.ws_max_queue_bytes,
+                   "unsent bytes a WebSocket client may fall behind before it is disconnected")
+        ->envname("PGX_WS_MAX_QUEUE_BYTES")
+        ->check(CLI::Range(std::size_t{64} << 10, std::size_t{1} << 30));
     app.add_option("--redis", c.redis, "Redis host:port for idempotency and rate limits (\"\" disables)")
         ->envname("PGX_REDIS");
     app.add_option("--rate-limit", c.rate_limit, "requests per minute per client_id (0 disables)")

@@ -13,6 +13,10 @@ struct Config {
     uint16_t http_port = 8000;
     int http_threads = 2;
     uint16_t ws_port = 8001;
+    int ws_threads = 1;
+    int ws_ping_interval_ms = 15000;  // silence before a ping; no pong within the same again closes
+    std::size_t ws_max_connections = 10000;
+    std::size_t ws_max_queue_bytes = 4u << 20;  // per client; a client further behind is disconnected
     std::string redis = "127.0.0.1:6379";  // host:port, empty disables Redis
     int rate_limit = 100;                  // requests per minute per client_id, 0 disables
     int db_workers = 4;

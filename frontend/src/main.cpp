@@ -35,6 +35,10 @@ int main(int argc, char** argv) {
     feed_config.conninfo = config.db;
     feed_config.host = config.http_host;
     feed_config.port = config.ws_port;
+    feed_config.threads = config.ws_threads;
+    feed_config.ping_interval_ms = config.ws_ping_interval_ms;
+    feed_config.max_connections = config.ws_max_connections;
+    feed_config.max_client_queue_bytes = config.ws_max_queue_bytes;
     pgx::feed::Server feed(feed_config);
     pgx::HttpServer http(config, pgx::api_routes(pool, metrics, feed), metrics);
 
@@ -42,8 +46,10 @@ int main(int argc, char** argv) {
     try {
         feed.start();
         spdlog::info("websocket feed on {}:{}", config.http_host, config.ws_port);
-    } catch (const std::runtime_error& e) {
-        spdlog::warn("websocket feed not started: {}", e.what());
+    } catch (const std::exception& e) {
+        spdlog::error("cannot serve the websocket feed on {}:{}: {}", config.http_host, config.ws_port, e.what());
+        pool.stop();
+        return 1;
     }
     try {
         http.start();

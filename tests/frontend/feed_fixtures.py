@@ -50,13 +50,13 @@ def db():
 
 
 class Frontend:
-    def __init__(self):
-        self.log = open(ROOT / "build" / "feedtest-frontend.log", "w")  # kept for a post-mortem
+    def __init__(self, http_port=HTTP_PORT, ws_port=WS_PORT, extra=(), log_name="feedtest-frontend.log"):
+        self.log = open(ROOT / "build" / log_name, "w")  # kept for a post-mortem
         self.proc = subprocess.Popen(
-            [str(FRONTEND), "--db", DSN, "--http-port", str(HTTP_PORT), "--ws-port", str(WS_PORT),
-             "--redis", "", "--rate-limit", "0"],
+            [str(FRONTEND), "--db", DSN, "--http-port", str(http_port), "--ws-port", str(ws_port),
+             "--redis", "", "--rate-limit", "0", *extra],
             stdout=self.log, stderr=subprocess.STDOUT)
-        wait_for_port(WS_PORT, proc=self.proc)
+        wait_for_port(ws_port, proc=self.proc)
 
     def stop(self):
         if self.proc.poll() is None:

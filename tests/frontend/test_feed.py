@@ -4,8 +4,11 @@ Clients are python3-websockets; orders go in through psql-level calls to
 exchange.place_orders / cancel_order. Fixtures: feed_fixtures.py.
 """
 import asyncio
+import base64
 import json
+import os
 import random
+import socket
 import time
 from decimal import Decimal
 
@@ -13,8 +16,8 @@ import psycopg
 import pytest
 import websockets
 
-from feed_fixtures import (DSN, WS_URL, BookCopy, connect, db, frontend, journal_seq, listener_pid,  # noqa: F401
-                           orderbook, place, recv_json, run, subscribe, until_pong)
+from feed_fixtures import (DSN, WS_URL, BookCopy, Frontend, connect, db, frontend, journal_seq,  # noqa: F401
+                           listener_pid, orderbook, place, recv_json, run, subscribe, until_pong)
 
 
 def random_burst(operations, seed, instrument="BTC-USD"):
@@ -299,6 +302,44 @@ def test_feed_catches_up_after_its_listen_connection_is_killed(db, frontend):
         await ws.close()
 
     run(scenario())
+
+
+def test_silent_clients_are_dropped_and_connections_are_limited(db):
+    """A second process with a 300 ms ping interval and room for two clients: a client that never
+    answers pings is closed within about twice the interval, one that answers stays, and a third
+    connection is refused with 503."""
+    http_port, ws_port = 18102, 18103
+    fe = Frontend(http_port, ws_port, ["--ws-ping-interval-ms", "300", "--ws-max-connections", "2"],
+                  "feedtest-limits-frontend.log")
+    try:
+        # A raw TCP client that completes the handshake and then never reads nor answers.
+        silent = socket.create_connection(("127.0.0.1", ws_port))
+        silent.sendall((f"GET /stream HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                        f"Connection: Upgrade\r\nSec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}"
+                        f"\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+        assert b" 101 " in silent.recv(4096).split(b"\r\n", 1)[0]
+
+        async def scenario():
+            # websockets answers pings by itself: this client must stay connected.
+            ws = await websockets.connect(f"ws://127.0.0.1:{ws_port}/stream", ping_interval=None)
+            with pytest.raises(websockets.InvalidStatusCode) as refused:
+                await websockets.connect(f"ws://127.0.0.1:{ws_port}/stream")
+            assert refused.value.status_code == 503
+            await asyncio.sleep(1.5)  # five ping intervals
+            await ws.send(json.dumps({"type": "ping"}))
+            assert (await recv_json(ws))["type"] == "pong"
+            await ws.close()
+
+        run(scenario())
+        # By now the silent client was pinged and dropped: the socket reads its end.
+        silent.settimeout(2.0)
+        received = b""
+        while chunk := silent.recv(4096):
+            received += chunk
+        assert len(received) > 0, "the server sent no ping before closing"
+        silent.close()
+    finally:
+        fe.stop()
 
 
 def test_sigterm_closes_clients_with_going_away(db, frontend):
