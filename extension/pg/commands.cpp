@@ -1,20 +1,21 @@
 // exchange.place_order and exchange.place_orders in C: validation, decimal
-// conversion, matching and every row the command writes (the order, the makers'
-// fills, the trades, the journal entry), with saved SPI plans.
+// conversion, matching and every row the command writes (the orders, the
+// makers' fills, the trades, the journal entries), with saved SPI plans.
 //
-// The SQL layer did the same in PL/pgSQL at ~200 us per order, almost all of
-// it interpreter and per-statement overhead; here one order costs a handful
-// of prepared executor calls. The behaviour, messages and rows are the same
-// (the pg_regress suites pin them).
+// A call validates every order first (a rejected batch item needs no
+// subtransaction: it is answered as a 'rejected' row and writes nothing),
+// then matches each one in the book (Stage) and finally writes the rows of
+// all of them with one statement per table (Flush). Orders of one call that
+// trade with each other or repeat an idempotency key end exactly as if placed
+// one by one (regress/sql/batch.sql compares both). Errors past validation (a
+// broken table, out of memory) abort the caller's transaction as usual.
 //
-// Validation runs completely before anything is written, so a rejected batch
-// item needs no subtransaction: it is answered as a 'rejected' row and the
-// batch goes on. Errors past validation (a broken table, out of memory) abort
-// the caller's transaction as usual.
-//
-// Memory: everything lives in SPI's procedure context or in a per-item
-// context reset after each batch item; no C++ object with a destructor is
-// alive while PostgreSQL may raise an error (the core result is static).
+// Memory and errors: everything lives in SPI's procedure context until
+// SPI_finish (the journal's jsonb is built in a scratch context reset per
+// order). ereport() longjmps, so no C++ object with a destructor may be alive
+// on the stack when PostgreSQL can raise an error: the C++ containers here are
+// static, reset at each call's start, and every call that may allocate in
+// them runs inside RunCore(), which turns std::bad_alloc into an ERROR.
 #include "book.h"
 
 #include <cctype>
@@ -379,7 +380,7 @@ int64 ClientNo(const char* client_id) {
         SPI_freetuptable(SPI_tuptable);
     }
     if (isnull) elog(ERROR, "could not create client %s", client_id);
-    client_cache.emplace(client_id, n);
+    RunCore([&] { client_cache.emplace(client_id, n); });
     return n;
 }
 
@@ -564,7 +565,14 @@ T* CopyOut(const std::vector<T>& v) {
     return out;
 }
 
-std::string KeyOf(const char* client_id, const char* key) { return std::string(client_id) + '\x1f' + key; }
+// The staged_keys entry of an idempotency key, in a static buffer (see the file comment).
+std::string key_buffer;
+const std::string& KeyOf(const char* client_id, const char* key) {
+    RunCore([&] { key_buffer.assign(client_id).append(1, '\x1f').append(key); });
+    return key_buffer;
+}
+
+std::vector<Datum> wanted;  // order_nos of the makers a flush looks up (static: see the file comment)
 
 // Column arrays for one INSERT ... SELECT FROM unnest(...).
 struct Columns {
@@ -610,15 +618,16 @@ void Flush() {
     if (n_staged == 0) return;
 
     // Ids of the makers that rested before this flush.
-    std::vector<Datum> wanted;
+    wanted.clear();
     for (int i = 0; i < n_staged; ++i) {
         const Staged& s = staged[i];
         for (int k = 0; k < s.n_fills + s.n_stp; ++k) {
             const uint64 id = k < s.n_fills ? s.fills[k].maker : s.stp[k - s.n_fills].id;
-            if (staged_by_order_no.count(id) == 0 && old_by_order_no.count(id) == 0) {
-                old_by_order_no.emplace(id, -1);
-                wanted.push_back(Int64GetDatum(static_cast<int64>(id)));
-            }
+            if (staged_by_order_no.count(id) == 0 && old_by_order_no.count(id) == 0)
+                RunCore([&] {
+                    old_by_order_no.emplace(id, -1);
+                    wanted.push_back(Int64GetDatum(static_cast<int64>(id)));
+                });
         }
     }
     n_old = 0;
@@ -639,7 +648,7 @@ void Flush() {
             m.order_id = static_cast<pg_uuid_t*>(palloc(sizeof(pg_uuid_t)));
             memcpy(m.order_id, DatumGetUUIDP(SPI_getbinval(t, SPI_tuptable->tupdesc, 2, &isnull)), sizeof(pg_uuid_t));
             m.client_id = TextDatumGetCString(SPI_getbinval(t, SPI_tuptable->tupdesc, 3, &isnull));
-            old_by_order_no[id] = n_old++;
+            old_by_order_no.find(id)->second = n_old++;
         }
         SPI_freetuptable(SPI_tuptable);
     }
@@ -667,7 +676,7 @@ void Flush() {
                 m.row_cancel_reason = "self_trade";
                 m.row_remaining = 0;
             } else {
-                OldMaker& m = old_makers[old_by_order_no[id]];
+                OldMaker& m = old_makers[old_by_order_no.find(id)->second];
                 m.lot = inst.lot;
                 m.status = "cancelled";
                 m.cancel_reason = "self_trade";
@@ -696,7 +705,7 @@ void Flush() {
                 maker_id = m.order_id;
                 maker_client = m.a->client_id;
             } else {
-                OldMaker& m = old_makers[old_by_order_no[f.maker]];
+                OldMaker& m = old_makers[old_by_order_no.find(f.maker)->second];
                 m.lot = inst.lot;
                 m.added += f.qty.v;
                 m.remaining = f.maker_remaining.v;
@@ -879,8 +888,8 @@ void Stage(const Args& a, const Order& o, Row& row) {
         const Datum hash = DirectFunctionCall2Coll(hashtextextended, DEFAULT_COLLATION_OID,
                                                    CStringGetTextDatum(lock_key), Int64GetDatum(0));
         DirectFunctionCall1(pg_advisory_xact_lock_int8, hash);
-        std::string key = KeyOf(a.client_id, a.idempotency_key);
-        if (staged_keys.count(key) != 0) Flush();  // the original is staged: write it first
+        if (staged_keys.count(KeyOf(a.client_id, a.idempotency_key)) != 0)
+            Flush();  // the original is staged: write it first
         Datum v[2] = {CStringGetTextDatum(a.client_id), CStringGetTextDatum(a.idempotency_key)};
         Exec(p_idempotent, v, nullptr, 1);
         const bool repeat = SPI_processed == 1;
@@ -891,7 +900,7 @@ void Stage(const Args& a, const Order& o, Row& row) {
             Replay(id, row);
             return;
         }
-        staged_keys.insert(std::move(key));
+        RunCore([&] { staged_keys.insert(KeyOf(a.client_id, a.idempotency_key)); });
     }
     const int64 client_no = ClientNo(a.client_id);
 
@@ -951,7 +960,7 @@ void Stage(const Args& a, const Order& o, Row& row) {
     s.row_remaining = s.resting;
     s.row_status = s.status;
     s.row_cancel_reason = s.cancel_reason;
-    staged_by_order_no.emplace(static_cast<uint64>(order_no), n_staged);
+    RunCore([&] { staged_by_order_no.emplace(static_cast<uint64>(order_no), n_staged); });
     ++n_staged;
 }
 
