@@ -106,26 +106,41 @@ void DbPool::run(Worker& w) {
     const auto batch_wait = std::chrono::microseconds(config_.batch_wait_us);
     const auto batch_max = static_cast<std::size_t>(config_.batch_max);
     std::unique_lock<std::mutex> lock(mu_);
+    // The oldest queued order whose instrument nobody is writing, or null.
+    auto next_order = [&]() -> const OrderJob* {
+        if (order_writers_ >= max_order_writers_) return nullptr;
+        for (const auto& job : orders_)
+            if (writing_.count(job.order.instrument) == 0) return &job;
+        return nullptr;
+    };
     for (;;) {
-        auto can_write = [&] { return !orders_.empty() && order_writers_ < max_order_writers_; };
-        cv_.wait(lock, [&] { return can_write() || !tasks_.empty() || (stopping_ && orders_.empty()); });
-        if (can_write()) {
+        cv_.wait(lock, [&] { return next_order() || !tasks_.empty() || (stopping_ && orders_.empty()); });
+        if (const OrderJob* first = next_order()) {
+            const std::string instrument = first->order.instrument;
+            writing_.insert(instrument);
             ++order_writers_;
             // Group commit: let more orders join the batch, but never hold the oldest one longer than
             // batch_wait.
-            auto deadline = orders_.front().received + batch_wait;
-            while (!stopping_ && !orders_.empty() && orders_.size() < batch_max && Clock::now() < deadline)
-                cv_.wait_until(lock, deadline);
+            const auto deadline = first->received + batch_wait;
+            auto queued = [&] {
+                std::size_t n = 0;
+                for (const auto& job : orders_) n += job.order.instrument == instrument;
+                return n;
+            };
+            while (!stopping_ && queued() < batch_max && Clock::now() < deadline) cv_.wait_until(lock, deadline);
             std::vector<OrderJob> batch;
-            while (!orders_.empty() && batch.size() < batch_max) {
-                batch.push_back(std::move(orders_.front()));
-                orders_.pop_front();
+            for (auto it = orders_.begin(); it != orders_.end() && batch.size() < batch_max;) {
+                if (it->order.instrument == instrument) {
+                    batch.push_back(std::move(*it));
+                    it = orders_.erase(it);
+                } else {
+                    ++it;
+                }
             }
-            if (!batch.empty()) {
-                lock.unlock();
-                process_orders(w, batch);
-                lock.lock();
-            }
+            lock.unlock();
+            process_orders(w, batch);
+            lock.lock();
+            writing_.erase(instrument);
             --order_writers_;
             cv_.notify_all();
             continue;
@@ -158,10 +173,6 @@ void DbPool::process_orders(Worker& w, std::vector<OrderJob>& jobs) {
         }
     }
     if (to_place.empty()) return;
-    // Same lock order in every batch: orders for several instruments cannot deadlock two batches.
-    std::stable_sort(to_place.begin(), to_place.end(), [&](std::size_t a, std::size_t b) {
-        return jobs[a].order.instrument < jobs[b].order.instrument;
-    });
     std::vector<std::pair<AdmitRequest, std::string>> remember;
     place(w, jobs, admissions, to_place, remember);
     w.gate.remember(remember);

@@ -1,11 +1,16 @@
 // The database workers. HTTP handlers never touch the database: they queue
 // work here and a worker answers through the request's Respond.
 //
-// Orders are group-committed: a worker takes up to batch_max queued orders,
-// waiting at most batch_wait_us after the oldest one arrived, and places them
-// with one exchange.place_orders call (one transaction, one WAL flush, one
-// NOTIFY per instrument). At most half of the workers write orders at a time
-// so that reads, cancels and amends keep moving under an order flood.
+// Orders are group-committed per instrument: a worker takes up to batch_max
+// queued orders of one instrument, waiting at most batch_wait_us after the
+// oldest one arrived, and places them with one exchange.place_orders call
+// (one transaction, one WAL flush, one NOTIFY). At most one worker writes an
+// instrument at a time: the extension serialises writers of an instrument
+// through its lock, held to commit, so a second one would only wait inside
+// PostgreSQL with a smaller batch while orders queue behind both; one writer
+// lets the next batch collect everything that arrived meanwhile. At most half
+// of the workers write orders at a time so that reads, cancels and amends keep
+// moving under an order flood.
 #pragma once
 
 #include <atomic>
@@ -15,6 +20,8 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <set>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -78,6 +85,7 @@ private:
     std::deque<Task> tasks_;
     int order_writers_ = 0;
     int max_order_writers_;
+    std::set<std::string> writing_;  // instruments a worker is writing now
     bool stopping_ = false;
 };
 
