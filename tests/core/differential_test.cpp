@@ -19,6 +19,7 @@ struct Config {
     int owners;
     uint64_t seed;
     double share;  // share of PGX_DIFF_OPS
+    bool huge = false;  // quantities near kMaxQty
 };
 
 // Outcomes seen, so the test can insist that the stream exercised every rule.
@@ -62,6 +63,12 @@ void apply(B& b, const Command& c, Result& r) {
         case Command::Place: b.place(c.order, r); break;
         case Command::Cancel: b.cancel(c.id, r); break;
         case Command::Amend: b.amend(c.id, c.price, c.qty, r); break;
+        case Command::Load: {
+            r.clear();
+            const Reject reject = b.load_resting(c.resting);
+            if (reject != Reject::None) r.status = Status::Rejected, r.reject = reject;
+            break;
+        }
     }
 }
 
@@ -69,7 +76,7 @@ void apply(B& b, const Command& c, Result& r) {
 Coverage run(const Config& cfg, long ops) {
     OwnedBook real(cfg.max_orders, cfg.max_levels);
     ref::ReferenceBook model(cfg.max_orders, cfg.max_levels);
-    RandomStream stream(cfg.seed, cfg.lo, cfg.hi, cfg.owners);
+    RandomStream stream(cfg.seed, cfg.lo, cfg.hi, cfg.owners, cfg.huge);
     Coverage cov;
     Result got, want;
     std::vector<OrderId> live;
@@ -113,10 +120,11 @@ Coverage run(const Config& cfg, long ops) {
 }
 
 const Config kConfigs[] = {
-    {"roomy", 4096, 512, 90, 110, 4, 0x5eed0001, 0.4},
+    {"roomy", 4096, 512, 90, 110, 4, 0x5eed0001, 0.35},
     {"few-levels", 16, 4, 95, 104, 4, 0x5eed0002, 0.2},
-    {"few-orders", 6, 64, 95, 104, 4, 0x5eed0004, 0.2},
-    {"wide", 4096, 64, 1, 400, 3, 0x5eed0003, 0.2},
+    {"few-orders", 6, 64, 95, 104, 4, 0x5eed0004, 0.15},
+    {"wide", 4096, 64, 1, 400, 3, 0x5eed0003, 0.15},
+    {"huge", 512, 64, 100, 101, 8, 0x5eed0005, 0.15, true},
 };
 
 TEST(Differential, RandomStreamsAgreeWithReference) {
@@ -150,7 +158,8 @@ TEST(Differential, RandomStreamsAgreeWithReference) {
     for (Reject r : {Reject::InvalidOrderId, Reject::DuplicateOrderId, Reject::InvalidSide, Reject::InvalidType,
                      Reject::InvalidTif, Reject::InvalidStp, Reject::InvalidPrice, Reject::InvalidQuantity,
                      Reject::InvalidCombination, Reject::PostOnlyWouldTake, Reject::FokUnfillable,
-                     Reject::OrderCapacity, Reject::LevelCapacity, Reject::OrderNotFound, Reject::NoChange})
+                     Reject::OrderCapacity, Reject::LevelCapacity, Reject::OrderNotFound, Reject::NoChange,
+                     Reject::QuantityOverflow, Reject::WouldCross})
         EXPECT_GT(all.rej(r), 0) << "never saw reject " << to_string(r);
 }
 

@@ -1,7 +1,10 @@
 // A seeded random command stream over a narrow price band: limit and market
 // orders with every TIF and STP mode, post-only, cancels and amends of live
-// and unknown ids, duplicates and invalid input. Shared by the differential
-// and undo tests.
+// and unknown ids, duplicates and invalid input, and load_resting (the path
+// that rebuilds a book from storage; it may cross or duplicate). With `huge`,
+// half of the quantities are near kMaxQty and most orders buy, so level
+// totals overflow.
+// Shared by the differential and undo tests.
 #pragma once
 
 #include <cstdint>
@@ -17,8 +20,9 @@ namespace pgx::test {
 using namespace pgx::core;
 
 struct Command {
-    enum Kind { Place, Cancel, Amend } kind = Place;
-    NewOrder order;  // Place
+    enum Kind { Place, Cancel, Amend, Load } kind = Place;
+    NewOrder order;         // Place
+    RestingOrder resting;   // Load
     OrderId id = 0;  // Cancel, Amend
     Price price{0};  // Amend
     Qty qty{0};      // Amend
@@ -31,20 +35,29 @@ struct Command {
               << " qty=" << order.qty.v << " post_only=" << order.post_only << " stp=" << int(order.stp) << "}";
         else if (kind == Cancel)
             s << "cancel{id=" << id << "}";
-        else
+        else if (kind == Amend)
             s << "amend{id=" << id << " price=" << price.v << " qty=" << qty.v << "}";
+        else
+            s << "load{id=" << resting.id << " owner=" << resting.owner << " side=" << int(resting.side)
+              << " price=" << resting.price.v << " qty=" << resting.qty.v << "}";
         return s.str();
     }
 };
 
 class RandomStream {
 public:
-    RandomStream(uint64_t seed, int64_t lo, int64_t hi, int owners) : rng_(seed), lo_(lo), hi_(hi), owners_(owners) {}
+    RandomStream(uint64_t seed, int64_t lo, int64_t hi, int owners, bool huge = false)
+        : rng_(seed), lo_(lo), hi_(hi), owners_(owners), huge_(huge) {}
 
     // The next command; `live` are the ids resting right now.
     Command next(const std::vector<OrderId>& live) {
         live_ = &live;
         Command c;
+        if (pick(100) < 3) {
+            c.kind = Command::Load;
+            c.resting = random_resting();
+            return c;
+        }
         const int k = pick(100);
         if (k < 55) {
             c.kind = Command::Place;
@@ -57,7 +70,7 @@ public:
             c.id = some_id();
             const int a = pick(10);
             c.price = Price{a < 6 ? 0 : price()};  // 0 = keep; filled in by the caller
-            c.qty = Qty{1 + pick(20)};
+            c.qty = Qty{quantity()};
             if (pick(50) == 0) c.qty = Qty{-pick(3)};
             if (pick(60) == 0) c.price = Price{kMaxPrice + 1};
         }
@@ -67,6 +80,28 @@ public:
 private:
     int64_t pick(int64_t n) { return static_cast<int64_t>(rng_() % static_cast<uint64_t>(n)); }
     int64_t price() { return lo_ + pick(hi_ - lo_ + 1); }
+    int64_t quantity() { return huge_ && pick(2) == 0 ? kMaxQty - pick(1000) : 1 + pick(20); }
+
+    // An order as storage would hand it back: new id (sometimes a resting
+    // one), any price in the band (it may cross), rarely invalid.
+    RestingOrder random_resting() {
+        RestingOrder o;
+        o.id = pick(10) == 0 && !live_->empty() ? (*live_)[static_cast<size_t>(pick(static_cast<int64_t>(live_->size())))]
+                                                 : ++next_id_;
+        o.owner = 1 + static_cast<OwnerId>(pick(owners_));
+        o.side = pick(2) ? Side::Buy : Side::Sell;
+        o.price = Price{price()};
+        o.qty = Qty{quantity()};
+        o.post_only = pick(8) == 0;
+        o.stp = static_cast<Stp>(pick(4));
+        switch (pick(40)) {
+            case 0: o.qty = Qty{0}; break;
+            case 1: o.price = Price{0}; break;
+            case 2: o.id = 0; break;
+            default: break;
+        }
+        return o;
+    }
 
     // Mostly a resting id, sometimes a recent one (maybe filled), rarely unknown.
     OrderId some_id() {
@@ -83,12 +118,13 @@ private:
         recent_.push_back(o.id);
         if (recent_.size() > 64) recent_.erase(recent_.begin());
         o.owner = 1 + static_cast<OwnerId>(pick(owners_));
-        o.side = pick(2) ? Side::Buy : Side::Sell;
+        // With huge quantities, mostly buys: bids pile up until a level's total overflows.
+        o.side = (huge_ ? pick(5) != 0 : pick(2) != 0) ? Side::Buy : Side::Sell;
         o.type = pick(10) == 0 ? OrderType::Market : OrderType::Limit;
         const int t = static_cast<int>(pick(10));
         o.tif = t < 6 ? Tif::Gtc : t < 8 ? Tif::Ioc : Tif::Fok;
         o.price = Price{o.type == OrderType::Limit ? price() : 0};
-        o.qty = Qty{1 + pick(20)};
+        o.qty = Qty{quantity()};
         o.post_only = o.type == OrderType::Limit && o.tif == Tif::Gtc && pick(8) == 0;
         o.stp = static_cast<Stp>(pick(4));
         switch (pick(120)) {  // occasional invalid input
@@ -112,6 +148,7 @@ private:
     std::mt19937_64 rng_;
     int64_t lo_, hi_;
     int owners_;
+    bool huge_;
     OrderId next_id_ = 0;
     std::vector<OrderId> recent_;
     const std::vector<OrderId>* live_ = nullptr;

@@ -26,6 +26,12 @@ void apply(Book& b, Command c, Result& r) {
         case Command::Place: b.place(c.order, r); break;
         case Command::Cancel: b.cancel(c.id, r); break;
         case Command::Amend: b.amend(c.id, c.price, c.qty, r); break;
+        case Command::Load: {
+            r.clear();
+            const Reject reject = b.load_resting(c.resting);
+            if (reject != Reject::None) r.status = Status::Rejected, r.reject = reject;
+            break;
+        }
     }
 }
 
