@@ -12,19 +12,20 @@ PG_PACKAGES := postgresql-15 postgresql-client-15 postgresql-server-dev-15
 FRONTEND_PACKAGES := pkg-config libpq-dev libpqxx-dev libpistache-dev rapidjson-dev libhiredis-dev prometheus-cpp-dev \
                      redis-server libboost-dev libspdlog-dev libcli11-dev \
                      python3-pytest python3-requests python3-websockets python3-psycopg
+FUZZ_PACKAGES := clang libclang-rt-14-dev
 RUN_DIR := .run
 RUN_PG_PORT ?= 54320
 RUN_REDIS_PORT ?= 6390
 RUN_HTTP_PORT ?= 8000
 RUN_WS_PORT ?= 8001
 
-.PHONY: all build deps ext install-ext test test-core test-core-long test-core-asan test-pg test-frontend bench \
+.PHONY: all build deps ext install-ext test test-core test-core-long test-core-asan test-pg test-frontend test-fuzz fuzz bench \
         bench-core bench-pg bench-frontend run stop clean format
 
 all: build
 
 deps:
-	@scripts/ensure-packages.sh $(CORE_PACKAGES) $(PG_PACKAGES) $(FRONTEND_PACKAGES)
+	@scripts/ensure-packages.sh $(CORE_PACKAGES) $(PG_PACKAGES) $(FRONTEND_PACKAGES) $(FUZZ_PACKAGES)
 
 $(BUILD_DIR)/Makefile: CMakeLists.txt
 	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
@@ -39,7 +40,7 @@ ext: deps
 install-ext: ext
 	@scripts/install-extension.sh
 
-test: build test-core test-core-asan test-pg test-frontend
+test: build test-core test-core-asan test-fuzz test-pg test-frontend
 
 # pg_regress, isolation, restart and crash tests on a throwaway cluster (port 54329).
 test-pg: install-ext
@@ -58,6 +59,14 @@ test-core-asan: deps
 	cmake -S . -B $(BUILD_DIR)-asan -DCMAKE_BUILD_TYPE=Debug -DPGX_SANITIZE=ON >/dev/null
 	cmake --build $(BUILD_DIR)-asan -j $(JOBS) --target core_tests
 	PGX_DIFF_OPS=200000 $(BUILD_DIR)-asan/core_tests --gtest_brief=1
+
+# libFuzzer: the core against the reference book, briefly in make test, for 10 minutes in make fuzz.
+FUZZ_SECONDS ?= 600
+test-fuzz: deps
+	scripts/fuzz.sh 15
+
+fuzz: deps
+	scripts/fuzz.sh $(FUZZ_SECONDS)
 
 # A longer differential run on demand: make test-core-long PGX_DIFF_OPS=20000000
 PGX_DIFF_OPS ?= 20000000

@@ -1,0 +1,139 @@
+// libFuzzer target: the matching core against the reference book.
+//
+// The input bytes choose the capacities, then a sequence of commands (place,
+// cancel, amend, load_resting, savepoint, rollback, commit) with ids from a
+// small range (duplicates and unknown ids are common), prices in a narrow
+// band or at the extremes, quantities small or near kMaxQty. Both books run
+// every command; results and whole books must agree after each one, the real
+// book's invariants must hold, and a rollback must restore the state saved at
+// its savepoint. Any difference aborts with a description.
+//
+// make fuzz runs it for minutes on tests/fuzz/corpus; make test runs it
+// briefly (scripts/fuzz.sh).
+#include <fuzzer/FuzzedDataProvider.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "reference_book.h"
+#include "test_support.h"
+
+namespace {
+
+using namespace pgx::test;
+namespace ref = pgx::ref;
+
+[[noreturn]] void Fail(const std::string& what) {
+    std::fprintf(stderr, "core_fuzz: %s\n", what.c_str());
+    std::abort();
+}
+
+int64_t FuzzPrice(FuzzedDataProvider& in) {
+    switch (in.ConsumeIntegralInRange<int>(0, 15)) {
+        case 0: return 0;
+        case 1: return -in.ConsumeIntegralInRange<int64_t>(1, 3);
+        case 2: return kMaxPrice;
+        case 3: return kMaxPrice + 1;
+        default: return in.ConsumeIntegralInRange<int64_t>(95, 105);
+    }
+}
+
+int64_t FuzzQuantity(FuzzedDataProvider& in) {
+    switch (in.ConsumeIntegralInRange<int>(0, 15)) {
+        case 0: return 0;
+        case 1: return -1;
+        case 2: return kMaxQty - in.ConsumeIntegralInRange<int64_t>(0, 3);
+        case 3: return kMaxQty + 1;
+        default: return in.ConsumeIntegralInRange<int64_t>(1, 12);
+    }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+    FuzzedDataProvider in(data, size);
+    const uint32_t max_orders = in.ConsumeIntegralInRange<uint32_t>(1, 48);
+    const uint32_t max_levels = in.ConsumeIntegralInRange<uint32_t>(1, 12);
+    OwnedBook real(max_orders, max_levels);
+    ref::ReferenceBook model(max_orders, max_levels);
+    // Open savepoints: the real book's mark and the reference book as it was.
+    std::vector<std::pair<Book::Savepoint, ref::ReferenceBook>> savepoints;
+    Result got, want;
+    int step = 0;
+    while (in.remaining_bytes() > 0 && step < 2000) {
+        ++step;
+        const int kind = in.ConsumeIntegralInRange<int>(0, 15);
+        std::string what;
+        if (kind <= 6) {
+            NewOrder o;
+            o.id = in.ConsumeIntegralInRange<OrderId>(0, 40);
+            o.owner = in.ConsumeIntegralInRange<OwnerId>(1, 3);
+            o.side = static_cast<Side>(in.ConsumeIntegralInRange<int>(0, 2));
+            o.type = static_cast<OrderType>(in.ConsumeIntegralInRange<int>(0, 2));
+            o.tif = static_cast<Tif>(in.ConsumeIntegralInRange<int>(0, 3));
+            o.price = pgx::core::Price{o.type == OrderType::Market && in.ConsumeBool() ? 0 : FuzzPrice(in)};
+            o.qty = Qty{FuzzQuantity(in)};
+            o.post_only = in.ConsumeIntegralInRange<int>(0, 5) == 0;
+            o.stp = static_cast<Stp>(in.ConsumeIntegralInRange<int>(0, 4));
+            real->place(o, got);
+            model.place(o, want);
+            what = "place id " + std::to_string(o.id);
+        } else if (kind <= 8) {
+            const OrderId id = in.ConsumeIntegralInRange<OrderId>(0, 40);
+            real->cancel(id, got);
+            model.cancel(id, want);
+            what = "cancel id " + std::to_string(id);
+        } else if (kind <= 10) {
+            const OrderId id = in.ConsumeIntegralInRange<OrderId>(0, 40);
+            const pgx::core::Price price{FuzzPrice(in)};
+            const Qty qty{FuzzQuantity(in)};
+            real->amend(id, price, qty, got);
+            model.amend(id, price, qty, want);
+            what = "amend id " + std::to_string(id);
+        } else if (kind == 11) {
+            RestingOrder o;
+            o.id = in.ConsumeIntegralInRange<OrderId>(0, 40);
+            o.owner = in.ConsumeIntegralInRange<OwnerId>(1, 3);
+            o.side = static_cast<Side>(in.ConsumeIntegralInRange<int>(0, 1));
+            o.price = pgx::core::Price{FuzzPrice(in)};
+            o.qty = Qty{FuzzQuantity(in)};
+            o.stp = static_cast<Stp>(in.ConsumeIntegralInRange<int>(0, 3));
+            const Reject a = real->load_resting(o);
+            const Reject b = model.load_resting(o);
+            if (a != b)
+                Fail("step " + std::to_string(step) + " load_resting: " + std::string(to_string(a)) + " vs " +
+                     std::string(to_string(b)));
+            got.clear();
+            want.clear();
+            what = "load id " + std::to_string(o.id);
+        } else if (kind <= 13) {
+            savepoints.emplace_back(real->savepoint(), model);
+            continue;
+        } else if (kind == 14) {
+            if (savepoints.empty()) continue;
+            // Back to one of the open savepoints; the ones after it end with it.
+            for (size_t back = in.ConsumeIntegralInRange<size_t>(1, savepoints.size()); back > 1; --back)
+                savepoints.pop_back();
+            real->rollback_to(savepoints.back().first);
+            model = savepoints.back().second;
+            savepoints.pop_back();
+            got.clear();
+            want.clear();
+            what = "rollback";
+        } else {
+            real->commit();
+            savepoints.clear();
+            continue;
+        }
+        const std::string d = diff_results(got, want);
+        if (!d.empty()) Fail("step " + std::to_string(step) + " " + what + ": result differs: " + d);
+        const std::string s = diff_snapshots(Snapshot::of(*real), Snapshot::of(model));
+        if (!s.empty()) Fail("step " + std::to_string(step) + " " + what + ": book differs: " + s);
+        const auto problems = real->validate();
+        if (!problems.empty()) Fail("step " + std::to_string(step) + " " + what + ": " + problems.front());
+    }
+    return 0;
+}
