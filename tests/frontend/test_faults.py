@@ -211,6 +211,17 @@ def journal_end():
         return conn.execute("SELECT max(seq) FROM exchange.events").fetchone()[0] or 0
 
 
+def assert_nothing_lost(load, watcher=None):
+    """The ledger matches the database; the WebSocket client saw every journal sequence once, in order."""
+    acknowledged, lost, duplicated = load.check()
+    assert acknowledged > 0 and lost == 0 and duplicated == 0
+    if watcher is not None:
+        end = journal_end()
+        seqs = watcher.until(end)
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "the feed skipped or repeated a sequence"
+        assert seqs[-1] == end
+
+
 def test_frontend_killed_mid_load(stack):
     load = Load("frontend-kill")
     load.start()
@@ -219,8 +230,7 @@ def test_frontend_killed_mid_load(stack):
     time.sleep(0.5)
     stack.start_frontend()
     load.finish()
-    acknowledged, lost, duplicated = load.check()
-    assert acknowledged > 0 and lost == 0 and duplicated == 0
+    assert_nothing_lost(load)
     assert load.failures, "the kill interrupted nothing"
 
 
@@ -232,8 +242,7 @@ def test_redis_killed_mid_load(stack):
     time.sleep(1.0)
     stack.start_redis()
     load.finish()
-    acknowledged, lost, duplicated = load.check()
-    assert acknowledged > 0 and lost == 0 and duplicated == 0
+    assert_nothing_lost(load)
     assert load.failures == [], "Redis being down must only cost performance"
 
 
@@ -246,14 +255,10 @@ def test_postgres_stopped_for_seconds(stack):
     time.sleep(3.0)
     pg_cluster("start", PG_DIR, PG_PORT)
     load.finish()
-    acknowledged, lost, duplicated = load.check()
-    assert acknowledged > 0 and lost == 0 and duplicated == 0
+    assert_nothing_lost(load, watcher)
     refused = [seconds for status, seconds in load.failures if status == 503]
     assert refused, "no request met the outage"
     assert max(refused) < 2.0, f"a 503 took {max(refused):.2f} s"
-    seqs = watcher.until(journal_end())
-    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "the feed skipped or repeated a sequence"
-    assert seqs[-1] == journal_end()
 
 
 def test_postmaster_killed_mid_load(stack):
@@ -264,9 +269,5 @@ def test_postmaster_killed_mid_load(stack):
     pg_cluster("crash", PG_DIR)
     pg_cluster("start", PG_DIR, PG_PORT)
     load.finish()
-    acknowledged, lost, duplicated = load.check()
-    assert acknowledged > 0 and lost == 0 and duplicated == 0
+    assert_nothing_lost(load, watcher)
     assert load.failures, "the crash interrupted nothing"
-    seqs = watcher.until(journal_end())
-    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "the feed skipped or repeated a sequence"
-    assert seqs[-1] == journal_end()
