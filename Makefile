@@ -46,8 +46,8 @@ test: build test-core test-core-asan test-fuzz test-pg test-frontend
 test-pg: install-ext
 	scripts/test-pg.sh
 
-# REST and WebSocket suites against a real PostgreSQL, Redis and pgx-frontend (ports 54349/63790/18000-18001
-# for REST, the feed's own for the feed).
+# REST, WebSocket and fault suites against real PostgreSQL, Redis and pgx-frontend processes, each suite on
+# its own 127.0.0.1 ports (frontend/README.md, Tests).
 test-frontend: build install-ext
 	scripts/test-frontend.sh
 
