@@ -20,7 +20,7 @@ RUN_HTTP_PORT ?= 8000
 RUN_WS_PORT ?= 8001
 
 .PHONY: all build deps ext install-ext test test-core test-core-long test-core-asan test-pg test-frontend test-fuzz fuzz bench \
-        bench-core bench-pg bench-frontend run stop clean format
+        bench-core bench-pg bench-frontend soak run stop clean format
 
 all: build
 
@@ -85,6 +85,10 @@ bench-pg: install-ext
 # POST /orders end to end with an open-loop load, and WebSocket fan-out latency (ports 54379, 63799, 18200-18201).
 bench-frontend: build install-ext
 	scripts/bench-frontend.sh
+
+# 10 minutes at 2,000 orders/s with WebSocket subscribers: latency, memory and database size per minute.
+soak: build install-ext
+	scripts/soak.sh
 
 # A local cluster in .run/pg (127.0.0.1:$(RUN_PG_PORT)) with the extension and a demo instrument,
 # Redis on 127.0.0.1:$(RUN_REDIS_PORT) (.run/redis) and pgx-frontend on :$(RUN_HTTP_PORT) (REST) and

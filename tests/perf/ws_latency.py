@@ -31,34 +31,46 @@ def percentile(values, p):
     return values[min(len(values) - 1, int(p / 100 * len(values)))] if values else float("nan")
 
 
-def masked_text_frame(text):
-    data = text.encode()
+def masked_frame(first_byte, data):
+    """A client frame (clients must mask); small payloads only."""
     mask = os.urandom(4)
     assert len(data) < 126
-    return bytes([0x81, 0x80 | len(data)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+    return bytes([first_byte, 0x80 | len(data)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+
+
+def masked_text_frame(text):
+    return masked_frame(0x81, text.encode())
+
+
+def next_frame(buf):
+    """(opcode, payload, length) of the complete frame at the front of buf, or None."""
+    if len(buf) < 2:
+        return None
+    opcode, n, at = buf[0] & 0x0F, buf[1] & 0x7F, 2
+    if n == 126:
+        if len(buf) < 4:
+            return None
+        n, at = int.from_bytes(buf[2:4], "big"), 4
+    elif n == 127:
+        if len(buf) < 10:
+            return None
+        n, at = int.from_bytes(buf[2:10], "big"), 10
+    if len(buf) < at + n:
+        return None
+    return opcode, buf[at:at + n], at + n
 
 
 def take_frames(buf):
     """Complete frames at the front of buf: (list of (opcode, payload), rest of buf)."""
     frames = []
-    while len(buf) >= 2:
-        opcode, n, at = buf[0] & 0x0F, buf[1] & 0x7F, 2
-        if n == 126:
-            if len(buf) < 4:
-                break
-            n, at = int.from_bytes(buf[2:4], "big"), 4
-        elif n == 127:
-            if len(buf) < 10:
-                break
-            n, at = int.from_bytes(buf[2:10], "big"), 10
-        if len(buf) < at + n:
-            break
-        frames.append((opcode, buf[at:at + n]))
-        buf = buf[at + n:]
+    while (frame := next_frame(buf)) is not None:
+        frames.append(frame[:2])
+        buf = buf[frame[2]:]
     return frames, buf
 
 
-def subscribe(port, instrument):
+def subscribe(port, instrument, channels=("orders",)):
+    """A subscribed non-blocking socket, and the bytes already read after the acknowledgement."""
     s = socket.create_connection(("127.0.0.1", port))
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     key = base64.b64encode(os.urandom(16)).decode()
@@ -73,15 +85,17 @@ def subscribe(port, instrument):
     if b" 101 " not in head.split(b"\r\n", 1)[0]:
         raise RuntimeError(f"handshake refused: {head.splitlines()[0]!r}")
     buf = head.split(b"\r\n\r\n", 1)[1]
-    s.sendall(masked_text_frame(json.dumps({"type": "subscribe", "channels": ["orders"],
+    s.sendall(masked_text_frame(json.dumps({"type": "subscribe", "channels": list(channels),
                                             "instruments": [instrument]})))
-    while True:  # wait for the acknowledgement
-        frames, buf = take_frames(buf)
-        if any(b'"subscribed"' in p for _, p in frames):
-            break
-        buf += s.recv(4096)
+    while (frame := next_frame(buf)) is None:  # the acknowledgement is the first frame
+        chunk = s.recv(4096)
+        if not chunk:
+            raise RuntimeError("the feed closed the connection after the handshake")
+        buf += chunk
+    if b'"subscribed"' not in frame[1]:
+        raise RuntimeError(f"expected the subscription's acknowledgement, got {frame[1][:200]!r}")
     s.setblocking(False)
-    return s
+    return s, buf[frame[2]:]
 
 
 def send_orders(http, instrument, rate, count, sent, acked):
@@ -116,12 +130,13 @@ def main():
     if soft < a.subscribers + 64:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, a.subscribers + 1024), hard))
 
-    socks = [subscribe(a.ws_port, a.instrument) for _ in range(a.subscribers)]
+    subscribed = [subscribe(a.ws_port, a.instrument) for _ in range(a.subscribers)]
+    socks = [s for s, _ in subscribed]
     ep = select.epoll()
     bufs = {}
-    for s in socks:
+    for s, rest in subscribed:
         ep.register(s.fileno(), select.EPOLLIN)
-        bufs[s.fileno()] = b""
+        bufs[s.fileno()] = rest
     by_fd = {s.fileno(): s for s in socks}
     arrivals = []  # (payload, time)
 
