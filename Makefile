@@ -42,7 +42,7 @@ install-ext: ext
 
 test: build test-core test-core-asan test-fuzz test-pg test-frontend
 
-# pg_regress, isolation, restart and crash tests on a throwaway cluster (port 54329).
+# pg_regress, isolation, restart and crash tests on a throwaway cluster (port 25329).
 test-pg: install-ext
 	scripts/test-pg.sh
 
@@ -82,7 +82,7 @@ bench-core: build
 bench-pg: install-ext
 	scripts/bench-pg.sh
 
-# POST /orders end to end with an open-loop load, and WebSocket fan-out latency (ports 54379, 63799, 18200-18201).
+# POST /orders end to end with an open-loop load, and WebSocket fan-out latency (ports 25379, 63799, 18200-18201).
 bench-frontend: build install-ext
 	scripts/bench-frontend.sh
 

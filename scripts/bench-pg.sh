@@ -3,11 +3,11 @@
 # on, fsync on), each case beside a plain single-row INSERT transaction
 # measured in the same run: the machine's durable-commit ceiling.
 # Also times loading a book of 1,000,000 resting orders.
-# PGX_BENCH_SECONDS (default 10) per case; port 54339.
+# PGX_BENCH_SECONDS (default 10) per case; port 25339.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
-port=${PGX_BENCH_PORT:-54339}
+port=${PGX_BENCH_PORT:-25339}
 secs=${PGX_BENCH_SECONDS:-10}
 dir=$root/build/pgbench
 PGBENCH=/usr/lib/postgresql/15/bin/pgbench

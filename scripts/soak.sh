@@ -6,7 +6,7 @@
 # minute, errors, memory in MB (RSS of the frontend and of Redis; PSS summed
 # over all PostgreSQL processes, so shared memory counts once) and the
 # database size; then the subscribers' summary and verify.
-# Ports 54409, 63796, 18500-18501. make soak.
+# Ports 25409, 63796, 18500-18501. make soak.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -14,7 +14,7 @@ minutes=${SOAK_MINUTES:-10}
 rate=${SOAK_RATE:-2000}
 subscribers=${SOAK_SUBSCRIBERS:-20}
 dir=$root/build/soak
-pg_port=54409
+pg_port=25409
 export PGHOST=127.0.0.1 PGPORT=$pg_port PGUSER=postgres PGDATABASE=postgres
 
 cleanup() {

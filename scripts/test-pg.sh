@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Runs the PostgreSQL suites against a fresh local cluster with the extension
-# preloaded (127.0.0.1, port $PGX_TEST_PORT, default 54329): pg_regress
+# preloaded (127.0.0.1, port $PGX_TEST_PORT, default 25329): pg_regress
 # (regress/sql), isolation specs (regress/specs), the SQL fuzz pass
 # (tests/pg/sql_fuzz.py), then the restart and crash tests. The cluster is
 # stopped and removed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
-port=${PGX_TEST_PORT:-54329}
+port=${PGX_TEST_PORT:-25329}
 dir=$root/build/pgtest
 PGXS_TEST=/usr/lib/postgresql/15/lib/pgxs/src/test
 export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres

@@ -1,6 +1,6 @@
 """Fixtures and helpers for the WebSocket feed tests (test_feed.py).
 
-A throwaway PostgreSQL cluster (build/feedtest, 127.0.0.1:54359) with the
+A throwaway PostgreSQL cluster (build/feedtest, 127.0.0.1:25359) with the
 exchange extension, and pgx-frontend on 127.0.0.1 (REST 18100, WS 18101).
 Both are stopped when the module's tests are done.
 """
@@ -19,7 +19,7 @@ import websockets
 from harness import FRONTEND, ROOT, create_instruments, pg_cluster, wait_for_port
 
 PG_DIR = ROOT / "build" / "feedtest"
-PG_PORT = 54359
+PG_PORT = 25359
 HTTP_PORT = 18100
 WS_PORT = 18101
 DSN = f"host=127.0.0.1 port={PG_PORT} user=postgres dbname=postgres"

@@ -1,6 +1,6 @@
 """Fixtures and helpers for the REST tests (test_rest.py).
 
-A throwaway PostgreSQL cluster (build/fetest, 127.0.0.1:54349) with the
+A throwaway PostgreSQL cluster (build/fetest, 127.0.0.1:25349) with the
 exchange extension and two instruments, Redis on 127.0.0.1:63790 (data in
 build/fetest-redis), and pgx-frontend on 127.0.0.1 (REST 18000, WS 18001).
 Tests may stop and start PostgreSQL and Redis; everything is stopped when the
@@ -20,7 +20,7 @@ from harness import FRONTEND, ROOT, create_instruments, pg_cluster, wait_for_por
 
 PG_DIR = ROOT / "build" / "fetest"
 REDIS_DIR = ROOT / "build" / "fetest-redis"
-PG_PORT = 54349
+PG_PORT = 25349
 REDIS_PORT = 63790
 HTTP_PORT = 18000
 WS_PORT = 18001

@@ -1,6 +1,6 @@
 """Faults under load, end to end: nothing acknowledged is lost, nothing is duplicated.
 
-PostgreSQL (build/faulttest, 127.0.0.1:54399, durable), Redis (63795) and
+PostgreSQL (build/faulttest, 127.0.0.1:25399, durable), Redis (63795) and
 pgx-frontend (18400/18401). Eight client threads place orders over REST, each
 with its own idempotency key, and keep a ledger of every acknowledgement;
 an order whose request failed (503, timeout, connection refused) is retried
@@ -36,7 +36,7 @@ import websockets
 from harness import FRONTEND, ROOT, create_instruments, pg_cluster, wait_for_port
 
 PG_DIR = ROOT / "build" / "faulttest"
-PG_PORT, REDIS_PORT, HTTP_PORT, WS_PORT = 54399, 63795, 18400, 18401
+PG_PORT, REDIS_PORT, HTTP_PORT, WS_PORT = 25399, 63795, 18400, 18401
 DSN = f"host=127.0.0.1 port={PG_PORT} user=postgres dbname=postgres"
 BASE = f"http://127.0.0.1:{HTTP_PORT}"
 SYMBOL = "FLT-USD"
