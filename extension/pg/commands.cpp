@@ -275,6 +275,8 @@ bool OneOf(const char* s, std::initializer_list<const char*> options) {
 constexpr int kCachedInstruments = 16;
 Instrument instrument_cache[kCachedInstruments];
 int instruments_cached = 0;
+// The sequences' oids, looked up once per call (the extension may be re-created between calls).
+Oid order_no_seq = InvalidOid, priority_seq = InvalidOid;
 
 void ResetStaging();
 
@@ -282,6 +284,7 @@ void ResetCaches() {
     call_cxt = CurrentMemoryContext;
     ResetStaging();
     instruments_cached = 0;
+    order_no_seq = priority_seq = InvalidOid;
     client_cache.clear();
 }
 
@@ -905,7 +908,11 @@ void Stage(const Args& a, const Order& o, Row& row) {
     const int64 client_no = ClientNo(a.client_id);
 
     core::Book& book = pg::EnsureBookForWrite(o.inst.id);
-    const int64 order_no = nextval_internal(SequenceOid("order_no_seq"), false);
+    if (!OidIsValid(order_no_seq)) {
+        order_no_seq = SequenceOid("order_no_seq");
+        priority_seq = SequenceOid("priority_seq");
+    }
+    const int64 order_no = nextval_internal(order_no_seq, false);
     core::NewOrder n;
     n.id = static_cast<uint64>(order_no);
     n.owner = static_cast<uint64>(client_no);
@@ -935,7 +942,7 @@ void Stage(const Args& a, const Order& o, Row& row) {
     s.row = &row;
     s.order_no = order_no;
     s.client_no = client_no;
-    s.priority = nextval_internal(SequenceOid("priority_seq"), false);
+    s.priority = nextval_internal(priority_seq, false);
     s.seq = static_cast<int64>(accepted ? cmd.seq : book.seq());
     s.order_id = NewUuid();
     s.accepted = accepted;
