@@ -90,17 +90,20 @@ bench-frontend: build install-ext
 soak: build install-ext
 	scripts/soak.sh
 
-# A local cluster in .run/pg (127.0.0.1:$(RUN_PG_PORT)) with the extension and a demo instrument,
+# A local cluster in .run/pg (127.0.0.1:$(RUN_PG_PORT)) with the extension, a demo instrument, the frontend's
+# role pgx_frontend and an API key of client "demo" in .run/api-key (scripts/run-setup.sql),
 # Redis on 127.0.0.1:$(RUN_REDIS_PORT) (.run/redis) and pgx-frontend on :$(RUN_HTTP_PORT) (REST) and
 # :$(RUN_WS_PORT) (WebSocket), logging to .run/frontend.log.
 run: build install-ext
 	@scripts/pg-cluster.sh start $(RUN_DIR)/pg $(RUN_PG_PORT)
-	@psql -X -q -h 127.0.0.1 -p $(RUN_PG_PORT) -U postgres -c "CREATE EXTENSION IF NOT EXISTS exchange" \
-	  -c "INSERT INTO exchange.instruments (symbol, tick_size, lot_size, min_quantity) VALUES ('BTC-USD', 0.01, 0.0001, 0.0001) ON CONFLICT DO NOTHING"
+	@psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p $(RUN_PG_PORT) -U postgres -f scripts/run-setup.sql
+	@[ -s $(RUN_DIR)/api-key ] || psql -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p $(RUN_PG_PORT) -U postgres \
+	  -c "SELECT api_key FROM exchange.create_api_key('demo', 'make run')" > $(RUN_DIR)/api-key
 	@echo "PostgreSQL with the exchange extension: psql -h 127.0.0.1 -p $(RUN_PG_PORT) -U postgres"
 	@scripts/frontend-ctl.sh start $(RUN_DIR) $(BUILD_DIR)/frontend/pgx-frontend \
-	  "host=127.0.0.1 port=$(RUN_PG_PORT) user=postgres dbname=postgres" $(RUN_REDIS_PORT) $(RUN_HTTP_PORT) $(RUN_WS_PORT)
+	  "host=127.0.0.1 port=$(RUN_PG_PORT) user=pgx_frontend dbname=postgres" $(RUN_REDIS_PORT) $(RUN_HTTP_PORT) $(RUN_WS_PORT)
 	@echo "REST http://127.0.0.1:$(RUN_HTTP_PORT), WebSocket ws://127.0.0.1:$(RUN_WS_PORT)/stream  (make stop to stop)"
+	@echo "API key of client 'demo' (also in $(RUN_DIR)/api-key): $$(cat $(RUN_DIR)/api-key)"
 
 stop:
 	@scripts/frontend-ctl.sh stop $(RUN_DIR)

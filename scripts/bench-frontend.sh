@@ -37,7 +37,7 @@ base=$("$PGBENCH" -n -M prepared -T "$secs" -c 8 -j 8 -f tests/perf/pgbench/plai
 
 # 1,000 WebSocket subscribers need more descriptors than a default soft limit of 1,024.
 if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 4096 ]; then ulimit -n 4096 2>/dev/null || true; fi
-PGX_RATE_LIMIT=0 scripts/frontend-ctl.sh start "$dir/run" build/frontend/pgx-frontend \
+PGX_RATE_LIMIT=0 PGX_NO_AUTH=1 scripts/frontend-ctl.sh start "$dir/run" build/frontend/pgx-frontend \
   "host=127.0.0.1 port=$pg_port user=postgres dbname=postgres" "$redis_port" "$http_port" "$ws_port"
 
 printf '\nplain single-row INSERT, 8 clients (durable ceiling): %.0f tx/s\n\n' "$base"

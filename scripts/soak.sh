@@ -29,7 +29,7 @@ rm -rf "$dir"
 mkdir -p "$dir/run"
 scripts/pg-cluster.sh start "$dir/pg" "$pg_port" shared_buffers=512MB max_wal_size=4GB
 psql -X -q -c "CREATE EXTENSION exchange" -c "SELECT exchange.create_instrument('BTC-USD', 0.01, 0.0001)" >/dev/null
-PGX_RATE_LIMIT=0 scripts/frontend-ctl.sh start "$dir/run" build/frontend/pgx-frontend \
+PGX_RATE_LIMIT=0 PGX_NO_AUTH=1 scripts/frontend-ctl.sh start "$dir/run" build/frontend/pgx-frontend \
   "host=127.0.0.1 port=$pg_port user=postgres dbname=postgres" 63796 18500 18501
 /usr/bin/python3 tests/perf/ws_soak.py --ws-port 18501 --subscribers "$subscribers" >"$dir/ws.out" 2>&1 &
 ws_pid=$!

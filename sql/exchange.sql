@@ -608,6 +608,114 @@ BEGIN
                                  AS l(side, price, qty, order_count, n) WHERE l.side = 1), '[]'::jsonb));
 END $$;
 
+-- ---------------------------------------------------------------- API keys
+
+-- An API key is "pgx_<key_id>_<secret>": key_id (16 hex digits) names it in
+-- logs and in revoke_api_key; only sha256(secret) is stored. The secret has
+-- 244 random bits (two gen_random_uuid()), so an unsalted hash is enough.
+CREATE TABLE exchange.api_keys (
+    key_id text PRIMARY KEY CHECK (key_id ~ '^[0-9a-f]{16}$'),
+    client_id text NOT NULL,
+    secret_sha256 bytea NOT NULL,
+    label text,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    revoked_at timestamptz
+);
+CREATE INDEX api_keys_client ON exchange.api_keys (client_id);
+
+-- A new key for client_id; the key itself is returned once and never stored.
+CREATE FUNCTION exchange.create_api_key(client_id text, label text DEFAULT NULL)
+RETURNS TABLE (key_id text, api_key text) LANGUAGE plpgsql AS $$
+DECLARE
+    v_id text;
+    v_secret text;
+BEGIN
+    IF client_id IS NULL OR char_length(client_id) NOT BETWEEN 1 AND 128 OR client_id ~ '[\x01-\x1f\x7f]' THEN
+        PERFORM exchange._fail('invalid_client_id', 'client_id must be 1 to 128 printable characters');
+    END IF;
+    IF label IS NOT NULL AND char_length(label) > 200 THEN
+        PERFORM exchange._fail('invalid_label', 'label must be at most 200 characters');
+    END IF;
+    LOOP
+        v_id := left(replace(gen_random_uuid()::text, '-', ''), 16);
+        v_secret := replace(gen_random_uuid()::text, '-', '') || replace(gen_random_uuid()::text, '-', '');
+        BEGIN
+            INSERT INTO exchange.api_keys (key_id, client_id, secret_sha256, label)
+            VALUES (v_id, create_api_key.client_id, sha256(convert_to(v_secret, 'UTF8')), create_api_key.label);
+            EXIT;
+        EXCEPTION WHEN unique_violation THEN
+            -- a key_id already taken (1 in 2^64): draw again
+        END;
+    END LOOP;
+    key_id := v_id;
+    api_key := 'pgx_' || v_id || '_' || v_secret;
+    RETURN NEXT;
+END $$;
+
+-- Revokes a key (by its key_id, or by the whole key); true if it was active,
+-- false if it was already revoked. The frontend caches keys for a few seconds
+-- (--auth-cache-ms): a revoked key stops working within that time.
+CREATE FUNCTION exchange.revoke_api_key(key_id text) RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+    v_id text := CASE WHEN key_id ~ '^pgx_[0-9a-f]{16}_' THEN substr(key_id, 5, 16) ELSE key_id END;
+    v_revoked timestamptz;
+BEGIN
+    SELECT k.revoked_at INTO v_revoked FROM exchange.api_keys k WHERE k.key_id = v_id FOR UPDATE;
+    IF NOT FOUND THEN
+        PERFORM exchange._fail('api_key_not_found', format('API key %L does not exist', v_id), 'P0002');
+    END IF;
+    IF v_revoked IS NOT NULL THEN
+        RETURN false;
+    END IF;
+    UPDATE exchange.api_keys k SET revoked_at = now() WHERE k.key_id = v_id;
+    RETURN true;
+END $$;
+
+-- Keys (never their secrets), all or one client's, newest first.
+CREATE FUNCTION exchange.list_api_keys(client_id text DEFAULT NULL)
+RETURNS TABLE (key_id text, client_id text, label text, created_at timestamptz, revoked_at timestamptz)
+LANGUAGE sql STABLE AS $$
+    SELECT k.key_id, k.client_id, k.label, k.created_at, k.revoked_at
+      FROM exchange.api_keys k
+     WHERE list_api_keys.client_id IS NULL OR k.client_id = list_api_keys.client_id
+     ORDER BY k.created_at DESC, k.key_id
+$$;
+
+-- The client of an active key, or NULL (unknown, revoked, malformed: never an error).
+CREATE FUNCTION exchange.authenticate(api_key text) RETURNS text LANGUAGE sql STABLE AS $$
+    SELECT k.client_id
+      FROM exchange.api_keys k
+     WHERE api_key ~ '^pgx_[0-9a-f]{16}_[0-9a-f]{64}$'
+       AND k.key_id = substr(api_key, 5, 16)
+       AND k.secret_sha256 = sha256(convert_to(substr(api_key, 22), 'UTF8'))
+       AND k.revoked_at IS NULL
+$$;
+
+-- ------------------------------------------------------------ journal reads
+
+-- For the WebSocket feed, which reads the journal through these functions
+-- only: every instrument with its newest journal seq (0 when none).
+CREATE FUNCTION exchange.journal_heads() RETURNS TABLE (instrument_id int, symbol text, seq bigint)
+LANGUAGE sql STABLE AS $$
+    SELECT i.instrument_id, i.symbol,
+           (SELECT coalesce(max(e.seq), 0) FROM exchange.events e WHERE e.instrument_id = i.instrument_id)
+      FROM exchange.instruments i ORDER BY i.instrument_id
+$$;
+
+-- Journal entries after_seq < seq <= upto_seq of one instrument, oldest
+-- first, with what the order's row adds (side and type, and the final state
+-- of a cancelled order); created_us is microseconds since the Unix epoch.
+CREATE FUNCTION exchange.journal(instrument_id int, after_seq bigint, upto_seq bigint, max_rows int)
+RETURNS TABLE (seq bigint, kind text, payload jsonb, side text, type text, price numeric, quantity numeric,
+               filled_quantity numeric, created_us bigint)
+LANGUAGE sql STABLE AS $$
+    SELECT e.seq, e.kind, e.payload, o.side, o.type, o.price, o.quantity, o.filled_quantity,
+           (extract(epoch FROM e.created_at) * 1000000)::bigint
+      FROM exchange.events e LEFT JOIN exchange.orders o ON o.order_id = e.order_id
+     WHERE e.instrument_id = journal.instrument_id AND e.seq > after_seq AND e.seq <= upto_seq
+     ORDER BY e.seq LIMIT max_rows
+$$;
+
 -- ------------------------------------------------------------------ access
 
 -- Trading and reading go through the functions (SECURITY DEFINER); nobody
@@ -626,16 +734,20 @@ REVOKE ALL ON ALL TABLES IN SCHEMA exchange FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA exchange FROM PUBLIC;
 GRANT USAGE ON SCHEMA exchange TO exchange_trader, exchange_auditor;
 GRANT SELECT ON ALL TABLES IN SCHEMA exchange TO exchange_auditor;
+REVOKE SELECT ON exchange.api_keys FROM exchange_auditor;
+GRANT SELECT (key_id, client_id, label, created_at, revoked_at) ON exchange.api_keys TO exchange_auditor;
 GRANT EXECUTE ON FUNCTION exchange.orderbook(text, int), exchange.stats(), exchange.get_order(uuid),
     exchange.list_orders(text, text, int), exchange.recent_trades(text, int), exchange.trade_stats(text, int),
-    exchange.list_instruments(), exchange.book_snapshot(text, int)
+    exchange.list_instruments(), exchange.book_snapshot(text, int), exchange.list_api_keys(text),
+    exchange.journal_heads(), exchange.journal(int, bigint, bigint, int)
     TO exchange_auditor;
 GRANT EXECUTE ON FUNCTION
     exchange.place_order(text, text, text, text, numeric, numeric, text, text, boolean, text),
     exchange.place_orders(jsonb), exchange.cancel_order(uuid, text), exchange.amend_order(uuid, numeric, numeric, text),
     exchange.orderbook(text, int), exchange.stats(), exchange.get_order(uuid), exchange.list_orders(text, text, int),
     exchange.recent_trades(text, int), exchange.trade_stats(text, int), exchange.list_instruments(),
-    exchange.book_snapshot(text, int)
+    exchange.book_snapshot(text, int), exchange.authenticate(text), exchange.journal_heads(),
+    exchange.journal(int, bigint, bigint, int), exchange.snapshot(text)
     TO exchange_trader;
 
 DO $$

@@ -37,6 +37,30 @@ Config parse_config(int argc, char** argv) {
                    "unsent bytes a WebSocket client may fall behind before it is disconnected")
         ->envname("PGX_WS_MAX_QUEUE_BYTES")
         ->check(CLI::Range(std::size_t{64} << 10, std::size_t{1} << 30));
+    app.add_option("--ws-max-message-bytes", c.ws_max_message_bytes,
+                   "largest WebSocket message a client may send (larger closes the connection with 1009)")
+        ->envname("PGX_WS_MAX_MESSAGE_BYTES")
+        ->check(CLI::Range(std::size_t{256}, std::size_t{16} << 20));
+    app.add_option("--ws-max-messages-per-second", c.ws_max_messages_per_second,
+                   "WebSocket messages a client may send per second (bursts of twice as many)")
+        ->envname("PGX_WS_MAX_MESSAGES_PER_SECOND")
+        ->check(CLI::Range(1, 100000));
+    bool no_auth = false;
+    app.add_flag("--no-auth", no_auth,
+                 "no API keys: trading routes take client_id from the request and the orders channel is "
+                 "public (benchmarks and trusted networks only)")
+        ->envname("PGX_NO_AUTH");
+    app.add_option("--auth-cache-ms", c.auth_cache_ms,
+                   "how long an API key check is reused; a revoked key works this much longer (0: no cache)")
+        ->envname("PGX_AUTH_CACHE_MS")
+        ->check(CLI::Range(0, 3600000));
+    app.add_option("--http-max-connections", c.http_max_connections,
+                   "open REST connections at once (more are closed at once)")
+        ->envname("PGX_HTTP_MAX_CONNECTIONS")
+        ->check(CLI::Range(std::size_t{1}, std::size_t{1000000}));
+    app.add_option("--max-header-bytes", c.max_header_bytes, "largest request target plus headers (431 beyond)")
+        ->envname("PGX_MAX_HEADER_BYTES")
+        ->check(CLI::Range(std::size_t{1024}, std::size_t{1} << 20));
     app.add_option("--redis", c.redis, "Redis host:port for idempotency and rate limits (\"\" disables)")
         ->envname("PGX_REDIS");
     app.add_option("--rate-limit", c.rate_limit, "requests per minute per client_id (0 disables)")
@@ -63,6 +87,7 @@ Config parse_config(int argc, char** argv) {
         ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
     try {
         app.parse(argc, argv);
+        c.auth = !no_auth;
         if (!c.redis.empty()) {
             auto colon = c.redis.rfind(':');
             if (colon == std::string::npos || colon == 0)

@@ -17,6 +17,12 @@ struct Config {
     int ws_ping_interval_ms = 15000;  // silence before a ping; no pong within the same again closes
     std::size_t ws_max_connections = 10000;
     std::size_t ws_max_queue_bytes = 4u << 20;  // per client; a client further behind is disconnected
+    std::size_t ws_max_message_bytes = 64u << 10;  // largest client message; larger closes with 1009
+    int ws_max_messages_per_second = 50;           // per client, bursts of twice as many
+    bool auth = true;                 // API keys on trading routes and the orders channel (--no-auth: off)
+    int auth_cache_ms = 5000;         // how long a key's answer is reused (a revocation takes this long)
+    std::size_t http_max_connections = 4096;
+    std::size_t max_header_bytes = 8192;  // request line target and headers
     std::string redis = "127.0.0.1:6379";  // host:port, empty disables Redis
     int rate_limit = 100;                  // requests per minute per client_id, 0 disables
     int db_workers = 4;

@@ -267,6 +267,7 @@ void DbPool::process_task(Worker& w, Task& task) {
     }
     Reply reply;
     try {
+        if (task.run_and_respond) return task.run_and_respond(w.session, task.respond);
         reply = task.run(w.session);
     } catch (const std::exception& e) {
         reply = reply_for(e);

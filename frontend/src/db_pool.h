@@ -46,6 +46,9 @@ struct Task {
     std::string rate_client;  // rate limited under this client_id; empty: not limited
     std::function<Reply(DbSession&)> run;
     Respond respond;
+    // Instead of `run`: answers through `respond` itself, or hands it on. An
+    // exception it throws is still answered with `respond`.
+    std::function<void(DbSession&, Respond&)> run_and_respond = nullptr;
 };
 
 class DbPool {

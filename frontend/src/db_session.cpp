@@ -47,6 +47,8 @@ std::string sql_of(Stmt s) {
         case Stmt::Depth:
             return "SELECT i.symbol, b.side, sum(b.order_count)::bigint FROM exchange.list_instruments() i "
                    "CROSS JOIN LATERAL exchange.orderbook(i.symbol, 2147483647) b GROUP BY 1, 2";
+        case Stmt::Authenticate:
+            return "SELECT exchange.authenticate($1)";
         case Stmt::Count:
             break;
     }

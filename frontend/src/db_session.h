@@ -30,6 +30,7 @@ enum class Stmt {
     ListInstruments,
     Ready,
     Depth,
+    Authenticate,
     Count
 };
 

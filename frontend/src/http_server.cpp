@@ -2,11 +2,15 @@
 
 #include <pistache/endpoint.h>
 #include <pistache/http_headers.h>
+#include <pistache/peer.h>
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <cstring>
+#include <sstream>
 #include <thread>
 
+#include "auth.h"
 #include "metrics.h"
 
 namespace pgx {
@@ -80,14 +84,48 @@ bool match(const std::vector<std::string>& pattern, const std::vector<std::strin
     return true;
 }
 
+std::optional<std::string> header_value(const Http::Request& req, const std::string& name) {
+    auto raw = req.headers().tryGetRaw(name);
+    if (!raw) return std::nullopt;
+    return raw->value();
+}
+
 bool is_json(const Http::Request& req) {
     auto ct = req.headers().tryGet<Http::Header::ContentType>();
     return ct && ct->mime().top() == Http::Mime::Type::Application &&
            ct->mime().sub() == Http::Mime::Subtype::Json;
 }
 
-constexpr const char* kAllowHeaders = "Content-Type, Idempotency-Key";
+constexpr const char* kAllowHeaders = "Content-Type, Idempotency-Key, X-API-Key, Authorization";
+constexpr const char* kCounted = "pgx.counted";
 constexpr const char* kExposeHeaders = "X-RateLimit-Limit, X-RateLimit-Remaining, Retry-After";
+
+// The request line's target and the headers as sent, in bytes (Pistache keeps
+// the headers it knows parsed: those count by their name and value as written).
+std::size_t header_bytes(const Http::Request& req) {
+    std::size_t n = req.resource().size();
+    for (const auto& [name, raw] : req.headers().rawList()) n += name.size() + raw.value().size() + 4;
+    for (const auto& header : req.headers().list()) {
+        std::ostringstream value;
+        header->write(value);
+        n += std::strlen(header->name()) + value.str().size() + 4;
+    }
+    for (auto it = req.query().parameters_begin(); it != req.query().parameters_end(); ++it)
+        n += it->first.size() + it->second.size() + 2;
+    return n;
+}
+
+// Runs a route's handler; what it throws becomes the answer.
+void invoke(const Route& route, const RequestContext& ctx, const Respond& respond) {
+    try {
+        route.handler(ctx, respond);
+    } catch (const ApiError& e) {
+        respond(error_reply(e));
+    } catch (const std::exception& e) {
+        spdlog::error("{} {}: {}", Http::methodString(ctx.http.method()), ctx.http.resource(), e.what());
+        respond(error_reply(500, "internal_error", "internal error"));
+    }
+}
 
 }  // namespace
 
@@ -98,20 +136,21 @@ std::optional<std::string> RequestContext::query(const std::string& name) const 
 }
 
 std::optional<std::string> RequestContext::header(const std::string& name) const {
-    auto raw = http.headers().tryGetRaw(name);
-    if (!raw) return std::nullopt;
-    return raw->value();
+    return header_value(http, name);
 }
 
 struct HttpServer::State {
     const Config& config;
     Metrics& metrics;
+    ApiKeys* keys;
     std::vector<Route> routes;
     std::vector<std::vector<std::string>> patterns;
     std::atomic<bool> draining{false};
     std::atomic<int> in_flight{0};
+    std::atomic<std::size_t> connections{0};
 
-    State(const Config& c, Metrics& m, std::vector<Route> r) : config(c), metrics(m), routes(std::move(r)) {
+    State(const Config& c, Metrics& m, ApiKeys* k, std::vector<Route> r)
+        : config(c), metrics(m), keys(k), routes(std::move(r)) {
         for (const auto& route : routes) patterns.push_back(split_path(route.pattern));
     }
 };
@@ -123,6 +162,34 @@ public:
     HTTP_PROTOTYPE(Handler)
 
     explicit Handler(std::shared_ptr<HttpServer::State> state) : state_(std::move(state)) {}
+
+    // Admitted connections are counted from their first request (Pistache
+    // keeps the connect hook to itself) until they close.
+    void onDisconnection(const std::shared_ptr<Tcp::Peer>& peer) override {
+        if (auto admitted = peer->tryGetData(kCounted); admitted && *std::static_pointer_cast<bool>(admitted))
+            --state_->connections;
+        Http::Handler::onDisconnection(peer);
+    }
+
+    // False for a connection beyond --http-max-connections: every request on it is refused.
+    bool admit_connection(const Http::ResponseWriter& writer) {
+        std::shared_ptr<Tcp::Peer> peer;
+        try {
+            peer = writer.peer();
+        } catch (const std::exception&) {
+            return true;  // gone already: its answer goes nowhere
+        }
+        if (auto seen = peer->tryGetData(kCounted)) return *std::static_pointer_cast<bool>(seen);
+        const std::size_t open = ++state_->connections;
+        const bool admitted = open <= state_->config.http_max_connections;
+        peer->putData(kCounted, std::make_shared<bool>(admitted));
+        if (!admitted) {
+            --state_->connections;  // only admitted connections count
+            spdlog::warn("http: refused a connection from {}: {} open, the limit is {}", peer->address().host(),
+                         open - 1, state_->config.http_max_connections);
+        }
+        return admitted;
+    }
 
     void onRequest(const Http::Request& req, Http::ResponseWriter response) override {
         auto& s = *state_;
@@ -160,6 +227,11 @@ public:
             --state->in_flight;
         };
 
+        if (!admit_connection(*writer)) {
+            Reply r = error_reply(503, "too_many_connections", "too many open connections");
+            r.headers.emplace_back("Retry-After", "1");
+            return respond(std::move(r));
+        }
         if (allow.empty()) return respond(error_reply(404, "not_found", "no route for " + req.resource()));
         if (req.method() == Http::Method::Options) {
             Reply r;
@@ -180,24 +252,43 @@ public:
             r.headers.emplace_back("Retry-After", "1");
             return respond(std::move(r));
         }
+        if (header_bytes(req) > s.config.max_header_bytes) {
+            spdlog::warn("http: {} {}: headers over {} bytes refused", method, label, s.config.max_header_bytes);
+            return respond(error_reply(
+                431, "headers_too_large",
+                "the request line and headers exceed " + std::to_string(s.config.max_header_bytes) + " bytes"));
+        }
         if (route->body != BodyPolicy::None) {
-            if (req.body().size() > s.config.max_body_bytes)
+            if (req.body().size() > s.config.max_body_bytes) {
+                spdlog::warn("http: {} {}: body of {} bytes refused", method, label, req.body().size());
                 return respond(
                     error_reply(413, "payload_too_large",
                                 "the body exceeds " + std::to_string(s.config.max_body_bytes) + " bytes"));
+            }
             bool need_json = route->body == BodyPolicy::Json || !req.body().empty();
             if (need_json && !is_json(req))
                 return respond(
                     error_reply(415, "unsupported_media_type", "send Content-Type: application/json"));
         }
-        try {
-            route->handler(RequestContext{req, std::move(route_params)}, respond);
-        } catch (const ApiError& e) {
-            respond(error_reply(e));
-        } catch (const std::exception& e) {
-            spdlog::error("{} {}: {}", method, req.resource(), e.what());
-            respond(error_reply(500, "internal_error", "internal error"));
+        if (route->access == Access::Client && s.keys) {
+            auto key = ApiKeys::from_headers(header_value(req, "X-API-Key"), header_value(req, "Authorization"));
+            if (!key) {
+                spdlog::warn("http: {} {}: no API key", method, label);
+                return respond(ApiKeys::missing().error);
+            }
+            if (auto known = s.keys->cached(*key)) {
+                if (known->status != 200) return respond(known->error);
+                return invoke(*route, RequestContext{req, std::move(route_params), known->client}, respond);
+            }
+            // The database decides, later and on another thread: the request must outlive this call.
+            auto copy = std::make_shared<Http::Request>(req);
+            s.keys->resolve(*key, [state, route, copy, route_params, respond](AuthResult a) {
+                if (a.status != 200) return respond(a.error);
+                invoke(*route, RequestContext{*copy, route_params, a.client}, respond);
+            });
+            return;
         }
+        invoke(*route, RequestContext{req, std::move(route_params), std::nullopt}, respond);
     }
 
 private:
@@ -206,8 +297,8 @@ private:
 
 }  // namespace
 
-HttpServer::HttpServer(const Config& config, std::vector<Route> routes, Metrics& metrics)
-    : config_(config), state_(std::make_shared<State>(config, metrics, std::move(routes))) {}
+HttpServer::HttpServer(const Config& config, std::vector<Route> routes, Metrics& metrics, ApiKeys* keys)
+    : config_(config), state_(std::make_shared<State>(config, metrics, keys, std::move(routes))) {}
 
 HttpServer::~HttpServer() {
     stop();
@@ -217,7 +308,7 @@ void HttpServer::start() {
     Address addr(config_.http_host, Port(config_.http_port));
     endpoint_ = std::make_unique<Http::Endpoint>(addr);
     // Pistache answers 413 itself (plain text) beyond this; up to it the API's JSON 413 applies.
-    std::size_t max_request = config_.max_body_bytes + 64 * 1024;
+    std::size_t max_request = config_.max_body_bytes + config_.max_header_bytes + 64 * 1024;
     endpoint_->init(Http::Endpoint::options()
                         .threads(config_.http_threads)
                         .flags(Tcp::Options::ReuseAddr)

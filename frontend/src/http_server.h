@@ -27,6 +27,9 @@ class Metrics;
 struct RequestContext {
     const Pistache::Http::Request& http;
     std::vector<std::string> params;  // the {placeholders} of the route, in order, percent-decoded
+    // The client of the request's API key on a Client route with authentication
+    // on; nullopt with authentication off (the client_id then comes from the request).
+    std::optional<std::string> client;
 
     std::optional<std::string> query(const std::string& name) const;  // percent-decoded
     std::optional<std::string> header(const std::string& name) const;
@@ -42,16 +45,25 @@ enum class BodyPolicy {
     Json,      // a JSON body is required
 };
 
+enum class Access {
+    Public,  // market data, health, metrics
+    Client,  // trading: needs an API key when authentication is on
+};
+
 struct Route {
     Pistache::Http::Method method;
     std::string pattern;  // "/orders/{id}"; also the route's metrics label
     BodyPolicy body;
     RouteHandler handler;
+    Access access = Access::Public;
 };
+
+class ApiKeys;
 
 class HttpServer {
 public:
-    HttpServer(const Config& config, std::vector<Route> routes, Metrics& metrics);
+    // `keys` null: authentication off (--no-auth).
+    HttpServer(const Config& config, std::vector<Route> routes, Metrics& metrics, ApiKeys* keys);
     ~HttpServer();
 
     void start();  // binds and serves on background threads; throws on bind failure

@@ -5,8 +5,12 @@
 #include <spdlog/spdlog.h>
 
 #include <csignal>
-#include <cstdlib>
+#include <sys/resource.h>
 
+#include <cstdlib>
+#include <memory>
+
+#include "auth.h"
 #include "config.h"
 #include "db_pool.h"
 #include "feed.h"
@@ -18,6 +22,12 @@ int main(int argc, char** argv) {
     pgx::Config config = pgx::parse_config(argc, argv);
     spdlog::set_level(spdlog::level::from_str(config.log_level));
     spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ [%t] %v");
+    // Every connection is a file descriptor: allow as many as the hard limit does.
+    rlimit files{};
+    if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+        files.rlim_cur = files.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &files);
+    }
     // A dead database must show up as a fast 503, not as requests stuck in connect().
     setenv("PGCONNECT_TIMEOUT", "2", 0);
 
@@ -39,8 +49,23 @@ int main(int argc, char** argv) {
     feed_config.ping_interval_ms = config.ws_ping_interval_ms;
     feed_config.max_connections = config.ws_max_connections;
     feed_config.max_client_queue_bytes = config.ws_max_queue_bytes;
+    feed_config.max_message_bytes = config.ws_max_message_bytes;
+    feed_config.max_messages_per_second = config.ws_max_messages_per_second;
+    std::unique_ptr<pgx::ApiKeys> keys;
+    if (config.auth) {
+        keys = std::make_unique<pgx::ApiKeys>(pool, std::chrono::milliseconds(config.auth_cache_ms));
+        feed_config.auth = true;
+        feed_config.authenticate = [&keys](const std::string& key,
+                                           std::function<void(int, std::string)> done) {
+            auto answer = [done](pgx::AuthResult r) { done(r.status, std::move(r.client)); };
+            if (auto known = keys->cached(key)) return answer(std::move(*known));
+            keys->resolve(key, answer);
+        };
+    } else {
+        spdlog::warn("authentication is off (--no-auth): any client may act as any client_id");
+    }
     pgx::feed::Server feed(feed_config);
-    pgx::HttpServer http(config, pgx::api_routes(pool, metrics, feed), metrics);
+    pgx::HttpServer http(config, pgx::api_routes(pool, metrics, feed), metrics, keys.get());
 
     pool.start();
     try {
@@ -61,9 +86,9 @@ int main(int argc, char** argv) {
     }
     spdlog::info(
         "REST on {}:{} ({} database workers, batches of up to {} orders, {} us wait, rate limit {}/min, "
-        "redis {})",
+        "redis {}, API keys {})",
         config.http_host, config.http_port, config.db_workers, config.batch_max, config.batch_wait_us,
-        config.rate_limit, config.redis.empty() ? "off" : config.redis);
+        config.rate_limit, config.redis.empty() ? "off" : config.redis, config.auth ? "required" : "off");
 
     int sig = 0;
     sigwait(&signals, &sig);

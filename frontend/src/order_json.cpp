@@ -14,12 +14,19 @@ const char* const kOrderColumns =
     "filled_quantity::text, remaining_quantity::text, status, reject_reason, cancel_reason, trades::text, "
     "to_json(created_at) #>> '{}', seq";
 
-OrderRequest parse_order_request(std::string_view body, const std::optional<std::string>& header_key) {
+OrderRequest parse_order_request(std::string_view body, const std::optional<std::string>& header_key,
+                                 const std::optional<std::string>& authenticated_client) {
     JsonBody b = JsonBody::parse(body);
     b.allow_only({"client_id", "instrument", "side", "type", "quantity", "price", "time_in_force",
                   "idempotency_key", "post_only", "stp"});
     OrderRequest o;
-    o.client_id = *b.text("client_id", true);
+    std::optional<std::string> client = b.text("client_id", !authenticated_client);
+    if (authenticated_client) {
+        if (client && *client != *authenticated_client)
+            throw ApiError(403, "client_mismatch", "client_id is not the client of this API key");
+        client = authenticated_client;
+    }
+    o.client_id = std::move(*client);
     o.instrument = *b.text("instrument", true);
     o.side = *b.text("side", true);
     o.type = *b.text("type", true);

@@ -28,8 +28,11 @@ struct OrderRequest {
 };
 
 // Parses and type-checks a POST /orders body; `header_key` is the
-// Idempotency-Key header. Throws ApiError 400 on any problem.
-OrderRequest parse_order_request(std::string_view body, const std::optional<std::string>& header_key);
+// Idempotency-Key header. With an `authenticated_client` (the API key's
+// client) the body's client_id may be omitted and must match when given.
+// Throws ApiError 400 on any problem, 403 client_mismatch for another client.
+OrderRequest parse_order_request(std::string_view body, const std::optional<std::string>& header_key,
+                                 const std::optional<std::string>& authenticated_client);
 
 // Appends the order as one item of exchange.place_orders' JSON array.
 void write_place_item(JsonWriter& w, const OrderRequest& o);

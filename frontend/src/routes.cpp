@@ -62,14 +62,19 @@ int int_query(const RequestContext& ctx, const std::string& name, int fallback, 
     return n;
 }
 
-// client_id from the JSON body or the query string (both allowed, they must agree).
+// client_id from the JSON body or the query string (both allowed, they must
+// agree); with an API key, the key's client, which a given client_id must name.
 std::optional<std::string> client_id_of(const RequestContext& ctx, const std::optional<JsonBody>& body) {
     std::optional<std::string> from_body = body ? body->text("client_id") : std::nullopt;
     std::optional<std::string> from_query = ctx.query("client_id");
     if (from_body && from_query && *from_body != *from_query)
         throw ApiError(400, "conflicting_client_id",
                        "client_id differs between the body and the query string");
-    return from_body ? from_body : from_query;
+    std::optional<std::string> given = from_body ? from_body : from_query;
+    if (!ctx.client) return given;
+    if (given && *given != *ctx.client)
+        throw ApiError(403, "client_mismatch", "client_id is not the client of this API key");
+    return ctx.client;
 }
 
 const char* opt_c_str(const std::optional<std::string>& s) {
@@ -84,7 +89,7 @@ Reply single_order(const pqxx::result& r) {
 void place_order(DbPool& pool, Metrics& metrics, const RequestContext& ctx, Respond respond) {
     auto received = Clock::now();
     try {
-        OrderRequest order = parse_order_request(ctx.body(), ctx.header("Idempotency-Key"));
+        OrderRequest order = parse_order_request(ctx.body(), ctx.header("Idempotency-Key"), ctx.client);
         pool.submit(OrderJob{std::move(order), std::move(respond), received});
     } catch (const ApiError& e) {
         metrics.order_refused(e.code());
@@ -123,7 +128,7 @@ void amend_order(DbPool& pool, const RequestContext& ctx, Respond respond) {
 }
 
 void list_orders(DbPool& pool, const RequestContext& ctx, Respond respond) {
-    std::string client = required_query(ctx, "client_id");
+    std::string client = ctx.client ? *client_id_of(ctx, std::nullopt) : required_query(ctx, "client_id");
     std::optional<std::string> status = ctx.query("status");
     int limit = int_query(ctx, "limit", 100, 1, 1000);
     pool.submit(Task{client,
@@ -285,9 +290,17 @@ void metrics_route(DbPool& pool, Metrics& metrics, const pgx::feed::Server& feed
 
 std::vector<Route> api_routes(DbPool& pool, Metrics& metrics, const pgx::feed::Server& feed) {
     using B = BodyPolicy;
+    constexpr Access Client = Access::Client;
     auto order_by_id = [&pool](const RequestContext& ctx, Respond respond) {
         std::string id = order_id_param(ctx);
-        pool.submit(Task{"", [id](DbSession& db) { return single_order(db.exec(Stmt::GetOrder, id)); },
+        std::optional<std::string> client = ctx.client;
+        pool.submit(Task{client.value_or(""),
+                         [id, client](DbSession& db) {
+                             pqxx::result r = db.exec(Stmt::GetOrder, id);
+                             if (client && r.size() == 1 && r[0][kClientId].c_str() != *client)
+                                 throw ApiError(403, "not_order_owner", "order " + id + " belongs to another client");
+                             return single_order(r);
+                         },
                          std::move(respond)});
     };
     auto cancel = [&pool](const RequestContext& ctx, Respond r) { cancel_order(pool, ctx, std::move(r)); };
@@ -295,18 +308,19 @@ std::vector<Route> api_routes(DbPool& pool, Metrics& metrics, const pgx::feed::S
         {Method::Post, "/orders", B::Json,
          [&pool, &metrics](const RequestContext& ctx, Respond r) {
              place_order(pool, metrics, ctx, std::move(r));
-         }},
+         },
+         Client},
         {Method::Get, "/orders", B::None,
-         [&pool](const RequestContext& ctx, Respond r) { list_orders(pool, ctx, std::move(r)); }},
-        {Method::Get, "/orders/{id}", B::None, order_by_id},
-        {Method::Delete, "/orders/{id}", B::Optional, cancel},
+         [&pool](const RequestContext& ctx, Respond r) { list_orders(pool, ctx, std::move(r)); }, Client},
+        {Method::Get, "/orders/{id}", B::None, order_by_id, Client},
+        {Method::Delete, "/orders/{id}", B::Optional, cancel, Client},
         {Method::Patch, "/orders/{id}", B::Json,
-         [&pool](const RequestContext& ctx, Respond r) { amend_order(pool, ctx, std::move(r)); }},
-        {Method::Post, "/orders/{id}/cancel", B::Optional, cancel},
+         [&pool](const RequestContext& ctx, Respond r) { amend_order(pool, ctx, std::move(r)); }, Client},
+        {Method::Post, "/orders/{id}/cancel", B::Optional, cancel, Client},
         {Method::Get, "/orderbook", B::None,
          [&pool](const RequestContext& ctx, Respond r) { orderbook(pool, ctx, std::move(r)); }},
         {Method::Post, "/orderbook/snapshot", B::Optional,
-         [&pool](const RequestContext& ctx, Respond r) { take_snapshot(pool, ctx, std::move(r)); }},
+         [&pool](const RequestContext& ctx, Respond r) { take_snapshot(pool, ctx, std::move(r)); }, Client},
         {Method::Get, "/trades", B::None,
          [&pool](const RequestContext& ctx, Respond r) { recent_trades(pool, ctx, std::move(r)); }},
         {Method::Get, "/trades/stats", B::None,

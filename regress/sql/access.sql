@@ -2,6 +2,7 @@
 CREATE ROLE regress_trader LOGIN IN ROLE exchange_trader;
 CREATE ROLE regress_auditor LOGIN IN ROLE exchange_auditor;
 CREATE ROLE regress_nobody LOGIN;
+SELECT key_id AS dave_id, api_key AS dave_key FROM exchange.create_api_key('dave') \gset
 SET ROLE regress_trader;
 SELECT status FROM exchange.place_order('acc', 'SOL-USD', 'buy', 'limit', 1, 5);
 SELECT count(*) FROM exchange.orderbook('SOL-USD');
@@ -9,14 +10,27 @@ SELECT try($$SELECT count(*) FROM exchange.orders$$);
 SELECT try($$UPDATE exchange.orders SET status = 'filled'$$);
 SELECT try($$SELECT exchange._cancel(1, 1)$$);
 SELECT try($$SELECT exchange.rebuild('SOL-USD')$$);
+-- The frontend's role checks keys and reads the journal, and can do nothing else with keys.
+SELECT exchange.authenticate(:'dave_key') AS dave;
+SELECT count(*) > 0 FROM exchange.journal_heads();
+SELECT count(*) > 0 FROM exchange.journal(1, 0, 10, 10);
+SELECT try($$SELECT exchange.create_api_key('mallory')$$);
+SELECT try(format('SELECT exchange.revoke_api_key(%L)', :'dave_id'));
+SELECT try($$SELECT * FROM exchange.list_api_keys()$$);
+SELECT try($$SELECT count(*) FROM exchange.api_keys$$);
 RESET ROLE;
 SET ROLE regress_auditor;
 SELECT count(*) > 0 FROM exchange.orders;
 SELECT try($$DELETE FROM exchange.trades$$);
+SELECT count(*) > 0 FROM (SELECT key_id, client_id, revoked_at FROM exchange.api_keys) a;
+SELECT try($$SELECT secret_sha256 FROM exchange.api_keys$$);
+SELECT try($$SELECT exchange.create_api_key('mallory')$$);
 SELECT try($$SELECT exchange.place_order('acc', 'SOL-USD', 'buy', 'limit', 1, 5)$$);
 RESET ROLE;
 SET ROLE regress_nobody;
 SELECT try($$SELECT exchange.place_order('acc', 'SOL-USD', 'buy', 'limit', 1, 5)$$);
 SELECT try($$SELECT * FROM exchange.orderbook('SOL-USD')$$);
+SELECT try($$SELECT exchange.authenticate('pgx_')$$);
 RESET ROLE;
+SELECT exchange.authenticate(:'dave_key') AS still_dave;
 DROP ROLE regress_trader, regress_auditor, regress_nobody;

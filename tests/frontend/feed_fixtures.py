@@ -54,7 +54,7 @@ class Frontend:
         self.log = open(ROOT / "build" / log_name, "w")  # kept for a post-mortem
         self.proc = subprocess.Popen(
             [str(FRONTEND), "--db", DSN, "--http-port", str(http_port), "--ws-port", str(ws_port),
-             "--redis", "", "--rate-limit", "0", *extra],
+             "--redis", "", "--rate-limit", "0", "--no-auth", *extra],
             stdout=self.log, stderr=subprocess.STDOUT)
         wait_for_port(ws_port, proc=self.proc)
 

@@ -90,7 +90,7 @@ class Frontend:
         self.proc = subprocess.Popen(
             [str(FRONTEND), "--db", DSN, "--http-host", "127.0.0.1", "--http-port", str(HTTP_PORT),
              "--ws-port", str(WS_PORT), "--redis", f"127.0.0.1:{REDIS_PORT}", "--max-body-bytes", str(MAX_BODY),
-             "--log-level", "info"],
+             "--log-level", "info", "--no-auth"],
             stdout=self.log, stderr=subprocess.STDOUT)
         wait_for_port(HTTP_PORT, proc=self.proc)
 

@@ -66,7 +66,7 @@ class Stack:
         log = open(PG_DIR / "frontend.log", "a")
         self.frontend = subprocess.Popen(
             [str(FRONTEND), "--db", DSN, "--http-port", str(HTTP_PORT), "--ws-port", str(WS_PORT),
-             "--redis", f"127.0.0.1:{REDIS_PORT}", "--rate-limit", "0"],
+             "--redis", f"127.0.0.1:{REDIS_PORT}", "--rate-limit", "0", "--no-auth"],
             stdout=log, stderr=subprocess.STDOUT)
         log.close()
         wait_for_port(HTTP_PORT, proc=self.frontend)

@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -27,6 +28,15 @@ struct Config {
     // Kernel send buffer per client (0: the kernel's autotuning, up to
     // net.ipv4.tcp_wmem's maximum): part of what a slow client can hold.
     int socket_send_buffer_bytes = 256 << 10;
+    int max_messages_per_second = 50;  // per client, bursts of twice as many; beyond: error, then close
+    // With auth, the orders channel carries only the connected API key's own
+    // orders (none without a key); a key is given when connecting (X-API-Key,
+    // Authorization: Bearer, or ?api_key=). `authenticate` checks one and calls
+    // done(status, client_id) once from any thread: 200 valid, 401 not, 503
+    // the database could not say.
+    bool auth = false;
+    std::function<void(const std::string& key, std::function<void(int status, std::string client)> done)>
+        authenticate;
 };
 
 struct Stats {

@@ -5,12 +5,7 @@
 namespace pgx::feed {
 
 std::vector<InstrumentRow> Instruments::reload(pg::Connection& conn) {
-    // max(seq) per instrument through the (instrument_id, seq) primary key.
-    pg::Result r = conn.exec(
-        "SELECT i.instrument_id, i.symbol, "
-        "       (SELECT coalesce(max(e.seq), 0) FROM exchange.events e "
-        "         WHERE e.instrument_id = i.instrument_id) "
-        "  FROM exchange.instruments i ORDER BY i.instrument_id");
+    pg::Result r = conn.exec("SELECT instrument_id, symbol, seq FROM exchange.journal_heads()");
     std::vector<InstrumentRow> rows(r.rows());
     std::map<int, std::string> by_id;
     std::map<std::string, int> by_symbol;

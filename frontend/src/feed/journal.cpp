@@ -161,6 +161,7 @@ Entry make_entry(const std::string& instrument, const JournalRow& row) {
     entry.delta = delta_message(instrument, row.seq, payload);
     entry.trades = trade_messages(instrument, row, payload);
     entry.order = order_message(instrument, row, payload);
+    entry.client = member_text(payload, "client_id");
     return entry;
 }
 
@@ -198,10 +199,8 @@ std::vector<JournalRow> read_journal(pg::Connection& conn, int instrument_id, in
     // The order's row supplies side and type (a cancel's or amend's payload
     // has no side) and the final state of a cancelled order.
     static const char* const kSql =
-        "SELECT e.seq, e.kind, e.payload::text, o.side, o.type, o.price::text, o.quantity::text, "
-        "       o.filled_quantity::text, (extract(epoch FROM e.created_at) * 1000000)::bigint "
-        "  FROM exchange.events e LEFT JOIN exchange.orders o ON o.order_id = e.order_id "
-        " WHERE e.instrument_id = $1 AND e.seq > $2 AND e.seq <= $3 ORDER BY e.seq LIMIT $4";
+        "SELECT seq, kind, payload::text, side, type, price::text, quantity::text, filled_quantity::text, "
+        "       created_us FROM exchange.journal($1, $2, $3, $4)";
     pg::Result r = conn.exec(kSql, {std::to_string(instrument_id), std::to_string(after),
                                     std::to_string(upto), std::to_string(limit)});
     std::vector<JournalRow> rows(r.rows());

@@ -33,6 +33,7 @@ struct Entry {
     Message delta;
     std::vector<Message> trades;
     Message order;
+    std::string client;  // the order's client_id: who may see `order` with private orders
 };
 
 // Consecutive entries of one instrument, in sequence order without gaps.

@@ -154,8 +154,10 @@ LoadResult Loader::replay(pg::Connection& conn, const LoadRequest& request) {
         if (!id)
             return failure(request.instrument, "unknown_instrument",
                            "unknown instrument " + request.instrument);
-        pg::Result r = conn.exec("SELECT coalesce(max(seq), 0) FROM exchange.events WHERE instrument_id = $1",
+        pg::Result r = conn.exec("SELECT seq FROM exchange.journal_heads() WHERE instrument_id = $1",
                                  {std::to_string(*id)});
+        if (r.rows() != 1)
+            return failure(request.instrument, "unknown_instrument", "unknown instrument " + request.instrument);
         const int64_t newest = r.int64(0, 0);
         // A sequence the journal never had, or too far back: a snapshot instead.
         if (request.from_seq < 0 || request.from_seq > newest ||

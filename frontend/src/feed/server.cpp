@@ -133,11 +133,60 @@ private:
         const auto& req = parser_->get();
         const beast::string_view target = req.target();
         const beast::string_view path = target.substr(0, target.find('?'));
-        if (path != "/stream") return reject(http::status::not_found, "the feed is at /stream");
+        if (path != "/stream") return reject(http::status::not_found, "not_found", "the feed is at /stream");
         if (!websocket::is_upgrade(req))
-            return reject(http::status::upgrade_required, "WebSocket upgrade required");
-        if (hub_.open_sockets > hub_.config.max_connections)
-            return reject(http::status::service_unavailable, "too many connections");
+            return reject(http::status::upgrade_required, "upgrade_required", "WebSocket upgrade required");
+        if (hub_.open_sockets > hub_.config.max_connections) {
+            spdlog::warn("feed: refused a connection: {} open, the limit is {}", hub_.open_sockets.load() - 1,
+                         hub_.config.max_connections);
+            return reject(http::status::service_unavailable, "too_many_connections", "too many connections");
+        }
+        subscriptions_.private_orders(hub_.config.auth);
+        if (hub_.config.auth) {
+            if (std::optional<std::string> key = api_key(req, target)) {
+                hub_.config.authenticate(*key, [self = shared_from_this()](int status, std::string client) {
+                    net::post(self->ws_.get_executor(), [self, status, client = std::move(client)]() mutable {
+                        if (status == 200) {
+                            self->subscriptions_.set_client(std::move(client));
+                            return self->accept();
+                        }
+                        if (status == 401)
+                            return self->reject(http::status::unauthorized, "invalid_api_key",
+                                                "the API key is not valid or was revoked");
+                        self->reject(http::status::service_unavailable, "database_unavailable",
+                                     "the API key cannot be checked now");
+                    });
+                });
+                return;
+            }
+        }
+        accept();
+    }
+
+    // The API key of an upgrade request, if it names one.
+    static std::optional<std::string> api_key(const http::request<http::empty_body>& req,
+                                              beast::string_view target) {
+        if (auto it = req.find("X-API-Key"); it != req.end()) return std::string(it->value());
+        if (auto it = req.find(http::field::authorization); it != req.end()) {
+            const beast::string_view v = it->value();
+            if (v.size() > 7 && beast::iequals(v.substr(0, 7), "Bearer ")) return std::string(v.substr(7));
+            return std::string();  // another scheme: refused as invalid
+        }
+        const auto q = target.find('?');
+        if (q == beast::string_view::npos) return std::nullopt;
+        beast::string_view query = target.substr(q + 1);
+        while (!query.empty()) {
+            const auto amp = query.find('&');
+            const beast::string_view pair = query.substr(0, amp);
+            if (pair.substr(0, 8) == "api_key=") return std::string(pair.substr(8));
+            if (amp == beast::string_view::npos) break;
+            query = query.substr(amp + 1);
+        }
+        return std::nullopt;
+    }
+
+    void accept() {
+        const auto& req = parser_->get();
         beast::get_lowest_layer(ws_).expires_never();
         const auto ping = std::chrono::milliseconds(hub_.config.ping_interval_ms);
         // Beast pings a peer that has been silent for half the idle timeout
@@ -150,11 +199,11 @@ private:
         ws_.async_accept(req, [self = shared_from_this()](beast::error_code ec) { self->on_accept(ec); });
     }
 
-    void reject(http::status status, const char* text) {
+    void reject(http::status status, const char* code, const char* text) {
         auto res = std::make_shared<http::response<http::string_body>>(status, parser_->get().version());
         res->set(http::field::content_type, "application/json");
-        res->body() = *make_error(
-            status == http::status::service_unavailable ? "too_many_connections" : "bad_request", text);
+        if (status == http::status::unauthorized) res->set(http::field::www_authenticate, "Bearer");
+        res->body() = *make_error(code, text);
         res->keep_alive(false);
         res->prepare_payload();
         http::async_write(
@@ -179,17 +228,38 @@ private:
     }
 
     void on_read(beast::error_code ec) {
+        if (ec == websocket::error::message_too_big)
+            spdlog::warn("feed: closed a client that sent a message over {} bytes", hub_.config.max_message_bytes);
         if (ec) return;  // closed, timed out (no pong), too big (Beast sent 1009) or reset
         Subscriptions::Effects fx;
-        if (!ws_.got_text()) {
+        if (!take_token()) {
+            if (!rate_warned_) spdlog::warn("feed: a client sends more than {} messages/s",
+                                            hub_.config.max_messages_per_second);
+            rate_warned_ = true;
+            subscriptions_.error("rate_limited", "too many messages: the message was ignored", fx);
+        } else if (!ws_.got_text()) {
             subscriptions_.error("invalid_message", "messages are JSON text frames", fx);
         } else {
             subscriptions_.on_message(beast::buffers_to_string(buffer_.data()), fx);
         }
         buffer_.consume(buffer_.size());
         apply(fx);
-        if (subscriptions_.errors() > kMaxClientErrors) close(websocket::close_code::policy_error, false);
+        if (subscriptions_.errors() > kMaxClientErrors) {
+            spdlog::warn("feed: closed a client after {} bad or rate-limited messages", subscriptions_.errors());
+            close(websocket::close_code::policy_error, false);
+        }
         if (!closing_) read();
+    }
+
+    // A token bucket: max_messages_per_second, holding up to twice as many.
+    bool take_token() {
+        const double rate = hub_.config.max_messages_per_second;
+        const auto now = std::chrono::steady_clock::now();
+        tokens_ = std::min(2 * rate, tokens_ + rate * std::chrono::duration<double>(now - refilled_).count());
+        refilled_ = now;
+        if (tokens_ < 1) return false;
+        tokens_ -= 1;
+        return true;
     }
 
     void apply(Subscriptions::Effects& fx) {
@@ -274,6 +344,9 @@ private:
     bool open_ = false;
     bool registered_ = false;
     bool closing_ = false;
+    bool rate_warned_ = false;
+    double tokens_ = 2.0 * hub_.config.max_messages_per_second;
+    std::chrono::steady_clock::time_point refilled_ = std::chrono::steady_clock::now();
     websocket::close_code close_code_ = websocket::close_code::normal;
 };
 

@@ -140,6 +140,11 @@ void Subscriptions::on_message(const std::string& text, Effects& fx) {
     const bool subscribing = kind == "subscribe";
     Request req = parse_request(msg, subscribing);
     if (!req.error_code.empty()) return error(req.error_code, req.error_message, fx);
+    if (subscribing && private_orders_ && !client_ && (req.channels & kOrders))
+        return error("unauthorized",
+                     "the orders channel needs an API key (X-API-Key or Authorization: Bearer header, or "
+                     "the api_key query parameter, when connecting)",
+                     fx);
 
     std::vector<std::string> targets = req.instruments;
     if (req.all_instruments) {
@@ -218,9 +223,7 @@ void Subscriptions::emit(State& state, const Entry& entry, Effects& fx) {
         state.sent_trades = entry.seq;
     }
     if ((state.channels & kOrders) && entry.seq > state.sent_orders) {
-        // Every client sees every order update for now; per-client filtering
-        // comes with API keys (a later issue).
-        fx.send.push_back(entry.order);
+        if (!private_orders_ || (client_ && entry.client == *client_)) fx.send.push_back(entry.order);
         state.sent_orders = entry.seq;
     }
 }

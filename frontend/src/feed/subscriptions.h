@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,11 @@ public:
 
     Subscriptions(const Instruments& instruments, std::size_t max_held_bytes)
         : instruments_(instruments), max_held_bytes_(max_held_bytes) {}
+
+    // Order updates only of this client (its API key's), none without one.
+    // Off (--no-auth): every client may see every order update.
+    void private_orders(bool on) { private_orders_ = on; }
+    void set_client(std::string client) { client_ = std::move(client); }
 
     // A text message from the client; errors are answered, never thrown.
     void on_message(const std::string& text, Effects& fx);
@@ -65,6 +71,8 @@ private:
     unsigned wildcard_ = 0;  // channels subscribed for every instrument, present and future
     uint64_t next_token_ = 1;
     int errors_ = 0;
+    bool private_orders_ = false;
+    std::optional<std::string> client_;
 };
 
 }  // namespace pgx::feed
