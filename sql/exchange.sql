@@ -716,6 +716,26 @@ LANGUAGE sql STABLE AS $$
      ORDER BY e.seq LIMIT max_rows
 $$;
 
+-- ------------------------------------------------------------------ backup
+
+-- pg_dump leaves out the rows of an extension's tables unless they are marked
+-- as configuration: mark every table and sequence, so that a dump holds all
+-- orders, trades, the journal and the keys (books are rebuilt from orders).
+-- (one call per statement: each one updates the pg_extension row)
+SELECT pg_catalog.pg_extension_config_dump('exchange.instruments', '');
+SELECT pg_catalog.pg_extension_config_dump('exchange.clients', '');
+SELECT pg_catalog.pg_extension_config_dump('exchange.orders', '');
+SELECT pg_catalog.pg_extension_config_dump('exchange.trades', '');
+SELECT pg_catalog.pg_extension_config_dump('exchange.orderbook_snapshots', '');
+SELECT pg_catalog.pg_extension_config_dump('exchange.events', '');
+SELECT pg_catalog.pg_extension_config_dump('exchange.api_keys', '');
+SELECT pg_catalog.pg_extension_config_dump('exchange.instruments_instrument_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('exchange.clients_client_no_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('exchange.order_no_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('exchange.priority_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('exchange.trades_trade_no_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('exchange.orderbook_snapshots_id_seq', '');
+
 -- ------------------------------------------------------------------ access
 
 -- Trading and reading go through the functions (SECURITY DEFINER); nobody
