@@ -36,6 +36,9 @@ start)
       for setting in "$@"; do echo "$setting"; done
     } | as_pg tee -a "$dir/data/postgresql.conf" >/dev/null
   fi
+  if as_pg "$BIN/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
+    exit 0  # already running (make run twice)
+  fi
   as_pg "$BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 120 start >/dev/null
   ;;
 stop)

@@ -8,3 +8,7 @@ SELECT NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'pgx_frontend') AS need_
 \if :need_role
 CREATE ROLE pgx_frontend LOGIN IN ROLE exchange_trader;
 \endif
+-- API keys reach exchange.authenticate as bind parameters: keep them out of
+-- PostgreSQL's statement and error logs.
+ALTER ROLE pgx_frontend SET log_parameter_max_length = 0;
+ALTER ROLE pgx_frontend SET log_parameter_max_length_on_error = 0;
