@@ -13,19 +13,20 @@ FRONTEND_PACKAGES := pkg-config libpq-dev libpqxx-dev libpistache-dev rapidjson-
                      redis-server libboost-dev libspdlog-dev libcli11-dev \
                      python3-pytest python3-requests python3-websockets python3-psycopg
 FUZZ_PACKAGES := clang libclang-rt-14-dev
+DOCKER_CHECK_PACKAGES := curl python3-yaml
 RUN_DIR := .run
 RUN_PG_PORT ?= 54320
 RUN_REDIS_PORT ?= 6390
 RUN_HTTP_PORT ?= 8000
 RUN_WS_PORT ?= 8001
 
-.PHONY: all build deps ext install-ext test test-core test-core-long test-core-asan test-pg test-frontend test-fuzz fuzz bench \
+.PHONY: all build deps ext install-ext test test-core test-core-long test-core-asan test-pg test-frontend test-docker test-fuzz fuzz bench \
         bench-core bench-pg bench-frontend soak run stop clean format
 
 all: build
 
 deps:
-	@scripts/ensure-packages.sh $(CORE_PACKAGES) $(PG_PACKAGES) $(FRONTEND_PACKAGES) $(FUZZ_PACKAGES)
+	@scripts/ensure-packages.sh $(CORE_PACKAGES) $(PG_PACKAGES) $(FRONTEND_PACKAGES) $(FUZZ_PACKAGES) $(DOCKER_CHECK_PACKAGES)
 
 $(BUILD_DIR)/Makefile: CMakeLists.txt
 	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
@@ -40,7 +41,7 @@ ext: deps
 install-ext: ext
 	@scripts/install-extension.sh
 
-test: build test-core test-core-asan test-fuzz test-pg test-frontend
+test: build test-core test-core-asan test-fuzz test-pg test-frontend test-docker
 
 # pg_regress, isolation, restart and crash tests on a throwaway cluster (port 25329).
 test-pg: install-ext
@@ -50,6 +51,11 @@ test-pg: install-ext
 # its own 127.0.0.1 ports (frontend/README.md, Tests).
 test-frontend: build install-ext
 	scripts/test-frontend.sh
+
+# What docker/ holds, checked without a Docker engine: the compose file, the Dockerfile's sources, the
+# runtime packages, the PostgreSQL entrypoint and the frontend with the compose environment (docker/README.md).
+test-docker: build install-ext
+	scripts/docker-check.sh
 
 test-core: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)

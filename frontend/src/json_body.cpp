@@ -4,6 +4,7 @@
 #include <rapidjson/reader.h>
 
 #include <cctype>
+#include <cstdint>
 
 #include "reply.h"
 
@@ -15,6 +16,7 @@ struct JsonBodyBuilder : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, JsonBod
     int depth = 0;
     std::string key;
     std::string duplicate;
+    bool bad_text = false;  // a string or key that is not valid text (see is_valid_text)
     explicit JsonBodyBuilder(JsonBody& b) : out(b) {}
 
     bool put(JsonScalar v) {
@@ -28,9 +30,11 @@ struct JsonBodyBuilder : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, JsonBod
         return put({JsonScalar::Kind::Number, std::string(s, n), false});
     }
     bool String(const char* s, rapidjson::SizeType n, bool) {
+        if (!is_valid_text({s, n})) return bad_text = true, false;
         return put({JsonScalar::Kind::String, std::string(s, n), false});
     }
     bool Key(const char* s, rapidjson::SizeType n, bool) {
+        if (!is_valid_text({s, n})) return bad_text = true, false;
         if (depth == 1) key.assign(s, n);
         return true;
     }
@@ -55,6 +59,9 @@ JsonBody JsonBody::parse(std::string_view body) {
     rapidjson::MemoryStream ms(body.data(), body.size());
     rapidjson::ParseResult ok =
         reader.Parse<rapidjson::kParseNumbersAsStringsFlag | rapidjson::kParseValidateEncodingFlag>(ms, h);
+    if (h.bad_text)
+        throw ApiError(400, "malformed_json",
+                       "strings must be valid Unicode text: no \\u0000 and no unpaired surrogate escape");
     if (!ok)
         throw ApiError(400, "malformed_json",
                        std::string("invalid JSON at offset ") + std::to_string(ok.Offset()) + ": " +
@@ -112,6 +119,37 @@ std::optional<bool> JsonBody::boolean(const std::string& name) const {
     if (v->kind != JsonScalar::Kind::Bool)
         throw ApiError(400, "invalid_field", "field '" + name + "' must be true or false");
     return v->boolean;
+}
+
+bool is_valid_text(std::string_view s) {
+    static const uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+    for (std::size_t i = 0; i < s.size();) {
+        const unsigned char c = s[i];
+        std::size_t n;
+        uint32_t cp;
+        if (c == 0) return false;
+        if (c < 0x80) {
+            ++i;
+            continue;
+        }
+        if ((c & 0xe0) == 0xc0)
+            n = 1, cp = c & 0x1f;
+        else if ((c & 0xf0) == 0xe0)
+            n = 2, cp = c & 0x0f;
+        else if ((c & 0xf8) == 0xf0)
+            n = 3, cp = c & 0x07;
+        else
+            return false;
+        if (s.size() - i <= n) return false;
+        for (std::size_t k = 1; k <= n; ++k) {
+            const unsigned char cc = s[i + k];
+            if ((cc & 0xc0) != 0x80) return false;
+            cp = cp << 6 | (cc & 0x3f);
+        }
+        if (cp < kMin[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+        i += n + 1;
+    }
+    return true;
 }
 
 bool is_decimal_text(std::string_view s) {

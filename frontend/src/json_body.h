@@ -19,7 +19,8 @@ struct JsonScalar {
 
 class JsonBody {
 public:
-    // Throws ApiError 400 malformed_json (bad syntax, not an object) or duplicate_field.
+    // Throws ApiError 400 malformed_json (bad syntax, not an object, a string or key that is not
+    // valid text: \u0000 or an unpaired surrogate escape) or duplicate_field.
     static JsonBody parse(std::string_view body);
 
     // Throws ApiError 400 unknown_field for any key outside `allowed`.
@@ -38,6 +39,9 @@ private:
     std::map<std::string, JsonScalar, std::less<>> fields_;
     friend struct JsonBodyBuilder;
 };
+
+// True for strict UTF-8 without U+0000: what a PostgreSQL text or jsonb value can hold.
+bool is_valid_text(std::string_view s);
 
 // True for plain decimal text such as "100", "-0.5", "1e3" (no NaN, no infinity, no spaces).
 bool is_decimal_text(std::string_view s);

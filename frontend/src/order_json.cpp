@@ -37,6 +37,8 @@ OrderRequest parse_order_request(std::string_view body, const std::optional<std:
     o.post_only = b.boolean("post_only");
     o.stp = b.text("stp");
     if (header_key) {
+        if (!is_valid_text(*header_key))
+            throw ApiError(400, "invalid_field", "the Idempotency-Key header must be UTF-8 text without NUL");
         if (o.idempotency_key && *o.idempotency_key != *header_key)
             throw ApiError(400, "conflicting_idempotency_key",
                            "the Idempotency-Key header and the idempotency_key field differ");

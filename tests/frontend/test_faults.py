@@ -13,6 +13,9 @@ load each scenario injects one fault:
   without restarting the frontend;
 - kill -9 of the postmaster, then crash recovery: the frontend reconnects by
   itself.
+- kill -9 of a backend holding the instrument lock mid-transaction while the
+  frontend's batches wait behind it: PostgreSQL resets every backend, the
+  holder's uncommitted order is gone, the frontend reconnects by itself.
 
 Afterwards every acknowledged order is in exchange.orders under its key with
 the acknowledged order_id (lost = 0), no key has two orders (duplicated = 0),
@@ -22,6 +25,7 @@ order. Each scenario prints its counts.
 """
 import asyncio
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -271,3 +275,34 @@ def test_postmaster_killed_mid_load(stack):
     load.finish()
     assert_nothing_lost(load, watcher)
     assert load.failures, "the crash interrupted nothing"
+
+
+def test_lock_holder_killed_mid_load(stack):
+    watcher = Watcher()
+    load = Load("lock-kill")
+    load.start()
+    time.sleep(1.0)
+    holder = psycopg.connect(DSN)  # one open transaction: it keeps the instrument lock until it ends
+    pid = holder.info.backend_pid
+    holder.execute("SELECT status FROM exchange.place_order(client_id => 'lock-holder', instrument => %s, "
+                   "side => 'buy', type => 'limit', quantity => 1, price => 90)", (SYMBOL,))
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        held = waiting = 0
+        for _ in range(100):  # until the load's batches queue behind the holder
+            held, waiting = conn.execute(
+                "SELECT count(*) FILTER (WHERE pid = %s AND granted), count(*) FILTER (WHERE NOT granted) "
+                "FROM pg_locks WHERE locktype = 'object' AND mode = 'ExclusiveLock'", (pid,)).fetchone()
+            if held and waiting:
+                break
+            time.sleep(0.02)
+    assert held == 1 and waiting >= 1, f"holder has the lock: {held}, waiting: {waiting}"
+    os.kill(pid, signal.SIGKILL)
+    try:
+        holder.close()
+    except psycopg.Error:
+        pass
+    load.finish()
+    assert_nothing_lost(load, watcher)
+    assert load.failures, "the crash reset interrupted nothing"
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM exchange.orders WHERE client_id = 'lock-holder'").fetchone()[0] == 0

@@ -104,6 +104,11 @@ def test_engine_reject_is_a_201_order_and_validation_reject_is_400(api):
 @pytest.mark.parametrize("body, code", [
     ('{"client_id": "x",', "malformed_json"),
     ('[1, 2]', "malformed_json"),
+    # Text PostgreSQL cannot store would fail the whole group-commit batch: refused up front.
+    ('{"client_id": "x\\u0000y", "instrument": "BTC-USD", "side": "buy", "type": "limit", "quantity": "1"}',
+     "malformed_json"),
+    ('{"client_id": "x", "instrument": "BTC-USD", "side": "buy", "type": "limit", "quantity": "1", '
+     '"idempotency_key": "\\udc00"}', "malformed_json"),
     ('{"client_id": "x", "instrument": "BTC-USD", "side": "buy", "type": "limit"}', "missing_field"),
     ('{"client_id": 7, "instrument": "BTC-USD", "side": "buy", "type": "limit", "quantity": "1"}',
      "invalid_field"),
@@ -124,6 +129,12 @@ def test_bad_order_bodies_are_400(api, body, code):
     r = requests.post(f"{api}/orders", data=body, headers=JSON)
     assert r.status_code == 400, r.text
     assert error_of(r) == code
+
+
+def test_idempotency_header_must_be_text(api):
+    body = '{"client_id": "x", "instrument": "BTC-USD", "side": "buy", "type": "limit", "quantity": "1", "price": "1"}'
+    r = requests.post(f"{api}/orders", data=body, headers={**JSON, "Idempotency-Key": b"\xff\xfe"})
+    assert r.status_code == 400 and error_of(r) == "invalid_field", r.text
 
 
 def test_http_level_errors(api):
