@@ -32,6 +32,9 @@
 #include "run_core.h"
 
 extern "C" {
+#include "access/genam.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "catalog/pg_collation.h"
 #include "commands/sequence.h"
 #include "common/hashfn.h"
@@ -40,8 +43,11 @@ extern "C" {
 #include "utils/datum.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
+#include "utils/fmgroids.h"
 #include "utils/memutils.h"
 #include "utils/numeric.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 
@@ -93,8 +99,6 @@ Plan p_orders_insert{
      TEXTARRAYOID, BOOLARRAYOID, TEXTARRAYOID, NUMERICARRAYOID, NUMERICARRAYOID, NUMERICARRAYOID, INT8ARRAYOID,
      INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID},
     nullptr};
-Plan p_makers{"SELECT order_no, order_id, client_id FROM exchange.orders WHERE order_no = ANY ($1)", 1,
-              {INT8ARRAYOID}, nullptr};
 Plan p_trades_insert{"INSERT INTO exchange.trades (trade_id, instrument, instrument_id, seq, price, quantity, "
                      "buy_order_id, sell_order_id, buy_client_id, sell_client_id, maker_side) "
                      "SELECT * FROM unnest($1::uuid[], $2::text[], $3::int4[], $4::int8[], $5::numeric[], "
@@ -617,6 +621,61 @@ Datum TextOrNull(const char* s, bool& isnull) {
 
 // Writes every staged order: the makers' new state, the trades, the orders
 // and the journal entries, one statement per table; fills the callers' rows.
+// The scan of exchange.orders by order_no for FetchOldMaker, open from its
+// first use in a flush until EndOldMakerScan.
+struct OldMakerScan {
+    Relation rel = nullptr;
+    Relation index = nullptr;
+    Snapshot snapshot = nullptr;
+    TupleTableSlot* slot = nullptr;
+    IndexScanDesc scan = nullptr;
+    AttrNumber order_id = 0, client_id = 0;
+} old_scan;
+
+// The order_id and client_id of a maker that rested before this call, through
+// the unique index on order_no. Not a saved SQL plan: the plan cache keeps the
+// generic plan of `order_no = ANY ($1)` made while the table was small, a
+// sequential scan, however large the table grows. The snapshot is taken after
+// the instrument lock (as each SPI statement's is), so the previous holder's
+// committed makers are visible.
+void FetchOldMaker(Datum order_no, OldMaker& m) {
+    OldMakerScan& o = old_scan;
+    if (o.rel == nullptr) {
+        const Oid nsp = get_namespace_oid("exchange", false);
+        const Oid relid = get_relname_relid("orders", nsp), indexid = get_relname_relid("orders_order_no_key", nsp);
+        if (!OidIsValid(relid) || !OidIsValid(indexid))
+            elog(ERROR, "exchange.orders or its index orders_order_no_key is missing");
+        o.rel = table_open(relid, AccessShareLock);
+        o.index = index_open(indexid, AccessShareLock);
+        o.order_id = get_attnum(relid, "order_id");
+        o.client_id = get_attnum(relid, "client_id");
+        CommandCounterIncrement();
+        o.snapshot = RegisterSnapshot(GetLatestSnapshot());
+        o.slot = table_slot_create(o.rel, nullptr);
+        o.scan = index_beginscan(o.rel, o.index, o.snapshot, 1, 0);
+    }
+    ScanKeyData key;
+    ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_INT8EQ, order_no);
+    index_rescan(o.scan, &key, 1, nullptr, 0);
+    if (!index_getnext_slot(o.scan, ForwardScanDirection, o.slot))
+        elog(ERROR, "order_no " INT64_FORMAT " matched in the book is not in exchange.orders", DatumGetInt64(order_no));
+    bool isnull;
+    m.order_id = static_cast<pg_uuid_t*>(palloc(sizeof(pg_uuid_t)));
+    memcpy(m.order_id, DatumGetUUIDP(slot_getattr(o.slot, o.order_id, &isnull)), sizeof(pg_uuid_t));
+    m.client_id = TextDatumGetCString(slot_getattr(o.slot, o.client_id, &isnull));
+}
+
+void EndOldMakerScan() {
+    OldMakerScan& o = old_scan;
+    if (o.rel == nullptr) return;
+    index_endscan(o.scan);
+    ExecDropSingleTupleTableSlot(o.slot);
+    UnregisterSnapshot(o.snapshot);
+    index_close(o.index, NoLock);
+    table_close(o.rel, NoLock);
+    o = OldMakerScan();
+}
+
 void Flush() {
     if (n_staged == 0) return;
 
@@ -636,24 +695,12 @@ void Flush() {
     n_old = 0;
     if (!wanted.empty()) {
         old_makers = static_cast<OldMaker*>(palloc(sizeof(OldMaker) * wanted.size()));
-        Datum v[1] = {PointerGetDatum(
-            construct_array(wanted.data(), static_cast<int>(wanted.size()), INT8OID, 8, FLOAT8PASSBYVAL,
-                            TYPALIGN_DOUBLE))};
-        Exec(p_makers, v, nullptr, 0);
-        if (SPI_processed != wanted.size())
-            elog(ERROR, "%zu makers matched in the book but %lu found in exchange.orders", wanted.size(),
-                 static_cast<unsigned long>(SPI_processed));
-        for (uint64 r = 0; r < SPI_processed; ++r) {
-            bool isnull;
-            HeapTuple t = SPI_tuptable->vals[r];
-            const uint64 id = static_cast<uint64>(DatumGetInt64(SPI_getbinval(t, SPI_tuptable->tupdesc, 1, &isnull)));
+        for (Datum order_no : wanted) {
             OldMaker& m = *new (&old_makers[n_old]) OldMaker();
-            m.order_id = static_cast<pg_uuid_t*>(palloc(sizeof(pg_uuid_t)));
-            memcpy(m.order_id, DatumGetUUIDP(SPI_getbinval(t, SPI_tuptable->tupdesc, 2, &isnull)), sizeof(pg_uuid_t));
-            m.client_id = TextDatumGetCString(SPI_getbinval(t, SPI_tuptable->tupdesc, 3, &isnull));
-            old_by_order_no.find(id)->second = n_old++;
+            FetchOldMaker(order_no, m);
+            old_by_order_no.find(static_cast<uint64>(DatumGetInt64(order_no)))->second = n_old++;
         }
-        SPI_freetuptable(SPI_tuptable);
+        EndOldMakerScan();
     }
 
     int n_trades = 0;
@@ -880,6 +927,7 @@ void ResetStaging() {
     staged_keys.clear();
     old_by_order_no.clear();
     n_old = 0;
+    old_scan = OldMakerScan();  // still open only after an ERROR, whose abort released what it held
 }
 
 // Idempotency and matching for a validated order; its rows are written by
