@@ -4,7 +4,6 @@
 #include <rapidjson/reader.h>
 
 #include <cctype>
-#include <cstdint>
 
 #include "reply.h"
 
@@ -122,33 +121,14 @@ std::optional<bool> JsonBody::boolean(const std::string& name) const {
 }
 
 bool is_valid_text(std::string_view s) {
-    static const uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
-    for (std::size_t i = 0; i < s.size();) {
-        const unsigned char c = s[i];
-        std::size_t n;
-        uint32_t cp;
-        if (c == 0) return false;
-        if (c < 0x80) {
-            ++i;
-            continue;
-        }
-        if ((c & 0xe0) == 0xc0)
-            n = 1, cp = c & 0x1f;
-        else if ((c & 0xf0) == 0xe0)
-            n = 2, cp = c & 0x0f;
-        else if ((c & 0xf8) == 0xf0)
-            n = 3, cp = c & 0x07;
-        else
-            return false;
-        if (s.size() - i <= n) return false;
-        for (std::size_t k = 1; k <= n; ++k) {
-            const unsigned char cc = s[i + k];
-            if ((cc & 0xc0) != 0x80) return false;
-            cp = cp << 6 | (cc & 0x3f);
-        }
-        if (cp < kMin[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
-        i += n + 1;
-    }
+    if (s.find('\0') != std::string_view::npos) return false;
+    // rapidjson's UTF-8 validator (RFC 3629: no overlong forms, surrogates or code points past U+10FFFF).
+    struct Discard {
+        void Put(char) {}
+    } out;
+    rapidjson::MemoryStream in(s.data(), s.size());
+    while (in.Tell() < s.size())
+        if (!rapidjson::UTF8<>::Validate(in, out)) return false;
     return true;
 }
 
