@@ -93,7 +93,8 @@ pqxx::connection& DbSession::connection() {
     }
     if (conn_) return *conn_;
     auto now = std::chrono::steady_clock::now();
-    if (now < retry_at_) throw pqxx::broken_connection("the database is unreachable");
+    // The pause spares an unreachable server; once another worker got through, it is back.
+    if (now < retry_at_ && connected_.load() == 0) throw pqxx::broken_connection("the database is unreachable");
     try {
         auto c = std::make_unique<pqxx::connection>(conninfo_);
         pqxx::nontransaction tx(*c);
