@@ -7,18 +7,28 @@
 // over them (deeper books have longer queues), every order kLot lots. Each
 // depth's book is built once and copied (the region is position-independent)
 // into a working region at the start of every benchmark call.
+//
+// Pages. Every case runs twice: on a working region of 4 KiB pages (mmap +
+// MADV_NOHUGEPAGE; what std::vector gives with THP in "madvise" mode) and, as
+// "<case>_thp", on a 2 MiB aligned region with MADV_HUGEPAGE (transparent huge
+// pages; in PostgreSQL the region is shared memory, which gets huge pages with
+// huge_pages = on/try and vm.nr_hugepages). The share of the region actually
+// backed by huge pages (AnonHugePages in /proc/self/smaps) is reported as the
+// counter huge_pct and in the summary.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "book.h"
@@ -100,9 +110,73 @@ const Snapshot& snapshot(uint32_t depth) {
     return *slot;
 }
 
+constexpr size_t kHugePage = size_t{2} << 20;
+
+// An anonymous mapping for a working region: 4 KiB pages, or 2 MiB aligned
+// with MADV_HUGEPAGE so the kernel can back it with transparent huge pages.
+class Region {
+public:
+    Region() = default;
+    Region(const Region&) = delete;
+    Region& operator=(const Region&) = delete;
+    ~Region() { release(); }
+
+    // Maps `bytes` (not yet touched); aborts if the kernel refuses.
+    void allocate(size_t bytes, bool huge) {
+        release();
+        bytes_ = bytes;
+        huge_ = huge;
+        map_bytes_ = (bytes + kHugePage - 1) / kHugePage * kHugePage + kHugePage;  // slack to align
+        void* m = mmap(nullptr, map_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED) std::abort();
+        map_ = static_cast<char*>(m);
+        const uintptr_t a = (reinterpret_cast<uintptr_t>(map_) + kHugePage - 1) & ~uintptr_t{kHugePage - 1};
+        data_ = reinterpret_cast<char*>(a);
+        const size_t span = (bytes + kHugePage - 1) / kHugePage * kHugePage;
+        // Failure here only means fewer huge pages; huge_pct reports what we got.
+        madvise(data_, span, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+    }
+    void release() {
+        if (map_ != nullptr) munmap(map_, map_bytes_);
+        map_ = data_ = nullptr;
+        bytes_ = map_bytes_ = 0;
+    }
+    char* data() const { return data_; }
+    size_t size() const { return bytes_; }
+    bool huge() const { return huge_; }
+
+    // Share (0-100) of the region backed by huge pages, from /proc/self/smaps
+    // (AnonHugePages of the mappings overlapping it); -1 if smaps is unreadable.
+    double huge_pct() const {
+        FILE* f = std::fopen("/proc/self/smaps", "r");
+        if (f == nullptr) return -1;
+        const uintptr_t lo = reinterpret_cast<uintptr_t>(data_), hi = lo + bytes_;
+        char line[512];
+        bool inside = false;
+        unsigned long long kb_total = 0;
+        while (std::fgets(line, sizeof line, f)) {
+            unsigned long long a, b, kb;
+            if (std::sscanf(line, "%llx-%llx ", &a, &b) == 2 && std::strchr(line, '-') < std::strchr(line, ' ')) {
+                inside = a < hi && b > lo;
+            } else if (inside && std::sscanf(line, "AnonHugePages: %llu kB", &kb) == 1) {
+                kb_total += kb;
+            }
+        }
+        std::fclose(f);
+        return bytes_ ? std::min(100.0, 100.0 * static_cast<double>(kb_total) * 1024.0 / static_cast<double>(bytes_))
+                      : 0;
+    }
+
+private:
+    char* map_ = nullptr;
+    char* data_ = nullptr;
+    size_t bytes_ = 0, map_bytes_ = 0;
+    bool huge_ = false;
+};
+
 // The book a benchmark call works on: a fresh copy of a snapshot.
 struct Work {
-    std::vector<uint64_t> mem;
+    Region mem;
     std::unique_ptr<Book> book;
     std::vector<OrderId> ids;  // resting order ids (maintained by "cancel" only)
     uint64_t next_n = 1;
@@ -111,24 +185,31 @@ struct Work {
     OrderId new_id(Side s) { return make_id(next_n++, s); }
 };
 
-// Resets the shared working book to a copy of the depth's snapshot.
-Work& fresh(uint32_t depth) {
+// Resets the shared working book to a copy of the depth's snapshot, in a
+// region of 4 KiB pages or (huge) of transparent huge pages.
+Work& fresh(uint32_t depth, bool huge = false) {
     static Work w;
     const Snapshot& s = snapshot(depth);
     w.book.reset();
-    w.mem = s.mem;
+    w.mem.allocate(s.mem.size() * 8, huge);
+    std::memcpy(w.mem.data(), s.mem.data(), s.mem.size() * 8);
     w.ids = s.ids;
     w.next_n = s.next_n;
-    w.book = std::make_unique<Book>(w.mem.data(), w.mem.size() * 8);
+    w.book = std::make_unique<Book>(w.mem.data(), w.mem.size());
     return w;
 }
 
 // Depth from the benchmark's argument.
 uint32_t depth_arg(const benchmark::State& st) { return static_cast<uint32_t>(st.range(0)); }
+// Page mode from the benchmark's second argument (1 = huge pages).
+bool huge_arg(const benchmark::State& st) { return st.range(1) != 0; }
+
+// Reports the share of the working region on huge pages (counter huge_pct).
+void report_pages(benchmark::State& st, const Work& w) { st.counters["huge_pct"] = w.mem.huge_pct(); }
 
 // 1. Passive limit orders at random existing levels; cancelled untimed per batch.
 void BM_add(benchmark::State& st) {
-    Work& w = fresh(depth_arg(st));
+    Work& w = fresh(depth_arg(st), huge_arg(st));
     Book& book = *w.book;
     Rng rng{0xADD};
     std::vector<NewOrder> batch(kBatch);
@@ -155,12 +236,13 @@ void BM_add(benchmark::State& st) {
         book.commit();
     }
     st.SetItemsProcessed(st.iterations());
+    report_pages(st, w);
     st.counters["rejected"] = static_cast<double>(rejected);
 }
 
 // 2. Cancels of random resting orders anywhere in the book; replaced untimed per batch.
 void BM_cancel(benchmark::State& st) {
-    Work& w = fresh(depth_arg(st));
+    Work& w = fresh(depth_arg(st), huge_arg(st));
     Book& book = *w.book;
     Rng rng{0xCA7};
     std::vector<OrderId> batch(kBatch);
@@ -196,13 +278,14 @@ void BM_cancel(benchmark::State& st) {
         book.commit();
     }
     st.SetItemsProcessed(st.iterations());
+    report_pages(st, w);
     st.counters["rejected"] = static_cast<double>(rejected);
 }
 
 // 3. IOC orders priced 2 ticks through the best opposite level, 1-3 lots of
 // kLot each (so 1-3 makers); consumed makers are re-added untimed per batch.
 void BM_aggressive(benchmark::State& st) {
-    Work& w = fresh(depth_arg(st));
+    Work& w = fresh(depth_arg(st), huge_arg(st));
     Book& book = *w.book;
     Rng rng{0xA66};
     struct Taker {
@@ -254,6 +337,7 @@ void BM_aggressive(benchmark::State& st) {
             if (f.maker_remaining.v == 0) consumed.push_back(Consumed{maker, f.price.v});
     }
     st.SetItemsProcessed(st.iterations());
+    report_pages(st, w);
     st.counters["rejected"] = static_cast<double>(rejected);
     st.counters["fills_per_op"] = st.iterations() ? static_cast<double>(fills) / st.iterations() : 0;
 }
@@ -334,10 +418,9 @@ private:
 // While the book is deeper than at the start, recent-order cancels retry up to
 // 4 times for a live order; this keeps the depth roughly constant.
 const std::vector<Cmd>& mixed_stream(uint32_t depth) {
-    static uint32_t cached_depth = 0;
-    static std::vector<Cmd> stream;
-    if (cached_depth == depth) return stream;
-    cached_depth = depth;
+    static std::map<uint32_t, std::vector<Cmd>> streams;  // 64 MiB per depth
+    std::vector<Cmd>& stream = streams[depth];
+    if (!stream.empty()) return stream;
     Work& w = fresh(depth);
     Book& book = *w.book;
     LivePool live(snapshot(depth).ids);
@@ -419,7 +502,7 @@ const std::vector<Cmd>& mixed_stream(uint32_t depth) {
 // 4. The realistic mix: the pre-generated stream replayed once, no pauses.
 void BM_mixed(benchmark::State& st) {
     const std::vector<Cmd>& stream = mixed_stream(depth_arg(st));
-    Work& w = fresh(depth_arg(st));
+    Work& w = fresh(depth_arg(st), huge_arg(st));
     Book& book = *w.book;
     const uint32_t depth_start = book.order_count();
     size_t i = 0, rejected = 0, fills = 0;
@@ -430,6 +513,7 @@ void BM_mixed(benchmark::State& st) {
         fills += w.res.fills.size();
     }
     st.SetItemsProcessed(st.iterations());
+    report_pages(st, w);
     const double n = st.iterations() ? static_cast<double>(st.iterations()) : 1.0;
     st.counters["depth_start"] = depth_start;
     st.counters["depth_end"] = book.order_count();
@@ -466,53 +550,90 @@ public:
             const std::string& a = r.run_name.args;
             const uint32_t depth = static_cast<uint32_t>(std::stoul(a.substr(a.find(':') + 1)));
             (median ? medians_ : rates_)[r.run_name.function_name][depth].push_back(it->second.value);
+            const auto hp = r.counters.find("huge_pct");
+            if (hp != r.counters.end()) huge_[r.run_name.function_name][depth].push_back(hp->second.value);
         }
         ConsoleReporter::ReportRuns(runs);
     }
 
-    // Prints one row per case, then the targets and whether each is met.
+    // Prints one row per case and page size, the share of the region that
+    // huge pages backed, then the targets and whether each is met.
     void PrintSummary(const std::vector<std::string>& cases) const {
         std::printf("\nSummary (ops/s; median of repetitions; ratio = cost(1M)/cost(10k) = ops/s(10k)/ops/s(1M))\n");
-        std::printf("%-12s %14s %14s %14s %8s\n", "case", "10k", "100k", "1M", "ratio");
-        for (const std::string& c : cases) {
-            std::printf("%-12s", c.c_str());
-            for (uint32_t d : kDepths) {
-                const double v = rate(c, d);
-                if (v > 0)
-                    std::printf(" %14s", group(v).c_str());
+        std::printf("%-12s %-6s %14s %14s %14s %8s\n", "case", "pages", "10k", "100k", "1M", "ratio");
+        for (const char* mode : kModes)
+            for (const std::string& base : cases) {
+                const std::string c = base + mode;
+                if (!ran(c)) continue;
+                std::printf("%-12s %-6s", base.c_str(), page_name(mode));
+                for (uint32_t d : kDepths) {
+                    const double v = rate(c, d);
+                    if (v > 0)
+                        std::printf(" %14s", group(v).c_str());
+                    else
+                        std::printf(" %14s", "-");
+                }
+                const double ratio = this->ratio(c);
+                if (ratio > 0)
+                    std::printf(" %8.2f\n", ratio);
                 else
-                    std::printf(" %14s", "-");
+                    std::printf(" %8s\n", "-");
             }
-            const double ratio = this->ratio(c);
-            if (ratio > 0)
-                std::printf(" %8.2f\n", ratio);
-            else
-                std::printf(" %8s\n", "-");
+        std::printf("\nShare of the working region on huge pages (AnonHugePages, lowest over runs):\n");
+        for (const char* mode : kModes) {
+            double lo[3] = {-1, -1, -1};
+            for (const std::string& base : cases) {
+                const auto ci = huge_.find(base + mode);
+                if (ci == huge_.end()) continue;
+                for (int k = 0; k < 3; ++k) {
+                    const auto di = ci->second.find(kDepths[k]);
+                    if (di == ci->second.end()) continue;
+                    for (double v : di->second) lo[k] = lo[k] < 0 ? v : std::min(lo[k], v);
+                }
+            }
+            std::printf("  %-6s", page_name(mode));
+            for (int k = 0; k < 3; ++k)
+                if (lo[k] < 0)
+                    std::printf("  %s: -", kDepthNames[k]);
+                else
+                    std::printf("  %s: %5.1f%%", kDepthNames[k], lo[k]);
+            std::printf("\n");
         }
         std::printf("\nTargets:\n");
-        bool all = true, any = false;
-        double worst = 0;
-        for (uint32_t d : kDepths) {
-            const double v = rate("mixed", d);
-            if (v <= 0) {
-                all = false;
-                continue;
+        for (const char* mode : kModes) {
+            const std::string m = std::string("mixed") + mode;
+            if (!ran(m)) continue;
+            bool all = true, any = false;
+            double worst = 0;
+            for (uint32_t d : kDepths) {
+                const double v = rate(m, d);
+                if (v <= 0) {
+                    all = false;
+                    continue;
+                }
+                worst = any ? std::min(worst, v) : v;
+                any = true;
+                all = all && v >= 5e6;
             }
-            worst = any ? std::min(worst, v) : v;
-            any = true;
-            all = all && v >= 5e6;
+            std::printf("  [%s] mixed >= 5,000,000 ops/s at every depth: %s (lowest %s ops/s)\n", page_name(mode),
+                        !any ? "NOT MEASURED" : all ? "MET" : "NOT MET", any ? group(worst).c_str() : "-");
         }
-        std::printf("  mixed >= 5,000,000 ops/s at every depth: %s (lowest %s ops/s)\n",
-                    !any ? "NOT MEASURED" : all ? "MET" : "NOT MET", any ? group(worst).c_str() : "-");
-        for (const std::string& c : cases) {
-            const double ratio = this->ratio(c);
-            if (ratio > 0)
-                std::printf("  depth ratio 1M/10k < 1.5, %-10s: %.2f %s\n", c.c_str(), ratio,
-                            ratio < 1.5 ? "MET" : "NOT MET");
-            else
-                std::printf("  depth ratio 1M/10k < 1.5, %-10s: NOT MEASURED\n", c.c_str());
-        }
+        for (const char* mode : kModes)
+            for (const std::string& base : cases) {
+                const std::string c = base + mode;
+                if (!ran(c)) continue;
+                const double ratio = this->ratio(c);
+                if (ratio > 0)
+                    std::printf("  [%s] depth ratio 1M/10k < 1.5, %-10s: %.2f %s\n", page_name(mode), base.c_str(),
+                                ratio, ratio < 1.5 ? "MET" : "NOT MET");
+                else
+                    std::printf("  [%s] depth ratio 1M/10k < 1.5, %-10s: NOT MEASURED\n", page_name(mode),
+                                base.c_str());
+            }
     }
+
+    // Name suffixes of the page modes: 4 KiB pages, transparent huge pages.
+    static constexpr const char* kModes[] = {"", "_thp"};
 
 private:
     // Median ops/s of a (case, depth) over its repetitions, 0 if it did not run.
@@ -542,6 +663,12 @@ private:
     using Rates = std::map<std::string, std::map<uint32_t, std::vector<double>>>;
     Rates rates_;    // case -> depth -> ops/s of each repetition
     Rates medians_;  // case -> depth -> ops/s of the "median" aggregate
+    Rates huge_;     // case -> depth -> huge_pct of each run
+
+    // Whether a case (with its page suffix) produced any result.
+    bool ran(const std::string& c) const { return rates_.count(c) != 0 || medians_.count(c) != 0; }
+    static const char* page_name(const char* mode) { return *mode ? "THP" : "4KiB"; }
+    static constexpr const char* kDepthNames[] = {"10k", "100k", "1M"};
 };
 
 }  // namespace
@@ -557,12 +684,15 @@ int main(int argc, char** argv) {
 
     const std::vector<std::string> cases = {"add", "cancel", "aggressive", "mixed"};
     void (*const fns[])(benchmark::State&) = {BM_add, BM_cancel, BM_aggressive, BM_mixed};
-    for (size_t c = 0; c < cases.size(); ++c) {
-        benchmark::internal::Benchmark* b = benchmark::RegisterBenchmark(cases[c].c_str(), fns[c]);
-        b->ArgName("depth")->Unit(benchmark::kNanosecond);
-        for (uint32_t d : kDepths) b->Arg(d);
-        if (cases[c] == "mixed") b->Iterations(static_cast<benchmark::IterationCount>(kMixedOps));
-    }
+    // Each case on 4 KiB pages ("add") and on transparent huge pages ("add_thp").
+    for (size_t c = 0; c < cases.size(); ++c)
+        for (int huge = 0; huge < 2; ++huge) {
+            const std::string name = cases[c] + (huge ? "_thp" : "");
+            benchmark::internal::Benchmark* b = benchmark::RegisterBenchmark(name.c_str(), fns[c]);
+            b->ArgNames({"depth", "huge"})->Unit(benchmark::kNanosecond);
+            for (uint32_t d : kDepths) b->Args({d, huge});
+            if (cases[c] == "mixed") b->Iterations(static_cast<benchmark::IterationCount>(kMixedOps));
+        }
     const benchmark::ConsoleReporter::OutputOptions opts = console_options(n, args.data());
     benchmark::Initialize(&n, args.data());
     if (benchmark::ReportUnrecognizedArguments(n, args.data())) return 1;
