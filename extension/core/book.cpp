@@ -633,6 +633,35 @@ Reject Book::load_resting(const RestingOrder& o) {
 
 void Book::set_seq(uint64_t seq) { put(h_->seq, seq); }
 
+// ------------------------------------------------------------- prefetch ---
+// Read-only hints; see book.h. Every index is checked against the region's
+// bounds so that a hint can never read outside it, whatever the id.
+
+namespace {
+inline void prefetch_line(const void* p) { __builtin_prefetch(p, 1, 3); }
+}  // namespace
+
+void Book::prefetch_hash(OrderId id) const {
+    if (id == 0) return;
+    prefetch_line(&hash_[hash_home(id)]);
+}
+
+void Book::prefetch_order(OrderId id) const {
+    if (id == 0) return;
+    const uint32_t oi = hash_find(id);
+    if (oi < h_->max_orders) prefetch_line(&ord(oi));
+}
+
+void Book::prefetch_neighbours(OrderId id) const {
+    if (id == 0) return;
+    const uint32_t oi = hash_find(id);
+    if (oi >= h_->max_orders) return;
+    const Order& o = ord(oi);
+    if (o.prev < h_->max_orders) prefetch_line(&ord(o.prev));
+    if (o.next < h_->max_orders) prefetch_line(&ord(o.next));
+    if (o.level < h_->max_levels) prefetch_line(&lvl(o.level));
+}
+
 // -------------------------------------------------------------- queries ---
 
 bool Book::best(Side s, LevelView& lv) const {

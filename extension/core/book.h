@@ -160,6 +160,25 @@ public:
     // Set the sequence after a rebuild.
     void set_seq(uint64_t seq);
 
+    // --- Prefetch hints. ---
+    // None of these changes the book or any result: they only start loading
+    // memory that a later command is likely to touch, so that a caller with a
+    // batch of commands (PostgreSQL's place_orders, a replayed stream) can
+    // overlap the cache misses of several commands instead of paying them one
+    // after another. In a deep book a cancel of an arbitrary resting order
+    // walks a dependent chain id hash -> order -> FIFO neighbours, each a
+    // likely miss; announcing the id a few commands ahead in three steps,
+    // each step a few commands after the previous one so its loads have
+    // landed, hides most of that chain:
+    //   prefetch_hash(id)        the id's hash slot (no dependent load)
+    //   prefetch_order(id)       looks the id up (reads the hash) and loads its order slot
+    //   prefetch_neighbours(id)  reads the order and loads its FIFO neighbours and level
+    // Any id is safe (unknown ids, ids cancelled meanwhile, 0): a stale hint
+    // costs a wasted load, never a wrong answer. O(1) expected, read-only.
+    void prefetch_hash(OrderId id) const;
+    void prefetch_order(OrderId id) const;
+    void prefetch_neighbours(OrderId id) const;
+
     // --- Transactions. ---
     using Savepoint = UndoLog::Mark;
     Savepoint savepoint() const { return undo_.mark(); }

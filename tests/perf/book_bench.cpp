@@ -240,8 +240,15 @@ void BM_add(benchmark::State& st) {
     st.counters["rejected"] = static_cast<double>(rejected);
 }
 
-// 2. Cancels of random resting orders anywhere in the book; replaced untimed per batch.
-void BM_cancel(benchmark::State& st) {
+// Look-ahead of the "_pf" cases, in commands: command i + kAheadHash gets
+// prefetch_hash, i + kAheadOrder prefetch_order, i + kAheadNeighbours
+// prefetch_neighbours, before command i runs.
+constexpr size_t kAheadHash = 12, kAheadOrder = 6, kAheadNeighbours = 3;
+
+// 2. Cancels of random resting orders anywhere in the book; replaced untimed
+// per batch. With `prefetch`, the same cancels announced ahead by the Book's
+// prefetch hints (case "cancel_pf").
+void cancel_case(benchmark::State& st, bool prefetch) {
     Work& w = fresh(depth_arg(st), huge_arg(st));
     Book& book = *w.book;
     Rng rng{0xCA7};
@@ -274,6 +281,11 @@ void BM_cancel(benchmark::State& st) {
             i = 0;
             st.ResumeTiming();
         }
+        if (prefetch) {
+            if (i + kAheadHash < kBatch) book.prefetch_hash(batch[i + kAheadHash]);
+            if (i + kAheadOrder < kBatch) book.prefetch_order(batch[i + kAheadOrder]);
+            if (i + kAheadNeighbours < kBatch) book.prefetch_neighbours(batch[i + kAheadNeighbours]);
+        }
         rejected += !book.cancel(batch[i++], w.res);
         book.commit();
     }
@@ -281,6 +293,9 @@ void BM_cancel(benchmark::State& st) {
     report_pages(st, w);
     st.counters["rejected"] = static_cast<double>(rejected);
 }
+
+void BM_cancel(benchmark::State& st) { cancel_case(st, false); }
+void BM_cancel_pf(benchmark::State& st) { cancel_case(st, true); }
 
 // 3. IOC orders priced 2 ticks through the best opposite level, 1-3 lots of
 // kLot each (so 1-3 makers); consumed makers are re-added untimed per batch.
@@ -499,14 +514,27 @@ const std::vector<Cmd>& mixed_stream(uint32_t depth) {
     return stream;
 }
 
+// The order id a mixed-stream command will look up (cancels and amends), 0 if none.
+OrderId lookup_id(const Cmd& c) { return c.kind == Cmd::Cancel || c.kind == Cmd::Amend ? c.id : 0; }
+
 // 4. The realistic mix: the pre-generated stream replayed once, no pauses.
-void BM_mixed(benchmark::State& st) {
+// With `prefetch`, the same stream with the ids of coming cancels and amends
+// announced ahead by the Book's prefetch hints (case "mixed_pf"); still one
+// command and one commit() at a time.
+void mixed_case(benchmark::State& st, bool prefetch) {
     const std::vector<Cmd>& stream = mixed_stream(depth_arg(st));
     Work& w = fresh(depth_arg(st), huge_arg(st));
     Book& book = *w.book;
     const uint32_t depth_start = book.order_count();
     size_t i = 0, rejected = 0, fills = 0;
+    const size_t n_cmds = stream.size();
     for (auto _ : st) {
+        if (prefetch) {
+            auto ahead = [&](size_t k) -> const Cmd& { return stream[i + k < n_cmds ? i + k : i + k - n_cmds]; };
+            book.prefetch_hash(lookup_id(ahead(kAheadHash)));
+            book.prefetch_order(lookup_id(ahead(kAheadOrder)));
+            book.prefetch_neighbours(lookup_id(ahead(kAheadNeighbours)));
+        }
         rejected += !apply(book, stream[i], w.res);
         if (++i == stream.size()) i = 0;  // defensive: iterations == stream length
         book.commit();
@@ -521,6 +549,9 @@ void BM_mixed(benchmark::State& st) {
     st.counters["rejected_pct"] = 100.0 * static_cast<double>(rejected) / n;
     st.counters["fills_per_op"] = static_cast<double>(fills) / n;
 }
+
+void BM_mixed(benchmark::State& st) { mixed_case(st, false); }
+void BM_mixed_pf(benchmark::State& st) { mixed_case(st, true); }
 
 // Console options: tabular counters; colour on a terminal unless --benchmark_color says otherwise.
 benchmark::ConsoleReporter::OutputOptions console_options(int argc, char** argv) {
@@ -682,8 +713,8 @@ int main(int argc, char** argv) {
     int n = static_cast<int>(args.size());
     args.push_back(nullptr);
 
-    const std::vector<std::string> cases = {"add", "cancel", "aggressive", "mixed"};
-    void (*const fns[])(benchmark::State&) = {BM_add, BM_cancel, BM_aggressive, BM_mixed};
+    const std::vector<std::string> cases = {"add", "cancel", "cancel_pf", "aggressive", "mixed", "mixed_pf"};
+    void (*const fns[])(benchmark::State&) = {BM_add, BM_cancel, BM_cancel_pf, BM_aggressive, BM_mixed, BM_mixed_pf};
     // Each case on 4 KiB pages ("add") and on transparent huge pages ("add_thp").
     for (size_t c = 0; c < cases.size(); ++c)
         for (int huge = 0; huge < 2; ++huge) {
@@ -691,7 +722,7 @@ int main(int argc, char** argv) {
             benchmark::internal::Benchmark* b = benchmark::RegisterBenchmark(name.c_str(), fns[c]);
             b->ArgNames({"depth", "huge"})->Unit(benchmark::kNanosecond);
             for (uint32_t d : kDepths) b->Args({d, huge});
-            if (cases[c] == "mixed") b->Iterations(static_cast<benchmark::IterationCount>(kMixedOps));
+            if (cases[c].rfind("mixed", 0) == 0) b->Iterations(static_cast<benchmark::IterationCount>(kMixedOps));
         }
     const benchmark::ConsoleReporter::OutputOptions opts = console_options(n, args.data());
     benchmark::Initialize(&n, args.data());
