@@ -16,7 +16,7 @@ using detail::kNil;
 namespace {
 
 constexpr uint64_t kMagic = 0x4b4f4f4258454750ULL;  // "PGEXBOOK"
-constexpr uint32_t kVersion = 1;
+constexpr uint32_t kVersion = 2;  // 2: 8-byte id hash entries (tag + slot)
 constexpr uint32_t kMaxSlots = 1u << 30;
 
 // splitmix64's finaliser: a fast, well-mixed 64-bit hash.
@@ -179,48 +179,58 @@ void Book::free_level(uint32_t i) {
 
 // ------------------------------------------------------------- id hash ---
 // Open addressing, linear probing, backward-shift deletion (no tombstones).
+// An entry holds a 32-bit tag of the id (low half xor high half) and the
+// order slot; the home slot depends on the tag only, so two ids with the same
+// tag share a home and are told apart by the order's id (ids from one
+// sequence below 2^32 never share a tag).
 // Callers hand out ids from a sequence, so the home slot keeps blocks of 32
-// consecutive ids side by side (8 cache lines) and scatters the blocks: the
+// consecutive ids side by side (4 cache lines) and scatters the blocks: the
 // duplicate check of a new order and the cancel of a recent one then hit
 // cache lines that are already hot, even in a book of a million orders.
 // The price: colliding blocks form long probe runs. Measured in books of
-// 100k sequential ids, one cancel shifts 10 entries at the median, 138 at the
-// 90th percentile, 586 at most; 8-id blocks cut that to 10/42/168 but made
-// the mixed benchmark at 1M orders 5-8% slower, so 32 stays for now.
+// 100k sequential ids (with 16-byte entries), one cancel shifts 10 entries at
+// the median, 138 at the 90th percentile, 586 at most; 8-id blocks cut that
+// to 10/42/168 but made the mixed benchmark at 1M orders 5-8% slower, so 32
+// stays for now.
 
-uint32_t Book::hash_home(uint64_t id) const {
-    return static_cast<uint32_t>((mix64(id >> 5) << 5) | (id & 31)) & hash_mask_;
+uint32_t Book::hash_home(uint32_t tag) const {
+    return static_cast<uint32_t>((mix64(tag >> 5) << 5) | (tag & 31)) & hash_mask_;
 }
 
 uint32_t Book::hash_find(uint64_t id) const {
-    for (uint32_t i = hash_home(id);; i = (i + 1) & hash_mask_) {
-        if (hash_[i].key == id) return hash_[i].slot;
-        if (hash_[i].key == 0) return kNil;
+    const uint32_t tag = hash_tag(id);
+    for (uint32_t i = hash_home(tag);; i = (i + 1) & hash_mask_) {
+        const HashSlot& e = hash_[i];
+        if (e.slot1 == 0) return kNil;
+        // (The bound keeps validate() and the hints inside a damaged region.)
+        if (e.tag == tag && e.slot1 <= h_->max_orders && ord(e.slot1 - 1).id == id) return e.slot1 - 1;
     }
 }
 
 void Book::hash_insert(uint64_t id, uint32_t slot) {
-    uint32_t i = hash_home(id);
-    while (hash_[i].key != 0) i = (i + 1) & hash_mask_;
-    put(hash_[i].key, id);
-    put(hash_[i].slot, slot);
+    const uint32_t tag = hash_tag(id);
+    uint32_t i = hash_home(tag);
+    while (hash_[i].slot1 != 0) i = (i + 1) & hash_mask_;
+    put(hash_[i].tag, tag);
+    put(hash_[i].slot1, slot + 1);
 }
 
-void Book::hash_erase(uint64_t id) {
-    uint32_t i = hash_home(id);
-    while (hash_[i].key != id) i = (i + 1) & hash_mask_;
+// Removes the entry of `id`, which names order slot `slot`.
+void Book::hash_erase(uint64_t id, uint32_t slot) {
+    uint32_t i = hash_home(hash_tag(id));
+    while (hash_[i].slot1 != slot + 1) i = (i + 1) & hash_mask_;
     // Shift later entries of the probe run back into the hole at i.
     for (uint32_t j = i;;) {
         j = (j + 1) & hash_mask_;
-        if (hash_[j].key == 0) break;
-        const uint32_t home = hash_home(hash_[j].key);
+        if (hash_[j].slot1 == 0) break;
+        const uint32_t home = hash_home(hash_[j].tag);
         const bool stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
         if (stays) continue;
-        put(hash_[i].key, hash_[j].key);
-        put(hash_[i].slot, hash_[j].slot);
+        put(hash_[i].tag, hash_[j].tag);
+        put(hash_[i].slot1, hash_[j].slot1);
         i = j;
     }
-    put(hash_[i].key, uint64_t{0});
+    put(hash_[i].slot1, uint32_t{0});  // an empty entry's tag is left as it was
 }
 
 // ---------------------------------------------------------------- treap ---
@@ -384,7 +394,7 @@ void Book::unlink_order(uint32_t oi) {
 bool Book::remove_order(uint32_t oi) {
     const uint32_t li = ord(oi).level;
     unlink_order(oi);
-    hash_erase(ord(oi).id);
+    hash_erase(ord(oi).id, oi);
     free_order(oi);
     put(h_->live_orders, h_->live_orders - 1);
     if (lvl(li).count != 0) return false;
@@ -643,13 +653,22 @@ inline void prefetch_line(const void* p) { __builtin_prefetch(p, 1, 3); }
 
 void Book::prefetch_hash(OrderId id) const {
     if (id == 0) return;
-    prefetch_line(&hash_[hash_home(id)]);
+    prefetch_line(&hash_[hash_home(hash_tag(id))]);
 }
 
 void Book::prefetch_order(OrderId id) const {
     if (id == 0) return;
-    const uint32_t oi = hash_find(id);
-    if (oi < h_->max_orders) prefetch_line(&ord(oi));
+    // The first entry with the id's tag, unconfirmed: confirming would read
+    // the very order line this hint is meant to start loading.
+    const uint32_t tag = hash_tag(id);
+    for (uint32_t i = hash_home(tag);; i = (i + 1) & hash_mask_) {
+        const HashSlot& e = hash_[i];
+        if (e.slot1 == 0) return;
+        if (e.tag == tag) {
+            if (e.slot1 <= h_->max_orders) prefetch_line(&ord(e.slot1 - 1));
+            return;
+        }
+    }
 }
 
 void Book::prefetch_neighbours(OrderId id) const {

@@ -99,10 +99,14 @@ struct Level {
     uint8_t pad[14];
 };
 
+// One entry of the id hash: 8 bytes, 8 to a cache line. The full id lives
+// only in the order slot; the entry keeps a 32-bit tag of it (which alone
+// decides the home slot, so deletion can re-home entries without touching
+// their orders) and the order slot. A lookup confirms a tag match against
+// the order's id, which a cancel or amend reads next anyway.
 struct HashSlot {
-    uint64_t key;  // order id; 0 = empty
-    uint32_t slot;
-    uint32_t pad;
+    uint32_t tag;    // hash_tag(id)
+    uint32_t slot1;  // order slot + 1; 0 = empty (the tag is then stale)
 };
 
 static_assert(std::is_trivially_copyable_v<Header>);
@@ -111,7 +115,7 @@ static_assert(std::is_trivially_copyable_v<Level>);
 static_assert(std::is_trivially_copyable_v<HashSlot>);
 static_assert(sizeof(Order) == 64, "one cache line per order");
 static_assert(sizeof(Level) == 64, "one cache line per level");
-static_assert(sizeof(HashSlot) == 16);
+static_assert(sizeof(HashSlot) == 8, "eight entries per cache line");
 
 }  // namespace detail
 
@@ -122,7 +126,7 @@ public:
 
     // Initialise an empty book in `mem` (8-byte aligned, `size` bytes).
     // Order and level slots are handed out lazily from watermarks; only the
-    // id hash (16 bytes per slot) is cleared here.
+    // id hash (8 bytes per slot) is cleared here.
     // Returns false if the region is too small or the config invalid.
     static bool format(void* mem, size_t size, const BookConfig& cfg);
 
@@ -254,10 +258,11 @@ private:
     void treap_insert(Side s, uint32_t li);
     void treap_erase(Side s, uint32_t li);
 
-    uint32_t hash_home(uint64_t id) const;
+    static uint32_t hash_tag(uint64_t id) { return static_cast<uint32_t>(id ^ (id >> 32)); }
+    uint32_t hash_home(uint32_t tag) const;
     uint32_t hash_find(uint64_t id) const;
     void hash_insert(uint64_t id, uint32_t slot);
-    void hash_erase(uint64_t id);
+    void hash_erase(uint64_t id, uint32_t slot);
 
     char* base_;
     size_t size_;

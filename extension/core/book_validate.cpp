@@ -108,11 +108,14 @@ std::vector<std::string> Book::validate() const {
 
     uint64_t hashed = 0;
     for (uint32_t i = 0; i <= hash_mask_; ++i) {
-        if (hash_[i].key == 0) continue;
+        if (hash_[i].slot1 == 0) continue;  // empty (its tag means nothing)
         ++hashed;
-        const uint32_t oi = hash_[i].slot;
-        if (oi >= h.order_watermark || !ord(oi).in_use || ord(oi).id != hash_[i].key)
-            p.add("id hash entry " + std::to_string(hash_[i].key) + " points at a wrong slot");
+        const uint32_t oi = hash_[i].slot1 - 1;
+        if (oi >= h.order_watermark || !ord(oi).in_use || hash_tag(ord(oi).id) != hash_[i].tag) {
+            p.add("id hash entry " + std::to_string(i) + " points at a wrong slot");
+            continue;
+        }
+        if (hash_find(ord(oi).id) != oi) p.add("id hash entry " + std::to_string(i) + " is not found by its id");
     }
     if (hashed != h.live_orders) p.add("id hash holds " + std::to_string(hashed) + " ids for " +
                                        std::to_string(h.live_orders) + " orders");
