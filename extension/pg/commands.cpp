@@ -391,11 +391,30 @@ int64 ClientNo(const char* client_id) {
     return n;
 }
 
+// A version 7 UUID (RFC 9562): 48 bits of Unix time in milliseconds, 12 bits
+// that count up within a millisecond (from a random start, so one backend's
+// ids stay ordered), 62 random bits. Time-ordered ids land at the right edge
+// of the orders' and trades' uuid indexes, where PostgreSQL inserts without a
+// descent (the rightmost-leaf fast path) and few pages change between
+// checkpoints; random version 4 ids hit a random leaf each.
 pg_uuid_t* NewUuid() {
+    static uint64 last_ms = 0;
+    static uint32 counter = 0;
     auto* u = static_cast<pg_uuid_t*>(palloc(sizeof(pg_uuid_t)));
     if (!pg_strong_random(u->data, UUID_LEN)) elog(ERROR, "could not generate a random uuid");
-    u->data[6] = (u->data[6] & 0x0f) | 0x40;  // version 4
-    u->data[8] = (u->data[8] & 0x3f) | 0x80;  // RFC 4122 variant
+    const TimestampTz now = GetCurrentTimestamp();  // microseconds since 2000-01-01
+    const uint64 ms = static_cast<uint64>(now / 1000 + (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * INT64CONST(86400000));
+    if (ms > last_ms) {
+        last_ms = ms;
+        counter = ((u->data[6] << 8) | u->data[7]) & 0x7ff;  // leaves room to count up
+    } else if (++counter > 0xfff) {
+        ++last_ms;  // more than 2,048 ids in a millisecond: borrow the next one
+        counter = 0;
+    }
+    for (int i = 0; i < 6; ++i) u->data[i] = static_cast<uint8>(last_ms >> (40 - 8 * i));
+    u->data[6] = static_cast<uint8>(0x70 | (counter >> 8));  // version 7
+    u->data[7] = static_cast<uint8>(counter);
+    u->data[8] = (u->data[8] & 0x3f) | 0x80;  // RFC 9562 variant
     return u;
 }
 

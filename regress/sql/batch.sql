@@ -146,3 +146,14 @@ SELECT book('MKR-USD') LIMIT 1;
 ROLLBACK;
 SELECT status, filled_quantity FROM exchange.place_orders('[{"client_id": "mt", "instrument": "MKR-USD", "side": "buy", "type": "market", "quantity": 1}]');
 SELECT healthy('MKR-USD');
+-- Order and trade ids are version 7 UUIDs: time-ordered, so one session's ids
+-- increase with order_no and trade_no (they land at the right edge of the
+-- uuid indexes).
+SELECT bool_and(substr(order_id::text, 15, 1) = '7' AND substr(order_id::text, 20, 1) IN ('8', '9', 'a', 'b')) AS version_7,
+       count(*) FILTER (WHERE order_id <= prev) AS out_of_order
+  FROM (SELECT order_id, lag(order_id) OVER (ORDER BY order_no) AS prev FROM exchange.orders WHERE instrument = 'MKR-USD') o;
+SELECT bool_and(substr(trade_id::text, 15, 1) = '7') AS version_7, count(*) FILTER (WHERE trade_id <= prev) AS out_of_order
+  FROM (SELECT trade_id, lag(trade_id) OVER (ORDER BY trade_no) AS prev FROM exchange.trades WHERE instrument = 'MKR-USD') t;
+SELECT abs(extract(epoch FROM now()) * 1000 - ('x' || substr(replace(order_id::text, '-', ''), 1, 12))::bit(48)::bigint) < 600000
+       AS timestamp_is_now
+  FROM exchange.orders WHERE instrument = 'MKR-USD' ORDER BY order_no DESC LIMIT 1;
