@@ -638,8 +638,6 @@ Datum TextOrNull(const char* s, bool& isnull) {
     return isnull ? (Datum)0 : CStringGetTextDatum(s);
 }
 
-// Writes every staged order: the makers' new state, the trades, the orders
-// and the journal entries, one statement per table; fills the callers' rows.
 // The scan of exchange.orders by order_no for FetchOldMaker, open from its
 // first use in a flush until EndOldMakerScan.
 struct OldMakerScan {
@@ -695,6 +693,8 @@ void EndOldMakerScan() {
     o = OldMakerScan();
 }
 
+// Writes every staged order: the makers' new state, the trades, the orders
+// and the journal entries, one statement per table; fills the callers' rows.
 void Flush() {
     if (n_staged == 0) return;
 
