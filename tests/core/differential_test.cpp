@@ -56,22 +56,6 @@ struct Coverage {
     }
 };
 
-// Applies one command to any book with the Book command interface.
-template <class B>
-void apply(B& b, const Command& c, Result& r) {
-    switch (c.kind) {
-        case Command::Place: b.place(c.order, r); break;
-        case Command::Cancel: b.cancel(c.id, r); break;
-        case Command::Amend: b.amend(c.id, c.price, c.qty, r); break;
-        case Command::Load: {
-            r.clear();
-            const Reject reject = b.load_resting(c.resting);
-            if (reject != Reject::None) r.status = Status::Rejected, r.reject = reject;
-            break;
-        }
-    }
-}
-
 // Runs one configuration; returns the coverage seen.
 Coverage run(const Config& cfg, long ops) {
     OwnedBook real(cfg.max_orders, cfg.max_levels);
@@ -90,8 +74,8 @@ Coverage run(const Config& cfg, long ops) {
             RestingOrder cur;
             c.price = Price{real->find(c.id, cur) ? cur.price.v : cfg.lo};
         }
-        apply(*real, c, got);
-        apply(model, c, want);
+        apply_command(*real, c, got);
+        apply_command(model, c, want);
         const std::string where = std::string(cfg.name) + " seed " + std::to_string(cfg.seed) + " step " +
                                   std::to_string(step) + ": " + c.describe() + ": ";
         const std::string d = diff_results(got, want);

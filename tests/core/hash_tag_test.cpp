@@ -16,21 +16,6 @@
 namespace pgx::test {
 namespace {
 
-template <class B>
-void apply(B& b, const Command& c, Result& r) {
-    switch (c.kind) {
-        case Command::Place: b.place(c.order, r); break;
-        case Command::Cancel: b.cancel(c.id, r); break;
-        case Command::Amend: b.amend(c.id, c.price, c.qty, r); break;
-        case Command::Load: {
-            r.clear();
-            const Reject reject = b.load_resting(c.resting);
-            if (reject != Reject::None) r.status = Status::Rejected, r.reject = reject;
-            break;
-        }
-    }
-}
-
 // A bijection on nonzero ids under which ids fall into few tag classes.
 OrderId collide(OrderId id, int mode) {
     if (id == 0) return 0;
@@ -59,8 +44,8 @@ void run(int mode, uint32_t max_orders, uint32_t max_levels, uint64_t seed, long
             RestingOrder cur;
             c.price = Price{real->find(c.id, cur) ? cur.price.v : 95};
         }
-        apply(*real, c, got);
-        apply(model, c, want);
+        apply_command(*real, c, got);
+        apply_command(model, c, want);
         const std::string where = "mode " + std::to_string(mode) + " step " + std::to_string(step) + ": " +
                                   c.describe() + ": ";
         const std::string d = diff_results(got, want);

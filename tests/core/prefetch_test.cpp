@@ -15,21 +15,6 @@
 namespace pgx::test {
 namespace {
 
-// Applies one command of the random stream.
-void apply(Book& b, const Command& c, Result& r) {
-    switch (c.kind) {
-        case Command::Place: b.place(c.order, r); break;
-        case Command::Cancel: b.cancel(c.id, r); break;
-        case Command::Amend: b.amend(c.id, c.price, c.qty, r); break;
-        case Command::Load: {
-            r.clear();
-            const Reject reject = b.load_resting(c.resting);
-            if (reject != Reject::None) r.status = Status::Rejected, r.reject = reject;
-            break;
-        }
-    }
-}
-
 // The id a command refers to (the one a caller would announce).
 OrderId id_of(const Command& c) {
     switch (c.kind) {
@@ -64,7 +49,7 @@ std::vector<Step> record(uint32_t max_orders, uint32_t max_levels, uint64_t seed
             RestingOrder cur;
             s.cmd.price = Price{b->find(s.cmd.id, cur) ? cur.price.v : 90};
         }
-        apply(*b, s.cmd, s.result);
+        apply_command(*b, s.cmd, s.result);
         s.hash = b->state_hash();
         if (i % 8 == 0) b->commit();
         steps.push_back(s);
@@ -99,7 +84,7 @@ void replay_with_hints(uint32_t max_orders, uint32_t max_levels, const std::vect
         ASSERT_EQ(b->undo_log().size(), undo_before) << "a hint wrote to the region at step " << i;
         ASSERT_EQ(b->state_hash(), hash_before) << "a hint changed the book at step " << i;
 
-        apply(*b, steps[i].cmd, got);
+        apply_command(*b, steps[i].cmd, got);
         const std::string d = diff_results(got, steps[i].result);
         ASSERT_TRUE(d.empty()) << "step " << i << ": " << steps[i].cmd.describe() << ": " << d;
         ASSERT_EQ(b->state_hash(), steps[i].hash) << "step " << i << ": " << steps[i].cmd.describe();

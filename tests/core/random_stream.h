@@ -44,6 +44,23 @@ struct Command {
     }
 };
 
+// Applies one stream command to any book with the Book command interface
+// (the real book or the reference book).
+template <class B>
+void apply_command(B& b, const Command& c, Result& r) {
+    switch (c.kind) {
+        case Command::Place: b.place(c.order, r); break;
+        case Command::Cancel: b.cancel(c.id, r); break;
+        case Command::Amend: b.amend(c.id, c.price, c.qty, r); break;
+        case Command::Load: {
+            r.clear();
+            const Reject reject = b.load_resting(c.resting);
+            if (reject != Reject::None) r.status = Status::Rejected, r.reject = reject;
+            break;
+        }
+    }
+}
+
 class RandomStream {
 public:
     RandomStream(uint64_t seed, int64_t lo, int64_t hi, int owners, bool huge = false)

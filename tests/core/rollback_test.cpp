@@ -22,17 +22,7 @@ void apply(Book& b, Command c, Result& r) {
         RestingOrder cur;
         c.price = Price{b.find(c.id, cur) ? cur.price.v : 100};
     }
-    switch (c.kind) {
-        case Command::Place: b.place(c.order, r); break;
-        case Command::Cancel: b.cancel(c.id, r); break;
-        case Command::Amend: b.amend(c.id, c.price, c.qty, r); break;
-        case Command::Load: {
-            r.clear();
-            const Reject reject = b.load_resting(c.resting);
-            if (reject != Reject::None) r.status = Status::Rejected, r.reject = reject;
-            break;
-        }
-    }
+    apply_command(b, c, r);
 }
 
 // Ids resting in the book now.
