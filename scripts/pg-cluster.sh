@@ -13,6 +13,21 @@ as_pg() {
   if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
+# kill -9 of the postmaster; backends notice its death and exit: waits for all
+# of them, as a supervisor would before starting the server again.
+kill_postmaster() {
+  local pid children alive p
+  pid=$(head -1 "$dir/data/postmaster.pid")
+  children=$(pgrep -P "$pid" || true)
+  kill -9 "$pid"
+  for _ in $(seq 300); do
+    alive=0
+    for p in $pid $children; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ $alive -eq 0 ] && break
+    sleep 0.1
+  done
+}
+
 case "$cmd" in
 start)
   port=${3:?PORT missing}
@@ -42,22 +57,18 @@ start)
   as_pg "$BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 120 start >/dev/null
   ;;
 stop)
-  if [ -f "$dir/data/postmaster.pid" ]; then
-    as_pg "$BIN/pg_ctl" -D "$dir/data" -m fast -w -t 120 stop >/dev/null || true
+  # A server that does not finish a fast shutdown (seen once, half-way through
+  # the reset after a backend crashed) gets an immediate one, then kill -9:
+  # the next start must not find the port taken.
+  if [ -f "$dir/data/postmaster.pid" ] &&
+    ! as_pg "$BIN/pg_ctl" -D "$dir/data" -m fast -w -t 120 stop >/dev/null; then
+    echo "pg-cluster.sh: $dir did not stop; immediate shutdown" >&2
+    as_pg "$BIN/pg_ctl" -D "$dir/data" -m immediate -w -t 30 stop >/dev/null ||
+      { [ -f "$dir/data/postmaster.pid" ] && kill_postmaster; } || true
   fi
   ;;
 crash)
-  pid=$(head -1 "$dir/data/postmaster.pid")
-  children=$(pgrep -P "$pid" || true)
-  kill -9 "$pid"
-  # Backends notice the postmaster's death and exit; wait for all of them,
-  # as a supervisor would before starting the server again.
-  for _ in $(seq 300); do
-    alive=0
-    for p in $pid $children; do kill -0 "$p" 2>/dev/null && alive=1; done
-    [ $alive -eq 0 ] && break
-    sleep 0.1
-  done
+  kill_postmaster
   ;;
 *)
   echo "usage: pg-cluster.sh start|stop|crash DIR [PORT] [setting=value ...]" >&2
