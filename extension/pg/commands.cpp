@@ -410,7 +410,6 @@ pg_uuid_t* NewUuid() {
     }
     auto* u = static_cast<pg_uuid_t*>(palloc(sizeof(pg_uuid_t)));
     memcpy(u->data, pool + pool_used, UUID_LEN);
-    memset(pool + pool_used, 0, UUID_LEN);  // nothing of a used id stays behind
     pool_used += UUID_LEN;
     const TimestampTz now = GetCurrentTimestamp();  // microseconds since 2000-01-01
     const uint64 ms = static_cast<uint64>(now / 1000 + (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * INT64CONST(86400000));
@@ -430,9 +429,10 @@ pg_uuid_t* NewUuid() {
 
 const char* UuidText(pg_uuid_t* u) { return DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(u))); }
 
-Oid SequenceOid(const char* name) {
+// The oid of exchange.<name>, a table, index or sequence.
+Oid ExchangeRelid(const char* name) {
     const Oid oid = get_relname_relid(name, get_namespace_oid("exchange", false));
-    if (!OidIsValid(oid)) elog(ERROR, "sequence exchange.%s does not exist", name);
+    if (!OidIsValid(oid)) elog(ERROR, "relation exchange.%s does not exist", name);
     return oid;
 }
 
@@ -648,59 +648,41 @@ Datum TextOrNull(const char* s, bool& isnull) {
     return isnull ? (Datum)0 : CStringGetTextDatum(s);
 }
 
-// The scan of exchange.orders by order_no for FetchOldMaker, open from its
-// first use in a flush until EndOldMakerScan.
-struct OldMakerScan {
-    Relation rel = nullptr;
-    Relation index = nullptr;
-    Snapshot snapshot = nullptr;
-    TupleTableSlot* slot = nullptr;
-    IndexScanDesc scan = nullptr;
-    AttrNumber order_id = 0, client_id = 0;
-} old_scan;
-
-// The order_id and client_id of a maker that rested before this call, through
-// the unique index on order_no. Not a saved SQL plan: the plan cache keeps the
-// generic plan of `order_no = ANY ($1)` made while the table was small, a
-// sequential scan, however large the table grows. The snapshot is taken after
-// the instrument lock (as each SPI statement's is), so the previous holder's
-// committed makers are visible.
-void FetchOldMaker(Datum order_no, OldMaker& m) {
-    OldMakerScan& o = old_scan;
-    if (o.rel == nullptr) {
-        const Oid nsp = get_namespace_oid("exchange", false);
-        const Oid relid = get_relname_relid("orders", nsp), indexid = get_relname_relid("orders_order_no_key", nsp);
-        if (!OidIsValid(relid) || !OidIsValid(indexid))
-            elog(ERROR, "exchange.orders or its index orders_order_no_key is missing");
-        o.rel = table_open(relid, AccessShareLock);
-        o.index = index_open(indexid, AccessShareLock);
-        o.order_id = get_attnum(relid, "order_id");
-        o.client_id = get_attnum(relid, "client_id");
-        CommandCounterIncrement();
-        o.snapshot = RegisterSnapshot(GetLatestSnapshot());
-        o.slot = table_slot_create(o.rel, nullptr);
-        o.scan = index_beginscan(o.rel, o.index, o.snapshot, 1, 0);
+// old_makers[i]: the order_id and client_id of the maker wanted[i], which
+// rested before this call, read through the unique index on order_no. Not a
+// saved SQL plan: the plan cache keeps the generic plan of `order_no = ANY
+// ($1)` made while the table was small, a sequential scan, however large the
+// table grows. The snapshot is taken after the instrument lock (as each SPI
+// statement's is), so the previous holder's committed makers are visible.
+void FetchOldMakers() {
+    const Oid relid = ExchangeRelid("orders");
+    Relation rel = table_open(relid, AccessShareLock);
+    Relation index = index_open(ExchangeRelid("orders_order_no_key"), AccessShareLock);
+    const AttrNumber order_id_col = get_attnum(relid, "order_id"), client_id_col = get_attnum(relid, "client_id");
+    CommandCounterIncrement();
+    Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
+    TupleTableSlot* slot = table_slot_create(rel, nullptr);
+    IndexScanDesc scan = index_beginscan(rel, index, snapshot, 1, 0);
+    old_makers = static_cast<OldMaker*>(palloc(sizeof(OldMaker) * wanted.size()));
+    for (Datum order_no : wanted) {
+        ScanKeyData key;
+        ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_INT8EQ, order_no);
+        index_rescan(scan, &key, 1, nullptr, 0);
+        if (!index_getnext_slot(scan, ForwardScanDirection, slot))
+            elog(ERROR, "order_no " INT64_FORMAT " matched in the book is not in exchange.orders",
+                 DatumGetInt64(order_no));
+        bool isnull;
+        OldMaker& m = *new (&old_makers[n_old]) OldMaker();
+        m.order_id = static_cast<pg_uuid_t*>(palloc(sizeof(pg_uuid_t)));
+        memcpy(m.order_id, DatumGetUUIDP(slot_getattr(slot, order_id_col, &isnull)), sizeof(pg_uuid_t));
+        m.client_id = TextDatumGetCString(slot_getattr(slot, client_id_col, &isnull));
+        old_by_order_no.find(static_cast<uint64>(DatumGetInt64(order_no)))->second = n_old++;
     }
-    ScanKeyData key;
-    ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_INT8EQ, order_no);
-    index_rescan(o.scan, &key, 1, nullptr, 0);
-    if (!index_getnext_slot(o.scan, ForwardScanDirection, o.slot))
-        elog(ERROR, "order_no " INT64_FORMAT " matched in the book is not in exchange.orders", DatumGetInt64(order_no));
-    bool isnull;
-    m.order_id = static_cast<pg_uuid_t*>(palloc(sizeof(pg_uuid_t)));
-    memcpy(m.order_id, DatumGetUUIDP(slot_getattr(o.slot, o.order_id, &isnull)), sizeof(pg_uuid_t));
-    m.client_id = TextDatumGetCString(slot_getattr(o.slot, o.client_id, &isnull));
-}
-
-void EndOldMakerScan() {
-    OldMakerScan& o = old_scan;
-    if (o.rel == nullptr) return;
-    index_endscan(o.scan);
-    ExecDropSingleTupleTableSlot(o.slot);
-    UnregisterSnapshot(o.snapshot);
-    index_close(o.index, NoLock);
-    table_close(o.rel, NoLock);
-    o = OldMakerScan();
+    index_endscan(scan);
+    ExecDropSingleTupleTableSlot(slot);
+    UnregisterSnapshot(snapshot);
+    index_close(index, NoLock);
+    table_close(rel, NoLock);
 }
 
 // Writes every staged order: the makers' new state, the trades, the orders
@@ -722,15 +704,7 @@ void Flush() {
         }
     }
     n_old = 0;
-    if (!wanted.empty()) {
-        old_makers = static_cast<OldMaker*>(palloc(sizeof(OldMaker) * wanted.size()));
-        for (Datum order_no : wanted) {
-            OldMaker& m = *new (&old_makers[n_old]) OldMaker();
-            FetchOldMaker(order_no, m);
-            old_by_order_no.find(static_cast<uint64>(DatumGetInt64(order_no)))->second = n_old++;
-        }
-        EndOldMakerScan();
-    }
+    if (!wanted.empty()) FetchOldMakers();
 
     int n_trades = 0;
     for (int i = 0; i < n_staged; ++i) n_trades += staged[i].n_fills;
@@ -956,7 +930,6 @@ void ResetStaging() {
     staged_keys.clear();
     old_by_order_no.clear();
     n_old = 0;
-    old_scan = OldMakerScan();  // still open only after an ERROR, whose abort released what it held
 }
 
 // Idempotency and matching for a validated order; its rows are written by
@@ -986,8 +959,8 @@ void Stage(const Args& a, const Order& o, Row& row) {
 
     core::Book& book = pg::EnsureBookForWrite(o.inst.id);
     if (!OidIsValid(order_no_seq)) {
-        order_no_seq = SequenceOid("order_no_seq");
-        priority_seq = SequenceOid("priority_seq");
+        order_no_seq = ExchangeRelid("order_no_seq");
+        priority_seq = ExchangeRelid("priority_seq");
     }
     const int64 order_no = nextval_internal(order_no_seq, false);
     core::NewOrder n;
