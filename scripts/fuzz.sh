@@ -55,16 +55,15 @@ run() {
   "$out/$1" -max_total_time="$secs" -max_len="$3" -timeout=10 -print_final_stats=1 -artifact_prefix="$out/" \
     "$out/$1-corpus" "$2" >"$out/$1.log" 2>&1 &
 }
+declare -A running
 run core_fuzz tests/fuzz/corpus 1024
-core=$!
+running[core_fuzz]=$!
 run http_fuzz tests/fuzz/http_corpus 4096
-http=$!
+running[http_fuzz]=$!
 
 failed=0
 for target in core_fuzz http_fuzz; do
-  pid=$core
-  [ "$target" = http_fuzz ] && pid=$http
-  if wait "$pid"; then
+  if wait "${running[$target]}"; then
     grep -E "DONE" "$out/$target.log" | sed "s/^/$target: /"
   else
     echo "$target: FAILED (log: $out/$target.log)"
