@@ -34,12 +34,15 @@ $(BUILD_DIR)/Makefile: CMakeLists.txt
 build: deps $(BUILD_DIR)/Makefile ext
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
+# Out-of-tree PGXS build: objects, exchange.so and the SQL/control files go to $(BUILD_DIR)/ext.
+EXT_DIR := $(BUILD_DIR)/ext
 ext: deps
-	$(MAKE) -s -C extension -j $(JOBS)
+	@mkdir -p $(EXT_DIR)
+	$(MAKE) -s -C $(EXT_DIR) -f $(CURDIR)/extension/Makefile -j $(JOBS)
 
 # Installs the extension into PostgreSQL 15's folders (root or sudo).
 install-ext: ext
-	@scripts/install-extension.sh
+	@BUILD_DIR=$(BUILD_DIR) scripts/install-extension.sh
 
 test: build test-core test-core-asan test-fuzz test-pg test-frontend test-docker
 
@@ -120,4 +123,3 @@ format:
 
 clean:
 	rm -rf $(BUILD_DIR) $(BUILD_DIR)-asan
-	$(MAKE) -s -C extension clean
