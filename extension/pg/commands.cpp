@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "books.h"
+#include "row_writer.h"
 #include "run_core.h"
 
 extern "C" {
@@ -86,34 +87,41 @@ Plan p_client_insert{"INSERT INTO exchange.clients (client_id) VALUES ($1) ON CO
 Plan p_idempotent{"SELECT order_id FROM exchange.orders WHERE client_id = $1 AND idempotency_key = $2",
                   2, {TEXTOID, TEXTOID}, nullptr};
 Plan p_replay{"SELECT * FROM exchange.get_order($1)", 1, {UUIDOID}, nullptr};
-// The staged rows of a flush, one statement per table (arrays zipped by unnest).
-Plan p_orders_insert{
-    "INSERT INTO exchange.orders (order_id, order_no, client_id, client_no, instrument, instrument_id, side, type, "
-    "time_in_force, post_only, stp, price, quantity, filled_quantity, price_ticks, quantity_lots, remaining_lots, "
-    "status, reject_reason, cancel_reason, idempotency_key, priority) "
-    "SELECT * FROM unnest($1::uuid[], $2::int8[], $3::text[], $4::int8[], $5::text[], $6::int4[], $7::text[], "
-    "$8::text[], $9::text[], $10::bool[], $11::text[], $12::numeric[], $13::numeric[], $14::numeric[], $15::int8[], "
-    "$16::int8[], $17::int8[], $18::text[], $19::text[], $20::text[], $21::text[], $22::int8[])",
-    22,
-    {UUIDARRAYOID, INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID, TEXTARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
-     TEXTARRAYOID, BOOLARRAYOID, TEXTARRAYOID, NUMERICARRAYOID, NUMERICARRAYOID, NUMERICARRAYOID, INT8ARRAYOID,
-     INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID},
-    nullptr};
-Plan p_trades_insert{"INSERT INTO exchange.trades (trade_id, instrument, instrument_id, seq, price, quantity, "
-                     "buy_order_id, sell_order_id, buy_client_id, sell_client_id, maker_side) "
-                     "SELECT * FROM unnest($1::uuid[], $2::text[], $3::int4[], $4::int8[], $5::numeric[], "
-                     "$6::numeric[], $7::uuid[], $8::uuid[], $9::text[], $10::text[], $11::text[])",
-                     11,
-                     {UUIDARRAYOID, TEXTARRAYOID, INT4ARRAYOID, INT8ARRAYOID, NUMERICARRAYOID, NUMERICARRAYOID,
-                      UUIDARRAYOID, UUIDARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID},
-                     nullptr};
-Plan p_events_insert{"INSERT INTO exchange.events (instrument_id, seq, kind, order_id, payload) "
-                     "SELECT * FROM unnest($1::int4[], $2::int8[], $3::text[], $4::uuid[], $5::jsonb[])",
-                     5, {INT4ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, UUIDARRAYOID, JSONBARRAYOID}, nullptr};
-// Makers that rested before this flush: one prepared statement per maker when
-// there are few (planning the join costs more than a few executions), else
-// one join planned for the call (the arrays' sizes inform the plan: a nested
-// loop over the order_no index).
+// The staged rows of a flush go into each table through InsertRows
+// (row_writer.h); a table it cannot write (a BEFORE trigger added to it, say)
+// gets one INSERT ... SELECT FROM unnest(arrays) statement instead, built
+// from the same column list.
+struct InsertTarget {
+    const char* table;
+    int ncols;
+    const char* names[22];
+    Oid types[22];  // the columns' types
+    Plan fallback;  // prepared on first use
+};
+InsertTarget t_orders{"orders",
+                      22,
+                      {"order_id", "order_no", "client_id", "client_no", "instrument", "instrument_id", "side", "type",
+                       "time_in_force", "post_only", "stp", "price", "quantity", "filled_quantity", "price_ticks",
+                       "quantity_lots", "remaining_lots", "status", "reject_reason", "cancel_reason",
+                       "idempotency_key", "priority"},
+                      {UUIDOID, INT8OID, TEXTOID, INT8OID, TEXTOID, INT4OID, TEXTOID, TEXTOID, TEXTOID, BOOLOID,
+                       TEXTOID, NUMERICOID, NUMERICOID, NUMERICOID, INT8OID, INT8OID, INT8OID, TEXTOID, TEXTOID,
+                       TEXTOID, TEXTOID, INT8OID},
+                      {}};
+InsertTarget t_trades{"trades",
+                      11,
+                      {"trade_id", "instrument", "instrument_id", "seq", "price", "quantity", "buy_order_id",
+                       "sell_order_id", "buy_client_id", "sell_client_id", "maker_side"},
+                      {UUIDOID, TEXTOID, INT4OID, INT8OID, NUMERICOID, NUMERICOID, UUIDOID, UUIDOID, TEXTOID, TEXTOID,
+                       TEXTOID},
+                      {}};
+InsertTarget t_events{"events",
+                      5,
+                      {"instrument_id", "seq", "kind", "order_id", "payload"},
+                      {INT4OID, INT8OID, TEXTOID, UUIDOID, JSONBOID},
+                      {}};
+// Makers that rested before this flush, when UpdateRows does not update them
+// (see UpdateOldMakersBySql).
 constexpr int kMakersJoinFrom = 16;
 Plan p_maker_update{"UPDATE exchange.orders SET filled_quantity = filled_quantity + $2, remaining_lots = $3, "
                     "status = $4, cancel_reason = coalesce($5, cancel_reason), updated_at = now() "
@@ -145,6 +153,9 @@ Datum Column(int col, bool* isnull) { return SPI_getbinval(SPI_tuptable->vals[0]
 Numeric Num(int64 v) { return int64_to_numeric(v); }
 Numeric Mul(Numeric a, Numeric b) {
     return DatumGetNumeric(DirectFunctionCall2(numeric_mul, NumericGetDatum(a), NumericGetDatum(b)));
+}
+Numeric Add(Numeric a, Numeric b) {
+    return DatumGetNumeric(DirectFunctionCall2(numeric_add, NumericGetDatum(a), NumericGetDatum(b)));
 }
 int Cmp(Numeric a, Numeric b) {
     return DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(a), NumericGetDatum(b)));
@@ -578,6 +589,9 @@ struct Staged {
 struct OldMaker {
     pg_uuid_t* order_id;
     char* client_id;
+    ItemPointerData tid;    // the row version read
+    Numeric old_filled;     // its filled_quantity
+    Datum old_cancel_reason;  // and cancel_reason (0 if null)
     Numeric lot;
     int64 added = 0;  // lots filled in this flush
     int64 remaining = 0;
@@ -636,9 +650,28 @@ struct Columns {
         int lbs[1] = {1};
         return PointerGetDatum(construct_md_array(v[c], null[c], 1, dims, lbs, type, len, byval, align));
     }
-    void Execute(Plan& p) const {
+    // Inserts the rows into the target's table.
+    void Insert(InsertTarget& t) const {
+        Assert(n == t.ncols);
+        if (count == 0) return;
+        if (pg::InsertRows(pg::RowBatch{t.table, t.ncols, t.names, t.types, v, null, count})) return;
+        Plan& p = t.fallback;
+        if (p.sql == nullptr) {
+            StringInfoData sql;
+            initStringInfo(&sql);
+            appendStringInfo(&sql, "INSERT INTO exchange.%s (", t.table);
+            for (int c = 0; c < t.ncols; ++c) appendStringInfo(&sql, "%s%s", c ? ", " : "", quote_identifier(t.names[c]));
+            appendStringInfoString(&sql, ") SELECT * FROM unnest(");
+            for (int c = 0; c < t.ncols; ++c) {
+                appendStringInfo(&sql, "%s$%d::%s[]", c ? ", " : "", c + 1, format_type_be(t.types[c]));
+                p.types[c] = get_array_type(t.types[c]);
+            }
+            appendStringInfoString(&sql, ")");
+            p.nargs = t.ncols;
+            p.sql = MemoryContextStrdup(TopMemoryContext, sql.data);
+        }
         Datum args[22];
-        for (int c = 0; c < n; ++c) args[c] = Array(c, get_element_type(p.types[c]));
+        for (int c = 0; c < n; ++c) args[c] = Array(c, t.types[c]);
         Exec(p, args, nullptr, 0);
     }
 };
@@ -658,7 +691,9 @@ void FetchOldMakers() {
     const Oid relid = ExchangeRelid("orders");
     Relation rel = table_open(relid, AccessShareLock);
     Relation index = index_open(ExchangeRelid("orders_order_no_key"), AccessShareLock);
-    const AttrNumber order_id_col = get_attnum(relid, "order_id"), client_id_col = get_attnum(relid, "client_id");
+    const AttrNumber order_id_col = get_attnum(relid, "order_id"), client_id_col = get_attnum(relid, "client_id"),
+                     filled_col = get_attnum(relid, "filled_quantity"),
+                     cancel_reason_col = get_attnum(relid, "cancel_reason");
     CommandCounterIncrement();
     Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
     TupleTableSlot* slot = table_slot_create(rel, nullptr);
@@ -676,6 +711,10 @@ void FetchOldMakers() {
         m.order_id = static_cast<pg_uuid_t*>(palloc(sizeof(pg_uuid_t)));
         memcpy(m.order_id, DatumGetUUIDP(slot_getattr(slot, order_id_col, &isnull)), sizeof(pg_uuid_t));
         m.client_id = TextDatumGetCString(slot_getattr(slot, client_id_col, &isnull));
+        m.tid = slot->tts_tid;
+        m.old_filled = DatumGetNumericCopy(slot_getattr(slot, filled_col, &isnull));
+        const Datum reason = slot_getattr(slot, cancel_reason_col, &isnull);
+        m.old_cancel_reason = isnull ? (Datum)0 : PointerGetDatum(PG_DETOAST_DATUM_COPY(reason));
         old_by_order_no.find(static_cast<uint64>(DatumGetInt64(order_no)))->second = n_old++;
     }
     index_endscan(scan);
@@ -683,6 +722,80 @@ void FetchOldMakers() {
     UnregisterSnapshot(snapshot);
     index_close(index, NoLock);
     table_close(rel, NoLock);
+}
+
+// The makers that rested before this flush get their new state through
+// UpdateRows (row_writer.h): the row versions FetchOldMakers read, no index
+// scan. Returns how many it updated, in old_by_order_no's order (see
+// UpdateRows for why it can stop early).
+int UpdateOldMakers() {
+    static const char* const names[5] = {"filled_quantity", "remaining_lots", "status", "cancel_reason", "updated_at"};
+    static const Oid types[5] = {NUMERICOID, INT8OID, TEXTOID, TEXTOID, TIMESTAMPTZOID};
+    Columns makers;
+    makers.Init(5, n_old);
+    ItemPointerData* tids = static_cast<ItemPointerData*>(palloc(sizeof(ItemPointerData) * n_old));
+    const Datum now = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+    for (const auto& [id, index] : old_by_order_no) {
+        const OldMaker& m = old_makers[index];
+        tids[makers.count] = m.tid;
+        makers.Set(0, NumericGetDatum(Add(m.old_filled, Mul(Num(m.added), m.lot))));
+        makers.Set(1, Int64GetDatum(m.remaining));
+        makers.Set(2, CStringGetTextDatum(m.status));
+        if (m.cancel_reason != nullptr)
+            makers.Set(3, CStringGetTextDatum(m.cancel_reason));
+        else if (m.old_cancel_reason != (Datum)0)
+            makers.Set(3, m.old_cancel_reason);
+        else
+            makers.SetNull(3);
+        makers.Set(4, now);
+        makers.Next();
+    }
+    return pg::UpdateRows(pg::RowBatch{"orders", 5, names, types, makers.v, makers.null, makers.count}, tids);
+}
+
+// The makers UpdateOldMakers did not update, all but the first `done` in
+// old_by_order_no's order, by statements: one per maker when there are few
+// (planning the join costs more than a few executions), else one join
+// planned for the call (the arrays' sizes inform the plan: a nested loop
+// over the order_no index). They apply to each row's newest version.
+void UpdateOldMakersBySql(int done) {
+    const int rest = n_old - done;
+    if (rest < kMakersJoinFrom) {
+        int k = 0;
+        for (const auto& [id, index] : old_by_order_no) {
+            if (k++ < done) continue;
+            const OldMaker& m = old_makers[index];
+            Datum v[5] = {Int64GetDatum(static_cast<int64>(id)), NumericGetDatum(Mul(Num(m.added), m.lot)),
+                          Int64GetDatum(m.remaining), CStringGetTextDatum(m.status),
+                          m.cancel_reason != nullptr ? CStringGetTextDatum(m.cancel_reason) : (Datum)0};
+            const char nulls[5] = {' ', ' ', ' ', ' ', m.cancel_reason != nullptr ? ' ' : 'n'};
+            Exec(p_maker_update, v, nulls, 0);
+            if (SPI_processed != 1) elog(ERROR, "maker order_no " UINT64_FORMAT " is not in exchange.orders", id);
+        }
+        return;
+    }
+    Columns makers;
+    makers.Init(5, rest);
+    int k = 0;
+    for (const auto& [id, index] : old_by_order_no) {
+        if (k++ < done) continue;
+        const OldMaker& m = old_makers[index];
+        bool isnull;
+        makers.Set(0, Int64GetDatum(static_cast<int64>(id)));
+        makers.Set(1, NumericGetDatum(Mul(Num(m.added), m.lot)));
+        makers.Set(2, Int64GetDatum(m.remaining));
+        makers.Set(3, CStringGetTextDatum(m.status));
+        makers.Set(4, TextOrNull(m.cancel_reason, isnull));
+        if (isnull) makers.SetNull(4);
+        makers.Next();
+    }
+    Oid types[5] = {INT8ARRAYOID, NUMERICARRAYOID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
+    Datum args[5] = {makers.Array(0, INT8OID), makers.Array(1, NUMERICOID), makers.Array(2, INT8OID),
+                     makers.Array(3, TEXTOID), makers.Array(4, TEXTOID)};
+    const int rc = SPI_execute_with_args(kMakersUpdate, 5, types, args, nullptr, false, 0);
+    if (rc != SPI_OK_UPDATE || SPI_processed != static_cast<uint64>(rest))
+        elog(ERROR, "updating %d makers failed: %s, %lu rows", rest, SPI_result_code_string(rc),
+             static_cast<unsigned long>(SPI_processed));
 }
 
 // Writes every staged order: the makers' new state, the trades, the orders
@@ -879,42 +992,14 @@ void Flush() {
         orders.Set(21, Int64GetDatum(s.priority));
         orders.Next();
     }
-    orders.Execute(p_orders_insert);
+    orders.Insert(t_orders);
 
-    if (n_old > 0 && n_old < kMakersJoinFrom) {
-        for (const auto& [id, index] : old_by_order_no) {
-            const OldMaker& m = old_makers[index];
-            Datum v[5] = {Int64GetDatum(static_cast<int64>(id)), NumericGetDatum(Mul(Num(m.added), m.lot)),
-                          Int64GetDatum(m.remaining), CStringGetTextDatum(m.status),
-                          m.cancel_reason != nullptr ? CStringGetTextDatum(m.cancel_reason) : (Datum)0};
-            const char nulls[5] = {' ', ' ', ' ', ' ', m.cancel_reason != nullptr ? ' ' : 'n'};
-            Exec(p_maker_update, v, nulls, 0);
-            if (SPI_processed != 1) elog(ERROR, "maker order_no " UINT64_FORMAT " is not in exchange.orders", id);
-        }
-    } else if (n_old > 0) {
-        Columns makers;
-        makers.Init(5, n_old);
-        for (const auto& [id, index] : old_by_order_no) {
-            const OldMaker& m = old_makers[index];
-            bool isnull;
-            makers.Set(0, Int64GetDatum(static_cast<int64>(id)));
-            makers.Set(1, NumericGetDatum(Mul(Num(m.added), m.lot)));
-            makers.Set(2, Int64GetDatum(m.remaining));
-            makers.Set(3, CStringGetTextDatum(m.status));
-            makers.Set(4, TextOrNull(m.cancel_reason, isnull));
-            if (isnull) makers.SetNull(4);
-            makers.Next();
-        }
-        Oid types[5] = {INT8ARRAYOID, NUMERICARRAYOID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
-        Datum args[5] = {makers.Array(0, INT8OID), makers.Array(1, NUMERICOID), makers.Array(2, INT8OID),
-                         makers.Array(3, TEXTOID), makers.Array(4, TEXTOID)};
-        const int rc = SPI_execute_with_args(kMakersUpdate, 5, types, args, nullptr, false, 0);
-        if (rc != SPI_OK_UPDATE || SPI_processed != static_cast<uint64>(n_old))
-            elog(ERROR, "updating %d makers failed: %s, %lu rows", n_old, SPI_result_code_string(rc),
-                 static_cast<unsigned long>(SPI_processed));
+    if (n_old > 0) {
+        const int done = UpdateOldMakers();
+        if (done < n_old) UpdateOldMakersBySql(done);
     }
-    if (trades.count > 0) trades.Execute(p_trades_insert);
-    events.Execute(p_events_insert);
+    trades.Insert(t_trades);
+    events.Insert(t_events);
 
     n_staged = 0;
     staged_by_order_no.clear();

@@ -1,0 +1,252 @@
+// InsertRows and UpdateRows: a call's rows into one table without an SQL
+// statement (see row_writer.h). An INSERT ... SELECT FROM unnest(arrays)
+// statement costs no planning but still real work per call and per row: the
+// arrays are built and taken apart again, the function scan materializes
+// every row in a tuplestore, and each execution starts an executor that
+// re-reads the table's CHECK constraints; an UPDATE by key adds an index scan
+// per row. Here the call's Datums go straight into slots, then through the
+// steps COPY FROM (inserts) and the executor's ModifyTable (updates) take for
+// a plain table.
+//
+// Errors are ordinary ERRORs (a unique or check violation aborts the caller's
+// transaction as the statement would); everything allocated lives in the
+// executor state or the caller's memory context, so PostgreSQL's abort
+// cleans up after a longjmp.
+#include "row_writer.h"
+
+extern "C" {
+#include "access/heapam.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "commands/trigger.h"
+#include "executor/executor.h"
+#include "nodes/makefuncs.h"
+#include "optimizer/optimizer.h"
+#include "rewrite/rewriteHandler.h"
+#include "utils/acl.h"
+#include "utils/rel.h"
+#include "utils/rls.h"
+#include "utils/snapmgr.h"
+}
+
+namespace pgx::pg {
+
+namespace {
+
+// Tuples per table_multi_insert call (COPY uses the same bound).
+constexpr int kMaxBuffered = 1000;
+
+// One table opened for writing: the executor state an INSERT or UPDATE of
+// the batch's columns would have.
+struct Target {
+    Relation rel;
+    EState* estate;
+    ResultRelInfo* rri;
+    AttrNumber* attnums;  // of the batch's columns
+};
+
+// Whether this path can do `op` on `rel` (see row_writer.h); fills attnums.
+bool Supported(Relation rel, const RowBatch& b, CmdType op, AttrNumber* attnums) {
+    if (rel->rd_rel->relkind != RELKIND_RELATION) return false;
+    if (const TriggerDesc* td = rel->trigdesc; td != nullptr) {
+        if (op == CMD_INSERT &&
+            (td->trig_insert_before_row || td->trig_insert_instead_row || td->trig_insert_new_table))
+            return false;
+        if (op == CMD_UPDATE && (td->trig_update_before_row || td->trig_update_instead_row ||
+                                 td->trig_update_new_table || td->trig_update_old_table))
+            return false;
+    }
+    const TupleDesc desc = RelationGetDescr(rel);
+    if (desc->constr != nullptr && desc->constr->has_generated_stored) return false;
+    if (check_enable_rls(RelationGetRelid(rel), InvalidOid, true) == RLS_ENABLED) return false;
+    for (int c = 0; c < b.ncols; ++c) {
+        const AttrNumber a = get_attnum(RelationGetRelid(rel), b.names[c]);
+        if (a <= 0 || a > desc->natts) return false;
+        const Form_pg_attribute att = TupleDescAttr(desc, a - 1);
+        if (att->attisdropped || att->atttypid != b.types[c]) return false;
+        attnums[c] = a;
+    }
+    return true;
+}
+
+// Opens exchange.<table> for `op` of the batch's columns: locks, checks the
+// privilege, starts the executor state and opens the indexes. False (nothing
+// done but the lock) if the table is not one this path writes.
+bool Open(const RowBatch& b, CmdType op, Target& t) {
+    const Oid relid = get_relname_relid(b.table, get_namespace_oid("exchange", false));
+    if (!OidIsValid(relid)) elog(ERROR, "relation exchange.%s does not exist", b.table);
+    t.rel = table_open(relid, RowExclusiveLock);
+    t.attnums = static_cast<AttrNumber*>(palloc(sizeof(AttrNumber) * b.ncols));
+    if (!Supported(t.rel, b, op, t.attnums)) {
+        table_close(t.rel, NoLock);
+        return false;
+    }
+
+    RangeTblEntry* rte = makeNode(RangeTblEntry);
+    rte->rtekind = RTE_RELATION;
+    rte->relid = relid;
+    rte->relkind = t.rel->rd_rel->relkind;
+    rte->rellockmode = RowExclusiveLock;
+    rte->requiredPerms = op == CMD_INSERT ? ACL_INSERT : ACL_UPDATE;
+    for (int c = 0; c < b.ncols; ++c) {
+        Bitmapset*& cols = op == CMD_INSERT ? rte->insertedCols : rte->updatedCols;
+        cols = bms_add_member(cols, t.attnums[c] - FirstLowInvalidHeapAttributeNumber);
+    }
+    List* rtable = list_make1(rte);
+    ExecCheckRTPerms(rtable, true);
+
+    // As SPI does for a statement: see the earlier writes, then a snapshot
+    // for the triggers (the foreign key checks query the referenced table).
+    CommandCounterIncrement();
+    PushActiveSnapshot(GetTransactionSnapshot());
+
+    t.estate = CreateExecutorState();
+    ExecInitRangeTable(t.estate, rtable);
+    t.rri = makeNode(ResultRelInfo);
+    ExecInitResultRelation(t.estate, t.rri, 1);
+    CheckValidResultRel(t.rri, op);
+    ExecOpenIndices(t.rri, false);
+    t.estate->es_output_cid = GetCurrentCommandId(true);
+    AfterTriggerBeginQuery();
+    return true;
+}
+
+// Fires the queued AFTER triggers (as at a statement's end) and closes everything.
+void Close(Target& t) {
+    AfterTriggerEndQuery(t.estate);
+    ExecResetTupleTable(t.estate->es_tupleTable, false);
+    ExecCloseResultRelations(t.estate);
+    ExecCloseRangeTableRelations(t.estate);
+    FreeExecutorState(t.estate);
+    PopActiveSnapshot();
+    table_close(t.rel, NoLock);
+}
+
+// Writes the buffered slots: heap, index entries, AFTER ROW trigger events.
+void FlushSlots(Target& t, TupleTableSlot** slots, int n, BulkInsertState bistate) {
+    MemoryContext old = MemoryContextSwitchTo(GetPerTupleMemoryContext(t.estate));
+    table_multi_insert(t.rel, slots, n, t.estate->es_output_cid, 0, bistate);
+    MemoryContextSwitchTo(old);
+    for (int i = 0; i < n; ++i) {
+        List* recheck = NIL;
+        if (t.rri->ri_NumIndices > 0)
+            recheck = ExecInsertIndexTuples(t.rri, slots[i], t.estate, false, false, nullptr, NIL);
+        ExecARInsertTriggers(t.estate, t.rri, slots[i], recheck, nullptr);
+        list_free(recheck);
+        ExecClearTuple(slots[i]);
+    }
+    ResetPerTupleExprContext(t.estate);
+}
+
+// Puts row r's values of the batch's columns into the slot's arrays.
+void SetColumns(const RowBatch& b, const Target& t, int r, TupleTableSlot* slot) {
+    for (int c = 0; c < b.ncols; ++c) {
+        slot->tts_values[t.attnums[c] - 1] = b.values[c][r];
+        slot->tts_isnull[t.attnums[c] - 1] = b.nulls[c][r];
+    }
+}
+
+}  // namespace
+
+bool InsertRows(const RowBatch& b) {
+    if (b.nrows == 0) return true;
+    Target t;
+    if (!Open(b, CMD_INSERT, t)) return false;
+
+    // The other columns' defaults, evaluated per row (a sequence's nextval,
+    // now()). A volatile default other than nextval might read the table, so
+    // then every row is written before the next one is built, as COPY does.
+    const TupleDesc desc = RelationGetDescr(t.rel);
+    const int natts = desc->natts;
+    bool* given = static_cast<bool*>(palloc0(sizeof(bool) * natts));
+    for (int c = 0; c < b.ncols; ++c) given[t.attnums[c] - 1] = true;
+    ExprState** defaults = static_cast<ExprState**>(palloc0(sizeof(ExprState*) * natts));
+    bool one_by_one = false;
+    for (int a = 0; a < natts; ++a) {
+        if (given[a] || TupleDescAttr(desc, a)->attisdropped) continue;
+        Node* expr = build_column_default(t.rel, a + 1);
+        if (expr == nullptr) continue;
+        one_by_one |= contain_volatile_functions_not_nextval(expr);
+        defaults[a] = ExecPrepareExpr(reinterpret_cast<Expr*>(expr), t.estate);
+    }
+
+    ExecBSInsertTriggers(t.estate, t.rri);
+    const int capacity = one_by_one ? 1 : Min(b.nrows, kMaxBuffered);
+    TupleTableSlot** slots = static_cast<TupleTableSlot**>(palloc0(sizeof(TupleTableSlot*) * capacity));
+    BulkInsertState bistate = GetBulkInsertState();
+    ExprContext* econtext = GetPerTupleExprContext(t.estate);
+    int used = 0;
+    for (int r = 0; r < b.nrows; ++r) {
+        CHECK_FOR_INTERRUPTS();
+        if (slots[used] == nullptr) slots[used] = table_slot_create(t.rel, &t.estate->es_tupleTable);
+        TupleTableSlot* slot = slots[used];
+        ExecClearTuple(slot);
+        for (int a = 0; a < natts; ++a) {
+            slot->tts_values[a] = (Datum)0;
+            slot->tts_isnull[a] = true;
+        }
+        SetColumns(b, t, r, slot);
+        MemoryContext old = MemoryContextSwitchTo(GetPerTupleMemoryContext(t.estate));
+        for (int a = 0; a < natts; ++a)
+            if (defaults[a] != nullptr) slot->tts_values[a] = ExecEvalExpr(defaults[a], econtext, &slot->tts_isnull[a]);
+        MemoryContextSwitchTo(old);
+        ExecStoreVirtualTuple(slot);
+        slot->tts_tableOid = RelationGetRelid(t.rel);
+        if (desc->constr != nullptr) ExecConstraints(t.rri, slot, t.estate);
+        ExecMaterializeSlot(slot);  // its own copy: the defaults live in per-tuple memory
+        if (++used == capacity) {
+            FlushSlots(t, slots, used, bistate);
+            used = 0;
+        }
+    }
+    if (used > 0) FlushSlots(t, slots, used, bistate);
+    FreeBulkInsertState(bistate);
+    table_finish_bulk_insert(t.rel, 0);
+    ExecASInsertTriggers(t.estate, t.rri, nullptr);
+    Close(t);
+    return true;
+}
+
+int UpdateRows(const RowBatch& b, const ItemPointerData* tids) {
+    if (b.nrows == 0) return 0;
+    Target t;
+    if (!Open(b, CMD_UPDATE, t)) return 0;
+    const TupleDesc desc = RelationGetDescr(t.rel);
+    ExecBSUpdateTriggers(t.estate, t.rri);
+    TupleTableSlot* old_slot = table_slot_create(t.rel, &t.estate->es_tupleTable);
+    TupleTableSlot* new_slot = table_slot_create(t.rel, &t.estate->es_tupleTable);
+    Snapshot snapshot = GetActiveSnapshot();
+    int r = 0;
+    for (; r < b.nrows; ++r) {
+        CHECK_FOR_INTERRUPTS();
+        ItemPointerData tid = tids[r];
+        if (!table_tuple_fetch_row_version(t.rel, &tid, SnapshotAny, old_slot)) break;
+        slot_getallattrs(old_slot);
+        ExecClearTuple(new_slot);
+        memcpy(new_slot->tts_values, old_slot->tts_values, sizeof(Datum) * desc->natts);
+        memcpy(new_slot->tts_isnull, old_slot->tts_isnull, sizeof(bool) * desc->natts);
+        SetColumns(b, t, r, new_slot);
+        ExecStoreVirtualTuple(new_slot);
+        new_slot->tts_tableOid = RelationGetRelid(t.rel);
+        if (desc->constr != nullptr) ExecConstraints(t.rri, new_slot, t.estate);
+        ExecMaterializeSlot(new_slot);  // its own copy: the unchanged values point into old_slot's buffer
+
+        TM_FailureData tmfd;
+        LockTupleMode lockmode;
+        bool update_indexes;
+        const TM_Result res = table_tuple_update(t.rel, &tid, new_slot, t.estate->es_output_cid, snapshot,
+                                                 InvalidSnapshot, true, &tmfd, &lockmode, &update_indexes);
+        if (res != TM_Ok) break;  // changed since it was read (after waiting for its writer)
+        List* recheck = NIL;
+        if (update_indexes && t.rri->ri_NumIndices > 0)
+            recheck = ExecInsertIndexTuples(t.rri, new_slot, t.estate, true, false, nullptr, NIL);
+        ExecARUpdateTriggers(t.estate, t.rri, nullptr, nullptr, &tid, nullptr, new_slot, recheck, nullptr, false);
+        list_free(recheck);
+        ResetPerTupleExprContext(t.estate);
+    }
+    ExecASUpdateTriggers(t.estate, t.rri, nullptr);
+    Close(t);
+    return r;
+}
+
+}  // namespace pgx::pg
