@@ -24,6 +24,8 @@ extern "C" {
 #include "optimizer/optimizer.h"
 #include "rewrite/rewriteHandler.h"
 #include "utils/acl.h"
+#include "utils/inval.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/rls.h"
 #include "utils/snapmgr.h"
@@ -36,6 +38,75 @@ namespace {
 // Tuples per table_multi_insert call (COPY uses the same bound).
 constexpr int kMaxBuffered = 1000;
 
+// A table's CHECK constraints and column defaults as planned expression
+// trees, kept across calls: reading them back from the catalog's text form
+// and planning them was a fifth of a one-order place_order. Only the trees
+// are kept; each call builds its ExprStates from them (ExecInitExpr), so no
+// evaluation state outlives the call. Dropped when PostgreSQL invalidates the
+// table's relcache entry (ALTER TABLE, a new constraint or default) or any
+// function (a constraint's SQL function may have been inlined).
+struct TableExprs {
+    Oid relid = InvalidOid;
+    bool valid = false;
+    MemoryContext cxt = nullptr;
+    int ncheck = 0;
+    Expr** checks = nullptr;    // [ncheck], in the relcache's check[] order
+    int natts = 0;
+    Expr** defaults = nullptr;  // [natts], nullptr: no default
+    bool* volatile_default = nullptr;  // [natts]: volatile other than nextval
+};
+constexpr int kCachedTables = 8;
+TableExprs table_exprs[kCachedTables];
+bool callbacks_registered = false;
+
+void ForgetTable(Datum, Oid relid) {
+    for (TableExprs& e : table_exprs)
+        if (relid == InvalidOid || e.relid == relid) e.valid = false;
+}
+void ForgetAll(Datum, int, uint32) { ForgetTable((Datum)0, InvalidOid); }
+
+// The planned expressions of rel, built on first use after an invalidation.
+const TableExprs& ExprsOf(Relation rel) {
+    if (!callbacks_registered) {
+        CacheRegisterRelcacheCallback(ForgetTable, (Datum)0);
+        CacheRegisterSyscacheCallback(PROCOID, ForgetAll, (Datum)0);
+        callbacks_registered = true;
+    }
+    const Oid relid = RelationGetRelid(rel);
+    TableExprs* e = nullptr;
+    for (TableExprs& x : table_exprs)
+        if (x.relid == relid) e = &x;
+    for (TableExprs& x : table_exprs)
+        if (e == nullptr && (x.relid == InvalidOid || !x.valid)) e = &x;
+    if (e == nullptr) e = &table_exprs[relid % kCachedTables];
+    const TupleDesc desc = RelationGetDescr(rel);
+    const int ncheck = desc->constr != nullptr ? desc->constr->num_check : 0;
+    if (e->relid == relid && e->valid && e->ncheck == ncheck && e->natts == desc->natts) return *e;
+
+    if (e->cxt != nullptr) MemoryContextDelete(e->cxt);
+    *e = TableExprs{};
+    e->cxt = AllocSetContextCreate(CacheMemoryContext, "exchange row writer expressions", ALLOCSET_SMALL_SIZES);
+    MemoryContext old = MemoryContextSwitchTo(e->cxt);
+    e->ncheck = ncheck;
+    e->checks = static_cast<Expr**>(palloc0(sizeof(Expr*) * Max(ncheck, 1)));
+    for (int i = 0; i < ncheck; ++i)
+        e->checks[i] = expression_planner(static_cast<Expr*>(stringToNode(desc->constr->check[i].ccbin)));
+    e->natts = desc->natts;
+    e->defaults = static_cast<Expr**>(palloc0(sizeof(Expr*) * Max(desc->natts, 1)));
+    e->volatile_default = static_cast<bool*>(palloc0(sizeof(bool) * Max(desc->natts, 1)));
+    for (int a = 0; a < desc->natts; ++a) {
+        if (TupleDescAttr(desc, a)->attisdropped) continue;
+        Node* expr = build_column_default(rel, a + 1);
+        if (expr == nullptr) continue;
+        e->volatile_default[a] = contain_volatile_functions_not_nextval(expr);
+        e->defaults[a] = expression_planner(reinterpret_cast<Expr*>(expr));
+    }
+    MemoryContextSwitchTo(old);
+    e->relid = relid;
+    e->valid = true;
+    return *e;
+}
+
 // One table opened for writing: the executor state an INSERT or UPDATE of
 // the batch's columns would have.
 struct Target {
@@ -43,6 +114,7 @@ struct Target {
     EState* estate;
     ResultRelInfo* rri;
     AttrNumber* attnums;  // of the batch's columns
+    const TableExprs* exprs;
 };
 
 // Whether this path can do `op` on `rel` (see row_writer.h); fills attnums.
@@ -107,6 +179,14 @@ bool Open(const RowBatch& b, CmdType op, Target& t) {
     CheckValidResultRel(t.rri, op);
     ExecOpenIndices(t.rri, false);
     t.estate->es_output_cid = GetCurrentCommandId(true);
+    // ExecConstraints builds these from the catalog text unless they are set.
+    t.exprs = &ExprsOf(t.rel);
+    if (t.exprs->ncheck > 0) {
+        MemoryContext old = MemoryContextSwitchTo(t.estate->es_query_cxt);
+        t.rri->ri_ConstraintExprs = static_cast<ExprState**>(palloc(sizeof(ExprState*) * t.exprs->ncheck));
+        for (int i = 0; i < t.exprs->ncheck; ++i) t.rri->ri_ConstraintExprs[i] = ExecInitExpr(t.exprs->checks[i], nullptr);
+        MemoryContextSwitchTo(old);
+    }
     AfterTriggerBeginQuery();
     return true;
 }
@@ -162,12 +242,14 @@ bool InsertRows(const RowBatch& b) {
     for (int c = 0; c < b.ncols; ++c) given[t.attnums[c] - 1] = true;
     ExprState** defaults = static_cast<ExprState**>(palloc0(sizeof(ExprState*) * natts));
     bool one_by_one = false;
-    for (int a = 0; a < natts; ++a) {
-        if (given[a] || TupleDescAttr(desc, a)->attisdropped) continue;
-        Node* expr = build_column_default(t.rel, a + 1);
-        if (expr == nullptr) continue;
-        one_by_one |= contain_volatile_functions_not_nextval(expr);
-        defaults[a] = ExecPrepareExpr(reinterpret_cast<Expr*>(expr), t.estate);
+    {
+        MemoryContext old = MemoryContextSwitchTo(t.estate->es_query_cxt);
+        for (int a = 0; a < natts; ++a) {
+            if (given[a] || t.exprs->defaults[a] == nullptr) continue;
+            one_by_one |= t.exprs->volatile_default[a];
+            defaults[a] = ExecInitExpr(t.exprs->defaults[a], nullptr);
+        }
+        MemoryContextSwitchTo(old);
     }
 
     ExecBSInsertTriggers(t.estate, t.rri);

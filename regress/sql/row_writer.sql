@@ -59,7 +59,17 @@ TRUNCATE rw_audit;
 -- violation aborts the call and leaves the book as it was.
 ALTER TABLE exchange.orders ADD CONSTRAINT rw_small CHECK (quantity < 1000);
 SELECT try($$SELECT exchange.place_order('rw-big', 'RW-USD', 'sell', 'limit', 5000, 200)$$);
-ALTER TABLE exchange.orders DROP CONSTRAINT rw_small;
+-- The writer keeps the planned constraints and defaults between calls: a
+-- constraint replaced by another (the same number of checks) and a changed
+-- default take effect at once.
+ALTER TABLE exchange.orders DROP CONSTRAINT rw_small, ADD CONSTRAINT rw_small2 CHECK (quantity < 500);
+SELECT try($$SELECT exchange.place_order('rw-big', 'RW-USD', 'sell', 'limit', 700, 200)$$);
+ALTER TABLE exchange.orders DROP CONSTRAINT rw_small2;
+ALTER TABLE exchange.trades ALTER executed_at SET DEFAULT '2000-01-01 00:00:00+00';
+SELECT status FROM exchange.place_order('rw-m7', 'RW-USD', 'sell', 'limit', 1, 104);
+SELECT status FROM exchange.place_order('rw-t7', 'RW-USD', 'buy', 'limit', 1, 104);
+ALTER TABLE exchange.trades ALTER executed_at SET DEFAULT now();
+SELECT executed_at = '2000-01-01 00:00:00+00' AS default_changed FROM exchange.trades WHERE buy_client_id = 'rw-t7';
 SELECT status FROM exchange.place_order('rw-m4', 'RW-USD', 'sell', 'limit', 5, 103);
 ALTER TABLE exchange.orders ADD CONSTRAINT rw_fill CHECK (client_id <> 'rw-m4' OR filled_quantity <= 2);
 SELECT try($$SELECT exchange.place_order('rw-t4', 'RW-USD', 'buy', 'limit', 3, 103)$$);
