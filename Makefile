@@ -21,7 +21,7 @@ RUN_HTTP_PORT ?= 8000
 RUN_WS_PORT ?= 8001
 
 .PHONY: all build deps ext install-ext test test-core test-core-long test-core-asan test-pg test-frontend test-docker test-fuzz fuzz bench \
-        bench-core bench-pg bench-frontend soak run stop clean format
+        bench-core bench-pg bench-pg-ab bench-frontend soak run stop clean format
 
 all: build
 
@@ -90,6 +90,14 @@ bench-core: build
 # pgbench against the extension beside plain INSERT (PGX_BENCH_SECONDS per case).
 bench-pg: install-ext
 	scripts/bench-pg.sh
+
+# The working tree's extension against the one at git revision BASE, in alternating rounds:
+# make bench-pg-ab BASE=<rev> [AB_ROUNDS=3] [AB_SECONDS=8]
+BASE ?= HEAD~1
+AB_ROUNDS ?= 3
+AB_SECONDS ?= 8
+bench-pg-ab: install-ext
+	scripts/bench-pg-ab.sh $(BASE) $(AB_ROUNDS) $(AB_SECONDS)
 
 # POST /orders end to end with an open-loop load, and WebSocket fan-out latency (ports 25379, 63799, 18200-18201).
 bench-frontend: build install-ext

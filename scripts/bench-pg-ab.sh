@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark of two builds of the extension: the working tree's
+# (build/ext) against the one at git revision $1 (default HEAD~1), in
+# alternating rounds on the same machine, each round on a fresh cluster.
+# Prints every round, then the medians and the ratio new/base per case.
+# The machine's fsync speed drifts over minutes; alternating rounds is what
+# makes the two columns comparable.
+#   scripts/bench-pg-ab.sh [REV] [ROUNDS] [SECONDS]   (make bench-pg-ab BASE=REV)
+# Installs each build's exchange.so, control and SQL files into PostgreSQL's
+# folders in turn (root or sudo, as install-extension.sh) and reinstalls the
+# working tree's at the end. Port 25349.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+rev=${1:-HEAD~1}
+rounds=${2:-3}
+secs=${3:-8}
+port=${PGX_BENCH_PORT:-25349}
+work=$root/build/bench-ab
+PGBENCH=/usr/lib/postgresql/15/bin/pgbench
+PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
+libdir=$("$PG_CONFIG" --pkglibdir)
+sharedir=$("$PG_CONFIG" --sharedir)/extension
+export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres PGDATABASE=bench
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# Both builds: the base revision's sources from git archive (nothing checked
+# out), built the way that revision builds (out of tree since the PGXS VPATH
+# change, in its extension/ folder before).
+base_sha=$(git rev-parse --verify "$rev^{commit}")
+rm -rf "$work"
+mkdir -p "$work/src" "$work/base" "$work/new"
+git archive "$base_sha" | tar -x -C "$work/src"
+if grep -q 'out-of-tree\|out of tree' "$work/src/extension/Makefile"; then
+  mkdir -p "$work/src/build/ext"
+  make -s -C "$work/src/build/ext" -f "$work/src/extension/Makefile" -j "${JOBS:-2}" >/dev/null
+  base_out=$work/src/build/ext
+else
+  make -s -C "$work/src/extension" -j "${JOBS:-2}" >/dev/null
+  base_out=$work/src/extension
+fi
+make -s ext >/dev/null
+for b in base new; do
+  out=$([ $b = base ] && echo "$base_out" || echo "$root/build/ext")
+  cp "$out/exchange.so" "$out/exchange.control" "$out"/exchange--*.sql "$work/$b/"
+done
+
+install_build() {
+  as_root cp "$work/$1/exchange.so" "$libdir/exchange.so"
+  as_root cp "$work/$1/exchange.control" "$work/$1"/exchange--*.sql "$sharedir/"
+}
+cleanup() {
+  scripts/pg-cluster.sh stop "$work/pg" || true
+  install_build new
+}
+trap cleanup EXIT
+
+run() {  # script clients -> tps
+  "$PGBENCH" -n -M prepared -T "$secs" -c "$2" -j "$2" -f "tests/perf/pgbench/$1" 2>/dev/null |
+    sed -n 's/^tps = \([0-9.]*\).*/\1/p'
+}
+cases=("INSERT, 1 client|plain_insert.sql|1|1" "place_order, 1 client|place_one.sql|1|1"
+       "place_order, 8 clients, 8 instruments|place_one_8.sql|8|1"
+       "place_orders x100, 1 client (orders/s)|place_batch.sql|1|100"
+       "place_orders x100, 8 clients (orders/s)|place_batch.sql|8|100")
+results=$work/results
+: >"$results"
+echo "base: $rev ($(git log -1 --format='%h %s' "$base_sha" | cut -c1-70)); new: the working tree"
+for round in $(seq "$rounds"); do
+  for b in base new; do
+    install_build $b
+    scripts/pg-cluster.sh stop "$work/pg" >/dev/null
+    rm -rf "$work/pg"
+    scripts/pg-cluster.sh start "$work/pg" "$port" exchange.max_instruments=10 shared_buffers=512MB \
+      max_wal_size=4GB >/dev/null
+    psql -X -q -d postgres -c "CREATE DATABASE bench"
+    psql -X -q -c "CREATE EXTENSION exchange" \
+      -c "CREATE TABLE bench_plain (id bigserial PRIMARY KEY, client int, v float8, at timestamptz DEFAULT now())"
+    for i in 1 2 3 4 5 6 7 8; do psql -X -q -c "SELECT exchange.create_instrument('B$i', 1, 1)" >/dev/null; done
+    line="round $round $b"
+    for c in "${cases[@]}"; do
+      IFS='|' read -r name script clients per <<<"$c"
+      v=$(awk -v t="$(run "$script" "$clients")" -v p="$per" 'BEGIN { printf "%.0f", t * p }')
+      echo "$b|$name|$v" >>"$results"
+      line="$line  $v"
+    done
+    problems=$(psql -X -At -c "SELECT count(*) FROM exchange.instruments i, exchange.verify(i.symbol)")
+    echo "$line  (verify: $problems problems)"
+  done
+done
+echo
+python3 - "$results" <<'PY'
+import statistics, sys
+rows = [l.rstrip("\n").split("|") for l in open(sys.argv[1]) if l.strip()]
+names = list(dict.fromkeys(r[1] for r in rows))
+med = lambda b, n: statistics.median(float(r[2]) for r in rows if r[0] == b and r[1] == n)
+print(f"{'case (durable commits; median of rounds)':48} {'base':>10} {'new':>10} {'new/base':>9}")
+for n in names:
+    print(f"{n:48} {med('base', n):10.0f} {med('new', n):10.0f} {med('new', n) / med('base', n):9.2f}")
+PY
