@@ -1,11 +1,12 @@
 // exchange.place_order and exchange.place_orders in C: validation, decimal
 // conversion, matching and every row the command writes (the orders, the
-// makers' fills, the trades, the journal entries), with saved SPI plans.
+// makers' fills, the trades, the journal entries). Lookups use saved SPI
+// plans; the rows go through row_writer.h, or SQL statements where it cannot.
 //
 // A call validates every order first (a rejected batch item needs no
 // subtransaction: it is answered as a 'rejected' row and writes nothing),
 // then matches each one in the book (Stage) and finally writes the rows of
-// all of them with one statement per table (Flush). Orders of one call that
+// all of them together, table by table (Flush). Orders of one call that
 // trade with each other or repeat an idempotency key end exactly as if placed
 // one by one (regress/sql/batch.sql compares both). Errors past validation (a
 // broken table, out of memory) abort the caller's transaction as usual.
