@@ -81,8 +81,14 @@ void DbPool::submit(OrderJob job) {
     {
         std::lock_guard<std::mutex> lock(mu_);
         if (!stopping_ && orders_.size() + tasks_.size() < kMaxQueued) {
+            const std::string& instrument = job.order.instrument;
+            const bool busy = writing_.count(instrument) != 0;
+            const std::size_t queued = ++queued_[instrument];
             orders_.push_back(std::move(job));
-            cv_.notify_all();
+            // A worker that is writing this instrument takes the order with its next batch and wakes the
+            // others when it is done; only the one collecting a batch wants to know that it is full.
+            // Waking every worker for every order cost a wake-up, a lock and a scan of the queue each.
+            if (!busy || queued == static_cast<std::size_t>(config_.batch_max)) cv_.notify_all();
             return;
         }
     }
@@ -122,12 +128,8 @@ void DbPool::run(Worker& w) {
             // Group commit: let more orders join the batch, but never hold the oldest one longer than
             // batch_wait.
             const auto deadline = first->received + batch_wait;
-            auto queued = [&] {
-                std::size_t n = 0;
-                for (const auto& job : orders_) n += job.order.instrument == instrument;
-                return n;
-            };
-            while (!stopping_ && queued() < batch_max && Clock::now() < deadline) cv_.wait_until(lock, deadline);
+            while (!stopping_ && queued_[instrument] < batch_max && Clock::now() < deadline)
+                cv_.wait_until(lock, deadline);
             std::vector<OrderJob> batch;
             for (auto it = orders_.begin(); it != orders_.end() && batch.size() < batch_max;) {
                 if (it->order.instrument == instrument) {
@@ -137,6 +139,7 @@ void DbPool::run(Worker& w) {
                     ++it;
                 }
             }
+            if ((queued_[instrument] -= batch.size()) == 0) queued_.erase(instrument);
             lock.unlock();
             process_orders(w, batch);
             lock.lock();

@@ -18,6 +18,7 @@
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -89,6 +90,7 @@ private:
     int order_writers_ = 0;
     int max_order_writers_;
     std::set<std::string> writing_;  // instruments a worker is writing now
+    std::map<std::string, std::size_t> queued_;  // orders_ per instrument
     bool stopping_ = false;
 };
 
