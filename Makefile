@@ -10,7 +10,7 @@ JOBS ?= 2
 CORE_PACKAGES := build-essential cmake libgtest-dev libbenchmark-dev
 PG_PACKAGES := postgresql-15 postgresql-client-15 postgresql-server-dev-15
 FRONTEND_PACKAGES := pkg-config libpq-dev libpqxx-dev libpistache-dev rapidjson-dev libhiredis-dev prometheus-cpp-dev \
-                     redis-server libboost-dev libspdlog-dev libcli11-dev \
+                     redis-server libboost-dev libspdlog-dev libcli11-dev libjemalloc-dev \
                      python3-pytest python3-requests python3-websockets python3-psycopg
 FUZZ_PACKAGES := clang libclang-rt-14-dev
 DOCKER_CHECK_PACKAGES := curl python3-yaml
