@@ -89,7 +89,7 @@ for round in $(seq "$rounds"); do
   done
 done
 echo
-python3 - "$results" <<'PY'
+/usr/bin/python3 - "$results" <<'PY'
 import statistics, sys
 rows = [l.rstrip("\n").split("|") for l in open(sys.argv[1]) if l.strip()]
 names = list(dict.fromkeys(r[1] for r in rows))
