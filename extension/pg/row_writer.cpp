@@ -23,6 +23,7 @@ extern "C" {
 #include "nodes/makefuncs.h"
 #include "optimizer/optimizer.h"
 #include "rewrite/rewriteHandler.h"
+#include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/inval.h"
 #include "utils/memutils.h"
@@ -166,6 +167,10 @@ bool Open(const RowBatch& b, CmdType op, Target& t) {
     }
     List* rtable = list_make1(rte);
     ExecCheckRTPerms(rtable, true);
+    // The executor's own check, which this path does not pass through (a
+    // place_order in a read-only transaction already fails earlier, at its
+    // first nextval).
+    if (XactReadOnly) PreventCommandIfReadOnly(op == CMD_INSERT ? "INSERT" : "UPDATE");
 
     // As SPI does for a statement: see the earlier writes, then a snapshot
     // for the triggers (the foreign key checks query the referenced table).

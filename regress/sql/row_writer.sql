@@ -81,6 +81,14 @@ ALTER TABLE exchange.orders DROP CONSTRAINT rw_fill;
 SELECT healthy('RW-USD');
 TRUNCATE rw_audit;
 
+-- In a read-only transaction a call fails with 25006 and writes nothing
+-- (the client exists already, so no INSERT statement catches it: the call's
+-- first nextval does; the row writer checks too).
+BEGIN READ ONLY;
+SELECT try($$SELECT exchange.place_order('rw-m4', 'RW-USD', 'sell', 'limit', 1, 110)$$);
+COMMIT;
+SELECT count(*) AS written FROM exchange.orders WHERE client_id = 'rw-m4' AND price = 110;
+
 -- A BEFORE trigger: those tables are written by INSERT/UPDATE statements,
 -- with the same rows.
 CREATE TRIGGER rw_trades_before BEFORE INSERT ON exchange.trades FOR EACH ROW EXECUTE FUNCTION rw_log();
