@@ -799,8 +799,8 @@ void UpdateOldMakersBySql(int done) {
              static_cast<unsigned long>(SPI_processed));
 }
 
-// Writes every staged order: the makers' new state, the trades, the orders
-// and the journal entries, one statement per table; fills the callers' rows.
+// Writes every staged order: the orders, the makers' new state, the trades
+// and the journal entries, table by table; fills the callers' rows.
 void Flush() {
     if (n_staged == 0) return;
 
