@@ -137,13 +137,7 @@ void EnsureReadCommitted() {
                                   "orders committed while waiting for it.")));
 }
 
-Oid InstrumentsRelid() {
-    const Oid ns = get_namespace_oid("exchange", false);
-    const Oid relid = get_relname_relid("instruments", ns);
-    if (!OidIsValid(relid))
-        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE), errmsg("table exchange.instruments does not exist")));
-    return relid;
-}
+Oid InstrumentsRelid() { return ExchangeRelid("instruments"); }
 
 char* Region(int slot) { return reinterpret_cast<char*>(shared) + shared->books_offset + shared->book_bytes * slot; }
 
@@ -363,6 +357,13 @@ void OnSubXact(SubXactEvent event, SubTransactionId sub, SubTransactionId parent
 }
 
 }  // namespace
+
+Oid ExchangeRelid(const char* name) {
+    const Oid relid = get_relname_relid(name, get_namespace_oid("exchange", false));
+    if (!OidIsValid(relid))
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE), errmsg("relation exchange.%s does not exist", name)));
+    return relid;
+}
 
 void DefineSettings() {
     DefineCustomIntVariable("exchange.max_instruments", "Order books kept in shared memory (one per instrument).",

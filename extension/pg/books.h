@@ -16,6 +16,10 @@ extern int max_levels_per_instrument;
 extern bool notify;
 
 void DefineSettings();
+
+// The oid of exchange.<name> (a table, index or sequence); ERROR 42P01 if
+// there is none.
+Oid ExchangeRelid(const char* name);
 void InstallShmemHooks();
 void RegisterTransactionCallbacks();
 

@@ -60,6 +60,7 @@ PG_FUNCTION_INFO_V1(exchange_place_orders);
 namespace {
 
 using namespace pgx;
+using pg::ExchangeRelid;
 using pg::RunCore;
 
 core::Result cmd;  // the core's answer to the current command (static: see the file comment)
@@ -441,12 +442,6 @@ pg_uuid_t* NewUuid() {
 
 const char* UuidText(pg_uuid_t* u) { return DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(u))); }
 
-// The oid of exchange.<name>, a table, index or sequence.
-Oid ExchangeRelid(const char* name) {
-    const Oid oid = get_relname_relid(name, get_namespace_oid("exchange", false));
-    if (!OidIsValid(oid)) elog(ERROR, "relation exchange.%s does not exist", name);
-    return oid;
-}
 
 // Builds jsonb values directly (no text round trip: parsing the journal's
 // JSON text was most of a batch's time).

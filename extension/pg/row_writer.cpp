@@ -14,6 +14,8 @@
 // cleans up after a longjmp.
 #include "row_writer.h"
 
+#include "books.h"
+
 extern "C" {
 #include "access/heapam.h"
 #include "access/table.h"
@@ -146,8 +148,7 @@ bool Supported(Relation rel, const RowBatch& b, CmdType op, AttrNumber* attnums)
 // privilege, starts the executor state and opens the indexes. False (nothing
 // done but the lock) if the table is not one this path writes.
 bool Open(const RowBatch& b, CmdType op, Target& t) {
-    const Oid relid = get_relname_relid(b.table, get_namespace_oid("exchange", false));
-    if (!OidIsValid(relid)) elog(ERROR, "relation exchange.%s does not exist", b.table);
+    const Oid relid = ExchangeRelid(b.table);
     t.rel = table_open(relid, RowExclusiveLock);
     t.attnums = static_cast<AttrNumber*>(palloc(sizeof(AttrNumber) * b.ncols));
     if (!Supported(t.rel, b, op, t.attnums)) {
