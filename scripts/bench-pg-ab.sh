@@ -17,11 +17,11 @@ rounds=${2:-3}
 secs=${3:-8}
 port=${PGX_BENCH_PORT:-25349}
 work=$root/build/bench-ab
-PGBENCH=/usr/lib/postgresql/15/bin/pgbench
 PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
 libdir=$("$PG_CONFIG" --pkglibdir)
 sharedir=$("$PG_CONFIG" --sharedir)/extension
 export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres PGDATABASE=bench
+. scripts/bench-pg-common.sh
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # Both builds: the base revision's sources from git archive (nothing checked
@@ -55,10 +55,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-run() {  # script clients -> tps
-  "$PGBENCH" -n -M prepared -T "$secs" -c "$2" -j "$2" -f "tests/perf/pgbench/$1" 2>/dev/null |
-    sed -n 's/^tps = \([0-9.]*\).*/\1/p'
-}
 cases=("INSERT, 1 client|plain_insert.sql|1|1" "place_order, 1 client|place_one.sql|1|1"
        "place_order, 8 clients, 8 instruments|place_one_8.sql|8|1"
        "place_orders x100, 1 client (orders/s)|place_batch.sql|1|100"
@@ -69,18 +65,11 @@ echo "base: $rev ($(git log -1 --format='%h %s' "$base_sha" | cut -c1-70)); new:
 for round in $(seq "$rounds"); do
   for b in base new; do
     install_build $b
-    scripts/pg-cluster.sh stop "$work/pg" >/dev/null
-    rm -rf "$work/pg"
-    scripts/pg-cluster.sh start "$work/pg" "$port" exchange.max_instruments=10 shared_buffers=512MB \
-      max_wal_size=4GB >/dev/null
-    psql -X -q -d postgres -c "CREATE DATABASE bench"
-    psql -X -q -c "CREATE EXTENSION exchange" \
-      -c "CREATE TABLE bench_plain (id bigserial PRIMARY KEY, client int, v float8, at timestamptz DEFAULT now())"
-    for i in 1 2 3 4 5 6 7 8; do psql -X -q -c "SELECT exchange.create_instrument('B$i', 1, 1)" >/dev/null; done
+    bench_db_start "$work/pg" "$port" >/dev/null
     line="round $round $b"
     for c in "${cases[@]}"; do
       IFS='|' read -r name script clients per <<<"$c"
-      v=$(awk -v t="$(run "$script" "$clients")" -v p="$per" 'BEGIN { printf "%.0f", t * p }')
+      v=$(awk -v t="$(bench_tps "$script" "$clients" "$secs")" -v p="$per" 'BEGIN { printf "%.0f", t * p }')
       echo "$b|$name|$v" >>"$results"
       line="$line  $v"
     done

@@ -10,24 +10,15 @@ root=$(pwd)
 port=${PGX_BENCH_PORT:-25339}
 secs=${PGX_BENCH_SECONDS:-10}
 dir=$root/build/pgbench
-PGBENCH=/usr/lib/postgresql/15/bin/pgbench
 export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres PGDATABASE=bench
+. scripts/bench-pg-common.sh
 
 cleanup() { scripts/pg-cluster.sh stop "$dir"; }
 trap cleanup EXIT
-scripts/pg-cluster.sh stop "$dir"
-rm -rf "$dir"
-scripts/pg-cluster.sh start "$dir" "$port" exchange.max_instruments=10 shared_buffers=512MB max_wal_size=4GB
-psql -X -q -d postgres -c "CREATE DATABASE bench"
-psql -X -q -c "CREATE EXTENSION exchange" -c "CREATE TABLE bench_plain (id bigserial PRIMARY KEY, client int, v float8, at timestamptz DEFAULT now())"
-for i in 1 2 3 4 5 6 7 8; do psql -X -q -c "SELECT exchange.create_instrument('B$i', 1, 1)" >/dev/null; done
+bench_db_start "$dir" "$port"
 
-# tps of one pgbench run: script, clients, then extra flags.
-run() {
-  local script=$1 clients=$2
-  "$PGBENCH" -n -M prepared -T "$secs" -c "$clients" -j "$clients" -f "tests/perf/pgbench/$script" 2>/dev/null |
-    sed -n 's/^tps = \([0-9.]*\).*/\1/p'
-}
+# tps of one pgbench run: script, clients.
+run() { bench_tps "$1" "$2" "$secs"; }
 
 printf '\n%-46s %12s %12s %10s\n' "case (durable commits, ${secs}s each)" "tx/s" "orders/s" "vs INSERT"
 base1=$(run plain_insert.sql 1)

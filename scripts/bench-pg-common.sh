@@ -1,0 +1,23 @@
+# Sourced by bench-pg.sh and bench-pg-ab.sh: the benchmark database both use,
+# so that the two measure the same thing. Needs PGHOST/PGPORT/PGUSER set,
+# PGDATABASE=bench, and the repository root as the working directory.
+PGBENCH=/usr/lib/postgresql/15/bin/pgbench
+
+# A fresh cluster in DIR on PORT with database bench: the extension, the
+# plain-INSERT baseline table and the instruments B1..B8 (tick and lot 1).
+bench_db_start() {
+  local dir=$1 port=$2
+  scripts/pg-cluster.sh stop "$dir"
+  rm -rf "$dir"
+  scripts/pg-cluster.sh start "$dir" "$port" exchange.max_instruments=10 shared_buffers=512MB max_wal_size=4GB
+  psql -X -q -d postgres -c "CREATE DATABASE bench"
+  psql -X -q -c "CREATE EXTENSION exchange" \
+    -c "CREATE TABLE bench_plain (id bigserial PRIMARY KEY, client int, v float8, at timestamptz DEFAULT now())"
+  for i in 1 2 3 4 5 6 7 8; do psql -X -q -c "SELECT exchange.create_instrument('B$i', 1, 1)" >/dev/null; done
+}
+
+# tps of one pgbench run of tests/perf/pgbench/SCRIPT: SCRIPT CLIENTS SECONDS.
+bench_tps() {
+  "$PGBENCH" -n -M prepared -T "$3" -c "$2" -j "$2" -f "tests/perf/pgbench/$1" 2>/dev/null |
+    sed -n 's/^tps = \([0-9.]*\).*/\1/p'
+}
