@@ -69,6 +69,7 @@ core::Result cmd;  // the core's answer to the current command (static: see the 
 // start: instruments (kept in call_cxt) and client numbers.
 MemoryContext call_cxt = nullptr;
 std::unordered_map<std::string, int64> client_cache;
+std::unordered_set<int32> key_share_locked;  // instruments this call locked FOR KEY SHARE
 
 // ------------------------------------------------------------- saved plans
 
@@ -82,6 +83,10 @@ struct Plan {
 Plan p_instrument{"SELECT instrument_id, symbol, tick_size, lot_size, min_quantity, status "
                   "FROM exchange.instruments WHERE symbol = $1",
                   1, {TEXTOID}, nullptr};
+// The lock the foreign key from orders to instruments takes per row, taken
+// once per call and instrument instead (see pg::RowBatch::locked_ref).
+Plan p_instrument_key_share{"SELECT 1 FROM ONLY exchange.instruments x WHERE instrument_id = $1 FOR KEY SHARE OF x",
+                            1, {INT4OID}, nullptr};
 Plan p_client{"SELECT client_no FROM exchange.clients WHERE client_id = $1", 1, {TEXTOID}, nullptr};
 Plan p_client_insert{"INSERT INTO exchange.clients (client_id) VALUES ($1) ON CONFLICT (client_id) DO NOTHING "
                      "RETURNING client_no",
@@ -303,6 +308,7 @@ void ResetCaches() {
     instruments_cached = 0;
     order_no_seq = priority_seq = InvalidOid;
     client_cache.clear();
+    key_share_locked.clear();
 }
 
 bool LookupInstrument(const char* symbol, Instrument& inst, Problem& p) {
@@ -503,23 +509,22 @@ struct TradeView {
     Numeric price, quantity;
 };
 
-// [{"trade_id", "price", "quantity", "maker_order_id"}, ...] inside the current object or as the top value.
+// [{"price", "quantity", "trade_id", "maker_order_id"}, ...] inside the current object or as the top value.
 void AddTrades(JsonBuilder& j, const TradeView* trades, int n) {
     j.BeginArray();
     for (int i = 0; i < n; ++i) {
         j.BeginObject();
-        j.Key("trade_id"), j.Text(trades[i].trade_id);
-        j.Key("price"), j.Number(trades[i].price);
+        j.Key("price"), j.Number(trades[i].price);  // jsonb's key order, as in the journal entry
         j.Key("quantity"), j.Number(trades[i].quantity);
+        j.Key("trade_id"), j.Text(trades[i].trade_id);
         j.Key("maker_order_id"), j.Text(trades[i].maker_order_id);
         j.EndObject(true);
     }
     j.EndArray();
 }
 
-// The journal's level changes and STP cancels of one command.
-void AddBookChanges(JsonBuilder& j, const Instrument& inst, const core::LevelChange* levels, int n_levels,
-                    const core::Cancelled* stp, int n_stp) {
+// The journal's level changes of one command.
+void AddLevels(JsonBuilder& j, const Instrument& inst, const core::LevelChange* levels, int n_levels) {
     j.Key("levels");
     j.BeginArray();
     for (int i = 0; i < n_levels; ++i) {
@@ -532,6 +537,10 @@ void AddBookChanges(JsonBuilder& j, const Instrument& inst, const core::LevelCha
         j.EndObject(true);
     }
     j.EndArray();
+}
+
+// The journal's self-trade-prevention cancels of one command.
+void AddStpCancelled(JsonBuilder& j, const core::Cancelled* stp, int n_stp) {
     j.Key("stp_cancelled");
     j.BeginArray();
     for (int i = 0; i < n_stp; ++i) j.Number(Num(static_cast<int64>(stp[i].id)));
@@ -647,10 +656,10 @@ struct Columns {
         return PointerGetDatum(construct_md_array(v[c], null[c], 1, dims, lbs, type, len, byval, align));
     }
     // Inserts the rows into the target's table.
-    void Insert(InsertTarget& t) const {
+    void Insert(InsertTarget& t, pg::RowBatch::LockedRef locked_ref = {}) const {
         Assert(n == t.ncols);
         if (count == 0) return;
-        if (pg::InsertRows(pg::RowBatch{t.table, t.ncols, t.names, t.types, v, null, count})) return;
+        if (pg::InsertRows(pg::RowBatch{t.table, t.ncols, t.names, t.types, v, null, count, locked_ref})) return;
         Plan& p = t.fallback;
         if (p.sql == nullptr) {
             StringInfoData sql;
@@ -900,21 +909,24 @@ void Flush() {
         JsonBuilder t;
         AddTrades(t, views, s.n_fills);
         const Datum trades_scratch = t.Result();
+        // The keys in jsonb's own order (shorter first, then bytewise), which
+        // its sort of an object's keys then finds in place.
         JsonBuilder j;
         j.BeginObject();
-        j.Key("order_id"), j.Text(UuidText(s.order_id));
-        j.Key("client_id"), j.Text(s.a->client_id);
         j.Key("side"), j.Text(s.o->side);
         j.Key("type"), j.Text(s.o->type);
         j.Key("price"), j.Number(s.a->price);
-        j.Key("quantity"), j.Number(s.a->quantity);
+        AddLevels(j, inst, s.levels, s.n_levels);
         j.Key("status"), j.Text(s.status);
+        j.Key("trades"), AddTrades(j, views, s.n_fills);
+        j.Key("order_id"), j.Text(UuidText(s.order_id));
+        j.Key("quantity"), j.Number(s.a->quantity);
+        j.Key("client_id"), j.Text(s.a->client_id);
+        j.Key("cancel_reason"), j.Text(s.cancel_reason);
+        j.Key("reject_reason"), j.Text(s.reject);
+        AddStpCancelled(j, s.stp, s.n_stp);
         j.Key("filled_quantity"), j.Number(filled);
         j.Key("remaining_quantity"), j.Number(remaining);
-        j.Key("reject_reason"), j.Text(s.reject);
-        j.Key("cancel_reason"), j.Text(s.cancel_reason);
-        j.Key("trades"), AddTrades(j, views, s.n_fills);
-        AddBookChanges(j, inst, s.levels, s.n_levels, s.stp, s.n_stp);
         j.EndObject(false);
         const Datum payload_scratch = j.Result();
         MemoryContextSwitchTo(outer);
@@ -988,7 +1000,13 @@ void Flush() {
         orders.Set(21, Int64GetDatum(s.priority));
         orders.Next();
     }
-    orders.Insert(t_orders);
+    // Every order row's instrument is locked as its foreign key's check
+    // would lock it (the book's writers all are), so InsertRows need not check
+    // it row by row.
+    bool all_locked = true;
+    for (int i = 0; i < n_staged && all_locked; ++i) all_locked = key_share_locked.count(staged[i].o->inst.id) != 0;
+    orders.Insert(t_orders, all_locked ? pg::RowBatch::LockedRef{"instrument_id", "instruments", "instrument_id"}
+                                       : pg::RowBatch::LockedRef{});
 
     if (n_old > 0) {
         const int done = UpdateOldMakers();
@@ -1039,6 +1057,14 @@ void Stage(const Args& a, const Order& o, Row& row) {
     const int64 client_no = ClientNo(a.client_id);
 
     core::Book& book = pg::EnsureBookForWrite(o.inst.id);
+    if (key_share_locked.count(o.inst.id) == 0) {
+        Datum v[1] = {Int32GetDatum(o.inst.id)};
+        Exec(p_instrument_key_share, v, nullptr, 1);
+        // None when the instrument was deleted meanwhile: its orders' rows
+        // then meet the foreign key's own check, which reports it.
+        if (SPI_processed == 1) RunCore([&] { key_share_locked.insert(o.inst.id); });
+        SPI_freetuptable(SPI_tuptable);
+    }
     if (!OidIsValid(order_no_seq)) {
         order_no_seq = ExchangeRelid("order_no_seq");
         priority_seq = ExchangeRelid("priority_seq");

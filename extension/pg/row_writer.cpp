@@ -20,6 +20,7 @@ extern "C" {
 #include "access/heapam.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "catalog/pg_trigger.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
 #include "nodes/makefuncs.h"
@@ -27,9 +28,11 @@ extern "C" {
 #include "rewrite/rewriteHandler.h"
 #include "tcop/utility.h"
 #include "utils/acl.h"
+#include "utils/fmgroids.h"
 #include "utils/inval.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/relcache.h"
 #include "utils/rls.h"
 #include "utils/snapmgr.h"
 }
@@ -144,6 +147,48 @@ bool Supported(Relation rel, const RowBatch& b, CmdType op, AttrNumber* attnums)
     return true;
 }
 
+// Drops from the result relation's triggers the per-row check of the
+// foreign key that b.locked_ref says this transaction has already made
+// (row_writer.h): the check locks the referenced row FOR KEY SHARE, which the
+// caller did once for all the rows, instead of running a query per row. The
+// other triggers stay and fire in their order.
+void SkipLockedRefCheck(const RowBatch& b, Target& t) {
+    const RowBatch::LockedRef& ref = b.locked_ref;
+    const TriggerDesc* td = t.rri->ri_TrigDesc;
+    if (ref.column == nullptr || td == nullptr || !td->trig_insert_after_row) return;
+    const Oid ref_relid = ExchangeRelid(ref.table);
+    const AttrNumber column = get_attnum(RelationGetRelid(t.rel), ref.column);
+    const AttrNumber ref_column = get_attnum(ref_relid, ref.table_column);
+    List* keys = NIL;
+    ListCell* lc;
+    foreach (lc, RelationGetFKeyList(t.rel)) {
+        const ForeignKeyCacheInfo* fk = lfirst_node(ForeignKeyCacheInfo, lc);
+        if (fk->confrelid == ref_relid && fk->nkeys == 1 && fk->conkey[0] == column && fk->confkey[0] == ref_column)
+            keys = lappend_oid(keys, fk->conoid);
+    }
+    auto skipped = [&](const Trigger& tr) {
+        return tr.tgfoid == F_RI_FKEY_CHECK_INS && list_member_oid(keys, tr.tgconstraint);
+    };
+    int kept = 0;
+    for (int i = 0; i < td->numtriggers; ++i) kept += skipped(td->triggers[i]) ? 0 : 1;
+    if (kept == td->numtriggers) return;
+    // Nothing has used the relation's per-trigger caches (ri_TrigFunctions,
+    // indexed by position) yet, so the positions may change.
+    MemoryContext old = MemoryContextSwitchTo(t.estate->es_query_cxt);
+    TriggerDesc* copy = CopyTriggerDesc(t.rri->ri_TrigDesc);
+    MemoryContextSwitchTo(old);
+    copy->numtriggers = 0;
+    copy->trig_insert_after_row = false;
+    for (int i = 0; i < td->numtriggers; ++i) {
+        const Trigger& tr = td->triggers[i];
+        if (skipped(tr)) continue;
+        copy->triggers[copy->numtriggers++] = copy->triggers[i];
+        if (TRIGGER_TYPE_MATCHES(tr.tgtype, TRIGGER_TYPE_ROW, TRIGGER_TYPE_AFTER, TRIGGER_TYPE_INSERT))
+            copy->trig_insert_after_row = true;
+    }
+    t.rri->ri_TrigDesc = copy->numtriggers > 0 ? copy : nullptr;
+}
+
 // Opens exchange.<table> for `op` of the batch's columns: locks, checks the
 // privilege, starts the executor state and opens the indexes. False (nothing
 // done but the lock) if the table is not one this path writes.
@@ -184,6 +229,7 @@ bool Open(const RowBatch& b, CmdType op, Target& t) {
     ExecInitResultRelation(t.estate, t.rri, 1);
     CheckValidResultRel(t.rri, op);
     ExecOpenIndices(t.rri, false);
+    if (op == CMD_INSERT) SkipLockedRefCheck(b, t);
     t.estate->es_output_cid = GetCurrentCommandId(true);
     // ExecConstraints builds these from the catalog text unless they are set.
     t.exprs = &ExprsOf(t.rel);

@@ -15,6 +15,18 @@ struct RowBatch {
     Datum* const* values;
     bool* const* nulls;
     int nrows;
+    // Optional (InsertRows): every row's value of column locked_ref.column
+    // refers to a row of exchange.<locked_ref.table> (its column
+    // locked_ref.table_column) that this transaction, at this subtransaction
+    // level or above, has locked FOR KEY SHARE: what the check of a foreign
+    // key from that column to that column would do per row. The writer then
+    // skips that key's per-row check trigger; any other foreign key, and any
+    // row not written by this path, is checked as usual.
+    struct LockedRef {
+        const char* column = nullptr;
+        const char* table = nullptr;
+        const char* table_column = nullptr;
+    } locked_ref;
 };
 
 // Inserts the rows the way COPY FROM does, without planning or executing a

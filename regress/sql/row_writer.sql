@@ -81,9 +81,27 @@ ALTER TABLE exchange.orders DROP CONSTRAINT rw_fill;
 SELECT healthy('RW-USD');
 TRUNCATE rw_audit;
 
+-- A foreign key an operator adds to orders is checked on the direct path:
+-- only the key to instruments is not checked row by row, because the call
+-- locks the instrument row itself (regress/specs/instrument_key.spec).
+CREATE TABLE rw_known_clients (client_id text PRIMARY KEY);
+INSERT INTO rw_known_clients VALUES ('rw-k1');
+ALTER TABLE exchange.orders ADD CONSTRAINT rw_known FOREIGN KEY (client_id) REFERENCES rw_known_clients NOT VALID;
+SELECT status FROM exchange.place_order('rw-k1', 'RW-USD', 'sell', 'limit', 1, 120);
+SELECT try($$SELECT exchange.place_order('rw-k2', 'RW-USD', 'sell', 'limit', 1, 121)$$);
+SELECT try($$SELECT count(*) FROM exchange.place_orders('[{"client_id": "rw-k1", "instrument": "RW-USD", "side": "sell",
+    "type": "limit", "quantity": 1, "price": 122}, {"client_id": "rw-k2", "instrument": "RW-USD", "side": "sell",
+    "type": "limit", "quantity": 1, "price": 123}]')$$);
+SELECT client_id, price FROM exchange.orders WHERE client_id IN ('rw-k1', 'rw-k2') ORDER BY order_no;
+SELECT healthy('RW-USD');
+ALTER TABLE exchange.orders DROP CONSTRAINT rw_known;
+DROP TABLE rw_known_clients;
+SELECT c.status FROM exchange.orders o, exchange.cancel_order(o.order_id) c WHERE o.client_id = 'rw-k1';
+TRUNCATE rw_audit;
+
 -- In a read-only transaction a call fails with 25006 and writes nothing
 -- (the client exists already, so no INSERT statement catches it: the call's
--- first nextval does; the row writer checks too).
+-- lock on the instrument row does; its nextval and the row writer check too).
 BEGIN READ ONLY;
 SELECT try($$SELECT exchange.place_order('rw-m4', 'RW-USD', 'sell', 'limit', 1, 110)$$);
 COMMIT;
