@@ -2,7 +2,8 @@
 # Runs the PostgreSQL suites against a fresh local cluster with the extension
 # preloaded (127.0.0.1, port $PGX_TEST_PORT, default 25329): pg_regress
 # (regress/sql), isolation specs (regress/specs), the SQL fuzz pass
-# (tests/pg/sql_fuzz.py), then the restart and crash tests. The cluster is
+# (tests/pg/sql_fuzz.py), the NOTIFY publisher's test
+# (tests/pg/publisher_test.py), then the restart and crash tests. The cluster is
 # stopped and removed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,6 +38,9 @@ done
 if [ $status -eq 0 ]; then
   psql -X -q -d postgres -c "DROP DATABASE IF EXISTS exchange_fuzz" -c "CREATE DATABASE exchange_fuzz"
   /usr/bin/python3 tests/pg/sql_fuzz.py "host=$PGHOST port=$port user=$PGUSER dbname=exchange_fuzz" 10000 || status=1
+fi
+if [ $status -eq 0 ]; then
+  /usr/bin/python3 tests/pg/publisher_test.py "host=$PGHOST port=$port user=$PGUSER dbname=postgres" || status=1
 fi
 if [ $status -eq 0 ]; then
   PGX_CLUSTER_DIR=$dir tests/pg/restart_crash_test.sh || status=1

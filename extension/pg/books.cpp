@@ -39,6 +39,7 @@
 #include <vector>
 
 #include "books.h"
+#include "publisher.h"
 
 namespace pgx::pg {
 
@@ -60,6 +61,10 @@ struct Slot {
     Oid relid;
     int32 instrument_id;
     uint32 state;
+    // The journal's last committed sequence, written at each commit under the
+    // instrument lock, and the last one the NOTIFY publisher announced.
+    pg_atomic_uint64 committed_seq;
+    pg_atomic_uint64 published_seq;
 };
 
 struct Shared {
@@ -84,6 +89,8 @@ struct Local {
 };
 std::vector<Local> locals;
 std::vector<int> touched;  // slots with marks in the current transaction
+bool publisher_claimed = false;  // this transaction's ranges go out through the publisher
+bool notified_inline = false;    // this transaction sent its own notifications
 
 core::BookConfig Config() {
     return core::BookConfig{static_cast<uint32>(max_orders_per_instrument),
@@ -101,7 +108,9 @@ Size TotalBytes() { return add_size(HeaderBytes(), mul_size(BookBytes(), max_ins
 void RequestShmem() {
     if (prev_shmem_request) prev_shmem_request();
     RequestAddinShmemSpace(TotalBytes());
+    RequestAddinShmemSpace(PublisherShmemBytes());
     RequestNamedLWLockTranche("exchange", 1);
+    RequestNamedLWLockTranche("exchange publisher", 1);
 }
 
 void StartupShmem() {
@@ -116,6 +125,7 @@ void StartupShmem() {
         shared->book_bytes = BookBytes();
         shared->books_offset = HeaderBytes();
     }
+    PublisherShmemStartup();
     LWLockRelease(AddinShmemInitLock);
 }
 
@@ -181,7 +191,13 @@ int AssignSlot(Oid relid, int32 instrument_id) {
                           : (s.dbid == MyDatabaseId && s.relid != relid) ||
                                 !SearchSysCacheExists1(DATABASEOID, ObjectIdGetDatum(s.dbid));
             if (usable) {
-                shared->slots[i] = Slot{MyDatabaseId, relid, instrument_id, kSlotAssigned};
+                Slot& n = shared->slots[i];
+                n.dbid = MyDatabaseId;
+                n.relid = relid;
+                n.instrument_id = instrument_id;
+                n.state = kSlotAssigned;
+                pg_atomic_init_u64(&n.committed_seq, 0);
+                pg_atomic_init_u64(&n.published_seq, 0);
                 slot = i;
             }
         }
@@ -277,6 +293,11 @@ int EnsureLoaded(Oid relid, int32 instrument_id) {
     if (SlotState(relid, instrument_id, slot) == kSlotReady) return slot;
     slot = AssignSlot(relid, instrument_id);
     LoadBook(slot, instrument_id);
+    // What the journal holds was published before (or its notifications
+    // were lost with the server that crashed): nothing to announce.
+    const uint64 seq = locals[slot].book->seq();
+    pg_atomic_write_u64(&shared->slots[slot].committed_seq, seq);
+    pg_atomic_write_u64(&shared->slots[slot].published_seq, seq);
     SetSlotState(slot, kSlotReady);
     return slot;
 }
@@ -293,13 +314,25 @@ void MarkForUndo(int slot) {
     if (l.marks.empty() || l.marks.back().first != sub) l.marks.emplace_back(sub, l.book->savepoint());
 }
 
+// Whether this transaction changed any book's journal.
+bool JournalChanged() {
+    for (int slot : touched)
+        if (locals[slot].book->seq() != locals[slot].seq_at_start) return true;
+    return false;
+}
+
 void OnXact(XactEvent event, void*) {
     switch (event) {
         case XACT_EVENT_PRE_COMMIT:
-            // One notification per transaction and instrument: the journal
-            // range it committed. Queued before PreCommit_Notify, so it is
-            // sent if and only if the transaction commits.
-            if (!notify) break;
+            // One notification per instrument: the journal range committed.
+            // Through the publisher (publisher.h) if it takes them, else
+            // sent by this transaction, queued before PreCommit_Notify so
+            // that it goes out if and only if the transaction commits.
+            if (!notify || !JournalChanged()) break;
+            if (PublisherClaim()) {
+                publisher_claimed = true;
+                break;
+            }
             for (int slot : touched) {
                 const Local& l = locals[slot];
                 if (l.book->seq() == l.seq_at_start) continue;
@@ -309,6 +342,7 @@ void OnXact(XactEvent event, void*) {
                          static_cast<unsigned long long>(l.book->seq()));
                 Async_Notify("exchange_events", payload);
             }
+            notified_inline = true;
             break;
         case XACT_EVENT_PRE_PREPARE:
             if (!touched.empty())
@@ -323,12 +357,24 @@ void OnXact(XactEvent event, void*) {
             for (int slot : touched) {
                 Local& l = locals[slot];
                 if (abort) l.book->rollback_to(0);
+                if (!abort && l.book->seq() != l.seq_at_start) {
+                    // Visible to others now, and still under the instrument
+                    // lock: the next writer records after this one.
+                    Slot& s = shared->slots[slot];
+                    pg_atomic_write_u64(&s.committed_seq, l.book->seq());
+                    // Announced already, unless the publisher has older
+                    // ranges to send (then it sends this one again).
+                    uint64 expected = l.seq_at_start;
+                    if (notified_inline) pg_atomic_compare_exchange_u64(&s.published_seq, &expected, l.book->seq());
+                }
                 l.book->commit();
                 l.book->undo_log().shrink(1 << 16);
                 l.marks.clear();
                 l.touched = false;
             }
             touched.clear();
+            if (publisher_claimed) PublisherRelease(!abort);
+            publisher_claimed = notified_inline = false;
             break;
         }
         default:
@@ -378,6 +424,11 @@ void DefineSettings() {
     DefineCustomBoolVariable("exchange.notify", "Publish committed journal ranges on channel exchange_events.",
                              "Off only to measure what NOTIFY costs: listeners then miss changes.", &notify, true,
                              PGC_SUSET, 0, nullptr, nullptr, nullptr);
+    DefineCustomBoolVariable("exchange.notify_publisher",
+                             "Send the notifications from a background worker per database after commit.",
+                             "Off: each committing transaction sends its own and takes PostgreSQL's NOTIFY lock, "
+                             "which serialises all notifying commits.",
+                             &notify_publisher, true, PGC_SUSET, 0, nullptr, nullptr, nullptr);
     MarkGUCPrefixReserved("exchange");
 }
 
@@ -445,8 +496,34 @@ uint32 RebuildBook(int32 instrument_id) {
     if (slot < 0) slot = AssignSlot(relid, instrument_id);
     SetSlotState(slot, kSlotAssigned);
     LoadBook(slot, instrument_id);
+    // A range committed but not yet published stays to be published.
+    Slot& s = shared->slots[slot];
+    const uint64 seq = locals[slot].book->seq();
+    if (pg_atomic_read_u64(&s.committed_seq) < seq) pg_atomic_write_u64(&s.committed_seq, seq);
+    if (pg_atomic_read_u64(&s.published_seq) > seq) pg_atomic_write_u64(&s.published_seq, seq);
     SetSlotState(slot, kSlotReady);
     return locals[slot].book->order_count();
+}
+
+int PendingRanges(Oid db, PendingRange* out, int max) {
+    int n = 0;
+    LWLockAcquire(shared->lock, LW_SHARED);
+    for (int i = 0; i < shared->slots_count && n < max; ++i) {
+        Slot& s = shared->slots[i];
+        if (s.state != kSlotReady || s.dbid != db) continue;
+        const uint64 committed = pg_atomic_read_u64(&s.committed_seq);
+        const uint64 published = pg_atomic_read_u64(&s.published_seq);
+        if (committed > published) out[n++] = PendingRange{i, s.instrument_id, published + 1, committed};
+    }
+    LWLockRelease(shared->lock);
+    return n;
+}
+
+void MarkPublished(int slot, uint64 last) {
+    pg_atomic_uint64* published = &shared->slots[slot].published_seq;
+    uint64 old = pg_atomic_read_u64(published);
+    while (old < last && !pg_atomic_compare_exchange_u64(published, &old, last)) {
+    }
 }
 
 int SlotCount() {
@@ -457,11 +534,14 @@ int SlotCount() {
 bool SlotInfoAt(int i, SlotInfo& out) {
     const Oid relid = InstrumentsRelid();
     LWLockAcquire(shared->lock, LW_SHARED);
-    const Slot s = shared->slots[i];
+    const Slot& slot = shared->slots[i];
+    const Oid dbid = slot.dbid, slot_relid = slot.relid;
+    const int32 instrument_id = slot.instrument_id;
+    const uint32 state = slot.state;
     LWLockRelease(shared->lock);
-    if (s.state == kSlotFree || s.dbid != MyDatabaseId || s.relid != relid) return false;
-    out = SlotInfo{s.dbid, s.instrument_id, s.state == kSlotReady, 0, 0, 0, 0, 0, shared->book_bytes};
-    if (s.state == kSlotReady) {
+    if (state == kSlotFree || dbid != MyDatabaseId || slot_relid != relid) return false;
+    out = SlotInfo{dbid, instrument_id, state == kSlotReady, 0, 0, 0, 0, 0, shared->book_bytes};
+    if (state == kSlotReady) {
         const Book& b = Handle(i);
         out.orders = b.order_count();
         out.levels = b.level_count();

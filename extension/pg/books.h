@@ -49,4 +49,14 @@ struct SlotInfo {
 int SlotCount();
 bool SlotInfoAt(int i, SlotInfo& out);
 
+// For the NOTIFY publisher (publisher.h): the journal ranges of database db
+// committed but not yet published, at most max of them; and a range sent.
+struct PendingRange {
+    int slot;
+    int32 instrument_id;
+    uint64 first, last;
+};
+int PendingRanges(Oid db, PendingRange* out, int max);
+void MarkPublished(int slot, uint64 last);
+
 }  // namespace pgx::pg

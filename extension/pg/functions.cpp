@@ -10,6 +10,7 @@
 
 #include "book.h"
 #include "books.h"
+#include "publisher.h"
 #include "run_core.h"
 
 extern "C" {
@@ -113,6 +114,7 @@ void _PG_init(void) {
     pg::DefineSettings();
     pg::InstallShmemHooks();
     pg::RegisterTransactionCallbacks();
+    pg::InstallPublisherHooks();
 }
 
 // _cancel(instrument_id, order_no)

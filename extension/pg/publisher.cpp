@@ -1,0 +1,288 @@
+// The NOTIFY publisher: one background worker per database, started on
+// demand (see publisher.h).
+//
+// Shared state: one entry per database that has a publisher or is getting
+// one, under one LWLock (tranche "exchange publisher"). `claims` counts the
+// transactions between pre-commit and commit that rely on the publisher; it
+// exits only when there are none and nothing is left to publish, checked
+// under the lock that a claim takes, so no committed range is left behind.
+// A publisher asked for but never started (the postmaster could not fork)
+// is given up after kStartTimeout and asked for again.
+#include "publisher.h"
+
+#include "books.h"
+
+extern "C" {
+#include "commands/dbcommands.h"
+#include "commands/defrem.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "tcop/utility.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
+}
+
+#include <cstdio>
+
+namespace pgx::pg {
+
+bool notify_publisher = true;
+
+namespace {
+
+constexpr int kEntries = 64;               // databases with a publisher at once
+constexpr int kIdleExitMs = 2000;          // below DROP DATABASE's 5 s wait
+constexpr int kWaitMs = 500;               // the worker's sleep between checks
+constexpr long kStartTimeoutMs = 10000;    // a requested worker that never came up
+constexpr int kRangesPerRound = 256;
+
+enum State : uint32 { kStopped = 0, kStarting = 1, kRunning = 2 };
+
+struct Entry {
+    Oid dbid;  // InvalidOid: free
+    uint32 state;
+    int32 claims;
+    bool leave;         // a command needs the database without sessions
+    TimestampTz since;  // when kStarting was set
+    Latch* latch;       // the running worker's (PGPROC's latches live in shared memory)
+};
+
+struct PublisherShared {
+    LWLock* lock;
+    Entry entries[kEntries];
+};
+
+PublisherShared* pub = nullptr;
+int claimed_entry = -1;  // this backend's claim, between pre-commit and commit or abort
+
+// The entry of db, or a free one set up for it (an entry without a worker
+// and without claims holds nothing: it may go to another database); -1 when
+// all are in use. Caller holds the lock exclusively.
+int EntryFor(Oid db) {
+    int free_entry = -1;
+    for (int i = 0; i < kEntries; ++i) {
+        const Entry& e = pub->entries[i];
+        if (e.dbid == db) return i;
+        if (free_entry < 0 && (e.dbid == InvalidOid || (e.state == kStopped && e.claims == 0))) free_entry = i;
+    }
+    if (free_entry >= 0) pub->entries[free_entry] = Entry{db, kStopped, 0, false, 0, nullptr};
+    return free_entry;
+}
+
+bool StartWorker(Oid db) {
+    BackgroundWorker w;
+    memset(&w, 0, sizeof w);
+    w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+    w.bgw_start_time = BgWorkerStart_RecoveryFinished;
+    w.bgw_restart_time = BGW_NEVER_RESTART;
+    snprintf(w.bgw_library_name, BGW_MAXLEN, "exchange");
+    snprintf(w.bgw_function_name, BGW_MAXLEN, "exchange_publisher_main");
+    snprintf(w.bgw_name, BGW_MAXLEN, "exchange notify publisher for database %u", db);
+    snprintf(w.bgw_type, BGW_MAXLEN, "exchange notify publisher");
+    w.bgw_main_arg = ObjectIdGetDatum(db);
+    return RegisterDynamicBackgroundWorker(&w, nullptr);
+}
+
+int my_entry = -1;          // in the worker
+bool became_running = false;
+
+// Any exit of the worker (idle, an error, SIGTERM): its database may get a
+// new one. A worker that fails before it runs (its database was dropped)
+// gives up the request, so that the next commit asks again.
+void OnWorkerExit(int, Datum) {
+    if (my_entry < 0) return;
+    LWLockAcquire(pub->lock, LW_EXCLUSIVE);
+    Entry& e = pub->entries[my_entry];
+    if (e.latch == MyLatch) {
+        e.state = kStopped;
+        e.latch = nullptr;
+    } else if (!became_running && e.state == kStarting) {
+        e.state = kStopped;
+    }
+    LWLockRelease(pub->lock);
+}
+
+// Sends one notification per instrument with unpublished ranges, in one
+// transaction; returns how many.
+int PublishRound(Oid db) {
+    PendingRange ranges[kRangesPerRound];
+    const int n = PendingRanges(db, ranges, kRangesPerRound);
+    if (n == 0) return 0;
+    SetCurrentStatementStartTimestamp();
+    StartTransactionCommand();
+    for (int i = 0; i < n; ++i) {
+        char payload[64];
+        snprintf(payload, sizeof payload, "%d:%llu:%llu", ranges[i].instrument_id,
+                 static_cast<unsigned long long>(ranges[i].first), static_cast<unsigned long long>(ranges[i].last));
+        Async_Notify("exchange_events", payload);
+    }
+    CommitTransactionCommand();
+    for (int i = 0; i < n; ++i) MarkPublished(ranges[i].slot, ranges[i].last);
+    pgstat_report_stat(false);
+    return n;
+}
+
+// Commands that refuse a database with other sessions (DROP DATABASE, a
+// rename, a template copy, a move to another tablespace) would wait for an
+// idle publisher's exit: it leaves at once instead.
+ProcessUtility_hook_type prev_utility = nullptr;
+
+const char* DatabaseNeededAlone(Node* n) {
+    if (IsA(n, DropdbStmt)) return castNode(DropdbStmt, n)->dbname;
+    if (IsA(n, RenameStmt) && castNode(RenameStmt, n)->renameType == OBJECT_DATABASE)
+        return castNode(RenameStmt, n)->subname;
+    ListCell* lc;
+    if (IsA(n, CreatedbStmt)) {
+        foreach (lc, castNode(CreatedbStmt, n)->options) {
+            DefElem* d = lfirst_node(DefElem, lc);
+            if (strcmp(d->defname, "template") == 0 && d->arg != nullptr) return defGetString(d);
+        }
+    }
+    if (IsA(n, AlterDatabaseStmt)) {
+        foreach (lc, castNode(AlterDatabaseStmt, n)->options) {
+            if (strcmp(lfirst_node(DefElem, lc)->defname, "tablespace") == 0)
+                return castNode(AlterDatabaseStmt, n)->dbname;
+        }
+    }
+    return nullptr;
+}
+
+void Utility(PlannedStmt* pstmt, const char* query, bool read_only_tree, ProcessUtilityContext context,
+             ParamListInfo params, QueryEnvironment* env, DestReceiver* dest, QueryCompletion* qc) {
+    if (const char* name = DatabaseNeededAlone(pstmt->utilityStmt); name != nullptr && pub != nullptr) {
+        const Oid db = get_database_oid(name, true);
+        Latch* latch = nullptr;
+        LWLockAcquire(pub->lock, LW_EXCLUSIVE);
+        for (Entry& e : pub->entries)
+            if (OidIsValid(db) && e.dbid == db && e.state != kStopped) {
+                e.leave = true;
+                latch = e.latch;
+            }
+        LWLockRelease(pub->lock);
+        if (latch != nullptr) SetLatch(latch);
+    }
+    if (prev_utility != nullptr)
+        prev_utility(pstmt, query, read_only_tree, context, params, env, dest, qc);
+    else
+        standard_ProcessUtility(pstmt, query, read_only_tree, context, params, env, dest, qc);
+}
+
+}  // namespace
+
+void InstallPublisherHooks() {
+    prev_utility = ProcessUtility_hook;
+    ProcessUtility_hook = Utility;
+}
+
+Size PublisherShmemBytes() { return MAXALIGN(sizeof(PublisherShared)); }
+
+void PublisherShmemStartup() {
+    bool found;
+    pub = static_cast<PublisherShared*>(ShmemInitStruct("exchange publisher", PublisherShmemBytes(), &found));
+    if (!found) {
+        memset(pub, 0, sizeof *pub);
+        pub->lock = &(GetNamedLWLockTranche("exchange publisher"))->lock;
+    }
+}
+
+bool PublisherClaim() {
+    if (!notify_publisher || pub == nullptr || !IsUnderPostmaster) return false;
+    bool start = false;
+    LWLockAcquire(pub->lock, LW_EXCLUSIVE);
+    const int i = EntryFor(MyDatabaseId);
+    if (i < 0) {
+        LWLockRelease(pub->lock);
+        return false;
+    }
+    Entry& e = pub->entries[i];
+    const TimestampTz now = GetCurrentTimestamp();
+    if (e.state == kStarting && TimestampDifferenceExceeds(e.since, now, kStartTimeoutMs)) e.state = kStopped;
+    if (e.state == kStopped) {
+        e.state = kStarting;
+        e.since = now;
+        start = true;
+    }
+    e.claims++;
+    LWLockRelease(pub->lock);
+    claimed_entry = i;
+    if (start && !StartWorker(MyDatabaseId)) {
+        // No worker slot: this transaction notifies by itself.
+        LWLockAcquire(pub->lock, LW_EXCLUSIVE);
+        e.state = kStopped;
+        e.claims--;
+        LWLockRelease(pub->lock);
+        claimed_entry = -1;
+        return false;
+    }
+    return true;
+}
+
+void PublisherRelease(bool committed) {
+    if (claimed_entry < 0) return;
+    LWLockAcquire(pub->lock, LW_EXCLUSIVE);
+    Entry& e = pub->entries[claimed_entry];
+    e.claims--;
+    Latch* latch = e.latch;
+    LWLockRelease(pub->lock);
+    claimed_entry = -1;
+    if (committed && latch != nullptr) SetLatch(latch);
+}
+
+}  // namespace pgx::pg
+
+void exchange_publisher_main(Datum arg) {
+    using namespace pgx::pg;
+    const Oid db = DatumGetObjectId(arg);
+    pqsignal(SIGTERM, die);
+    BackgroundWorkerUnblockSignals();
+
+    LWLockAcquire(pub->lock, LW_EXCLUSIVE);
+    my_entry = EntryFor(db);
+    LWLockRelease(pub->lock);
+    if (my_entry < 0) proc_exit(0);
+    before_shmem_exit(OnWorkerExit, (Datum)0);
+
+    BackgroundWorkerInitializeConnectionByOid(db, InvalidOid, 0);
+    // A notification is not durable: waiting for this transaction's commit
+    // record to reach disk would only hold the NOTIFY lock longer.
+    SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+    pgstat_report_appname("exchange notify publisher");
+
+    LWLockAcquire(pub->lock, LW_EXCLUSIVE);
+    Entry& e = pub->entries[my_entry];
+    if (e.state == kRunning && e.latch != nullptr) {  // another one came first
+        LWLockRelease(pub->lock);
+        my_entry = -1;
+        proc_exit(0);
+    }
+    e.state = kRunning;
+    e.latch = MyLatch;
+    e.leave = false;
+    became_running = true;
+    LWLockRelease(pub->lock);
+
+    TimestampTz idle_since = GetCurrentTimestamp();
+    for (;;) {
+        ResetLatch(MyLatch);
+        CHECK_FOR_INTERRUPTS();
+        if (PublishRound(db) > 0) {
+            idle_since = GetCurrentTimestamp();
+            continue;
+        }
+        if (e.leave || TimestampDifferenceExceeds(idle_since, GetCurrentTimestamp(), kIdleExitMs)) {
+            LWLockAcquire(pub->lock, LW_EXCLUSIVE);
+            PendingRange one[1];
+            if (e.claims == 0 && (e.leave || PendingRanges(db, one, 1) == 0)) {
+                e.state = kStopped;
+                e.latch = nullptr;
+                LWLockRelease(pub->lock);
+                proc_exit(0);
+            }
+            LWLockRelease(pub->lock);
+        }
+        (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, kWaitMs, PG_WAIT_EXTENSION);
+    }
+}

@@ -1,0 +1,46 @@
+// Publishing committed journal ranges on channel exchange_events from a
+// background worker, so that committing transactions do not take
+// PostgreSQL's NOTIFY lock.
+//
+// A transaction that sends NOTIFY takes one cluster-wide heavyweight lock in
+// PreCommit_Notify and keeps it through its commit's WAL flush: notifying
+// transactions commit one at a time, on every database and instrument, and
+// never share a WAL flush. Instead, a committing transaction that changed a
+// book records the book's committed sequence in shared memory (books.cpp)
+// and wakes its database's publisher, a background worker that sends one
+// notification per instrument for everything committed since its last one
+// ("instrument_id:first_seq:last_seq", the same payload; one notification
+// may now cover several transactions). Its own transactions hold the NOTIFY
+// lock only for a moment: they commit asynchronously, as a notification is
+// not durable anyway.
+//
+// The publisher of a database starts on the first commit that needs it and
+// exits after two idle seconds, or at once when DROP DATABASE (or another
+// command that needs the database without sessions) names its database.
+// When no worker can be started (max_worker_processes reached), or with
+// exchange.notify_publisher = off, the transaction notifies by itself as
+// before.
+#pragma once
+
+#include "pg_prelude.h"
+
+namespace pgx::pg {
+
+extern bool notify_publisher;  // exchange.notify_publisher
+
+Size PublisherShmemBytes();
+void PublisherShmemStartup();
+void InstallPublisherHooks();  // at _PG_init
+
+// At pre-commit of a transaction with journal ranges to publish: true if the
+// database's publisher will publish them (it is running or was just asked to
+// start); the caller then calls PublisherRelease exactly once, at commit or
+// abort. False: the caller notifies by itself.
+bool PublisherClaim();
+// After the transaction's committed sequences are recorded (committed) or
+// on abort: lets the publisher go, waking it on commit.
+void PublisherRelease(bool committed);
+
+}  // namespace pgx::pg
+
+extern "C" PGDLLEXPORT void exchange_publisher_main(Datum db);

@@ -1,0 +1,191 @@
+"""The NOTIFY publisher (extension/pg/publisher.h), part of make test.
+
+A committing transaction that changed a book does not send NOTIFY itself (it
+would take PostgreSQL's NOTIFY lock); its database's background worker sends
+"instrument_id:first_seq:last_seq" for everything committed since its last
+notification. Checked here, against the real server:
+  - the notifications come from the publisher, not from the trader, and name
+    exactly the committed ranges: nothing of an aborted transaction or a
+    rolled-back savepoint;
+  - under four concurrent traders on two instruments the ranges of each
+    instrument are contiguous, cover its whole journal, and never repeat;
+  - with exchange.notify_publisher = off the transaction notifies by itself;
+  - a publisher terminated by an administrator is replaced at the next
+    commit, and what was committed meanwhile is still announced;
+  - an idle publisher leaves its database within a few seconds, and the
+    next commit starts a new one;
+  - DROP DATABASE of a database whose publisher is connected works (the
+    publisher leaves at once instead of after its idle time).
+
+Usage: publisher_test.py DSN   (DSN of a maintenance database; the test
+creates and drops database exchange_publisher)
+"""
+import select
+import sys
+import threading
+import time
+
+import psycopg
+
+DB = "exchange_publisher"
+
+
+def fail(msg):
+    if len(msg) > 2000:
+        msg = msg[:2000] + f"... ({len(msg)} characters)"
+    print(f"FAIL: publisher: {msg}", file=sys.stderr)
+    sys.exit(1)
+
+
+def connect(dsn, **kw):
+    return psycopg.connect(dsn, autocommit=True, **kw)
+
+
+class Listener:
+    def __init__(self, dsn):
+        self.conn = connect(dsn)
+        self.got = []
+        self.conn.add_notify_handler(lambda n: self.got.append((n.pid, n.payload)))
+        self.conn.execute("LISTEN exchange_events")
+
+    def collect(self, seconds, until=None):
+        """Notifications received within `seconds` (or until `until(got)`)."""
+        deadline = time.time() + seconds
+        while time.time() < deadline and not (until and until(self.got)):
+            select.select([self.conn.fileno()], [], [], 0.05)
+            self.conn.execute("SELECT 1")
+        out, self.got = self.got, []
+        return out
+
+
+def ranges(notes):
+    out = {}
+    for _, payload in notes:
+        inst, first, last = (int(x) for x in payload.split(":"))
+        out.setdefault(inst, []).append((first, last))
+    return out
+
+
+def covered(notes, inst, last):
+    return any(r[1] >= last for r in ranges(notes).get(inst, []))
+
+
+def publisher_pids(conn):
+    return [r[0] for r in conn.execute(
+        "SELECT pid FROM pg_stat_activity WHERE backend_type = 'exchange notify publisher'")]
+
+
+def main(dsn_admin):
+    admin = connect(dsn_admin)
+    admin.execute(f"DROP DATABASE IF EXISTS {DB}")
+    admin.execute(f"CREATE DATABASE {DB}")
+    dsn = dsn_admin + f" dbname={DB}"
+    trader = connect(dsn)
+    trader.execute("CREATE EXTENSION exchange")
+    ids = {}
+    for sym in ("P1", "P2"):
+        trader.execute("SELECT exchange.create_instrument(%s, 1, 1)", (sym,))
+        ids[sym] = trader.execute("SELECT instrument_id FROM exchange.instruments WHERE symbol = %s",
+                                  (sym,)).fetchone()[0]
+    trader_pid = trader.execute("SELECT pg_backend_pid()").fetchone()[0]
+    listener = Listener(dsn)
+    place = "SELECT status FROM exchange.place_order(%s, %s, %s, 'limit', 1, %s)"
+
+    # One transaction, three orders on two instruments: 1:1:2 and 2:1:1, from the publisher.
+    with trader.transaction():
+        trader.execute(place, ("a", "P1", "buy", 10))
+        trader.execute(place, ("a", "P1", "sell", 12))
+        trader.execute(place, ("a", "P2", "buy", 10))
+    got = listener.collect(10, lambda g: covered(g, ids["P1"], 2) and covered(g, ids["P2"], 1))
+    if ranges(got) != {ids["P1"]: [(1, 2)], ids["P2"]: [(1, 1)]}:
+        fail(f"one transaction: got {got}")
+    senders = {pid for pid, _ in got}
+    if trader_pid in senders or senders - set(publisher_pids(admin)):
+        fail(f"sent by {senders}, trader {trader_pid}, publishers {publisher_pids(admin)}")
+
+    # Aborted: nothing. A rolled-back savepoint: only what stayed.
+    trader.execute("BEGIN")
+    trader.execute(place, ("a", "P1", "buy", 9))
+    trader.execute("ROLLBACK")
+    got = listener.collect(1.5)
+    if got:
+        fail(f"aborted transaction published {got}")
+    trader.execute("BEGIN")
+    trader.execute(place, ("a", "P1", "buy", 9))
+    trader.execute("SAVEPOINT s")
+    trader.execute(place, ("a", "P1", "buy", 8))
+    trader.execute("ROLLBACK TO SAVEPOINT s")
+    trader.execute("COMMIT")
+    got = listener.collect(10, lambda g: covered(g, ids["P1"], 3))
+    if ranges(got) != {ids["P1"]: [(3, 3)]}:
+        fail(f"savepoint: got {got}")
+    extra = listener.collect(1)
+    if extra:
+        fail(f"rolled-back savepoint published {extra}")
+
+    # Four traders at once, autocommitted orders on both instruments: per
+    # instrument the ranges are contiguous, cover the journal, never repeat.
+    def trade(n, who):
+        c = connect(dsn)
+        for i in range(n):
+            c.execute(place, (who, "P1" if i % 2 else "P2", "buy" if (i // 2) % 2 else "sell", 10 + i % 3))
+        c.close()
+    threads = [threading.Thread(target=trade, args=(150, f"t{k}")) for k in range(4)]
+    for t in threads:
+        t.start()
+    notes = []
+    while any(t.is_alive() for t in threads):
+        notes += listener.collect(0.2)
+    for t in threads:
+        t.join()
+    last = dict(trader.execute("SELECT instrument_id, max(seq) FROM exchange.events GROUP BY 1").fetchall())
+    notes += listener.collect(10, lambda g: all(covered(notes + g, i, last[i]) for i in last))
+    for inst, rs in ranges(notes).items():
+        expect = 4 if inst == ids["P1"] else 2
+        for first, end in sorted(rs):
+            if first != expect or end < first:
+                fail(f"instrument {inst}: ranges {sorted(rs)} not contiguous from {expect}")
+            expect = end + 1
+        if expect != last[inst] + 1:
+            fail(f"instrument {inst}: ranges end at {expect - 1}, journal at {last[inst]}")
+    print(f"publisher: 600 orders from 4 traders announced in {len(notes)} notifications, contiguous")
+
+    # Publisher off for a session: it notifies by itself.
+    trader.execute("SET exchange.notify_publisher = off")
+    trader.execute(place, ("a", "P2", "buy", 7))
+    p2 = last[ids["P2"]] + 1
+    got = listener.collect(10, lambda g: covered(g, ids["P2"], p2))
+    if got != [(trader_pid, f"{ids['P2']}:{p2}:{p2}")]:
+        fail(f"notify_publisher off: got {got}, trader {trader_pid}")
+    trader.execute("RESET exchange.notify_publisher")
+
+    # Terminated publisher: replaced at the next commit; the range is whole.
+    for pid in publisher_pids(admin):
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    time.sleep(0.3)
+    trader.execute(place, ("a", "P2", "buy", 6))
+    got = listener.collect(10, lambda g: covered(g, ids["P2"], p2 + 1))
+    if ranges(got) != {ids["P2"]: [(p2 + 1, p2 + 1)]}:
+        fail(f"after pg_terminate_backend: got {got}")
+
+    # Idle: the publisher leaves the database; the next commit brings it back.
+    deadline = time.time() + 10
+    while publisher_pids(admin) and time.time() < deadline:
+        time.sleep(0.2)
+    if publisher_pids(admin):
+        fail("the publisher is still connected after 10 idle seconds")
+    trader.execute(place, ("a", "P2", "buy", 5))
+    got = listener.collect(10, lambda g: covered(g, ids["P2"], p2 + 2))
+    if ranges(got) != {ids["P2"]: [(p2 + 2, p2 + 2)]}:
+        fail(f"after an idle exit: got {got}")
+    trader.close()
+    listener.conn.close()
+    if not publisher_pids(admin):
+        fail("no publisher connected before DROP DATABASE")
+    started = time.time()
+    admin.execute(f"DROP DATABASE {DB}")
+    print(f"publisher: idle exit, restart, terminate and DROP DATABASE ({time.time() - started:.1f} s) ok")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
