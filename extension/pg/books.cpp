@@ -321,6 +321,18 @@ bool JournalChanged() {
     return false;
 }
 
+// Whether the publisher has yet to send a committed range of one of the
+// books this transaction changed.
+bool PublisherBehind() {
+    for (int slot : touched) {
+        Slot& s = shared->slots[slot];
+        if (locals[slot].book->seq() != locals[slot].seq_at_start &&
+            pg_atomic_read_u64(&s.published_seq) != pg_atomic_read_u64(&s.committed_seq))
+            return true;
+    }
+    return false;
+}
+
 void OnXact(XactEvent event, void*) {
     switch (event) {
         case XACT_EVENT_PRE_COMMIT:
@@ -329,7 +341,7 @@ void OnXact(XactEvent event, void*) {
             // sent by this transaction, queued before PreCommit_Notify so
             // that it goes out if and only if the transaction commits.
             if (!notify || !JournalChanged()) break;
-            if (PublisherClaim()) {
+            if (PublisherClaim(PublisherBehind())) {
                 publisher_claimed = true;
                 break;
             }
@@ -424,11 +436,13 @@ void DefineSettings() {
     DefineCustomBoolVariable("exchange.notify", "Publish committed journal ranges on channel exchange_events.",
                              "Off only to measure what NOTIFY costs: listeners then miss changes.", &notify, true,
                              PGC_SUSET, 0, nullptr, nullptr, nullptr);
-    DefineCustomBoolVariable("exchange.notify_publisher",
-                             "Send the notifications from a background worker per database after commit.",
-                             "Off: each committing transaction sends its own and takes PostgreSQL's NOTIFY lock, "
-                             "which serialises all notifying commits.",
-                             &notify_publisher, true, PGC_SUSET, 0, nullptr, nullptr, nullptr);
+    DefineCustomEnumVariable("exchange.notify_publisher",
+                             "Who sends a committed transaction's notifications: auto, always (a background worker "
+                             "per database) or off (the transaction itself).",
+                             "auto: the transaction when PostgreSQL's NOTIFY lock is free, else the worker, so that "
+                             "notifying commits do not queue on that cluster-wide lock.",
+                             &notify_publisher, kPublisherAuto, notify_publisher_options, PGC_SUSET, 0, nullptr,
+                             nullptr, nullptr);
     MarkGUCPrefixReserved("exchange");
 }
 

@@ -13,11 +13,13 @@
 #include "books.h"
 
 extern "C" {
+#include "catalog/pg_database.h"
 #include "commands/dbcommands.h"
 #include "commands/defrem.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "storage/latch.h"
+#include "storage/lock.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
 #include "tcop/utility.h"
@@ -29,7 +31,10 @@ extern "C" {
 
 namespace pgx::pg {
 
-bool notify_publisher = true;
+int notify_publisher = kPublisherAuto;
+const struct config_enum_entry notify_publisher_options[] = {
+    {"auto", kPublisherAuto, false}, {"always", kPublisherAlways, false}, {"off", kPublisherOff, false},
+    {nullptr, 0, false}};
 
 namespace {
 
@@ -188,8 +193,18 @@ void PublisherShmemStartup() {
     }
 }
 
-bool PublisherClaim() {
-    if (!notify_publisher || pub == nullptr || !IsUnderPostmaster) return false;
+// Takes the lock PostgreSQL's PreCommit_Notify takes (commands/async.c: a
+// heavyweight lock on "database 0", cluster-wide) if nobody holds it, without
+// waiting. Held to transaction end, as PreCommit_Notify would hold it.
+bool TryNotifyLock() {
+    LOCKTAG tag;
+    SET_LOCKTAG_OBJECT(tag, InvalidOid, DatabaseRelationId, InvalidOid, 0);
+    return LockAcquire(&tag, AccessExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL;
+}
+
+bool PublisherClaim(bool pending) {
+    if (notify_publisher == kPublisherOff || pub == nullptr || !IsUnderPostmaster) return false;
+    if (notify_publisher == kPublisherAuto && !pending && TryNotifyLock()) return false;
     bool start = false;
     LWLockAcquire(pub->lock, LW_EXCLUSIVE);
     const int i = EntryFor(MyDatabaseId);

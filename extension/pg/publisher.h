@@ -17,26 +17,37 @@
 // The publisher of a database starts on the first commit that needs it and
 // exits after two idle seconds, or at once when DROP DATABASE (or another
 // command that needs the database without sessions) names its database.
-// When no worker can be started (max_worker_processes reached), or with
-// exchange.notify_publisher = off, the transaction notifies by itself as
-// before.
+//
+// exchange.notify_publisher: `auto` (the default) lets a transaction notify
+// by itself when that costs nothing, that is when no other transaction holds
+// the NOTIFY lock (checked without waiting; it then holds it through its
+// commit, as any notifying transaction does) and the publisher has nothing
+// pending for its instruments (so that each instrument's ranges stay in
+// order); otherwise the publisher sends them. One writer on one instrument
+// thus keeps the cheaper path, and concurrent writers do not queue on the
+// lock. `always`: the publisher sends every range. `off`: every transaction
+// notifies by itself, as before the publisher. When no worker can be
+// started (max_worker_processes reached) a transaction notifies by itself.
 #pragma once
 
 #include "pg_prelude.h"
 
 namespace pgx::pg {
 
-extern bool notify_publisher;  // exchange.notify_publisher
+enum NotifyPublisher { kPublisherOff = 0, kPublisherAuto = 1, kPublisherAlways = 2 };
+extern int notify_publisher;  // exchange.notify_publisher
+extern const struct config_enum_entry notify_publisher_options[];
 
 Size PublisherShmemBytes();
 void PublisherShmemStartup();
 void InstallPublisherHooks();  // at _PG_init
 
-// At pre-commit of a transaction with journal ranges to publish: true if the
-// database's publisher will publish them (it is running or was just asked to
-// start); the caller then calls PublisherRelease exactly once, at commit or
-// abort. False: the caller notifies by itself.
-bool PublisherClaim();
+// At pre-commit of a transaction with journal ranges to publish (`pending`:
+// the publisher has not yet sent earlier ranges of one of its instruments):
+// true if the database's publisher will publish them (it is running or was
+// just asked to start); the caller then calls PublisherRelease exactly once,
+// at commit or abort. False: the caller notifies by itself.
+bool PublisherClaim(bool pending);
 // After the transaction's committed sequences are recorded (committed) or
 // on abort: lets the publisher go, waking it on commit.
 void PublisherRelease(bool committed);

@@ -1,15 +1,19 @@
 """The NOTIFY publisher (extension/pg/publisher.h), part of make test.
 
-A committing transaction that changed a book does not send NOTIFY itself (it
+A committing transaction that changed a book need not send NOTIFY itself (it
 would take PostgreSQL's NOTIFY lock); its database's background worker sends
 "instrument_id:first_seq:last_seq" for everything committed since its last
 notification. Checked here, against the real server:
-  - the notifications come from the publisher, not from the trader, and name
-    exactly the committed ranges: nothing of an aborted transaction or a
-    rolled-back savepoint;
+  - with exchange.notify_publisher = always the notifications come from the
+    publisher, not from the trader, and name exactly the committed ranges:
+    nothing of an aborted transaction or a rolled-back savepoint;
   - under four concurrent traders on two instruments the ranges of each
-    instrument are contiguous, cover its whole journal, and never repeat;
-  - with exchange.notify_publisher = off the transaction notifies by itself;
+    instrument are contiguous, cover its whole journal, and never repeat,
+    both with `always` and with `auto`, where a trader that finds the NOTIFY
+    lock free notifies by itself and the others leave it to the publisher
+    (both happen);
+  - with `auto` a lone trader notifies by itself;
+  - with `off` the transaction notifies by itself;
   - a publisher terminated by an administrator is replaced at the next
     commit, and what was committed meanwhile is still announced;
   - an idle publisher leaves its database within a few seconds, and the
@@ -37,7 +41,9 @@ def fail(msg):
     sys.exit(1)
 
 
-def connect(dsn, **kw):
+def connect(dsn, mode=None, **kw):
+    if mode is not None:
+        dsn += f" options='-c exchange.notify_publisher={mode}'"
     return psycopg.connect(dsn, autocommit=True, **kw)
 
 
@@ -80,7 +86,7 @@ def main(dsn_admin):
     admin.execute(f"DROP DATABASE IF EXISTS {DB}")
     admin.execute(f"CREATE DATABASE {DB}")
     dsn = dsn_admin + f" dbname={DB}"
-    trader = connect(dsn)
+    trader = connect(dsn, "always")
     trader.execute("CREATE EXTENSION exchange")
     ids = {}
     for sym in ("P1", "P2"):
@@ -124,31 +130,44 @@ def main(dsn_admin):
         fail(f"rolled-back savepoint published {extra}")
 
     # Four traders at once, autocommitted orders on both instruments: per
-    # instrument the ranges are contiguous, cover the journal, never repeat.
-    def trade(n, who):
-        c = connect(dsn)
-        for i in range(n):
-            c.execute(place, (who, "P1" if i % 2 else "P2", "buy" if (i // 2) % 2 else "sell", 10 + i % 3))
-        c.close()
-    threads = [threading.Thread(target=trade, args=(150, f"t{k}")) for k in range(4)]
-    for t in threads:
-        t.start()
-    notes = []
-    while any(t.is_alive() for t in threads):
-        notes += listener.collect(0.2)
-    for t in threads:
-        t.join()
+    # instrument the ranges are contiguous, cover the journal, never repeat,
+    # and arrive in order.
+    def concurrent(mode):
+        before = dict(trader.execute("SELECT instrument_id, max(seq) FROM exchange.events GROUP BY 1").fetchall())
+        pids = []
+
+        def trade(n, who):
+            c = connect(dsn, mode)
+            pids.append(c.execute("SELECT pg_backend_pid()").fetchone()[0])
+            for i in range(n):
+                c.execute(place, (who, "P1" if i % 2 else "P2", "buy" if (i // 2) % 2 else "sell", 10 + i % 3))
+            c.close()
+        threads = [threading.Thread(target=trade, args=(150, f"t{k}")) for k in range(4)]
+        for t in threads:
+            t.start()
+        notes = []
+        while any(t.is_alive() for t in threads):
+            notes += listener.collect(0.2)
+        for t in threads:
+            t.join()
+        last = dict(trader.execute("SELECT instrument_id, max(seq) FROM exchange.events GROUP BY 1").fetchall())
+        notes += listener.collect(10, lambda g: all(covered(notes + g, i, last[i]) for i in last))
+        for inst, rs in ranges(notes).items():
+            expect = before[inst] + 1
+            for first, end in rs:  # in the order received
+                if first != expect or end < first:
+                    fail(f"{mode}: instrument {inst}: ranges {rs} not contiguous from {expect}")
+                expect = end + 1
+            if expect != last[inst] + 1:
+                fail(f"{mode}: instrument {inst}: ranges end at {expect - 1}, journal at {last[inst]}")
+        by_traders = sum(1 for pid, _ in notes if pid in pids)
+        print(f"publisher ({mode}): 600 orders from 4 traders announced in {len(notes)} notifications "
+              f"({by_traders} sent by the traders), contiguous and in order")
+        return notes, by_traders
+    notes, by_traders = concurrent("always")
+    if by_traders:
+        fail(f"always: {by_traders} notifications sent by the traders")
     last = dict(trader.execute("SELECT instrument_id, max(seq) FROM exchange.events GROUP BY 1").fetchall())
-    notes += listener.collect(10, lambda g: all(covered(notes + g, i, last[i]) for i in last))
-    for inst, rs in ranges(notes).items():
-        expect = 4 if inst == ids["P1"] else 2
-        for first, end in sorted(rs):
-            if first != expect or end < first:
-                fail(f"instrument {inst}: ranges {sorted(rs)} not contiguous from {expect}")
-            expect = end + 1
-        if expect != last[inst] + 1:
-            fail(f"instrument {inst}: ranges end at {expect - 1}, journal at {last[inst]}")
-    print(f"publisher: 600 orders from 4 traders announced in {len(notes)} notifications, contiguous")
 
     # Publisher off for a session: it notifies by itself.
     trader.execute("SET exchange.notify_publisher = off")
@@ -158,6 +177,22 @@ def main(dsn_admin):
     if got != [(trader_pid, f"{ids['P2']}:{p2}:{p2}")]:
         fail(f"notify_publisher off: got {got}, trader {trader_pid}")
     trader.execute("RESET exchange.notify_publisher")
+
+    # auto, one trader alone: the NOTIFY lock is free, it notifies by itself.
+    trader.execute("SET exchange.notify_publisher = auto")
+    got = []
+    for k in range(1, 4):
+        trader.execute(place, ("a", "P2", "buy", 7))
+        got += listener.collect(10, lambda g: covered(g, ids["P2"], p2 + k))
+    if got != [(trader_pid, f"{ids['P2']}:{p2 + k}:{p2 + k}") for k in range(1, 4)]:
+        fail(f"auto, one trader: got {got}, trader {trader_pid}")
+    p2 += 3
+    # auto, four traders: some find the lock taken and leave it to the publisher.
+    notes, by_traders = concurrent("auto")
+    if by_traders == 0 or by_traders == len(notes):
+        fail(f"auto: {by_traders} of {len(notes)} notifications sent by the traders: expected some, not all")
+    p2 = trader.execute("SELECT max(seq) FROM exchange.events WHERE instrument_id = %s", (ids["P2"],)).fetchone()[0]
+    trader.execute("SET exchange.notify_publisher = always")
 
     # Terminated publisher: replaced at the next commit; the range is whole.
     for pid in publisher_pids(admin):
