@@ -437,11 +437,11 @@ void DefineSettings() {
                              "Off only to measure what NOTIFY costs: listeners then miss changes.", &notify, true,
                              PGC_SUSET, 0, nullptr, nullptr, nullptr);
     DefineCustomEnumVariable("exchange.notify_publisher",
-                             "Who sends a committed transaction's notifications: auto, always (a background worker "
-                             "per database) or off (the transaction itself).",
-                             "auto: the transaction when PostgreSQL's NOTIFY lock is free, else the worker, so that "
-                             "notifying commits do not queue on that cluster-wide lock.",
-                             &notify_publisher, kPublisherAuto, notify_publisher_options, PGC_SUSET, 0, nullptr,
+                             "Who sends a committed transaction's notifications: always (a background worker per "
+                             "database), auto or off (the transaction itself).",
+                             "auto: the transaction when PostgreSQL's NOTIFY lock is free, else the worker. off: the "
+                             "transaction, queueing on that cluster-wide lock with every other notifying commit.",
+                             &notify_publisher, kPublisherAlways, notify_publisher_options, PGC_SUSET, 0, nullptr,
                              nullptr, nullptr);
     MarkGUCPrefixReserved("exchange");
 }

@@ -31,7 +31,7 @@ extern "C" {
 
 namespace pgx::pg {
 
-int notify_publisher = kPublisherAuto;
+int notify_publisher = kPublisherAlways;
 const struct config_enum_entry notify_publisher_options[] = {
     {"auto", kPublisherAuto, false}, {"always", kPublisherAlways, false}, {"off", kPublisherOff, false},
     {nullptr, 0, false}};
@@ -130,6 +130,15 @@ int PublishRound(Oid db) {
     return n;
 }
 
+// Takes the lock PostgreSQL's PreCommit_Notify takes (commands/async.c: a
+// heavyweight lock on "database 0", cluster-wide) if nobody holds it, without
+// waiting. Held to transaction end, as PreCommit_Notify would hold it.
+bool TryNotifyLock() {
+    LOCKTAG tag;
+    SET_LOCKTAG_OBJECT(tag, InvalidOid, DatabaseRelationId, InvalidOid, 0);
+    return LockAcquire(&tag, AccessExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL;
+}
+
 // Commands that refuse a database with other sessions (DROP DATABASE, a
 // rename, a template copy, a move to another tablespace) would wait for an
 // idle publisher's exit: it leaves at once instead.
@@ -191,15 +200,6 @@ void PublisherShmemStartup() {
         memset(pub, 0, sizeof *pub);
         pub->lock = &(GetNamedLWLockTranche("exchange publisher"))->lock;
     }
-}
-
-// Takes the lock PostgreSQL's PreCommit_Notify takes (commands/async.c: a
-// heavyweight lock on "database 0", cluster-wide) if nobody holds it, without
-// waiting. Held to transaction end, as PreCommit_Notify would hold it.
-bool TryNotifyLock() {
-    LOCKTAG tag;
-    SET_LOCKTAG_OBJECT(tag, InvalidOid, DatabaseRelationId, InvalidOid, 0);
-    return LockAcquire(&tag, AccessExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL;
 }
 
 bool PublisherClaim(bool pending) {

@@ -18,16 +18,17 @@
 // exits after two idle seconds, or at once when DROP DATABASE (or another
 // command that needs the database without sessions) names its database.
 //
-// exchange.notify_publisher: `auto` (the default) lets a transaction notify
-// by itself when that costs nothing, that is when no other transaction holds
-// the NOTIFY lock (checked without waiting; it then holds it through its
-// commit, as any notifying transaction does) and the publisher has nothing
-// pending for its instruments (so that each instrument's ranges stay in
-// order); otherwise the publisher sends them. One writer on one instrument
-// thus keeps the cheaper path, and concurrent writers do not queue on the
-// lock. `always`: the publisher sends every range. `off`: every transaction
-// notifies by itself, as before the publisher. When no worker can be
-// started (max_worker_processes reached) a transaction notifies by itself.
+// exchange.notify_publisher: `always` (the default): the publisher sends
+// every range. `auto` lets a transaction notify by itself when no other
+// transaction holds the NOTIFY lock (checked without waiting; it then holds
+// it through its commit, as any notifying transaction does) and the
+// publisher has nothing pending for its instruments (so that each
+// instrument's ranges stay in order); otherwise the publisher sends them: a
+// lone writer then spares the second transaction per commit, which measured
+// slightly lower latency at moderate rates and clearly higher at 20,000
+// orders/s (README, Market data). `off`: every transaction notifies by
+// itself, as before the publisher. When no worker can be started
+// (max_worker_processes reached) a transaction notifies by itself.
 #pragma once
 
 #include "pg_prelude.h"
