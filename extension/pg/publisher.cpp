@@ -43,6 +43,8 @@ constexpr int kIdleExitMs = 2000;          // below DROP DATABASE's 5 s wait
 constexpr int kWaitMs = 500;               // the worker's sleep between checks
 constexpr long kStartTimeoutMs = 10000;    // a requested worker that never came up
 constexpr int kRangesPerRound = 256;
+constexpr int kRestartSeconds = 1;         // after an error or SIGTERM, if work is left
+constexpr int kMaxFailedStarts = 3;        // exits before connecting (its database is gone)
 
 enum State : uint32 { kStopped = 0, kStarting = 1, kRunning = 2 };
 
@@ -50,7 +52,8 @@ struct Entry {
     Oid dbid;  // InvalidOid: free
     uint32 state;
     int32 claims;
-    bool leave;         // a command needs the database without sessions
+    int32 failed_starts;  // workers in a row that exited before they ran
+    bool leave;           // a command needs the database without sessions
     TimestampTz since;  // when kStarting was set
     Latch* latch;       // the running worker's (PGPROC's latches live in shared memory)
 };
@@ -73,7 +76,7 @@ int EntryFor(Oid db) {
         if (e.dbid == db) return i;
         if (free_entry < 0 && (e.dbid == InvalidOid || (e.state == kStopped && e.claims == 0))) free_entry = i;
     }
-    if (free_entry >= 0) pub->entries[free_entry] = Entry{db, kStopped, 0, false, 0, nullptr};
+    if (free_entry >= 0) pub->entries[free_entry] = Entry{db, kStopped, 0, 0, false, 0, nullptr};
     return free_entry;
 }
 
@@ -82,7 +85,10 @@ bool StartWorker(Oid db) {
     memset(&w, 0, sizeof w);
     w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
     w.bgw_start_time = BgWorkerStart_RecoveryFinished;
-    w.bgw_restart_time = BGW_NEVER_RESTART;
+    // The postmaster starts it again after an error or a SIGTERM (exit code
+    // 1), so that ranges committed but not yet sent are not left waiting for
+    // the next commit; a worker with nothing to do exits with 0 and is gone.
+    w.bgw_restart_time = kRestartSeconds;
     snprintf(w.bgw_library_name, BGW_MAXLEN, "exchange");
     snprintf(w.bgw_function_name, BGW_MAXLEN, "exchange_publisher_main");
     snprintf(w.bgw_name, BGW_MAXLEN, "exchange notify publisher for database %u", db);
@@ -107,6 +113,7 @@ void OnWorkerExit(int, Datum) {
     } else if (!became_running && e.state == kStarting) {
         e.state = kStopped;
     }
+    if (!became_running) e.failed_starts++;
     LWLockRelease(pub->lock);
 }
 
@@ -254,10 +261,26 @@ void exchange_publisher_main(Datum arg) {
     pqsignal(SIGTERM, die);
     BackgroundWorkerUnblockSignals();
 
+    // Nothing to do (the transaction that asked for it aborted, or this is a
+    // restart after everything was sent), or too many failed starts: exit
+    // for good.
+    bool done = false;
     LWLockAcquire(pub->lock, LW_EXCLUSIVE);
     my_entry = EntryFor(db);
+    if (my_entry >= 0) {
+        Entry& e = pub->entries[my_entry];
+        PendingRange one[1];
+        if ((e.claims == 0 && PendingRanges(db, one, 1) == 0) || e.failed_starts >= kMaxFailedStarts) {
+            done = true;
+            e.failed_starts = 0;
+            if (e.state == kStarting) e.state = kStopped;
+        }
+    }
     LWLockRelease(pub->lock);
-    if (my_entry < 0) proc_exit(0);
+    if (my_entry < 0 || done) {
+        my_entry = -1;
+        proc_exit(0);
+    }
     before_shmem_exit(OnWorkerExit, (Datum)0);
 
     BackgroundWorkerInitializeConnectionByOid(db, InvalidOid, 0);
@@ -276,6 +299,7 @@ void exchange_publisher_main(Datum arg) {
     e.state = kRunning;
     e.latch = MyLatch;
     e.leave = false;
+    e.failed_starts = 0;
     became_running = true;
     LWLockRelease(pub->lock);
 

@@ -14,6 +14,8 @@ notification. Checked here, against the real server:
     (both happen);
   - with `auto` a lone trader notifies by itself;
   - with `off` the transaction notifies by itself;
+  - a publisher terminated with a range still to send is started again by
+    the postmaster, and the range goes out without another commit;
   - a publisher terminated by an administrator is replaced at the next
     commit, and what was committed meanwhile is still announced;
   - an idle publisher leaves its database within a few seconds, and the
@@ -24,7 +26,9 @@ notification. Checked here, against the real server:
 Usage: publisher_test.py DSN   (DSN of a maintenance database; the test
 creates and drops database exchange_publisher)
 """
+import os
 import select
+import signal
 import sys
 import threading
 import time
@@ -193,6 +197,24 @@ def main(dsn_admin):
         fail(f"auto: {by_traders} of {len(notes)} notifications sent by the traders: expected some, not all")
     p2 = trader.execute("SELECT max(seq) FROM exchange.events WHERE instrument_id = %s", (ids["P2"],)).fetchone()[0]
     trader.execute("SET exchange.notify_publisher = always")
+
+    # A publisher stopped (SIGSTOP) while a commit waits for it, then
+    # terminated: the postmaster starts it again, the range still goes out.
+    trader.execute(place, ("a", "P2", "buy", 6))
+    got = listener.collect(10, lambda g: covered(g, ids["P2"], p2 + 1))
+    pids = publisher_pids(admin)
+    if ranges(got) != {ids["P2"]: [(p2 + 1, p2 + 1)]} or len(pids) != 1:
+        fail(f"before the stop: got {got}, publishers {pids}")
+    os.kill(pids[0], signal.SIGSTOP)
+    try:
+        trader.execute(place, ("a", "P2", "buy", 6))
+        admin.execute("SELECT pg_terminate_backend(%s)", (pids[0],))
+    finally:
+        os.kill(pids[0], signal.SIGCONT)
+    got = listener.collect(15, lambda g: covered(g, ids["P2"], p2 + 2))
+    if ranges(got) != {ids["P2"]: [(p2 + 2, p2 + 2)]} or got[0][0] in (pids[0], trader_pid):
+        fail(f"after the stopped publisher was terminated: got {got} (old publisher {pids[0]})")
+    p2 += 2
 
     # Terminated publisher: replaced at the next commit; the range is whole.
     for pid in publisher_pids(admin):
