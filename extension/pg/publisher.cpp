@@ -7,7 +7,11 @@
 // exits only when there are none and nothing is left to publish, checked
 // under the lock that a claim takes, so no committed range is left behind.
 // A publisher asked for but never started (the postmaster could not fork)
-// is given up after kStartTimeout and asked for again.
+// is given up after kStartTimeout and asked for again. After an error or a
+// SIGTERM the postmaster starts it again (kRestartSeconds), so that what was
+// left unsent goes out without waiting for the next commit; one that finds
+// nothing to do, or whose database is gone (kMaxFailedStarts), exits for
+// good.
 #include "publisher.h"
 
 #include "books.h"
@@ -32,19 +36,20 @@ extern "C" {
 namespace pgx::pg {
 
 int notify_publisher = kPublisherAlways;
-const struct config_enum_entry notify_publisher_options[] = {
-    {"auto", kPublisherAuto, false}, {"always", kPublisherAlways, false}, {"off", kPublisherOff, false},
-    {nullptr, 0, false}};
+const struct config_enum_entry notify_publisher_options[] = {{"auto", kPublisherAuto, false},
+                                                             {"always", kPublisherAlways, false},
+                                                             {"off", kPublisherOff, false},
+                                                             {nullptr, 0, false}};
 
 namespace {
 
-constexpr int kEntries = 64;               // databases with a publisher at once
-constexpr int kIdleExitMs = 2000;          // below DROP DATABASE's 5 s wait
-constexpr int kWaitMs = 500;               // the worker's sleep between checks
-constexpr long kStartTimeoutMs = 10000;    // a requested worker that never came up
+constexpr int kEntries = 64;             // databases with a publisher at once
+constexpr int kIdleExitMs = 2000;        // below DROP DATABASE's 5 s wait
+constexpr int kWaitMs = 500;             // the worker's sleep between checks
+constexpr long kStartTimeoutMs = 10000;  // a requested worker that never came up
 constexpr int kRangesPerRound = 256;
-constexpr int kRestartSeconds = 1;         // after an error or SIGTERM, if work is left
-constexpr int kMaxFailedStarts = 3;        // exits before connecting (its database is gone)
+constexpr int kRestartSeconds = 1;   // after an error or SIGTERM, if work is left
+constexpr int kMaxFailedStarts = 3;  // exits before connecting (its database is gone)
 
 enum State : uint32 { kStopped = 0, kStarting = 1, kRunning = 2 };
 
@@ -54,8 +59,8 @@ struct Entry {
     int32 claims;
     int32 failed_starts;  // workers in a row that exited before they ran
     bool leave;           // a command needs the database without sessions
-    TimestampTz since;  // when kStarting was set
-    Latch* latch;       // the running worker's (PGPROC's latches live in shared memory)
+    TimestampTz since;    // when kStarting was set
+    Latch* latch;         // the running worker's (PGPROC's latches live in shared memory)
 };
 
 struct PublisherShared {
@@ -74,7 +79,8 @@ int EntryFor(Oid db) {
     for (int i = 0; i < kEntries; ++i) {
         const Entry& e = pub->entries[i];
         if (e.dbid == db) return i;
-        if (free_entry < 0 && (e.dbid == InvalidOid || (e.state == kStopped && e.claims == 0))) free_entry = i;
+        if (free_entry < 0 && (e.dbid == InvalidOid || (e.state == kStopped && e.claims == 0)))
+            free_entry = i;
     }
     if (free_entry >= 0) pub->entries[free_entry] = Entry{db, kStopped, 0, 0, false, 0, nullptr};
     return free_entry;
@@ -97,7 +103,7 @@ bool StartWorker(Oid db) {
     return RegisterDynamicBackgroundWorker(&w, nullptr);
 }
 
-int my_entry = -1;          // in the worker
+int my_entry = -1;  // in the worker
 bool became_running = false;
 
 // Any exit of the worker (idle, an error, SIGTERM): its database may get a
@@ -128,7 +134,8 @@ int PublishRound(Oid db) {
     for (int i = 0; i < n; ++i) {
         char payload[64];
         snprintf(payload, sizeof payload, "%d:%llu:%llu", ranges[i].instrument_id,
-                 static_cast<unsigned long long>(ranges[i].first), static_cast<unsigned long long>(ranges[i].last));
+                 static_cast<unsigned long long>(ranges[i].first),
+                 static_cast<unsigned long long>(ranges[i].last));
         Async_Notify("exchange_events", payload);
     }
     CommitTransactionCommand();
@@ -198,7 +205,9 @@ void InstallPublisherHooks() {
     ProcessUtility_hook = Utility;
 }
 
-Size PublisherShmemBytes() { return MAXALIGN(sizeof(PublisherShared)); }
+Size PublisherShmemBytes() {
+    return MAXALIGN(sizeof(PublisherShared));
+}
 
 void PublisherShmemStartup() {
     bool found;
