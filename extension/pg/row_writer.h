@@ -32,8 +32,9 @@ struct RowBatch {
 // Inserts the rows the way COPY FROM does, without planning or executing a
 // statement: table_multi_insert, the index entries, NOT NULL and CHECK
 // constraints, the other columns' defaults, and the table's AFTER ROW and
-// statement triggers (the foreign key checks among them), fired before it
-// returns as at the end of a statement. Checks INSERT privilege like the
+// statement triggers (the foreign key checks among them, but for the one
+// batch.locked_ref names), fired before it returns as at the end of a
+// statement. Checks INSERT privilege like the
 // executor. Returns false, having written nothing, when the table needs what
 // this path does not do: BEFORE or INSTEAD OF row triggers, transition
 // tables, stored generated columns, row-level security, or a named column
