@@ -142,7 +142,8 @@ CREATE FUNCTION exchange._book_orders(int, OUT order_no bigint, OUT side smallin
 CREATE FUNCTION exchange._validate(int) RETURNS text[] AS 'MODULE_PATHNAME', 'exchange_validate' LANGUAGE C STRICT VOLATILE;
 CREATE FUNCTION exchange._rebuild(int) RETURNS bigint AS 'MODULE_PATHNAME', 'exchange_rebuild' LANGUAGE C STRICT VOLATILE;
 CREATE FUNCTION exchange._stats(OUT instrument_id int, OUT loaded boolean, OUT resting_orders bigint, OUT levels bigint,
-                                OUT max_orders bigint, OUT max_levels bigint, OUT seq bigint, OUT shared_bytes bigint)
+                                OUT max_orders bigint, OUT max_levels bigint, OUT seq bigint, OUT shared_bytes bigint,
+                                OUT published_seq bigint)
     RETURNS SETOF record AS 'MODULE_PATHNAME', 'exchange_stats_raw' LANGUAGE C STRICT VOLATILE;
 
 -- Raises the ERROR for a reason code (see the comment at the top).
@@ -496,13 +497,16 @@ BEGIN
     RETURN v_id;
 END $$;
 
--- Per-instrument shared-memory state.
+-- Per-instrument shared-memory state. published_seq: the last journal
+-- sequence announced on channel exchange_events (by the publisher or by the
+-- committing transaction); seq - published_seq is what listeners have not
+-- been told about yet.
 CREATE FUNCTION exchange.stats()
 RETURNS TABLE (instrument text, loaded boolean, resting_orders bigint, levels bigint, max_orders bigint,
-               max_levels bigint, seq bigint, shared_bytes bigint)
+               max_levels bigint, seq bigint, shared_bytes bigint, published_seq bigint)
 LANGUAGE sql AS $$
     SELECT i.symbol, coalesce(s.loaded, false), coalesce(s.resting_orders, 0), coalesce(s.levels, 0), s.max_orders,
-           s.max_levels, s.seq, s.shared_bytes
+           s.max_levels, s.seq, s.shared_bytes, s.published_seq
       FROM exchange.instruments i LEFT JOIN exchange._stats() s ON s.instrument_id = i.instrument_id
      ORDER BY i.symbol
 $$;

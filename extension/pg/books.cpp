@@ -554,7 +554,8 @@ bool SlotInfoAt(int i, SlotInfo& out) {
     const uint32 state = slot.state;
     LWLockRelease(shared->lock);
     if (state == kSlotFree || dbid != MyDatabaseId || slot_relid != relid) return false;
-    out = SlotInfo{dbid, instrument_id, state == kSlotReady, 0, 0, 0, 0, 0, shared->book_bytes};
+    out = SlotInfo{dbid, instrument_id, state == kSlotReady, 0, 0, 0, 0, 0, shared->book_bytes,
+                   pg_atomic_read_u64(&shared->slots[i].published_seq)};
     if (state == kSlotReady) {
         const Book& b = Handle(i);
         out.orders = b.order_count();

@@ -45,6 +45,7 @@ struct SlotInfo {
     uint32 orders, levels, max_orders, max_levels;
     uint64 seq;
     uint64 bytes;
+    uint64 published_seq;  // announced on exchange_events (publisher.h)
 };
 int SlotCount();
 bool SlotInfoAt(int i, SlotInfo& out);

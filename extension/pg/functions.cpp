@@ -223,11 +223,12 @@ Datum exchange_stats_raw(PG_FUNCTION_ARGS) {
     for (int i = 0; i < n; ++i) {
         pg::SlotInfo s;
         if (!pg::SlotInfoAt(i, s)) continue;
-        Datum v[8] = {Int32GetDatum(s.instrument_id), BoolGetDatum(s.loaded),
+        Datum v[9] = {Int32GetDatum(s.instrument_id), BoolGetDatum(s.loaded),
                       Int64GetDatum(s.orders),        Int64GetDatum(s.levels),
                       Int64GetDatum(s.max_orders),    Int64GetDatum(s.max_levels),
-                      Int64GetDatum(static_cast<int64>(s.seq)), Int64GetDatum(static_cast<int64>(s.bytes))};
-        bool nulls[8] = {false};
+                      Int64GetDatum(static_cast<int64>(s.seq)), Int64GetDatum(static_cast<int64>(s.bytes)),
+                      Int64GetDatum(static_cast<int64>(s.published_seq))};
+        bool nulls[9] = {false};
         tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, nulls);
     }
     return (Datum)0;

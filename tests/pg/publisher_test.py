@@ -13,7 +13,8 @@ notification. Checked here, against the real server:
   - with `auto` a lone trader notifies by itself, and one that finds the
     NOTIFY lock held by another session (whose commit waits for a
     synchronous standby) leaves its ranges to the publisher, which sends
-    them once the lock is free;
+    them once the lock is free; exchange.stats() shows them as not yet
+    announced (seq - published_seq) meanwhile, and 0 after;
   - with `off` the transaction notifies by itself;
   - a publisher terminated with a range still to send is started again by
     the postmaster, and the range goes out without another commit;
@@ -81,6 +82,19 @@ def covered(notes, inst, last):
     return any(r[1] >= last for r in ranges(notes).get(inst, []))
 
 
+def unannounced(conn, symbol, settle=False):
+    """exchange.stats(): journal entries of the instrument not yet announced.
+    With settle, waits up to 5 s for 0 (the publisher records a range as
+    sent just after its notifying transaction commits)."""
+    deadline = time.time() + 5
+    while True:
+        n = conn.execute("SELECT seq - published_seq FROM exchange.stats() WHERE instrument = %s",
+                         (symbol,)).fetchone()[0]
+        if not settle or n == 0 or time.time() > deadline:
+            return n
+        time.sleep(0.02)
+
+
 def publisher_pids(conn):
     return [r[0] for r in conn.execute(
         "SELECT pid FROM pg_stat_activity WHERE backend_type = 'exchange notify publisher'")]
@@ -113,6 +127,8 @@ def main(dsn_admin):
     senders = {pid for pid, _ in got}
     if trader_pid in senders or senders - set(publisher_pids(admin)):
         fail(f"sent by {senders}, trader {trader_pid}, publishers {publisher_pids(admin)}")
+    if unannounced(trader, "P1", True) != 0 or unannounced(trader, "P2", True) != 0:
+        fail(f"stats() after the notifications: {trader.execute('SELECT * FROM exchange.stats()').fetchall()}")
 
     # Aborted: nothing. A rolled-back savepoint: only what stayed.
     trader.execute("BEGIN")
@@ -236,6 +252,8 @@ def main(dsn_admin):
         early = listener.collect(1)
         if early:
             fail(f"notified while another session held the NOTIFY lock: {early}")
+        if unannounced(trader, "P2") != 3:
+            fail(f"stats() with 3 ranges waiting for the lock: {trader.execute('SELECT * FROM exchange.stats()').fetchall()}")
         admin.execute("SELECT pg_cancel_backend(%s)", (blocker_pid,))
         t.join(10)
         got = listener.collect(10, lambda g: covered(g, ids["P2"], p2 + 3))
@@ -246,6 +264,8 @@ def main(dsn_admin):
         first = min(f for f, _ in ranges(got)[ids["P2"]])
         if first != p2 + 1:
             fail(f"auto with the lock taken: ranges {ranges(got)} do not start at {p2 + 1}")
+        if unannounced(trader, "P2", True) != 0:
+            fail(f"stats() after the lock was freed: {trader.execute('SELECT * FROM exchange.stats()').fetchall()}")
         p2 += 3
     finally:
         admin.execute("ALTER SYSTEM RESET synchronous_standby_names")
