@@ -7,7 +7,9 @@
 # machine's durable-commit ceiling for one row per transaction).
 # Then the commit-to-WebSocket latency with 1,000 subscribers
 # (tests/perf/ws_latency.py).
-# PGX_BENCH_SECONDS (default 10) per rate; PGX_BENCH_RATES overrides the rates.
+# PGX_BENCH_SECONDS (default 10) per rate; PGX_BENCH_RATES overrides the rates;
+# PGX_BENCH_PG_SETTINGS adds server settings (e.g.
+# "exchange.notify_publisher=auto"); PGX_BENCH_NO_WS=1 skips the WebSocket part.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -29,7 +31,8 @@ trap cleanup EXIT
 cleanup
 rm -rf "$dir"
 mkdir -p "$dir/run"
-scripts/pg-cluster.sh start "$dir/pg" "$pg_port" shared_buffers=512MB max_wal_size=4GB
+# shellcheck disable=SC2086  # settings are words
+scripts/pg-cluster.sh start "$dir/pg" "$pg_port" shared_buffers=512MB max_wal_size=4GB ${PGX_BENCH_PG_SETTINGS:-}
 psql -X -q -c "CREATE EXTENSION exchange" -c "SELECT exchange.create_instrument('BTC-USD', 0.01, 0.0001)" \
   -c "CREATE TABLE bench_plain (id bigserial PRIMARY KEY, client int, v float8, at timestamptz DEFAULT now())" >/dev/null
 base=$("$PGBENCH" -n -M prepared -T "$secs" -c 8 -j 8 -f tests/perf/pgbench/plain_insert.sql 2>/dev/null |
@@ -52,7 +55,7 @@ problems=$(psql -X -At -c "SELECT count(*) FROM exchange.verify('BTC-USD')")
 orders=$(psql -X -At -c "SELECT count(*) FROM exchange.orders")
 echo "orders in the table: $orders; verify after the run: $problems problems"
 
-if [ -f tests/perf/ws_latency.py ]; then
+if [ -z "${PGX_BENCH_NO_WS:-}" ]; then
   echo
   /usr/bin/python3 tests/perf/ws_latency.py --http-port "$http_port" --ws-port "$ws_port" --subscribers 1000
 fi
