@@ -86,6 +86,7 @@ struct Local {
     int32 instrument_id = 0;
     uint64 seq_at_start = 0;  // the book's sequence when this transaction first touched it
     bool touched = false;     // listed in `touched` for this transaction
+    bool changed() const { return book->seq() != seq_at_start; }  // its journal, in this transaction
 };
 std::vector<Local> locals;
 std::vector<int> touched;  // slots with marks in the current transaction
@@ -317,7 +318,7 @@ void MarkForUndo(int slot) {
 // Whether this transaction changed any book's journal.
 bool JournalChanged() {
     for (int slot : touched)
-        if (locals[slot].book->seq() != locals[slot].seq_at_start) return true;
+        if (locals[slot].changed()) return true;
     return false;
 }
 
@@ -326,8 +327,7 @@ bool JournalChanged() {
 bool PublisherBehind() {
     for (int slot : touched) {
         Slot& s = shared->slots[slot];
-        if (locals[slot].book->seq() != locals[slot].seq_at_start &&
-            pg_atomic_read_u64(&s.published_seq) != pg_atomic_read_u64(&s.committed_seq))
+        if (locals[slot].changed() && pg_atomic_read_u64(&s.published_seq) != pg_atomic_read_u64(&s.committed_seq))
             return true;
     }
     return false;
@@ -347,12 +347,7 @@ void OnXact(XactEvent event, void*) {
             }
             for (int slot : touched) {
                 const Local& l = locals[slot];
-                if (l.book->seq() == l.seq_at_start) continue;
-                char payload[64];
-                snprintf(payload, sizeof payload, "%d:%llu:%llu", l.instrument_id,
-                         static_cast<unsigned long long>(l.seq_at_start + 1),
-                         static_cast<unsigned long long>(l.book->seq()));
-                Async_Notify("exchange_events", payload);
+                if (l.changed()) NotifyRange(l.instrument_id, l.seq_at_start + 1, l.book->seq());
             }
             notified_inline = true;
             break;
@@ -369,7 +364,7 @@ void OnXact(XactEvent event, void*) {
             for (int slot : touched) {
                 Local& l = locals[slot];
                 if (abort) l.book->rollback_to(0);
-                if (!abort && l.book->seq() != l.seq_at_start) {
+                if (!abort && l.changed()) {
                     // Visible to others now, and still under the instrument
                     // lock: the next writer records after this one.
                     Slot& s = shared->slots[slot];

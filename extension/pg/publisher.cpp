@@ -131,13 +131,7 @@ int PublishRound(Oid db) {
     if (n == 0) return 0;
     SetCurrentStatementStartTimestamp();
     StartTransactionCommand();
-    for (int i = 0; i < n; ++i) {
-        char payload[64];
-        snprintf(payload, sizeof payload, "%d:%llu:%llu", ranges[i].instrument_id,
-                 static_cast<unsigned long long>(ranges[i].first),
-                 static_cast<unsigned long long>(ranges[i].last));
-        Async_Notify("exchange_events", payload);
-    }
+    for (int i = 0; i < n; ++i) NotifyRange(ranges[i].instrument_id, ranges[i].first, ranges[i].last);
     CommitTransactionCommand();
     for (int i = 0; i < n; ++i) MarkPublished(ranges[i].slot, ranges[i].last);
     pgstat_report_stat(false);
@@ -249,6 +243,13 @@ bool PublisherClaim(bool pending) {
         return false;
     }
     return true;
+}
+
+void NotifyRange(int32 instrument_id, uint64 first, uint64 last) {
+    char payload[64];
+    snprintf(payload, sizeof payload, "%d:%llu:%llu", instrument_id, static_cast<unsigned long long>(first),
+             static_cast<unsigned long long>(last));
+    Async_Notify("exchange_events", payload);
 }
 
 void PublisherRelease(bool committed) {

@@ -53,6 +53,11 @@ bool PublisherClaim(bool pending);
 // on abort: lets the publisher go, waking it on commit.
 void PublisherRelease(bool committed);
 
+// Queues, in the current transaction, the notification of journal range
+// first..last of an instrument: "instrument_id:first:last" on channel
+// exchange_events (the publisher's and a transaction's own alike).
+void NotifyRange(int32 instrument_id, uint64 first, uint64 last);
+
 }  // namespace pgx::pg
 
 extern "C" PGDLLEXPORT void exchange_publisher_main(Datum db);
