@@ -223,11 +223,13 @@ bool PublisherClaim(bool pending) {
         return false;
     }
     Entry& e = pub->entries[i];
-    const TimestampTz now = GetCurrentTimestamp();
-    if (e.state == kStarting && TimestampDifferenceExceeds(e.since, now, kStartTimeoutMs)) e.state = kStopped;
+    // (The clock only when the worker is not running: this runs at every
+    // commit, under the lock.)
+    if (e.state == kStarting && TimestampDifferenceExceeds(e.since, GetCurrentTimestamp(), kStartTimeoutMs))
+        e.state = kStopped;
     if (e.state == kStopped) {
         e.state = kStarting;
-        e.since = now;
+        e.since = GetCurrentTimestamp();
         start = true;
     }
     e.claims++;
