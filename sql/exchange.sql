@@ -116,7 +116,10 @@ CREATE TYPE exchange.order_result AS (
     cancel_reason text,
     trades jsonb,
     created_at timestamptz,
-    seq bigint
+    seq bigint,
+    -- A place_orders item refused for malformed input (no order_id): the
+    -- message place_order would have raised, after its reason code. NULL otherwise.
+    reject_message text
 );
 
 -- The C layer's answer to one command (see extension/pg/functions.cpp).
@@ -205,7 +208,7 @@ BEGIN
                o.filled_quantity, o.remaining_lots * (SELECT lot_size FROM exchange.instruments i
                                                       WHERE i.instrument_id = o.instrument_id),
                o.status, o.reject_reason, o.cancel_reason, coalesce(p_trades, '[]'::jsonb), o.created_at,
-               p_seq)::exchange.order_result;
+               p_seq, NULL::text)::exchange.order_result;
 END $$;
 
 -- Every trade of an order so far, as taker or maker, oldest first.

@@ -548,7 +548,7 @@ void AddStpCancelled(JsonBuilder& j, const core::Cancelled* stp, int n_stp) {
 }
 
 // The columns of exchange.order_result.
-constexpr int kResultColumns = 16;
+constexpr int kResultColumns = 17;
 struct Row {
     Datum v[kResultColumns];
     bool null[kResultColumns];
@@ -959,6 +959,7 @@ void Flush() {
         v[13] = trades_jsonb;
         v[14] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
         v[15] = Int64GetDatum(s.seq);
+        nl[16] = true;  // reject_message: only for items refused before matching
     }
 
     Columns orders;
@@ -1142,6 +1143,7 @@ void RejectedRow(const Args& a, const Problem& p, Row& row) {
     v[11] = CStringGetTextDatum(p.reason), nl[11] = false;
     v[13] = DirectFunctionCall1(jsonb_in, CStringGetDatum("[]")), nl[13] = false;
     v[14] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()), nl[14] = false;
+    if (p.message != nullptr) v[16] = CStringGetTextDatum(p.message), nl[16] = false;
 }
 
 [[noreturn]] void Raise(const Problem& p) {

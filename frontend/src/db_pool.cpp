@@ -236,7 +236,10 @@ void DbPool::place(Worker& w, std::vector<OrderJob>& jobs, const std::vector<Adm
         const std::string reason = row[kRejectReason].is_null() ? "" : row[kRejectReason].c_str();
         if (row[kOrderId].is_null()) {
             metrics_.order_refused(reason);
-            Reply r = error_reply(400, reason, "order rejected: " + reason);
+            // The detail of a malformed item, as place_order raises it ("price 1.005 is not a multiple of 0.01").
+            const std::string message = row[kRejectMessage].is_null() ? "order rejected: " + reason
+                                                                      : reason + ": " + row[kRejectMessage].c_str();
+            Reply r = error_reply(400, reason, message);
             add_rate_headers(r, admissions[which[k]].rate);
             job.respond(std::move(r));
             continue;

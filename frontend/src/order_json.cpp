@@ -12,7 +12,7 @@ namespace pgx {
 const char* const kOrderColumns =
     "order_id, client_id, instrument, side, type, time_in_force, price::text, quantity::text, "
     "filled_quantity::text, remaining_quantity::text, status, reject_reason, cancel_reason, trades::text, "
-    "to_json(created_at) #>> '{}', seq";
+    "to_json(created_at) #>> '{}', seq, reject_message";
 
 OrderRequest parse_order_request(std::string_view body, const std::optional<std::string>& header_key,
                                  const std::optional<std::string>& authenticated_client) {

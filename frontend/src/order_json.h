@@ -51,7 +51,8 @@ enum OrderColumn {
     kRejectReason,
     kTrades = 13,
     kCreatedAt,
-    kSeq
+    kSeq,
+    kRejectMessage
 };
 
 // Both return (or store) the number of trades in the row.

@@ -1,5 +1,5 @@
 -- place_orders: one transaction, one result per order in order; bad orders are rejected rows.
-SELECT status, reject_reason, filled_quantity, remaining_quantity
+SELECT status, reject_reason, filled_quantity, remaining_quantity, reject_message
   FROM exchange.place_orders('[
     {"client_id": "b1", "instrument": "SOL-USD", "side": "sell", "type": "limit", "quantity": "2", "price": "50"},
     {"client_id": "b2", "instrument": "SOL-USD", "side": "buy", "type": "limit", "quantity": 1, "price": 50},
@@ -8,6 +8,11 @@ SELECT status, reject_reason, filled_quantity, remaining_quantity
     {"client_id": "b4", "instrument": "SOL-USD", "side": "buy", "type": "market", "quantity": 5},
     "not an object"
   ]');
+-- A malformed item's reject_message is the message place_order raises for the same input.
+SELECT r.reject_reason, '22023 ' || r.reject_reason || ': ' || r.reject_message
+         = try($$SELECT exchange.place_order('b5', 'SOL-USD', 'buy', 'limit', 1, 50.005)$$) AS same_as_place_order
+  FROM exchange.place_orders('[{"client_id": "b5", "instrument": "SOL-USD", "side": "buy", "type": "limit",
+                                "quantity": 1, "price": "50.005"}]') r;
 SELECT try($$SELECT exchange.place_orders('{}')$$);
 SELECT count(*) FROM exchange.place_orders('[]');
 SELECT healthy('SOL-USD');
@@ -33,7 +38,8 @@ SELECT n, client_id, status, filled_quantity, remaining_quantity, cancel_reason,
     {"client_id": "new2", "instrument": "BAT-USD", "side": "buy", "type": "limit", "quantity": 1, "price": 10, "stp": "cancel_both"},
     {"client_id": "tak3", "instrument": "BAT-USD", "side": "buy", "type": "limit", "quantity": 2, "price": 11}
   ]') WITH ORDINALITY AS r(order_id, client_id, instrument, side, type, time_in_force, price, quantity, filled_quantity,
-                           remaining_quantity, status, reject_reason, cancel_reason, trades, created_at, seq, n);
+                           remaining_quantity, status, reject_reason, cancel_reason, trades, created_at, seq,
+                           reject_message, n);
 -- The rows as written: each order's filled quantity equals its trades, and the book equals the tables.
 SELECT client_id, side, price, quantity, filled_quantity, remaining_lots, status, cancel_reason
   FROM exchange.orders WHERE instrument = 'BAT-USD' ORDER BY order_no;
@@ -73,7 +79,7 @@ SELECT (s.chunk * 50 + r.i)::int AS n, r.*
                             ORDER BY n)
              FROM stream WHERE n > s.chunk * 50 AND n <= (s.chunk + 1) * 50)) WITH ORDINALITY
        AS r(order_id, client_id, instrument, side, type, time_in_force, price, quantity, filled_quantity,
-            remaining_quantity, status, reject_reason, cancel_reason, trades, created_at, seq, i);
+            remaining_quantity, status, reject_reason, cancel_reason, trades, created_at, seq, reject_message, i);
 CREATE TEMP TABLE via_single (n int, r exchange.order_result);
 DO $$
 DECLARE

@@ -97,8 +97,11 @@ def test_engine_reject_is_a_201_order_and_validation_reject_is_400(api):
     assert r.json()["status"] == "rejected" and r.json()["reject_reason"] == "post_only_would_take"
     r = post_order(order(client, price="1.001"))
     assert r.status_code == 400 and error_of(r) == "invalid_price"
+    # The message is the one exchange.place_order raises, though the order went through a place_orders batch.
+    assert r.json()["error"]["message"] == "invalid_price: price 1.001 is not a multiple of 0.01"
     r = post_order(order(client, instrument="NOPE-USD"))
     assert r.status_code == 400 and error_of(r) == "unknown_instrument"
+    assert r.json()["error"]["message"] == "unknown_instrument: instrument 'NOPE-USD' does not exist"
 
 
 @pytest.mark.parametrize("body, code", [
