@@ -9,12 +9,18 @@
 # (tests/perf/ws_latency.py).
 # PGX_BENCH_SECONDS (default 10) per rate; PGX_BENCH_RATES overrides the rates;
 # PGX_BENCH_PG_SETTINGS adds server settings (e.g.
-# "exchange.notify_publisher=auto"); PGX_BENCH_NO_WS=1 skips the WebSocket part.
+# "exchange.notify_publisher=auto"); PGX_BENCH_NO_WS=1 skips the WebSocket part;
+# PGX_BENCH_INSTRUMENTS=N (default 1) spreads the orders at random over N
+# instruments (BTC-USD, then I2 … IN), which the database then writes in parallel;
+# PGX_BENCH_FRONTEND runs another pgx-frontend binary (an A/B of two builds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 secs=${PGX_BENCH_SECONDS:-10}
 rates=${PGX_BENCH_RATES:-"1000 2000 3000 5000 8000"}
+n_instruments=${PGX_BENCH_INSTRUMENTS:-1}
+instruments=BTC-USD
+for ((i = 2; i <= n_instruments; i++)); do instruments+=",I$i"; done
 dir=$root/build/febench
 pg_port=25379
 redis_port=63799
@@ -33,25 +39,27 @@ rm -rf "$dir"
 mkdir -p "$dir/run"
 # shellcheck disable=SC2086  # settings are words
 scripts/pg-cluster.sh start "$dir/pg" "$pg_port" shared_buffers=512MB max_wal_size=4GB ${PGX_BENCH_PG_SETTINGS:-}
-psql -X -q -c "CREATE EXTENSION exchange" -c "SELECT exchange.create_instrument('BTC-USD', 0.01, 0.0001)" \
+psql -X -q -c "CREATE EXTENSION exchange" \
+  -c "SELECT exchange.create_instrument(s, 0.01, 0.0001) FROM unnest(string_to_array('$instruments', ',')) s" \
   -c "CREATE TABLE bench_plain (id bigserial PRIMARY KEY, client int, v float8, at timestamptz DEFAULT now())" >/dev/null
 base=$("$PGBENCH" -n -M prepared -T "$secs" -c 8 -j 8 -f tests/perf/pgbench/plain_insert.sql 2>/dev/null |
   sed -n 's/^tps = \([0-9.]*\).*/\1/p')
 
 # 1,000 WebSocket subscribers need more descriptors than a default soft limit of 1,024.
 if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 4096 ]; then ulimit -n 4096 2>/dev/null || true; fi
-PGX_RATE_LIMIT=0 PGX_NO_AUTH=1 scripts/frontend-ctl.sh start "$dir/run" build/frontend/pgx-frontend \
+PGX_RATE_LIMIT=0 PGX_NO_AUTH=1 scripts/frontend-ctl.sh start "$dir/run" "${PGX_BENCH_FRONTEND:-build/frontend/pgx-frontend}" \
   "host=127.0.0.1 port=$pg_port user=postgres dbname=postgres" "$redis_port" "$http_port" "$ws_port"
 
-printf '\nplain single-row INSERT, 8 clients (durable ceiling): %.0f tx/s\n\n' "$base"
+printf '\nplain single-row INSERT, 8 clients (durable ceiling): %.0f tx/s\n' "$base"
+printf 'orders spread over %d instrument(s): %s\n\n' "$n_instruments" "$instruments"
 printf '%-8s %s\n' "rate/s" "result (latency from due time; ratio = achieved orders/s / INSERT tx/s)"
 for rate in $rates; do
   line=$(build/loadgen --port "$http_port" --rate "$rate" --seconds "$secs" --warmup 2 --connections 32 \
-    --max-connections 512)
+    --max-connections 512 --instruments "$instruments")
   achieved=$(sed -n 's/.*achieved \([0-9]*\)\/s.*/\1/p' <<<"$line")
   printf '%-8s %s  ratio %.2f\n' "$rate" "$line" "$(awk -v a="$achieved" -v b="$base" 'BEGIN { print a / b }')"
 done
-problems=$(psql -X -At -c "SELECT count(*) FROM exchange.verify('BTC-USD')")
+problems=$(psql -X -At -c "SELECT count(*) FROM exchange.instruments i, exchange.verify(i.symbol)")
 orders=$(psql -X -At -c "SELECT count(*) FROM exchange.orders")
 echo "orders in the table: $orders; verify after the run: $problems problems"
 

@@ -15,9 +15,16 @@
 // huge_pages = on/try and vm.nr_hugepages). The share of the region actually
 // backed by huge pages (AnonHugePages in /proc/self/smaps) is reported as the
 // counter huge_pct and in the summary.
+//
+// Diagnostics (printed after the targets, not targets themselves):
+// "mixed_local" is the mixed stream with every cancel among recent orders
+// (none of the uniformly random ones), which shows what those cost; and the
+// latency of one dependent load from a 128 MiB region on each page size, the
+// unit such a cancel pays several times over.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -432,9 +439,10 @@ private:
 //    ~5% quantity reductions of recent orders (priority kept).
 // While the book is deeper than at the start, recent-order cancels retry up to
 // 4 times for a live order; this keeps the depth roughly constant.
-const std::vector<Cmd>& mixed_stream(uint32_t depth) {
-    static std::map<uint32_t, std::vector<Cmd>> streams;  // 64 MiB per depth
-    std::vector<Cmd>& stream = streams[depth];
+// `local`: the 20% of cancels that pick any resting order pick a recent one too.
+const std::vector<Cmd>& mixed_stream(uint32_t depth, bool local) {
+    static std::map<std::pair<uint32_t, bool>, std::vector<Cmd>> streams;  // 64 MiB each
+    std::vector<Cmd>& stream = streams[{depth, local}];
     if (!stream.empty()) return stream;
     Work& w = fresh(depth);
     Book& book = *w.book;
@@ -477,7 +485,8 @@ const std::vector<Cmd>& mixed_stream(uint32_t depth) {
             recent[recent_n++ % kRecent] = c.id;
         } else if (r < 85) {
             c.kind = Cmd::Cancel;
-            c.id = rng.chance(80) ? pick_recent(book.order_count() > target ? 16 : 1, ro) : live.any(rng);
+            const bool recent = rng.chance(80) || local;
+            c.id = recent ? pick_recent(book.order_count() > target ? 16 : 1, ro) : live.any(rng);
         } else if (r < 95) {
             c.kind = Cmd::Take;
             c.id = w.new_id(c.side);
@@ -521,8 +530,8 @@ OrderId lookup_id(const Cmd& c) { return c.kind == Cmd::Cancel || c.kind == Cmd:
 // With `prefetch`, the same stream with the ids of coming cancels and amends
 // announced ahead by the Book's prefetch hints (case "mixed_pf"); still one
 // command and one commit() at a time.
-void mixed_case(benchmark::State& st, bool prefetch) {
-    const std::vector<Cmd>& stream = mixed_stream(depth_arg(st));
+void mixed_case(benchmark::State& st, bool prefetch, bool local = false) {
+    const std::vector<Cmd>& stream = mixed_stream(depth_arg(st), local);
     Work& w = fresh(depth_arg(st), huge_arg(st));
     Book& book = *w.book;
     const uint32_t depth_start = book.order_count();
@@ -552,6 +561,29 @@ void mixed_case(benchmark::State& st, bool prefetch) {
 
 void BM_mixed(benchmark::State& st) { mixed_case(st, false); }
 void BM_mixed_pf(benchmark::State& st) { mixed_case(st, true); }
+void BM_mixed_local(benchmark::State& st) { mixed_case(st, false, true); }
+
+// Nanoseconds per load of a pointer chase through `mib` MiB (one random
+// cache line after another, each address read from the line before).
+double dependent_load_ns(size_t mib, bool huge) {
+    Region r;
+    const size_t bytes = mib << 20, lines = bytes / 64;
+    r.allocate(bytes, huge);
+    std::vector<uint32_t> order(lines);
+    for (uint32_t i = 0; i < lines; ++i) order[i] = i;
+    Rng rng{0xC4A5E};
+    for (size_t i = lines - 1; i > 0; --i) std::swap(order[i], order[rng.below(i + 1)]);
+    char* base = r.data();
+    for (size_t i = 0; i < lines; ++i)
+        *reinterpret_cast<uint64_t*>(base + size_t{order[i]} * 64) = uint64_t{order[(i + 1) % lines]} * 64;
+    constexpr int kLoads = 4'000'000;
+    uint64_t off = 0;
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < kLoads; ++i) off = *reinterpret_cast<const uint64_t*>(base + off);
+    const double ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
+    benchmark::DoNotOptimize(off);
+    return ns / kLoads;
+}
 
 // Console options: tabular counters; colour on a terminal unless --benchmark_color says otherwise.
 benchmark::ConsoleReporter::OutputOptions console_options(int argc, char** argv) {
@@ -652,7 +684,7 @@ public:
         for (const char* mode : kModes)
             for (const std::string& base : cases) {
                 const std::string c = base + mode;
-                if (!ran(c)) continue;
+                if (!ran(c) || base == "mixed_local") continue;  // a diagnostic, below
                 const double ratio = this->ratio(c);
                 if (ratio > 0)
                     std::printf("  [%s] depth ratio 1M/10k < 1.5, %-10s: %.2f %s\n", page_name(mode), base.c_str(),
@@ -661,6 +693,19 @@ public:
                     std::printf("  [%s] depth ratio 1M/10k < 1.5, %-10s: NOT MEASURED\n", page_name(mode),
                                 base.c_str());
             }
+        std::printf("\nDiagnostics (not targets):\n");
+        for (const char* mode : kModes) {
+            const std::string m = std::string("mixed") + mode, l = std::string("mixed_local") + mode;
+            if (!ran(m) || !ran(l) || rate(m, kDepths[2]) <= 0 || rate(l, kDepths[2]) <= 0) continue;
+            // Of the mixed stream's commands ~35% are cancels and 20% of those pick any resting order.
+            const double extra_ns = 1e9 / rate(m, kDepths[2]) - 1e9 / rate(l, kDepths[2]);
+            std::printf("  [%s] mixed_local ratio %.2f (mixed %.2f): at 1M the uniformly random cancels (7%% of "
+                        "commands) add %.0f ns per command, ~%.0f ns each\n",
+                        page_name(mode), ratio(l), ratio(m), extra_ns, extra_ns / 0.07);
+        }
+        for (const char* mode : kModes)
+            std::printf("  [%s] one dependent load from 128 MiB: %.0f ns (from 1 MiB: %.1f ns)\n", page_name(mode),
+                        dependent_load_ns(128, *mode != 0), dependent_load_ns(1, *mode != 0));
     }
 
     // Name suffixes of the page modes: 4 KiB pages, transparent huge pages.
@@ -713,8 +758,10 @@ int main(int argc, char** argv) {
     int n = static_cast<int>(args.size());
     args.push_back(nullptr);
 
-    const std::vector<std::string> cases = {"add", "cancel", "cancel_pf", "aggressive", "mixed", "mixed_pf"};
-    void (*const fns[])(benchmark::State&) = {BM_add, BM_cancel, BM_cancel_pf, BM_aggressive, BM_mixed, BM_mixed_pf};
+    const std::vector<std::string> cases = {"add",   "cancel",   "cancel_pf",  "aggressive",
+                                            "mixed", "mixed_pf", "mixed_local"};
+    void (*const fns[])(benchmark::State&) = {BM_add,   BM_cancel,   BM_cancel_pf,  BM_aggressive,
+                                              BM_mixed, BM_mixed_pf, BM_mixed_local};
     // Each case on 4 KiB pages ("add") and on transparent huge pages ("add_thp").
     for (size_t c = 0; c < cases.size(); ++c)
         for (int huge = 0; huge < 2; ++huge) {

@@ -41,7 +41,7 @@ struct Options {
     double warmup = 2;       // seconds sent at the same rate, not measured
     int connections = 16;    // opened at start
     int max_connections = 512;
-    std::string instrument = "BTC-USD";
+    std::vector<std::string> instruments{"BTC-USD"};  // each order picks one at random
     int clients = 1000;      // distinct client_ids
     bool keys = false;       // send an Idempotency-Key with every order
 };
@@ -74,6 +74,7 @@ int Connect(const Options& o) {
 
 // Prices in integer cents around 100.00, formatted as exact decimal strings.
 std::string Body(const Options& o, std::mt19937_64& rng) {
+    const std::string& instrument = o.instruments[rng() % o.instruments.size()];
     const bool buy = rng() % 2 == 0;
     const int cents = 10000 + static_cast<int>(rng() % 41) - 20 + (buy ? -5 : 5);
     const int lots = 1 + static_cast<int>(rng() % 9);
@@ -81,7 +82,7 @@ std::string Body(const Options& o, std::mt19937_64& rng) {
     std::snprintf(body, sizeof body,
                   "{\"client_id\":\"load-%d\",\"instrument\":\"%s\",\"side\":\"%s\",\"type\":\"limit\","
                   "\"price\":\"%d.%02d\",\"quantity\":\"0.%04d\"}",
-                  static_cast<int>(rng() % static_cast<uint64_t>(o.clients)), o.instrument.c_str(),
+                  static_cast<int>(rng() % static_cast<uint64_t>(o.clients)), instrument.c_str(),
                   buy ? "buy" : "sell", cents / 100, cents % 100, lots);
     return body;
 }
@@ -109,6 +110,17 @@ bool TakeResponse(std::string& in, int& status) {
     return true;
 }
 
+// "A,B,C" -> {"A","B","C"} (empty items dropped).
+std::vector<std::string> Split(const std::string& list) {
+    std::vector<std::string> out;
+    for (size_t p = 0; p <= list.size();) {
+        const size_t e = std::min(list.find(',', p), list.size());
+        if (e > p) out.push_back(list.substr(p, e - p));
+        p = e + 1;
+    }
+    return out;
+}
+
 double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 
 }  // namespace
@@ -125,7 +137,7 @@ int main(int argc, char** argv) {
         else if (k == "--warmup") o.warmup = std::atof(v);
         else if (k == "--connections") o.connections = std::atoi(v);
         else if (k == "--max-connections") o.max_connections = std::atoi(v);
-        else if (k == "--instrument") o.instrument = v;
+        else if (k == "--instruments") o.instruments = Split(v);
         else if (k == "--clients") o.clients = std::atoi(v);
         else if (k == "--keys") o.keys = std::atoi(v) != 0;
         else {
@@ -133,8 +145,8 @@ int main(int argc, char** argv) {
             return 2;
         }
     }
-    if (o.rate <= 0 || o.seconds <= 0 || o.connections < 1) {
-        std::fprintf(stderr, "loadgen: rate, seconds and connections must be positive\n");
+    if (o.rate <= 0 || o.seconds <= 0 || o.connections < 1 || o.instruments.empty()) {
+        std::fprintf(stderr, "loadgen: rate, seconds and connections must be positive, instruments not empty\n");
         return 2;
     }
 
