@@ -75,6 +75,10 @@ Config parse_config(int argc, char** argv) {
     app.add_option("--batch-wait-us", c.batch_wait_us, "longest wait for a batch to fill (microseconds)")
         ->envname("PGX_BATCH_WAIT_US")
         ->check(CLI::Range(0, 100000));
+    app.add_option("--lock-timeout-ms", c.lock_timeout_ms,
+                   "longest wait for an instrument another transaction holds (503 instrument_busy; 0: no limit)")
+        ->envname("PGX_LOCK_TIMEOUT_MS")
+        ->check(CLI::Range(0, 10000));
     app.add_option("--max-body-bytes", c.max_body_bytes, "largest accepted request body")
         ->envname("PGX_MAX_BODY_BYTES")
         ->check(CLI::Range(std::size_t{256}, std::size_t{16} << 20));

@@ -28,6 +28,7 @@ struct Config {
     int db_workers = 4;
     int batch_max = 256;
     int batch_wait_us = 200;
+    int lock_timeout_ms = 1000;  // longest wait of a worker's statement for a lock (0: no limit)
     std::size_t max_body_bytes = 64 * 1024;
     int shutdown_timeout_ms = 10000;
     std::string log_level = "info";

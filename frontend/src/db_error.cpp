@@ -66,6 +66,8 @@ ApiError api_error_from(const std::exception& e) {
     if (state.rfind("22", 0) == 0) return make(400, "invalid_value");
     if (state == "40001" || state == "40P01") return ApiError(503, "database_busy", "retry the request");
     if (state == "57014") return ApiError(503, "database_timeout", "the database did not answer in time");
+    if (state == "55P03")
+        return ApiError(503, "instrument_busy", "another transaction holds the instrument; retry the request");
     return ApiError(500, "internal_error", "internal error");
 }
 

@@ -24,9 +24,17 @@ Reply reply_for(const std::exception& e) {
     what = what.substr(0, what.find('\n'));
     if (is_connection_failure(e))
         spdlog::warn("database unavailable: {}", what);
+    else if (api.code() == "instrument_busy")
+        spdlog::warn("instrument busy: {}", what);
     else if (api.status() >= 500)
         spdlog::error("database call failed: {}", what);
     return error_reply(api);
+}
+
+// Lock timeout (another transaction holds the instrument) or statement timeout.
+bool waited_too_long(const std::exception& e) {
+    auto* sql = dynamic_cast<const pqxx::sql_error*>(&e);
+    return sql && (sql->sqlstate() == "55P03" || sql->sqlstate() == "57014");
 }
 
 std::string batch_json(const std::vector<OrderJob>& jobs, const std::vector<std::size_t>& which) {
@@ -42,7 +50,7 @@ std::string batch_json(const std::vector<OrderJob>& jobs, const std::vector<std:
 
 struct DbPool::Worker {
     Worker(const Config& c, std::atomic<int>& connected, LocalRateLimiter& local, Metrics& metrics)
-        : session(c.db, connected),
+        : session(c.db, connected, c.lock_timeout_ms),
           gate(c.redis.empty() ? std::string() : c.redis_host(), c.redis.empty() ? 0 : c.redis_port(),
                c.rate_limit, local, metrics) {}
     DbSession session;
@@ -87,13 +95,21 @@ void DbPool::submit(OrderJob job) {
             orders_.push_back(std::move(job));
             // A worker that is writing this instrument takes the order with its next batch and wakes the
             // others when it is done; only the one collecting a batch wants to know that it is full.
-            // Waking every worker for every order cost a wake-up, a lock and a scan of the queue each.
-            if (!busy || queued == static_cast<std::size_t>(config_.batch_max)) cv_.notify_all();
+            // Nor can anybody take it while the most order writers are at work: the first of them to
+            // finish looks at the queue. Waking every worker for every order cost a wake-up, a lock
+            // and a scan of the queue each.
+            const bool takeable = !busy && order_writers_ < max_order_writers_;
+            if (takeable || queued == static_cast<std::size_t>(config_.batch_max)) cv_.notify_all();
             return;
         }
     }
     metrics_.order_refused("overloaded");
     job.respond(error_reply(503, "overloaded", "the order queue is full or the server is stopping"));
+}
+
+std::size_t DbPool::queued_orders() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return orders_.size();
 }
 
 void DbPool::submit(Task task) {
@@ -206,10 +222,11 @@ void DbPool::place(Worker& w, std::vector<OrderJob>& jobs, const std::vector<Adm
     try {
         rows = w.session.exec(Stmt::PlaceOrders, batch_json(jobs, which));
     } catch (const std::exception& e) {
-        // A failed statement committed nothing, so its orders can go again one by one;
-        // a lost connection may or may not have committed, so those get a 503 and the
-        // client retries (safely, with an idempotency key).
-        if (which.size() > 1 && !is_connection_failure(e)) {
+        // A failed statement committed nothing, so its orders can go again one by one, unless it
+        // waited too long for the instrument (one by one would wait as long again each): those,
+        // like orders whose connection was lost (which may or may not have committed), get a 503
+        // and the client retries (safely, with an idempotency key).
+        if (which.size() > 1 && !is_connection_failure(e) && !waited_too_long(e)) {
             std::string what = e.what();
             spdlog::warn("batch of {} orders failed, placing them one by one: {}", which.size(),
                          what.substr(0, what.find('\n')));

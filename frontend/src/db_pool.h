@@ -66,6 +66,7 @@ public:
 
     int connected() const { return connected_.load(); }
     int size() const { return static_cast<int>(workers_.size()); }
+    std::size_t queued_orders();  // waiting for a batch
 
 private:
     struct Worker;

@@ -66,8 +66,8 @@ bool closed_while_idle(int fd) {
 
 }  // namespace
 
-DbSession::DbSession(std::string conninfo, std::atomic<int>& connected)
-    : conninfo_(std::move(conninfo)), connected_(connected) {}
+DbSession::DbSession(std::string conninfo, std::atomic<int>& connected, int lock_timeout_ms)
+    : conninfo_(std::move(conninfo)), lock_timeout_ms_(lock_timeout_ms), connected_(connected) {}
 
 DbSession::~DbSession() {
     drop();
@@ -98,7 +98,10 @@ pqxx::connection& DbSession::connection() {
     try {
         auto c = std::make_unique<pqxx::connection>(conninfo_);
         pqxx::nontransaction tx(*c);
-        tx.exec("SET application_name = 'pgx-frontend'; SET statement_timeout = '10s'");
+        // A transaction holding an instrument (a psql session, say) delays this worker's statements at
+        // most lock_timeout: the batch then fails with 55P03 and its orders get 503 instrument_busy.
+        tx.exec("SET application_name = 'pgx-frontend'; SET statement_timeout = '10s'; SET lock_timeout = " +
+                std::to_string(lock_timeout_ms_));
         conn_ = std::move(c);
         ++connected_;
         spdlog::info("database connection opened");

@@ -37,7 +37,8 @@ enum class Stmt {
 class DbSession {
 public:
     // `connected` counts the open connections of the whole pool.
-    DbSession(std::string conninfo, std::atomic<int>& connected);
+    // lock_timeout_ms: the session's lock_timeout (0: none).
+    DbSession(std::string conninfo, std::atomic<int>& connected, int lock_timeout_ms = 0);
     ~DbSession();
     DbSession(const DbSession&) = delete;
     DbSession& operator=(const DbSession&) = delete;
@@ -64,6 +65,7 @@ private:
     void drop();
 
     std::string conninfo_;
+    int lock_timeout_ms_;
     std::atomic<int>& connected_;
     std::unique_ptr<pqxx::connection> conn_;
     std::bitset<static_cast<std::size_t>(Stmt::Count)> prepared_;

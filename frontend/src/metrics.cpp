@@ -61,6 +61,11 @@ Metrics::Metrics()
                     .Help("Database worker threads (one connection each)")
                     .Register(*registry_)
                     .Add({})),
+      db_queued_(BuildGauge()
+                     .Name("db_pool_queued_orders")
+                     .Help("Orders waiting for a database worker's next batch")
+                     .Register(*registry_)
+                     .Add({})),
       batch_size_(BuildHistogram()
                       .Name("group_commit_batch_size")
                       .Help("Orders per place_orders transaction")
@@ -132,9 +137,10 @@ void Metrics::redis_error() {
     redis_errors_.Increment();
 }
 
-void Metrics::db_connections(int connected, int total) {
+void Metrics::db_connections(int connected, int total, std::size_t queued_orders) {
     db_connected_.Set(connected);
     db_total_.Set(total);
+    db_queued_.Set(static_cast<double>(queued_orders));
 }
 
 void Metrics::orderbook_depth(const std::string& instrument, const std::string& side, double orders) {

@@ -30,7 +30,7 @@ public:
     void order_refused(const std::string& reason);
     void batch(std::size_t size);
     void redis_error();
-    void db_connections(int connected, int total);
+    void db_connections(int connected, int total, std::size_t queued_orders);
     void orderbook_depth(const std::string& instrument, const std::string& side, double orders);
 
     // The text exposition, with the feed's counters copied in first.
@@ -48,6 +48,7 @@ private:
     prometheus::Family<prometheus::Histogram>& http_duration_;
     prometheus::Gauge& db_connected_;
     prometheus::Gauge& db_total_;
+    prometheus::Gauge& db_queued_;
     prometheus::Histogram& batch_size_;
     prometheus::Counter& redis_errors_;
     prometheus::Gauge& websocket_connections_;

@@ -277,7 +277,7 @@ void metrics_route(DbPool& pool, Metrics& metrics, const pgx::feed::Server& feed
                                  metrics.orderbook_depth(row[0].c_str(), row[1].c_str(), row[2].as<double>());
                          } catch (const std::exception&) {
                          }
-                         metrics.db_connections(pool.connected(), pool.size());
+                         metrics.db_connections(pool.connected(), pool.size(), pool.queued_orders());
                          Reply r;
                          r.body = metrics.render(feed.stats());
                          r.content_type = "text/plain; version=0.0.4";

@@ -27,6 +27,7 @@ WS_PORT = 18001
 MAX_BODY = 4096
 DSN = f"host=127.0.0.1 port={PG_PORT} user=postgres dbname=postgres"
 BASE = f"http://127.0.0.1:{HTTP_PORT}"
+LOCK_TIMEOUT_MS = 1000  # the frontend's --lock-timeout-ms
 INSTRUMENTS = {"BTC-USD": ("0.01", "0.0001"), "ETH-USD": ("0.01", "0.001")}
 
 
@@ -90,7 +91,7 @@ class Frontend:
         self.proc = subprocess.Popen(
             [str(FRONTEND), "--db", DSN, "--http-host", "127.0.0.1", "--http-port", str(HTTP_PORT),
              "--ws-port", str(WS_PORT), "--redis", f"127.0.0.1:{REDIS_PORT}", "--max-body-bytes", str(MAX_BODY),
-             "--log-level", "info", "--no-auth"],
+             "--log-level", "info", "--no-auth", "--lock-timeout-ms", str(LOCK_TIMEOUT_MS)],
             stdout=self.log, stderr=subprocess.STDOUT)
         wait_for_port(HTTP_PORT, proc=self.proc)
 

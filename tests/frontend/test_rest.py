@@ -257,11 +257,46 @@ def test_group_commit_batches_concurrent_orders(api):
     assert batches < 32, "no place_orders call carried more than one order"
 
 
+def test_an_instrument_held_by_another_transaction_fails_only_its_own_orders(api, pg):
+    # A SQL session holds LT1-USD's instrument lock. Orders of LT1-USD and of
+    # the free LT2-USD are sent together: the LT2-USD ones are placed, the
+    # LT1-USD ones wait --lock-timeout-ms, then answer 503 instrument_busy
+    # (each batch once, not once per order) and were not placed.
+    for symbol in ("LT1-USD", "LT2-USD"):
+        pg.scalar("SELECT symbol FROM exchange.create_instrument(%s, 0.01, 0.0001)", (symbol,))
+    holder = pg.connect()
+    holder.execute("BEGIN")
+    holder.execute("SELECT exchange.place_order('lt-holder', 'LT1-USD', 'buy', 'limit', 1, 1.00)")
+    held = [fresh_client("lt") for _ in range(4)]
+    free = [fresh_client("lf") for _ in range(4)]
+    gate = threading.Barrier(8)
+
+    def send(body):
+        gate.wait()
+        return post_order(body)
+
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            replies = list(pool.map(send, [order(c, instrument="LT1-USD", price="1.00") for c in held] +
+                                    [order(c, instrument="LT2-USD", price="1.00") for c in free]))
+    finally:
+        holder.execute("COMMIT")
+        holder.close()
+    assert [r.status_code for r in replies[4:]] == [201] * 4, [r.text for r in replies[4:]]
+    for r in replies[:4]:
+        assert r.status_code == 503 and error_of(r) == "instrument_busy", r.text
+    assert pg.scalar("SELECT count(*) FROM exchange.orders WHERE client_id = ANY(%s)", (held,)) == 0
+    assert pg.scalar("SELECT count(*) FROM exchange.orders WHERE client_id = ANY(%s)", (free,)) == 4
+    # Once the holder is gone the instrument trades again.
+    assert post_order(order(held[0], instrument="LT1-USD", price="1.00")).status_code == 201
+
+
 def test_metrics_have_the_design_names(api):
     text = metrics_text()
     for name in ["orders_received_total", "orders_matched_total", "orders_rejected_total", "trades_total",
                  "order_latency_seconds_bucket", "current_orderbook_depth", "websocket_connections",
                  "http_requests_total", "http_request_duration_seconds_bucket", "db_pool_connections",
+                 "db_pool_queued_orders",
                  "group_commit_batch_size_bucket", "notify_lag_seconds", "redis_errors_total"]:
         assert f"\n{name}" in text, name
     assert metric(text, "orders_rejected_total", {"reason": "post_only_would_take"}) >= 1
