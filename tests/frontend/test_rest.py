@@ -264,6 +264,7 @@ def test_an_instrument_held_by_another_transaction_fails_only_its_own_orders(api
     # (each batch once, not once per order) and were not placed.
     for symbol in ("LT1-USD", "LT2-USD"):
         pg.scalar("SELECT symbol FROM exchange.create_instrument(%s, 0.01, 0.0001)", (symbol,))
+    resting = post_order(order(fresh_client("lr"), instrument="LT1-USD", price="1.00")).json()
     holder = pg.connect()
     holder.execute("BEGIN")
     holder.execute("SELECT exchange.place_order('lt-holder', 'LT1-USD', 'buy', 'limit', 1, 1.00)")
@@ -279,6 +280,9 @@ def test_an_instrument_held_by_another_transaction_fails_only_its_own_orders(api
         with ThreadPoolExecutor(8) as pool:
             replies = list(pool.map(send, [order(c, instrument="LT1-USD", price="1.00") for c in held] +
                                     [order(c, instrument="LT2-USD", price="1.00") for c in free]))
+        # A cancel waits as long, then gives the same answer, and the order stays open.
+        cancel = requests.post(f"{api}/orders/{resting['order_id']}/cancel", timeout=10)
+        assert cancel.status_code == 503 and error_of(cancel) == "instrument_busy", cancel.text
     finally:
         holder.execute("COMMIT")
         holder.close()
@@ -289,6 +293,8 @@ def test_an_instrument_held_by_another_transaction_fails_only_its_own_orders(api
     assert pg.scalar("SELECT count(*) FROM exchange.orders WHERE client_id = ANY(%s)", (free,)) == 4
     # Once the holder is gone the instrument trades again.
     assert post_order(order(held[0], instrument="LT1-USD", price="1.00")).status_code == 201
+    cancel = requests.post(f"{api}/orders/{resting['order_id']}/cancel", timeout=10)
+    assert cancel.status_code == 200 and cancel.json()["status"] == "cancelled"
 
 
 def test_metrics_have_the_design_names(api):

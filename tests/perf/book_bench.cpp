@@ -687,7 +687,7 @@ public:
                 if (!ran(c) || base == "mixed_local") continue;  // a diagnostic, below
                 const double ratio = this->ratio(c);
                 if (ratio > 0)
-                    std::printf("  [%s] depth ratio 1M/10k < 1.5, %-10s: %.2f %s\n", page_name(mode), base.c_str(),
+                    std::printf("  [%s] depth ratio 1M/10k < 1.5, %-10s: %.3f %s\n", page_name(mode), base.c_str(),
                                 ratio, ratio < 1.5 ? "MET" : "NOT MET");
                 else
                     std::printf("  [%s] depth ratio 1M/10k < 1.5, %-10s: NOT MEASURED\n", page_name(mode),
