@@ -114,6 +114,7 @@ SELECT format('CREATE DATABASE %I', :'dbname')
 \connect :"dbname"
 SET log_min_error_statement = panic;
 CREATE EXTENSION IF NOT EXISTS exchange;
+ALTER EXTENSION exchange UPDATE;
 -- The frontend logs in as pgx_frontend: only what exchange_trader may do.
 SELECT NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'pgx_frontend') AS create_frontend_role \gset
 \if :create_frontend_role

@@ -3,7 +3,8 @@
 # preloaded (127.0.0.1, port $PGX_TEST_PORT, default 25329): pg_regress
 # (regress/sql), isolation specs (regress/specs), the SQL fuzz pass
 # (tests/pg/sql_fuzz.py), the NOTIFY publisher's test
-# (tests/pg/publisher_test.py), then the restart and crash tests. The cluster is
+# (tests/pg/publisher_test.py), the upgrade from the base version
+# (tests/pg/upgrade_test.sh), then the restart and crash tests. The cluster is
 # stopped and removed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,6 +42,9 @@ if [ $status -eq 0 ]; then
 fi
 if [ $status -eq 0 ]; then
   /usr/bin/python3 tests/pg/publisher_test.py "host=$PGHOST port=$port user=$PGUSER dbname=postgres" || status=1
+fi
+if [ $status -eq 0 ]; then
+  tests/pg/upgrade_test.sh || status=1
 fi
 if [ $status -eq 0 ]; then
   PGX_CLUSTER_DIR=$dir tests/pg/restart_crash_test.sh || status=1

@@ -1,5 +1,9 @@
 -- exchange: order books in shared memory, matched in the caller's transaction.
--- Latest version of the extension script; the build copies it to exchange--<version>.sql.
+-- Version 0.1, the base script (the build copies it to exchange--0.1.sql).
+-- Later versions are the upgrade scripts beside it (exchange--0.1--0.2.sql,
+-- ...): CREATE EXTENSION runs this one and then each of them in turn, and
+-- ALTER EXTENSION exchange UPDATE brings an existing database up to date.
+-- Once a version has been released, change it only through a new upgrade script.
 \echo Use "CREATE EXTENSION exchange" to load this file. \quit
 
 -- Errors. Malformed input raises an ERROR whose message starts with a stable
@@ -116,10 +120,7 @@ CREATE TYPE exchange.order_result AS (
     cancel_reason text,
     trades jsonb,
     created_at timestamptz,
-    seq bigint,
-    -- A place_orders item refused for malformed input (no order_id): the
-    -- message place_order would have raised, after its reason code. NULL otherwise.
-    reject_message text
+    seq bigint
 );
 
 -- The C layer's answer to one command (see extension/pg/functions.cpp).
@@ -208,7 +209,7 @@ BEGIN
                o.filled_quantity, o.remaining_lots * (SELECT lot_size FROM exchange.instruments i
                                                       WHERE i.instrument_id = o.instrument_id),
                o.status, o.reject_reason, o.cancel_reason, coalesce(p_trades, '[]'::jsonb), o.created_at,
-               p_seq, NULL::text)::exchange.order_result;
+               p_seq)::exchange.order_result;
 END $$;
 
 -- Every trade of an order so far, as taker or maker, oldest first.

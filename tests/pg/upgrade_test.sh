@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# ALTER EXTENSION exchange UPDATE from 0.1 (the base script) to the current
+# version keeps the data and ends with the current API: a database created
+# at 0.1 and holding an order is updated, then the order is still there, the
+# new result column answers and idempotent replays (which read an order
+# back as exchange.order_result) work. Runs against the cluster of
+# scripts/test-pg.sh (PGHOST/PGPORT/PGUSER from there); the database is
+# dropped at the end.
+set -euo pipefail
+db=exchange_upgrade
+psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
+trap 'psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true' EXIT
+q() { psql -X -At -v ON_ERROR_STOP=1 -d "$db" -c "$1"; }
+fail() { echo "upgrade: $*" >&2; exit 1; }
+
+q "CREATE EXTENSION exchange VERSION '0.1'" >/dev/null
+q "SELECT symbol FROM exchange.create_instrument('UP-USD', 0.01, 0.0001)" >/dev/null
+before=$(q "SELECT order_id FROM exchange.place_order('u1', 'UP-USD', 'buy', 'limit', 1, 10, idempotency_key => 'k1')")
+[ "$(q "SELECT extversion FROM pg_extension WHERE extname = 'exchange'")" = 0.1 ] || fail "not created at 0.1"
+
+q "ALTER EXTENSION exchange UPDATE" >/dev/null
+current=$(sed -n "s/^default_version = '\(.*\)'/\1/p" "$(dirname "$0")/../../sql/exchange.control")
+[ "$(q "SELECT extversion FROM pg_extension WHERE extname = 'exchange'")" = "$current" ] ||
+  fail "not updated to $current"
+[ "$(q "SELECT count(*) FROM exchange.orders WHERE order_id = '$before' AND status = 'open'")" = 1 ] ||
+  fail "the order placed at 0.1 is gone"
+[ "$(q "SELECT count(*) FROM exchange.verify('UP-USD')")" = 0 ] || fail "verify found differences"
+replay=$(q "SELECT order_id || ' ' || (seq IS NULL) FROM exchange.place_order('u1', 'UP-USD', 'buy', 'limit', 1, 10, idempotency_key => 'k1')")
+[ "$replay" = "$before true" ] || fail "idempotent replay after the update: '$replay'"
+message=$(q "SELECT reject_message FROM exchange.place_orders('[{\"client_id\": \"u2\", \"instrument\": \"UP-USD\",
+  \"side\": \"buy\", \"type\": \"limit\", \"quantity\": 1, \"price\": \"10.001\"}]')")
+[ "$message" = "price 10.001 is not a multiple of 0.01" ] || fail "reject_message after the update: '$message'"
+echo "upgrade: 0.1 -> $current keeps the order placed at 0.1; replays and reject_message work"
