@@ -4,7 +4,10 @@
 PGBENCH=/usr/lib/postgresql/15/bin/pgbench
 
 # A fresh cluster in DIR on PORT with database bench: the extension, the
-# plain-INSERT baseline table and the instruments B1..B8 (tick and lot 1).
+# plain-INSERT baseline table, the instruments B1..B8 (tick and lot 1) and
+# bench_batches: 1,000 batches of 100 random orders for B1 as JSON text, the
+# way the frontend sends them (place_batch_text.sql), made before the clock
+# starts.
 bench_db_start() {
   local dir=$1 port=$2
   scripts/pg-cluster.sh stop "$dir"
@@ -14,6 +17,12 @@ bench_db_start() {
   psql -X -q -c "CREATE EXTENSION exchange" \
     -c "CREATE TABLE bench_plain (id bigserial PRIMARY KEY, client int, v float8, at timestamptz DEFAULT now())"
   for i in 1 2 3 4 5 6 7 8; do psql -X -q -c "SELECT exchange.create_instrument('B$i', 1, 1)" >/dev/null; done
+  psql -X -q -c "CREATE TABLE bench_batches AS
+    SELECT b AS id, (SELECT jsonb_agg(jsonb_build_object('client_id', 'c' || (random() * 1000)::int, 'instrument', 'B1',
+                                       'side', CASE WHEN random() < 0.5 THEN 'buy' ELSE 'sell' END, 'type', 'limit',
+                                       'quantity', 1 + (random() * 4)::int, 'price', 95 + (random() * 10)::int))
+                       FROM generate_series(1, 100) WHERE b > 0)::text AS body
+      FROM generate_series(1, 1000) b" -c "ALTER TABLE bench_batches ADD PRIMARY KEY (id)"
 }
 
 # tps of one pgbench run of tests/perf/pgbench/SCRIPT: SCRIPT CLIENTS SECONDS.

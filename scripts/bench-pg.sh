@@ -33,6 +33,8 @@ row "  the same without NOTIFY (exchange.notify=off)" "$(PGOPTIONS='-c exchange.
 row "place_order, 1 client, NOTIFY off" "$(PGOPTIONS='-c exchange.notify=off' run place_one.sql 1)" 1 "$base1"
 row "place_orders x100, 1 client" "$(run place_batch.sql 1)" 100 "$base1"
 row "place_orders x100, 8 clients" "$(run place_batch.sql 8)" 100 "$base8"
+row "place_orders x100, 1 client, JSON text built before" "$(run place_batch_text.sql 1)" 100 "$base1"
+row "place_orders x100, 8 clients, JSON text built before" "$(run place_batch_text.sql 8)" 100 "$base8"
 problems=$(psql -X -At -c "SELECT count(*) FROM exchange.instruments i, exchange.verify(i.symbol)")
 echo "verify after the run: $problems problems"
 
