@@ -7,7 +7,8 @@ PGBENCH=/usr/lib/postgresql/15/bin/pgbench
 # plain-INSERT baseline table, the instruments B1..B8 (tick and lot 1) and
 # bench_batches: 1,000 batches of 100 random orders for B1 as JSON text, the
 # way the frontend sends them (place_batch_text.sql), made before the clock
-# starts.
+# starts (the subquery's "WHERE b > 0" ties it to its batch, so that each
+# batch gets its own random orders).
 bench_db_start() {
   local dir=$1 port=$2
   scripts/pg-cluster.sh stop "$dir"
