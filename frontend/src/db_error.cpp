@@ -47,6 +47,13 @@ bool is_connection_failure(const std::exception& e) {
     return sql && is_connection_state(sqlstate_of(*sql));
 }
 
+bool is_wait_timeout(const std::exception& e) {
+    auto* sql = dynamic_cast<const pqxx::sql_error*>(&e);
+    if (!sql) return false;
+    const std::string state = sqlstate_of(*sql);
+    return state == "55P03" || state == "57014";
+}
+
 ApiError api_error_from(const std::exception& e) {
     if (auto* api = dynamic_cast<const ApiError*>(&e)) return *api;
     if (is_connection_failure(e)) return ApiError(503, "database_unavailable", "the database is unavailable");

@@ -14,4 +14,8 @@ ApiError api_error_from(const std::exception& e);
 // the outcome of the statement is unknown and the connection must be replaced.
 bool is_connection_failure(const std::exception& e);
 
+// True when the statement gave up waiting: lock_timeout (another transaction
+// holds the instrument) or statement_timeout. Nothing was committed.
+bool is_wait_timeout(const std::exception& e);
+
 }  // namespace pgx

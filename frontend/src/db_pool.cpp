@@ -31,12 +31,6 @@ Reply reply_for(const std::exception& e) {
     return error_reply(api);
 }
 
-// Lock timeout (another transaction holds the instrument) or statement timeout.
-bool waited_too_long(const std::exception& e) {
-    auto* sql = dynamic_cast<const pqxx::sql_error*>(&e);
-    return sql && (sql->sqlstate() == "55P03" || sql->sqlstate() == "57014");
-}
-
 std::string batch_json(const std::vector<OrderJob>& jobs, const std::vector<std::size_t>& which) {
     rapidjson::StringBuffer buf;
     JsonWriter w(buf);
@@ -226,7 +220,7 @@ void DbPool::place(Worker& w, std::vector<OrderJob>& jobs, const std::vector<Adm
         // waited too long for the instrument (one by one would wait as long again each): those,
         // like orders whose connection was lost (which may or may not have committed), get a 503
         // and the client retries (safely, with an idempotency key).
-        if (which.size() > 1 && !is_connection_failure(e) && !waited_too_long(e)) {
+        if (which.size() > 1 && !is_connection_failure(e) && !is_wait_timeout(e)) {
             std::string what = e.what();
             spdlog::warn("batch of {} orders failed, placing them one by one: {}", which.size(),
                          what.substr(0, what.find('\n')));
