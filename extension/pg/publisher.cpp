@@ -123,6 +123,12 @@ void OnWorkerExit(int, Datum) {
     LWLockRelease(pub->lock);
 }
 
+// Whether database db has no committed range left to publish.
+bool NothingPending(Oid db) {
+    PendingRange one[1];
+    return PendingRanges(db, one, 1) == 0;
+}
+
 // Sends one notification per instrument with unpublished ranges, in one
 // transaction; returns how many.
 int PublishRound(Oid db) {
@@ -281,8 +287,7 @@ void exchange_publisher_main(Datum arg) {
     my_entry = EntryFor(db);
     if (my_entry >= 0) {
         Entry& e = pub->entries[my_entry];
-        PendingRange one[1];
-        if ((e.claims == 0 && PendingRanges(db, one, 1) == 0) || e.failed_starts >= kMaxFailedStarts) {
+        if ((e.claims == 0 && NothingPending(db)) || e.failed_starts >= kMaxFailedStarts) {
             done = true;
             e.failed_starts = 0;
             if (e.state == kStarting) e.state = kStopped;
@@ -325,8 +330,7 @@ void exchange_publisher_main(Datum arg) {
         }
         if (e.leave || TimestampDifferenceExceeds(idle_since, GetCurrentTimestamp(), kIdleExitMs)) {
             LWLockAcquire(pub->lock, LW_EXCLUSIVE);
-            PendingRange one[1];
-            if (e.claims == 0 && (e.leave || PendingRanges(db, one, 1) == 0)) {
+            if (e.claims == 0 && (e.leave || NothingPending(db))) {
                 e.state = kStopped;
                 e.latch = nullptr;
                 LWLockRelease(pub->lock);
