@@ -4,6 +4,7 @@
 #include <rapidjson/reader.h>
 
 #include <cctype>
+#include <optional>
 
 #include "reply.h"
 
@@ -14,13 +15,13 @@ struct JsonBodyBuilder : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, JsonBod
     JsonBody& out;
     int depth = 0;
     std::string key;
-    std::string duplicate;
+    std::optional<std::string> duplicate;  // the first key seen twice (it may be "")
     bool bad_text = false;  // a string or key that is not valid text (see is_valid_text)
     explicit JsonBodyBuilder(JsonBody& b) : out(b) {}
 
     bool put(JsonScalar v) {
         if (depth != 1) return true;
-        if (!out.fields_.emplace(key, std::move(v)).second && duplicate.empty()) duplicate = key;
+        if (!out.fields_.emplace(key, std::move(v)).second && !duplicate) duplicate = key;
         return true;
     }
     bool Null() { return put({}); }
@@ -65,8 +66,8 @@ JsonBody JsonBody::parse(std::string_view body) {
         throw ApiError(400, "malformed_json",
                        std::string("invalid JSON at offset ") + std::to_string(ok.Offset()) + ": " +
                            rapidjson::GetParseError_En(ok.Code()));
-    if (!h.duplicate.empty())
-        throw ApiError(400, "duplicate_field", "field '" + h.duplicate + "' appears twice");
+    if (h.duplicate)
+        throw ApiError(400, "duplicate_field", "field '" + *h.duplicate + "' appears twice");
     return b;
 }
 

@@ -127,6 +127,9 @@ def test_engine_reject_is_a_201_order_and_validation_reject_is_400(api):
      "unknown_field"),
     ('{"client_id": "x", "client_id": "y", "instrument": "BTC-USD", "side": "buy", "type": "limit", '
      '"quantity": "1"}', "duplicate_field"),
+    # the empty key twice (http_fuzz found it reported as unknown_field)
+    ('{"": 1, "": 2, "client_id": "x", "instrument": "BTC-USD", "side": "buy", "type": "limit", '
+     '"quantity": "1"}', "duplicate_field"),
 ])
 def test_bad_order_bodies_are_400(api, body, code):
     r = requests.post(f"{api}/orders", data=body, headers=JSON)
