@@ -8,7 +8,8 @@ PGBENCH=/usr/lib/postgresql/15/bin/pgbench
 # bench_batches: 1,000 batches of 100 random orders for B1 as JSON text, the
 # way the frontend sends them (place_batch_text.sql), made before the clock
 # starts (the subquery's "WHERE b > 0" ties it to its batch, so that each
-# batch gets its own random orders).
+# batch gets its own random orders). For cancel_one.sql: instrument C1 with
+# 200,000 resting bids over 50 prices, their ids numbered in bench_cancel_ids.
 bench_db_start() {
   local dir=$1 port=$2
   scripts/pg-cluster.sh stop "$dir"
@@ -24,6 +25,14 @@ bench_db_start() {
                                        'quantity', 1 + (random() * 4)::int, 'price', 95 + (random() * 10)::int))
                        FROM generate_series(1, 100) WHERE b > 0)::text AS body
       FROM generate_series(1, 1000) b" -c "ALTER TABLE bench_batches ADD PRIMARY KEY (id)"
+  psql -X -q -c "SELECT exchange.create_instrument('C1', 1, 1)" >/dev/null
+  psql -X -q -c "CREATE TABLE bench_cancel_ids (n bigserial PRIMARY KEY, order_id uuid NOT NULL)" \
+    -c "CREATE SEQUENCE bench_cancel_next" \
+    -c "INSERT INTO bench_cancel_ids (order_id)
+        SELECT r.order_id FROM generate_series(1, 200) b,
+               LATERAL exchange.place_orders((SELECT jsonb_agg(jsonb_build_object('client_id', 'k' || (g % 100),
+                         'instrument', 'C1', 'side', 'buy', 'type', 'limit', 'quantity', 1, 'price', 1000 + g % 50))
+                          FROM generate_series(1, 1000) g WHERE b > 0)) r"
 }
 
 # tps of one pgbench run of tests/perf/pgbench/SCRIPT: SCRIPT CLIENTS SECONDS.

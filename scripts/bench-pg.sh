@@ -31,10 +31,37 @@ row "place_order, 8 clients, 1 instrument" "$(run place_one.sql 8)" 1 "$base8"
 row "place_order, 8 clients, 8 instruments" "$(run place_one_8.sql 8)" 1 "$base8"
 row "  the same without NOTIFY (exchange.notify=off)" "$(PGOPTIONS='-c exchange.notify=off' run place_one_8.sql 8)" 1 "$base8"
 row "place_order, 1 client, NOTIFY off" "$(PGOPTIONS='-c exchange.notify=off' run place_one.sql 1)" 1 "$base1"
+row "cancel_order, 1 client, 1 instrument" "$(run cancel_one.sql 1)" 1 "$base1"
+row "cancel_order, 8 clients, 1 instrument" "$(run cancel_one.sql 8)" 1 "$base8"
 row "place_orders x100, 1 client" "$(run place_batch.sql 1)" 100 "$base1"
 row "place_orders x100, 8 clients" "$(run place_batch.sql 8)" 100 "$base8"
 row "place_orders x100, 1 client, JSON text built before" "$(run place_batch_text.sql 1)" 100 "$base1"
 row "place_orders x100, 8 clients, JSON text built before" "$(run place_batch_text.sql 8)" 100 "$base8"
+
+# cancel_order (C since 0.3) beside exchange._cancel_order, the PL/pgSQL
+# version it replaced, on the same book: the server's time per call, 5,000
+# calls in one transaction each, alternating twice (ids from the end of
+# bench_cancel_ids, which the pgbench cases above do not reach).
+psql -X -q <<'SQL'
+CREATE FUNCTION bench_cancel_us(reference boolean, lo bigint, hi bigint) RETURNS float8 LANGUAGE plpgsql AS $$
+DECLARE
+    started timestamptz := clock_timestamp();
+    id uuid;
+BEGIN
+    FOR id IN SELECT order_id FROM bench_cancel_ids WHERE n BETWEEN lo AND hi LOOP
+        IF reference THEN PERFORM exchange._cancel_order(id, NULL); ELSE PERFORM exchange.cancel_order(id); END IF;
+    END LOOP;
+    RETURN extract(epoch FROM clock_timestamp() - started) * 1e6 / (hi - lo + 1);
+END $$;
+SQL
+c_us=() ref_us=()
+for k in 0 1; do
+  lo=$((180001 + k * 10000))
+  c_us+=("$(psql -X -At -c "SELECT round(bench_cancel_us(false, $lo, $((lo + 4999)))::numeric, 1)")")
+  ref_us+=("$(psql -X -At -c "SELECT round(bench_cancel_us(true, $((lo + 5000)), $((lo + 9999)))::numeric, 1)")")
+done
+printf '\ncancel_order, server time per call: C %s / %s us, PL/pgSQL reference %s / %s us\n' \
+  "${c_us[0]}" "${c_us[1]}" "${ref_us[0]}" "${ref_us[1]}"
 problems=$(psql -X -At -c "SELECT count(*) FROM exchange.instruments i, exchange.verify(i.symbol)")
 echo "verify after the run: $problems problems"
 

@@ -1,7 +1,8 @@
-// exchange.place_order and exchange.place_orders in C: validation, decimal
-// conversion, matching and every row the command writes (the orders, the
-// makers' fills, the trades, the journal entries). Lookups use saved SPI
-// plans; the rows go through row_writer.h, or SQL statements where it cannot.
+// exchange.place_order, exchange.place_orders and exchange.cancel_order in C:
+// validation, decimal conversion, matching and every row the command writes
+// (the orders, the makers' fills, the trades, the journal entries). Lookups
+// use saved SPI plans; the rows go through row_writer.h, or SQL statements
+// where it cannot.
 //
 // A call validates every order first (a rejected batch item needs no
 // subtransaction: it is answered as a 'rejected' row and writes nothing),
@@ -55,6 +56,7 @@ extern "C" {
 
 PG_FUNCTION_INFO_V1(exchange_place_order);
 PG_FUNCTION_INFO_V1(exchange_place_orders);
+PG_FUNCTION_INFO_V1(exchange_cancel_order);
 }
 
 namespace {
@@ -83,6 +85,9 @@ struct Plan {
 Plan p_instrument{"SELECT instrument_id, symbol, tick_size, lot_size, min_quantity, status "
                   "FROM exchange.instruments WHERE symbol = $1",
                   1, {TEXTOID}, nullptr};
+Plan p_instrument_by_id{"SELECT instrument_id, symbol, tick_size, lot_size, min_quantity, status "
+                        "FROM exchange.instruments WHERE instrument_id = $1",
+                        1, {INT4OID}, nullptr};
 // The lock the foreign key from orders to instruments takes per row, taken
 // once per call and instrument instead (see pg::RowBatch::locked_ref).
 Plan p_instrument_key_share{"SELECT 1 FROM ONLY exchange.instruments x WHERE instrument_id = $1 FOR KEY SHARE OF x",
@@ -311,6 +316,21 @@ void ResetCaches() {
     key_share_locked.clear();
 }
 
+// The instrument of the single row SPI_tuptable holds (the columns of
+// p_instrument), copied to call_cxt and cached for the call.
+void InstrumentFromRow(Instrument& inst) {
+    MemoryContext item = MemoryContextSwitchTo(call_cxt);
+    bool isnull;
+    inst.id = DatumGetInt32(Column(1, &isnull));
+    inst.symbol = TextDatumGetCString(Column(2, &isnull));
+    inst.tick = DatumGetNumericCopy(Column(3, &isnull));
+    inst.lot = DatumGetNumericCopy(Column(4, &isnull));
+    inst.min_quantity = DatumGetNumericCopy(Column(5, &isnull));
+    inst.status = TextDatumGetCString(Column(6, &isnull));
+    MemoryContextSwitchTo(item);
+    if (instruments_cached < kCachedInstruments) instrument_cache[instruments_cached++] = inst;
+}
+
 bool LookupInstrument(const char* symbol, Instrument& inst, Problem& p) {
     for (int i = 0; symbol != nullptr && i < instruments_cached; ++i)
         if (strcmp(instrument_cache[i].symbol, symbol) == 0) {
@@ -320,21 +340,10 @@ bool LookupInstrument(const char* symbol, Instrument& inst, Problem& p) {
     if (symbol != nullptr) {
         Datum v[1] = {CStringGetTextDatum(symbol)};
         Exec(p_instrument, v, nullptr, 1);
-        if (SPI_processed == 1) {
-            MemoryContext item = MemoryContextSwitchTo(call_cxt);
-            bool isnull;
-            inst.id = DatumGetInt32(Column(1, &isnull));
-            inst.symbol = TextDatumGetCString(Column(2, &isnull));
-            inst.tick = DatumGetNumericCopy(Column(3, &isnull));
-            inst.lot = DatumGetNumericCopy(Column(4, &isnull));
-            inst.min_quantity = DatumGetNumericCopy(Column(5, &isnull));
-            inst.status = TextDatumGetCString(Column(6, &isnull));
-            MemoryContextSwitchTo(item);
-            SPI_freetuptable(SPI_tuptable);
-            if (instruments_cached < kCachedInstruments) instrument_cache[instruments_cached++] = inst;
-            return true;
-        }
+        const bool found = SPI_processed == 1;
+        if (found) InstrumentFromRow(inst);
         SPI_freetuptable(SPI_tuptable);
+        if (found) return true;
     }
     return Fail(p, "unknown_instrument", ERRCODE_UNDEFINED_OBJECT, "instrument %s does not exist", Literal(symbol));
 }
@@ -1203,6 +1212,133 @@ bool ItemArgs(JsonbValue* item, Args& a, Problem& p) {
     return true;
 }
 
+// ---------------------------------------------------------------- cancel
+
+// The columns of an order row a cancel reads (SPI column numbers) and
+// answers with. Read again under the instrument lock: each statement takes a
+// new snapshot, so the previous lock holder's committed fills are seen.
+enum OrderColumn {
+    kCtid = 1, kOrderNo, kInstrumentId, kInstrumentSymbol, kStatus, kClientId, kSide, kType, kTif, kPrice,
+    kQuantity, kFilled, kRejectReason, kCreatedAt, kOrderColumns = kCreatedAt
+};
+#define PGX_ORDER_COLUMNS                                                                                 \
+    "ctid, order_no, instrument_id, instrument, status, client_id, side, type, time_in_force, price, " \
+    "quantity, filled_quantity, reject_reason, created_at"
+Plan p_order_now{"SELECT " PGX_ORDER_COLUMNS " FROM exchange.orders WHERE order_id = $1", 1, {UUIDOID}, nullptr};
+// When UpdateRows cannot write the row (see row_writer.h): the UPDATE the
+// PL/pgSQL version ran, answering with the row as updated.
+Plan p_cancel_by_sql{"UPDATE exchange.orders SET status = 'cancelled', cancel_reason = 'user', remaining_lots = 0, "
+                     "updated_at = now() WHERE order_id = $1 RETURNING " PGX_ORDER_COLUMNS,
+                     1, {UUIDOID}, nullptr};
+#undef PGX_ORDER_COLUMNS
+
+struct OrderNow {
+    Datum v[kOrderColumns];
+    bool null[kOrderColumns];
+    Datum operator[](OrderColumn c) const { return v[c - 1]; }
+    const char* Text(OrderColumn c) const { return null[c - 1] ? nullptr : TextDatumGetCString(v[c - 1]); }
+};
+
+// Runs p (one row by order_id) into o; false when there is no such row. The
+// values point into SPI's result, which lives until SPI_finish.
+bool ReadOrder(Plan& p, Datum order_id, OrderNow& o) {
+    Datum v[1] = {order_id};
+    Exec(p, v, nullptr, 1);
+    if (SPI_processed != 1) return false;
+    heap_deform_tuple(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, o.v, o.null);
+    return true;
+}
+
+// exchange.cancel_order: the same checks, messages, rows and result as the
+// PL/pgSQL exchange._cancel_order it replaces (kept as the reference that
+// regress/sql/cancel.sql compares it with), without a statement per step.
+void CancelOrder(Datum order_id, const char* client_id, Row& row) {
+    const char* id = UuidText(DatumGetUUIDP(order_id));
+    OrderNow o;
+    if (!ReadOrder(p_order_now, order_id, o))
+        ereport(ERROR, (errcode(ERRCODE_NO_DATA_FOUND), errmsg("order_not_found: order %s does not exist", id)));
+    if (client_id != nullptr && strcmp(o.Text(kClientId), client_id) != 0)
+        ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                        errmsg("not_order_owner: order %s belongs to another client", id)));
+    const int32 instrument_id = DatumGetInt32(o[kInstrumentId]);
+    core::Book& book = pg::EnsureBookForWrite(instrument_id);
+    if (!ReadOrder(p_order_now, order_id, o))  // deleted by hand meanwhile
+        ereport(ERROR, (errcode(ERRCODE_NO_DATA_FOUND), errmsg("order_not_found: order %s does not exist", id)));
+    const char* status = o.Text(kStatus);
+    if (!OneOf(status, {"open", "partially_filled"}))
+        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                        errmsg("order_not_open: order %s is %s", id, status)));
+    Instrument inst;
+    {
+        Datum v[1] = {Int32GetDatum(instrument_id)};
+        Exec(p_instrument_by_id, v, nullptr, 1);
+        if (SPI_processed != 1) elog(ERROR, "instrument %d of order %s is not in exchange.instruments", instrument_id, id);
+        InstrumentFromRow(inst);
+    }
+
+    const uint64 order_no = static_cast<uint64>(DatumGetInt64(o[kOrderNo]));
+    RunCore([&] { book.cancel(order_no, cmd); });
+    if (!cmd.accepted())
+        ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+                        errmsg("book_out_of_sync: order %s is open in the table but not in the book: %s", id,
+                               core::to_string(cmd.reject).data())));
+
+    static const char* const names[4] = {"status", "cancel_reason", "remaining_lots", "updated_at"};
+    static const Oid types[4] = {TEXTOID, TEXTOID, INT8OID, TIMESTAMPTZOID};
+    Columns update;
+    update.Init(4, 1);
+    update.Set(0, CStringGetTextDatum("cancelled"));
+    update.Set(1, CStringGetTextDatum("user"));
+    update.Set(2, Int64GetDatum(0));
+    update.Set(3, TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()));
+    update.Next();
+    const ItemPointerData tid = *reinterpret_cast<ItemPointer>(DatumGetPointer(o[kCtid]));
+    if (pg::UpdateRows(pg::RowBatch{"orders", 4, names, types, update.v, update.null, 1}, &tid) != 1 &&
+        !ReadOrder(p_cancel_by_sql, order_id, o))
+        elog(ERROR, "order %s left exchange.orders during its cancel", id);
+
+    const char* owner = o.Text(kClientId);
+    JsonBuilder j;
+    j.BeginObject();
+    j.Key("status"), j.Text("cancelled");
+    AddLevels(j, inst, cmd.levels.data(), static_cast<int>(cmd.levels.size()));
+    j.Key("order_id"), j.Text(id);
+    j.Key("client_id"), j.Text(owner);
+    AddStpCancelled(j, nullptr, 0);
+    j.Key("cancelled_quantity"), j.Number(Mul(Num(cmd.cancelled.v), inst.lot));
+    j.EndObject(false);
+    Columns events;
+    events.Init(5, 1);
+    events.Set(0, Int32GetDatum(instrument_id));
+    events.Set(1, Int64GetDatum(static_cast<int64>(cmd.seq)));
+    events.Set(2, CStringGetTextDatum("order_cancelled"));
+    events.Set(3, order_id);
+    events.Set(4, j.Result());
+    events.Next();
+    events.Insert(t_events);
+
+    Datum* v = row.v;
+    bool* nl = row.null;
+    memset(nl, 0, sizeof row.null);
+    v[0] = order_id;
+    v[1] = o[kClientId];
+    v[2] = o[kInstrumentSymbol];
+    v[3] = o[kSide];
+    v[4] = o[kType];
+    v[5] = o[kTif];
+    v[6] = o[kPrice], nl[6] = o.null[kPrice - 1];
+    v[7] = o[kQuantity];
+    v[8] = o[kFilled];
+    v[9] = NumericGetDatum(Mul(Num(0), inst.lot));
+    v[10] = CStringGetTextDatum("cancelled");
+    v[11] = o[kRejectReason], nl[11] = o.null[kRejectReason - 1];
+    v[12] = CStringGetTextDatum("user");
+    v[13] = DirectFunctionCall1(jsonb_in, CStringGetDatum("[]"));
+    v[14] = o[kCreatedAt];
+    v[15] = Int64GetDatum(static_cast<int64>(cmd.seq));
+    nl[16] = true;  // reject_message
+}
+
 }  // namespace
 
 // place_order(client_id, instrument, side, type, quantity, price, time_in_force,
@@ -1274,4 +1410,25 @@ Datum exchange_place_orders(PG_FUNCTION_ARGS) {
     for (uint32 i = 0; i < count; ++i) tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, rows[i].v, rows[i].null);
     SPI_finish();
     return (Datum)0;
+}
+
+// cancel_order(order_id, client_id) -> exchange.order_result
+Datum exchange_cancel_order(PG_FUNCTION_ARGS) {
+    TupleDesc desc;
+    if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE)
+        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED), errmsg("function must return a composite")));
+    if (PG_ARGISNULL(0))
+        ereport(ERROR, (errcode(ERRCODE_NO_DATA_FOUND), errmsg("order_not_found: order NULL does not exist")));
+    const Datum order_id = PG_GETARG_DATUM(0);
+    const char* client_id = ArgText(fcinfo, 1);
+    MemoryContext caller = CurrentMemoryContext;
+    SPI_connect();
+    ResetCaches();
+    Row row;
+    CancelOrder(order_id, client_id, row);
+    MemoryContext spi = MemoryContextSwitchTo(caller);
+    HeapTuple tuple = heap_form_tuple(BlessTupleDesc(desc), row.v, row.null);
+    MemoryContextSwitchTo(spi);
+    SPI_finish();
+    return HeapTupleGetDatum(tuple);
 }
