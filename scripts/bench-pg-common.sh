@@ -9,7 +9,7 @@ PGBENCH=/usr/lib/postgresql/15/bin/pgbench
 # way the frontend sends them (place_batch_text.sql), made before the clock
 # starts (the subquery's "WHERE b > 0" ties it to its batch, so that each
 # batch gets its own random orders). For cancel_one.sql: instrument C1 with
-# 200,000 resting bids over 50 prices, their ids numbered in bench_cancel_ids.
+# 220,000 resting bids over 50 prices, their ids numbered in bench_cancel_ids.
 bench_db_start() {
   local dir=$1 port=$2
   scripts/pg-cluster.sh stop "$dir"
@@ -29,7 +29,7 @@ bench_db_start() {
   psql -X -q -c "CREATE TABLE bench_cancel_ids (n bigserial PRIMARY KEY, order_id uuid NOT NULL)" \
     -c "CREATE SEQUENCE bench_cancel_next" \
     -c "INSERT INTO bench_cancel_ids (order_id)
-        SELECT r.order_id FROM generate_series(1, 200) b,
+        SELECT r.order_id FROM generate_series(1, 220) b,
                LATERAL exchange.place_orders((SELECT jsonb_agg(jsonb_build_object('client_id', 'k' || (g % 100),
                          'instrument', 'C1', 'side', 'buy', 'type', 'limit', 'quantity', 1, 'price', 1000 + g % 50))
                           FROM generate_series(1, 1000) g WHERE b > 0)) r"

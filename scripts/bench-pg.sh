@@ -38,30 +38,41 @@ row "place_orders x100, 8 clients" "$(run place_batch.sql 8)" 100 "$base8"
 row "place_orders x100, 1 client, JSON text built before" "$(run place_batch_text.sql 1)" 100 "$base1"
 row "place_orders x100, 8 clients, JSON text built before" "$(run place_batch_text.sql 8)" 100 "$base8"
 
-# cancel_order (C since 0.3) beside exchange._cancel_order, the PL/pgSQL
-# version it replaced, on the same book: the server's time per call, 5,000
-# calls in one transaction each, alternating twice (ids from the end of
-# bench_cancel_ids, which the pgbench cases above do not reach).
+# cancel_order and amend_order (C since 0.3) beside exchange._cancel_order
+# and exchange._amend_order, the PL/pgSQL versions they replaced, on the same
+# book: the server's time per call, 5,000 calls in one transaction each,
+# alternating twice (ids from the end of bench_cancel_ids, which the pgbench
+# cases above do not reach; an amend raises the quantity from 1 to 2, which
+# re-queues the order).
 psql -X -q <<'SQL'
-CREATE FUNCTION bench_cancel_us(reference boolean, lo bigint, hi bigint) RETURNS float8 LANGUAGE plpgsql AS $$
+CREATE FUNCTION bench_us(what text, reference boolean, lo bigint, hi bigint) RETURNS float8 LANGUAGE plpgsql AS $$
 DECLARE
     started timestamptz := clock_timestamp();
     id uuid;
 BEGIN
     FOR id IN SELECT order_id FROM bench_cancel_ids WHERE n BETWEEN lo AND hi LOOP
-        IF reference THEN PERFORM exchange._cancel_order(id, NULL); ELSE PERFORM exchange.cancel_order(id); END IF;
+        IF what = 'cancel' AND reference THEN PERFORM exchange._cancel_order(id, NULL);
+        ELSIF what = 'cancel' THEN PERFORM exchange.cancel_order(id);
+        ELSIF reference THEN PERFORM exchange._amend_order(id, 2, NULL, NULL);
+        ELSE PERFORM exchange.amend_order(id, 2);
+        END IF;
     END LOOP;
     RETURN extract(epoch FROM clock_timestamp() - started) * 1e6 / (hi - lo + 1);
 END $$;
 SQL
-c_us=() ref_us=()
-for k in 0 1; do
-  lo=$((180001 + k * 10000))
-  c_us+=("$(psql -X -At -c "SELECT round(bench_cancel_us(false, $lo, $((lo + 4999)))::numeric, 1)")")
-  ref_us+=("$(psql -X -At -c "SELECT round(bench_cancel_us(true, $((lo + 5000)), $((lo + 9999)))::numeric, 1)")")
+us() { psql -X -At -c "SELECT round(bench_us('$1', $2, $3, $(($3 + 4999)))::numeric, 1)"; }
+echo
+for what in cancel amend; do
+  first=$([ $what = cancel ] && echo 180001 || echo 200001)
+  c=() ref=()
+  for k in 0 1; do
+    lo=$((first + k * 10000))
+    c+=("$(us $what false $lo)")
+    ref+=("$(us $what true $((lo + 5000)))")
+  done
+  printf '%s_order, server time per call: C %s / %s us, PL/pgSQL reference %s / %s us\n' \
+    "$what" "${c[0]}" "${c[1]}" "${ref[0]}" "${ref[1]}"
 done
-printf '\ncancel_order, server time per call: C %s / %s us, PL/pgSQL reference %s / %s us\n' \
-  "${c_us[0]}" "${c_us[1]}" "${ref_us[0]}" "${ref_us[1]}"
 problems=$(psql -X -At -c "SELECT count(*) FROM exchange.instruments i, exchange.verify(i.symbol)")
 echo "verify after the run: $problems problems"
 

@@ -1,4 +1,4 @@
-// exchange.place_order, exchange.place_orders and exchange.cancel_order in C:
+// exchange.place_order, place_orders, cancel_order and amend_order in C:
 // validation, decimal conversion, matching and every row the command writes
 // (the orders, the makers' fills, the trades, the journal entries). Lookups
 // use saved SPI plans; the rows go through row_writer.h, or SQL statements
@@ -57,6 +57,7 @@ extern "C" {
 PG_FUNCTION_INFO_V1(exchange_place_order);
 PG_FUNCTION_INFO_V1(exchange_place_orders);
 PG_FUNCTION_INFO_V1(exchange_cancel_order);
+PG_FUNCTION_INFO_V1(exchange_amend_order);
 }
 
 namespace {
@@ -611,6 +612,19 @@ struct OldMaker {
     int64 remaining = 0;
     const char* status = nullptr;
     const char* cancel_reason = nullptr;
+
+    void Filled(const core::Fill& f, Numeric lot_size) {
+        lot = lot_size;
+        added += f.qty.v;
+        remaining = f.maker_remaining.v;
+        status = f.maker_remaining.v == 0 ? "filled" : "partially_filled";
+    }
+    void SelfTradeCancelled(Numeric lot_size) {
+        lot = lot_size;
+        status = "cancelled";
+        cancel_reason = "self_trade";
+        remaining = 0;
+    }
 };
 
 Staged* staged = nullptr;
@@ -812,6 +826,45 @@ void UpdateOldMakersBySql(int done) {
              static_cast<unsigned long>(SPI_processed));
 }
 
+// Marks a maker that rested before this call for FetchOldMakers.
+void WantOldMaker(uint64 id) {
+    if (old_by_order_no.count(id) != 0) return;
+    RunCore([&] {
+        old_by_order_no.emplace(id, -1);
+        wanted.push_back(Int64GetDatum(static_cast<int64>(id)));
+    });
+}
+
+// Writes the new state of the makers FetchOldMakers read.
+void WriteOldMakers() {
+    if (n_old == 0) return;
+    const int done = UpdateOldMakers();
+    if (done < n_old) UpdateOldMakersBySql(done);
+}
+
+// Adds fill f's row to `trades` (the taker buys when `buy`); returns the
+// trade as the result and the journal show it.
+TradeView AddTrade(Columns& trades, const Instrument& inst, int64 seq, bool buy, Datum taker_id, Datum taker_client,
+                   pg_uuid_t* maker_id, const char* maker_client, const core::Fill& f) {
+    const Numeric price = Mul(Num(f.price.v), inst.tick);
+    const Numeric qty = Mul(Num(f.qty.v), inst.lot);
+    pg_uuid_t* trade_id = NewUuid();
+    const Datum maker_client_text = CStringGetTextDatum(maker_client);
+    trades.Set(0, UUIDPGetDatum(trade_id));
+    trades.Set(1, CStringGetTextDatum(inst.symbol));
+    trades.Set(2, Int32GetDatum(inst.id));
+    trades.Set(3, Int64GetDatum(seq));
+    trades.Set(4, NumericGetDatum(price));
+    trades.Set(5, NumericGetDatum(qty));
+    trades.Set(6, buy ? taker_id : UUIDPGetDatum(maker_id));
+    trades.Set(7, buy ? UUIDPGetDatum(maker_id) : taker_id);
+    trades.Set(8, buy ? taker_client : maker_client_text);
+    trades.Set(9, buy ? maker_client_text : taker_client);
+    trades.Set(10, CStringGetTextDatum(buy ? "sell" : "buy"));
+    trades.Next();
+    return TradeView{UuidText(trade_id), UuidText(maker_id), price, qty};
+}
+
 // Writes every staged order: the orders, the makers' new state, the trades
 // and the journal entries, table by table; fills the callers' rows.
 void Flush() {
@@ -823,11 +876,7 @@ void Flush() {
         const Staged& s = staged[i];
         for (int k = 0; k < s.n_fills + s.n_stp; ++k) {
             const uint64 id = k < s.n_fills ? s.fills[k].maker : s.stp[k - s.n_fills].id;
-            if (staged_by_order_no.count(id) == 0 && old_by_order_no.count(id) == 0)
-                RunCore([&] {
-                    old_by_order_no.emplace(id, -1);
-                    wanted.push_back(Int64GetDatum(static_cast<int64>(id)));
-                });
+            if (staged_by_order_no.count(id) == 0) WantOldMaker(id);
         }
     }
     n_old = 0;
@@ -856,11 +905,7 @@ void Flush() {
                 m.row_cancel_reason = "self_trade";
                 m.row_remaining = 0;
             } else {
-                OldMaker& m = old_makers[old_by_order_no.find(id)->second];
-                m.lot = inst.lot;
-                m.status = "cancelled";
-                m.cancel_reason = "self_trade";
-                m.remaining = 0;
+                old_makers[old_by_order_no.find(id)->second].SelfTradeCancelled(inst.lot);
             }
         }
         // Fills: the makers' new state and one trade each.
@@ -886,30 +931,11 @@ void Flush() {
                 maker_client = m.a->client_id;
             } else {
                 OldMaker& m = old_makers[old_by_order_no.find(f.maker)->second];
-                m.lot = inst.lot;
-                m.added += f.qty.v;
-                m.remaining = f.maker_remaining.v;
-                m.status = status;
+                m.Filled(f, inst.lot);
                 maker_id = m.order_id;
                 maker_client = m.client_id;
             }
-            const Numeric price = Mul(Num(f.price.v), inst.tick);
-            const Numeric qty = Mul(Num(f.qty.v), inst.lot);
-            pg_uuid_t* trade_id = NewUuid();
-            const Datum maker_client_text = CStringGetTextDatum(maker_client);
-            trades.Set(0, UUIDPGetDatum(trade_id));
-            trades.Set(1, CStringGetTextDatum(inst.symbol));
-            trades.Set(2, Int32GetDatum(inst.id));
-            trades.Set(3, Int64GetDatum(s.seq));
-            trades.Set(4, NumericGetDatum(price));
-            trades.Set(5, NumericGetDatum(qty));
-            trades.Set(6, buy ? taker_id : UUIDPGetDatum(maker_id));
-            trades.Set(7, buy ? UUIDPGetDatum(maker_id) : taker_id);
-            trades.Set(8, buy ? taker_client : maker_client_text);
-            trades.Set(9, buy ? maker_client_text : taker_client);
-            trades.Set(10, CStringGetTextDatum(buy ? "sell" : "buy"));
-            trades.Next();
-            views[k] = TradeView{UuidText(trade_id), UuidText(maker_id), price, qty};
+            views[k] = AddTrade(trades, inst, s.seq, buy, taker_id, taker_client, maker_id, maker_client, f);
         }
 
         const Numeric filled = Mul(Num(s.filled), inst.lot);
@@ -1018,10 +1044,7 @@ void Flush() {
     orders.Insert(t_orders, all_locked ? pg::RowBatch::LockedRef{"instrument_id", "instruments", "instrument_id"}
                                        : pg::RowBatch::LockedRef{});
 
-    if (n_old > 0) {
-        const int done = UpdateOldMakers();
-        if (done < n_old) UpdateOldMakersBySql(done);
-    }
+    WriteOldMakers();
     trades.Insert(t_trades);
     events.Insert(t_events);
 
@@ -1212,30 +1235,44 @@ bool ItemArgs(JsonbValue* item, Args& a, Problem& p) {
     return true;
 }
 
-// ---------------------------------------------------------------- cancel
+// -------------------------------------------------------- cancel and amend
 
-// The columns of an order row a cancel reads (SPI column numbers) and
-// answers with. Read again under the instrument lock: each statement takes a
-// new snapshot, so the previous lock holder's committed fills are seen.
+// The columns of an order row a cancel or amend reads (SPI column numbers)
+// and answers with. Read again under the instrument lock: each statement
+// takes a new snapshot, so the previous lock holder's committed fills are seen.
 enum OrderColumn {
     kCtid = 1, kOrderNo, kInstrumentId, kInstrumentSymbol, kStatus, kClientId, kSide, kType, kTif, kPrice,
-    kQuantity, kFilled, kRejectReason, kCreatedAt, kOrderColumns = kCreatedAt
+    kQuantity, kFilled, kRejectReason, kCreatedAt, kQuantityLots, kRemainingLots, kPriceTicks, kPriority,
+    kCancelReason, kOrderColumns = kCancelReason
 };
 #define PGX_ORDER_COLUMNS                                                                                 \
     "ctid, order_no, instrument_id, instrument, status, client_id, side, type, time_in_force, price, " \
-    "quantity, filled_quantity, reject_reason, created_at"
+    "quantity, filled_quantity, reject_reason, created_at, quantity_lots, remaining_lots, price_ticks, priority, " \
+    "cancel_reason"
 Plan p_order_now{"SELECT " PGX_ORDER_COLUMNS " FROM exchange.orders WHERE order_id = $1", 1, {UUIDOID}, nullptr};
 // When UpdateRows cannot write the row (see row_writer.h): the UPDATE the
 // PL/pgSQL version ran, answering with the row as updated.
 Plan p_cancel_by_sql{"UPDATE exchange.orders SET status = 'cancelled', cancel_reason = 'user', remaining_lots = 0, "
                      "updated_at = now() WHERE order_id = $1 RETURNING " PGX_ORDER_COLUMNS,
                      1, {UUIDOID}, nullptr};
+Plan p_amend_by_sql{"UPDATE exchange.orders SET quantity = $2, price = $3, price_ticks = $4, quantity_lots = $5, "
+                    "remaining_lots = $6, filled_quantity = filled_quantity + $7, status = $8, cancel_reason = $9, "
+                    "priority = $10, updated_at = now() WHERE order_id = $1 RETURNING " PGX_ORDER_COLUMNS,
+                    10, {UUIDOID, NUMERICOID, NUMERICOID, INT8OID, INT8OID, INT8OID, NUMERICOID, TEXTOID, TEXTOID,
+                         INT8OID},
+                    nullptr};
 #undef PGX_ORDER_COLUMNS
 
 struct OrderNow {
     Datum v[kOrderColumns];
     bool null[kOrderColumns];
     Datum operator[](OrderColumn c) const { return v[c - 1]; }
+    bool Null(OrderColumn c) const { return null[c - 1]; }
+    void Set(OrderColumn c, Datum d) { v[c - 1] = d, null[c - 1] = false; }
+    void SetText(OrderColumn c, const char* s) {
+        null[c - 1] = s == nullptr;
+        v[c - 1] = s == nullptr ? (Datum)0 : CStringGetTextDatum(s);
+    }
     const char* Text(OrderColumn c) const { return null[c - 1] ? nullptr : TextDatumGetCString(v[c - 1]); }
 };
 
@@ -1249,12 +1286,11 @@ bool ReadOrder(Plan& p, Datum order_id, OrderNow& o) {
     return true;
 }
 
-// exchange.cancel_order: the same checks, messages, rows and result as the
-// PL/pgSQL exchange._cancel_order it replaces (kept as the reference that
-// regress/sql/cancel.sql compares it with), without a statement per step.
-void CancelOrder(Datum order_id, const char* client_id, Row& row) {
-    const char* id = UuidText(DatumGetUUIDP(order_id));
-    OrderNow o;
+// The steps _resting_order takes for cancel and amend: the order must exist
+// and belong to client_id (when given); then its instrument is locked and
+// the row read again, which must still rest. Returns the book; `o` is the
+// row as of now and `inst` its instrument.
+core::Book& LockRestingOrder(Datum order_id, const char* client_id, const char* id, OrderNow& o, Instrument& inst) {
     if (!ReadOrder(p_order_now, order_id, o))
         ereport(ERROR, (errcode(ERRCODE_NO_DATA_FOUND), errmsg("order_not_found: order %s does not exist", id)));
     if (client_id != nullptr && strcmp(o.Text(kClientId), client_id) != 0)
@@ -1268,13 +1304,60 @@ void CancelOrder(Datum order_id, const char* client_id, Row& row) {
     if (!OneOf(status, {"open", "partially_filled"}))
         ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
                         errmsg("order_not_open: order %s is %s", id, status)));
+    Datum v[1] = {Int32GetDatum(instrument_id)};
+    Exec(p_instrument_by_id, v, nullptr, 1);
+    if (SPI_processed != 1) elog(ERROR, "instrument %d of order %s is not in exchange.instruments", instrument_id, id);
+    InstrumentFromRow(inst);
+    return book;
+}
+
+// The journal entry of a cancel or amend (one row of exchange.events).
+void InsertEvent(int32 instrument_id, const char* kind, Datum order_id, Datum payload) {
+    Columns events;
+    events.Init(5, 1);
+    events.Set(0, Int32GetDatum(instrument_id));
+    events.Set(1, Int64GetDatum(static_cast<int64>(cmd.seq)));
+    events.Set(2, CStringGetTextDatum(kind));
+    events.Set(3, order_id);
+    events.Set(4, payload);
+    events.Next();
+    events.Insert(t_events);
+}
+
+// The API's result for the order row `o` as written, with these trades and
+// the command's sequence.
+void ResultOf(Datum order_id, const OrderNow& o, const Instrument& inst, Datum trades, Row& row) {
+    Datum* v = row.v;
+    bool* nl = row.null;
+    memset(nl, 0, sizeof row.null);
+    v[0] = order_id;
+    v[1] = o[kClientId];
+    v[2] = o[kInstrumentSymbol];
+    v[3] = o[kSide];
+    v[4] = o[kType];
+    v[5] = o[kTif];
+    v[6] = o[kPrice], nl[6] = o.Null(kPrice);
+    v[7] = o[kQuantity];
+    v[8] = o[kFilled];
+    v[9] = NumericGetDatum(Mul(Num(DatumGetInt64(o[kRemainingLots])), inst.lot));
+    v[10] = o[kStatus];
+    v[11] = o[kRejectReason], nl[11] = o.Null(kRejectReason);
+    v[12] = o[kCancelReason], nl[12] = o.Null(kCancelReason);
+    v[13] = trades;
+    v[14] = o[kCreatedAt];
+    v[15] = Int64GetDatum(static_cast<int64>(cmd.seq));
+    nl[16] = true;  // reject_message: only for batch items refused before matching
+}
+
+// exchange.cancel_order: the same checks, messages, rows and result as the
+// PL/pgSQL exchange._cancel_order it replaces (kept as the reference that
+// regress/sql/cancel_amend.sql compares it with), without a statement per step.
+void CancelOrder(Datum order_id, const char* client_id, Row& row) {
+    const char* id = UuidText(DatumGetUUIDP(order_id));
+    OrderNow o;
     Instrument inst;
-    {
-        Datum v[1] = {Int32GetDatum(instrument_id)};
-        Exec(p_instrument_by_id, v, nullptr, 1);
-        if (SPI_processed != 1) elog(ERROR, "instrument %d of order %s is not in exchange.instruments", instrument_id, id);
-        InstrumentFromRow(inst);
-    }
+    core::Book& book = LockRestingOrder(order_id, client_id, id, o, inst);
+    const int32 instrument_id = inst.id;
 
     const uint64 order_no = static_cast<uint64>(DatumGetInt64(o[kOrderNo]));
     RunCore([&] { book.cancel(order_no, cmd); });
@@ -1293,9 +1376,13 @@ void CancelOrder(Datum order_id, const char* client_id, Row& row) {
     update.Set(3, TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()));
     update.Next();
     const ItemPointerData tid = *reinterpret_cast<ItemPointer>(DatumGetPointer(o[kCtid]));
-    if (pg::UpdateRows(pg::RowBatch{"orders", 4, names, types, update.v, update.null, 1}, &tid) != 1 &&
-        !ReadOrder(p_cancel_by_sql, order_id, o))
+    if (pg::UpdateRows(pg::RowBatch{"orders", 4, names, types, update.v, update.null, 1}, &tid) == 1) {
+        o.SetText(kStatus, "cancelled");
+        o.SetText(kCancelReason, "user");
+        o.Set(kRemainingLots, Int64GetDatum(0));
+    } else if (!ReadOrder(p_cancel_by_sql, order_id, o)) {
         elog(ERROR, "order %s left exchange.orders during its cancel", id);
+    }
 
     const char* owner = o.Text(kClientId);
     JsonBuilder j;
@@ -1307,36 +1394,135 @@ void CancelOrder(Datum order_id, const char* client_id, Row& row) {
     AddStpCancelled(j, nullptr, 0);
     j.Key("cancelled_quantity"), j.Number(Mul(Num(cmd.cancelled.v), inst.lot));
     j.EndObject(false);
-    Columns events;
-    events.Init(5, 1);
-    events.Set(0, Int32GetDatum(instrument_id));
-    events.Set(1, Int64GetDatum(static_cast<int64>(cmd.seq)));
-    events.Set(2, CStringGetTextDatum("order_cancelled"));
-    events.Set(3, order_id);
-    events.Set(4, j.Result());
-    events.Next();
-    events.Insert(t_events);
+    InsertEvent(instrument_id, "order_cancelled", order_id, j.Result());
+    ResultOf(order_id, o, inst, DirectFunctionCall1(jsonb_in, CStringGetDatum("[]")), row);
+}
 
-    Datum* v = row.v;
-    bool* nl = row.null;
-    memset(nl, 0, sizeof row.null);
-    v[0] = order_id;
-    v[1] = o[kClientId];
-    v[2] = o[kInstrumentSymbol];
-    v[3] = o[kSide];
-    v[4] = o[kType];
-    v[5] = o[kTif];
-    v[6] = o[kPrice], nl[6] = o.null[kPrice - 1];
-    v[7] = o[kQuantity];
-    v[8] = o[kFilled];
-    v[9] = NumericGetDatum(Mul(Num(0), inst.lot));
-    v[10] = CStringGetTextDatum("cancelled");
-    v[11] = o[kRejectReason], nl[11] = o.null[kRejectReason - 1];
-    v[12] = CStringGetTextDatum("user");
-    v[13] = DirectFunctionCall1(jsonb_in, CStringGetDatum("[]"));
-    v[14] = o[kCreatedAt];
-    v[15] = Int64GetDatum(static_cast<int64>(cmd.seq));
-    nl[16] = true;  // reject_message
+// exchange.amend_order: the same checks, messages, rows and result as the
+// PL/pgSQL exchange._amend_order it replaces (the reference
+// regress/sql/cancel_amend.sql compares it with). A lower quantity at the same
+// price keeps the order's time priority; anything else re-queues it, and a
+// new price may trade: its fills update the makers and write trades as a
+// placed order's do.
+void AmendOrder(Datum order_id, Numeric quantity, Numeric price, const char* client_id, Row& row) {
+    const char* id = UuidText(DatumGetUUIDP(order_id));
+    OrderNow o;
+    Instrument inst;
+    core::Book& book = LockRestingOrder(order_id, client_id, id, o, inst);
+    if (quantity == nullptr && price == nullptr)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("no_change: give a new quantity, a new price or both")));
+    Problem p;
+    int64 lots = DatumGetInt64(o[kQuantityLots]);
+    int64 ticks = o.Null(kPriceTicks) ? 0 : DatumGetInt64(o[kPriceTicks]);
+    if (quantity != nullptr && !ToUnits(quantity, inst.lot, "quantity", "invalid_quantity", lots, p)) Raise(p);
+    if (price != nullptr && !ToUnits(price, inst.tick, "price", "invalid_price", ticks, p)) Raise(p);
+    const int64 filled_lots = DatumGetInt64(o[kQuantityLots]) - DatumGetInt64(o[kRemainingLots]);
+    if (lots <= filled_lots)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("invalid_quantity: quantity %s must exceed the filled quantity %s",
+                               quantity != nullptr ? Out(quantity) : "", Out(DatumGetNumeric(o[kFilled])))));
+
+    const uint64 order_no = static_cast<uint64>(DatumGetInt64(o[kOrderNo]));
+    RunCore([&] { book.amend(order_no, core::Price{ticks}, core::Qty{lots - filled_lots}, cmd); });
+    if (!cmd.accepted()) {
+        const bool capacity = cmd.reject == core::Reject::OrderCapacity || cmd.reject == core::Reject::LevelCapacity;
+        ereport(ERROR, (errcode(capacity ? ERRCODE_INSUFFICIENT_RESOURCES : ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("%s: amend of order %s rejected", core::to_string(cmd.reject).data(), id)));
+    }
+
+    // The order's row.
+    const int64 resting = cmd.resting.v;
+    const char* status = resting > 0 && filled_lots + cmd.filled.v > 0 ? "partially_filled"
+                         : resting > 0                                ? "open"
+                         : cmd.cancelled.v > 0                        ? "cancelled"
+                                                                      : "filled";
+    const char* cancel_reason = cmd.cancelled.v > 0 ? core::to_string(cmd.cancel_reason).data() : nullptr;
+    const Numeric added = Mul(Num(cmd.filled.v), inst.lot);
+    const int64 priority = cmd.priority_kept ? DatumGetInt64(o[kPriority])
+                                             : nextval_internal(ExchangeRelid("priority_seq"), false);
+    static const char* const names[10] = {"quantity",        "price",  "price_ticks",   "quantity_lots", "remaining_lots",
+                                          "filled_quantity", "status", "cancel_reason", "priority",      "updated_at"};
+    static const Oid types[10] = {NUMERICOID, NUMERICOID, INT8OID, INT8OID, INT8OID,
+                                  NUMERICOID, TEXTOID,    TEXTOID, INT8OID, TIMESTAMPTZOID};
+    Columns update;
+    update.Init(10, 1);
+    update.Set(0, NumericGetDatum(Mul(Num(lots), inst.lot)));
+    update.Set(1, NumericGetDatum(Mul(Num(ticks), inst.tick)));
+    update.Set(2, Int64GetDatum(ticks));
+    update.Set(3, Int64GetDatum(lots));
+    update.Set(4, Int64GetDatum(resting));
+    update.Set(5, NumericGetDatum(Add(DatumGetNumeric(o[kFilled]), added)));
+    update.Set(6, CStringGetTextDatum(status));
+    bool isnull;
+    update.Set(7, TextOrNull(cancel_reason, isnull));
+    if (isnull) update.SetNull(7);
+    update.Set(8, Int64GetDatum(priority));
+    update.Set(9, TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()));
+    update.Next();
+    const ItemPointerData tid = *reinterpret_cast<ItemPointer>(DatumGetPointer(o[kCtid]));
+    if (pg::UpdateRows(pg::RowBatch{"orders", 10, names, types, update.v, update.null, 1}, &tid) == 1) {
+        o.Set(kQuantity, update.v[0][0]);
+        o.Set(kPrice, update.v[1][0]);
+        o.Set(kPriceTicks, update.v[2][0]);
+        o.Set(kQuantityLots, update.v[3][0]);
+        o.Set(kRemainingLots, update.v[4][0]);
+        o.Set(kFilled, update.v[5][0]);
+        o.Set(kStatus, update.v[6][0]);
+        o.SetText(kCancelReason, cancel_reason);
+        o.Set(kPriority, update.v[8][0]);
+    } else {
+        Datum v[10] = {order_id,         update.v[0][0], update.v[1][0], update.v[2][0], update.v[3][0],
+                       update.v[4][0],   NumericGetDatum(added), update.v[6][0], update.v[7][0], update.v[8][0]};
+        const char nulls[10] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', cancel_reason != nullptr ? ' ' : 'n', ' '};
+        Exec(p_amend_by_sql, v, nulls, 1);
+        if (SPI_processed != 1) elog(ERROR, "order %s left exchange.orders during its amend", id);
+        heap_deform_tuple(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, o.v, o.null);
+    }
+
+    // The makers it traded with or cancelled (self-trade prevention), which
+    // all rested before, and the trades.
+    wanted.clear();
+    n_old = 0;
+    for (const core::Fill& f : cmd.fills) WantOldMaker(f.maker);
+    for (const core::Cancelled& c : cmd.stp_cancelled) WantOldMaker(c.id);
+    if (!wanted.empty()) FetchOldMakers();
+    for (const core::Cancelled& c : cmd.stp_cancelled)
+        old_makers[old_by_order_no.find(c.id)->second].SelfTradeCancelled(inst.lot);
+    const int n_fills = static_cast<int>(cmd.fills.size());
+    Columns trades;
+    trades.Init(11, n_fills);
+    TradeView* views = static_cast<TradeView*>(palloc(sizeof(TradeView) * Max(n_fills, 1)));
+    const bool buy = strcmp(o.Text(kSide), "buy") == 0;
+    for (int k = 0; k < n_fills; ++k) {
+        const core::Fill& f = cmd.fills[k];
+        OldMaker& m = old_makers[old_by_order_no.find(f.maker)->second];
+        m.Filled(f, inst.lot);
+        views[k] = AddTrade(trades, inst, static_cast<int64>(cmd.seq), buy, order_id, o[kClientId], m.order_id,
+                            m.client_id, f);
+    }
+    WriteOldMakers();
+    trades.Insert(t_trades);
+
+    JsonBuilder t;
+    AddTrades(t, views, n_fills);
+    const Datum trades_jsonb = t.Result();
+    JsonBuilder j;
+    j.BeginObject();
+    j.Key("price"), j.Number(DatumGetNumeric(o[kPrice]));
+    AddLevels(j, inst, cmd.levels.data(), static_cast<int>(cmd.levels.size()));
+    j.Key("status"), j.Text(o.Text(kStatus));
+    j.Key("trades"), AddTrades(j, views, n_fills);
+    j.Key("order_id"), j.Text(id);
+    j.Key("quantity"), j.Number(DatumGetNumeric(o[kQuantity]));
+    j.Key("client_id"), j.Text(o.Text(kClientId));
+    j.Key("priority_kept"), j.Bool(cmd.priority_kept);
+    AddStpCancelled(j, cmd.stp_cancelled.data(), static_cast<int>(cmd.stp_cancelled.size()));
+    j.Key("filled_quantity"), j.Number(DatumGetNumeric(o[kFilled]));
+    j.Key("remaining_quantity"), j.Number(Mul(Num(DatumGetInt64(o[kRemainingLots])), inst.lot));
+    j.EndObject(false);
+    InsertEvent(inst.id, "order_amended", order_id, j.Result());
+    ResultOf(order_id, o, inst, trades_jsonb, row);
 }
 
 }  // namespace
@@ -1426,6 +1612,29 @@ Datum exchange_cancel_order(PG_FUNCTION_ARGS) {
     ResetCaches();
     Row row;
     CancelOrder(order_id, client_id, row);
+    MemoryContext spi = MemoryContextSwitchTo(caller);
+    HeapTuple tuple = heap_form_tuple(BlessTupleDesc(desc), row.v, row.null);
+    MemoryContextSwitchTo(spi);
+    SPI_finish();
+    return HeapTupleGetDatum(tuple);
+}
+
+// amend_order(order_id, quantity, price, client_id) -> exchange.order_result
+Datum exchange_amend_order(PG_FUNCTION_ARGS) {
+    TupleDesc desc;
+    if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE)
+        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED), errmsg("function must return a composite")));
+    if (PG_ARGISNULL(0))
+        ereport(ERROR, (errcode(ERRCODE_NO_DATA_FOUND), errmsg("order_not_found: order NULL does not exist")));
+    const Datum order_id = PG_GETARG_DATUM(0);
+    Numeric quantity = PG_ARGISNULL(1) ? nullptr : PG_GETARG_NUMERIC(1);
+    Numeric price = PG_ARGISNULL(2) ? nullptr : PG_GETARG_NUMERIC(2);
+    const char* client_id = ArgText(fcinfo, 3);
+    MemoryContext caller = CurrentMemoryContext;
+    SPI_connect();
+    ResetCaches();
+    Row row;
+    AmendOrder(order_id, quantity, price, client_id, row);
     MemoryContext spi = MemoryContextSwitchTo(caller);
     HeapTuple tuple = heap_form_tuple(BlessTupleDesc(desc), row.v, row.null);
     MemoryContextSwitchTo(spi);

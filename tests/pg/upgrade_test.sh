@@ -3,7 +3,8 @@
 # version keeps the data and ends with the current API: a database created
 # at 0.1 and holding an order is updated, then the order is still there, the
 # new result column answers and idempotent replays (which read an order
-# back as exchange.order_result) work, and so does 0.3's cancel_order in C. Runs against the cluster of
+# back as exchange.order_result) work, and so do 0.3's cancel_order and
+# amend_order in C. Runs against the cluster of
 # scripts/test-pg.sh (PGHOST/PGPORT/PGUSER from there); the database is
 # dropped at the end.
 set -euo pipefail
@@ -30,14 +31,19 @@ replay=$(q "SELECT order_id || ' ' || (seq IS NULL) FROM exchange.place_order('u
 message=$(q "SELECT reject_message FROM exchange.place_orders('[{\"client_id\": \"u2\", \"instrument\": \"UP-USD\",
   \"side\": \"buy\", \"type\": \"limit\", \"quantity\": 1, \"price\": \"10.001\"}]')")
 [ "$message" = "price 10.001 is not a multiple of 0.01" ] || fail "reject_message after the update: '$message'"
-# 0.3: cancel_order is the C function, still SECURITY DEFINER with its
-# search_path and still granted to traders; it cancels the order placed at 0.1.
-[ "$(q "SELECT l.lanname || ' ' || p.prosecdef || ' ' || array_to_string(p.proconfig, ',')
-         || ' ' || has_function_privilege('exchange_trader', p.oid, 'EXECUTE')
-         FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang WHERE p.oid = 'exchange.cancel_order(uuid, text)'::regprocedure")" \
-  = "c true search_path=exchange, pg_catalog, pg_temp true" ] || fail "cancel_order after the update is not the C one as granted"
+# 0.3: cancel_order and amend_order are the C functions, still SECURITY
+# DEFINER with their search_path and still granted to traders; they amend
+# and then cancel the order placed at 0.1.
+for f in "cancel_order(uuid, text)" "amend_order(uuid, numeric, numeric, text)"; do
+  [ "$(q "SELECT l.lanname || ' ' || p.prosecdef || ' ' || array_to_string(p.proconfig, ',')
+           || ' ' || has_function_privilege('exchange_trader', p.oid, 'EXECUTE')
+           FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang WHERE p.oid = 'exchange.$f'::regprocedure")" \
+    = "c true search_path=exchange, pg_catalog, pg_temp true" ] || fail "$f after the update is not the C one as granted"
+done
+[ "$(q "SELECT status || ' ' || quantity FROM exchange.amend_order('$before', 2, client_id => 'u1')")" = "open 2.0000" ] ||
+  fail "amend_order of the order placed at 0.1"
 [ "$(q "SELECT status || ' ' || remaining_quantity FROM exchange.cancel_order('$before', 'u1')")" = "cancelled 0.0000" ] ||
   fail "cancel_order of the order placed at 0.1"
 [ "$(q "SELECT count(*) FROM exchange.verify('UP-USD')") $(q "SELECT kind FROM exchange.events ORDER BY seq DESC LIMIT 1")" \
   = "0 order_cancelled" ] || fail "the book or the journal after the cancel"
-echo "upgrade: 0.1 -> $current keeps the order placed at 0.1; replays, reject_message and the C cancel_order work"
+echo "upgrade: 0.1 -> $current keeps the order placed at 0.1; replays, reject_message and the C amend_order and cancel_order work"

@@ -1,0 +1,305 @@
+-- exchange.cancel_order and exchange.amend_order (in C since 0.3) against
+-- exchange._cancel_order and exchange._amend_order, the PL/pgSQL versions
+-- they replaced: the same orders and cancels or amends on two instruments
+-- end in the same results, rows, journal entries and errors.
+SELECT symbol FROM exchange.create_instrument('CXA-USD', 0.01, 0.001);
+SELECT symbol FROM exchange.create_instrument('CXB-USD', 0.01, 0.001);
+
+-- 120 orders that trade among themselves (partial fills, several levels).
+CREATE FUNCTION cx_stream(symbol text) RETURNS SETOF text LANGUAGE sql AS $$
+    SELECT r.status FROM exchange.place_orders((
+        SELECT jsonb_agg(jsonb_build_object(
+                   'client_id', 'cx' || (i % 5), 'instrument', symbol,
+                   'side', CASE WHEN i % 3 = 0 THEN 'sell' ELSE 'buy' END, 'type', 'limit',
+                   'price', 100 + ((i * 7) % 9) * 0.01, 'quantity', 0.5 + (i % 4) * 0.25, 'stp', 'none')
+                 ORDER BY i)
+          FROM generate_series(1, 120) i)) r
+$$;
+SELECT count(*) AS placed, count(*) FILTER (WHERE s = 'partially_filled') > 0 AS some_partial
+  FROM cx_stream('CXA-USD') s;
+SELECT count(*) AS placed FROM cx_stream('CXB-USD');
+
+-- Cancels two of every three resting orders, oldest first, every other one
+-- naming its owner; records each result without its order id, instrument
+-- and timestamps (and whether those are the order's).
+CREATE TABLE cx_done (symbol text, k int, result text);
+CREATE FUNCTION cx_cancel(symbol text, reference boolean) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    o record;
+    r exchange.order_result;
+    k int := 0;
+BEGIN
+    FOR o IN SELECT order_id, client_id FROM exchange.orders
+              WHERE instrument = symbol AND status IN ('open', 'partially_filled') ORDER BY priority LOOP
+        k := k + 1;
+        CONTINUE WHEN k % 3 = 0;
+        IF reference THEN
+            r := exchange._cancel_order(o.order_id, CASE WHEN k % 2 = 0 THEN o.client_id END);
+        ELSE
+            r := exchange.cancel_order(o.order_id, CASE WHEN k % 2 = 0 THEN o.client_id END);
+        END IF;
+        INSERT INTO cx_done
+        SELECT symbol, k, row(r.client_id, r.side, r.type, r.time_in_force, r.price, r.quantity, r.filled_quantity,
+                              r.remaining_quantity, r.status, r.reject_reason, r.cancel_reason, r.trades, r.seq,
+                              r.reject_message, r.order_id = o.order_id, r.instrument = symbol,
+                              r.created_at = x.created_at, x.updated_at = now())::text
+          FROM exchange.orders x WHERE x.order_id = o.order_id;
+    END LOOP;
+END $$;
+SELECT cx_cancel('CXA-USD', false);
+SELECT cx_cancel('CXB-USD', true);
+SELECT count(*) AS cancels, count(DISTINCT result) > 10 AS varied FROM cx_done WHERE symbol = 'CXA-USD';
+SELECT result FROM cx_done WHERE symbol = 'CXA-USD' ORDER BY k LIMIT 2;
+SELECT (SELECT count(*) FROM (SELECT k, result FROM cx_done WHERE symbol = 'CXA-USD' EXCEPT ALL
+                              SELECT k, result FROM cx_done WHERE symbol = 'CXB-USD') d) AS only_c,
+       (SELECT count(*) FROM (SELECT k, result FROM cx_done WHERE symbol = 'CXB-USD' EXCEPT ALL
+                              SELECT k, result FROM cx_done WHERE symbol = 'CXA-USD') d) AS only_plpgsql;
+
+-- The rows: orders (in priority order) and the journal (the placed entries
+-- without their ids; the cancel entries whole but for the order id, which
+-- must be the entry's order).
+CREATE FUNCTION cx_rows(symbol text) RETURNS SETOF text LANGUAGE sql AS $$
+    SELECT 'order ' || rank() OVER (ORDER BY o.priority) || ' ' || o.client_id || ' ' || o.side || ' ' || o.price
+           || ' ' || o.quantity || ' ' || o.filled_quantity || ' ' || o.remaining_lots || ' ' || o.status || ' '
+           || coalesce(o.cancel_reason, '-') || ' ' || (o.updated_at >= o.created_at)
+      FROM exchange.orders o WHERE o.instrument = symbol
+    UNION ALL
+    SELECT 'event ' || e.seq || ' ' || e.kind || ' '
+           || (e.payload - 'order_id' - CASE WHEN e.kind = 'order_placed' THEN 'trades' ELSE '-' END)::text || ' '
+           || (e.payload ->> 'order_id' = e.order_id::text)
+      FROM exchange.events e JOIN exchange.instruments i USING (instrument_id) WHERE i.symbol = $1
+$$;
+SELECT (SELECT count(*) FROM cx_rows('CXA-USD') r WHERE r LIKE 'event % order_cancelled %') AS cancel_entries,
+       (SELECT count(*) FROM (SELECT * FROM cx_rows('CXA-USD') EXCEPT ALL
+                              SELECT replace(r, 'CXB-USD', 'CXA-USD') FROM cx_rows('CXB-USD') r) d) AS only_c,
+       (SELECT count(*) FROM (SELECT replace(r, 'CXB-USD', 'CXA-USD') FROM cx_rows('CXB-USD') r EXCEPT ALL
+                              SELECT * FROM cx_rows('CXA-USD')) d) AS only_plpgsql;
+SELECT r FROM cx_rows('CXA-USD') r WHERE r LIKE 'event % order_cancelled %' ORDER BY r LIMIT 1;
+SELECT (SELECT array_agg(b) FROM book('CXA-USD') b) = (SELECT array_agg(b) FROM book('CXB-USD') b) AS same_book,
+       (SELECT count(*) FROM book('CXA-USD')) > 0 AS orders_left,
+       healthy('CXA-USD'), healthy('CXB-USD');
+
+-- The same errors: SQLSTATE and message, for each way a cancel is refused.
+CREATE FUNCTION cx_nth(symbol text, wanted text, n int) RETURNS uuid LANGUAGE sql AS $$
+    SELECT order_id FROM exchange.orders WHERE instrument = symbol AND status = wanted
+     ORDER BY priority OFFSET n - 1 LIMIT 1
+$$;
+SELECT what, try(format($$SELECT exchange.cancel_order(%L, %L)$$, cx_nth('CXA-USD', st, 1), who)) AS c,
+       try(format($$SELECT exchange._cancel_order(%L, %L)$$, cx_nth('CXB-USD', st, 1), who)) AS plpgsql
+  FROM (VALUES ('cancelled twice', 'cancelled', NULL), ('filled', 'filled', NULL),
+               ('another client''s', 'open', 'intruder')) v(what, st, who);
+SELECT try($$SELECT exchange.cancel_order('00000000-0000-0000-0000-000000000000')$$) AS c,
+       try($$SELECT exchange._cancel_order('00000000-0000-0000-0000-000000000000', NULL)$$) AS plpgsql;
+SELECT try($$SELECT exchange.cancel_order(NULL)$$);
+SELECT (SELECT array_agg(b) FROM book('CXA-USD') b) = (SELECT array_agg(b) FROM book('CXB-USD') b) AS same_book,
+       healthy('CXA-USD');
+
+-- ROLLBACK TO SAVEPOINT undoes a cancel: the row, the journal and the book.
+CREATE TABLE cx_before AS SELECT b FROM book('CXA-USD') b;
+BEGIN;
+SAVEPOINT s;
+SELECT status FROM exchange.cancel_order(cx_nth('CXA-USD', 'open', 1));
+ROLLBACK TO SAVEPOINT s;
+SELECT count(*) AS resting FROM exchange.orders WHERE instrument = 'CXA-USD' AND status IN ('open', 'partially_filled');
+COMMIT;
+SELECT count(*) AS resting FROM exchange.orders WHERE instrument = 'CXA-USD' AND status IN ('open', 'partially_filled');
+SELECT (SELECT array_agg(b) FROM cx_before) = (SELECT array_agg(b) FROM book('CXA-USD') b) AS book_as_before,
+       (SELECT max(seq) FROM exchange.events e JOIN exchange.instruments i USING (instrument_id)
+         WHERE i.symbol = 'CXA-USD') = (SELECT seq FROM exchange.stats() WHERE instrument = 'CXA-USD') AS journal_at_book,
+       healthy('CXA-USD');
+
+-- A BEFORE UPDATE trigger on orders: the row is written by the UPDATE
+-- statement instead (the trigger sees it), with the same result. (The
+-- trigger runs under the function's search_path: exchange, pg_catalog.)
+CREATE TABLE cx_audit (n serial, info text);
+CREATE FUNCTION cx_log() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO public.cx_audit (info) VALUES (OLD.status || ' -> ' || NEW.status || ' ' || NEW.cancel_reason);
+    RETURN NEW;
+END $$;
+CREATE TRIGGER cx_before_update BEFORE UPDATE ON exchange.orders FOR EACH ROW EXECUTE FUNCTION cx_log();
+SELECT row(c.client_id, c.price, c.quantity, c.filled_quantity, c.remaining_quantity, c.status, c.cancel_reason,
+           c.seq)::text = row(p.client_id, p.price, p.quantity, p.filled_quantity, p.remaining_quantity, p.status,
+                              p.cancel_reason, p.seq)::text AS same_result, c.status
+  FROM exchange.cancel_order(cx_nth('CXA-USD', 'open', 1)) c, exchange._cancel_order(cx_nth('CXB-USD', 'open', 1), NULL) p;
+SELECT info FROM cx_audit ORDER BY n;
+DROP TRIGGER cx_before_update ON exchange.orders;
+SELECT (SELECT count(*) FROM (SELECT * FROM cx_rows('CXA-USD') EXCEPT ALL
+                              SELECT replace(r, 'CXB-USD', 'CXA-USD') FROM cx_rows('CXB-USD') r) d) AS only_c,
+       healthy('CXA-USD'), healthy('CXB-USD');
+
+-- Amends. A stream with three owners and every STP mode, on two more
+-- instruments; then every resting order, oldest first, gets one of four
+-- amends: a lower quantity (keeps its priority), a higher one (re-queued),
+-- a price that crosses the book (trades, may meet its own orders) and a
+-- price one tick inward; every other one names its owner.
+SELECT symbol FROM exchange.create_instrument('AMA-USD', 0.01, 0.001);
+SELECT symbol FROM exchange.create_instrument('AMB-USD', 0.01, 0.001);
+CREATE FUNCTION am_stream(symbol text) RETURNS SETOF text LANGUAGE sql AS $$
+    SELECT r.status FROM exchange.place_orders((
+        SELECT jsonb_agg(jsonb_build_object(
+                   'client_id', 'am' || (i % 3), 'instrument', symbol,
+                   'side', CASE WHEN i % 2 = 0 THEN 'sell' ELSE 'buy' END, 'type', 'limit',
+                   'price', CASE WHEN i % 2 = 0 THEN 100.05 + (i % 5) * 0.01 ELSE 100.04 - (i % 5) * 0.01 END,
+                   'quantity', 0.5 + (i % 4) * 0.25,
+                   'stp', (ARRAY['none', 'cancel_newest', 'cancel_oldest', 'cancel_both'])[1 + i % 4],
+                   'post_only', i % 13 = 0)
+                 ORDER BY i)
+          FROM generate_series(1, 80) i)) r
+$$;
+SELECT count(*) AS placed, count(*) FILTER (WHERE s IN ('open', 'partially_filled')) > 30 AS resting
+  FROM am_stream('AMA-USD') s;
+SELECT count(*) AS placed FROM am_stream('AMB-USD');
+CREATE FUNCTION am_amend(symbol text, reference boolean) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    o record;
+    r exchange.order_result;
+    k int := 0;
+    q numeric;
+    p numeric;
+    who text;
+BEGIN
+    FOR o IN SELECT order_id, client_id, side, price FROM exchange.orders
+              WHERE instrument = symbol AND status IN ('open', 'partially_filled') ORDER BY priority LOOP
+        k := k + 1;
+        -- an earlier amend may have traded with it
+        CONTINUE WHEN (SELECT status FROM exchange.orders x WHERE x.order_id = o.order_id) NOT IN ('open', 'partially_filled');
+        SELECT CASE k % 4 WHEN 0 THEN CASE WHEN x.remaining_lots >= 2 THEN x.quantity - (x.remaining_lots / 2) * 0.001
+                                           ELSE x.quantity + 0.001 END
+                          WHEN 1 THEN x.quantity + 0.25 END
+          INTO q FROM exchange.orders x WHERE x.order_id = o.order_id;
+        p := CASE k % 4 WHEN 2 THEN CASE WHEN o.side = 'buy' THEN 100.12 ELSE 99.97 END
+                        WHEN 3 THEN o.price + CASE WHEN o.side = 'buy' THEN 0.01 ELSE -0.01 END END;
+        who := CASE WHEN k % 2 = 0 THEN o.client_id END;
+        BEGIN
+            IF reference THEN
+                r := exchange._amend_order(o.order_id, q, p, who);
+            ELSE
+                r := exchange.amend_order(o.order_id, q, p, who);
+            END IF;
+            INSERT INTO cx_done
+            SELECT symbol, k, row(r.client_id, r.side, r.type, r.time_in_force, r.price, r.quantity,
+                                  r.filled_quantity, r.remaining_quantity, r.status, r.reject_reason, r.cancel_reason,
+                                  (SELECT jsonb_agg(t - 'trade_id' - 'maker_order_id') FROM jsonb_array_elements(r.trades) t),
+                                  jsonb_array_length(r.trades), r.seq, r.reject_message, r.order_id = o.order_id,
+                                  r.instrument = symbol, r.created_at = x.created_at, x.updated_at = now())::text
+              FROM exchange.orders x WHERE x.order_id = o.order_id;
+        EXCEPTION WHEN OTHERS THEN  -- e.g. post_only_would_take: must be the same on both sides
+            INSERT INTO cx_done
+            VALUES (symbol, k, SQLSTATE || ' ' || regexp_replace(SQLERRM, '[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}',
+                                                                 '<uuid>', 'g'));
+        END;
+    END LOOP;
+END $$;
+SELECT am_amend('AMA-USD', false);
+SELECT am_amend('AMB-USD', true);
+SELECT count(*) AS amends,
+       count(*) FILTER (WHERE result LIKE '%,t,t,t,t)') AS answered,
+       count(*) FILTER (WHERE result LIKE '(%' AND result NOT LIKE '%,,0,%') AS traded,
+       count(*) FILTER (WHERE result NOT LIKE '(%') AS refused
+  FROM cx_done WHERE symbol = 'AMA-USD';
+SELECT DISTINCT result FROM cx_done WHERE symbol = 'AMA-USD' AND result NOT LIKE '(%' ORDER BY 1;
+SELECT (SELECT count(*) FROM (SELECT k, result FROM cx_done WHERE symbol = 'AMA-USD' EXCEPT ALL
+                              SELECT k, result FROM cx_done WHERE symbol = 'AMB-USD') d) AS only_c,
+       (SELECT count(*) FROM (SELECT k, result FROM cx_done WHERE symbol = 'AMB-USD' EXCEPT ALL
+                              SELECT k, result FROM cx_done WHERE symbol = 'AMA-USD') d) AS only_plpgsql;
+
+-- The rows: orders, trades (by sequence and rank) and the journal, whose
+-- stp_cancelled lists engine order numbers (they differ between the
+-- instruments: only their count is compared) and whose trades carry ids.
+CREATE FUNCTION am_rows(symbol text) RETURNS SETOF text LANGUAGE sql AS $$
+    SELECT 'order ' || rank() OVER (ORDER BY o.order_no) || ' ' || o.client_id || ' ' || o.side || ' '
+           || o.price || ' ' || o.price_ticks || ' ' || o.quantity || ' ' || o.quantity_lots || ' '
+           || o.filled_quantity || ' ' || o.remaining_lots || ' ' || o.status || ' ' || coalesce(o.cancel_reason, '-')
+           || ' ' || dense_rank() OVER (ORDER BY o.priority)
+      FROM exchange.orders o WHERE o.instrument = symbol
+    UNION ALL
+    SELECT 'trade ' || t.seq || ' ' || t.price || ' ' || t.quantity || ' ' || t.buy_client_id || ' '
+           || t.sell_client_id || ' ' || t.maker_side || ' ' || rank() OVER (PARTITION BY t.seq ORDER BY t.trade_no)
+      FROM exchange.trades t WHERE t.instrument = symbol
+    UNION ALL
+    SELECT 'event ' || e.seq || ' ' || e.kind || ' '
+           || (e.payload - 'order_id' - 'trades' - 'stp_cancelled')::text || ' stp '
+           || coalesce(jsonb_array_length(e.payload -> 'stp_cancelled'), -1) || ' trades '
+           || coalesce((SELECT jsonb_agg(t - 'trade_id' - 'maker_order_id')
+                          FROM jsonb_array_elements(e.payload -> 'trades') t)::text, '-')
+           || ' ' || (e.payload ->> 'order_id' = e.order_id::text)
+      FROM exchange.events e JOIN exchange.instruments i USING (instrument_id) WHERE i.symbol = $1
+$$;
+SELECT (SELECT count(*) FROM am_rows('AMA-USD') r WHERE r LIKE 'event % order_amended %') AS amend_entries,
+       (SELECT count(*) FROM am_rows('AMA-USD') r WHERE r LIKE 'event % order_amended %"priority_kept": true%') > 0 AS some_kept,
+       (SELECT count(*) FROM am_rows('AMA-USD') r WHERE r LIKE 'event % order_amended % stp 0 %') <
+       (SELECT count(*) FROM am_rows('AMA-USD') r WHERE r LIKE 'event % order_amended %') AS some_stp,
+       (SELECT count(*) FROM (SELECT * FROM am_rows('AMA-USD') EXCEPT ALL
+                              SELECT replace(r, 'AMB-USD', 'AMA-USD') FROM am_rows('AMB-USD') r) d) AS only_c,
+       (SELECT count(*) FROM (SELECT replace(r, 'AMB-USD', 'AMA-USD') FROM am_rows('AMB-USD') r EXCEPT ALL
+                              SELECT * FROM am_rows('AMA-USD')) d) AS only_plpgsql;
+SELECT (SELECT array_agg(b) FROM book('AMA-USD') b) = (SELECT array_agg(b) FROM book('AMB-USD') b) AS same_book,
+       (SELECT count(*) FROM book('AMA-USD')) > 0 AS orders_left, healthy('AMA-USD'), healthy('AMB-USD');
+
+-- The same errors for the ways an amend is refused.
+SELECT what, try(format($$SELECT exchange.amend_order(%L, %s, %s, %L)$$, cx_nth('AMA-USD', st, 1), q, p, who)) AS c,
+       try(format($$SELECT exchange._amend_order(%L, %s, %s, %L)$$, cx_nth('AMB-USD', st, 1), q, p, who)) AS plpgsql
+  FROM (VALUES ('nothing to change', 'open', 'NULL', 'NULL', NULL),
+               ('quantity off the lot', 'open', '1.0005', 'NULL', NULL),
+               ('price off the tick', 'open', 'NULL', '100.001', NULL),
+               ('negative price', 'open', 'NULL', '-1', NULL),
+               ('NaN quantity', 'open', $q$'NaN'$q$, 'NULL', NULL),
+               ('huge price', 'open', 'NULL', '1e30', NULL),
+               ('quantity not above the filled part', 'partially_filled', '0.001', 'NULL', NULL),
+               ('another client''s', 'open', '2', 'NULL', 'intruder'),
+               ('filled', 'filled', '2', 'NULL', NULL),
+               ('cancelled', 'cancelled', '2', 'NULL', NULL)) v(what, st, q, p, who);
+SELECT try($$SELECT exchange.amend_order('00000000-0000-0000-0000-000000000000', 1)$$) AS c,
+       try($$SELECT exchange._amend_order('00000000-0000-0000-0000-000000000000', 1, NULL, NULL)$$) AS plpgsql;
+SELECT try($$SELECT exchange.amend_order(NULL, 1)$$);
+SELECT (SELECT count(*) FROM (SELECT * FROM am_rows('AMA-USD') EXCEPT ALL
+                              SELECT replace(r, 'AMB-USD', 'AMA-USD') FROM am_rows('AMB-USD') r) d) AS only_c,
+       healthy('AMA-USD'), healthy('AMB-USD');
+
+-- ROLLBACK TO SAVEPOINT undoes an amend that traded: rows, trades, journal, book.
+CREATE TABLE am_before AS SELECT b FROM book('AMA-USD') b;
+CREATE TABLE am_rows_before AS SELECT r FROM am_rows('AMA-USD') r;
+BEGIN;
+SAVEPOINT s;
+SELECT status, jsonb_array_length(trades) > 0 AS traded
+  FROM exchange.amend_order((SELECT order_id FROM exchange.orders WHERE instrument = 'AMA-USD' AND side = 'buy'
+                              AND status IN ('open', 'partially_filled') ORDER BY priority LIMIT 1),
+                            price => 100.20);
+ROLLBACK TO SAVEPOINT s;
+COMMIT;
+SELECT (SELECT array_agg(b) FROM am_before) = (SELECT array_agg(b) FROM book('AMA-USD') b) AS book_as_before,
+       NOT EXISTS (SELECT r FROM am_rows('AMA-USD') r EXCEPT ALL SELECT r FROM am_rows_before) AS rows_as_before,
+       healthy('AMA-USD');
+
+-- With a BEFORE UPDATE trigger on orders the amended row and the makers are
+-- written by UPDATE statements, with the same result and rows.
+TRUNCATE cx_audit;
+CREATE TRIGGER cx_before_update BEFORE UPDATE ON exchange.orders FOR EACH ROW EXECUTE FUNCTION cx_log();
+SELECT row(c.price, c.quantity, c.filled_quantity, c.remaining_quantity, c.status, c.seq,
+           jsonb_array_length(c.trades))::text = row(p.price, p.quantity, p.filled_quantity, p.remaining_quantity,
+                                                     p.status, p.seq, jsonb_array_length(p.trades))::text AS same_result,
+       jsonb_array_length(c.trades) > 0 AS traded
+  FROM exchange.amend_order((SELECT order_id FROM exchange.orders WHERE instrument = 'AMA-USD' AND side = 'buy'
+                              AND status IN ('open', 'partially_filled') ORDER BY priority LIMIT 1), price => 100.20) c,
+       exchange._amend_order((SELECT order_id FROM exchange.orders WHERE instrument = 'AMB-USD' AND side = 'buy'
+                              AND status IN ('open', 'partially_filled') ORDER BY priority LIMIT 1), NULL, 100.20, NULL) p;
+SELECT count(*) AS row_updates FROM cx_audit;
+DROP TRIGGER cx_before_update ON exchange.orders;
+SELECT (SELECT count(*) FROM (SELECT * FROM am_rows('AMA-USD') EXCEPT ALL
+                              SELECT replace(r, 'AMB-USD', 'AMA-USD') FROM am_rows('AMB-USD') r) d) AS only_c,
+       healthy('AMA-USD'), healthy('AMB-USD');
+DROP TABLE am_rows_before;
+DROP TABLE am_before;
+DROP FUNCTION am_rows(text);
+DROP FUNCTION am_amend(text, boolean);
+DROP FUNCTION am_stream(text);
+
+DROP FUNCTION cx_log();
+DROP TABLE cx_audit;
+DROP TABLE cx_before;
+DROP FUNCTION cx_nth(text, text, int);
+DROP FUNCTION cx_rows(text);
+DROP FUNCTION cx_cancel(text, boolean);
+DROP TABLE cx_done;
+DROP FUNCTION cx_stream(text);
