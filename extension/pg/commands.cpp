@@ -1525,14 +1525,37 @@ void AmendOrder(Datum order_id, Numeric quantity, Numeric price, const char* cli
     ResultOf(order_id, o, inst, trades_jsonb, row);
 }
 
+// A command with one exchange.order_result: runs command(row) inside SPI
+// and returns the row it filled, made in the caller's memory context.
+template <class Command>
+Datum OrderResult(FunctionCallInfo fcinfo, Command command) {
+    TupleDesc desc;
+    if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE)
+        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED), errmsg("function must return a composite")));
+    MemoryContext caller = CurrentMemoryContext;
+    SPI_connect();
+    ResetCaches();
+    Row row;
+    command(row);
+    MemoryContext spi = MemoryContextSwitchTo(caller);
+    HeapTuple tuple = heap_form_tuple(BlessTupleDesc(desc), row.v, row.null);
+    MemoryContextSwitchTo(spi);
+    SPI_finish();
+    return HeapTupleGetDatum(tuple);
+}
+
+// The order_id argument of cancel_order and amend_order (NULL: not found).
+Datum OrderIdArg(FunctionCallInfo fcinfo) {
+    if (PG_ARGISNULL(0))
+        ereport(ERROR, (errcode(ERRCODE_NO_DATA_FOUND), errmsg("order_not_found: order NULL does not exist")));
+    return PG_GETARG_DATUM(0);
+}
+
 }  // namespace
 
 // place_order(client_id, instrument, side, type, quantity, price, time_in_force,
 //             idempotency_key, post_only, stp) -> exchange.order_result
 Datum exchange_place_order(PG_FUNCTION_ARGS) {
-    TupleDesc desc;
-    if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE)
-        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED), errmsg("function must return a composite")));
     Args a;
     a.client_id = ArgText(fcinfo, 0);
     a.instrument = ArgText(fcinfo, 1);
@@ -1544,21 +1567,13 @@ Datum exchange_place_order(PG_FUNCTION_ARGS) {
     a.idempotency_key = ArgText(fcinfo, 7);
     a.post_only = !PG_ARGISNULL(8) && PG_GETARG_BOOL(8);
     a.stp = ArgText(fcinfo, 9);
-
-    MemoryContext caller = CurrentMemoryContext;
-    SPI_connect();
-    ResetCaches();
-    Order o;
-    Problem p;
-    if (!Validate(a, o, p)) Raise(p);
-    Row row;
-    Stage(a, o, row);
-    Flush();
-    MemoryContext spi = MemoryContextSwitchTo(caller);
-    HeapTuple tuple = heap_form_tuple(BlessTupleDesc(desc), row.v, row.null);
-    MemoryContextSwitchTo(spi);
-    SPI_finish();
-    return HeapTupleGetDatum(tuple);
+    return OrderResult(fcinfo, [&](Row& row) {
+        Order o;
+        Problem p;
+        if (!Validate(a, o, p)) Raise(p);
+        Stage(a, o, row);
+        Flush();
+    });
 }
 
 // place_orders(orders jsonb) -> SETOF exchange.order_result, one per item, in order.
@@ -1600,44 +1615,16 @@ Datum exchange_place_orders(PG_FUNCTION_ARGS) {
 
 // cancel_order(order_id, client_id) -> exchange.order_result
 Datum exchange_cancel_order(PG_FUNCTION_ARGS) {
-    TupleDesc desc;
-    if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE)
-        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED), errmsg("function must return a composite")));
-    if (PG_ARGISNULL(0))
-        ereport(ERROR, (errcode(ERRCODE_NO_DATA_FOUND), errmsg("order_not_found: order NULL does not exist")));
-    const Datum order_id = PG_GETARG_DATUM(0);
+    const Datum order_id = OrderIdArg(fcinfo);
     const char* client_id = ArgText(fcinfo, 1);
-    MemoryContext caller = CurrentMemoryContext;
-    SPI_connect();
-    ResetCaches();
-    Row row;
-    CancelOrder(order_id, client_id, row);
-    MemoryContext spi = MemoryContextSwitchTo(caller);
-    HeapTuple tuple = heap_form_tuple(BlessTupleDesc(desc), row.v, row.null);
-    MemoryContextSwitchTo(spi);
-    SPI_finish();
-    return HeapTupleGetDatum(tuple);
+    return OrderResult(fcinfo, [&](Row& row) { CancelOrder(order_id, client_id, row); });
 }
 
 // amend_order(order_id, quantity, price, client_id) -> exchange.order_result
 Datum exchange_amend_order(PG_FUNCTION_ARGS) {
-    TupleDesc desc;
-    if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE)
-        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED), errmsg("function must return a composite")));
-    if (PG_ARGISNULL(0))
-        ereport(ERROR, (errcode(ERRCODE_NO_DATA_FOUND), errmsg("order_not_found: order NULL does not exist")));
-    const Datum order_id = PG_GETARG_DATUM(0);
+    const Datum order_id = OrderIdArg(fcinfo);
     Numeric quantity = PG_ARGISNULL(1) ? nullptr : PG_GETARG_NUMERIC(1);
     Numeric price = PG_ARGISNULL(2) ? nullptr : PG_GETARG_NUMERIC(2);
     const char* client_id = ArgText(fcinfo, 3);
-    MemoryContext caller = CurrentMemoryContext;
-    SPI_connect();
-    ResetCaches();
-    Row row;
-    AmendOrder(order_id, quantity, price, client_id, row);
-    MemoryContext spi = MemoryContextSwitchTo(caller);
-    HeapTuple tuple = heap_form_tuple(BlessTupleDesc(desc), row.v, row.null);
-    MemoryContextSwitchTo(spi);
-    SPI_finish();
-    return HeapTupleGetDatum(tuple);
+    return OrderResult(fcinfo, [&](Row& row) { AmendOrder(order_id, quantity, price, client_id, row); });
 }
