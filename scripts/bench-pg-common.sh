@@ -27,7 +27,7 @@ bench_db_start() {
       FROM generate_series(1, 1000) b" -c "ALTER TABLE bench_batches ADD PRIMARY KEY (id)"
   psql -X -q -c "SELECT exchange.create_instrument('C1', 1, 1)" >/dev/null
   psql -X -q -c "CREATE TABLE bench_cancel_ids (n bigserial PRIMARY KEY, order_id uuid NOT NULL)" \
-    -c "CREATE SEQUENCE bench_cancel_next" \
+    -c "CREATE SEQUENCE bench_cancel_next" -c "CREATE SEQUENCE bench_cancel_batch" \
     -c "INSERT INTO bench_cancel_ids (order_id)
         SELECT r.order_id FROM generate_series(1, 220) b,
                LATERAL exchange.place_orders((SELECT jsonb_agg(jsonb_build_object('client_id', 'k' || (g % 100),
@@ -35,7 +35,12 @@ bench_db_start() {
                           FROM generate_series(1, 1000) g WHERE b > 0)) r"
 }
 
-# tps of one pgbench run of tests/perf/pgbench/SCRIPT: SCRIPT CLIENTS SECONDS.
+# tps of one pgbench run of tests/perf/pgbench/SCRIPT: SCRIPT CLIENTS SECONDS
+# (bench_tx: a fixed number of transactions per client instead).
+bench_tx() {
+  "$PGBENCH" -n -M prepared -t "$3" -c "$2" -j "$2" -f "tests/perf/pgbench/$1" 2>/dev/null |
+    sed -n 's/^tps = \([0-9.]*\).*/\1/p'
+}
 bench_tps() {
   "$PGBENCH" -n -M prepared -T "$3" -c "$2" -j "$2" -f "tests/perf/pgbench/$1" 2>/dev/null |
     sed -n 's/^tps = \([0-9.]*\).*/\1/p'

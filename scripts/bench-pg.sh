@@ -33,6 +33,12 @@ row "  the same without NOTIFY (exchange.notify=off)" "$(PGOPTIONS='-c exchange.
 row "place_order, 1 client, NOTIFY off" "$(PGOPTIONS='-c exchange.notify=off' run place_one.sql 1)" 1 "$base1"
 row "cancel_order, 1 client, 1 instrument" "$(run cancel_one.sql 1)" 1 "$base1"
 row "cancel_order, 8 clients, 1 instrument" "$(run cancel_one.sql 8)" 1 "$base8"
+# 500 batches (a fixed count: the ids are numbered 60,001 to 110,000, so that
+# none is cancelled twice, which would be answered as a quick refusal).
+row "cancel_orders x100, 1 client" "$(bench_tx cancel_batch.sql 1 500)" 100 "$base1"
+refused=$(psql -X -At -c "SELECT 50000 - count(*) FROM bench_cancel_ids c JOIN exchange.orders o USING (order_id)
+                          WHERE c.n BETWEEN 60001 AND 110000 AND o.status = 'cancelled'")
+echo "  (cancel_orders: $refused of its 50,000 ids not cancelled)"
 row "place_orders x100, 1 client" "$(run place_batch.sql 1)" 100 "$base1"
 row "place_orders x100, 8 clients" "$(run place_batch.sql 8)" 100 "$base8"
 row "place_orders x100, 1 client, JSON text built before" "$(run place_batch_text.sql 1)" 100 "$base1"

@@ -58,6 +58,7 @@ PG_FUNCTION_INFO_V1(exchange_place_order);
 PG_FUNCTION_INFO_V1(exchange_place_orders);
 PG_FUNCTION_INFO_V1(exchange_cancel_order);
 PG_FUNCTION_INFO_V1(exchange_amend_order);
+PG_FUNCTION_INFO_V1(exchange_cancel_orders);
 }
 
 namespace {
@@ -1288,27 +1289,28 @@ bool ReadOrder(Plan& p, Datum order_id, OrderNow& o) {
 
 // The steps _resting_order takes for cancel and amend: the order must exist
 // and belong to client_id (when given); then its instrument is locked and
-// the row read again, which must still rest. Returns the book; `o` is the
-// row as of now and `inst` its instrument.
-core::Book& LockRestingOrder(Datum order_id, const char* client_id, const char* id, OrderNow& o, Instrument& inst) {
+// the row read again, which must still rest. Returns the book (`o` is the
+// row as of now, `inst` its instrument), or nullptr with the refusal in p.
+core::Book* LockRestingOrder(Datum order_id, const char* client_id, const char* id, OrderNow& o, Instrument& inst,
+                             Problem& p) {
     if (!ReadOrder(p_order_now, order_id, o))
-        ereport(ERROR, (errcode(ERRCODE_NO_DATA_FOUND), errmsg("order_not_found: order %s does not exist", id)));
+        return Fail(p, "order_not_found", ERRCODE_NO_DATA_FOUND, "order %s does not exist", id), nullptr;
     if (client_id != nullptr && strcmp(o.Text(kClientId), client_id) != 0)
-        ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-                        errmsg("not_order_owner: order %s belongs to another client", id)));
+        return Fail(p, "not_order_owner", ERRCODE_INSUFFICIENT_PRIVILEGE, "order %s belongs to another client", id),
+               nullptr;
     const int32 instrument_id = DatumGetInt32(o[kInstrumentId]);
     core::Book& book = pg::EnsureBookForWrite(instrument_id);
     if (!ReadOrder(p_order_now, order_id, o))  // deleted by hand meanwhile
-        ereport(ERROR, (errcode(ERRCODE_NO_DATA_FOUND), errmsg("order_not_found: order %s does not exist", id)));
+        return Fail(p, "order_not_found", ERRCODE_NO_DATA_FOUND, "order %s does not exist", id), nullptr;
     const char* status = o.Text(kStatus);
     if (!OneOf(status, {"open", "partially_filled"}))
-        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-                        errmsg("order_not_open: order %s is %s", id, status)));
+        return Fail(p, "order_not_open", ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, "order %s is %s", id, status),
+               nullptr;
     Datum v[1] = {Int32GetDatum(instrument_id)};
     Exec(p_instrument_by_id, v, nullptr, 1);
     if (SPI_processed != 1) elog(ERROR, "instrument %d of order %s is not in exchange.instruments", instrument_id, id);
     InstrumentFromRow(inst);
-    return book;
+    return &book;
 }
 
 // The journal entry of a cancel or amend (one row of exchange.events).
@@ -1352,11 +1354,15 @@ void ResultOf(Datum order_id, const OrderNow& o, const Instrument& inst, Datum t
 // exchange.cancel_order: the same checks, messages, rows and result as the
 // PL/pgSQL exchange._cancel_order it replaces (kept as the reference that
 // regress/sql/cancel_amend.sql compares it with), without a statement per step.
-void CancelOrder(Datum order_id, const char* client_id, Row& row) {
+// Returns false, having changed nothing, when the order cannot be cancelled
+// (the reason in p).
+bool CancelOrder(Datum order_id, const char* client_id, Row& row, Problem& p) {
     const char* id = UuidText(DatumGetUUIDP(order_id));
     OrderNow o;
     Instrument inst;
-    core::Book& book = LockRestingOrder(order_id, client_id, id, o, inst);
+    core::Book* locked = LockRestingOrder(order_id, client_id, id, o, inst, p);
+    if (locked == nullptr) return false;
+    core::Book& book = *locked;
     const int32 instrument_id = inst.id;
 
     const uint64 order_no = static_cast<uint64>(DatumGetInt64(o[kOrderNo]));
@@ -1396,6 +1402,19 @@ void CancelOrder(Datum order_id, const char* client_id, Row& row) {
     j.EndObject(false);
     InsertEvent(instrument_id, "order_cancelled", order_id, j.Result());
     ResultOf(order_id, o, inst, DirectFunctionCall1(jsonb_in, CStringGetDatum("[]")), row);
+    return true;
+}
+
+// The answer to a cancel_orders item refused (nothing changed): its order
+// id, status 'rejected', the reason code and the message cancel_order would
+// raise.
+void RefusedCancelRow(Datum order_id, bool null_id, const Problem& p, Row& row) {
+    for (int i = 0; i < kResultColumns; ++i) row.null[i] = true;
+    if (!null_id) row.v[0] = order_id, row.null[0] = false;
+    row.v[10] = CStringGetTextDatum("rejected"), row.null[10] = false;
+    row.v[11] = CStringGetTextDatum(p.reason), row.null[11] = false;
+    row.v[13] = DirectFunctionCall1(jsonb_in, CStringGetDatum("[]")), row.null[13] = false;
+    row.v[16] = CStringGetTextDatum(p.message), row.null[16] = false;
 }
 
 // exchange.amend_order: the same checks, messages, rows and result as the
@@ -1408,11 +1427,13 @@ void AmendOrder(Datum order_id, Numeric quantity, Numeric price, const char* cli
     const char* id = UuidText(DatumGetUUIDP(order_id));
     OrderNow o;
     Instrument inst;
-    core::Book& book = LockRestingOrder(order_id, client_id, id, o, inst);
+    Problem p;
+    core::Book* locked = LockRestingOrder(order_id, client_id, id, o, inst, p);
+    if (locked == nullptr) Raise(p);
+    core::Book& book = *locked;
     if (quantity == nullptr && price == nullptr)
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                         errmsg("no_change: give a new quantity, a new price or both")));
-    Problem p;
     int64 lots = DatumGetInt64(o[kQuantityLots]);
     int64 ticks = o.Null(kPriceTicks) ? 0 : DatumGetInt64(o[kPriceTicks]);
     if (quantity != nullptr && !ToUnits(quantity, inst.lot, "quantity", "invalid_quantity", lots, p)) Raise(p);
@@ -1617,7 +1638,10 @@ Datum exchange_place_orders(PG_FUNCTION_ARGS) {
 Datum exchange_cancel_order(PG_FUNCTION_ARGS) {
     const Datum order_id = OrderIdArg(fcinfo);
     const char* client_id = ArgText(fcinfo, 1);
-    return OrderResult(fcinfo, [&](Row& row) { CancelOrder(order_id, client_id, row); });
+    return OrderResult(fcinfo, [&](Row& row) {
+        Problem p;
+        if (!CancelOrder(order_id, client_id, row, p)) Raise(p);
+    });
 }
 
 // amend_order(order_id, quantity, price, client_id) -> exchange.order_result
@@ -1627,4 +1651,38 @@ Datum exchange_amend_order(PG_FUNCTION_ARGS) {
     Numeric price = PG_ARGISNULL(2) ? nullptr : PG_GETARG_NUMERIC(2);
     const char* client_id = ArgText(fcinfo, 3);
     return OrderResult(fcinfo, [&](Row& row) { AmendOrder(order_id, quantity, price, client_id, row); });
+}
+
+// cancel_orders(order_ids uuid[], client_id) -> SETOF exchange.order_result:
+// each order cancelled as by cancel_order, in one transaction, one result per
+// id in order; an id that cannot be cancelled (unknown, not resting, another
+// client's, NULL) gets a 'rejected' row with the reason and message and
+// changes nothing.
+Datum exchange_cancel_orders(PG_FUNCTION_ARGS) {
+    if (PG_ARGISNULL(0))
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid_batch: order_ids must be an array")));
+    ArrayType* ids = PG_GETARG_ARRAYTYPE_P(0);
+    if (ARR_NDIM(ids) > 1)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("invalid_batch: order_ids must be a one-dimensional array")));
+    const char* client_id = ArgText(fcinfo, 1);
+    Datum* elems;
+    bool* nulls;
+    int count;
+    deconstruct_array(ids, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR, &elems, &nulls, &count);
+    InitMaterializedSRF(fcinfo, 0);
+    ReturnSetInfo* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
+    SPI_connect();
+    ResetCaches();
+    for (int i = 0; i < count; ++i) {
+        Row row;
+        Problem p;
+        if (nulls[i])
+            Fail(p, "order_not_found", ERRCODE_NO_DATA_FOUND, "order NULL does not exist"), RefusedCancelRow(0, true, p, row);
+        else if (!CancelOrder(elems[i], client_id, row, p))
+            RefusedCancelRow(elems[i], false, p, row);
+        tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, row.v, row.null);
+    }
+    SPI_finish();
+    return (Datum)0;
 }

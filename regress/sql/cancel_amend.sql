@@ -295,6 +295,86 @@ DROP FUNCTION am_rows(text);
 DROP FUNCTION am_amend(text, boolean);
 DROP FUNCTION am_stream(text);
 
+-- cancel_orders: many cancels in one transaction, one result per id, in
+-- order. On a twin instrument the same ids cancelled one by one with
+-- cancel_order give the same results (a refusal there is the ERROR whose
+-- reason and message the batch's 'rejected' row carries), rows and journal.
+SELECT symbol FROM exchange.create_instrument('CBA-USD', 0.01, 0.001);
+SELECT symbol FROM exchange.create_instrument('CBB-USD', 0.01, 0.001);
+SELECT count(*) AS placed FROM cx_stream('CBA-USD');
+SELECT count(*) AS placed FROM cx_stream('CBB-USD');
+-- Two of every three resting orders, then a filled one, an unknown id, NULL
+-- and the first id again.
+CREATE FUNCTION cb_ids(symbol text) RETURNS uuid[] LANGUAGE sql AS $$
+    SELECT (SELECT array_agg(order_id ORDER BY n) FROM (
+                SELECT order_id, row_number() OVER (ORDER BY priority) AS n FROM exchange.orders
+                 WHERE instrument = symbol AND status IN ('open', 'partially_filled')) r WHERE n % 3 <> 0)
+    || (SELECT order_id FROM exchange.orders WHERE instrument = symbol AND status = 'filled' ORDER BY priority LIMIT 1)
+    || ARRAY['00000000-0000-0000-0000-000000000000'::uuid, NULL]
+    || (SELECT order_id FROM exchange.orders WHERE instrument = symbol AND status IN ('open', 'partially_filled')
+         ORDER BY priority LIMIT 1)
+$$;
+CREATE FUNCTION cb_show(r exchange.order_result) RETURNS text LANGUAGE sql AS $$
+    SELECT CASE WHEN r.status = 'rejected'
+                THEN 'refused ' || r.reject_reason || ': '
+                     || regexp_replace(r.reject_message, '[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}', '<uuid>', 'g')
+                     || ' ' || (r.client_id IS NULL AND r.seq IS NULL)
+                ELSE row(r.client_id, r.price, r.quantity, r.filled_quantity, r.remaining_quantity, r.status,
+                         r.cancel_reason, r.seq, r.reject_message)::text END
+$$;
+CREATE FUNCTION cb_one_by_one(ids uuid[]) RETURNS TABLE (n bigint, result text) LANGUAGE plpgsql AS $$
+DECLARE
+    r exchange.order_result;
+BEGIN
+    FOR i IN 1 .. cardinality(ids) LOOP
+        n := i;
+        BEGIN
+            r := exchange.cancel_order(ids[i]);
+            result := cb_show(r);
+        EXCEPTION WHEN OTHERS THEN
+            result := 'refused ' || regexp_replace(SQLERRM, '[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}', '<uuid>', 'g')
+                      || ' true';
+        END;
+        RETURN NEXT;
+    END LOOP;
+END $$;
+CREATE TABLE cb_batch AS
+SELECT n, result
+  FROM unnest(ARRAY(SELECT cb_show(c) FROM exchange.cancel_orders(cb_ids('CBA-USD')) c)) WITH ORDINALITY AS u(result, n);
+CREATE TABLE cb_single AS SELECT * FROM cb_one_by_one(cb_ids('CBB-USD'));
+SELECT count(*) AS results, count(*) FILTER (WHERE result LIKE 'refused %') AS refused FROM cb_batch;
+SELECT n, result FROM cb_batch WHERE result LIKE 'refused %' ORDER BY n;
+SELECT (SELECT count(*) FROM (SELECT * FROM cb_batch EXCEPT ALL SELECT * FROM cb_single) d) AS only_batch,
+       (SELECT count(*) FROM (SELECT * FROM cb_single EXCEPT ALL SELECT * FROM cb_batch) d) AS only_one_by_one;
+SELECT (SELECT count(*) FROM (SELECT * FROM cx_rows('CBA-USD') EXCEPT ALL
+                              SELECT replace(r, 'CBB-USD', 'CBA-USD') FROM cx_rows('CBB-USD') r) d) AS only_batch,
+       (SELECT count(*) FROM (SELECT replace(r, 'CBB-USD', 'CBA-USD') FROM cx_rows('CBB-USD') r EXCEPT ALL
+                              SELECT * FROM cx_rows('CBA-USD')) d) AS only_one_by_one,
+       (SELECT array_agg(b) FROM book('CBA-USD') b) IS NOT DISTINCT FROM (SELECT array_agg(b) FROM book('CBB-USD') b) AS same_book,
+       healthy('CBA-USD'), healthy('CBB-USD');
+-- client_id applies to every id; an empty array answers nothing; a NULL or
+-- two-dimensional array is an ERROR; ROLLBACK undoes the whole batch.
+SELECT status, reject_reason FROM exchange.cancel_orders(
+    (SELECT array_agg(order_id ORDER BY priority) FROM exchange.orders
+      WHERE instrument = 'CBA-USD' AND status IN ('open', 'partially_filled') AND client_id IN ('cx0', 'cx1')), 'cx1');
+SELECT count(*) AS results FROM exchange.cancel_orders('{}');
+SELECT try($$SELECT exchange.cancel_orders(NULL)$$);
+SELECT try($$SELECT exchange.cancel_orders('{{00000000-0000-0000-0000-000000000000}}')$$);
+CREATE TABLE cb_before AS SELECT b FROM book('CBB-USD') b;
+BEGIN;
+SELECT count(*) FILTER (WHERE status = 'cancelled') > 0 AS cancelled
+  FROM exchange.cancel_orders((SELECT array_agg(order_id) FROM exchange.orders
+                                WHERE instrument = 'CBB-USD' AND status IN ('open', 'partially_filled')));
+ROLLBACK;
+SELECT (SELECT array_agg(b) FROM cb_before) = (SELECT array_agg(b) FROM book('CBB-USD') b) AS book_as_before,
+       healthy('CBB-USD');
+DROP TABLE cb_before;
+DROP TABLE cb_single;
+DROP TABLE cb_batch;
+DROP FUNCTION cb_one_by_one(uuid[]);
+DROP FUNCTION cb_show(exchange.order_result);
+DROP FUNCTION cb_ids(text);
+
 DROP FUNCTION cx_log();
 DROP TABLE cx_audit;
 DROP TABLE cx_before;

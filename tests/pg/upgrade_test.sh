@@ -31,15 +31,17 @@ replay=$(q "SELECT order_id || ' ' || (seq IS NULL) FROM exchange.place_order('u
 message=$(q "SELECT reject_message FROM exchange.place_orders('[{\"client_id\": \"u2\", \"instrument\": \"UP-USD\",
   \"side\": \"buy\", \"type\": \"limit\", \"quantity\": 1, \"price\": \"10.001\"}]')")
 [ "$message" = "price 10.001 is not a multiple of 0.01" ] || fail "reject_message after the update: '$message'"
-# 0.3: cancel_order and amend_order are the C functions, still SECURITY
+# 0.3: cancel_order, amend_order (and the new cancel_orders) are C functions, SECURITY
 # DEFINER with their search_path and still granted to traders; they amend
 # and then cancel the order placed at 0.1.
-for f in "cancel_order(uuid, text)" "amend_order(uuid, numeric, numeric, text)"; do
+for f in "cancel_order(uuid, text)" "amend_order(uuid, numeric, numeric, text)" "cancel_orders(uuid[], text)"; do
   [ "$(q "SELECT l.lanname || ' ' || p.prosecdef || ' ' || array_to_string(p.proconfig, ',')
            || ' ' || has_function_privilege('exchange_trader', p.oid, 'EXECUTE')
            FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang WHERE p.oid = 'exchange.$f'::regprocedure")" \
     = "c true search_path=exchange, pg_catalog, pg_temp true" ] || fail "$f after the update is not the C one as granted"
 done
+[ "$(q "SELECT has_function_privilege('exchange_auditor', 'exchange.cancel_orders(uuid[], text)', 'EXECUTE')")" = f ] ||
+  fail "cancel_orders is executable beyond exchange_trader"
 [ "$(q "SELECT status || ' ' || quantity FROM exchange.amend_order('$before', 2, client_id => 'u1')")" = "open 2.0000" ] ||
   fail "amend_order of the order placed at 0.1"
 [ "$(q "SELECT status || ' ' || remaining_quantity FROM exchange.cancel_order('$before', 'u1')")" = "cancelled 0.0000" ] ||
