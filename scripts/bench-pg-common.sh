@@ -8,8 +8,10 @@ PGBENCH=/usr/lib/postgresql/15/bin/pgbench
 # bench_batches: 1,000 batches of 100 random orders for B1 as JSON text, the
 # way the frontend sends them (place_batch_text.sql), made before the clock
 # starts (the subquery's "WHERE b > 0" ties it to its batch, so that each
-# batch gets its own random orders). For cancel_one.sql: instrument C1 with
-# 220,000 resting bids over 50 prices, their ids numbered in bench_cancel_ids.
+# batch gets its own random orders). For the cancel and amend cases
+# (cancel_one.sql, cancel_batch.sql, bench-pg.sh's per-call timings):
+# instrument C1 with 220,000 resting bids over 50 prices, their ids numbered
+# in bench_cancel_ids.
 bench_db_start() {
   local dir=$1 port=$2
   scripts/pg-cluster.sh stop "$dir"

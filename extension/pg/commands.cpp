@@ -1,4 +1,5 @@
-// exchange.place_order, place_orders, cancel_order and amend_order in C:
+// exchange.place_order, place_orders, cancel_order, cancel_orders and
+// amend_order in C:
 // validation, decimal conversion, matching and every row the command writes
 // (the orders, the makers' fills, the trades, the journal entries). Lookups
 // use saved SPI plans; the rows go through row_writer.h, or SQL statements
