@@ -1,9 +1,8 @@
 // exchange.place_order, place_orders, cancel_order, cancel_orders and
-// amend_order in C:
-// validation, decimal conversion, matching and every row the command writes
-// (the orders, the makers' fills, the trades, the journal entries). Lookups
-// use saved SPI plans; the rows go through row_writer.h, or SQL statements
-// where it cannot.
+// amend_order in C: validation, decimal conversion, matching and every row
+// the command writes (the orders, the makers' fills, the trades, the journal
+// entries). Lookups use saved SPI plans; the rows go through row_writer.h,
+// or SQL statements where it cannot.
 //
 // A call validates every order first (a rejected batch item needs no
 // subtransaction: it is answered as a 'rejected' row and writes nothing),
