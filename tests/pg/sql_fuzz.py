@@ -1,13 +1,15 @@
 """SQL fuzz pass over the trading functions (part of make test).
 
 Seeded random and boundary arguments for place_order, place_orders,
-cancel_order and amend_order: odd strings (empty, long, quotes, control and
-non-ASCII characters), NULLs, zero, negative, NaN, infinite, huge and very
-precise numerics, malformed and oddly typed JSON batches, unknown and foreign
-order ids. Every call must either succeed or fail with a documented SQLSTATE;
-the server must never crash (same postmaster start time, the session still
-alive); afterwards every book verifies clean, the journals are gap-free and
-each order's filled quantity equals its trades.
+cancel_order, cancel_orders and amend_order: odd strings (empty, long,
+quotes, control and non-ASCII characters), NULLs, zero, negative, NaN,
+infinite, huge and very precise numerics, malformed and oddly typed JSON
+batches, unknown and foreign order ids, id arrays with NULLs, repeats,
+nesting or no array at all. Every call must either succeed or fail with a
+documented SQLSTATE (cancel_orders answering one row per id); the server
+must never crash (same postmaster start time, the session still alive);
+afterwards every book verifies clean, the journals are gap-free and each
+order's filled quantity equals its trades.
 
 Usage: sql_fuzz.py DSN [calls]   (the database must not have the extension)
 """
@@ -91,10 +93,26 @@ def call(rng, cur, order_ids):
             batch = [batch_item(rng) for _ in range(rng.randrange(0, 12))]
         cur.execute("SELECT order_id FROM exchange.place_orders(%s::jsonb)", (json.dumps(batch),))
         order_ids.extend(r[0] for r in cur.fetchall() if r[0])
-    elif kind < 0.82:
+    elif kind < 0.76:
         oid = pick(rng, order_ids) if order_ids and rng.random() < 0.8 else str(uuid.uuid4())
         cur.execute("SELECT status FROM exchange.cancel_order(%s, %s)",
                     (oid, pick(rng, [None, None, "f1", "f2", "intruder", ""])))
+    elif kind < 0.84:
+        r = rng.random()
+        if r < 0.05:
+            ids = None
+        elif r < 0.1:
+            ids = [[str(uuid.uuid4())], [str(uuid.uuid4())]]  # two-dimensional
+        else:
+            ids = [str(pick(rng, order_ids)) if order_ids and rng.random() < 0.7
+                   else pick(rng, [str(uuid.uuid4()), None]) for _ in range(rng.randrange(0, 20))]
+            if ids and rng.random() < 0.3:
+                ids.append(ids[0])  # the same id twice
+        cur.execute("SELECT status, reject_reason FROM exchange.cancel_orders(%s::uuid[], %s)",
+                    (ids, pick(rng, [None, None, "f1", "f2", "intruder"])))
+        rows = cur.fetchall()
+        if len(rows) != len(ids) or any((status == "rejected") != (reason is not None) for status, reason in rows):
+            raise AssertionError(f"cancel_orders answered {rows} for {len(ids)} ids")
     else:
         oid = pick(rng, order_ids) if order_ids and rng.random() < 0.8 else str(uuid.uuid4())
         cur.execute("SELECT status FROM exchange.amend_order(%s, %s::numeric, %s::numeric, %s)",
