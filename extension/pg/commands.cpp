@@ -292,6 +292,8 @@ const char* Lower(const char* s) {
     return out;
 }
 
+Datum EmptyJsonbArray() { return DirectFunctionCall1(jsonb_in, CStringGetDatum("[]")); }
+
 const char* Literal(const char* s) { return s == nullptr ? "NULL" : quote_literal_cstr(s); }
 
 bool OneOf(const char* s, std::initializer_list<const char*> options) {
@@ -308,6 +310,12 @@ int instruments_cached = 0;
 Oid order_no_seq = InvalidOid, priority_seq = InvalidOid;
 
 void ResetStaging();
+
+void LookupSequences() {
+    if (OidIsValid(order_no_seq)) return;
+    order_no_seq = ExchangeRelid("order_no_seq");
+    priority_seq = ExchangeRelid("priority_seq");
+}
 
 void ResetCaches() {
     call_cxt = CurrentMemoryContext;
@@ -1099,10 +1107,7 @@ void Stage(const Args& a, const Order& o, Row& row) {
         if (SPI_processed == 1) RunCore([&] { key_share_locked.insert(o.inst.id); });
         SPI_freetuptable(SPI_tuptable);
     }
-    if (!OidIsValid(order_no_seq)) {
-        order_no_seq = ExchangeRelid("order_no_seq");
-        priority_seq = ExchangeRelid("priority_seq");
-    }
+    LookupSequences();
     const int64 order_no = nextval_internal(order_no_seq, false);
     core::NewOrder n;
     n.id = static_cast<uint64>(order_no);
@@ -1174,7 +1179,7 @@ void RejectedRow(const Args& a, const Problem& p, Row& row) {
     v[9] = NumericGetDatum(Num(0)), nl[9] = false;
     v[10] = CStringGetTextDatum("rejected"), nl[10] = false;
     v[11] = CStringGetTextDatum(p.reason), nl[11] = false;
-    v[13] = DirectFunctionCall1(jsonb_in, CStringGetDatum("[]")), nl[13] = false;
+    v[13] = EmptyJsonbArray(), nl[13] = false;
     v[14] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()), nl[14] = false;
     if (p.message != nullptr) v[16] = CStringGetTextDatum(p.message), nl[16] = false;
 }
@@ -1306,6 +1311,11 @@ core::Book* LockRestingOrder(Datum order_id, const char* client_id, const char* 
     if (!OneOf(status, {"open", "partially_filled"}))
         return Fail(p, "order_not_open", ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, "order %s is %s", id, status),
                nullptr;
+    for (int i = 0; i < instruments_cached; ++i)
+        if (instrument_cache[i].id == instrument_id) {
+            inst = instrument_cache[i];
+            return &book;
+        }
     Datum v[1] = {Int32GetDatum(instrument_id)};
     Exec(p_instrument_by_id, v, nullptr, 1);
     if (SPI_processed != 1) elog(ERROR, "instrument %d of order %s is not in exchange.instruments", instrument_id, id);
@@ -1401,7 +1411,7 @@ bool CancelOrder(Datum order_id, const char* client_id, Row& row, Problem& p) {
     j.Key("cancelled_quantity"), j.Number(Mul(Num(cmd.cancelled.v), inst.lot));
     j.EndObject(false);
     InsertEvent(instrument_id, "order_cancelled", order_id, j.Result());
-    ResultOf(order_id, o, inst, DirectFunctionCall1(jsonb_in, CStringGetDatum("[]")), row);
+    ResultOf(order_id, o, inst, EmptyJsonbArray(), row);
     return true;
 }
 
@@ -1413,7 +1423,7 @@ void RefusedCancelRow(Datum order_id, bool null_id, const Problem& p, Row& row) 
     if (!null_id) row.v[0] = order_id, row.null[0] = false;
     row.v[10] = CStringGetTextDatum("rejected"), row.null[10] = false;
     row.v[11] = CStringGetTextDatum(p.reason), row.null[11] = false;
-    row.v[13] = DirectFunctionCall1(jsonb_in, CStringGetDatum("[]")), row.null[13] = false;
+    row.v[13] = EmptyJsonbArray(), row.null[13] = false;
     row.v[16] = CStringGetTextDatum(p.message), row.null[16] = false;
 }
 
@@ -1460,8 +1470,9 @@ void AmendOrder(Datum order_id, Numeric quantity, Numeric price, const char* cli
                                                                       : "filled";
     const char* cancel_reason = cmd.cancelled.v > 0 ? core::to_string(cmd.cancel_reason).data() : nullptr;
     const Numeric added = Mul(Num(cmd.filled.v), inst.lot);
-    const int64 priority = cmd.priority_kept ? DatumGetInt64(o[kPriority])
-                                             : nextval_internal(ExchangeRelid("priority_seq"), false);
+    LookupSequences();
+    const int64 priority =
+        cmd.priority_kept ? DatumGetInt64(o[kPriority]) : nextval_internal(priority_seq, false);
     static const char* const names[10] = {"quantity",        "price",  "price_ticks",   "quantity_lots", "remaining_lots",
                                           "filled_quantity", "status", "cancel_reason", "priority",      "updated_at"};
     static const Oid types[10] = {NUMERICOID, NUMERICOID, INT8OID, INT8OID, INT8OID,
