@@ -4,7 +4,7 @@
 # at 0.1 and holding an order is updated, then the order is still there, the
 # new result column answers and idempotent replays (which read an order
 # back as exchange.order_result) work, and so do 0.3's cancel_order and
-# amend_order in C. Runs against the cluster of
+# amend_order in C, and 0.4's partial idempotency index. Runs against the cluster of
 # scripts/test-pg.sh (PGHOST/PGPORT/PGUSER from there); the database is
 # dropped at the end.
 set -euo pipefail
@@ -48,4 +48,14 @@ done
   fail "cancel_order of the order placed at 0.1"
 [ "$(q "SELECT count(*) FROM exchange.verify('UP-USD')") $(q "SELECT kind FROM exchange.events ORDER BY seq DESC LIMIT 1")" \
   = "0 order_cancelled" ] || fail "the book or the journal after the cancel"
+# 0.4: the idempotency keys' unique index holds only the orders with a key;
+# the 0.1 constraint is gone, a repeated key is still refused by it.
+[ "$(q "SELECT indexdef FROM pg_indexes WHERE schemaname = 'exchange' AND indexname = 'orders_client_idempotency_key'")" \
+  = "CREATE UNIQUE INDEX orders_client_idempotency_key ON exchange.orders USING btree (client_id, idempotency_key) WHERE (idempotency_key IS NOT NULL)" ] ||
+  fail "the partial idempotency index after the update"
+[ "$(q "SELECT count(*) FROM pg_constraint WHERE conrelid = 'exchange.orders'::regclass AND contype = 'u' AND conname LIKE '%idempotency%'")" = 0 ] ||
+  fail "the 0.1 idempotency constraint is still there"
+dup=$(psql -X -At -d "$db" -c "INSERT INTO exchange.orders SELECT (jsonb_populate_record(o, jsonb_build_object('order_id', gen_random_uuid(),
+  'order_no', o.order_no + 1000000))).* FROM exchange.orders o WHERE order_id = '$before'" 2>&1 || true)
+case "$dup" in *orders_client_idempotency_key*) ;; *) fail "a repeated idempotency key was not refused by the index: $dup" ;; esac
 echo "upgrade: 0.1 -> $current keeps the order placed at 0.1; replays, reject_message and the C amend_order and cancel_order work"
