@@ -58,4 +58,4 @@ done
 dup=$(psql -X -At -d "$db" -c "INSERT INTO exchange.orders SELECT (jsonb_populate_record(o, jsonb_build_object('order_id', gen_random_uuid(),
   'order_no', o.order_no + 1000000))).* FROM exchange.orders o WHERE order_id = '$before'" 2>&1 || true)
 case "$dup" in *orders_client_idempotency_key*) ;; *) fail "a repeated idempotency key was not refused by the index: $dup" ;; esac
-echo "upgrade: 0.1 -> $current keeps the order placed at 0.1; replays, reject_message and the C amend_order and cancel_order work"
+echo "upgrade: 0.1 -> $current keeps the order placed at 0.1; replays, reject_message, the C amend_order and cancel_order and the partial idempotency index work"
