@@ -28,7 +28,7 @@ all: build
 deps:
 	@scripts/ensure-packages.sh $(CORE_PACKAGES) $(PG_PACKAGES) $(FRONTEND_PACKAGES) $(FUZZ_PACKAGES) $(DOCKER_CHECK_PACKAGES)
 
-$(BUILD_DIR)/Makefile: CMakeLists.txt
+$(BUILD_DIR)/Makefile: CMakeLists.txt | deps
 	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 
 build: deps $(BUILD_DIR)/Makefile ext
