@@ -5,9 +5,17 @@
 # the extension, Redis and pgx-frontend on loopback. Baseline measured in the
 # same run: plain single-row INSERT transactions with 8 pgbench clients (the
 # machine's durable-commit ceiling for one row per transaction).
+# Then DELETE /orders/{id} the same way: for each cancel rate, resting buys on
+# BTC-USD far below the market (50.00-59.99, nothing trades) placed directly in
+# the database beforehand (rate x (2 s warm-up + PGX_BENCH_SECONDS) plus 5%),
+# cancelled in random order by loadgen --cancel-file; then how many of the
+# measured part's orders are 'cancelled' beside the 200 responses (they should
+# agree), and exchange.verify again.
 # Then the commit-to-WebSocket latency with 1,000 subscribers
 # (tests/perf/ws_latency.py).
 # PGX_BENCH_SECONDS (default 10) per rate; PGX_BENCH_RATES overrides the rates;
+# PGX_BENCH_CANCEL_RATES (default "2000 5000 10000") the cancel rates;
+# PGX_BENCH_NO_CANCEL=1 skips the cancel part;
 # PGX_BENCH_PG_SETTINGS adds server settings (e.g.
 # "exchange.notify_publisher=auto"); PGX_BENCH_NO_WS=1 skips the WebSocket part;
 # PGX_BENCH_INSTRUMENTS=N (default 1) spreads the orders at random over N
@@ -18,6 +26,8 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 secs=${PGX_BENCH_SECONDS:-10}
 rates=${PGX_BENCH_RATES:-"1000 2000 3000 5000 8000"}
+cancel_rates=${PGX_BENCH_CANCEL_RATES:-"2000 5000 10000"}
+warmup=2
 n_instruments=${PGX_BENCH_INSTRUMENTS:-1}
 instruments=BTC-USD
 for ((i = 2; i <= n_instruments; i++)); do instruments+=",I$i"; done
@@ -54,14 +64,65 @@ printf '\nplain single-row INSERT, 8 clients (durable ceiling): %.0f tx/s\n' "$b
 printf 'orders spread over %d instrument(s): %s\n\n' "$n_instruments" "$instruments"
 printf '%-8s %s\n' "rate/s" "result (latency from due time; ratio = achieved orders/s / INSERT tx/s)"
 for rate in $rates; do
-  line=$(build/loadgen --port "$http_port" --rate "$rate" --seconds "$secs" --warmup 2 --connections 32 \
+  line=$(build/loadgen --port "$http_port" --rate "$rate" --seconds "$secs" --warmup "$warmup" --connections 32 \
     --max-connections 512 --instruments "$instruments")
   achieved=$(sed -n 's/.*achieved \([0-9]*\)\/s.*/\1/p' <<<"$line")
   printf '%-8s %s  ratio %.2f\n' "$rate" "$line" "$(awk -v a="$achieved" -v b="$base" 'BEGIN { print a / b }')"
 done
-problems=$(psql -X -At -c "SELECT count(*) FROM exchange.instruments i, exchange.verify(i.symbol)")
-orders=$(psql -X -At -c "SELECT count(*) FROM exchange.orders")
-echo "orders in the table: $orders; verify after the run: $problems problems"
+verify() {
+  local problems orders
+  problems=$(psql -X -At -c "SELECT count(*) FROM exchange.instruments i, exchange.verify(i.symbol)")
+  orders=$(psql -X -At -c "SELECT count(*) FROM exchange.orders")
+  echo "orders in the table: $orders; verify after $1: $problems problems"
+}
+verify "the run"
+
+if [ "${PGX_BENCH_NO_CANCEL:-}" != 1 ] && [ -n "$cancel_rates" ]; then
+  # One row per resting order placed for a cancel run; pos = its line in the run's --cancel-file.
+  psql -X -q -c "CREATE TABLE bench_cancel (run int, pos int, order_id uuid, client_id text, status text)" >/dev/null
+  echo
+  printf '%-15s %s\n' "cancel rate/s" "result (DELETE /orders/{id}; ratio = achieved cancels/s / INSERT tx/s)"
+  run=0
+  for rate in $cancel_rates; do
+    run=$((run + 1))
+    n=$(awk -v r="$rate" -v w="$warmup" -v s="$secs" 'BEGIN { n = r * (w + s) * 1.05; print int(n) + (n > int(n)) }')
+    # Buys at 50.00-59.99 (tick 0.01), one lot each, at most 10,000 per place_orders call.
+    for ((from = 1; from <= n; from += 10000)); do
+      to=$((from + 9999 < n ? from + 9999 : n))
+      psql -X -q -v ON_ERROR_STOP=1 -c "INSERT INTO bench_cancel (run, order_id, client_id, status)
+        SELECT $run, r.order_id, r.client_id, r.status FROM exchange.place_orders((
+          SELECT jsonb_agg(jsonb_build_object('client_id', 'load-' || (g % 1000), 'instrument', 'BTC-USD',
+                                              'side', 'buy', 'type', 'limit', 'quantity', '0.0001',
+                                              'price', round((5000 + g % 1000)::numeric / 100, 2)::text))
+          FROM generate_series($from, $to) g)) r" >/dev/null
+    done
+    resting=$(psql -X -At -c "SELECT count(*) FROM bench_cancel WHERE run = $run AND status = 'open'")
+    if [ "$resting" != "$n" ]; then
+      echo "cancel $rate: only $resting of $n orders placed are resting (status 'open')" >&2
+      exit 1
+    fi
+    file=$dir/cancel-$run.txt
+    psql -X -q -c "UPDATE bench_cancel b SET pos = s.pos
+                   FROM (SELECT order_id, row_number() OVER (ORDER BY random()) pos
+                         FROM bench_cancel WHERE run = $run) s
+                   WHERE b.order_id = s.order_id" >/dev/null
+    psql -X -At -F ' ' -c "SELECT order_id, client_id FROM bench_cancel WHERE run = $run ORDER BY pos" >"$file"
+    line=$(build/loadgen --port "$http_port" --cancel-file "$file" --rate "$rate" --seconds "$secs" \
+      --warmup "$warmup" --connections 32 --max-connections 512)
+    achieved=$(sed -n 's/.*achieved \([0-9]*\)\/s.*/\1/p' <<<"$line")
+    printf 'cancel %-8s %s  ratio %.2f\n' "$rate" "$line" "$(awk -v a="$achieved" -v b="$base" 'BEGIN { print a / b }')"
+    # loadgen sent lines 1 .. rate x (warm-up + secs); it counts statuses from line rate x warm-up + 1 on.
+    read -r first last < <(awk -v r="$rate" -v w="$warmup" -v s="$secs" 'BEGIN {
+      f = r * w; print int(f) + (f > int(f)) + 1, int(r * (w + s)) }')
+    ok=$(sed -n 's/.* 200:\([0-9]*\).*/\1/p' <<<"$line")
+    read -r measured all < <(psql -X -At -F ' ' -c "SELECT count(*) FILTER (WHERE pos >= $first),
+        count(*) FROM bench_cancel b JOIN exchange.orders o USING (order_id)
+        WHERE b.run = $run AND b.pos <= $last AND o.status = 'cancelled'")
+    echo "cancel $rate: 200 responses ${ok:-0}; orders now cancelled: $measured of the measured part" \
+      "(lines $first-$last), $all with the warm-up"
+  done
+  verify "the cancels"
+fi
 
 if [ -z "${PGX_BENCH_NO_WS:-}" ]; then
   echo

@@ -10,6 +10,11 @@ namespace pgx {
 // The API error for an exception thrown while talking to PostgreSQL.
 ApiError api_error_from(const std::exception& e);
 
+// The API error for a refusal that a batch function returns as a row
+// (reject_reason, reject_message) where its single-item form raises an ERROR:
+// the same status and code as that ERROR gets from api_error_from.
+ApiError api_error_from_refusal(const std::string& code, const std::string& message);
+
 // True when the connection itself failed (lost, refused, server shutting down):
 // the outcome of the statement is unknown and the connection must be replaced.
 bool is_connection_failure(const std::exception& e);

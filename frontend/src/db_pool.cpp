@@ -40,6 +40,31 @@ std::string batch_json(const std::vector<OrderJob>& jobs, const std::vector<std:
     return std::string(buf.GetString(), buf.GetSize());
 }
 
+Reply order_reply(const pqxx::row& row) {
+    Reply r;
+    r.body = order_json(row);
+    return r;
+}
+
+std::string cancel_json(const std::vector<CancelJob>& jobs, const std::vector<std::size_t>& which) {
+    rapidjson::StringBuffer buf;
+    JsonWriter w(buf);
+    w.StartArray();
+    for (std::size_t i : which) {
+        w.StartObject();
+        w.Key("id");
+        write_string(w, jobs[i].order_id);
+        w.Key("client");
+        if (jobs[i].client)
+            write_string(w, *jobs[i].client);
+        else
+            w.Null();
+        w.EndObject();
+    }
+    w.EndArray();
+    return std::string(buf.GetString(), buf.GetSize());
+}
+
 }  // namespace
 
 struct DbPool::Worker {
@@ -82,7 +107,7 @@ void DbPool::stop() {
 void DbPool::submit(OrderJob job) {
     {
         std::lock_guard<std::mutex> lock(mu_);
-        if (!stopping_ && orders_.size() + tasks_.size() < kMaxQueued) {
+        if (!stopping_ && queued_total() < kMaxQueued) {
             const std::string& instrument = job.order.instrument;
             const bool busy = writing_.count(instrument) != 0;
             const std::size_t queued = ++queued_[instrument];
@@ -106,10 +131,23 @@ std::size_t DbPool::queued_orders() {
     return orders_.size();
 }
 
+void DbPool::submit(CancelJob job) {
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (!stopping_ && queued_total() < kMaxQueued) {
+            cancels_.push_back(std::move(job));
+            // As for orders: while a worker writes cancels, it takes these with its next batch.
+            if (!cancelling_ || cancels_.size() == static_cast<std::size_t>(config_.batch_max)) cv_.notify_all();
+            return;
+        }
+    }
+    job.respond(error_reply(503, "overloaded", "the request queue is full or the server is stopping"));
+}
+
 void DbPool::submit(Task task) {
     {
         std::lock_guard<std::mutex> lock(mu_);
-        if (!stopping_ && orders_.size() + tasks_.size() < kMaxQueued) {
+        if (!stopping_ && queued_total() < kMaxQueued) {
             tasks_.push_back(std::move(task));
             cv_.notify_all();
             return;
@@ -129,8 +167,29 @@ void DbPool::run(Worker& w) {
             if (writing_.count(job.order.instrument) == 0) return &job;
         return nullptr;
     };
+    auto cancels_takeable = [&] { return !cancels_.empty() && !cancelling_; };
     for (;;) {
-        cv_.wait(lock, [&] { return next_order() || !tasks_.empty() || (stopping_ && orders_.empty()); });
+        cv_.wait(lock, [&] {
+            return cancels_takeable() || next_order() || !tasks_.empty() ||
+                   (stopping_ && orders_.empty() && cancels_.empty());
+        });
+        if (cancels_takeable()) {
+            cancelling_ = true;
+            const auto deadline = cancels_.front().received + batch_wait;
+            while (!stopping_ && cancels_.size() < batch_max && Clock::now() < deadline)
+                cv_.wait_until(lock, deadline);
+            std::vector<CancelJob> batch;
+            while (!cancels_.empty() && batch.size() < batch_max) {
+                batch.push_back(std::move(cancels_.front()));
+                cancels_.pop_front();
+            }
+            lock.unlock();
+            process_cancels(w, batch);
+            lock.lock();
+            cancelling_ = false;
+            cv_.notify_all();
+            continue;
+        }
         if (const OrderJob* first = next_order()) {
             const std::string instrument = first->order.instrument;
             writing_.insert(instrument);
@@ -270,6 +329,89 @@ void DbPool::place(Worker& w, std::vector<OrderJob>& jobs, const std::vector<Adm
             remember.emplace_back(AdmitRequest{job.order.client_id, job.order.idempotency_key},
                                   row[kOrderId].c_str());
         job.respond(std::move(reply));
+    }
+}
+
+void DbPool::process_cancels(Worker& w, std::vector<CancelJob>& jobs) {
+    std::vector<AdmitRequest> requests;
+    std::vector<std::size_t> limited;  // the jobs rate limited under their client, in requests' order
+    for (std::size_t i = 0; i < jobs.size(); ++i)
+        if (jobs[i].client && !jobs[i].client->empty()) {
+            requests.push_back({*jobs[i].client, std::nullopt});
+            limited.push_back(i);
+        }
+    std::vector<RateDecision> rates(jobs.size());
+    if (!requests.empty()) {
+        std::vector<Admission> admissions = w.gate.admit(requests);
+        for (std::size_t k = 0; k < limited.size(); ++k) rates[limited[k]] = admissions[k].rate;
+    }
+    std::vector<std::size_t> to_cancel;
+    for (std::size_t i = 0; i < jobs.size(); ++i) {
+        if (rates[i].allowed)
+            to_cancel.push_back(i);
+        else
+            jobs[i].respond(rate_limited_reply(rates[i]));
+    }
+    cancel(w, jobs, rates, to_cancel);
+}
+
+void DbPool::cancel(Worker& w, std::vector<CancelJob>& jobs, const std::vector<RateDecision>& rates,
+                    const std::vector<std::size_t>& which) {
+    auto answer = [&](std::size_t i, Reply reply) {
+        add_rate_headers(reply, rates[i]);
+        jobs[i].respond(std::move(reply));
+    };
+    if (which.empty()) return;
+    if (which.size() == 1) {
+        const CancelJob& job = jobs[which[0]];
+        Reply reply;
+        metrics_.cancel_batch(1);  // also when it is refused (an ERROR)
+        try {
+            pqxx::result r = w.session.exec(Stmt::CancelOrder, job.order_id,
+                                            job.client ? job.client->c_str() : nullptr);
+            reply = r.size() == 1 ? order_reply(r[0]) : error_reply(404, "order_not_found", "no such order");
+        } catch (const std::exception& e) {
+            reply = reply_for(e);
+        }
+        return answer(which[0], std::move(reply));
+    }
+    pqxx::result rows;
+    try {
+        rows = w.session.exec(Stmt::CancelOrders, cancel_json(jobs, which));
+    } catch (const std::exception& e) {
+        // Nothing was committed. As for orders: one by one, unless the connection failed or the
+        // batch waited too long for an instrument.
+        if (!is_connection_failure(e) && !is_wait_timeout(e)) {
+            std::string what = e.what();
+            spdlog::warn("batch of {} cancels failed, cancelling them one by one: {}", which.size(),
+                         what.substr(0, what.find('\n')));
+            for (std::size_t i : which) cancel(w, jobs, rates, {i});
+            return;
+        }
+        Reply error = reply_for(e);
+        for (std::size_t i : which) answer(i, error);
+        return;
+    }
+    metrics_.cancel_batch(which.size());
+    const auto position = static_cast<pqxx::row::size_type>(kRejectMessage + 1);
+    bool in_order = rows.size() == which.size();
+    for (std::size_t k = 0; in_order && k < which.size(); ++k)
+        in_order = !rows[k][position].is_null() && rows[k][position].as<std::size_t>() == k + 1;
+    if (!in_order) {
+        // Committed, but the answers cannot be told apart: say so rather than guess.
+        spdlog::error("cancel_orders returned {} rows for {} cancels, or out of order", rows.size(), which.size());
+        for (std::size_t i : which) answer(i, error_reply(500, "internal_error", "internal error"));
+        return;
+    }
+    for (std::size_t k = 0; k < which.size(); ++k) {
+        const pqxx::row& row = rows[k];
+        if (std::string_view(row[kStatus].c_str()) == "rejected") {
+            // cancel_order's refusal: its reason code, message and status.
+            const std::string code = row[kRejectReason].c_str();
+            answer(which[k], error_reply(api_error_from_refusal(code, row[kRejectMessage].c_str())));
+        } else {
+            answer(which[k], order_reply(row));
+        }
     }
 }
 

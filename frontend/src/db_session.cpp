@@ -25,6 +25,16 @@ std::string sql_of(Stmt s) {
             return "SELECT " + order_cols + " FROM exchange.list_orders($1, $2, $3::int)";
         case Stmt::CancelOrder:
             return "SELECT " + order_cols + " FROM exchange.cancel_order($1::uuid, $2)";
+        case Stmt::CancelOrders:
+            // $1: [{"id": uuid, "client": text or null}, ...]. One cancel_orders call per client
+            // (NULL: no ownership check), all in one statement; the rows come back in the items'
+            // order, each with its item's position (1-based) as the last column.
+            return "SELECT " + order_cols +
+                   ", g.positions[r.ordinality] FROM (SELECT i->>'client' AS owner, "
+                   "array_agg((i->>'id')::uuid ORDER BY n) AS ids, array_agg(n ORDER BY n) AS positions "
+                   "FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS items(i, n) GROUP BY 1) g "
+                   "CROSS JOIN LATERAL exchange.cancel_orders(g.ids, g.owner) WITH ORDINALITY AS r "
+                   "ORDER BY g.positions[r.ordinality]";
         case Stmt::AmendOrder:
             return "SELECT " + order_cols +
                    " FROM exchange.amend_order($1::uuid, $2::numeric, $3::numeric, $4)";

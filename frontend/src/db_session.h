@@ -22,6 +22,7 @@ enum class Stmt {
     GetOrder,
     ListOrders,
     CancelOrder,
+    CancelOrders,
     AmendOrder,
     Orderbook,
     RecentTrades,

@@ -71,6 +71,11 @@ Metrics::Metrics()
                       .Help("Orders per place_orders transaction")
                       .Register(*registry_)
                       .Add({}, kBatchBuckets)),
+      cancel_batch_size_(BuildHistogram()
+                             .Name("cancel_batch_size")
+                             .Help("Cancels per statement: a cancel_orders batch that committed, or 1 for a cancel_order alone")
+                             .Register(*registry_)
+                             .Add({}, kBatchBuckets)),
       redis_errors_(BuildCounter()
                         .Name("redis_errors_total")
                         .Help("Redis calls that failed (the frontend fell back)")
@@ -131,6 +136,10 @@ void Metrics::order_refused(const std::string& reason) {
 
 void Metrics::batch(std::size_t size) {
     batch_size_.Observe(static_cast<double>(size));
+}
+
+void Metrics::cancel_batch(std::size_t size) {
+    cancel_batch_size_.Observe(static_cast<double>(size));
 }
 
 void Metrics::redis_error() {

@@ -29,6 +29,7 @@ public:
     // A POST /orders refused before it reached the engine (validation, 429, 503 ...).
     void order_refused(const std::string& reason);
     void batch(std::size_t size);
+    void cancel_batch(std::size_t size);
     void redis_error();
     void db_connections(int connected, int total, std::size_t queued_orders);
     void orderbook_depth(const std::string& instrument, const std::string& side, double orders);
@@ -50,6 +51,7 @@ private:
     prometheus::Gauge& db_total_;
     prometheus::Gauge& db_queued_;
     prometheus::Histogram& batch_size_;
+    prometheus::Histogram& cancel_batch_size_;
     prometheus::Counter& redis_errors_;
     prometheus::Gauge& websocket_connections_;
     prometheus::Gauge& notify_lag_;

@@ -104,12 +104,7 @@ void cancel_order(DbPool& pool, const RequestContext& ctx, Respond respond) {
         body = JsonBody::parse(ctx.body());
         body->allow_only({"client_id"});
     }
-    std::optional<std::string> client = client_id_of(ctx, body);
-    pool.submit(Task{client.value_or(""),
-                     [id, client](DbSession& db) {
-                         return single_order(db.exec(Stmt::CancelOrder, id, opt_c_str(client)));
-                     },
-                     std::move(respond)});
+    pool.submit(CancelJob{id, client_id_of(ctx, body), std::move(respond), Clock::now()});
 }
 
 void amend_order(DbPool& pool, const RequestContext& ctx, Respond respond) {

@@ -2,6 +2,7 @@
 
 Tests run in file order; the outage tests (Redis, then PostgreSQL) come last.
 """
+import random
 import threading
 import time
 import uuid
@@ -189,6 +190,125 @@ def test_cancel_and_amend(api):
     assert r.status_code == 200 and r.json()["status"] == "cancelled"
     r = requests.delete(f"{api}/orders/{uuid.uuid4()}")
     assert r.status_code == 404 and error_of(r) == "order_not_found"
+
+
+def test_concurrent_cancels_each_get_their_own_answer(api, pg):
+    # ~150 cancels (DELETE and POST .../cancel) fired at once, so that many are
+    # answered from the same moment's work: each must still get the answer it
+    # would get alone. Pinned: the owner's cancel 200 with the cancelled order;
+    # another client's 403 not_order_owner whether it comes before or after the
+    # owner's (ownership is checked before the status); of the owner's two
+    # cancels exactly one 200 and one 409 order_not_open (which one is timing);
+    # unknown ids 404 order_not_found, malformed ids 400 invalid_order_id; and
+    # every order cancelled exactly once, in the table and in the journal.
+    # The frontend runs with the default --rate-limit 100 per client and minute:
+    # 6 clients with 14 orders each make ~35 limited requests per client.
+    clients = [fresh_client("cc") for _ in range(6)]
+    orders = []  # (order_id, owner)
+    with requests.Session() as s:
+        for i in range(84):
+            owner = clients[i % len(clients)]
+            # Bids far below every ask in the tests: they rest, nothing trades.
+            r = post_order(order(owner, price=str(Decimal("10.00") + Decimal("0.11") * i)), session=s)
+            assert r.status_code == 201 and r.json()["status"] == "open", r.text
+            orders.append((r.json()["order_id"], owner))
+
+    def cancel(order_id, form, client=None):
+        """(method, url, requests kwargs): 0 DELETE ?client_id=, 1 DELETE bare, 2 POST .../cancel with a body."""
+        if form == 0:
+            return "DELETE", f"{api}/orders/{order_id}", {"params": {"client_id": client}} if client else {}
+        if form == 1:
+            return "DELETE", f"{api}/orders/{order_id}", {}
+        return "POST", f"{api}/orders/{order_id}/cancel", {"json": {"client_id": client}} if client else {}
+
+    calls = []  # (what, order_id or None, (method, url, kwargs))
+    for i, (order_id, owner) in enumerate(orders):
+        form = (i + i // 6) % 3  # every form, also in each pair of the owner's two
+        calls.append(("owner", order_id, cancel(order_id, form, owner)))
+        if i % 3 == 0:
+            other = clients[(clients.index(owner) + 1 + i % 5) % len(clients)]
+            calls.append(("other", order_id, cancel(order_id, 0 if i % 2 else 2, other)))
+        if i % 6 == 1:
+            calls.append(("owner", order_id, cancel(order_id, (form + 1) % 3, owner)))
+    for i in range(15):
+        calls.append(("unknown", None, cancel(uuid.uuid4(), i % 3, clients[i % len(clients)] if i % 2 else None)))
+    for bad in ("not-a-uuid", "0123456789abcdef0123456789abcdef0123", "0123456g-89ab-cdef-0123-456789abcdef"):
+        calls.append(("malformed", None, cancel(bad, 1)))
+        calls.append(("malformed", None, cancel(bad, 2, clients[0])))
+    seed = random.randrange(1 << 32)
+    random.Random(seed).shuffle(calls)
+    before = metrics_text()
+
+    # 48 threads, each with its own keep-alive connection (opened by a
+    # /healthz before the barrier), release their first cancels together.
+    local, sessions, lock = threading.local(), [], threading.Lock()
+    gate = threading.Barrier(48, timeout=30)
+
+    def start():
+        local.session = requests.Session()
+        with lock:
+            sessions.append(local.session)
+        assert local.session.get(f"{api}/healthz", timeout=10).status_code == 200
+        gate.wait()
+
+    def send(request):
+        method, url, kwargs = request[2]
+        return local.session.request(method, url, timeout=10, **kwargs)
+
+    try:
+        with ThreadPoolExecutor(48, initializer=start) as pool:
+            replies = list(pool.map(send, calls))
+    finally:
+        for s in sessions:
+            s.close()
+
+    owners = {order_id: [] for order_id, _ in orders}
+    for (what, order_id, (method, url, kwargs)), r in zip(calls, replies):
+        where = (seed, what, method, url, kwargs, r.status_code, r.text)
+        if what == "owner":
+            owners[order_id].append(r)
+        elif what == "other":
+            assert r.status_code == 403 and error_of(r) == "not_order_owner", where
+        elif what == "unknown":
+            assert r.status_code == 404 and error_of(r) == "order_not_found", where
+        else:
+            assert r.status_code == 400 and error_of(r) == "invalid_order_id", where
+    owner_of = dict(orders)
+    for order_id, rs in owners.items():
+        statuses = sorted(r.status_code for r in rs)
+        assert statuses == ([200, 409] if len(rs) == 2 else [200]), (seed, order_id, [r.text for r in rs])
+        for r in rs:
+            if r.status_code == 200:
+                o = r.json()
+                assert o["order_id"] == order_id and o["client_id"] == owner_of[order_id], (seed, r.text)
+                assert o["status"] == "cancelled" and o["cancel_reason"] == "user", (seed, r.text)
+            else:
+                assert error_of(r) == "order_not_open", (seed, r.text)
+
+    ids = list(owners)
+    for order_id in ids:
+        got = requests.get(f"{api}/orders/{order_id}", timeout=10).json()
+        assert got["status"] == "cancelled" and got["cancel_reason"] == "user", got
+    with pg.connect() as conn:
+        rows = conn.execute("SELECT order_id::text, status, cancel_reason FROM exchange.orders "
+                            "WHERE order_id = ANY(%s::uuid[])", (ids,)).fetchall()
+        assert sorted(rows) == sorted((i, "cancelled", "user") for i in ids)
+        events = conn.execute("SELECT order_id::text, count(*) FROM exchange.events "
+                              "WHERE kind = 'order_cancelled' AND order_id = ANY(%s::uuid[]) GROUP BY 1",
+                              (ids,)).fetchall()
+        assert sorted(events) == sorted((i, 1) for i in ids)
+        assert conn.execute("SELECT problem FROM exchange.verify('BTC-USD')").fetchall() == []
+
+    # They were group-committed: the well-formed cancels (the malformed ones never reach the
+    # database) went in fewer transactions than there were cancels, at least one with several.
+    after = metrics_text()
+
+    def grew(name, labels=None):
+        return metric(after, name, labels) - metric(before, name, labels)
+    sent = sum(1 for what, _, _ in calls if what != "malformed")
+    assert grew("cancel_batch_size_sum") == sent
+    assert grew("cancel_batch_size_count") < sent
+    assert grew("cancel_batch_size_bucket", {"le": "1"}) < grew("cancel_batch_size_count")
 
 
 def test_idempotency_header_body_and_conflict(api, pg, redis):

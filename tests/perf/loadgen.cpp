@@ -1,4 +1,7 @@
-// Open-loop HTTP load generator for POST /orders (make bench).
+// Open-loop HTTP load generator for POST /orders (make bench), or for
+// DELETE /orders/{id} with --cancel-file PATH: one line per order,
+// "<order_uuid> <client_id>", request i (in due order, warm-up included)
+// cancelling the order of line i, each line used once.
 //
 // Request i is due at start + i / rate whatever happened to the earlier ones,
 // and its latency is measured from that due time, not from when a connection
@@ -17,6 +20,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
@@ -24,6 +28,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <fstream>
 #include <map>
 #include <random>
 #include <string>
@@ -44,6 +49,12 @@ struct Options {
     std::vector<std::string> instruments{"BTC-USD"};  // each order picks one at random
     int clients = 1000;      // distinct client_ids
     bool keys = false;       // send an Idempotency-Key with every order
+    std::string cancel_file;  // non-empty: send cancels of the orders listed there instead of new orders
+};
+
+struct CancelTarget {
+    std::string order_id;
+    std::string client_id;
 };
 
 struct Connection {
@@ -94,6 +105,49 @@ std::string Request(const Options& o, const std::string& body, uint64_t n) {
     return r + "\r\n" + body;
 }
 
+// Unreserved characters (RFC 3986) as they are, others as %XX.
+std::string UrlEncode(const std::string& s) {
+    std::string out;
+    for (const unsigned char ch : s) {
+        if (std::isalnum(ch) || ch == '-' || ch == '_' || ch == '.' || ch == '~') {
+            out += static_cast<char>(ch);
+        } else {
+            char hex[4];
+            std::snprintf(hex, sizeof hex, "%%%02X", ch);
+            out += hex;
+        }
+    }
+    return out;
+}
+
+std::string CancelRequest(const Options& o, const CancelTarget& t) {
+    return "DELETE /orders/" + UrlEncode(t.order_id) + "?client_id=" + UrlEncode(t.client_id) +
+           " HTTP/1.1\r\nHost: " + o.host + "\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n";
+}
+
+// The --cancel-file lines, "<order_uuid> <client_id>" (blank lines skipped); exits with status 2 on a bad file.
+std::vector<CancelTarget> ReadCancelFile(const std::string& path) {
+    std::ifstream in(path);
+    if (!in) {
+        std::fprintf(stderr, "loadgen: cannot open --cancel-file %s\n", path.c_str());
+        std::exit(2);
+    }
+    std::vector<CancelTarget> out;
+    std::string line;
+    for (size_t number = 1; std::getline(in, line); ++number) {
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        if (line.empty()) continue;
+        const size_t space = line.find(' ');
+        if (space == 0 || space == std::string::npos || space + 1 == line.size() ||
+            line.find(' ', space + 1) != std::string::npos) {
+            std::fprintf(stderr, "loadgen: %s:%zu: expected \"<order_uuid> <client_id>\"\n", path.c_str(), number);
+            std::exit(2);
+        }
+        out.push_back(CancelTarget{line.substr(0, space), line.substr(space + 1)});
+    }
+    return out;
+}
+
 // A complete response at the front of `in`: its status, and `in` advanced past it.
 bool TakeResponse(std::string& in, int& status) {
     const size_t head_end = in.find("\r\n\r\n");
@@ -140,6 +194,7 @@ int main(int argc, char** argv) {
         else if (k == "--instruments") o.instruments = Split(v);
         else if (k == "--clients") o.clients = std::atoi(v);
         else if (k == "--keys") o.keys = std::atoi(v) != 0;
+        else if (k == "--cancel-file") o.cancel_file = v;
         else {
             std::fprintf(stderr, "loadgen: unknown option %s\n", k.c_str());
             return 2;
@@ -148,6 +203,19 @@ int main(int argc, char** argv) {
     if (o.rate <= 0 || o.seconds <= 0 || o.connections < 1 || o.instruments.empty()) {
         std::fprintf(stderr, "loadgen: rate, seconds and connections must be positive, instruments not empty\n");
         return 2;
+    }
+    const uint64_t total = static_cast<uint64_t>((o.warmup + o.seconds) * o.rate);
+    std::vector<CancelTarget> cancels;
+    if (!o.cancel_file.empty()) {
+        cancels = ReadCancelFile(o.cancel_file);
+        if (cancels.size() < total) {
+            std::fprintf(stderr,
+                         "loadgen: --cancel-file %s has %zu orders, the run needs %llu (rate %.0f/s x (warmup %g s "
+                         "+ %g s))\n",
+                         o.cancel_file.c_str(), cancels.size(), static_cast<unsigned long long>(total), o.rate,
+                         o.warmup, o.seconds);
+            return 2;
+        }
     }
 
     const int ep = epoll_create1(0);
@@ -168,7 +236,6 @@ int main(int argc, char** argv) {
     std::mt19937_64 rng(42);
     const auto start = Clock::now() + std::chrono::milliseconds(200);  // let connects finish
     const auto measure_from = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.warmup));
-    const uint64_t total = static_cast<uint64_t>((o.warmup + o.seconds) * o.rate);
     auto due_of = [&](uint64_t i) {
         return start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(i / o.rate));
     };
@@ -176,7 +243,7 @@ int main(int argc, char** argv) {
     std::vector<double> latencies;
     latencies.reserve(static_cast<size_t>(o.seconds * o.rate) + 16);
     std::map<int, uint64_t> statuses;
-    uint64_t next = 0, done = 0, errors = 0;
+    uint64_t next = 0, sent = 0, done = 0, errors = 0;  // sent: taken from `waiting` so far
     epoll_event events[256];
 
     while (done < total) {
@@ -188,7 +255,8 @@ int main(int argc, char** argv) {
             c.due = waiting.front();
             waiting.pop_front();
             c.measured = c.due >= measure_from;
-            const std::string req = Request(o, Body(o, rng), next);
+            const std::string req = cancels.empty() ? Request(o, Body(o, rng), next) : CancelRequest(o, cancels[sent]);
+            ++sent;
             // Requests are small: one write fits the socket buffer of an idle keep-alive connection.
             if (write(c.fd, req.data(), req.size()) != static_cast<ssize_t>(req.size())) {
                 ++errors, ++done;
