@@ -465,6 +465,12 @@ Book& EnsureBookForWrite(int32 instrument_id) {
     return *locals[slot].book;
 }
 
+bool InstrumentLockedByMe(int32 instrument_id) {
+    LOCKTAG tag;
+    SET_LOCKTAG_OBJECT(tag, MyDatabaseId, InstrumentsRelid(), instrument_id, 0);  // as LockDatabaseObject's
+    return LockHeldByMe(&tag, ExclusiveLock);
+}
+
 namespace {
 LOCKMODE read_lock_mode = NoLock;
 }

@@ -28,6 +28,11 @@ void RegisterTransactionCallbacks();
 // returns the book, ready to change.
 pgx::core::Book& EnsureBookForWrite(int32 instrument_id);
 
+// Whether this transaction holds the instrument's write lock already (a
+// statement run since then sees every committed change of its orders, and
+// nobody else can make one until this transaction ends).
+bool InstrumentLockedByMe(int32 instrument_id);
+
 // Waits for writers of the instrument to finish, loads its book on first use,
 // and returns it for reading; call ReleaseBookForRead when done.
 pgx::core::Book& EnsureBookForRead(int32 instrument_id);

@@ -74,6 +74,7 @@ core::Result cmd;  // the core's answer to the current command (static: see the 
 MemoryContext call_cxt = nullptr;
 std::unordered_map<std::string, int64> client_cache;
 std::unordered_set<int32> key_share_locked;  // instruments this call locked FOR KEY SHARE
+std::unordered_set<uint64> cancelled_in_call;  // order_no of the cancels staged by this call
 
 // ------------------------------------------------------------- saved plans
 
@@ -324,6 +325,7 @@ void ResetCaches() {
     order_no_seq = priority_seq = InvalidOid;
     client_cache.clear();
     key_share_locked.clear();
+    cancelled_in_call.clear();
 }
 
 // The instrument of the single row SPI_tuptable holds (the columns of
@@ -1296,6 +1298,9 @@ bool ReadOrder(Plan& p, Datum order_id, OrderNow& o) {
 // and belong to client_id (when given); then its instrument is locked and
 // the row read again, which must still rest. Returns the book (`o` is the
 // row as of now, `inst` its instrument), or nullptr with the refusal in p.
+// When this transaction held the instrument's lock before the first read (the
+// second and later cancels of a batch), that read is already the row as of
+// now: nobody else can have changed it since, so it is not read again.
 core::Book* LockRestingOrder(Datum order_id, const char* client_id, const char* id, OrderNow& o, Instrument& inst,
                              Problem& p) {
     if (!ReadOrder(p_order_now, order_id, o))
@@ -1304,8 +1309,9 @@ core::Book* LockRestingOrder(Datum order_id, const char* client_id, const char* 
         return Fail(p, "not_order_owner", ERRCODE_INSUFFICIENT_PRIVILEGE, "order %s belongs to another client", id),
                nullptr;
     const int32 instrument_id = DatumGetInt32(o[kInstrumentId]);
+    const bool locked_before = pg::InstrumentLockedByMe(instrument_id);
     core::Book& book = pg::EnsureBookForWrite(instrument_id);
-    if (!ReadOrder(p_order_now, order_id, o))  // deleted by hand meanwhile
+    if (!locked_before && !ReadOrder(p_order_now, order_id, o))  // deleted by hand meanwhile
         return Fail(p, "order_not_found", ERRCODE_NO_DATA_FOUND, "order %s does not exist", id), nullptr;
     const char* status = o.Text(kStatus);
     if (!OneOf(status, {"open", "partially_filled"}))
@@ -1338,7 +1344,7 @@ void InsertEvent(int32 instrument_id, const char* kind, Datum order_id, Datum pa
 
 // The API's result for the order row `o` as written, with these trades and
 // the command's sequence.
-void ResultOf(Datum order_id, const OrderNow& o, const Instrument& inst, Datum trades, Row& row) {
+void ResultOf(Datum order_id, const OrderNow& o, const Instrument& inst, Datum trades, uint64 seq, Row& row) {
     Datum* v = row.v;
     bool* nl = row.null;
     memset(nl, 0, sizeof row.null);
@@ -1357,62 +1363,101 @@ void ResultOf(Datum order_id, const OrderNow& o, const Instrument& inst, Datum t
     v[12] = o[kCancelReason], nl[12] = o.Null(kCancelReason);
     v[13] = trades;
     v[14] = o[kCreatedAt];
-    v[15] = Int64GetDatum(static_cast<int64>(cmd.seq));
+    v[15] = Int64GetDatum(static_cast<int64>(seq));
     nl[16] = true;  // reject_message: only for batch items refused before matching
 }
 
-// exchange.cancel_order: the same checks, messages, rows and result as the
-// PL/pgSQL exchange._cancel_order it replaces (kept as the reference that
-// regress/sql/cancel_amend.sql compares it with), without a statement per step.
-// Returns false, having changed nothing, when the order cannot be cancelled
-// (the reason in p).
-bool CancelOrder(Datum order_id, const char* client_id, Row& row, Problem& p) {
-    const char* id = UuidText(DatumGetUUIDP(order_id));
-    OrderNow o;
+// A cancel done in the book whose row update and journal entry are not yet
+// written (FlushCancels writes those of a call together).
+struct StagedCancel {
+    Datum order_id;
+    OrderNow o;  // the row as read; as it will be after FlushCancels
     Instrument inst;
-    core::Book* locked = LockRestingOrder(order_id, client_id, id, o, inst, p);
-    if (locked == nullptr) return false;
-    core::Book& book = *locked;
-    const int32 instrument_id = inst.id;
+    ItemPointerData tid;  // the version read
+    uint64 seq;
+    Datum payload;  // the journal entry's
+    Row* row;       // the caller's result, filled by FlushCancels
+};
 
-    const uint64 order_no = static_cast<uint64>(DatumGetInt64(o[kOrderNo]));
+// exchange.cancel_order and each item of cancel_orders: the same checks,
+// messages, rows and result as the PL/pgSQL exchange._cancel_order they
+// replace (kept as the reference that regress/sql/cancel_amend.sql compares
+// them with), without a statement per step. Cancels the order in the book
+// and appends it to staged[n_staged]; returns false, having changed nothing,
+// when the order cannot be cancelled (the reason in p), also when an earlier
+// item of the same call cancelled it.
+bool StageCancel(Datum order_id, const char* client_id, Row& row, Problem& p, StagedCancel* staged, int& n_staged) {
+    const char* id = UuidText(DatumGetUUIDP(order_id));
+    StagedCancel& s = staged[n_staged];
+    core::Book* locked = LockRestingOrder(order_id, client_id, id, s.o, s.inst, p);
+    if (locked == nullptr) return false;
+    const uint64 order_no = static_cast<uint64>(DatumGetInt64(s.o[kOrderNo]));
+    if (cancelled_in_call.count(order_no) != 0)  // its row still says it rests
+        return Fail(p, "order_not_open", ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, "order %s is cancelled", id);
+    core::Book& book = *locked;
+    const Instrument& inst = s.inst;
+
     RunCore([&] { book.cancel(order_no, cmd); });
     if (!cmd.accepted())
         ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
                         errmsg("book_out_of_sync: order %s is open in the table but not in the book: %s", id,
                                core::to_string(cmd.reject).data())));
+    s.order_id = order_id;
+    s.tid = *reinterpret_cast<ItemPointer>(DatumGetPointer(s.o[kCtid]));
+    s.seq = cmd.seq;
+    s.row = &row;
+    s.o.SetText(kStatus, "cancelled");
+    s.o.SetText(kCancelReason, "user");
+    s.o.Set(kRemainingLots, Int64GetDatum(0));
 
-    static const char* const names[4] = {"status", "cancel_reason", "remaining_lots", "updated_at"};
-    static const Oid types[4] = {TEXTOID, TEXTOID, INT8OID, TIMESTAMPTZOID};
-    Columns update;
-    update.Init(4, 1);
-    update.Set(0, CStringGetTextDatum("cancelled"));
-    update.Set(1, CStringGetTextDatum("user"));
-    update.Set(2, Int64GetDatum(0));
-    update.Set(3, TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()));
-    update.Next();
-    const ItemPointerData tid = *reinterpret_cast<ItemPointer>(DatumGetPointer(o[kCtid]));
-    if (pg::UpdateRows(pg::RowBatch{"orders", 4, names, types, update.v, update.null, 1}, &tid) == 1) {
-        o.SetText(kStatus, "cancelled");
-        o.SetText(kCancelReason, "user");
-        o.Set(kRemainingLots, Int64GetDatum(0));
-    } else if (!ReadOrder(p_cancel_by_sql, order_id, o)) {
-        elog(ERROR, "order %s left exchange.orders during its cancel", id);
-    }
-
-    const char* owner = o.Text(kClientId);
     JsonBuilder j;
     j.BeginObject();
     j.Key("status"), j.Text("cancelled");
     AddLevels(j, inst, cmd.levels.data(), static_cast<int>(cmd.levels.size()));
     j.Key("order_id"), j.Text(id);
-    j.Key("client_id"), j.Text(owner);
+    j.Key("client_id"), j.Text(s.o.Text(kClientId));
     AddStpCancelled(j, nullptr, 0);
     j.Key("cancelled_quantity"), j.Number(Mul(Num(cmd.cancelled.v), inst.lot));
     j.EndObject(false);
-    InsertEvent(instrument_id, "order_cancelled", order_id, j.Result());
-    ResultOf(order_id, o, inst, EmptyJsonbArray(), row);
+    s.payload = j.Result();
+    RunCore([&] { cancelled_in_call.insert(order_no); });
+    ++n_staged;
     return true;
+}
+
+// Writes the staged cancels: the orders' new state in one update, the journal
+// entries in one insert; fills the callers' rows.
+void FlushCancels(StagedCancel* staged, int n) {
+    if (n == 0) return;
+    static const char* const names[4] = {"status", "cancel_reason", "remaining_lots", "updated_at"};
+    static const Oid types[4] = {TEXTOID, TEXTOID, INT8OID, TIMESTAMPTZOID};
+    Columns update, events;
+    update.Init(4, n);
+    events.Init(5, n);
+    ItemPointerData* tids = static_cast<ItemPointerData*>(palloc(sizeof(ItemPointerData) * n));
+    for (int i = 0; i < n; ++i) {
+        update.Set(0, CStringGetTextDatum("cancelled"));
+        update.Set(1, CStringGetTextDatum("user"));
+        update.Set(2, Int64GetDatum(0));
+        update.Set(3, TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()));
+        update.Next();
+        tids[i] = staged[i].tid;
+        events.Set(0, Int32GetDatum(staged[i].inst.id));
+        events.Set(1, Int64GetDatum(static_cast<int64>(staged[i].seq)));
+        events.Set(2, CStringGetTextDatum("order_cancelled"));
+        events.Set(3, staged[i].order_id);
+        events.Set(4, staged[i].payload);
+        events.Next();
+    }
+    // The rows the direct update did not take (changed since they were read,
+    // or a table it cannot write) go through the UPDATE statement.
+    const int direct = pg::UpdateRows(pg::RowBatch{"orders", 4, names, types, update.v, update.null, n}, tids);
+    for (int i = direct; i < n; ++i)
+        if (!ReadOrder(p_cancel_by_sql, staged[i].order_id, staged[i].o))
+            elog(ERROR, "order %s left exchange.orders during its cancel", UuidText(DatumGetUUIDP(staged[i].order_id)));
+    events.Insert(t_events);
+    for (int i = 0; i < n; ++i)
+        ResultOf(staged[i].order_id, staged[i].o, staged[i].inst, EmptyJsonbArray(), staged[i].seq, *staged[i].row);
 }
 
 // The answer to a cancel_orders item refused (nothing changed): its order
@@ -1554,7 +1599,7 @@ void AmendOrder(Datum order_id, Numeric quantity, Numeric price, const char* cli
     j.Key("remaining_quantity"), j.Number(Mul(Num(DatumGetInt64(o[kRemainingLots])), inst.lot));
     j.EndObject(false);
     InsertEvent(inst.id, "order_amended", order_id, j.Result());
-    ResultOf(order_id, o, inst, trades_jsonb, row);
+    ResultOf(order_id, o, inst, trades_jsonb, cmd.seq, row);
 }
 
 // A command with one exchange.order_result: runs command(row) inside SPI
@@ -1651,7 +1696,10 @@ Datum exchange_cancel_order(PG_FUNCTION_ARGS) {
     const char* client_id = ArgText(fcinfo, 1);
     return OrderResult(fcinfo, [&](Row& row) {
         Problem p;
-        if (!CancelOrder(order_id, client_id, row, p)) Raise(p);
+        StagedCancel staged[1];
+        int n = 0;
+        if (!StageCancel(order_id, client_id, row, p, staged, n)) Raise(p);
+        FlushCancels(staged, n);
     });
 }
 
@@ -1685,15 +1733,20 @@ Datum exchange_cancel_orders(PG_FUNCTION_ARGS) {
     ReturnSetInfo* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
     SPI_connect();
     ResetCaches();
+    // The rows point into SPI's results until SPI_finish: stored after the flush.
+    Row* rows = static_cast<Row*>(palloc(sizeof(Row) * Max(count, 1)));
+    StagedCancel* staged = static_cast<StagedCancel*>(palloc(sizeof(StagedCancel) * Max(count, 1)));
+    int n_staged = 0;
     for (int i = 0; i < count; ++i) {
-        Row row;
         Problem p;
         if (nulls[i])
-            Fail(p, "order_not_found", ERRCODE_NO_DATA_FOUND, "order NULL does not exist"), RefusedCancelRow(0, true, p, row);
-        else if (!CancelOrder(elems[i], client_id, row, p))
-            RefusedCancelRow(elems[i], false, p, row);
-        tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, row.v, row.null);
+            Fail(p, "order_not_found", ERRCODE_NO_DATA_FOUND, "order NULL does not exist"),
+                RefusedCancelRow(0, true, p, rows[i]);
+        else if (!StageCancel(elems[i], client_id, rows[i], p, staged, n_staged))
+            RefusedCancelRow(elems[i], false, p, rows[i]);
     }
+    FlushCancels(staged, n_staged);
+    for (int i = 0; i < count; ++i) tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, rows[i].v, rows[i].null);
     SPI_finish();
     return (Datum)0;
 }

@@ -369,6 +369,26 @@ ROLLBACK;
 SELECT (SELECT array_agg(b) FROM cb_before) = (SELECT array_agg(b) FROM book('CBB-USD') b) AS book_as_before,
        healthy('CBB-USD');
 DROP TABLE cb_before;
+-- With a BEFORE UPDATE trigger on orders the batch's rows are written by
+-- UPDATE statements (the trigger sees each cancel once), with the same
+-- results; the repeated id is refused as after a cancel of its own.
+TRUNCATE cx_audit;
+CREATE TRIGGER cx_before_update BEFORE UPDATE ON exchange.orders FOR EACH ROW EXECUTE FUNCTION cx_log();
+CREATE TABLE cb_three AS
+SELECT array_agg(order_id ORDER BY priority) AS ids
+  FROM (SELECT order_id, priority FROM exchange.orders WHERE instrument = 'CBB-USD'
+          AND status IN ('open', 'partially_filled') ORDER BY priority LIMIT 3) o;
+SELECT n, result
+  FROM unnest(ARRAY(SELECT cb_show(c) FROM exchange.cancel_orders((SELECT ids || ids[1] FROM cb_three)) c))
+       WITH ORDINALITY AS u(result, n);
+SELECT info FROM cx_audit ORDER BY n;
+DROP TRIGGER cx_before_update ON exchange.orders;
+SELECT (SELECT array_agg(status || ' ' || cancel_reason ORDER BY priority) FROM exchange.orders
+         WHERE order_id = ANY ((SELECT ids FROM cb_three)::uuid[])) AS rows,
+       (SELECT count(*) FROM exchange.events
+         WHERE kind = 'order_cancelled' AND order_id = ANY ((SELECT ids FROM cb_three)::uuid[])) AS journal,
+       healthy('CBB-USD');
+DROP TABLE cb_three;
 DROP TABLE cb_single;
 DROP TABLE cb_batch;
 DROP FUNCTION cb_one_by_one(uuid[]);
