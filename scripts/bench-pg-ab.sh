@@ -58,7 +58,8 @@ trap cleanup EXIT
 cases=("INSERT, 1 client|plain_insert.sql|1|1" "place_order, 1 client|place_one.sql|1|1"
        "place_order, 8 clients, 8 instruments|place_one_8.sql|8|1" "cancel_order, 1 client|cancel_one.sql|1|1"
        "place_orders x100, 1 client (orders/s)|place_batch.sql|1|100"
-       "place_orders x100, 8 clients (orders/s)|place_batch.sql|8|100")
+       "place_orders x100, 8 clients (orders/s)|place_batch.sql|8|100"
+       "cancel_orders x100, 1 client (cancels/s)|cancel_batch.sql|1|100|500")
 results=$work/results
 : >"$results"
 echo "base: $rev ($(git log -1 --format='%h %s' "$base_sha" | cut -c1-70)); new: the working tree"
@@ -68,8 +69,10 @@ for round in $(seq "$rounds"); do
     bench_db_start "$work/pg" "$port" >/dev/null
     line="round $round $b"
     for c in "${cases[@]}"; do
-      IFS='|' read -r name script clients per <<<"$c"
-      v=$(awk -v t="$(bench_tps "$script" "$clients" "$secs")" -v p="$per" 'BEGIN { printf "%.0f", t * p }')
+      IFS='|' read -r name script clients per tx <<<"$c"
+      # A case with a transaction count runs that many (cancel_batch.sql has 1,600 batches to cancel).
+      if [ -n "$tx" ]; then tps=$(bench_tx "$script" "$clients" "$tx"); else tps=$(bench_tps "$script" "$clients" "$secs"); fi
+      v=$(awk -v t="$tps" -v p="$per" 'BEGIN { printf "%.0f", t * p }')
       echo "$b|$name|$v" >>"$results"
       line="$line  $v"
     done
