@@ -132,7 +132,12 @@ void invoke(const Route& route, const RequestContext& ctx, const Respond& respon
 std::optional<std::string> RequestContext::query(const std::string& name) const {
     auto v = http.query().get(name);
     if (!v) return std::nullopt;
-    return percent_decode(*v, true);
+    std::string decoded = percent_decode(*v, true);
+    // A parameter goes to PostgreSQL as a C string, which would end at the NUL: "abc%00x" would name
+    // client "abc" (and pass its ownership checks) or instrument "abc".
+    if (decoded.find('\0') != std::string::npos)
+        throw ApiError(400, "invalid_parameter", "query parameter '" + name + "' must not contain a NUL (%00)");
+    return decoded;
 }
 
 std::optional<std::string> RequestContext::header(const std::string& name) const {

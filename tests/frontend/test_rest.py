@@ -192,6 +192,22 @@ def test_cancel_and_amend(api):
     assert r.status_code == 404 and error_of(r) == "order_not_found"
 
 
+def test_a_nul_in_a_query_parameter_is_refused(api):
+    # Parameters reach PostgreSQL as C strings: "owner%00x" would have been
+    # client "owner", passing the ownership check of its cancel.
+    owner = fresh_client()
+    o = post_order(order(owner, side="buy", price="20.00")).json()
+    r = requests.delete(f"{api}/orders/{o['order_id']}?client_id={owner}%00x")
+    assert r.status_code == 400 and error_of(r) == "invalid_parameter", r.text
+    r = requests.get(f"{api}/orderbook?instrument=BTC-USD%00x")
+    assert r.status_code == 400 and error_of(r) == "invalid_parameter", r.text
+    r = requests.get(f"{api}/orders?client_id={owner}%00")
+    assert r.status_code == 400 and error_of(r) == "invalid_parameter", r.text
+    assert requests.get(f"{api}/orders/{o['order_id']}").json()["status"] == "open"
+    r = requests.delete(f"{api}/orders/{o['order_id']}?client_id={owner}")
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+
+
 def test_concurrent_cancels_each_get_their_own_answer(api, pg):
     # ~150 cancels (DELETE and POST .../cancel) fired at once, so that many are
     # answered from the same moment's work: each must still get the answer it
