@@ -59,6 +59,7 @@ PG_FUNCTION_INFO_V1(exchange_place_orders);
 PG_FUNCTION_INFO_V1(exchange_cancel_order);
 PG_FUNCTION_INFO_V1(exchange_amend_order);
 PG_FUNCTION_INFO_V1(exchange_cancel_orders);
+PG_FUNCTION_INFO_V1(exchange_amend_orders);
 }
 
 namespace {
@@ -1243,6 +1244,24 @@ bool ItemArgs(JsonbValue* item, Args& a, Problem& p) {
     return true;
 }
 
+// A UUID in any form uuid_in reads (hyphens after any group of four digits,
+// optional braces), or nullptr where uuid_in would raise.
+pg_uuid_t* ParseUuid(const char* src) {
+    auto* u = static_cast<pg_uuid_t*>(palloc(sizeof(pg_uuid_t)));
+    const bool braces = *src == '{';
+    if (braces) ++src;
+    for (int i = 0; i < UUID_LEN; ++i) {
+        if (!isxdigit(static_cast<unsigned char>(src[0])) || !isxdigit(static_cast<unsigned char>(src[1])))
+            return nullptr;
+        const char pair[3] = {src[0], src[1], '\0'};
+        u->data[i] = static_cast<unsigned char>(strtoul(pair, nullptr, 16));
+        src += 2;
+        if (src[0] == '-' && (i % 2) == 1 && i < UUID_LEN - 1) ++src;
+    }
+    if (braces && *src++ != '}') return nullptr;
+    return *src == '\0' ? u : nullptr;
+}
+
 // -------------------------------------------------------- cancel and amend
 
 // The columns of an order row a cancel or amend reads (SPI column numbers)
@@ -1460,10 +1479,10 @@ void FlushCancels(StagedCancel* staged, int n) {
         ResultOf(staged[i].order_id, staged[i].o, staged[i].inst, EmptyJsonbArray(), staged[i].seq, *staged[i].row);
 }
 
-// The answer to a cancel_orders item refused (nothing changed): its order
-// id, status 'rejected', the reason code and the message cancel_order would
-// raise.
-void RefusedCancelRow(Datum order_id, bool null_id, const Problem& p, Row& row) {
+// The answer to a cancel_orders or amend_orders item refused (nothing
+// changed): its order id, status 'rejected', the reason code and the message
+// cancel_order or amend_order would raise.
+void RefusedItemRow(Datum order_id, bool null_id, const Problem& p, Row& row) {
     for (int i = 0; i < kResultColumns; ++i) row.null[i] = true;
     if (!null_id) row.v[0] = order_id, row.null[0] = false;
     row.v[10] = CStringGetTextDatum("rejected"), row.null[10] = false;
@@ -1478,33 +1497,34 @@ void RefusedCancelRow(Datum order_id, bool null_id, const Problem& p, Row& row) 
 // price keeps the order's time priority; anything else re-queues it, and a
 // new price may trade: its fills update the makers and write trades as a
 // placed order's do.
-void AmendOrder(Datum order_id, Numeric quantity, Numeric price, const char* client_id, Row& row) {
+// Returns false, having changed nothing, when the order cannot be amended
+// (the reason in p, as amend_order raises it).
+bool AmendOrder(Datum order_id, Numeric quantity, Numeric price, const char* client_id, Row& row, Problem& p) {
     const char* id = UuidText(DatumGetUUIDP(order_id));
     OrderNow o;
     Instrument inst;
-    Problem p;
     core::Book* locked = LockRestingOrder(order_id, client_id, id, o, inst, p);
-    if (locked == nullptr) Raise(p);
+    if (locked == nullptr) return false;
     core::Book& book = *locked;
     if (quantity == nullptr && price == nullptr)
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                        errmsg("no_change: give a new quantity, a new price or both")));
+        return Fail(p, "no_change", ERRCODE_INVALID_PARAMETER_VALUE, "give a new quantity, a new price or both");
     int64 lots = DatumGetInt64(o[kQuantityLots]);
     int64 ticks = o.Null(kPriceTicks) ? 0 : DatumGetInt64(o[kPriceTicks]);
-    if (quantity != nullptr && !ToUnits(quantity, inst.lot, "quantity", "invalid_quantity", lots, p)) Raise(p);
-    if (price != nullptr && !ToUnits(price, inst.tick, "price", "invalid_price", ticks, p)) Raise(p);
+    if (quantity != nullptr && !ToUnits(quantity, inst.lot, "quantity", "invalid_quantity", lots, p)) return false;
+    if (price != nullptr && !ToUnits(price, inst.tick, "price", "invalid_price", ticks, p)) return false;
     const int64 filled_lots = DatumGetInt64(o[kQuantityLots]) - DatumGetInt64(o[kRemainingLots]);
     if (lots <= filled_lots)
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                        errmsg("invalid_quantity: quantity %s must exceed the filled quantity %s",
-                               quantity != nullptr ? Out(quantity) : "", Out(DatumGetNumeric(o[kFilled])))));
+        return Fail(p, "invalid_quantity", ERRCODE_INVALID_PARAMETER_VALUE,
+                    "quantity %s must exceed the filled quantity %s", quantity != nullptr ? Out(quantity) : "",
+                    Out(DatumGetNumeric(o[kFilled])));
 
     const uint64 order_no = static_cast<uint64>(DatumGetInt64(o[kOrderNo]));
     RunCore([&] { book.amend(order_no, core::Price{ticks}, core::Qty{lots - filled_lots}, cmd); });
-    if (!cmd.accepted()) {
+    if (!cmd.accepted()) {  // the core's reject changed nothing
         const bool capacity = cmd.reject == core::Reject::OrderCapacity || cmd.reject == core::Reject::LevelCapacity;
-        ereport(ERROR, (errcode(capacity ? ERRCODE_INSUFFICIENT_RESOURCES : ERRCODE_INVALID_PARAMETER_VALUE),
-                        errmsg("%s: amend of order %s rejected", core::to_string(cmd.reject).data(), id)));
+        return Fail(p, pstrdup(core::to_string(cmd.reject).data()),
+                    capacity ? ERRCODE_INSUFFICIENT_RESOURCES : ERRCODE_INVALID_PARAMETER_VALUE,
+                    "amend of order %s rejected", id);
     }
 
     // The order's row.
@@ -1600,6 +1620,7 @@ void AmendOrder(Datum order_id, Numeric quantity, Numeric price, const char* cli
     j.EndObject(false);
     InsertEvent(inst.id, "order_amended", order_id, j.Result());
     ResultOf(order_id, o, inst, trades_jsonb, cmd.seq, row);
+    return true;
 }
 
 // A command with one exchange.order_result: runs command(row) inside SPI
@@ -1709,7 +1730,10 @@ Datum exchange_amend_order(PG_FUNCTION_ARGS) {
     Numeric quantity = PG_ARGISNULL(1) ? nullptr : PG_GETARG_NUMERIC(1);
     Numeric price = PG_ARGISNULL(2) ? nullptr : PG_GETARG_NUMERIC(2);
     const char* client_id = ArgText(fcinfo, 3);
-    return OrderResult(fcinfo, [&](Row& row) { AmendOrder(order_id, quantity, price, client_id, row); });
+    return OrderResult(fcinfo, [&](Row& row) {
+        Problem p;
+        if (!AmendOrder(order_id, quantity, price, client_id, row, p)) Raise(p);
+    });
 }
 
 // cancel_orders(order_ids uuid[], client_id) -> SETOF exchange.order_result:
@@ -1741,12 +1765,62 @@ Datum exchange_cancel_orders(PG_FUNCTION_ARGS) {
         Problem p;
         if (nulls[i])
             Fail(p, "order_not_found", ERRCODE_NO_DATA_FOUND, "order NULL does not exist"),
-                RefusedCancelRow(0, true, p, rows[i]);
+                RefusedItemRow(0, true, p, rows[i]);
         else if (!StageCancel(elems[i], client_id, rows[i], p, staged, n_staged))
-            RefusedCancelRow(elems[i], false, p, rows[i]);
+            RefusedItemRow(elems[i], false, p, rows[i]);
     }
     FlushCancels(staged, n_staged);
     for (int i = 0; i < count; ++i) tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, rows[i].v, rows[i].null);
+    SPI_finish();
+    return (Datum)0;
+}
+
+// amend_orders(amends jsonb) -> SETOF exchange.order_result: each item
+// {"order_id", "quantity", "price", "client_id"} amended as by amend_order,
+// in order, in one transaction, one result per item; an item that cannot be
+// amended gets a 'rejected' row with amend_order's reason and message and
+// changes nothing (then also: not an object, invalid_order; order_id missing
+// or null, order_not_found; not a UUID, invalid_order_id).
+Datum exchange_amend_orders(PG_FUNCTION_ARGS) {
+    if (PG_ARGISNULL(0))
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid_batch: amends must be a JSON array")));
+    Jsonb* batch = PG_GETARG_JSONB_P(0);
+    if (!JB_ROOT_IS_ARRAY(batch) || JB_ROOT_IS_SCALAR(batch))
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid_batch: amends must be a JSON array")));
+    InitMaterializedSRF(fcinfo, 0);
+    ReturnSetInfo* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
+    const uint32 count = JB_ROOT_COUNT(batch);
+    SPI_connect();
+    ResetCaches();
+    for (uint32 i = 0; i < count; ++i) {
+        JsonbValue* item = getIthJsonbValueFromContainer(&batch->root, i);
+        Row row;
+        Problem p;
+        Datum order_id = (Datum)0;
+        bool have_id = false;
+        Numeric quantity = nullptr, price = nullptr;
+        bool ok = false;
+        if (item->type != jbvBinary || !JsonContainerIsObject(item->val.binary.data)) {
+            Fail(p, "invalid_order", ERRCODE_INVALID_PARAMETER_VALUE, "each amend must be a JSON object");
+        } else {
+            JsonbContainer* obj = item->val.binary.data;
+            const char* id = FieldText(obj, "order_id");
+            pg_uuid_t* uuid = id != nullptr ? ParseUuid(id) : nullptr;
+            if (id == nullptr) {
+                Fail(p, "order_not_found", ERRCODE_NO_DATA_FOUND, "order NULL does not exist");
+            } else if (uuid == nullptr) {
+                Fail(p, "invalid_order_id", ERRCODE_INVALID_PARAMETER_VALUE, "order_id %s is not a UUID",
+                     quote_literal_cstr(id));
+            } else {
+                order_id = UUIDPGetDatum(uuid);
+                have_id = true;
+                ok = FieldDecimal(obj, "quantity", quantity, p) && FieldDecimal(obj, "price", price, p) &&
+                     AmendOrder(order_id, quantity, price, FieldText(obj, "client_id"), row, p);
+            }
+        }
+        if (!ok) RefusedItemRow(order_id, !have_id, p, row);
+        tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, row.v, row.null);
+    }
     SPI_finish();
     return (Datum)0;
 }

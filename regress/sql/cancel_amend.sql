@@ -389,6 +389,105 @@ SELECT (SELECT array_agg(status || ' ' || cancel_reason ORDER BY priority) FROM 
          WHERE kind = 'order_cancelled' AND order_id = ANY ((SELECT ids FROM cb_three)::uuid[])) AS journal,
        healthy('CBB-USD');
 DROP TABLE cb_three;
+
+-- amend_orders: many amends in one transaction, one result per item, in
+-- order. On a twin instrument the same items applied one by one with
+-- amend_order give the same results (a refusal there is the ERROR whose
+-- reason and message the batch's 'rejected' row carries), rows, journal and
+-- book: quantity up (re-queued), quantity down (kept), a new price (some
+-- trade), both, another client's order, a filled order, an unknown id, the
+-- first resting order again (it sees the first item's amend) and with
+-- neither (no_change), a partially filled order down to its filled quantity.
+SELECT symbol FROM exchange.create_instrument('ABA-USD', 0.01, 0.001);
+SELECT symbol FROM exchange.create_instrument('ABB-USD', 0.01, 0.001);
+SELECT count(*) AS placed FROM cx_stream('ABA-USD');
+SELECT count(*) AS placed FROM cx_stream('ABB-USD');
+CREATE FUNCTION ab_items(symbol text) RETURNS jsonb LANGUAGE sql AS $$
+    SELECT jsonb_agg(item ORDER BY k) FROM (
+        SELECT n AS k, CASE n % 6
+                 WHEN 0 THEN jsonb_build_object('order_id', order_id, 'quantity', quantity + 0.25)
+                 WHEN 1 THEN jsonb_build_object('order_id', order_id, 'quantity', (quantity + filled_quantity) / 2 + 0.001)
+                 WHEN 2 THEN jsonb_build_object('order_id', order_id,
+                                                'price', (price + CASE side WHEN 'buy' THEN 0.03 ELSE -0.03 END)::text)
+                 WHEN 3 THEN jsonb_build_object('order_id', order_id, 'quantity', quantity + 0.5, 'price', price - 0.01,
+                                                'client_id', client_id)
+                 WHEN 4 THEN jsonb_build_object('order_id', order_id, 'price', price, 'client_id', 'someone')
+                 ELSE jsonb_build_object('order_id', order_id, 'quantity', greatest(filled_quantity, 0.001),
+                                         'client_id', client_id)
+               END AS item
+          FROM (SELECT *, row_number() OVER (ORDER BY priority) AS n FROM exchange.orders
+                 WHERE instrument = symbol AND status IN ('open', 'partially_filled')) r
+        UNION ALL
+        (SELECT 1000, jsonb_build_object('order_id', order_id, 'quantity', 1) FROM exchange.orders
+          WHERE instrument = symbol AND status = 'filled' AND remaining_lots = 0 ORDER BY priority LIMIT 1)
+        UNION ALL
+        SELECT 1001, '{"order_id": "00000000-0000-0000-0000-000000000000", "price": 1}'::jsonb
+        UNION ALL
+        (SELECT 1002, jsonb_build_object('order_id', order_id, 'price', price + 0.01) FROM exchange.orders
+          WHERE instrument = symbol AND status IN ('open', 'partially_filled') ORDER BY priority LIMIT 1)
+        UNION ALL
+        (SELECT 1003, jsonb_build_object('order_id', order_id) FROM exchange.orders
+          WHERE instrument = symbol AND status IN ('open', 'partially_filled') ORDER BY priority LIMIT 1)
+        UNION ALL
+        (SELECT 1004, jsonb_build_object('order_id', order_id, 'quantity', filled_quantity) FROM exchange.orders
+          WHERE instrument = symbol AND status = 'partially_filled' ORDER BY priority LIMIT 1)
+    ) i
+$$;
+CREATE FUNCTION ab_one_by_one(items jsonb) RETURNS TABLE (n bigint, result text) LANGUAGE plpgsql AS $$
+DECLARE
+    r exchange.order_result;
+BEGIN
+    FOR i IN 0 .. jsonb_array_length(items) - 1 LOOP
+        n := i + 1;
+        BEGIN
+            r := exchange.amend_order((items -> i ->> 'order_id')::uuid, (items -> i ->> 'quantity')::numeric,
+                                      (items -> i ->> 'price')::numeric, items -> i ->> 'client_id');
+            result := cb_show(r);
+        EXCEPTION WHEN OTHERS THEN
+            result := 'refused ' || regexp_replace(SQLERRM, '[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}', '<uuid>', 'g')
+                      || ' true';
+        END;
+        RETURN NEXT;
+    END LOOP;
+END $$;
+CREATE TABLE ab_batch AS
+SELECT n, result
+  FROM unnest(ARRAY(SELECT cb_show(a) FROM exchange.amend_orders(ab_items('ABA-USD')) a)) WITH ORDINALITY AS u(result, n);
+CREATE TABLE ab_single AS SELECT * FROM ab_one_by_one(ab_items('ABB-USD'));
+SELECT count(*) AS results, count(*) FILTER (WHERE result LIKE 'refused %') AS refused FROM ab_batch;
+SELECT n, result FROM ab_batch WHERE result LIKE 'refused %' ORDER BY n;
+SELECT (SELECT count(*) FROM (SELECT * FROM ab_batch EXCEPT ALL SELECT * FROM ab_single) d) AS only_batch,
+       (SELECT count(*) FROM (SELECT * FROM ab_single EXCEPT ALL SELECT * FROM ab_batch) d) AS only_one_by_one;
+SELECT (SELECT count(*) FROM (SELECT * FROM cx_rows('ABA-USD') EXCEPT ALL
+                              SELECT replace(r, 'ABB-USD', 'ABA-USD') FROM cx_rows('ABB-USD') r) d) AS only_batch,
+       (SELECT count(*) FROM (SELECT replace(r, 'ABB-USD', 'ABA-USD') FROM cx_rows('ABB-USD') r EXCEPT ALL
+                              SELECT * FROM cx_rows('ABA-USD')) d) AS only_one_by_one,
+       (SELECT count(*) FROM cx_rows('ABA-USD') r WHERE r LIKE 'event % order_amended %') AS amend_entries,
+       (SELECT count(*) FROM exchange.trades WHERE instrument = 'ABA-USD') =
+       (SELECT count(*) FROM exchange.trades WHERE instrument = 'ABB-USD') AS same_trades,
+       (SELECT array_agg(b) FROM book('ABA-USD') b) IS NOT DISTINCT FROM (SELECT array_agg(b) FROM book('ABB-USD') b) AS same_book,
+       healthy('ABA-USD'), healthy('ABB-USD');
+-- Items the one-by-one form cannot even be called with; an empty array
+-- answers nothing; a NULL or non-array argument is an ERROR; ROLLBACK undoes
+-- the whole batch.
+SELECT status, reject_reason, reject_message FROM exchange.amend_orders(
+    '[7, {}, {"order_id": null}, {"order_id": "nope", "price": 1}, {"order_id": "{00000000000000000000000000000000}", "price": 1}]');
+SELECT count(*) AS results FROM exchange.amend_orders('[]');
+SELECT try($$SELECT exchange.amend_orders(NULL)$$);
+SELECT try($$SELECT exchange.amend_orders('{"order_id": "00000000-0000-0000-0000-000000000000"}')$$);
+CREATE TABLE ab_before AS SELECT b FROM book('ABB-USD') b;
+BEGIN;
+SELECT count(*) FILTER (WHERE status <> 'rejected') > 0 AS amended
+  FROM exchange.amend_orders((SELECT jsonb_agg(jsonb_build_object('order_id', order_id, 'quantity', quantity + 1))
+                                FROM exchange.orders WHERE instrument = 'ABB-USD' AND status IN ('open', 'partially_filled')));
+ROLLBACK;
+SELECT (SELECT array_agg(b) FROM ab_before) = (SELECT array_agg(b) FROM book('ABB-USD') b) AS book_as_before,
+       healthy('ABB-USD');
+DROP TABLE ab_before;
+DROP TABLE ab_batch;
+DROP TABLE ab_single;
+DROP FUNCTION ab_one_by_one(jsonb);
+DROP FUNCTION ab_items(text);
 DROP TABLE cb_single;
 DROP TABLE cb_batch;
 DROP FUNCTION cb_one_by_one(uuid[]);

@@ -1,13 +1,14 @@
 """SQL fuzz pass over the trading functions (part of make test).
 
 Seeded random and boundary arguments for place_order, place_orders,
-cancel_order, cancel_orders and amend_order: odd strings (empty, long,
-quotes, control and non-ASCII characters), NULLs, zero, negative, NaN,
-infinite, huge and very precise numerics, malformed and oddly typed JSON
-batches, unknown and foreign order ids, id arrays with NULLs, repeats,
-nesting or no array at all. Every call must either succeed or fail with a
-documented SQLSTATE (cancel_orders answering one row per id); the server
-must never crash (same postmaster start time, the session still alive);
+cancel_order, cancel_orders, amend_order and amend_orders: odd strings
+(empty, long, quotes, control and non-ASCII characters), NULLs, zero,
+negative, NaN, infinite, huge and very precise numerics, malformed and oddly
+typed JSON batches, unknown and foreign order ids, id arrays and amend
+batches with NULLs, repeats, nesting or no array at all. Every call must
+either succeed or fail with a documented SQLSTATE (cancel_orders and
+amend_orders answering one row per id or item); the server must never crash
+(same postmaster start time, the session still alive);
 afterwards every book verifies clean, the journals are gap-free and each
 order's filled quantity equals its trades.
 
@@ -76,6 +77,22 @@ def batch_item(rng):
     return item
 
 
+def amend_item(rng, order_ids):
+    if rng.random() < 0.1:
+        return pick(rng, JSON_VALUES)
+    r = rng.random()
+    oid = (str(pick(rng, order_ids)) if order_ids and r < 0.7 else
+           str(uuid.uuid4()) if r < 0.8 else pick(rng, STRINGS + JSON_VALUES))
+    item = {"order_id": oid} if rng.random() < 0.95 else {}
+    for key in ("quantity", "price"):
+        if rng.random() < 0.6:
+            item[key] = pick(rng, ["1", "2", "0.5", "3", "99", "100.5"]) if rng.random() < 0.5 else \
+                pick(rng, NUMERICS + JSON_VALUES)
+    if rng.random() < 0.5:
+        item["client_id"] = pick(rng, ["f1", "f2", "f3", "intruder", "", None])
+    return item
+
+
 def call(rng, cur, order_ids):
     kind = rng.random()
     if kind < 0.45:
@@ -113,10 +130,21 @@ def call(rng, cur, order_ids):
         rows = cur.fetchall()
         if len(rows) != len(ids) or any((status == "rejected") != (reason is not None) for status, reason in rows):
             raise AssertionError(f"cancel_orders answered {rows} for {len(ids)} ids")
-    else:
+    elif kind < 0.93:
         oid = pick(rng, order_ids) if order_ids and rng.random() < 0.8 else str(uuid.uuid4())
         cur.execute("SELECT status FROM exchange.amend_order(%s, %s::numeric, %s::numeric, %s)",
                     (oid, pick(rng, NUMERICS), pick(rng, NUMERICS), pick(rng, [None, "f1", "f3", "intruder"])))
+    else:
+        if rng.random() < 0.1:
+            batch = pick(rng, JSON_VALUES)
+        else:
+            batch = [amend_item(rng, order_ids) for _ in range(rng.randrange(0, 12))]
+            if batch and rng.random() < 0.3:
+                batch.append(batch[0])  # the same amend twice
+        cur.execute("SELECT status, reject_reason FROM exchange.amend_orders(%s::jsonb)", (json.dumps(batch),))
+        rows = cur.fetchall()
+        if len(rows) != len(batch) or any((status == "rejected") != (reason is not None) for status, reason in rows):
+            raise AssertionError(f"amend_orders answered {rows} for {len(batch)} items")
 
 
 def main():

@@ -4,7 +4,7 @@
 # at 0.1 and holding an order is updated, then the order is still there, the
 # new result column answers and idempotent replays (which read an order
 # back as exchange.order_result) work, and so do 0.3's cancel_order and
-# amend_order in C, and 0.4's partial idempotency index. Runs against the cluster of
+# amend_order in C, 0.4's partial idempotency index and 0.5's amend_orders. Runs against the cluster of
 # scripts/test-pg.sh (PGHOST/PGPORT/PGUSER from there); the database is
 # dropped at the end.
 set -euo pipefail
@@ -31,17 +31,23 @@ replay=$(q "SELECT order_id || ' ' || (seq IS NULL) FROM exchange.place_order('u
 message=$(q "SELECT reject_message FROM exchange.place_orders('[{\"client_id\": \"u2\", \"instrument\": \"UP-USD\",
   \"side\": \"buy\", \"type\": \"limit\", \"quantity\": 1, \"price\": \"10.001\"}]')")
 [ "$message" = "price 10.001 is not a multiple of 0.01" ] || fail "reject_message after the update: '$message'"
-# 0.3: cancel_order, amend_order (and the new cancel_orders) are C functions, SECURITY
+# 0.3: cancel_order, amend_order (and the new cancel_orders; 0.5's amend_orders) are C functions, SECURITY
 # DEFINER with their search_path and still granted to traders; they amend
 # and then cancel the order placed at 0.1.
-for f in "cancel_order(uuid, text)" "amend_order(uuid, numeric, numeric, text)" "cancel_orders(uuid[], text)"; do
+for f in "cancel_order(uuid, text)" "amend_order(uuid, numeric, numeric, text)" "cancel_orders(uuid[], text)" \
+  "amend_orders(jsonb)"; do
   [ "$(q "SELECT l.lanname || ' ' || p.prosecdef || ' ' || array_to_string(p.proconfig, ',')
            || ' ' || has_function_privilege('exchange_trader', p.oid, 'EXECUTE')
            FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang WHERE p.oid = 'exchange.$f'::regprocedure")" \
     = "c true search_path=exchange, pg_catalog, pg_temp true" ] || fail "$f after the update is not the C one as granted"
 done
-[ "$(q "SELECT has_function_privilege('exchange_auditor', 'exchange.cancel_orders(uuid[], text)', 'EXECUTE')")" = f ] ||
-  fail "cancel_orders is executable beyond exchange_trader"
+for f in "cancel_orders(uuid[], text)" "amend_orders(jsonb)"; do
+  [ "$(q "SELECT has_function_privilege('exchange_auditor', 'exchange.$f', 'EXECUTE')")" = f ] ||
+    fail "$f is executable beyond exchange_trader"
+done
+# 0.5: amend_orders amends the order placed at 0.1 (then amend_order and cancel_order below).
+[ "$(q "SELECT status || ' ' || quantity FROM exchange.amend_orders('[{\"order_id\": \"$before\", \"quantity\": 3, \"client_id\": \"u1\"}]')")" \
+  = "open 3.0000" ] || fail "amend_orders of the order placed at 0.1"
 [ "$(q "SELECT status || ' ' || quantity FROM exchange.amend_order('$before', 2, client_id => 'u1')")" = "open 2.0000" ] ||
   fail "amend_order of the order placed at 0.1"
 [ "$(q "SELECT status || ' ' || remaining_quantity FROM exchange.cancel_order('$before', 'u1')")" = "cancelled 0.0000" ] ||
@@ -58,4 +64,4 @@ done
 dup=$(psql -X -At -d "$db" -c "INSERT INTO exchange.orders SELECT (jsonb_populate_record(o, jsonb_build_object('order_id', gen_random_uuid(),
   'order_no', o.order_no + 1000000))).* FROM exchange.orders o WHERE order_id = '$before'" 2>&1 || true)
 case "$dup" in *orders_client_idempotency_key*) ;; *) fail "a repeated idempotency key was not refused by the index: $dup" ;; esac
-echo "upgrade: 0.1 -> $current keeps the order placed at 0.1; replays, reject_message, the C amend_order and cancel_order and the partial idempotency index work"
+echo "upgrade: 0.1 -> $current keeps the order placed at 0.1; replays, reject_message, the C amend_order, amend_orders and cancel_order and the partial idempotency index work"
