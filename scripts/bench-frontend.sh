@@ -10,12 +10,15 @@
 # the database beforehand (rate x (2 s warm-up + PGX_BENCH_SECONDS) plus 5%),
 # cancelled in random order by loadgen --cancel-file; then how many of the
 # measured part's orders are 'cancelled' beside the 200 responses (they should
-# agree), and exchange.verify again.
+# agree), and exchange.verify again. Then PATCH /orders/{id} the same way
+# (loadgen --amend 0.0002: each order's quantity from one lot to two, which
+# re-queues it), counting the orders whose quantity is 0.0002.
 # Then the commit-to-WebSocket latency with 1,000 subscribers
 # (tests/perf/ws_latency.py).
 # PGX_BENCH_SECONDS (default 10) per rate; PGX_BENCH_RATES overrides the rates;
 # PGX_BENCH_CANCEL_RATES (default "2000 5000 10000") the cancel rates;
-# PGX_BENCH_NO_CANCEL=1 skips the cancel part;
+# PGX_BENCH_NO_CANCEL=1 skips the cancel part; PGX_BENCH_AMEND_RATES and
+# PGX_BENCH_NO_AMEND the same for the amends;
 # PGX_BENCH_PG_SETTINGS adds server settings (e.g.
 # "exchange.notify_publisher=auto"); PGX_BENCH_NO_WS=1 skips the WebSocket part;
 # PGX_BENCH_INSTRUMENTS=N (default 1) spreads the orders at random over N
@@ -27,6 +30,7 @@ root=$(pwd)
 secs=${PGX_BENCH_SECONDS:-10}
 rates=${PGX_BENCH_RATES:-"1000 2000 3000 5000 8000"}
 cancel_rates=${PGX_BENCH_CANCEL_RATES:-"2000 5000 10000"}
+amend_rates=${PGX_BENCH_AMEND_RATES:-"2000 5000 10000"}
 warmup=2
 n_instruments=${PGX_BENCH_INSTRUMENTS:-1}
 instruments=BTC-USD
@@ -77,52 +81,60 @@ verify() {
 }
 verify "the run"
 
-if [ "${PGX_BENCH_NO_CANCEL:-}" != 1 ] && [ -n "$cancel_rates" ]; then
-  # One row per resting order placed for a cancel run; pos = its line in the run's --cancel-file.
-  psql -X -q -c "CREATE TABLE bench_cancel (run int, pos int, order_id uuid, client_id text, status text)" >/dev/null
+# DELETE (cancel) or PATCH (amend to quantity 0.0002) of resting orders placed for the run:
+# change_rates MODE RATES ("cancel" or "amend").
+change_rates() {
+  local mode=$1 rates=$2 run rate n from to resting file line achieved first last ok measured all done_sql
+  if [ "$mode" = cancel ]; then done_sql="o.status = 'cancelled'"; else done_sql="o.quantity = 0.0002"; fi
   echo
-  printf '%-15s %s\n' "cancel rate/s" "result (DELETE /orders/{id}; ratio = achieved cancels/s / INSERT tx/s)"
-  run=0
-  for rate in $cancel_rates; do
-    run=$((run + 1))
+  printf '%-15s %s\n' "$mode rate/s" \
+    "result ($([ "$mode" = cancel ] && echo DELETE || echo PATCH) /orders/{id}; ratio = achieved/s / INSERT tx/s)"
+  for rate in $rates; do
+    run=$(psql -X -At -c "SELECT coalesce(max(run), 0) + 1 FROM bench_changes")
     n=$(awk -v r="$rate" -v w="$warmup" -v s="$secs" 'BEGIN { n = r * (w + s) * 1.05; print int(n) + (n > int(n)) }')
     # Buys at 50.00-59.99 (tick 0.01), one lot each, at most 10,000 per place_orders call.
     for ((from = 1; from <= n; from += 10000)); do
       to=$((from + 9999 < n ? from + 9999 : n))
-      psql -X -q -v ON_ERROR_STOP=1 -c "INSERT INTO bench_cancel (run, order_id, client_id, status)
+      psql -X -q -v ON_ERROR_STOP=1 -c "INSERT INTO bench_changes (run, order_id, client_id, status)
         SELECT $run, r.order_id, r.client_id, r.status FROM exchange.place_orders((
           SELECT jsonb_agg(jsonb_build_object('client_id', 'load-' || (g % 1000), 'instrument', 'BTC-USD',
                                               'side', 'buy', 'type', 'limit', 'quantity', '0.0001',
                                               'price', round((5000 + g % 1000)::numeric / 100, 2)::text))
           FROM generate_series($from, $to) g)) r" >/dev/null
     done
-    resting=$(psql -X -At -c "SELECT count(*) FROM bench_cancel WHERE run = $run AND status = 'open'")
+    resting=$(psql -X -At -c "SELECT count(*) FROM bench_changes WHERE run = $run AND status = 'open'")
     if [ "$resting" != "$n" ]; then
-      echo "cancel $rate: only $resting of $n orders placed are resting (status 'open')" >&2
+      echo "$mode $rate: only $resting of $n orders placed are resting (status 'open')" >&2
       exit 1
     fi
-    file=$dir/cancel-$run.txt
-    psql -X -q -c "UPDATE bench_cancel b SET pos = s.pos
+    file=$dir/$mode-$run.txt
+    psql -X -q -c "UPDATE bench_changes b SET pos = s.pos
                    FROM (SELECT order_id, row_number() OVER (ORDER BY random()) pos
-                         FROM bench_cancel WHERE run = $run) s
+                         FROM bench_changes WHERE run = $run) s
                    WHERE b.order_id = s.order_id" >/dev/null
-    psql -X -At -F ' ' -c "SELECT order_id, client_id FROM bench_cancel WHERE run = $run ORDER BY pos" >"$file"
-    line=$(build/loadgen --port "$http_port" --cancel-file "$file" --rate "$rate" --seconds "$secs" \
-      --warmup "$warmup" --connections 32 --max-connections 512)
+    psql -X -At -F ' ' -c "SELECT order_id, client_id FROM bench_changes WHERE run = $run ORDER BY pos" >"$file"
+    # shellcheck disable=SC2046  # the amend option is two words or none
+    line=$(build/loadgen --port "$http_port" --cancel-file "$file" $([ "$mode" = amend ] && echo --amend 0.0002) \
+      --rate "$rate" --seconds "$secs" --warmup "$warmup" --connections 32 --max-connections 512)
     achieved=$(sed -n 's/.*achieved \([0-9]*\)\/s.*/\1/p' <<<"$line")
-    printf 'cancel %-8s %s  ratio %.2f\n' "$rate" "$line" "$(awk -v a="$achieved" -v b="$base" 'BEGIN { print a / b }')"
+    printf '%s %-8s %s  ratio %.2f\n' "$mode" "$rate" "$line" "$(awk -v a="$achieved" -v b="$base" 'BEGIN { print a / b }')"
     # loadgen sent lines 1 .. rate x (warm-up + secs); it counts statuses from line rate x warm-up + 1 on.
     read -r first last < <(awk -v r="$rate" -v w="$warmup" -v s="$secs" 'BEGIN {
       f = r * w; print int(f) + (f > int(f)) + 1, int(r * (w + s)) }')
     ok=$(sed -n 's/.* 200:\([0-9]*\).*/\1/p' <<<"$line")
     read -r measured all < <(psql -X -At -F ' ' -c "SELECT count(*) FILTER (WHERE pos >= $first),
-        count(*) FROM bench_cancel b JOIN exchange.orders o USING (order_id)
-        WHERE b.run = $run AND b.pos <= $last AND o.status = 'cancelled'")
-    echo "cancel $rate: 200 responses ${ok:-0}; orders now cancelled: $measured of the measured part" \
-      "(lines $first-$last), $all with the warm-up"
+        count(*) FROM bench_changes b JOIN exchange.orders o USING (order_id)
+        WHERE b.run = $run AND b.pos <= $last AND $done_sql")
+    echo "$mode $rate: 200 responses ${ok:-0}; orders now $([ "$mode" = cancel ] && echo cancelled || echo amended):" \
+      "$measured of the measured part (lines $first-$last), $all with the warm-up"
   done
-  verify "the cancels"
-fi
+  verify "the ${mode}s"
+}
+
+# One row per resting order placed for a cancel or amend run; pos = its line in the run's --cancel-file.
+psql -X -q -c "CREATE TABLE bench_changes (run int, pos int, order_id uuid, client_id text, status text)" >/dev/null
+if [ "${PGX_BENCH_NO_CANCEL:-}" != 1 ] && [ -n "$cancel_rates" ]; then change_rates cancel "$cancel_rates"; fi
+if [ "${PGX_BENCH_NO_AMEND:-}" != 1 ] && [ -n "$amend_rates" ]; then change_rates amend "$amend_rates"; fi
 
 if [ -z "${PGX_BENCH_NO_WS:-}" ]; then
   echo

@@ -11,7 +11,9 @@ PGBENCH=/usr/lib/postgresql/15/bin/pgbench
 # batch gets its own random orders). For the cancel and amend cases
 # (cancel_one.sql, cancel_batch.sql, bench-pg.sh's per-call timings):
 # instrument C1 with 220,000 resting bids over 50 prices, their ids numbered
-# in bench_cancel_ids.
+# in bench_cancel_ids (cancel_one.sql takes them from 1 on, cancel_batch.sql
+# from 60,001; amend_one.sql amends 120,001-140,000, amend_batch.sql
+# 140,001-180,000; bench-pg.sh's per-call timings use 180,001-220,000).
 bench_db_start() {
   local dir=$1 port=$2
   scripts/pg-cluster.sh stop "$dir"
@@ -30,6 +32,7 @@ bench_db_start() {
   psql -X -q -c "SELECT exchange.create_instrument('C1', 1, 1)" >/dev/null
   psql -X -q -c "CREATE TABLE bench_cancel_ids (n bigserial PRIMARY KEY, order_id uuid NOT NULL)" \
     -c "CREATE SEQUENCE bench_cancel_next" -c "CREATE SEQUENCE bench_cancel_batch" \
+    -c "CREATE SEQUENCE bench_amend_next" -c "CREATE SEQUENCE bench_amend_batch" \
     -c "INSERT INTO bench_cancel_ids (order_id)
         SELECT r.order_id FROM generate_series(1, 220) b,
                LATERAL exchange.place_orders((SELECT jsonb_agg(jsonb_build_object('client_id', 'k' || (g % 100),

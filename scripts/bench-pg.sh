@@ -39,6 +39,12 @@ row "cancel_orders x100, 1 client" "$(bench_tx cancel_batch.sql 1 500)" 100 "$ba
 refused=$(psql -X -At -c "SELECT 50000 - count(*) FROM bench_cancel_ids c JOIN exchange.orders o USING (order_id)
                           WHERE c.n BETWEEN 60001 AND 110000 AND o.status = 'cancelled'")
 echo "  (cancel_orders: $refused of its 50,000 ids not cancelled)"
+row "amend_order, 1 client, 1 instrument" "$(run amend_one.sql 1)" 1 "$base1"
+# 500 batches of 100 amends, each a change (see amend_batch.sql).
+row "amend_orders x100, 1 client" "$(bench_tx amend_batch.sql 1 500)" 100 "$base1"
+refused=$(psql -X -At -c "SELECT count(*) FROM bench_cancel_ids c JOIN exchange.orders o USING (order_id)
+                          WHERE c.n BETWEEN 140001 AND 180000 AND o.quantity NOT IN (2, 3)")
+echo "  (amend_orders: $refused of its 40,000 orders not amended)"
 row "place_orders x100, 1 client" "$(run place_batch.sql 1)" 100 "$base1"
 row "place_orders x100, 8 clients" "$(run place_batch.sql 8)" 100 "$base8"
 row "place_orders x100, 1 client, JSON text built before" "$(run place_batch_text.sql 1)" 100 "$base1"

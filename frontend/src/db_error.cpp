@@ -79,10 +79,12 @@ ApiError api_error_from(const std::exception& e) {
 }
 
 ApiError api_error_from_refusal(const std::string& code, const std::string& message) {
-    // cancel_order's refusals and their SQLSTATEs: P0002, 42501, 55000 (see api_error_from).
+    // cancel_order's and amend_order's refusals and their SQLSTATEs: P0002, 42501, 55000, 53000 for
+    // the book's capacity, 22023 for the rest (see api_error_from).
     if (code == "order_not_found") return ApiError(404, code, message);
     if (code == "not_order_owner") return ApiError(403, code, message);
     if (code == "order_not_open") return ApiError(409, code, message);
+    if (code == "order_capacity" || code == "level_capacity") return ApiError(503, code, message);
     return ApiError(400, code.empty() ? "rejected" : code, message);
 }
 

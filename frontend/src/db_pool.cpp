@@ -46,19 +46,32 @@ Reply order_reply(const pqxx::row& row) {
     return r;
 }
 
-std::string cancel_json(const std::vector<CancelJob>& jobs, const std::vector<std::size_t>& which) {
+// The batch statement's argument: cancel_orders' items [{"id", "client"}], or
+// amend_orders' [{"order_id", "quantity", "price", "client_id"}].
+std::string change_json(const std::vector<ChangeJob>& jobs, const std::vector<std::size_t>& which) {
     rapidjson::StringBuffer buf;
     JsonWriter w(buf);
-    w.StartArray();
-    for (std::size_t i : which) {
-        w.StartObject();
-        w.Key("id");
-        write_string(w, jobs[i].order_id);
-        w.Key("client");
-        if (jobs[i].client)
-            write_string(w, *jobs[i].client);
+    auto text_or_null = [&w](const std::optional<std::string>& v) {
+        if (v)
+            write_string(w, *v);
         else
             w.Null();
+    };
+    const bool cancel = jobs[which[0]].kind == ChangeJob::Cancel;
+    w.StartArray();
+    for (std::size_t i : which) {
+        const ChangeJob& j = jobs[i];
+        w.StartObject();
+        w.Key(cancel ? "id" : "order_id");
+        write_string(w, j.order_id);
+        if (!cancel) {
+            w.Key("quantity");
+            text_or_null(j.quantity);
+            w.Key("price");
+            text_or_null(j.price);
+        }
+        w.Key(cancel ? "client" : "client_id");
+        text_or_null(j.client);
         w.EndObject();
     }
     w.EndArray();
@@ -131,13 +144,13 @@ std::size_t DbPool::queued_orders() {
     return orders_.size();
 }
 
-void DbPool::submit(CancelJob job) {
+void DbPool::submit(ChangeJob job) {
     {
         std::lock_guard<std::mutex> lock(mu_);
         if (!stopping_ && queued_total() < kMaxQueued) {
-            cancels_.push_back(std::move(job));
-            // As for orders: while a worker writes cancels, it takes these with its next batch.
-            if (!cancelling_ || cancels_.size() == static_cast<std::size_t>(config_.batch_max)) cv_.notify_all();
+            changes_.push_back(std::move(job));
+            // As for orders: while a worker writes changes, it takes these with its next batch.
+            if (!changing_ || changes_.size() == static_cast<std::size_t>(config_.batch_max)) cv_.notify_all();
             return;
         }
     }
@@ -167,26 +180,26 @@ void DbPool::run(Worker& w) {
             if (writing_.count(job.order.instrument) == 0) return &job;
         return nullptr;
     };
-    auto cancels_takeable = [&] { return !cancels_.empty() && !cancelling_; };
+    auto changes_takeable = [&] { return !changes_.empty() && !changing_; };
     for (;;) {
         cv_.wait(lock, [&] {
-            return cancels_takeable() || next_order() || !tasks_.empty() ||
-                   (stopping_ && orders_.empty() && cancels_.empty());
+            return changes_takeable() || next_order() || !tasks_.empty() ||
+                   (stopping_ && orders_.empty() && changes_.empty());
         });
-        if (cancels_takeable()) {
-            cancelling_ = true;
-            const auto deadline = cancels_.front().received + batch_wait;
-            while (!stopping_ && cancels_.size() < batch_max && Clock::now() < deadline)
+        if (changes_takeable()) {
+            changing_ = true;
+            const auto deadline = changes_.front().received + batch_wait;
+            while (!stopping_ && changes_.size() < batch_max && Clock::now() < deadline)
                 cv_.wait_until(lock, deadline);
-            std::vector<CancelJob> batch;
-            while (!cancels_.empty() && batch.size() < batch_max) {
-                batch.push_back(std::move(cancels_.front()));
-                cancels_.pop_front();
+            std::vector<ChangeJob> batch;
+            while (!changes_.empty() && batch.size() < batch_max) {
+                batch.push_back(std::move(changes_.front()));
+                changes_.pop_front();
             }
             lock.unlock();
-            process_cancels(w, batch);
+            process_changes(w, batch);
             lock.lock();
-            cancelling_ = false;
+            changing_ = false;
             cv_.notify_all();
             continue;
         }
@@ -332,7 +345,7 @@ void DbPool::place(Worker& w, std::vector<OrderJob>& jobs, const std::vector<Adm
     }
 }
 
-void DbPool::process_cancels(Worker& w, std::vector<CancelJob>& jobs) {
+void DbPool::process_changes(Worker& w, std::vector<ChangeJob>& jobs) {
     std::vector<AdmitRequest> requests;
     std::vector<std::size_t> limited;  // the jobs rate limited under their client, in requests' order
     for (std::size_t i = 0; i < jobs.size(); ++i)
@@ -345,30 +358,38 @@ void DbPool::process_cancels(Worker& w, std::vector<CancelJob>& jobs) {
         std::vector<Admission> admissions = w.gate.admit(requests);
         for (std::size_t k = 0; k < limited.size(); ++k) rates[limited[k]] = admissions[k].rate;
     }
-    std::vector<std::size_t> to_cancel;
+    // The cancels, then the amends, in the order they came.
+    std::vector<std::size_t> cancels, amends;
     for (std::size_t i = 0; i < jobs.size(); ++i) {
-        if (rates[i].allowed)
-            to_cancel.push_back(i);
-        else
+        if (!rates[i].allowed)
             jobs[i].respond(rate_limited_reply(rates[i]));
+        else
+            (jobs[i].kind == ChangeJob::Cancel ? cancels : amends).push_back(i);
     }
-    cancel(w, jobs, rates, to_cancel);
+    write_changes(w, jobs, rates, cancels);
+    write_changes(w, jobs, rates, amends);
 }
 
-void DbPool::cancel(Worker& w, std::vector<CancelJob>& jobs, const std::vector<RateDecision>& rates,
-                    const std::vector<std::size_t>& which) {
+// Writes jobs[which] (all of one kind) in one statement; alone, through the
+// single-order function.
+void DbPool::write_changes(Worker& w, std::vector<ChangeJob>& jobs, const std::vector<RateDecision>& rates,
+                           const std::vector<std::size_t>& which) {
     auto answer = [&](std::size_t i, Reply reply) {
         add_rate_headers(reply, rates[i]);
         jobs[i].respond(std::move(reply));
     };
     if (which.empty()) return;
+    const bool cancel = jobs[which[0]].kind == ChangeJob::Cancel;
+    auto observe = [&](std::size_t n) { cancel ? metrics_.cancel_batch(n) : metrics_.amend_batch(n); };
     if (which.size() == 1) {
-        const CancelJob& job = jobs[which[0]];
+        const ChangeJob& job = jobs[which[0]];
+        auto c_str = [](const std::optional<std::string>& v) { return v ? v->c_str() : nullptr; };
         Reply reply;
-        metrics_.cancel_batch(1);  // also when it is refused (an ERROR)
+        observe(1);  // also when it is refused (an ERROR)
         try {
-            pqxx::result r = w.session.exec(Stmt::CancelOrder, job.order_id,
-                                            job.client ? job.client->c_str() : nullptr);
+            pqxx::result r = cancel ? w.session.exec(Stmt::CancelOrder, job.order_id, c_str(job.client))
+                                    : w.session.exec(Stmt::AmendOrder, job.order_id, c_str(job.quantity),
+                                                     c_str(job.price), c_str(job.client));
             reply = r.size() == 1 ? order_reply(r[0]) : error_reply(404, "order_not_found", "no such order");
         } catch (const std::exception& e) {
             reply = reply_for(e);
@@ -377,36 +398,37 @@ void DbPool::cancel(Worker& w, std::vector<CancelJob>& jobs, const std::vector<R
     }
     pqxx::result rows;
     try {
-        rows = w.session.exec(Stmt::CancelOrders, cancel_json(jobs, which));
+        rows = w.session.exec(cancel ? Stmt::CancelOrders : Stmt::AmendOrders, change_json(jobs, which));
     } catch (const std::exception& e) {
         // Nothing was committed. As for orders: one by one, unless the connection failed or the
         // batch waited too long for an instrument.
         if (!is_connection_failure(e) && !is_wait_timeout(e)) {
             std::string what = e.what();
-            spdlog::warn("batch of {} cancels failed, cancelling them one by one: {}", which.size(),
-                         what.substr(0, what.find('\n')));
-            for (std::size_t i : which) cancel(w, jobs, rates, {i});
+            spdlog::warn("batch of {} {} failed, writing them one by one: {}", which.size(),
+                         cancel ? "cancels" : "amends", what.substr(0, what.find('\n')));
+            for (std::size_t i : which) write_changes(w, jobs, rates, {i});
             return;
         }
         Reply error = reply_for(e);
         for (std::size_t i : which) answer(i, error);
         return;
     }
-    metrics_.cancel_batch(which.size());
+    observe(which.size());
     const auto position = static_cast<pqxx::row::size_type>(kRejectMessage + 1);
     bool in_order = rows.size() == which.size();
     for (std::size_t k = 0; in_order && k < which.size(); ++k)
         in_order = !rows[k][position].is_null() && rows[k][position].as<std::size_t>() == k + 1;
     if (!in_order) {
         // Committed, but the answers cannot be told apart: say so rather than guess.
-        spdlog::error("cancel_orders returned {} rows for {} cancels, or out of order", rows.size(), which.size());
+        spdlog::error("the batch of {} {} returned {} rows, or out of order", which.size(),
+                      cancel ? "cancels" : "amends", rows.size());
         for (std::size_t i : which) answer(i, error_reply(500, "internal_error", "internal error"));
         return;
     }
     for (std::size_t k = 0; k < which.size(); ++k) {
         const pqxx::row& row = rows[k];
         if (std::string_view(row[kStatus].c_str()) == "rejected") {
-            // cancel_order's refusal: its reason code, message and status.
+            // The single function's refusal: its reason code, message and status.
             const std::string code = row[kRejectReason].c_str();
             answer(which[k], error_reply(api_error_from_refusal(code, row[kRejectMessage].c_str())));
         } else {

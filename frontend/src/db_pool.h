@@ -12,13 +12,15 @@
 // of the workers write orders at a time so that reads, cancels and amends keep
 // moving under an order flood.
 //
-// Cancels are group-committed too, across instruments and clients: one worker
-// at a time takes up to batch_max queued cancels (the same bounded wait) and
-// cancels them in one statement, one exchange.cancel_orders call per client,
-// one transaction. Each request still gets the answer a cancel of its own
-// would have given. A batch that fails (a deadlock with another frontend's
-// batch, say) is retried one cancel per transaction. Workers look at queued
-// cancels before orders: a cancel takes risk off the book.
+// Cancels and amends are group-committed too, across instruments and
+// clients: one worker at a time takes up to batch_max of them (the same
+// bounded wait) and writes the cancels with one statement (one
+// exchange.cancel_orders call per client) and the amends with another
+// (exchange.amend_orders), a transaction each. Each request still gets the
+// answer a cancel_order or amend_order of its own would have given. A batch
+// that fails (a deadlock with another frontend's batch, say) is retried one
+// per transaction. Workers look at queued changes before orders: a cancel or
+// a re-price takes risk off the book.
 #pragma once
 
 #include <atomic>
@@ -52,9 +54,12 @@ struct OrderJob {
     Clock::time_point received;
 };
 
-struct CancelJob {
+// A cancel or an amend of one order (DELETE, POST .../cancel, PATCH).
+struct ChangeJob {
+    enum Kind { Cancel, Amend } kind;
     std::string order_id;               // a well-formed uuid
     std::optional<std::string> client;  // must own the order when given; rate limited under it
+    std::optional<std::string> quantity, price;  // an amend's, as given (decimal text)
     Respond respond;
     Clock::time_point received;
 };
@@ -76,7 +81,7 @@ public:
     void start();
     // Queue work; answered with 503 at once when the queue is full or the pool has stopped.
     void submit(OrderJob job);
-    void submit(CancelJob job);
+    void submit(ChangeJob job);
     void submit(Task task);
     // Answers everything already queued, then joins the workers.
     void stop();
@@ -93,11 +98,11 @@ private:
                const std::vector<std::size_t>& which,
                std::vector<std::pair<AdmitRequest, std::string>>& remember);
     bool answer_from_cache(Worker& w, OrderJob& job, const Admission& admission);
-    void process_cancels(Worker& w, std::vector<CancelJob>& jobs);
-    void cancel(Worker& w, std::vector<CancelJob>& jobs, const std::vector<RateDecision>& rates,
-                const std::vector<std::size_t>& which);
+    void process_changes(Worker& w, std::vector<ChangeJob>& jobs);
+    void write_changes(Worker& w, std::vector<ChangeJob>& jobs, const std::vector<RateDecision>& rates,
+                       const std::vector<std::size_t>& which);
     void process_task(Worker& w, Task& task);
-    std::size_t queued_total() const { return orders_.size() + cancels_.size() + tasks_.size(); }  // under mu_
+    std::size_t queued_total() const { return orders_.size() + changes_.size() + tasks_.size(); }  // under mu_
 
     const Config& config_;
     Metrics& metrics_;
@@ -108,13 +113,13 @@ private:
     std::mutex mu_;
     std::condition_variable cv_;
     std::deque<OrderJob> orders_;
-    std::deque<CancelJob> cancels_;
+    std::deque<ChangeJob> changes_;
     std::deque<Task> tasks_;
     int order_writers_ = 0;
     int max_order_writers_;
     std::set<std::string> writing_;  // instruments a worker is writing now
     std::map<std::string, std::size_t> queued_;  // orders_ per instrument
-    bool cancelling_ = false;                    // a worker is writing a batch of cancels
+    bool changing_ = false;                      // a worker is writing a batch of cancels and amends
     bool stopping_ = false;
 };
 

@@ -35,6 +35,9 @@ std::string sql_of(Stmt s) {
                    "FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS items(i, n) GROUP BY 1) g "
                    "CROSS JOIN LATERAL exchange.cancel_orders(g.ids, g.owner) WITH ORDINALITY AS r "
                    "ORDER BY g.positions[r.ordinality]";
+        case Stmt::AmendOrders:
+            // $1: amend_orders' items; the rows in their order, each with its position (1-based) last.
+            return "SELECT " + order_cols + ", r.ordinality FROM exchange.amend_orders($1::jsonb) WITH ORDINALITY AS r";
         case Stmt::AmendOrder:
             return "SELECT " + order_cols +
                    " FROM exchange.amend_order($1::uuid, $2::numeric, $3::numeric, $4)";

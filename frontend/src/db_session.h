@@ -23,6 +23,7 @@ enum class Stmt {
     ListOrders,
     CancelOrder,
     CancelOrders,
+    AmendOrders,
     AmendOrder,
     Orderbook,
     RecentTrades,

@@ -76,6 +76,11 @@ Metrics::Metrics()
                              .Help("Cancels per statement: a cancel_orders batch that committed, or 1 for a cancel_order alone")
                              .Register(*registry_)
                              .Add({}, kBatchBuckets)),
+      amend_batch_size_(BuildHistogram()
+                            .Name("amend_batch_size")
+                            .Help("Amends per statement: an amend_orders batch that committed, or 1 for an amend_order alone")
+                            .Register(*registry_)
+                            .Add({}, kBatchBuckets)),
       redis_errors_(BuildCounter()
                         .Name("redis_errors_total")
                         .Help("Redis calls that failed (the frontend fell back)")
@@ -140,6 +145,10 @@ void Metrics::batch(std::size_t size) {
 
 void Metrics::cancel_batch(std::size_t size) {
     cancel_batch_size_.Observe(static_cast<double>(size));
+}
+
+void Metrics::amend_batch(std::size_t size) {
+    amend_batch_size_.Observe(static_cast<double>(size));
 }
 
 void Metrics::redis_error() {

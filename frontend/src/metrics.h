@@ -30,6 +30,7 @@ public:
     void order_refused(const std::string& reason);
     void batch(std::size_t size);
     void cancel_batch(std::size_t size);
+    void amend_batch(std::size_t size);
     void redis_error();
     void db_connections(int connected, int total, std::size_t queued_orders);
     void orderbook_depth(const std::string& instrument, const std::string& side, double orders);
@@ -52,6 +53,7 @@ private:
     prometheus::Gauge& db_queued_;
     prometheus::Histogram& batch_size_;
     prometheus::Histogram& cancel_batch_size_;
+    prometheus::Histogram& amend_batch_size_;
     prometheus::Counter& redis_errors_;
     prometheus::Gauge& websocket_connections_;
     prometheus::Gauge& notify_lag_;

@@ -104,7 +104,8 @@ void cancel_order(DbPool& pool, const RequestContext& ctx, Respond respond) {
         body = JsonBody::parse(ctx.body());
         body->allow_only({"client_id"});
     }
-    pool.submit(CancelJob{id, client_id_of(ctx, body), std::move(respond), Clock::now()});
+    pool.submit(ChangeJob{ChangeJob::Cancel, id, client_id_of(ctx, body), std::nullopt, std::nullopt,
+                          std::move(respond), Clock::now()});
 }
 
 void amend_order(DbPool& pool, const RequestContext& ctx, Respond respond) {
@@ -113,13 +114,8 @@ void amend_order(DbPool& pool, const RequestContext& ctx, Respond respond) {
     body->allow_only({"client_id", "quantity", "price"});
     auto quantity = body->decimal("quantity", "invalid_quantity");
     auto price = body->decimal("price", "invalid_price");
-    std::optional<std::string> client = client_id_of(ctx, body);
-    pool.submit(Task{client.value_or(""),
-                     [id, quantity, price, client](DbSession& db) {
-                         return single_order(db.exec(Stmt::AmendOrder, id, opt_c_str(quantity),
-                                                     opt_c_str(price), opt_c_str(client)));
-                     },
-                     std::move(respond)});
+    pool.submit(ChangeJob{ChangeJob::Amend, id, client_id_of(ctx, body), quantity, price, std::move(respond),
+                          Clock::now()});
 }
 
 void list_orders(DbPool& pool, const RequestContext& ctx, Respond respond) {

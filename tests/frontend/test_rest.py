@@ -327,6 +327,100 @@ def test_concurrent_cancels_each_get_their_own_answer(api, pg):
     assert grew("cancel_batch_size_bucket", {"le": "1"}) < grew("cancel_batch_size_count")
 
 
+def test_concurrent_amends_each_get_their_own_answer(api, pg):
+    # ~100 PATCHes fired at once (group-committed with amend_orders): each gets
+    # the answer an amend_order of its own would give. Pinned: the owner's
+    # amend 200 with the new quantity or price; another client's 403
+    # not_order_owner; no field 400 no_change, a quantity that is not a
+    # multiple of the lot 400 invalid_quantity; a cancelled order 409
+    # order_not_open; an unknown id 404; and the journal has exactly one
+    # order_amended entry per 200.
+    clients = [fresh_client("ca") for _ in range(5)]
+    orders = []
+    with requests.Session() as s:
+        for i in range(40):
+            owner = clients[i % len(clients)]
+            r = post_order(order(owner, price=str(Decimal("11.00") + Decimal("0.13") * i), quantity="2"), session=s)
+            assert r.status_code == 201 and r.json()["status"] == "open", r.text
+            orders.append((r.json()["order_id"], owner))
+        cancelled = orders[-5:]
+        for order_id, owner in cancelled:
+            assert s.delete(f"{api}/orders/{order_id}", params={"client_id": owner}).status_code == 200
+    live = orders[:-5]
+
+    calls = []  # (expected status, expected code or None, order_id, body)
+    for i, (order_id, owner) in enumerate(live):
+        body = [{"quantity": "3"}, {"quantity": "1", "client_id": owner},
+                {"price": str(Decimal("10.00") + Decimal("0.01") * i)}, {"quantity": "4", "price": "9.50"}][i % 4]
+        calls.append((200, None, order_id, body))
+        if i % 3 == 0:
+            calls.append((403, "not_order_owner", order_id, {"quantity": "5", "client_id": clients[(i + 1) % 5]}))
+        if i % 5 == 0:
+            calls.append((400, "no_change", order_id, {}))
+        if i % 7 == 0:
+            calls.append((400, "invalid_quantity", order_id, {"quantity": "0.00001"}))
+    for order_id, owner in cancelled:
+        calls.append((409, "order_not_open", order_id, {"quantity": "3", "client_id": owner}))
+    for _ in range(8):
+        calls.append((404, "order_not_found", str(uuid.uuid4()), {"quantity": "3"}))
+    seed = random.randrange(1 << 32)
+    random.Random(seed).shuffle(calls)
+    before = metrics_text()
+
+    local, sessions, lock = threading.local(), [], threading.Lock()
+    gate = threading.Barrier(32, timeout=30)
+
+    def start():
+        local.session = requests.Session()
+        with lock:
+            sessions.append(local.session)
+        assert local.session.get(f"{api}/healthz", timeout=10).status_code == 200
+        gate.wait()
+
+    def send(call):
+        return local.session.patch(f"{api}/orders/{call[2]}", json=call[3], timeout=10)
+
+    try:
+        with ThreadPoolExecutor(32, initializer=start) as pool:
+            replies = list(pool.map(send, calls))
+    finally:
+        for s in sessions:
+            s.close()
+
+    amended = {}
+    for (status, code, order_id, body), r in zip(calls, replies):
+        assert r.status_code == status, (seed, order_id, body, r.status_code, r.text)
+        if code is not None:
+            assert error_of(r) == code, (seed, order_id, body, r.text)
+            continue
+        o = r.json()
+        assert o["order_id"] == order_id and o["status"] in ("open", "partially_filled"), (seed, r.text)
+        if "quantity" in body:
+            assert Decimal(o["quantity"]) == Decimal(body["quantity"]), (seed, body, r.text)
+        if "price" in body:
+            assert Decimal(o["price"]) == Decimal(body["price"]), (seed, body, r.text)
+        amended[order_id] = o
+    assert len(amended) == len(live)
+    for order_id, o in amended.items():
+        got = requests.get(f"{api}/orders/{order_id}", timeout=10).json()
+        assert (got["quantity"], got["price"]) == (o["quantity"], o["price"]), (got, o)
+    with pg.connect() as conn:
+        events = conn.execute("SELECT order_id::text, count(*) FROM exchange.events "
+                              "WHERE kind = 'order_amended' AND order_id = ANY(%s::uuid[]) GROUP BY 1",
+                              (list(amended),)).fetchall()
+        assert sorted(events) == sorted((i, 1) for i in amended)
+        assert conn.execute("SELECT problem FROM exchange.verify('BTC-USD')").fetchall() == []
+
+    # Group-committed: fewer statements than amends, at least one with several.
+    after = metrics_text()
+
+    def grew(name, labels=None):
+        return metric(after, name, labels) - metric(before, name, labels)
+    assert grew("amend_batch_size_sum") == len(calls)
+    assert grew("amend_batch_size_count") < len(calls)
+    assert grew("amend_batch_size_bucket", {"le": "1"}) < grew("amend_batch_size_count")
+
+
 def test_idempotency_header_body_and_conflict(api, pg, redis):
     client = fresh_client()
     first = post_order(order(client, price="80.00"), headers={"Idempotency-Key": "k-1"})

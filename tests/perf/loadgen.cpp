@@ -1,7 +1,8 @@
 // Open-loop HTTP load generator for POST /orders (make bench), or for
 // DELETE /orders/{id} with --cancel-file PATH: one line per order,
 // "<order_uuid> <client_id>", request i (in due order, warm-up included)
-// cancelling the order of line i, each line used once.
+// cancelling the order of line i, each line used once; with --amend Q as
+// well, PATCH /orders/{id} to quantity Q instead of the DELETE.
 //
 // Request i is due at start + i / rate whatever happened to the earlier ones,
 // and its latency is measured from that due time, not from when a connection
@@ -50,6 +51,7 @@ struct Options {
     int clients = 1000;      // distinct client_ids
     bool keys = false;       // send an Idempotency-Key with every order
     std::string cancel_file;  // non-empty: send cancels of the orders listed there instead of new orders
+    std::string amend_quantity;  // non-empty (with cancel_file): amend them to this quantity instead
 };
 
 struct CancelTarget {
@@ -121,6 +123,12 @@ std::string UrlEncode(const std::string& s) {
 }
 
 std::string CancelRequest(const Options& o, const CancelTarget& t) {
+    if (!o.amend_quantity.empty()) {
+        const std::string body = "{\"quantity\":\"" + o.amend_quantity + "\"}";
+        return "PATCH /orders/" + UrlEncode(t.order_id) + "?client_id=" + UrlEncode(t.client_id) +
+               " HTTP/1.1\r\nHost: " + o.host + "\r\nConnection: keep-alive\r\nContent-Type: application/json\r\n" +
+               "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+    }
     return "DELETE /orders/" + UrlEncode(t.order_id) + "?client_id=" + UrlEncode(t.client_id) +
            " HTTP/1.1\r\nHost: " + o.host + "\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n";
 }
@@ -195,10 +203,15 @@ int main(int argc, char** argv) {
         else if (k == "--clients") o.clients = std::atoi(v);
         else if (k == "--keys") o.keys = std::atoi(v) != 0;
         else if (k == "--cancel-file") o.cancel_file = v;
+        else if (k == "--amend") o.amend_quantity = v;
         else {
             std::fprintf(stderr, "loadgen: unknown option %s\n", k.c_str());
             return 2;
         }
+    }
+    if (!o.amend_quantity.empty() && (o.cancel_file.empty() || o.amend_quantity.find('"') != std::string::npos)) {
+        std::fprintf(stderr, "loadgen: --amend QUANTITY needs --cancel-file (the orders to amend)\n");
+        return 2;
     }
     if (o.rate <= 0 || o.seconds <= 0 || o.connections < 1 || o.instruments.empty()) {
         std::fprintf(stderr, "loadgen: rate, seconds and connections must be positive, instruments not empty\n");
