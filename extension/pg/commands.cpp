@@ -1642,6 +1642,23 @@ Datum OrderResult(FunctionCallInfo fcinfo, Command command) {
     return HeapTupleGetDatum(tuple);
 }
 
+// The JSON array argument of place_orders and amend_orders (ERROR 22023
+// invalid_batch otherwise), the call set up to return rows, SPI connected.
+struct Batch {
+    Jsonb* json;
+    uint32 count;
+    ReturnSetInfo* rsinfo;
+};
+Batch StartBatch(FunctionCallInfo fcinfo, const char* name) {
+    Jsonb* json = PG_ARGISNULL(0) ? nullptr : PG_GETARG_JSONB_P(0);
+    if (json == nullptr || !JB_ROOT_IS_ARRAY(json) || JB_ROOT_IS_SCALAR(json))
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid_batch: %s must be a JSON array", name)));
+    InitMaterializedSRF(fcinfo, 0);
+    SPI_connect();
+    ResetCaches();
+    return Batch{json, JB_ROOT_COUNT(json), reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo)};
+}
+
 // The order_id argument of cancel_order and amend_order (NULL: not found).
 Datum OrderIdArg(FunctionCallInfo fcinfo) {
     if (PG_ARGISNULL(0))
@@ -1676,17 +1693,8 @@ Datum exchange_place_order(PG_FUNCTION_ARGS) {
 
 // place_orders(orders jsonb) -> SETOF exchange.order_result, one per item, in order.
 Datum exchange_place_orders(PG_FUNCTION_ARGS) {
-    if (PG_ARGISNULL(0))
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid_batch: orders must be a JSON array")));
-    Jsonb* batch = PG_GETARG_JSONB_P(0);
-    if (!JB_ROOT_IS_ARRAY(batch) || JB_ROOT_IS_SCALAR(batch))
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid_batch: orders must be a JSON array")));
-    InitMaterializedSRF(fcinfo, 0);
-    ReturnSetInfo* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
-    const uint32 count = JB_ROOT_COUNT(batch);
-
-    SPI_connect();
-    ResetCaches();
+    const Batch b = StartBatch(fcinfo, "orders");
+    const uint32 count = b.count;
     // Everything of the call lives in call_cxt until SPI_finish: the staged
     // orders point at their arguments and result rows.
     // Every item is validated before the first instrument lock is taken: the
@@ -1696,7 +1704,7 @@ Datum exchange_place_orders(PG_FUNCTION_ARGS) {
     Order* orders = static_cast<Order*>(palloc(sizeof(Order) * Max(count, 1u)));
     bool* valid = static_cast<bool*>(palloc(sizeof(bool) * Max(count, 1u)));
     for (uint32 i = 0; i < count; ++i) {
-        JsonbValue* item = getIthJsonbValueFromContainer(&batch->root, i);
+        JsonbValue* item = getIthJsonbValueFromContainer(&b.json->root, i);
         args[i] = Args();
         orders[i] = Order();
         Problem p;
@@ -1706,7 +1714,8 @@ Datum exchange_place_orders(PG_FUNCTION_ARGS) {
     for (uint32 i = 0; i < count; ++i)
         if (valid[i]) Stage(args[i], orders[i], rows[i]);
     Flush();
-    for (uint32 i = 0; i < count; ++i) tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, rows[i].v, rows[i].null);
+    for (uint32 i = 0; i < count; ++i)
+        tuplestore_putvalues(b.rsinfo->setResult, b.rsinfo->setDesc, rows[i].v, rows[i].null);
     SPI_finish();
     return (Datum)0;
 }
@@ -1782,18 +1791,9 @@ Datum exchange_cancel_orders(PG_FUNCTION_ARGS) {
 // changes nothing (then also: not an object, invalid_order; order_id missing
 // or null, order_not_found; not a UUID, invalid_order_id).
 Datum exchange_amend_orders(PG_FUNCTION_ARGS) {
-    if (PG_ARGISNULL(0))
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid_batch: amends must be a JSON array")));
-    Jsonb* batch = PG_GETARG_JSONB_P(0);
-    if (!JB_ROOT_IS_ARRAY(batch) || JB_ROOT_IS_SCALAR(batch))
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid_batch: amends must be a JSON array")));
-    InitMaterializedSRF(fcinfo, 0);
-    ReturnSetInfo* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
-    const uint32 count = JB_ROOT_COUNT(batch);
-    SPI_connect();
-    ResetCaches();
-    for (uint32 i = 0; i < count; ++i) {
-        JsonbValue* item = getIthJsonbValueFromContainer(&batch->root, i);
+    const Batch b = StartBatch(fcinfo, "amends");
+    for (uint32 i = 0; i < b.count; ++i) {
+        JsonbValue* item = getIthJsonbValueFromContainer(&b.json->root, i);
         Row row;
         Problem p;
         Datum order_id = (Datum)0;
@@ -1819,7 +1819,7 @@ Datum exchange_amend_orders(PG_FUNCTION_ARGS) {
             }
         }
         if (!ok) RefusedItemRow(order_id, !have_id, p, row);
-        tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, row.v, row.null);
+        tuplestore_putvalues(b.rsinfo->setResult, b.rsinfo->setDesc, row.v, row.null);
     }
     SPI_finish();
     return (Datum)0;

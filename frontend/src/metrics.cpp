@@ -73,12 +73,14 @@ Metrics::Metrics()
                       .Add({}, kBatchBuckets)),
       cancel_batch_size_(BuildHistogram()
                              .Name("cancel_batch_size")
-                             .Help("Cancels per statement: a cancel_orders batch that committed, or 1 for a cancel_order alone")
+                             .Help("Cancels per statement: a cancel_orders batch that committed, "
+                                   "or 1 for a cancel_order alone")
                              .Register(*registry_)
                              .Add({}, kBatchBuckets)),
       amend_batch_size_(BuildHistogram()
                             .Name("amend_batch_size")
-                            .Help("Amends per statement: an amend_orders batch that committed, or 1 for an amend_order alone")
+                            .Help("Amends per statement: an amend_orders batch that committed, "
+                                  "or 1 for an amend_order alone")
                             .Register(*registry_)
                             .Add({}, kBatchBuckets)),
       redis_errors_(BuildCounter()

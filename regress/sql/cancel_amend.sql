@@ -322,14 +322,16 @@ CREATE FUNCTION cb_show(r exchange.order_result) RETURNS text LANGUAGE sql AS $$
                 ELSE row(r.client_id, r.price, r.quantity, r.filled_quantity, r.remaining_quantity, r.status,
                          r.cancel_reason, r.seq, r.reject_message)::text END
 $$;
-CREATE FUNCTION cb_one_by_one(ids uuid[]) RETURNS TABLE (n bigint, result text) LANGUAGE plpgsql AS $$
+-- calls[i]: a call of a function returning exchange.order_result, each run
+-- on its own; a refusal is shown as the batch shows it.
+CREATE FUNCTION one_by_one(calls text[]) RETURNS TABLE (n bigint, result text) LANGUAGE plpgsql AS $$
 DECLARE
     r exchange.order_result;
 BEGIN
-    FOR i IN 1 .. cardinality(ids) LOOP
+    FOR i IN 1 .. cardinality(calls) LOOP
         n := i;
         BEGIN
-            r := exchange.cancel_order(ids[i]);
+            EXECUTE 'SELECT * FROM ' || calls[i] INTO r;
             result := cb_show(r);
         EXCEPTION WHEN OTHERS THEN
             result := 'refused ' || regexp_replace(SQLERRM, '[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}', '<uuid>', 'g')
@@ -341,17 +343,23 @@ END $$;
 CREATE TABLE cb_batch AS
 SELECT n, result
   FROM unnest(ARRAY(SELECT cb_show(c) FROM exchange.cancel_orders(cb_ids('CBA-USD')) c)) WITH ORDINALITY AS u(result, n);
-CREATE TABLE cb_single AS SELECT * FROM cb_one_by_one(cb_ids('CBB-USD'));
+CREATE TABLE cb_single AS
+SELECT * FROM one_by_one(ARRAY(SELECT format('exchange.cancel_order(%L)', id)
+                                 FROM unnest(cb_ids('CBB-USD')) WITH ORDINALITY AS u(id, k) ORDER BY k));
 SELECT count(*) AS results, count(*) FILTER (WHERE result LIKE 'refused %') AS refused FROM cb_batch;
 SELECT n, result FROM cb_batch WHERE result LIKE 'refused %' ORDER BY n;
 SELECT (SELECT count(*) FROM (SELECT * FROM cb_batch EXCEPT ALL SELECT * FROM cb_single) d) AS only_batch,
        (SELECT count(*) FROM (SELECT * FROM cb_single EXCEPT ALL SELECT * FROM cb_batch) d) AS only_one_by_one;
-SELECT (SELECT count(*) FROM (SELECT * FROM cx_rows('CBA-USD') EXCEPT ALL
-                              SELECT replace(r, 'CBB-USD', 'CBA-USD') FROM cx_rows('CBB-USD') r) d) AS only_batch,
-       (SELECT count(*) FROM (SELECT replace(r, 'CBB-USD', 'CBA-USD') FROM cx_rows('CBB-USD') r EXCEPT ALL
-                              SELECT * FROM cx_rows('CBA-USD')) d) AS only_one_by_one,
-       (SELECT array_agg(b) FROM book('CBA-USD') b) IS NOT DISTINCT FROM (SELECT array_agg(b) FROM book('CBB-USD') b) AS same_book,
-       healthy('CBA-USD'), healthy('CBB-USD');
+-- Twin instruments a (batch) and b (one by one): rows and journal entries
+-- of only one of them, whether their books are the same, and both healthy.
+CREATE FUNCTION twins(a text, b text) RETURNS TABLE (only_batch bigint, only_one_by_one bigint, same_book boolean,
+                                                     healthy_a boolean, healthy_b boolean) LANGUAGE sql AS $$
+    SELECT (SELECT count(*) FROM (SELECT * FROM cx_rows(a) EXCEPT ALL SELECT replace(r, b, a) FROM cx_rows(b) r) d),
+           (SELECT count(*) FROM (SELECT replace(r, b, a) FROM cx_rows(b) r EXCEPT ALL SELECT * FROM cx_rows(a)) d),
+           (SELECT array_agg(x) FROM book(a) x) IS NOT DISTINCT FROM (SELECT array_agg(x) FROM book(b) x),
+           healthy(a), healthy(b)
+$$;
+SELECT * FROM twins('CBA-USD', 'CBB-USD');
 -- client_id applies to every id; an empty array answers nothing; a NULL or
 -- two-dimensional array is an ERROR; ROLLBACK undoes the whole batch.
 SELECT status, reject_reason FROM exchange.cancel_orders(
@@ -433,40 +441,22 @@ CREATE FUNCTION ab_items(symbol text) RETURNS jsonb LANGUAGE sql AS $$
           WHERE instrument = symbol AND status = 'partially_filled' ORDER BY priority LIMIT 1)
     ) i
 $$;
-CREATE FUNCTION ab_one_by_one(items jsonb) RETURNS TABLE (n bigint, result text) LANGUAGE plpgsql AS $$
-DECLARE
-    r exchange.order_result;
-BEGIN
-    FOR i IN 0 .. jsonb_array_length(items) - 1 LOOP
-        n := i + 1;
-        BEGIN
-            r := exchange.amend_order((items -> i ->> 'order_id')::uuid, (items -> i ->> 'quantity')::numeric,
-                                      (items -> i ->> 'price')::numeric, items -> i ->> 'client_id');
-            result := cb_show(r);
-        EXCEPTION WHEN OTHERS THEN
-            result := 'refused ' || regexp_replace(SQLERRM, '[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}', '<uuid>', 'g')
-                      || ' true';
-        END;
-        RETURN NEXT;
-    END LOOP;
-END $$;
 CREATE TABLE ab_batch AS
 SELECT n, result
   FROM unnest(ARRAY(SELECT cb_show(a) FROM exchange.amend_orders(ab_items('ABA-USD')) a)) WITH ORDINALITY AS u(result, n);
-CREATE TABLE ab_single AS SELECT * FROM ab_one_by_one(ab_items('ABB-USD'));
+CREATE TABLE ab_single AS
+SELECT * FROM one_by_one(ARRAY(SELECT format('exchange.amend_order(%L::uuid, %L::numeric, %L::numeric, %L)',
+                                             i ->> 'order_id', i ->> 'quantity', i ->> 'price', i ->> 'client_id')
+                                 FROM jsonb_array_elements(ab_items('ABB-USD')) WITH ORDINALITY AS u(i, k) ORDER BY k));
 SELECT count(*) AS results, count(*) FILTER (WHERE result LIKE 'refused %') AS refused FROM ab_batch;
 SELECT n, result FROM ab_batch WHERE result LIKE 'refused %' ORDER BY n;
 SELECT (SELECT count(*) FROM (SELECT * FROM ab_batch EXCEPT ALL SELECT * FROM ab_single) d) AS only_batch,
        (SELECT count(*) FROM (SELECT * FROM ab_single EXCEPT ALL SELECT * FROM ab_batch) d) AS only_one_by_one;
-SELECT (SELECT count(*) FROM (SELECT * FROM cx_rows('ABA-USD') EXCEPT ALL
-                              SELECT replace(r, 'ABB-USD', 'ABA-USD') FROM cx_rows('ABB-USD') r) d) AS only_batch,
-       (SELECT count(*) FROM (SELECT replace(r, 'ABB-USD', 'ABA-USD') FROM cx_rows('ABB-USD') r EXCEPT ALL
-                              SELECT * FROM cx_rows('ABA-USD')) d) AS only_one_by_one,
+SELECT t.*,
        (SELECT count(*) FROM cx_rows('ABA-USD') r WHERE r LIKE 'event % order_amended %') AS amend_entries,
        (SELECT count(*) FROM exchange.trades WHERE instrument = 'ABA-USD') =
-       (SELECT count(*) FROM exchange.trades WHERE instrument = 'ABB-USD') AS same_trades,
-       (SELECT array_agg(b) FROM book('ABA-USD') b) IS NOT DISTINCT FROM (SELECT array_agg(b) FROM book('ABB-USD') b) AS same_book,
-       healthy('ABA-USD'), healthy('ABB-USD');
+       (SELECT count(*) FROM exchange.trades WHERE instrument = 'ABB-USD') AS same_trades
+  FROM twins('ABA-USD', 'ABB-USD') t;
 -- Items the one-by-one form cannot even be called with; an empty array
 -- answers nothing; a NULL or non-array argument is an ERROR; ROLLBACK undoes
 -- the whole batch.
@@ -486,11 +476,11 @@ SELECT (SELECT array_agg(b) FROM ab_before) = (SELECT array_agg(b) FROM book('AB
 DROP TABLE ab_before;
 DROP TABLE ab_batch;
 DROP TABLE ab_single;
-DROP FUNCTION ab_one_by_one(jsonb);
 DROP FUNCTION ab_items(text);
 DROP TABLE cb_single;
 DROP TABLE cb_batch;
-DROP FUNCTION cb_one_by_one(uuid[]);
+DROP FUNCTION one_by_one(text[]);
+DROP FUNCTION twins(text, text);
 DROP FUNCTION cb_show(exchange.order_result);
 DROP FUNCTION cb_ids(text);
 

@@ -192,6 +192,41 @@ def test_cancel_and_amend(api):
     assert r.status_code == 404 and error_of(r) == "order_not_found"
 
 
+def all_at_once(api, threads, calls, send):
+    """send(session, call) for every call from `threads` threads, each with its
+    own keep-alive connection (opened by a /healthz before a barrier), so that
+    their first calls go out together; the responses in the calls' order."""
+    local, sessions, lock = threading.local(), [], threading.Lock()
+    gate = threading.Barrier(threads, timeout=30)
+
+    def start():
+        local.session = requests.Session()
+        with lock:
+            sessions.append(local.session)
+        assert local.session.get(f"{api}/healthz", timeout=10).status_code == 200
+        gate.wait()
+
+    try:
+        with ThreadPoolExecutor(threads, initializer=start) as pool:
+            return list(pool.map(lambda call: send(local.session, call), calls))
+    finally:
+        for s in sessions:
+            s.close()
+
+
+def assert_grouped(histogram, before, sent):
+    """Since the /metrics text `before`, the `sent` requests went to the database group-committed:
+    in fewer statements than requests (the histogram counts one sample per statement, the size),
+    at least one of them with several."""
+    after = metrics_text()
+
+    def grew(name, labels=None):
+        return metric(after, name, labels) - metric(before, name, labels)
+    assert grew(f"{histogram}_sum") == sent
+    assert grew(f"{histogram}_count") < sent
+    assert grew(f"{histogram}_bucket", {"le": "1"}) < grew(f"{histogram}_count")
+
+
 def test_a_nul_in_a_query_parameter_is_refused(api):
     # Parameters reach PostgreSQL as C strings: "owner%00x" would have been
     # client "owner", passing the ownership check of its cancel.
@@ -255,28 +290,8 @@ def test_concurrent_cancels_each_get_their_own_answer(api, pg):
     random.Random(seed).shuffle(calls)
     before = metrics_text()
 
-    # 48 threads, each with its own keep-alive connection (opened by a
-    # /healthz before the barrier), release their first cancels together.
-    local, sessions, lock = threading.local(), [], threading.Lock()
-    gate = threading.Barrier(48, timeout=30)
-
-    def start():
-        local.session = requests.Session()
-        with lock:
-            sessions.append(local.session)
-        assert local.session.get(f"{api}/healthz", timeout=10).status_code == 200
-        gate.wait()
-
-    def send(request):
-        method, url, kwargs = request[2]
-        return local.session.request(method, url, timeout=10, **kwargs)
-
-    try:
-        with ThreadPoolExecutor(48, initializer=start) as pool:
-            replies = list(pool.map(send, calls))
-    finally:
-        for s in sessions:
-            s.close()
+    replies = all_at_once(api, 48, calls, lambda session, call: session.request(call[2][0], call[2][1], timeout=10,
+                                                                                 **call[2][2]))
 
     owners = {order_id: [] for order_id, _ in orders}
     for (what, order_id, (method, url, kwargs)), r in zip(calls, replies):
@@ -315,16 +330,8 @@ def test_concurrent_cancels_each_get_their_own_answer(api, pg):
         assert sorted(events) == sorted((i, 1) for i in ids)
         assert conn.execute("SELECT problem FROM exchange.verify('BTC-USD')").fetchall() == []
 
-    # They were group-committed: the well-formed cancels (the malformed ones never reach the
-    # database) went in fewer transactions than there were cancels, at least one with several.
-    after = metrics_text()
-
-    def grew(name, labels=None):
-        return metric(after, name, labels) - metric(before, name, labels)
-    sent = sum(1 for what, _, _ in calls if what != "malformed")
-    assert grew("cancel_batch_size_sum") == sent
-    assert grew("cancel_batch_size_count") < sent
-    assert grew("cancel_batch_size_bucket", {"le": "1"}) < grew("cancel_batch_size_count")
+    # The malformed ones never reach the database.
+    assert_grouped("cancel_batch_size", before, sum(1 for what, _, _ in calls if what != "malformed"))
 
 
 def test_concurrent_amends_each_get_their_own_answer(api, pg):
@@ -367,25 +374,8 @@ def test_concurrent_amends_each_get_their_own_answer(api, pg):
     random.Random(seed).shuffle(calls)
     before = metrics_text()
 
-    local, sessions, lock = threading.local(), [], threading.Lock()
-    gate = threading.Barrier(32, timeout=30)
-
-    def start():
-        local.session = requests.Session()
-        with lock:
-            sessions.append(local.session)
-        assert local.session.get(f"{api}/healthz", timeout=10).status_code == 200
-        gate.wait()
-
-    def send(call):
-        return local.session.patch(f"{api}/orders/{call[2]}", json=call[3], timeout=10)
-
-    try:
-        with ThreadPoolExecutor(32, initializer=start) as pool:
-            replies = list(pool.map(send, calls))
-    finally:
-        for s in sessions:
-            s.close()
+    replies = all_at_once(api, 32, calls,
+                          lambda session, call: session.patch(f"{api}/orders/{call[2]}", json=call[3], timeout=10))
 
     amended = {}
     for (status, code, order_id, body), r in zip(calls, replies):
@@ -411,14 +401,7 @@ def test_concurrent_amends_each_get_their_own_answer(api, pg):
         assert sorted(events) == sorted((i, 1) for i in amended)
         assert conn.execute("SELECT problem FROM exchange.verify('BTC-USD')").fetchall() == []
 
-    # Group-committed: fewer statements than amends, at least one with several.
-    after = metrics_text()
-
-    def grew(name, labels=None):
-        return metric(after, name, labels) - metric(before, name, labels)
-    assert grew("amend_batch_size_sum") == len(calls)
-    assert grew("amend_batch_size_count") < len(calls)
-    assert grew("amend_batch_size_bucket", {"le": "1"}) < grew("amend_batch_size_count")
+    assert_grouped("amend_batch_size", before, len(calls))
 
 
 def test_idempotency_header_body_and_conflict(api, pg, redis):
