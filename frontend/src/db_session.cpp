@@ -37,7 +37,8 @@ std::string sql_of(Stmt s) {
                    "ORDER BY g.positions[r.ordinality]";
         case Stmt::AmendOrders:
             // $1: amend_orders' items; the rows in their order, each with its position (1-based) last.
-            return "SELECT " + order_cols + ", r.ordinality FROM exchange.amend_orders($1::jsonb) WITH ORDINALITY AS r";
+            return "SELECT " + order_cols +
+                   ", r.ordinality FROM exchange.amend_orders($1::jsonb) WITH ORDINALITY AS r";
         case Stmt::AmendOrder:
             return "SELECT " + order_cols +
                    " FROM exchange.amend_order($1::uuid, $2::numeric, $3::numeric, $4)";
