@@ -41,6 +41,10 @@
 #include "books.h"
 #include "publisher.h"
 
+extern "C" {
+#include "utils/inval.h"
+}
+
 namespace pgx::pg {
 
 int max_instruments = 8;
@@ -453,22 +457,22 @@ void RegisterTransactionCallbacks() {
     RegisterSubXactCallback(OnSubXact, nullptr);
 }
 
-Book& EnsureBookForWrite(int32 instrument_id) {
+Book& EnsureBookForWrite(int32 instrument_id, bool* locked_before) {
     EnsureAttached();
     EnsureReadCommitted();
     const Oid relid = InstrumentsRelid();
-    LockDatabaseObject(relid, instrument_id, 0, ExclusiveLock);
+    // LockDatabaseObject's steps, keeping LockAcquire's answer.
+    LOCKTAG tag;
+    SET_LOCKTAG_OBJECT(tag, MyDatabaseId, relid, instrument_id, 0);
+    const LockAcquireResult held = LockAcquire(&tag, ExclusiveLock, false, false);
+    AcceptInvalidationMessages();
+    if (locked_before != nullptr)
+        *locked_before = held == LOCKACQUIRE_ALREADY_HELD || held == LOCKACQUIRE_ALREADY_CLEAR;
     const int slot = EnsureLoaded(relid, instrument_id);
     Handle(slot);
     locals[slot].instrument_id = instrument_id;
     MarkForUndo(slot);
     return *locals[slot].book;
-}
-
-bool InstrumentLockedByMe(int32 instrument_id) {
-    LOCKTAG tag;
-    SET_LOCKTAG_OBJECT(tag, MyDatabaseId, InstrumentsRelid(), instrument_id, 0);  // as LockDatabaseObject's
-    return LockHeldByMe(&tag, ExclusiveLock);
 }
 
 namespace {

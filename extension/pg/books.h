@@ -25,13 +25,11 @@ void RegisterTransactionCallbacks();
 
 // Locks the instrument (ExclusiveLock, held to transaction end), loads its
 // book on first use, records an undo mark for the current subtransaction and
-// returns the book, ready to change.
-pgx::core::Book& EnsureBookForWrite(int32 instrument_id);
-
-// Whether this transaction holds the instrument's write lock already (a
-// statement run since then sees every committed change of its orders, and
-// nobody else can make one until this transaction ends).
-bool InstrumentLockedByMe(int32 instrument_id);
+// returns the book, ready to change. *locked_before (when given): whether
+// this transaction held the lock already (a statement run since then has seen
+// every committed change of the instrument's orders, and nobody else can make
+// one until this transaction ends).
+pgx::core::Book& EnsureBookForWrite(int32 instrument_id, bool* locked_before = nullptr);
 
 // Waits for writers of the instrument to finish, loads its book on first use,
 // and returns it for reading; call ReleaseBookForRead when done.

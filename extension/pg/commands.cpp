@@ -1328,8 +1328,8 @@ core::Book* LockRestingOrder(Datum order_id, const char* client_id, const char* 
         return Fail(p, "not_order_owner", ERRCODE_INSUFFICIENT_PRIVILEGE, "order %s belongs to another client", id),
                nullptr;
     const int32 instrument_id = DatumGetInt32(o[kInstrumentId]);
-    const bool locked_before = pg::InstrumentLockedByMe(instrument_id);
-    core::Book& book = pg::EnsureBookForWrite(instrument_id);
+    bool locked_before;
+    core::Book& book = pg::EnsureBookForWrite(instrument_id, &locked_before);
     if (!locked_before && !ReadOrder(p_order_now, order_id, o))  // deleted by hand meanwhile
         return Fail(p, "order_not_found", ERRCODE_NO_DATA_FOUND, "order %s does not exist", id), nullptr;
     const char* status = o.Text(kStatus);
@@ -1454,11 +1454,11 @@ void FlushCancels(StagedCancel* staged, int n) {
     update.Init(4, n);
     events.Init(5, n);
     ItemPointerData* tids = static_cast<ItemPointerData*>(palloc(sizeof(ItemPointerData) * n));
+    // Every row gets the same new values.
+    const Datum values[4] = {CStringGetTextDatum("cancelled"), CStringGetTextDatum("user"), Int64GetDatum(0),
+                             TimestampTzGetDatum(GetCurrentTransactionStartTimestamp())};
     for (int i = 0; i < n; ++i) {
-        update.Set(0, CStringGetTextDatum("cancelled"));
-        update.Set(1, CStringGetTextDatum("user"));
-        update.Set(2, Int64GetDatum(0));
-        update.Set(3, TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()));
+        for (int c = 0; c < 4; ++c) update.Set(c, values[c]);
         update.Next();
         tids[i] = staged[i].tid;
         events.Set(0, Int32GetDatum(staged[i].inst.id));
