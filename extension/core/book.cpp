@@ -16,18 +16,10 @@ using detail::kNil;
 namespace {
 
 constexpr uint64_t kMagic = 0x4b4f4f4258454750ULL;  // "PGEXBOOK"
-constexpr uint32_t kVersion = 2;  // 2: 8-byte id hash entries (tag + slot)
+constexpr uint32_t kVersion = 3;  // 2: 8-byte id hash entries (tag + slot); 3: Robin Hood, windowed homes
 constexpr uint32_t kMaxSlots = 1u << 30;
 
-// splitmix64's finaliser: a fast, well-mixed 64-bit hash.
-inline uint64_t mix64(uint64_t x) {
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    x ^= x >> 31;
-    return x;
-}
+using detail::mix64;
 
 inline size_t align64(size_t x) { return (x + 63) & ~size_t{63}; }
 
@@ -133,6 +125,7 @@ Book::Book(void* mem, size_t size) : base_(static_cast<char*>(mem)), size_(size)
     levels_ = reinterpret_cast<Level*>(base_ + h_->off_levels);
     hash_ = reinterpret_cast<HashSlot*>(base_ + h_->off_hash);
     hash_mask_ = h_->hash_slots - 1;
+    hash_shift_ = static_cast<uint32_t>(__builtin_ctz(h_->hash_slots));
 }
 
 // ----------------------------------------------------------------- slots ---
@@ -178,54 +171,78 @@ void Book::free_level(uint32_t i) {
 }
 
 // ------------------------------------------------------------- id hash ---
-// Open addressing, linear probing, backward-shift deletion (no tombstones).
-// An entry holds a 32-bit tag of the id (low half xor high half) and the
-// order slot; the home slot depends on the tag only, so two ids with the same
-// tag share a home and are told apart by the order's id (ids from one
-// sequence below 2^32 never share a tag).
-// Callers hand out ids from a sequence, so the home slot keeps blocks of 32
-// consecutive ids side by side (4 cache lines) and scatters the blocks: the
-// duplicate check of a new order and the cancel of a recent one then hit
-// cache lines that are already hot, even in a book of a million orders.
-// The price: colliding blocks form long probe runs. Measured in books of
-// 100k sequential ids (with 16-byte entries), one cancel shifts 10 entries at
-// the median, 138 at the 90th percentile, 586 at most; 8-id blocks cut that
-// to 10/42/168 but made the mixed benchmark at 1M orders 5-8% slower, so 32
-// stays for now.
+// Open addressing with Robin Hood linear probing and backward-shift deletion
+// (no tombstones). An entry holds a 32-bit tag of the id (see hash_tag) and
+// the order slot; the home slot depends on the tag only, so two ids with the
+// same tag share a home and are told apart by the order's id.
+//
+// Home slots. Callers hand out ids from a sequence, so the home keeps
+// consecutive ids side by side: the table is read as windows of hash_slots
+// consecutive tags, and a tag's home is its offset in its window xor a mix of
+// the window's number. Within a window that is a permutation that keeps runs
+// of ids together in their cache lines and pages (the xor only swaps aligned
+// blocks), so the duplicate check of a new order and the cancel of a recent
+// one hit lines that are already hot, and a book's live ids, mostly a window's
+// worth of recent ones, spread over the table without piling up; windows land
+// at unrelated offsets, and ids with a power-of-two stride spread out too.
+//
+// Robin Hood order. An insert that meets an entry closer to its home than the
+// new one is to its own takes that place and moves the other on, so along a
+// run every entry sits at most one step further from its home than the entry
+// before it. A lookup stops as soon as it passes where its id would be, and a
+// deletion shifts back only the entries displaced from their homes, stopping
+// at the first one at its home: erasing from a run of consecutive ids, all at
+// home, moves nothing, however long the run (hash_probe_test.cpp counts it).
 
 uint32_t Book::hash_home(uint32_t tag) const {
-    return static_cast<uint32_t>((mix64(tag >> 5) << 5) | (tag & 31)) & hash_mask_;
+    return (tag ^ static_cast<uint32_t>(mix64(tag >> hash_shift_))) & hash_mask_;
 }
+
+uint32_t Book::hash_disp(uint32_t i) const { return (i - hash_home(hash_[i].tag)) & hash_mask_; }
 
 uint32_t Book::hash_find(uint64_t id) const {
     const uint32_t tag = hash_tag(id);
-    for (uint32_t i = hash_home(tag);; i = (i + 1) & hash_mask_) {
+    const uint32_t home = hash_home(tag);
+    for (uint32_t d = 0, i = home;; ++d, i = (i + 1) & hash_mask_) {
         const HashSlot& e = hash_[i];
         if (e.slot1 == 0) return kNil;
         // (The bound keeps validate() and the hints inside a damaged region.)
-        if (e.tag == tag && e.slot1 <= h_->max_orders && ord(e.slot1 - 1).id == id) return e.slot1 - 1;
+        if (e.tag == tag) {
+            if (e.slot1 <= h_->max_orders && ord(e.slot1 - 1).id == id) return e.slot1 - 1;
+        } else if (d != 0 && (hash_disp(i) < d || d > hash_mask_)) {
+            return kNil;  // the id would sit before an entry closer to its home
+        }
     }
 }
 
 void Book::hash_insert(uint64_t id, uint32_t slot) {
-    const uint32_t tag = hash_tag(id);
-    uint32_t i = hash_home(tag);
-    while (hash_[i].slot1 != 0) i = (i + 1) & hash_mask_;
-    put(hash_[i].tag, tag);
-    put(hash_[i].slot1, slot + 1);
+    HashSlot cur{hash_tag(id), slot + 1};
+    uint32_t i = hash_home(cur.tag);
+    for (uint32_t d = 0;; ++d, i = (i + 1) & hash_mask_) {
+        HashSlot& e = hash_[i];
+        if (e.slot1 == 0) {
+            put(e.tag, cur.tag);
+            put(e.slot1, cur.slot1);
+            return;
+        }
+        const uint32_t ed = hash_disp(i);
+        if (ed < d) {  // the resident is closer to its home: it moves on instead
+            const HashSlot displaced = e;
+            put(e.tag, cur.tag);
+            put(e.slot1, cur.slot1);
+            cur = displaced;
+            d = ed;
+        }
+    }
 }
 
 // Removes the entry of `id`, which names order slot `slot`.
 void Book::hash_erase(uint64_t id, uint32_t slot) {
     uint32_t i = hash_home(hash_tag(id));
     while (hash_[i].slot1 != slot + 1) i = (i + 1) & hash_mask_;
-    // Shift later entries of the probe run back into the hole at i.
-    for (uint32_t j = i;;) {
-        j = (j + 1) & hash_mask_;
-        if (hash_[j].slot1 == 0) break;
-        const uint32_t home = hash_home(hash_[j].tag);
-        const bool stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
-        if (stays) continue;
+    // Shift the displaced entries after it back by one, up to the first empty
+    // entry or entry at its home.
+    for (uint32_t j = (i + 1) & hash_mask_; hash_[j].slot1 != 0 && hash_disp(j) != 0; j = (j + 1) & hash_mask_) {
         put(hash_[i].tag, hash_[j].tag);
         put(hash_[i].slot1, hash_[j].slot1);
         i = j;

@@ -12,7 +12,7 @@
 // worst (best price in O(1)) and in a treap keyed by price (finding where a
 // new level goes in O(log levels)). Each level keeps its orders in an
 // intrusive FIFO list (time priority). The id hash gives expected O(1)
-// cancel; its probe runs are longer than a random hash's (see book.cpp).
+// cancel and keeps ids from a sequence side by side (see book.cpp).
 //
 // Undo. Every write to the region goes through put(), which records the old
 // bytes in the book's UndoLog. savepoint()/rollback_to() restore the region
@@ -45,6 +45,16 @@ struct BookConfig {
 namespace detail {
 
 inline constexpr uint32_t kNil = 0xFFFFFFFFu;
+
+// splitmix64's finaliser: a fast, well-mixed 64-bit hash (mix64(0) == 0).
+inline uint64_t mix64(uint64_t x) {
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    x ^= x >> 31;
+    return x;
+}
 
 struct Header {
     uint64_t magic;
@@ -183,6 +193,16 @@ public:
     void prefetch_order(OrderId id) const;
     void prefetch_neighbours(OrderId id) const;
 
+    // The 32-bit tag the id hash keys an id by: its low half xor a mix of its
+    // high half. Ids below 2^32 are their own tag, and ids that differ only in
+    // the low half never share one, so ids from a sequence keep their order
+    // (and their neighbours) in the hash; a mixed high half keeps ids with
+    // large strides from folding onto a few tags. Public for the tests, which
+    // build ids that share a tag.
+    static uint32_t hash_tag(uint64_t id) {
+        return static_cast<uint32_t>(id) ^ static_cast<uint32_t>(detail::mix64(id >> 32));
+    }
+
     // --- Transactions. ---
     using Savepoint = UndoLog::Mark;
     Savepoint savepoint() const { return undo_.mark(); }
@@ -258,8 +278,8 @@ private:
     void treap_insert(Side s, uint32_t li);
     void treap_erase(Side s, uint32_t li);
 
-    static uint32_t hash_tag(uint64_t id) { return static_cast<uint32_t>(id ^ (id >> 32)); }
     uint32_t hash_home(uint32_t tag) const;
+    uint32_t hash_disp(uint32_t i) const;  // how far entry i sits from its home
     uint32_t hash_find(uint64_t id) const;
     void hash_insert(uint64_t id, uint32_t slot);
     void hash_erase(uint64_t id, uint32_t slot);
@@ -271,6 +291,7 @@ private:
     Level* levels_;
     detail::HashSlot* hash_;
     uint32_t hash_mask_;
+    uint32_t hash_shift_;  // log2(hash_slots): a tag's window is tag >> hash_shift_
     UndoLog undo_;
     Result scratch_;  // level notes of load_resting, which reports none
 };

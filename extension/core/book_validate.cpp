@@ -116,6 +116,10 @@ std::vector<std::string> Book::validate() const {
             continue;
         }
         if (hash_find(ord(oi).id) != oi) p.add("id hash entry " + std::to_string(i) + " is not found by its id");
+        // Robin Hood order: an entry away from its home follows an entry at most one step less displaced.
+        const uint32_t d = hash_disp(i), prev = (i - 1) & hash_mask_;
+        if (d != 0 && (hash_[prev].slot1 == 0 || d > hash_disp(prev) + 1))
+            p.add("id hash entry " + std::to_string(i) + " is out of Robin Hood order");
     }
     if (hashed != h.live_orders) p.add("id hash holds " + std::to_string(hashed) + " ids for " +
                                        std::to_string(h.live_orders) + " orders");

@@ -1,11 +1,12 @@
-// The id hash keys entries by a 32-bit tag of the id (low half xor high half)
-// and confirms a match against the order's id. Ids from one sequence below
-// 2^32 never share a tag, so the other tests never reach that path: here the
-// random stream runs with ids remapped so that many ids share a tag (and a
-// home slot), against the reference book.
+// The id hash keys entries by a 32-bit tag of the id (Book::hash_tag: the low
+// half xor a mix of the high half) and confirms a match against the order's
+// id. Ids from one sequence below 2^32 never share a tag, so the other tests
+// never reach that path: here the random stream runs with ids remapped so
+// that many ids share a tag (and a home slot), against the reference book.
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -16,11 +17,15 @@
 namespace pgx::test {
 namespace {
 
+// The id with high half `high` whose tag is `tag`.
+OrderId with_tag(uint64_t high, uint32_t tag) { return (high << 32) | (tag ^ Book::hash_tag(high << 32)); }
+
 // A bijection on nonzero ids under which ids fall into few tag classes.
 OrderId collide(OrderId id, int mode) {
     if (id == 0) return 0;
-    if (mode == 0) return (id << 32) | (id & 0xFFFFFFFFu);  // every small id: tag 0
-    return (id << 32) | ((id & 0xFFFFFFFFu) ^ (id % 3));    // tags 0, 1, 2
+    const OrderId c = with_tag(id, mode == 0 ? 0 : static_cast<uint32_t>(id % 3));  // tag 0, or tags 0, 1, 2
+    if (Book::hash_tag(c) != (mode == 0 ? 0 : id % 3)) std::abort();
+    return c;
 }
 
 void run(int mode, uint32_t max_orders, uint32_t max_levels, uint64_t seed, long ops) {
@@ -63,7 +68,8 @@ void run(int mode, uint32_t max_orders, uint32_t max_levels, uint64_t seed, long
                 for (const auto& r : side) {
                     RestingOrder o;
                     ASSERT_TRUE(real->find(r.id, o) && o.id == r.id) << where << r.id;
-                    const OrderId twin = r.id ^ ((uint64_t{1} << 60) | (uint64_t{1} << 28));  // same tag, never used
+                    const OrderId twin = with_tag((r.id >> 32) | (uint64_t{1} << 28), Book::hash_tag(r.id));
+                    ASSERT_EQ(Book::hash_tag(twin), Book::hash_tag(r.id));  // same tag, never used
                     ASSERT_FALSE(real->find(twin, o)) << where << r.id;
                 }
             }
