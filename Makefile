@@ -21,7 +21,7 @@ RUN_HTTP_PORT ?= 8000
 RUN_WS_PORT ?= 8001
 
 .PHONY: all build deps ext install-ext test test-core test-core-long test-core-asan test-pg test-frontend test-docker test-fuzz fuzz bench \
-        bench-core bench-pg bench-pg-ab bench-frontend soak run stop clean format
+        bench-core bench-core-ab bench-pg bench-pg-ab bench-frontend soak run stop clean format
 
 all: build
 
@@ -86,6 +86,11 @@ bench: bench-core bench-pg bench-frontend
 
 bench-core: build
 	$(BUILD_DIR)/core_bench
+
+# The working tree's core against the one at git revision BASE, in alternating rounds:
+# make bench-core-ab BASE=<rev> [AB_ROUNDS=3] [AB_FILTER=<benchmark regex>]
+bench-core-ab: build
+	scripts/bench-core-ab.sh $(BASE) $(AB_ROUNDS) '$(AB_FILTER)'
 
 # pgbench against the extension beside plain INSERT (PGX_BENCH_SECONDS per case).
 bench-pg: install-ext
