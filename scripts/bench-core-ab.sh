@@ -35,30 +35,12 @@ echo "base: $rev ($(git log -1 --format='%h %s' "$base_sha" | cut -c1-70)); new:
 for round in $(seq "$rounds"); do
   if [ $((round % 2)) -eq 1 ]; then order="base new"; else order="new base"; fi
   for b in $order; do
-    # One line per case: "<name> <ns per command>" (Google Benchmark's console lines).
-    "$work/$b" --benchmark_filter="$filter" --benchmark_repetitions=1 --benchmark_color=false 2>/dev/null |
-      awk -v b="$b" -v r="$round" '$1 ~ /\/depth:/ && $3 == "ns" { sub(/\/iterations:.*/, "", $1); print b "|" r "|" $1 "|" $2 }' \
-        >>"$results"
-    printf 'round %s %-4s %s\n' "$round" "$b" \
-      "$(awk -F'|' -v b="$b" -v r="$round" '$1 == b && $2 == r { printf "%s %.0f  ", $3, $4 }' "$results")"
+    # One line per case, "build|case|ns per command", from Google Benchmark's console lines.
+    lines=$("$work/$b" --benchmark_filter="$filter" --benchmark_repetitions=1 --benchmark_color=false 2>/dev/null |
+      awk -v b="$b" '$1 ~ /\/depth:/ && $3 == "ns" { sub(/\/iterations:.*/, "", $1); print b "|" $1 "|" $2 }')
+    echo "$lines" >>"$results"
+    printf 'round %s %-4s %s\n' "$round" "$b" "$(awk -F'|' '{ printf "%s %.0f  ", $2, $3 }' <<<"$lines")"
   done
 done
 echo
-/usr/bin/python3 - "$results" <<'PY'
-import statistics, sys
-rows = [l.rstrip("\n").split("|") for l in open(sys.argv[1]) if l.strip()]
-names = list(dict.fromkeys(r[2] for r in rows))
-med = lambda b, n: statistics.median(float(r[3]) for r in rows if r[0] == b and r[2] == n)
-print(f"{'case (ns per command; median of rounds)':44} {'base':>8} {'new':>8} {'new/base':>9}")
-for n in names:
-    print(f"{n:44} {med('base', n):8.1f} {med('new', n):8.1f} {med('new', n) / med('base', n):9.2f}")
-print()
-for n in names:
-    if "/depth:10000/" not in n:
-        continue
-    deep = n.replace("/depth:10000/", "/depth:1000000/")
-    if deep in names:
-        case = n.split("/")[0]
-        print(f"depth ratio 1M/10k of medians, {case:12} base {med('base', deep) / med('base', n):.3f}"
-              f"   new {med('new', deep) / med('new', n):.3f}")
-PY
+scripts/ab-summary.py "$results" "case (ns per command; median of rounds)" --depth-ratios

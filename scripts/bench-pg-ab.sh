@@ -85,15 +85,4 @@ for round in $(seq "$rounds"); do
   done
 done
 echo
-/usr/bin/python3 - "$results" <<'PY'
-import statistics, sys
-rows = [l.rstrip("\n").split("|") for l in open(sys.argv[1]) if l.strip()]
-names = list(dict.fromkeys(r[1] for r in rows))
-med = lambda b, n: statistics.median(float(r[2]) for r in rows if r[0] == b and r[1] == n)
-print(f"{'case (durable commits; median of rounds)':48} {'base':>10} {'new':>10} {'new/base':>9}")
-for n in names:
-    b, w = med('base', n), med('new', n)
-    # 0: the case failed in that build (a function the base revision does not have yet).
-    ratio = f"{w / b:9.2f}" if b > 0 and w > 0 else f"{'-':>9}"
-    print(f"{n:48} {b:10.0f} {w:10.0f} {ratio}")
-PY
+scripts/ab-summary.py "$results" "case (durable commits; median of rounds)"
