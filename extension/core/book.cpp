@@ -421,16 +421,20 @@ bool Book::remove_order(uint32_t oi) {
 
 // Records a level's state after this command; consecutive touches of one
 // level collapse into one entry (a command touches each level in one run).
+// (Results are written in place, field by field, here and in match(): an
+// element built on the stack and pushed as a whole is copied with a wide load
+// that waits for the narrower stores that built it.)
 void Book::note_level(Result& out, Side s, int64_t price, uint32_t li_or_nil) {
-    LevelChange c{s, Price{price}, Qty{0}, 0};
-    if (li_or_nil != kNil) {
-        c.qty = Qty{lvl(li_or_nil).qty};
-        c.count = lvl(li_or_nil).count;
+    LevelChange* c;
+    if (!out.levels.empty() && out.levels.back().side == s && out.levels.back().price.v == price) {
+        c = &out.levels.back();
+    } else {
+        c = &out.levels.emplace_back();
+        c->side = s;
+        c->price = Price{price};
     }
-    if (!out.levels.empty() && out.levels.back().side == s && out.levels.back().price == c.price)
-        out.levels.back() = c;
-    else
-        out.levels.push_back(c);
+    c->qty = Qty{li_or_nil != kNil ? lvl(li_or_nil).qty : 0};
+    c->count = li_or_nil != kNil ? lvl(li_or_nil).count : 0;
 }
 
 // ------------------------------------------------------------- matching ---
@@ -496,8 +500,13 @@ bool Book::match(const NewOrder& o, Result& out, int64_t& remaining) {
                     stopped = true;
                     break;
                 }
-                out.stp_cancelled.push_back(
-                    Cancelled{m.id, m.owner, os, Price{price}, Qty{m.qty}, CancelReason::SelfTrade});
+                Cancelled& x = out.stp_cancelled.emplace_back();
+                x.id = m.id;
+                x.owner = m.owner;
+                x.side = os;
+                x.price = Price{price};
+                x.qty = Qty{m.qty};
+                x.reason = CancelReason::SelfTrade;
                 erased = remove_order(oi);
                 changed = true;
                 stopped = o.stp == Stp::CancelBoth;
@@ -510,7 +519,13 @@ bool Book::match(const NewOrder& o, Result& out, int64_t& remaining) {
             remaining -= q;
             changed = true;
             out.filled.v += q;
-            out.fills.push_back(Fill{m.id, m.owner, o.id, Price{price}, Qty{q}, Qty{m.qty}});
+            Fill& f = out.fills.emplace_back();
+            f.maker = m.id;
+            f.maker_owner = m.owner;
+            f.taker = o.id;
+            f.price = Price{price};
+            f.qty = Qty{q};
+            f.maker_remaining = Qty{m.qty};
             if (m.qty == 0) erased = remove_order(oi);
             oi = next;
         }
