@@ -68,7 +68,7 @@ void run(int mode, uint32_t max_orders, uint32_t max_levels, uint64_t seed, long
                 for (const auto& r : side) {
                     RestingOrder o;
                     ASSERT_TRUE(real->find(r.id, o) && o.id == r.id) << where << r.id;
-                    const OrderId twin = with_tag((r.id >> 32) | (uint64_t{1} << 28), Book::hash_tag(r.id));
+                    const OrderId twin = with_tag((r.id >> 32) ^ (uint64_t{1} << 28), Book::hash_tag(r.id));
                     ASSERT_EQ(Book::hash_tag(twin), Book::hash_tag(r.id));  // same tag, never used
                     ASSERT_FALSE(real->find(twin, o)) << where << r.id;
                 }
