@@ -7,8 +7,6 @@ Both are stopped when the module's tests are done.
 import asyncio
 import json
 import shutil
-import signal
-import subprocess
 import time
 from decimal import Decimal
 
@@ -16,7 +14,7 @@ import psycopg
 import pytest
 import websockets
 
-from harness import FRONTEND, ROOT, create_instruments, pg_cluster, wait_for_port
+from harness import FRONTEND, ROOT, Process, create_instruments, fresh_cluster, pg_cluster
 
 PG_DIR = ROOT / "build" / "feedtest"
 PG_PORT = 25359
@@ -32,13 +30,9 @@ INSTRUMENTS = {"BTC-USD": ("0.01", "0.0001"), "ETH-USD": ("0.01", "0.001"), "SLO
 @pytest.fixture(scope="module")
 def db():
     """A fresh cluster with the extension and the test instruments; yields a psycopg connection."""
-    if not FRONTEND.exists():
-        pytest.fail(f"{FRONTEND} is not built")
-    pg_cluster("stop", PG_DIR)
-    shutil.rmtree(PG_DIR, ignore_errors=True)
-    pg_cluster("start", PG_DIR, PG_PORT,
-             "exchange.max_orders_per_instrument=100000", "exchange.max_levels_per_instrument=20000",
-             "fsync=off", "synchronous_commit=off")  # the feed is under test here, not durability
+    fresh_cluster(PG_DIR, PG_PORT,
+                  "exchange.max_orders_per_instrument=100000", "exchange.max_levels_per_instrument=20000",
+                  "fsync=off", "synchronous_commit=off")  # the feed is under test here, not durability
     try:
         conn = psycopg.connect(DSN, autocommit=True)
         create_instruments(conn, INSTRUMENTS)
@@ -49,24 +43,12 @@ def db():
         shutil.rmtree(PG_DIR, ignore_errors=True)
 
 
-class Frontend:
+class Frontend(Process):
     def __init__(self, http_port=HTTP_PORT, ws_port=WS_PORT, extra=(), log_name="feedtest-frontend.log"):
-        self.log = open(ROOT / "build" / log_name, "w")  # kept for a post-mortem
-        self.proc = subprocess.Popen(
+        super().__init__(  # the log is kept for a post-mortem
             [str(FRONTEND), "--db", DSN, "--http-port", str(http_port), "--ws-port", str(ws_port),
              "--redis", "", "--rate-limit", "0", "--no-auth", *extra],
-            stdout=self.log, stderr=subprocess.STDOUT)
-        wait_for_port(ws_port, proc=self.proc)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
+            ROOT / "build" / log_name, ws_port)
 
 
 @pytest.fixture(scope="module")

@@ -9,14 +9,13 @@ module's tests are done, and the frontend must then exit 0 on SIGTERM.
 import os
 import re
 import shutil
-import signal
 import subprocess
 
 import psycopg
 import pytest
 import requests
 
-from harness import FRONTEND, ROOT, create_instruments, pg_cluster, wait_for_port
+from harness import FRONTEND, ROOT, Process, create_instruments, pg_cluster, wait_for_port
 
 PG_DIR = ROOT / "build" / "fetest"
 REDIS_DIR = ROOT / "build" / "fetest-redis"
@@ -84,28 +83,13 @@ class Redis:
         return out.stdout.strip()
 
 
-class Frontend:
+class Frontend(Process):
     def __init__(self):
-        self.log_path = PG_DIR / "frontend.log"
-        self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(
+        super().__init__(
             [str(FRONTEND), "--db", DSN, "--http-host", "127.0.0.1", "--http-port", str(HTTP_PORT),
              "--ws-port", str(WS_PORT), "--redis", f"127.0.0.1:{REDIS_PORT}", "--max-body-bytes", str(MAX_BODY),
              "--log-level", "info", "--no-auth", "--lock-timeout-ms", str(LOCK_TIMEOUT_MS)],
-            stdout=self.log, stderr=subprocess.STDOUT)
-        wait_for_port(HTTP_PORT, proc=self.proc)
-
-    def terminate(self):
-        """SIGTERM; returns the exit code."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-        return self.proc.returncode
+            PG_DIR / "frontend.log", HTTP_PORT)
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +120,7 @@ def api(pg, redis):
     try:
         yield BASE
     finally:
-        code = fe.terminate()
+        code = fe.stop()
         assert code == 0, f"pgx-frontend exited with {code}, see {fe.log_path}"
 
 

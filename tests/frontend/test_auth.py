@@ -8,10 +8,7 @@ stopped by the module's fixtures.
 """
 import asyncio
 import json
-import shutil
-import signal
 import socket
-import subprocess
 import time
 
 import psycopg
@@ -19,7 +16,7 @@ import pytest
 import requests
 import websockets
 
-from harness import FRONTEND, ROOT, create_instruments, pg_cluster, wait_for_port
+from harness import FRONTEND, ROOT, Process, create_instruments, fresh_cluster, pg_cluster
 
 PG_DIR = ROOT / "build" / "authtest"
 PG_PORT = 25389
@@ -34,38 +31,15 @@ CACHE_MS = 300
 INSTRUMENT = "AUTH-USD"
 
 
-class Process:
-    def __init__(self, args, log_name, port):
-        self.log_path = PG_DIR / log_name
-        self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
-        wait_for_port(port, proc=self.proc)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-        return self.proc.returncode
-
-
 def start_frontend(http_port, ws_port, log_name, *extra):
     return Process([str(FRONTEND), "--db", FRONTEND_DSN, "--http-host", "127.0.0.1", "--http-port", str(http_port),
                     "--ws-port", str(ws_port), "--redis", f"127.0.0.1:{REDIS_PORT}", "--rate-limit", "0",
-                    "--auth-cache-ms", str(CACHE_MS), *extra], log_name, http_port)
+                    "--auth-cache-ms", str(CACHE_MS), *extra], PG_DIR / log_name, http_port)
 
 
 @pytest.fixture(scope="module")
 def db():
-    if not FRONTEND.exists():
-        pytest.fail(f"{FRONTEND} is not built")
-    pg_cluster("stop", PG_DIR)
-    shutil.rmtree(PG_DIR, ignore_errors=True)
-    pg_cluster("start", PG_DIR, PG_PORT, "fsync=off")
+    fresh_cluster(PG_DIR, PG_PORT, "fsync=off")
     redis = None
     try:
         conn = psycopg.connect(ADMIN_DSN, autocommit=True)
@@ -73,7 +47,7 @@ def db():
         conn.execute(f"CREATE ROLE {FRONTEND_ROLE} LOGIN IN ROLE exchange_trader")
         (PG_DIR / "redis").mkdir()
         redis = Process(["redis-server", "--bind", "127.0.0.1", "--port", str(REDIS_PORT), "--dir",
-                         str(PG_DIR / "redis"), "--save", "", "--appendonly", "no"], "redis.log", REDIS_PORT)
+                         str(PG_DIR / "redis"), "--save", "", "--appendonly", "no"], PG_DIR / "redis.log", REDIS_PORT)
         yield conn
         conn.close()
     finally:

@@ -16,15 +16,13 @@ stopped by the module's fixture.
 import os
 import queue
 import re
-import shutil
-import signal
 import subprocess
 import threading
 
 import psycopg
 import pytest
 
-from harness import FRONTEND, ROOT, pg_cluster, wait_for_port
+from harness import FRONTEND, ROOT, Process, fresh_cluster, pg_cluster, wait_for_port
 
 PG_DIR = ROOT / "build" / "readmetest"
 PG_PORT = 25439
@@ -39,33 +37,10 @@ PORT_REWRITES = [("-h 127.0.0.1 -p 54320 ", f"-h 127.0.0.1 -p {PG_PORT} "),
                  ("ws://127.0.0.1:8001/", f"ws://127.0.0.1:{WS_PORT}/")]
 
 
-class Process:
-    def __init__(self, args, log_name, port):
-        self.log_path = PG_DIR / log_name
-        self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
-        wait_for_port(port, proc=self.proc)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-        return self.proc.returncode
-
-
 @pytest.fixture(scope="module")
 def exchange():
     """The cluster, set up the way scripts/run-setup.sql sets up make run's, Redis and the frontend."""
-    if not FRONTEND.exists():
-        pytest.fail(f"{FRONTEND} is not built")
-    pg_cluster("stop", PG_DIR)
-    shutil.rmtree(PG_DIR, ignore_errors=True)
-    pg_cluster("start", PG_DIR, PG_PORT, "fsync=off")
+    fresh_cluster(PG_DIR, PG_PORT, "fsync=off")
     redis = frontend = None
     try:
         subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", str(PG_PORT),
@@ -73,10 +48,10 @@ def exchange():
                        check=True, capture_output=True)
         (PG_DIR / "redis").mkdir()
         redis = Process(["redis-server", "--bind", "127.0.0.1", "--port", str(REDIS_PORT), "--dir",
-                         str(PG_DIR / "redis"), "--save", "", "--appendonly", "no"], "redis.log", REDIS_PORT)
+                         str(PG_DIR / "redis"), "--save", "", "--appendonly", "no"], PG_DIR / "redis.log", REDIS_PORT)
         frontend = Process([str(FRONTEND), "--db", FRONTEND_DSN, "--http-host", "127.0.0.1", "--http-port",
                             str(HTTP_PORT), "--ws-port", str(WS_PORT), "--redis", f"127.0.0.1:{REDIS_PORT}"],
-                           "frontend.log", HTTP_PORT)
+                           PG_DIR / "frontend.log", HTTP_PORT)
         wait_for_port(WS_PORT, proc=frontend.proc)
         yield
         assert frontend.stop() == 0, f"pgx-frontend did not exit cleanly, see {frontend.log_path}"
