@@ -1,17 +1,19 @@
-"""The README's frontend examples work as printed.
+"""The READMEs' examples work as printed.
 
-The two shell blocks of README.md's "The frontend: REST and WebSocket" section
-run as written against a setup like `make run`'s, on this module's own ports:
-a throwaway PostgreSQL cluster (build/readmetest, 127.0.0.1:25439) with the
-demo instrument BTC-USD (tick 0.01, lot 0.0001), a private Redis (63839) and
-pgx-frontend with API keys on, logged in as a member of exchange_trader
-(REST 18700, WS 18701). Only the ports in the commands are rewritten (and each
-rewrite must apply, so that the test never reaches a `make run` instance).
+README.md's psql session ("Trying it"), the curl and WebSocket blocks of its
+section "The frontend: REST and WebSocket", and frontend/README.md's Routes
+example run as written against a setup like `make run`'s, on this module's
+own ports: a throwaway PostgreSQL cluster (build/readmetest, 127.0.0.1:25439)
+set up by scripts/run-setup.sql (the demo instrument BTC-USD, tick 0.01, lot
+0.0001, and the frontend's role), a private Redis (63839) and pgx-frontend
+with API keys on, logged in as that member of exchange_trader (REST 18700,
+WS 18701). Only the ports in the commands are rewritten (and each rewrite
+must apply, so that the test never reaches a `make run` instance).
 
-Every printed answer ("# 201 {...}") must match what the command answered:
-the status code when one is printed, and the body, where "…" stands for
-anything and a uuid printed as "070b3c06-…" for any uuid. Everything is
-stopped by the module's fixture.
+Every printed answer ("# 201 {...}", "-- status | ...") must match what the
+command answered: the status code when one is printed, and the body, where
+"…" stands for anything and a uuid printed as "070b3c06-…" for any uuid.
+Everything is stopped by the module's fixture.
 """
 import os
 import queue
@@ -86,10 +88,23 @@ def printed_pattern(printed):
     return re.compile(".*?".join(re.escape(part) for part in printed.split("…")), re.S)
 
 
+def printed_answers(lines):
+    """The answers printed in comment lines ("# ..."): a line indented further
+    than one space continues the answer before it."""
+    printed = []
+    for line in lines:
+        body = line[1:]
+        if printed and len(body) - len(body.lstrip()) > 1:
+            printed[-1] += body.strip()
+        else:
+            printed.append(body.strip())
+    return printed
+
+
 def steps(block):
-    """(command, printed answer or None) pairs of a shell block: a command's
-    lines end with a backslash to continue; the comment lines after it are its
-    answer, a line indented further than the first continuing the one before."""
+    """(command, printed answers) pairs of a shell block: a command's lines end
+    with a backslash to continue; the comment lines after it are its answers
+    (none for most commands)."""
     out, lines, i = [], block.splitlines(), 0
     while i < len(lines):
         command = [lines[i]]
@@ -97,15 +112,10 @@ def steps(block):
             i += 1
             command.append(lines[i])
         i += 1
-        printed = []
+        start = i
         while i < len(lines) and lines[i].startswith("#"):
-            body = lines[i][1:]
-            if printed and len(body) - len(body.lstrip()) > 1:
-                printed[-1] += body.strip()
-            else:
-                printed.append(body.strip())
             i += 1
-        out.append(("\n".join(command), printed))
+        out.append(("\n".join(command), printed_answers(lines[start:i])))
     return out
 
 
@@ -119,7 +129,14 @@ def check_answer(what, printed, answer):
         f"{what}: answered\n  {answer[1].strip()}\nthe README prints\n  {body}"
 
 
-def test_the_rest_example_answers_as_printed(exchange):
+def test_the_frontend_section_answers_as_printed(exchange):
+    """The curl block, the repeated first request, then the WebSocket block,
+    whose printed snapshot is the book the curl block left."""
+    check_rest_example()
+    check_websocket_example()
+
+
+def check_rest_example():
     block = rewrite_ports(section_blocks()[0])
     pairs = steps(block)
     assert sum(1 for _, printed in pairs if printed) >= 4
@@ -137,7 +154,7 @@ def test_the_rest_example_answers_as_printed(exchange):
                re.findall(r"(.*?)\n@@(\d+) (\d{3})\n", run.stdout, re.S)}
     for n, (command, printed) in enumerate(pairs):
         if printed:
-            assert n in answers, f"no answer to\n{command}"
+            assert n in answers and len(printed) == 1, f"no answer, or more than one printed, for\n{command}"
             check_answer(command.splitlines()[0], printed[0], answers[n])
 
     # "Repeating the first request (same client and Idempotency-Key) answers
@@ -157,7 +174,7 @@ def test_the_rest_example_answers_as_printed(exchange):
         assert conn.execute("SELECT count(*) FROM exchange.orders").fetchone()[0] == orders_before
 
 
-def test_the_websocket_example_prints_as_printed(exchange):
+def check_websocket_example():
     block = rewrite_ports(section_blocks()[1])
     # The block: the python program, the messages it prints, and, among them,
     # the curl "in another shell" (after "# then, ...") that causes the rest.
@@ -167,8 +184,8 @@ def test_the_websocket_example_prints_as_printed(exchange):
     split = next(i for i, line in enumerate(lines) if line.startswith("# then,"))
     other = [line[1:].strip() for line in lines[split + 1:] if line.startswith("#   ")]
     other_shell = " ".join(part.rstrip("\\").strip() for part in other)
-    before = steps("x\n" + "\n".join(lines[:split]))[0][1]
-    after = steps("x\n" + "\n".join(line for line in lines[split + 1:] if not line.startswith("#   ")))[0][1]
+    before = printed_answers(lines[:split])
+    after = printed_answers([line for line in lines[split + 1:] if not line.startswith("#   ")])
     assert len(before) == 2 and len(after) == 2 and other_shell.startswith("curl ")
 
     with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
