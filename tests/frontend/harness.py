@@ -1,4 +1,4 @@
-"""What both frontend suites need: paths, the cluster script, waiting for a port."""
+"""What the frontend test modules share: paths, the cluster script, a fresh cluster, waiting for a port, the servers they start."""
 import os
 import shutil
 import signal
