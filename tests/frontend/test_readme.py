@@ -37,6 +37,18 @@ SECTION = "## The frontend: REST and WebSocket"
 PORT_REWRITES = [("-h 127.0.0.1 -p 54320 ", f"-h 127.0.0.1 -p {PG_PORT} "),
                  ("http://127.0.0.1:8000/", f"http://127.0.0.1:{HTTP_PORT}/"),
                  ("ws://127.0.0.1:8001/", f"ws://127.0.0.1:{WS_PORT}/")]
+ORDER_ID = re.compile(r'"order_id":"([0-9a-f-]{36})"')
+
+
+def psql(dbname):
+    """psql as the administrator, stopping at the first error."""
+    return ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", str(PG_PORT), "-U", "postgres",
+            "-d", dbname]
+
+
+def set_up_like_make_run(dbname):
+    """scripts/run-setup.sql: the extension, the demo instrument BTC-USD and the frontend's role."""
+    subprocess.run([*psql(dbname), "-f", str(ROOT / "scripts" / "run-setup.sql")], check=True, capture_output=True)
 
 
 @pytest.fixture(scope="module")
@@ -45,9 +57,7 @@ def exchange():
     fresh_cluster(PG_DIR, PG_PORT, "fsync=off")
     redis = frontend = None
     try:
-        subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", str(PG_PORT),
-                        "-U", "postgres", "-d", "postgres", "-f", str(ROOT / "scripts" / "run-setup.sql")],
-                       check=True, capture_output=True)
+        set_up_like_make_run("postgres")
         (PG_DIR / "redis").mkdir()
         redis = Process(["redis-server", "--bind", "127.0.0.1", "--port", str(REDIS_PORT), "--dir",
                          str(PG_DIR / "redis"), "--save", "", "--appendonly", "no"], PG_DIR / "redis.log", REDIS_PORT)
@@ -168,8 +178,7 @@ def check_rest_example():
     assert again.returncode == 0, again.stderr
     body, code = re.search(rf"(.*?)\n@@{first} (\d{{3}})\n", again.stdout, re.S).groups()
     assert int(code) == 200, body
-    order_id = re.compile(r'"order_id":"([0-9a-f-]{36})"')
-    assert order_id.search(body).group(1) == order_id.search(answers[first][1]).group(1)
+    assert ORDER_ID.search(body).group(1) == ORDER_ID.search(answers[first][1]).group(1)
     with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
         assert conn.execute("SELECT count(*) FROM exchange.orders").fetchone()[0] == orders_before
 
@@ -248,14 +257,12 @@ def test_the_sql_example_answers_as_printed(exchange):
     with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
         conn.execute("DROP DATABASE IF EXISTS readme_sql")
         conn.execute("CREATE DATABASE readme_sql")
-    psql = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", str(PG_PORT), "-U", "postgres",
-            "-d", "readme_sql"]
-    subprocess.run([*psql, "-f", str(ROOT / "scripts" / "run-setup.sql")], check=True, capture_output=True)
+    set_up_like_make_run("readme_sql")
     # Unaligned output with headers; a marker after each statement's answer.
     script = ["\\pset format unaligned", "\\pset fieldsep '|'", "\\pset footer off"]
     for n, (statement, _) in enumerate(statements):
         script += [statement, f"\\echo @@{n}"]
-    run = subprocess.run(psql, input="\n".join(script), capture_output=True, text=True, timeout=60)
+    run = subprocess.run(psql("readme_sql"), input="\n".join(script), capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     answers = re.split(r"^@@\d+\n", run.stdout, flags=re.M)[:len(statements)]
     assert len(answers) == len(statements)
@@ -273,7 +280,7 @@ def test_the_sql_example_answers_as_printed(exchange):
     # The comments' claims: ROLLBACK leaves the book as the orderbook query
     # before BEGIN showed it, and verify returns no rows.
     book = next(i for i, (s, _) in enumerate(statements) if "exchange.orderbook(" in s)
-    check = subprocess.run(psql, input="\n".join(script[:3] + [statements[book][0]]), capture_output=True, text=True,
+    check = subprocess.run(psql("readme_sql"), input="\n".join(script[:3] + [statements[book][0]]), capture_output=True, text=True,
                            check=True)
     assert check.stdout == answers[book] and answers[book].count("\n") >= 2  # a header and a level
     verify = next(i for i, (s, _) in enumerate(statements) if "exchange.verify(" in s)
@@ -302,7 +309,7 @@ def test_the_frontend_readme_example_runs(exchange):
 
     code, placed = run(commands[0])
     assert code == 201, placed
-    order_id = re.search(r'"order_id":"([0-9a-f-]{36})"', placed).group(1)
+    order_id = ORDER_ID.search(placed).group(1)
     code, book = run(commands[1])
     assert code == 200 and '"instrument":"BTC-USD"' in book.replace(" ", ""), book
     assert "<order_id>" in commands[2]
