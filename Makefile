@@ -21,7 +21,7 @@ RUN_HTTP_PORT ?= 8000
 RUN_WS_PORT ?= 8001
 
 .PHONY: all build deps ext install-ext test test-core test-core-long test-core-asan test-pg test-frontend test-docker test-fuzz fuzz bench \
-        bench-core bench-core-ab bench-pg bench-pg-ab bench-frontend soak run stop clean format
+        bench-core bench-core-ab bench-pg bench-pg-ab bench-pg-cpu-ab bench-frontend soak run stop clean format
 
 all: build
 
@@ -103,6 +103,11 @@ AB_ROUNDS ?= 3
 AB_SECONDS ?= 8
 bench-pg-ab: install-ext
 	scripts/bench-pg-ab.sh $(BASE) $(AB_ROUNDS) $(AB_SECONDS)
+
+# The same two builds compared by the backend's CPU time per order
+# make bench-pg-cpu-ab BASE=<rev> [AB_ROUNDS=3]
+bench-pg-cpu-ab: install-ext
+	scripts/bench-pg-cpu-ab.sh $(BASE) $(AB_ROUNDS)
 
 # POST /orders end to end with an open-loop load, and WebSocket fan-out latency (ports 25379, 63799, 18200-18201).
 bench-frontend: build install-ext

@@ -17,41 +17,14 @@ rounds=${2:-3}
 secs=${3:-8}
 port=${PGX_BENCH_PORT:-25349}
 work=$root/build/bench-ab
-PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
-libdir=$("$PG_CONFIG" --pkglibdir)
-sharedir=$("$PG_CONFIG" --sharedir)/extension
 export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres PGDATABASE=bench
 . scripts/bench-pg-common.sh
-as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
-
-# Both builds: the base revision's sources from git archive (nothing checked
-# out), built the way that revision builds (out of tree since the PGXS VPATH
-# change, in its extension/ folder before).
+ab_build "$rev" "$work"
 base_sha=$(git rev-parse --verify "$rev^{commit}")
-rm -rf "$work"
-mkdir -p "$work/src" "$work/base" "$work/new"
-git archive "$base_sha" | tar -x -C "$work/src"
-if grep -q 'out-of-tree\|out of tree' "$work/src/extension/Makefile"; then
-  mkdir -p "$work/src/build/ext"
-  make -s -C "$work/src/build/ext" -f "$work/src/extension/Makefile" -j "${JOBS:-2}" >/dev/null
-  base_out=$work/src/build/ext
-else
-  make -s -C "$work/src/extension" -j "${JOBS:-2}" >/dev/null
-  base_out=$work/src/extension
-fi
-make -s ext >/dev/null
-for b in base new; do
-  out=$([ $b = base ] && echo "$base_out" || echo "$root/build/ext")
-  cp "$out/exchange.so" "$out/exchange.control" "$out"/exchange--*.sql "$work/$b/"
-done
 
-install_build() {
-  as_root cp "$work/$1/exchange.so" "$libdir/exchange.so"
-  as_root cp "$work/$1/exchange.control" "$work/$1"/exchange--*.sql "$sharedir/"
-}
 cleanup() {
   scripts/pg-cluster.sh stop "$work/pg" || true
-  install_build new
+  install_build "$work" new
 }
 trap cleanup EXIT
 
@@ -66,8 +39,10 @@ results=$work/results
 : >"$results"
 echo "base: $rev ($(git log -1 --format='%h %s' "$base_sha" | cut -c1-70)); new: the working tree"
 for round in $(seq "$rounds"); do
-  for b in base new; do
-    install_build $b
+  # ABBA: odd rounds run base first, even rounds new first, so that neither
+  # build always runs on a machine the other has just warmed or tired.
+  for b in $( ((round % 2)) && echo base new || echo new base); do
+    install_build "$work" $b
     bench_db_start "$work/pg" "$port" >/dev/null
     line="round $round $b"
     for c in "${cases[@]}"; do

@@ -1,5 +1,5 @@
-# Sourced by bench-pg.sh and bench-pg-ab.sh: the benchmark database both use,
-# so that the two measure the same thing. Needs PGHOST/PGPORT/PGUSER set,
+# Sourced by bench-pg.sh, bench-pg-ab.sh and bench-pg-cpu-ab.sh: the benchmark
+# database they use, so that they measure the same thing. Needs PGHOST/PGPORT/PGUSER set,
 # PGDATABASE=bench, and the repository root as the working directory.
 PGBENCH=/usr/lib/postgresql/15/bin/pgbench
 
@@ -49,4 +49,47 @@ bench_tx() {
 bench_tps() {
   "$PGBENCH" -n -M prepared -T "$3" -c "$2" -j "$2" -f "tests/perf/pgbench/$1" 2>/dev/null |
     sed -n 's/^tps = \([0-9.]*\).*/\1/p'
+}
+
+# The two builds of an A/B run (bench-pg-ab.sh, bench-pg-cpu-ab.sh): the
+# extension at git revision REV and the working tree's, in WORK/base and
+# WORK/new (exchange.so, control file, SQL scripts). The base revision's
+# sources come from git archive (nothing checked out) and are built the way
+# that revision builds (out of tree since the PGXS VPATH change, in its
+# extension/ folder before). Run from the repository root.
+ab_build() {
+  local rev=$1 work=$2 sha out base_out b
+  sha=$(git rev-parse --verify "$rev^{commit}")
+  rm -rf "$work"
+  mkdir -p "$work/src" "$work/base" "$work/new"
+  git archive "$sha" | tar -x -C "$work/src"
+  if grep -q 'out-of-tree\|out of tree' "$work/src/extension/Makefile"; then
+    mkdir -p "$work/src/build/ext"
+    make -s -C "$work/src/build/ext" -f "$work/src/extension/Makefile" -j "${JOBS:-2}" >/dev/null
+    base_out=$work/src/build/ext
+  else
+    make -s -C "$work/src/extension" -j "${JOBS:-2}" >/dev/null
+    base_out=$work/src/extension
+  fi
+  make -s ext >/dev/null
+  for b in base new; do
+    out=$([ "$b" = base ] && echo "$base_out" || echo "$(pwd)/build/ext")
+    cp "$out/exchange.so" "$out/exchange.control" "$out"/exchange--*.sql "$work/$b/"
+  done
+}
+
+# Installs build B (base or new) of WORK into PostgreSQL's folders (as root,
+# or through sudo): install_build WORK B. A running server keeps the library
+# it loaded until restarted.
+install_build() {
+  local libdir sharedir
+  libdir=$(/usr/lib/postgresql/15/bin/pg_config --pkglibdir)
+  sharedir=$(/usr/lib/postgresql/15/bin/pg_config --sharedir)/extension
+  if [ "$(id -u)" -eq 0 ]; then
+    cp "$1/$2/exchange.so" "$libdir/exchange.so"
+    cp "$1/$2/exchange.control" "$1/$2"/exchange--*.sql "$sharedir/"
+  else
+    sudo cp "$1/$2/exchange.so" "$libdir/exchange.so"
+    sudo cp "$1/$2/exchange.control" "$1/$2"/exchange--*.sql "$sharedir/"
+  fi
 }
