@@ -16,7 +16,8 @@
 // SPI_finish (the journal's jsonb is built in a scratch context reset per
 // order). ereport() longjmps, so no C++ object with a destructor may be alive
 // on the stack when PostgreSQL can raise an error: the C++ containers here are
-// static, reset at each call's start, and every call that may allocate in
+// static, reset at each call's start (all but committed_clients, which keeps
+// client numbers across transactions), and every call that may allocate in
 // them runs inside RunCore(), which turns std::bad_alloc into an ERROR.
 #include "book.h"
 
@@ -47,6 +48,7 @@ extern "C" {
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/fmgroids.h"
+#include "utils/inval.h"
 #include "utils/memutils.h"
 #include "utils/numeric.h"
 #include "utils/rel.h"
@@ -77,6 +79,25 @@ std::unordered_map<std::string, int64> client_cache;
 std::unordered_set<int32> key_share_locked;  // instruments this call locked FOR KEY SHARE
 std::unordered_set<uint64> cancelled_in_call;  // order_no of the cancels staged by this call
 
+// Client numbers read from exchange.clients rows that a committed transaction
+// inserted, kept across calls and transactions: such a row never changes (the
+// table refuses UPDATE, DELETE and TRUNCATE since 0.6; client numbers are
+// what self-trade prevention compares, so they must not change anyway). A
+// row this transaction inserted stays in client_cache only, as it may yet
+// roll back. Emptied when the table's relcache entry is invalidated (DROP,
+// ALTER TABLE, a cache reset) and when exchange.clients is another table than
+// the one read (the extension re-created); bounded by kMaxCommittedClients.
+std::unordered_map<std::string, int64> committed_clients;
+Oid committed_clients_rel = InvalidOid;
+bool committed_clients_checked = false;  // committed_clients_rel compared in this call
+constexpr size_t kMaxCommittedClients = 65536;
+
+void ForgetCommittedClients(Datum, Oid relid) {
+    if (relid != InvalidOid && relid != committed_clients_rel) return;
+    committed_clients.clear();
+    committed_clients_rel = InvalidOid;
+}
+
 // ------------------------------------------------------------- saved plans
 
 struct Plan {
@@ -96,7 +117,7 @@ Plan p_instrument_by_id{"SELECT instrument_id, symbol, tick_size, lot_size, min_
 // once per call and instrument instead (see pg::RowBatch::locked_ref).
 Plan p_instrument_key_share{"SELECT 1 FROM ONLY exchange.instruments x WHERE instrument_id = $1 FOR KEY SHARE OF x",
                             1, {INT4OID}, nullptr};
-Plan p_client{"SELECT client_no FROM exchange.clients WHERE client_id = $1", 1, {TEXTOID}, nullptr};
+Plan p_client{"SELECT client_no, xmin FROM exchange.clients WHERE client_id = $1", 1, {TEXTOID}, nullptr};
 Plan p_client_insert{"INSERT INTO exchange.clients (client_id) VALUES ($1) ON CONFLICT (client_id) DO NOTHING "
                      "RETURNING client_no",
                      1, {TEXTOID}, nullptr};
@@ -325,6 +346,7 @@ void ResetCaches() {
     instruments_cached = 0;
     order_no_seq = priority_seq = InvalidOid;
     client_cache.clear();
+    committed_clients_checked = false;
     key_share_locked.clear();
     cancelled_in_call.clear();
 }
@@ -414,21 +436,52 @@ bool Validate(const Args& a, Order& o, Problem& p) {
 // The engine number of a client, created on first use.
 int64 ClientNo(const char* client_id) {
     if (auto it = client_cache.find(client_id); it != client_cache.end()) return it->second;
+    if (!committed_clients_checked) {
+        static bool callback_registered = false;
+        if (!callback_registered) {
+            CacheRegisterRelcacheCallback(ForgetCommittedClients, (Datum)0);
+            callback_registered = true;
+        }
+        const Oid rel = ExchangeRelid("clients");
+        if (rel != committed_clients_rel) {
+            ForgetCommittedClients((Datum)0, InvalidOid);
+            committed_clients_rel = rel;
+        }
+        committed_clients_checked = true;
+    }
+    if (auto it = committed_clients.find(client_id); it != committed_clients.end()) return it->second;
     Datum v[1] = {CStringGetTextDatum(client_id)};
     bool isnull = true;
+    bool committed = false;  // read from a row another, committed, transaction inserted
     int64 n = 0;
+    // The number of the row p_client found, and whether that row is committed.
+    auto read_row = [&] {
+        if (SPI_processed != 1) return;
+        n = DatumGetInt64(Column(1, &isnull));
+        bool xmin_null;
+        const TransactionId xmin = DatumGetTransactionId(Column(2, &xmin_null));
+        committed = !isnull && !xmin_null && !TransactionIdIsCurrentTransactionId(xmin);
+    };
     for (int attempt = 0; attempt < 2 && isnull; ++attempt) {
         Exec(attempt == 0 ? p_client : p_client_insert, v, nullptr, 1);
-        if (SPI_processed == 1) n = DatumGetInt64(Column(1, &isnull));
+        if (attempt == 0)
+            read_row();
+        else if (SPI_processed == 1)
+            n = DatumGetInt64(Column(1, &isnull));
         SPI_freetuptable(SPI_tuptable);
     }
     if (isnull) {  // inserted concurrently by another transaction that has committed since
         Exec(p_client, v, nullptr, 1);
-        if (SPI_processed == 1) n = DatumGetInt64(Column(1, &isnull));
+        read_row();
         SPI_freetuptable(SPI_tuptable);
     }
     if (isnull) elog(ERROR, "could not create client %s", client_id);
-    RunCore([&] { client_cache.emplace(client_id, n); });
+    RunCore([&] {
+        client_cache.emplace(client_id, n);
+        if (!committed || !OidIsValid(committed_clients_rel)) return;
+        if (committed_clients.size() >= kMaxCommittedClients) committed_clients.clear();
+        committed_clients.emplace(client_id, n);
+    });
     return n;
 }
 

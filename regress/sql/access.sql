@@ -34,3 +34,9 @@ SELECT try($$SELECT exchange.authenticate('pgx_')$$);
 RESET ROLE;
 SELECT exchange.authenticate(:'dave_key') AS still_dave;
 DROP ROLE regress_trader, regress_auditor, regress_nobody;
+-- exchange.clients is append-only, for its owner too (0.6): a client's number,
+-- which self-trade prevention compares and backends keep, never changes.
+SELECT try($$UPDATE exchange.clients SET client_no = client_no + 1000 WHERE client_id = 'acc'$$);
+SELECT try($$DELETE FROM exchange.clients WHERE client_id = 'acc'$$);
+SELECT try($$TRUNCATE exchange.clients$$);
+SELECT count(*) AS acc_rows FROM exchange.clients WHERE client_id = 'acc';

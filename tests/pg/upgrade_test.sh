@@ -4,7 +4,8 @@
 # at 0.1 and holding an order is updated, then the order is still there, the
 # new result column answers and idempotent replays (which read an order
 # back as exchange.order_result) work, and so do 0.3's cancel_order and
-# amend_order in C, 0.4's partial idempotency index and 0.5's amend_orders. Runs against the cluster of
+# amend_order in C, 0.4's partial idempotency index, 0.5's amend_orders and
+# 0.6's append-only clients table. Runs against the cluster of
 # scripts/test-pg.sh (PGHOST/PGPORT/PGUSER from there); the database is
 # dropped at the end.
 set -euo pipefail
@@ -64,4 +65,12 @@ done
 dup=$(psql -X -At -d "$db" -c "INSERT INTO exchange.orders SELECT (jsonb_populate_record(o, jsonb_build_object('order_id', gen_random_uuid(),
   'order_no', o.order_no + 1000000))).* FROM exchange.orders o WHERE order_id = '$before'" 2>&1 || true)
 case "$dup" in *orders_client_idempotency_key*) ;; *) fail "a repeated idempotency key was not refused by the index: $dup" ;; esac
-echo "upgrade: 0.1 -> $current keeps the order placed at 0.1; replays, reject_message, the C amend_order, amend_orders and cancel_order and the partial idempotency index work"
+# 0.6: exchange.clients is append-only; the client of the order placed at 0.1 keeps its row and number.
+for op in "UPDATE exchange.clients SET client_no = client_no + 1000" "DELETE FROM exchange.clients" \
+  "TRUNCATE exchange.clients"; do
+  out=$(psql -X -At -d "$db" -c "$op" 2>&1 || true)
+  case "$out" in *clients_append_only*) ;; *) fail "'$op' after the update was not refused: $out" ;; esac
+done
+[ "$(q "SELECT count(*) FROM exchange.clients c JOIN exchange.orders o USING (client_id, client_no) WHERE o.order_id = '$before'")" = 1 ] ||
+  fail "the client of the order placed at 0.1 lost its row or number"
+echo "upgrade: 0.1 -> $current keeps the order placed at 0.1; replays, reject_message, the C amend_order, amend_orders and cancel_order, the partial idempotency index and the append-only clients table work"
