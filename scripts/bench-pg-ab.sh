@@ -55,7 +55,7 @@ for round in $(seq "$rounds"); do
       echo "$b|$name|$v" >>"$results"
       line="$line  $v"
     done
-    problems=$(psql -X -At -c "SELECT count(*) FROM exchange.instruments i, exchange.verify(i.symbol)")
+    problems=$(verify_problems)
     echo "$line  (verify: $problems problems)"
   done
 done

@@ -93,3 +93,9 @@ install_build() {
     sudo cp "$1/$2/exchange.control" "$1/$2"/exchange--*.sql "$sharedir/"
   fi
 }
+
+# How many differences exchange.verify finds over every instrument of the
+# database (0: every book matches its tables).
+verify_problems() {
+  psql -X -At -c "SELECT count(*) FROM exchange.instruments i, exchange.verify(i.symbol)"
+}

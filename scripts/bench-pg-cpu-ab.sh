@@ -83,7 +83,7 @@ for round in $(seq "$rounds"); do
       echo "$b|place_order: CPU µs per order|$scpu"
       echo "$b|place_order: elapsed µs per order|$swall"
     } >>"$results"
-    problems=$(psql -X -At -c "SELECT count(*) FROM exchange.instruments i, exchange.verify(i.symbol)")
+    problems=$(verify_problems)
     echo "round $round $b  x100 CPU $bcpu elapsed $bwall  single CPU $scpu elapsed $swall  (verify: $problems problems)"
   done
 done

@@ -85,7 +85,7 @@ for what in cancel amend; do
   printf '%s_order, server time per call: C %s / %s us, PL/pgSQL reference %s / %s us\n' \
     "$what" "${c[0]}" "${c[1]}" "${ref[0]}" "${ref[1]}"
 done
-problems=$(psql -X -At -c "SELECT count(*) FROM exchange.instruments i, exchange.verify(i.symbol)")
+problems=$(verify_problems)
 echo "verify after the run: $problems problems"
 
 # Loading a book of 1,000,000 resting orders (bids 1..5000, asks 5001..10000).
