@@ -85,11 +85,10 @@ std::unordered_set<uint64> cancelled_in_call;  // order_no of the cancels staged
 // what self-trade prevention compares, so they must not change anyway). A
 // row this transaction inserted stays in client_cache only, as it may yet
 // roll back. Emptied when the table's relcache entry is invalidated (DROP,
-// ALTER TABLE, a cache reset) and when exchange.clients is another table than
-// the one read (the extension re-created); bounded by kMaxCommittedClients.
+// among them the extension's, ALTER TABLE, a cache reset); bounded by
+// kMaxCommittedClients.
 std::unordered_map<std::string, int64> committed_clients;
-Oid committed_clients_rel = InvalidOid;
-bool committed_clients_checked = false;  // committed_clients_rel compared in this call
+Oid committed_clients_rel = InvalidOid;  // the exchange.clients they were read from; invalid: none yet
 constexpr size_t kMaxCommittedClients = 65536;
 
 void ForgetCommittedClients(Datum, Oid relid) {
@@ -346,7 +345,6 @@ void ResetCaches() {
     instruments_cached = 0;
     order_no_seq = priority_seq = InvalidOid;
     client_cache.clear();
-    committed_clients_checked = false;
     key_share_locked.clear();
     cancelled_in_call.clear();
 }
@@ -436,18 +434,13 @@ bool Validate(const Args& a, Order& o, Problem& p) {
 // The engine number of a client, created on first use.
 int64 ClientNo(const char* client_id) {
     if (auto it = client_cache.find(client_id); it != client_cache.end()) return it->second;
-    if (!committed_clients_checked) {
+    if (!OidIsValid(committed_clients_rel)) {  // first use, or forgotten since
         static bool callback_registered = false;
         if (!callback_registered) {
             CacheRegisterRelcacheCallback(ForgetCommittedClients, (Datum)0);
             callback_registered = true;
         }
-        const Oid rel = ExchangeRelid("clients");
-        if (rel != committed_clients_rel) {
-            ForgetCommittedClients((Datum)0, InvalidOid);
-            committed_clients_rel = rel;
-        }
-        committed_clients_checked = true;
+        committed_clients_rel = ExchangeRelid("clients");
     }
     if (auto it = committed_clients.find(client_id); it != committed_clients.end()) return it->second;
     Datum v[1] = {CStringGetTextDatum(client_id)};
