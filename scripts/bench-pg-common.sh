@@ -82,16 +82,12 @@ ab_build() {
 # or through sudo): install_build WORK B. A running server keeps the library
 # it loaded until restarted.
 install_build() {
-  local libdir sharedir
+  local libdir sharedir as_root=()
   libdir=$(/usr/lib/postgresql/15/bin/pg_config --pkglibdir)
   sharedir=$(/usr/lib/postgresql/15/bin/pg_config --sharedir)/extension
-  if [ "$(id -u)" -eq 0 ]; then
-    cp "$1/$2/exchange.so" "$libdir/exchange.so"
-    cp "$1/$2/exchange.control" "$1/$2"/exchange--*.sql "$sharedir/"
-  else
-    sudo cp "$1/$2/exchange.so" "$libdir/exchange.so"
-    sudo cp "$1/$2/exchange.control" "$1/$2"/exchange--*.sql "$sharedir/"
-  fi
+  [ "$(id -u)" -eq 0 ] || as_root=(sudo)
+  "${as_root[@]}" cp "$1/$2/exchange.so" "$libdir/exchange.so"
+  "${as_root[@]}" cp "$1/$2/exchange.control" "$1/$2"/exchange--*.sql "$sharedir/"
 }
 
 # How many differences exchange.verify finds over every instrument of the
