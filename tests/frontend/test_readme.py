@@ -46,6 +46,12 @@ def psql(dbname):
             "-d", dbname]
 
 
+def new_api_key(client):
+    """A new API key of client (the README's $ALICE)."""
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+        return conn.execute("SELECT api_key FROM exchange.create_api_key(%s)", (client,)).fetchone()[0]
+
+
 def set_up_like_make_run(dbname):
     """scripts/run-setup.sql: the extension, the demo instrument BTC-USD and the frontend's role."""
     subprocess.run([*psql(dbname), "-f", str(ROOT / "scripts" / "run-setup.sql")], check=True, capture_output=True)
@@ -197,8 +203,7 @@ def check_websocket_example():
     after = printed_answers([line for line in lines[split + 1:] if not line.startswith("#   ")])
     assert len(before) == 2 and len(after) == 2 and other_shell.startswith("curl ")
 
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
-        alice = conn.execute("SELECT api_key FROM exchange.create_api_key('alice')").fetchone()[0]
+    alice = new_api_key("alice")
     # A terminal shows each message as it comes: unbuffered, as there.
     listener = subprocess.Popen(["bash", "-c", program], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -298,8 +303,7 @@ def test_the_frontend_readme_example_runs(exchange):
     block = rewrite_ports(re.search(r"```sh\n(.*?)```", text[start:], re.S).group(1))
     commands = [c for c, _ in steps(block)]
     assert len(commands) == 3 and all(c.startswith("curl ") for c in commands)
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
-        alice = conn.execute("SELECT api_key FROM exchange.create_api_key('alice')").fetchone()[0]
+    alice = new_api_key("alice")
 
     def run(command):
         out = subprocess.run(["bash", "-c", f"ALICE={alice}\n{command} -w '\\n%{{http_code}}'"], capture_output=True,
