@@ -15,6 +15,8 @@ notification. Checked here, against the real server:
     synchronous standby) leaves its ranges to the publisher, which sends
     them once the lock is free; exchange.stats() shows them as not yet
     announced (seq - published_seq) meanwhile, and 0 after;
+  - commits paced around the publisher's polling interval are each
+    announced well before its 500 ms fallback look (no lost wake-up);
   - with `off` the transaction notifies by itself;
   - a publisher terminated with a range still to send is started again by
     the postmaster, and the range goes out without another commit;
@@ -29,6 +31,7 @@ Usage: publisher_test.py DSN   (DSN of a maintenance database; the test
 creates and drops database exchange_publisher)
 """
 import os
+import random
 import select
 import signal
 import sys
@@ -188,6 +191,29 @@ def main(dsn_admin):
     notes, by_traders = concurrent("always")
     if by_traders:
         fail(f"always: {by_traders} notifications sent by the traders")
+
+    # Commits paced around the publisher's polling (while commits keep
+    # coming it looks again 1 ms after each round, three times, and commits
+    # do not wake it; then it waits to be woken): each one is announced,
+    # long before the worker's own look every 500 ms, which is all a commit
+    # whose wake-up was lost would get.
+    rng = random.Random(7)
+    p1 = ids["P1"]
+    delays = []
+    for i in range(200):
+        time.sleep(rng.choice([0, 0.0005, 0.001, 0.002, 0.003, 0.004, 0.006, 0.02]))
+        seq = trader.execute("SELECT seq FROM exchange.place_order('pace', 'P1', 'buy', 'limit', 1, 5)").fetchone()[0]
+        t0 = time.monotonic()
+        got = listener.collect(5, lambda g: covered(g, p1, seq))
+        delays.append(time.monotonic() - t0)
+        if not covered(got, p1, seq):
+            fail(f"paced commits: seq {seq} of P1 not announced within 5 s")
+    if max(delays) > 0.25:
+        fail(f"paced commits: an announcement took {max(delays) * 1000:.0f} ms (a lost wake-up waits for the "
+             f"publisher's 500 ms look); delays over 50 ms: {[round(d * 1000) for d in delays if d > 0.05]}")
+    delays.sort()
+    print(f"publisher: 200 paced commits announced, median {delays[100] * 1000:.1f} ms, "
+          f"max {delays[-1] * 1000:.1f} ms after the commit returned")
     last = dict(trader.execute("SELECT instrument_id, max(seq) FROM exchange.events GROUP BY 1").fetchall())
 
     # Publisher off for a session: it notifies by itself.
