@@ -19,11 +19,11 @@ trap cleanup EXIT
 scripts/pg-cluster.sh stop "$dir"
 rm -rf "$dir"
 # A database keeps its books' slots while it exists, and the regress,
-# isolation and fuzz databases stay until the end: 48 slots cover every
+# isolation and fuzz databases stay until the end: 64 slots cover every
 # instrument the suites below use at once (~8.6 MB of shared memory each at
 # these sizes).
 scripts/pg-cluster.sh start "$dir" "$port" \
-  exchange.max_instruments=48 exchange.max_orders_per_instrument=100000 exchange.max_levels_per_instrument=10000 \
+  exchange.max_instruments=64 exchange.max_orders_per_instrument=100000 exchange.max_levels_per_instrument=10000 \
   deadlock_timeout=100ms
 
 out=$dir/out

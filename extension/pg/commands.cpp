@@ -16,8 +16,9 @@
 // SPI_finish (the journal's jsonb is built in a scratch context reset per
 // order). ereport() longjmps, so no C++ object with a destructor may be alive
 // on the stack when PostgreSQL can raise an error: the C++ containers here are
-// static, reset at each call's start (all but committed_clients, which keeps
-// client numbers across transactions), and every call that may allocate in
+// static, reset at each call's start (all but committed_clients and
+// committed_instruments, which keep client numbers and instruments across
+// transactions), and every call that may allocate in
 // them runs inside RunCore(), which turns std::bad_alloc into an ERROR.
 #include "book.h"
 
@@ -40,7 +41,9 @@ extern "C" {
 #include "access/table.h"
 #include "access/tableam.h"
 #include "catalog/pg_collation.h"
+#include "catalog/pg_trigger.h"
 #include "commands/sequence.h"
+#include "commands/trigger.h"
 #include "common/hashfn.h"
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
@@ -106,10 +109,10 @@ struct Plan {
     SPIPlanPtr plan;
 };
 
-Plan p_instrument{"SELECT instrument_id, symbol, tick_size, lot_size, min_quantity, status "
+Plan p_instrument{"SELECT instrument_id, symbol, tick_size, lot_size, min_quantity, status, xmin "
                   "FROM exchange.instruments WHERE symbol = $1",
                   1, {TEXTOID}, nullptr};
-Plan p_instrument_by_id{"SELECT instrument_id, symbol, tick_size, lot_size, min_quantity, status "
+Plan p_instrument_by_id{"SELECT instrument_id, symbol, tick_size, lot_size, min_quantity, status, xmin "
                         "FROM exchange.instruments WHERE instrument_id = $1",
                         1, {INT4OID}, nullptr};
 // The lock the foreign key from orders to instruments takes per row, taken
@@ -339,7 +342,94 @@ void LookupSequences() {
     priority_seq = ExchangeRelid("priority_seq");
 }
 
+// Instruments read from exchange.instruments rows that a committed
+// transaction wrote, kept across calls and transactions (a call copies the
+// one it uses into call_cxt). An instrument's row may change (its status, by
+// hand): since 0.7 the table's trigger instruments_changed (ENABLE ALWAYS)
+// invalidates its relcache entry on every UPDATE, DELETE and TRUNCATE, for
+// the other backends when that transaction commits and for its own at the
+// statement's end (and again if it aborts), and this cache is emptied then.
+// Each call first takes in the invalidations other backends have sent, so
+// it sees every change committed before it started, as a new snapshot
+// would (the trading functions run only under READ COMMITTED). Used only
+// where the trigger is in place: not with an older version's schema, nor
+// while it is dropped or disabled (which invalidates the entry too).
+MemoryContext committed_instruments_cxt = nullptr;
+std::vector<Instrument> committed_instruments;
+Oid committed_instruments_rel = InvalidOid;  // the exchange.instruments they were read from; invalid: none yet
+bool instruments_trigger = false;  // committed_instruments_rel has the trigger
+constexpr size_t kMaxCommittedInstruments = 1024;
+
+void ForgetCommittedInstruments(Datum, Oid relid) {
+    if (relid != InvalidOid && relid != committed_instruments_rel) return;
+    committed_instruments.clear();
+    if (committed_instruments_cxt != nullptr) MemoryContextReset(committed_instruments_cxt);
+    committed_instruments_rel = InvalidOid;
+}
+
+// Whether exchange.instruments has the trigger that invalidates its relcache
+// entry on every change, enabled in every session_replication_role.
+bool HasChangeTrigger(Oid relid) {
+    Relation rel = table_open(relid, AccessShareLock);
+    bool found = false;
+    for (int i = 0; rel->trigdesc != nullptr && i < rel->trigdesc->numtriggers && !found; ++i) {
+        const Trigger& t = rel->trigdesc->triggers[i];
+        found = strcmp(t.tgname, "instruments_changed") == 0 && t.tgenabled == TRIGGER_FIRES_ALWAYS &&
+                TRIGGER_FOR_UPDATE(t.tgtype) && TRIGGER_FOR_DELETE(t.tgtype) && TRIGGER_FOR_TRUNCATE(t.tgtype);
+    }
+    table_close(rel, AccessShareLock);
+    return found;
+}
+
+bool UseCommittedInstruments() {
+    if (!OidIsValid(committed_instruments_rel)) {  // first use, or forgotten since
+        static bool callback_registered = false;
+        if (!callback_registered) {
+            CacheRegisterRelcacheCallback(ForgetCommittedInstruments, (Datum)0);
+            committed_instruments_cxt =
+                AllocSetContextCreate(TopMemoryContext, "exchange instruments", ALLOCSET_SMALL_SIZES);
+            callback_registered = true;
+        }
+        const Oid relid = ExchangeRelid("instruments");
+        instruments_trigger = HasChangeTrigger(relid);
+        committed_instruments_rel = relid;
+    }
+    return instruments_trigger;
+}
+
+Instrument CopyInstrument(const Instrument& from, MemoryContext cxt) {
+    MemoryContext old = MemoryContextSwitchTo(cxt);
+    Instrument to = from;
+    to.symbol = pstrdup(from.symbol);
+    to.status = pstrdup(from.status);
+    to.tick = DatumGetNumericCopy(NumericGetDatum(from.tick));
+    to.lot = DatumGetNumericCopy(NumericGetDatum(from.lot));
+    to.min_quantity = DatumGetNumericCopy(NumericGetDatum(from.min_quantity));
+    MemoryContextSwitchTo(old);
+    return to;
+}
+
+void RememberForCall(const Instrument& inst) {
+    if (instruments_cached < kCachedInstruments) instrument_cache[instruments_cached++] = inst;
+}
+
+// The kept instrument with this symbol (or, symbol null, this id), copied
+// to call_cxt and remembered for the call; false if none is kept.
+bool FromCommitted(const char* symbol, int32 id, Instrument& inst) {
+    if (committed_instruments.empty() || !UseCommittedInstruments()) return false;
+    for (const Instrument& c : committed_instruments)
+        if (symbol != nullptr ? strcmp(c.symbol, symbol) == 0 : c.id == id) {
+            inst = CopyInstrument(c, call_cxt);
+            RememberForCall(inst);
+            return true;
+        }
+    return false;
+}
+
 void ResetCaches() {
+    // Changes of exchange.instruments committed by others since this
+    // backend last looked (committed_instruments).
+    if (!committed_instruments.empty()) AcceptInvalidationMessages();
     call_cxt = CurrentMemoryContext;
     ResetStaging();
     instruments_cached = 0;
@@ -350,7 +440,8 @@ void ResetCaches() {
 }
 
 // The instrument of the single row SPI_tuptable holds (the columns of
-// p_instrument), copied to call_cxt and cached for the call.
+// p_instrument), copied to call_cxt and cached for the call, and kept across
+// transactions if a committed transaction wrote the row.
 void InstrumentFromRow(Instrument& inst) {
     MemoryContext item = MemoryContextSwitchTo(call_cxt);
     bool isnull;
@@ -360,8 +451,17 @@ void InstrumentFromRow(Instrument& inst) {
     inst.lot = DatumGetNumericCopy(Column(4, &isnull));
     inst.min_quantity = DatumGetNumericCopy(Column(5, &isnull));
     inst.status = TextDatumGetCString(Column(6, &isnull));
+    const TransactionId xmin = DatumGetTransactionId(Column(7, &isnull));
     MemoryContextSwitchTo(item);
-    if (instruments_cached < kCachedInstruments) instrument_cache[instruments_cached++] = inst;
+    RememberForCall(inst);
+    if (!isnull && !TransactionIdIsCurrentTransactionId(xmin) && UseCommittedInstruments()) {
+        if (committed_instruments.size() >= kMaxCommittedInstruments) {
+            ForgetCommittedInstruments(0, InvalidOid);  // kept again from the next call on
+        } else {
+            const Instrument kept = CopyInstrument(inst, committed_instruments_cxt);
+            RunCore([&] { committed_instruments.push_back(kept); });
+        }
+    }
 }
 
 bool LookupInstrument(const char* symbol, Instrument& inst, Problem& p) {
@@ -370,6 +470,7 @@ bool LookupInstrument(const char* symbol, Instrument& inst, Problem& p) {
             inst = instrument_cache[i];
             return true;
         }
+    if (symbol != nullptr && FromCommitted(symbol, 0, inst)) return true;
     if (symbol != nullptr) {
         Datum v[1] = {CStringGetTextDatum(symbol)};
         Exec(p_instrument, v, nullptr, 1);
@@ -1387,6 +1488,7 @@ core::Book* LockRestingOrder(Datum order_id, const char* client_id, const char* 
             inst = instrument_cache[i];
             return &book;
         }
+    if (FromCommitted(nullptr, instrument_id, inst)) return &book;
     Datum v[1] = {Int32GetDatum(instrument_id)};
     Exec(p_instrument_by_id, v, nullptr, 1);
     if (SPI_processed != 1) elog(ERROR, "instrument %d of order %s is not in exchange.instruments", instrument_id, id);

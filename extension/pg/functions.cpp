@@ -14,6 +14,8 @@
 #include "run_core.h"
 
 extern "C" {
+#include "commands/trigger.h"
+#include "utils/inval.h"
 PG_MODULE_MAGIC;
 void _PG_init(void);
 PG_FUNCTION_INFO_V1(exchange_cancel);
@@ -25,6 +27,7 @@ PG_FUNCTION_INFO_V1(exchange_book_orders);
 PG_FUNCTION_INFO_V1(exchange_validate);
 PG_FUNCTION_INFO_V1(exchange_rebuild);
 PG_FUNCTION_INFO_V1(exchange_stats_raw);
+PG_FUNCTION_INFO_V1(exchange_instruments_changed);
 }
 
 namespace {
@@ -232,4 +235,13 @@ Datum exchange_stats_raw(PG_FUNCTION_ARGS) {
         tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, nulls);
     }
     return (Datum)0;
+}
+
+// Trigger instruments_changed (0.7): after an UPDATE, DELETE or TRUNCATE of
+// exchange.instruments, invalidates the table's relcache entry, which empties
+// every backend's kept instruments (commands.cpp, committed_instruments).
+Datum exchange_instruments_changed(PG_FUNCTION_ARGS) {
+    if (!CALLED_AS_TRIGGER(fcinfo)) ereport(ERROR, (errmsg("exchange._instruments_changed() is a trigger")));
+    CacheInvalidateRelcache(reinterpret_cast<TriggerData*>(fcinfo->context)->tg_relation);
+    return PointerGetDatum(nullptr);
 }

@@ -4,8 +4,8 @@
 # at 0.1 and holding an order is updated, then the order is still there, the
 # new result column answers and idempotent replays (which read an order
 # back as exchange.order_result) work, and so do 0.3's cancel_order and
-# amend_order in C, 0.4's partial idempotency index, 0.5's amend_orders and
-# 0.6's append-only clients table. Runs against the cluster of
+# amend_order in C, 0.4's partial idempotency index, 0.5's amend_orders,
+# 0.6's append-only clients table and 0.7's trigger on instruments. Runs against the cluster of
 # scripts/test-pg.sh (PGHOST/PGPORT/PGUSER from there); the database is
 # dropped at the end.
 set -euo pipefail
@@ -73,4 +73,9 @@ for op in "UPDATE exchange.clients SET client_no = client_no + 1000" "DELETE FRO
 done
 [ "$(q "SELECT count(*) FROM exchange.clients c JOIN exchange.orders o USING (client_id, client_no) WHERE o.order_id = '$before'")" = 1 ] ||
   fail "the client of the order placed at 0.1 lost its row or number"
-echo "upgrade: 0.1 -> $current keeps the order placed at 0.1; replays, reject_message, the C amend_order, amend_orders and cancel_order, the partial idempotency index and the append-only clients table work"
+# 0.7: every change of exchange.instruments reaches the backends' kept
+# instruments through the trigger instruments_changed, enabled in every
+# session_replication_role.
+[ "$(q "SELECT tgenabled FROM pg_trigger WHERE tgrelid = 'exchange.instruments'::regclass AND tgname = 'instruments_changed'")" = A ] ||
+  fail "the trigger instruments_changed is missing or not ENABLE ALWAYS after the update"
+echo "upgrade: 0.1 -> $current keeps the order placed at 0.1; replays, reject_message, the C amend_order, amend_orders and cancel_order, the partial idempotency index, the append-only clients table and the instruments' change trigger work"
