@@ -20,7 +20,9 @@
 # PGX_BENCH_NO_CANCEL=1 skips the cancel part; PGX_BENCH_AMEND_RATES and
 # PGX_BENCH_NO_AMEND the same for the amends;
 # PGX_BENCH_PG_SETTINGS adds server settings (e.g.
-# "exchange.notify_publisher=auto"); PGX_BENCH_NO_WS=1 skips the WebSocket part;
+# "exchange.notify_publisher=auto"); PGX_BENCH_NO_WS=1 skips the WebSocket part,
+# PGX_BENCH_WS_ARGS replaces its arguments (default "--subscribers 1000"; see
+# ws_latency.py --help: --rate, --orders);
 # PGX_BENCH_INSTRUMENTS=N (default 1) spreads the orders at random over N
 # instruments (BTC-USD, then I2 … IN), which the database then writes in parallel;
 # PGX_BENCH_FRONTEND runs another pgx-frontend binary (an A/B of two builds).
@@ -138,5 +140,7 @@ if [ "${PGX_BENCH_NO_AMEND:-}" != 1 ] && [ -n "$amend_rates" ]; then change_rate
 
 if [ -z "${PGX_BENCH_NO_WS:-}" ]; then
   echo
-  /usr/bin/python3 tests/perf/ws_latency.py --http-port "$http_port" --ws-port "$ws_port" --subscribers 1000
+  # shellcheck disable=SC2086  # arguments are words
+  /usr/bin/python3 tests/perf/ws_latency.py --http-port "$http_port" --ws-port "$ws_port" \
+    ${PGX_BENCH_WS_ARGS:---subscribers 1000}
 fi

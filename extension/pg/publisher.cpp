@@ -46,8 +46,6 @@ namespace {
 constexpr int kEntries = 64;             // databases with a publisher at once
 constexpr int kIdleExitMs = 2000;        // below DROP DATABASE's 5 s wait
 constexpr int kWaitMs = 500;             // the worker's sleep between checks
-constexpr int kPollMs = 1;               // its sleep between rounds while commits keep coming
-constexpr int kIdlePolls = 3;            // empty rounds in a row before it waits for a wake-up again
 constexpr long kStartTimeoutMs = 10000;  // a requested worker that never came up
 constexpr int kRangesPerRound = 256;
 constexpr int kRestartSeconds = 1;   // after an error or SIGTERM, if work is left
@@ -61,7 +59,6 @@ struct Entry {
     int32 claims;
     int32 failed_starts;  // workers in a row that exited before they ran
     bool leave;           // a command needs the database without sessions
-    bool polling;         // the worker looks again within kPollMs: a commit need not wake it
     TimestampTz since;    // when kStarting was set
     Latch* latch;         // the running worker's (PGPROC's latches live in shared memory)
 };
@@ -85,7 +82,7 @@ int EntryFor(Oid db) {
         if (free_entry < 0 && (e.dbid == InvalidOid || (e.state == kStopped && e.claims == 0)))
             free_entry = i;
     }
-    if (free_entry >= 0) pub->entries[free_entry] = Entry{db, kStopped, 0, 0, false, false, 0, nullptr};
+    if (free_entry >= 0) pub->entries[free_entry] = Entry{db, kStopped, 0, 0, false, 0, nullptr};
     return free_entry;
 }
 
@@ -119,7 +116,6 @@ void OnWorkerExit(int, Datum) {
     if (e.latch == MyLatch) {
         e.state = kStopped;
         e.latch = nullptr;
-        e.polling = false;
     } else if (!became_running && e.state == kStarting) {
         e.state = kStopped;
     }
@@ -269,10 +265,7 @@ void PublisherRelease(bool committed) {
     LWLockAcquire(pub->lock, LW_EXCLUSIVE);
     Entry& e = pub->entries[claimed_entry];
     e.claims--;
-    // A worker between two rounds of polling finds this transaction's ranges
-    // without a wake-up, which (a signal to a sleeping process) costs the
-    // committing backend more than the rest of its part in publishing.
-    Latch* latch = e.polling ? nullptr : e.latch;
+    Latch* latch = e.latch;
     LWLockRelease(pub->lock);
     claimed_entry = -1;
     if (committed && latch != nullptr) SetLatch(latch);
@@ -323,39 +316,16 @@ void exchange_publisher_main(Datum arg) {
     e.state = kRunning;
     e.latch = MyLatch;
     e.leave = false;
-    e.polling = false;
     e.failed_starts = 0;
     became_running = true;
     LWLockRelease(pub->lock);
 
-    // While commits keep coming the worker polls: it looks again kPollMs
-    // after each round, and committing transactions see e.polling and do not
-    // wake it. After kIdlePolls empty rounds it clears e.polling under the
-    // lock, looks once more (a commit that saw e.polling set before that is
-    // found now: it recorded its ranges before taking the lock) and then
-    // waits for a wake-up (every commit from then on sends one).
-    auto set_polling = [&](bool on) {
-        LWLockAcquire(pub->lock, LW_EXCLUSIVE);
-        e.polling = on;
-        LWLockRelease(pub->lock);
-    };
-    bool polling = false;
-    int empty_polls = 0;
     TimestampTz idle_since = GetCurrentTimestamp();
     for (;;) {
         ResetLatch(MyLatch);
         CHECK_FOR_INTERRUPTS();
-        const bool found = PublishRound(db) > 0;
-        if (found) idle_since = GetCurrentTimestamp();
-        if (found || (polling && ++empty_polls < kIdlePolls)) {
-            if (found) empty_polls = 0;
-            if (!polling) set_polling(polling = true);
-            (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, kPollMs, PG_WAIT_EXTENSION);
-            continue;
-        }
-        if (polling) {
-            set_polling(polling = false);
-            empty_polls = 0;
+        if (PublishRound(db) > 0) {
+            idle_since = GetCurrentTimestamp();
             continue;
         }
         if (e.leave || TimestampDifferenceExceeds(idle_since, GetCurrentTimestamp(), kIdleExitMs)) {

@@ -14,12 +14,6 @@
 // lock only for a moment: they commit asynchronously, as a notification is
 // not durable anyway.
 //
-// While commits keep coming the publisher does not wait to be woken: it
-// looks again 1 ms after each round (until three rounds in a row find
-// nothing), and commits meanwhile send it no signal, which on a busy server
-// spares each commit a wake-up of another process and lets one notification
-// cover more transactions, for at most ~1 ms more latency.
-//
 // The publisher of a database starts on the first commit that needs it and
 // exits after two idle seconds, or at once when DROP DATABASE (or another
 // command that needs the database without sessions) names its database.

@@ -15,8 +15,8 @@ notification. Checked here, against the real server:
     synchronous standby) leaves its ranges to the publisher, which sends
     them once the lock is free; exchange.stats() shows them as not yet
     announced (seq - published_seq) meanwhile, and 0 after;
-  - commits paced around the publisher's polling interval are each
-    announced well before its 500 ms fallback look (no lost wake-up);
+  - commits at uneven gaps are each announced well before the publisher's
+    500 ms fallback look (no lost wake-up);
   - with `off` the transaction notifies by itself;
   - a publisher terminated with a range still to send is started again by
     the postmaster, and the range goes out without another commit;
@@ -192,11 +192,9 @@ def main(dsn_admin):
     if by_traders:
         fail(f"always: {by_traders} notifications sent by the traders")
 
-    # Commits paced around the publisher's polling (while commits keep
-    # coming it looks again 1 ms after each round, three times, and commits
-    # do not wake it; then it waits to be woken): each one is announced,
-    # long before the worker's own look every 500 ms, which is all a commit
-    # whose wake-up was lost would get.
+    # Commits at uneven gaps of 0 to 20 ms (the publisher found awake, just
+    # asleep, long asleep), each announced long before the worker's own look
+    # every 500 ms, which is all a commit whose wake-up was lost would get.
     rng = random.Random(7)
     p1 = ids["P1"]
     delays = []
