@@ -42,7 +42,10 @@
 #include "publisher.h"
 
 extern "C" {
+#include "access/xlog.h"
+#include "replication/syncrep.h"
 #include "utils/inval.h"
+#include "utils/resowner.h"
 }
 
 namespace pgx::pg {
@@ -51,6 +54,7 @@ int max_instruments = 8;
 int max_orders_per_instrument = 1000000;
 int max_levels_per_instrument = 100000;
 bool notify = true;
+bool early_lock_release = true;
 
 namespace {
 
@@ -69,6 +73,11 @@ struct Slot {
     // instrument lock, and the last one the NOTIFY publisher announced.
     pg_atomic_uint64 committed_seq;
     pg_atomic_uint64 published_seq;
+    // The end of the last writer's commit record, written before
+    // committed_seq: with early lock release (OnXact) it may not be flushed
+    // yet, and whoever shows the book (a reader, the publisher) flushes the
+    // WAL up to it first.
+    pg_atomic_uint64 commit_lsn;
 };
 
 struct Shared {
@@ -203,6 +212,7 @@ int AssignSlot(Oid relid, int32 instrument_id) {
                 n.state = kSlotAssigned;
                 pg_atomic_init_u64(&n.committed_seq, 0);
                 pg_atomic_init_u64(&n.published_seq, 0);
+                pg_atomic_init_u64(&n.commit_lsn, 0);
                 slot = i;
             }
         }
@@ -337,23 +347,73 @@ bool PublisherBehind() {
     return false;
 }
 
+// Whether another transaction waits for the lock of a book this one changed.
+bool LockWaited() {
+    for (int slot : touched) {
+        if (!locals[slot].changed()) continue;
+        LOCKTAG tag;
+        SET_LOCKTAG_OBJECT(tag, MyDatabaseId, shared->slots[slot].relid, locals[slot].instrument_id, 0);
+        if (LockHasWaiters(&tag, ExclusiveLock, false)) return true;
+    }
+    return false;
+}
+
+// Early lock release (exchange.early_lock_release). A writer holds its
+// instruments' locks until its transaction ends, and PostgreSQL ends a
+// durable commit by waiting for the WAL flush, so the writers of one
+// instrument used to take turns including each one's fsync. When another
+// transaction waits for one of those locks at pre-commit, this one commits
+// asynchronously instead (synchronous_commit off for the commit record
+// only): the record is written, the transaction becomes visible and the locks
+// go, and then, before the commit returns to its client, it waits for the
+// flush (and for synchronous standbys, as the setting asks) here, after the
+// locks. Everything acknowledged is still on disk. The next writer builds on
+// a state that is committed but maybe not yet flushed; its own commit record
+// comes later in the WAL, so its flush covers both, and a crash in between
+// loses both, neither acknowledged. What others are shown waits for the
+// flush instead: the publisher and the book's readers flush the WAL up to
+// the book's last commit first (Slot::commit_lsn), and an idempotent repeat
+// flushes before it answers. Plain queries of the tables can see such a
+// commit up to a flush early, as with synchronous_commit off in any other
+// session. Not used when this transaction sends its notifications itself
+// (listeners could read them before the flush), nor with synchronous_commit
+// off.
+bool elr_pending = false;
+int elr_saved_commit = 0;
+
+void AfterLocks(ResourceReleasePhase phase, bool is_commit, bool is_toplevel, void*) {
+    if (phase != RESOURCE_RELEASE_AFTER_LOCKS || !is_toplevel || !elr_pending) return;
+    elr_pending = false;
+    if (!is_commit) return;
+    XLogFlush(XactLastCommitEnd);
+    SyncRepWaitForLSN(XactLastCommitEnd, true);
+}
+
 void OnXact(XactEvent event, void*) {
     switch (event) {
         case XACT_EVENT_PRE_COMMIT:
+            if (!JournalChanged()) break;
             // One notification per instrument: the journal range committed.
             // Through the publisher (publisher.h) if it takes them, else
             // sent by this transaction, queued before PreCommit_Notify so
             // that it goes out if and only if the transaction commits.
-            if (!notify || !JournalChanged()) break;
-            if (PublisherClaim(PublisherBehind())) {
-                publisher_claimed = true;
-                break;
+            if (notify) {
+                if (PublisherClaim(PublisherBehind())) {
+                    publisher_claimed = true;
+                } else {
+                    for (int slot : touched) {
+                        const Local& l = locals[slot];
+                        if (l.changed()) NotifyRange(l.instrument_id, l.seq_at_start + 1, l.book->seq());
+                    }
+                    notified_inline = true;
+                }
             }
-            for (int slot : touched) {
-                const Local& l = locals[slot];
-                if (l.changed()) NotifyRange(l.instrument_id, l.seq_at_start + 1, l.book->seq());
+            if (early_lock_release && !notified_inline && synchronous_commit > SYNCHRONOUS_COMMIT_OFF &&
+                LockWaited()) {
+                elr_saved_commit = synchronous_commit;
+                synchronous_commit = SYNCHRONOUS_COMMIT_OFF;
+                elr_pending = true;
             }
-            notified_inline = true;
             break;
         case XACT_EVENT_PRE_PREPARE:
             if (!touched.empty())
@@ -365,6 +425,8 @@ void OnXact(XactEvent event, void*) {
         case XACT_EVENT_ABORT:
         case XACT_EVENT_PARALLEL_ABORT: {
             const bool abort = event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT;
+            if (elr_pending) synchronous_commit = elr_saved_commit;  // the commit record is written
+            if (abort) elr_pending = false;
             for (int slot : touched) {
                 Local& l = locals[slot];
                 if (abort) l.book->rollback_to(0);
@@ -372,6 +434,8 @@ void OnXact(XactEvent event, void*) {
                     // Visible to others now, and still under the instrument
                     // lock: the next writer records after this one.
                     Slot& s = shared->slots[slot];
+                    pg_atomic_write_u64(&s.commit_lsn, XactLastCommitEnd);
+                    pg_write_barrier();
                     pg_atomic_write_u64(&s.committed_seq, l.book->seq());
                     // Announced already, unless the publisher has older
                     // ranges to send (then it sends this one again).
@@ -435,6 +499,12 @@ void DefineSettings() {
     DefineCustomBoolVariable("exchange.notify", "Publish committed journal ranges on channel exchange_events.",
                              "Off only to measure what NOTIFY costs: listeners then miss changes.", &notify, true,
                              PGC_SUSET, 0, nullptr, nullptr, nullptr);
+    DefineCustomBoolVariable("exchange.early_lock_release",
+                             "A writer another transaction waits for releases its instrument locks before its "
+                             "commit record is flushed, and waits for the flush before its commit returns.",
+                             "Off: the locks are held through the flush (every writer of an instrument, and every "
+                             "reader, waits for the one before it to be on disk).",
+                             &early_lock_release, true, PGC_SUSET, 0, nullptr, nullptr, nullptr);
     DefineCustomEnumVariable("exchange.notify_publisher",
                              "Who sends a committed transaction's notifications: always (a background worker per "
                              "database), auto or off (the transaction itself).",
@@ -454,6 +524,7 @@ void InstallShmemHooks() {
 
 void RegisterTransactionCallbacks() {
     RegisterXactCallback(OnXact, nullptr);
+    RegisterResourceReleaseCallback(AfterLocks, nullptr);
     RegisterSubXactCallback(OnSubXact, nullptr);
 }
 
@@ -477,6 +548,13 @@ Book& EnsureBookForWrite(int32 instrument_id, bool* locked_before) {
 
 namespace {
 LOCKMODE read_lock_mode = NoLock;
+
+// The book's last commit is on disk (early lock release, OnXact): called
+// under the instrument's lock, before the book is shown.
+void FlushCommitted(int slot) {
+    const XLogRecPtr lsn = pg_atomic_read_u64(&shared->slots[slot].commit_lsn);
+    if (lsn != InvalidXLogRecPtr && !RecoveryInProgress()) XLogFlush(lsn);
+}
 }
 
 Book& EnsureBookForRead(int32 instrument_id) {
@@ -493,7 +571,15 @@ Book& EnsureBookForRead(int32 instrument_id) {
         read_lock_mode = ExclusiveLock;
         slot = EnsureLoaded(relid, instrument_id);
     }
+    FlushCommitted(slot);
     return Handle(slot);
+}
+
+void FlushLastCommit(int32 instrument_id) {
+    EnsureAttached();
+    int slot;
+    // A book not in memory has had no commit since the server started.
+    if (SlotState(InstrumentsRelid(), instrument_id, slot) == kSlotReady) FlushCommitted(slot);
 }
 
 void ReleaseBookForRead(int32 instrument_id) {
@@ -531,8 +617,10 @@ int PendingRanges(Oid db, PendingRange* out, int max) {
         Slot& s = shared->slots[i];
         if (s.state != kSlotReady || s.dbid != db) continue;
         const uint64 committed = pg_atomic_read_u64(&s.committed_seq);
+        pg_read_barrier();  // the commit's LSN was written before its sequence
+        const uint64 lsn = pg_atomic_read_u64(&s.commit_lsn);
         const uint64 published = pg_atomic_read_u64(&s.published_seq);
-        if (committed > published) out[n++] = PendingRange{i, s.instrument_id, published + 1, committed};
+        if (committed > published) out[n++] = PendingRange{i, s.instrument_id, published + 1, committed, lsn};
     }
     LWLockRelease(shared->lock);
     return n;

@@ -35,6 +35,10 @@ pgx::core::Book& EnsureBookForWrite(int32 instrument_id, bool* locked_before = n
 // and returns it for reading; call ReleaseBookForRead when done.
 pgx::core::Book& EnsureBookForRead(int32 instrument_id);
 void ReleaseBookForRead(int32 instrument_id);
+// Flushes the WAL up to the last commit that changed the instrument's book,
+// which early lock release (books.cpp) may not have flushed yet: before
+// answering with what such a commit wrote.
+void FlushLastCommit(int32 instrument_id);
 
 // Throws the book away and loads it again from the tables; returns the
 // number of resting orders loaded.
@@ -59,6 +63,7 @@ struct PendingRange {
     int slot;
     int32 instrument_id;
     uint64 first, last;
+    uint64 lsn;  // where the WAL must be flushed to before the range is announced
 };
 int PendingRanges(Oid db, PendingRange* out, int max);
 void MarkPublished(int slot, uint64 last);

@@ -123,7 +123,7 @@ Plan p_client{"SELECT client_no, xmin FROM exchange.clients WHERE client_id = $1
 Plan p_client_insert{"INSERT INTO exchange.clients (client_id) VALUES ($1) ON CONFLICT (client_id) DO NOTHING "
                      "RETURNING client_no",
                      1, {TEXTOID}, nullptr};
-Plan p_idempotent{"SELECT order_id FROM exchange.orders WHERE client_id = $1 AND idempotency_key = $2",
+Plan p_idempotent{"SELECT order_id, instrument_id FROM exchange.orders WHERE client_id = $1 AND idempotency_key = $2",
                   2, {TEXTOID, TEXTOID}, nullptr};
 Plan p_replay{"SELECT * FROM exchange.get_order($1)", 1, {UUIDOID}, nullptr};
 // The staged rows of a flush go into each table through InsertRows
@@ -1239,8 +1239,12 @@ void Stage(const Args& a, const Order& o, Row& row) {
         const bool repeat = SPI_processed == 1;
         bool isnull;
         const Datum id = repeat ? datumCopy(Column(1, &isnull), false, UUID_LEN) : (Datum)0;
+        const int32 original_instrument = repeat ? DatumGetInt32(Column(2, &isnull)) : 0;
         SPI_freetuptable(SPI_tuptable);
         if (repeat) {
+            // The original may have committed with early lock release
+            // (books.cpp) and not be on disk yet: answer for it once it is.
+            pg::FlushLastCommit(original_instrument);
             Replay(id, row);
             return;
         }

@@ -17,6 +17,7 @@
 #include "books.h"
 
 extern "C" {
+#include "access/xlog.h"
 #include "catalog/pg_database.h"
 #include "commands/dbcommands.h"
 #include "commands/defrem.h"
@@ -135,6 +136,10 @@ int PublishRound(Oid db) {
     PendingRange ranges[kRangesPerRound];
     const int n = PendingRanges(db, ranges, kRangesPerRound);
     if (n == 0) return 0;
+    // Nothing is announced before it is on disk (early lock release, books.cpp).
+    uint64 lsn = 0;
+    for (int i = 0; i < n; ++i) lsn = Max(lsn, ranges[i].lsn);
+    if (lsn != 0) XLogFlush(lsn);
     SetCurrentStatementStartTimestamp();
     StartTransactionCommand();
     for (int i = 0; i < n; ++i) NotifyRange(ranges[i].instrument_id, ranges[i].first, ranges[i].last);

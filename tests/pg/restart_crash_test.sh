@@ -28,11 +28,12 @@ check_health() {
 }
 
 # A stream of n random orders for one client, one autocommitted statement each,
-# printing the order id once the commit is acknowledged.
+# printing the order id once the commit is acknowledged; on AAA and BBB, or
+# only on the instrument given as the fourth argument.
 order_script() {
-  local client=$1 n=$2 seed=$3
-  awk -v c="$client" -v n="$n" -v s="$seed" 'BEGIN { srand(s); for (i = 0; i < n; i++) {
-      inst = (rand() < 0.5) ? "AAA" : "BBB"; side = (rand() < 0.5) ? "buy" : "sell";
+  local client=$1 n=$2 seed=$3 only=${4:-}
+  awk -v c="$client" -v n="$n" -v s="$seed" -v only="$only" 'BEGIN { srand(s); for (i = 0; i < n; i++) {
+      inst = only != "" ? only : (rand() < 0.5) ? "AAA" : "BBB"; side = (rand() < 0.5) ? "buy" : "sell";
       price = 90 + int(rand() * 21); qty = 1 + int(rand() * 5);
       printf "SELECT order_id FROM exchange.place_order(%s, %s, %s, %s, %d, %d);\n", "'\''" c "'\''", "'\''" inst "'\''",
              "'\''" side "'\''", "'\''limit'\''", qty, price } }'
@@ -53,22 +54,34 @@ after=$(psql_db -At -c "SELECT symbol, o.* FROM exchange.instruments, exchange.o
 check_health restart
 passed=$((passed + 1))
 
-# 2. kill -9 the postmaster while three clients place orders.
-for c in 1 2 3; do
-  order_script "client$c" 3000 "$((c + 10))" > "$work/orders$c.sql"
-  psql -X -q -At -d "$db" -f "$work/orders$c.sql" > "$work/ack$c.txt" 2>/dev/null &
-done
-sleep 2
-scripts/pg-cluster.sh crash "$dir"
-wait || true
-scripts/pg-cluster.sh start "$dir" "$port"
-acked=$(cat "$work"/ack*.txt | grep -cE '^[0-9a-f-]{36}$' || true)
-[ "$acked" -gt 0 ] || fail "postmaster crash: no order was acknowledged before the crash"
-missing=$(cat "$work"/ack*.txt | grep -E '^[0-9a-f-]{36}$' | psql_db -At -c "CREATE TEMP TABLE ack (id uuid)" \
-            -c "COPY ack FROM STDIN" -c "SELECT count(*) FROM ack WHERE id NOT IN (SELECT order_id FROM exchange.orders)")
-[ "$missing" = 0 ] || fail "postmaster crash: $missing acknowledged orders lost"
-check_health "postmaster crash"
-echo "postmaster crash under load: $acked orders acknowledged, 0 lost"
+# 2. kill -9 the postmaster while three clients place orders on two
+#    instruments, then while four place orders on one: there a writer nearly
+#    always has another waiting for its instrument's lock, so it commits with
+#    early lock release (extension/pg/books.cpp) and flushes its commit after
+#    the locks. With exchange.notify off, so that the publisher (which
+#    flushes before it announces) does not flush for them: an acknowledgement
+#    before that flush would then be lost here.
+crash_under_load() {
+  local what=$1 clients=$2 only=$3 options=$4 c acked missing
+  rm -f "$work"/ack*.txt
+  for c in $(seq "$clients"); do
+    order_script "$what$c" 3000 "$((c + 10))" "$only" > "$work/orders$c.sql"
+    PGOPTIONS="$options" psql -X -q -At -d "$db" -f "$work/orders$c.sql" > "$work/ack$c.txt" 2>/dev/null &
+  done
+  sleep 2
+  scripts/pg-cluster.sh crash "$dir"
+  wait || true
+  scripts/pg-cluster.sh start "$dir" "$port"
+  acked=$(cat "$work"/ack*.txt | grep -cE '^[0-9a-f-]{36}$' || true)
+  [ "$acked" -gt 0 ] || fail "postmaster crash ($what): no order was acknowledged before the crash"
+  missing=$(cat "$work"/ack*.txt | grep -E '^[0-9a-f-]{36}$' | psql_db -At -c "CREATE TEMP TABLE ack (id uuid)" \
+              -c "COPY ack FROM STDIN" -c "SELECT count(*) FROM ack WHERE id NOT IN (SELECT order_id FROM exchange.orders)")
+  [ "$missing" = 0 ] || fail "postmaster crash ($what): $missing acknowledged orders lost"
+  check_health "postmaster crash ($what)"
+  echo "postmaster crash under load ($what): $acked orders acknowledged, 0 lost"
+}
+crash_under_load "two instruments, 3 clients, client" 3 "" ""
+crash_under_load "one instrument, 4 clients, notify off, one" 4 AAA "-c exchange.notify=off"
 passed=$((passed + 1))
 
 # 3. kill -9 a backend that holds an instrument lock mid-transaction, with
