@@ -29,6 +29,7 @@ cleanup() {
 trap cleanup EXIT
 
 cases=("INSERT, 1 client|plain_insert.sql|1|1" "place_order, 1 client|place_one.sql|1|1"
+       "INSERT, 8 clients|plain_insert.sql|8|1" "place_order, 8 clients, 1 instrument|place_one.sql|8|1"
        "place_order, 8 clients, 8 instruments|place_one_8.sql|8|1" "cancel_order, 1 client|cancel_one.sql|1|1"
        "place_orders x100, 1 client (orders/s)|place_batch.sql|1|100"
        "place_orders x100, 8 clients (orders/s)|place_batch.sql|8|100"
