@@ -12,8 +12,10 @@
 // Locking. A writer takes ExclusiveLock on the object (instruments table oid,
 // instrument id) through LockDatabaseObject and keeps it to transaction end,
 // so nobody reads or builds on uncommitted book state, and PostgreSQL's
-// deadlock detector sees transactions that touch several instruments.
-// Readers take ShareLock for the duration of one read.
+// deadlock detector sees transactions that touch several instruments. With
+// another transaction waiting, "transaction end" comes before the commit's
+// WAL flush (early lock release, at OnXact). Readers take ShareLock for the
+// duration of one read.
 //
 // Undo. Each backend keeps, per book it touched, a stack of (subtransaction
 // id, undo mark). The first change in a subtransaction pushes a mark;

@@ -6,7 +6,8 @@
 // oldest one arrived, and places them with one exchange.place_orders call
 // (one transaction, one WAL flush, one NOTIFY). At most one worker writes an
 // instrument at a time: the extension serialises writers of an instrument
-// through its lock, held to commit, so a second one would only wait inside
+// through its lock, held to commit (to the commit record's write, with early
+// lock release; frontend/README.md), so a second one would only wait inside
 // PostgreSQL with a smaller batch while orders queue behind both; one writer
 // lets the next batch collect everything that arrived meanwhile. At most half
 // of the workers write orders at a time so that reads, cancels and amends keep
