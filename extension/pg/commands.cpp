@@ -100,6 +100,21 @@ void ForgetCommittedClients(Datum, Oid relid) {
     committed_clients_rel = InvalidOid;
 }
 
+void ForgetCommittedInstruments(Datum, Oid relid);
+MemoryContext committed_instruments_cxt = nullptr;
+
+// Registers, once per backend, the relcache callbacks that empty what is
+// kept across transactions (committed_clients, committed_instruments).
+void EnsureForgetCallbacks() {
+    static bool registered = false;
+    if (registered) return;
+    CacheRegisterRelcacheCallback(ForgetCommittedClients, (Datum)0);
+    CacheRegisterRelcacheCallback(ForgetCommittedInstruments, (Datum)0);
+    committed_instruments_cxt =
+        AllocSetContextCreate(TopMemoryContext, "exchange instruments", ALLOCSET_SMALL_SIZES);
+    registered = true;
+}
+
 // ------------------------------------------------------------- saved plans
 
 struct Plan {
@@ -186,6 +201,15 @@ int Exec(Plan& p, Datum* values, const char* nulls, long max_rows) {
 }
 
 Datum Column(int col, bool* isnull) { return SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, col, isnull); }
+
+// Whether the single row in SPI_tuptable, whose column `col` is its xmin,
+// was written by a transaction other than this one (which has committed, as
+// this one sees the row): only such rows are kept across transactions.
+bool WrittenByOther(int col) {
+    bool isnull;
+    const TransactionId xmin = DatumGetTransactionId(Column(col, &isnull));
+    return !isnull && !TransactionIdIsCurrentTransactionId(xmin);
+}
 
 // ---------------------------------------------------------------- numbers
 
@@ -354,7 +378,6 @@ void LookupSequences() {
 // would (the trading functions run only under READ COMMITTED). Used only
 // where the trigger is in place: not with an older version's schema, nor
 // while it is dropped or disabled (which invalidates the entry too).
-MemoryContext committed_instruments_cxt = nullptr;
 std::vector<Instrument> committed_instruments;
 Oid committed_instruments_rel = InvalidOid;  // the exchange.instruments they were read from; invalid: none yet
 bool instruments_trigger = false;  // committed_instruments_rel has the trigger
@@ -383,13 +406,7 @@ bool HasChangeTrigger(Oid relid) {
 
 bool UseCommittedInstruments() {
     if (!OidIsValid(committed_instruments_rel)) {  // first use, or forgotten since
-        static bool callback_registered = false;
-        if (!callback_registered) {
-            CacheRegisterRelcacheCallback(ForgetCommittedInstruments, (Datum)0);
-            committed_instruments_cxt =
-                AllocSetContextCreate(TopMemoryContext, "exchange instruments", ALLOCSET_SMALL_SIZES);
-            callback_registered = true;
-        }
+        EnsureForgetCallbacks();
         const Oid relid = ExchangeRelid("instruments");
         instruments_trigger = HasChangeTrigger(relid);
         committed_instruments_rel = relid;
@@ -413,12 +430,21 @@ void RememberForCall(const Instrument& inst) {
     if (instruments_cached < kCachedInstruments) instrument_cache[instruments_cached++] = inst;
 }
 
-// The kept instrument with this symbol (or, symbol null, this id), copied
-// to call_cxt and remembered for the call; false if none is kept.
-bool FromCommitted(const char* symbol, int32 id, Instrument& inst) {
+// The instrument with this symbol (or, symbol null, this id) if this call
+// has read it or it is kept across transactions (then copied to call_cxt
+// and remembered for the call); false if neither.
+bool KnownInstrument(const char* symbol, int32 id, Instrument& inst) {
+    auto matches = [&](const Instrument& c) {
+        return symbol != nullptr ? strcmp(c.symbol, symbol) == 0 : c.id == id;
+    };
+    for (int i = 0; i < instruments_cached; ++i)
+        if (matches(instrument_cache[i])) {
+            inst = instrument_cache[i];
+            return true;
+        }
     if (committed_instruments.empty() || !UseCommittedInstruments()) return false;
     for (const Instrument& c : committed_instruments)
-        if (symbol != nullptr ? strcmp(c.symbol, symbol) == 0 : c.id == id) {
+        if (matches(c)) {
             inst = CopyInstrument(c, call_cxt);
             RememberForCall(inst);
             return true;
@@ -451,10 +477,9 @@ void InstrumentFromRow(Instrument& inst) {
     inst.lot = DatumGetNumericCopy(Column(4, &isnull));
     inst.min_quantity = DatumGetNumericCopy(Column(5, &isnull));
     inst.status = TextDatumGetCString(Column(6, &isnull));
-    const TransactionId xmin = DatumGetTransactionId(Column(7, &isnull));
     MemoryContextSwitchTo(item);
     RememberForCall(inst);
-    if (!isnull && !TransactionIdIsCurrentTransactionId(xmin) && UseCommittedInstruments()) {
+    if (WrittenByOther(7) && UseCommittedInstruments()) {
         if (committed_instruments.size() >= kMaxCommittedInstruments) {
             ForgetCommittedInstruments(0, InvalidOid);  // kept again from the next call on
         } else {
@@ -465,12 +490,7 @@ void InstrumentFromRow(Instrument& inst) {
 }
 
 bool LookupInstrument(const char* symbol, Instrument& inst, Problem& p) {
-    for (int i = 0; symbol != nullptr && i < instruments_cached; ++i)
-        if (strcmp(instrument_cache[i].symbol, symbol) == 0) {
-            inst = instrument_cache[i];
-            return true;
-        }
-    if (symbol != nullptr && FromCommitted(symbol, 0, inst)) return true;
+    if (symbol != nullptr && KnownInstrument(symbol, 0, inst)) return true;
     if (symbol != nullptr) {
         Datum v[1] = {CStringGetTextDatum(symbol)};
         Exec(p_instrument, v, nullptr, 1);
@@ -536,11 +556,7 @@ bool Validate(const Args& a, Order& o, Problem& p) {
 int64 ClientNo(const char* client_id) {
     if (auto it = client_cache.find(client_id); it != client_cache.end()) return it->second;
     if (!OidIsValid(committed_clients_rel)) {  // first use, or forgotten since
-        static bool callback_registered = false;
-        if (!callback_registered) {
-            CacheRegisterRelcacheCallback(ForgetCommittedClients, (Datum)0);
-            callback_registered = true;
-        }
+        EnsureForgetCallbacks();
         committed_clients_rel = ExchangeRelid("clients");
     }
     if (auto it = committed_clients.find(client_id); it != committed_clients.end()) return it->second;
@@ -552,9 +568,7 @@ int64 ClientNo(const char* client_id) {
     auto read_row = [&] {
         if (SPI_processed != 1) return;
         n = DatumGetInt64(Column(1, &isnull));
-        bool xmin_null;
-        const TransactionId xmin = DatumGetTransactionId(Column(2, &xmin_null));
-        committed = !isnull && !xmin_null && !TransactionIdIsCurrentTransactionId(xmin);
+        committed = !isnull && WrittenByOther(2);
     };
     for (int attempt = 0; attempt < 2 && isnull; ++attempt) {
         Exec(attempt == 0 ? p_client : p_client_insert, v, nullptr, 1);
@@ -1487,12 +1501,7 @@ core::Book* LockRestingOrder(Datum order_id, const char* client_id, const char* 
     if (!OneOf(status, {"open", "partially_filled"}))
         return Fail(p, "order_not_open", ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, "order %s is %s", id, status),
                nullptr;
-    for (int i = 0; i < instruments_cached; ++i)
-        if (instrument_cache[i].id == instrument_id) {
-            inst = instrument_cache[i];
-            return &book;
-        }
-    if (FromCommitted(nullptr, instrument_id, inst)) return &book;
+    if (KnownInstrument(nullptr, instrument_id, inst)) return &book;
     Datum v[1] = {Int32GetDatum(instrument_id)};
     Exec(p_instrument_by_id, v, nullptr, 1);
     if (SPI_processed != 1) elog(ERROR, "instrument %d of order %s is not in exchange.instruments", instrument_id, id);
