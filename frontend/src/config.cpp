@@ -58,6 +58,10 @@ Config parse_config(int argc, char** argv) {
                    "open REST connections at once (more are closed at once)")
         ->envname("PGX_HTTP_MAX_CONNECTIONS")
         ->check(CLI::Range(std::size_t{1}, std::size_t{1000000}));
+    app.add_option("--http-max-queued-bytes", c.http_max_queued_bytes,
+                   "answers waiting for one REST client to read them; a connection further behind is closed")
+        ->envname("PGX_HTTP_MAX_QUEUED_BYTES")
+        ->check(CLI::Range(std::size_t{1} << 16, std::size_t{1} << 34));
     app.add_option("--max-header-bytes", c.max_header_bytes, "largest request target plus headers (431 beyond)")
         ->envname("PGX_MAX_HEADER_BYTES")
         ->check(CLI::Range(std::size_t{1024}, std::size_t{1} << 20));

@@ -22,6 +22,7 @@ struct Config {
     bool auth = true;                 // API keys on trading routes and the orders channel (--no-auth: off)
     int auth_cache_ms = 5000;         // how long a key's answer is reused (a revocation takes this long)
     std::size_t http_max_connections = 4096;
+    std::size_t http_max_queued_bytes = 64u << 20;  // answers a REST client has not read; beyond: closed
     std::size_t max_header_bytes = 8192;  // request line target and headers
     std::string redis = "127.0.0.1:6379";  // host:port, empty disables Redis
     int rate_limit = 100;                  // requests per minute per client_id, 0 disables

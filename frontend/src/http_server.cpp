@@ -5,11 +5,15 @@
 #include <pistache/peer.h>
 #include <spdlog/spdlog.h>
 
+#include <fcntl.h>
+
 #include <atomic>
+#include <cerrno>
 #include <cstring>
 #include <sstream>
 #include <thread>
 
+#include "answer_writer.h"
 #include "auth.h"
 #include "metrics.h"
 
@@ -18,19 +22,6 @@ namespace pgx {
 using namespace Pistache;
 
 namespace {
-
-// A response header Pistache writes as given (its own registry only knows the standard ones).
-class TextHeader : public Http::Header::Header {
-public:
-    TextHeader(std::string name, std::string value) : name_(std::move(name)), value_(std::move(value)) {}
-    const char* name() const override { return name_.c_str(); }
-    void write(std::ostream& os) const override { os << value_; }
-    uint64_t hash() const override { return Http::Header::detail::hash(name_.c_str()); }
-
-private:
-    std::string name_;
-    std::string value_;
-};
 
 int hex_value(char c) {
     if (c >= '0' && c <= '9') return c - '0';
@@ -97,7 +88,7 @@ bool is_json(const Http::Request& req) {
 }
 
 constexpr const char* kAllowHeaders = "Content-Type, Idempotency-Key, X-API-Key, Authorization";
-constexpr const char* kCounted = "pgx.counted";
+constexpr const char* kConnection = "pgx.connection";
 constexpr const char* kExposeHeaders = "X-RateLimit-Limit, X-RateLimit-Remaining, Retry-After";
 
 // The request line's target and the headers as sent, in bytes (Pistache keeps
@@ -113,6 +104,57 @@ std::size_t header_bytes(const Http::Request& req) {
     for (auto it = req.query().parameters_begin(); it != req.query().parameters_end(); ++it)
         n += it->first.size() + it->second.size() + 2;
     return n;
+}
+
+// One per REST connection, from its first request until it closes (kept in the peer's data).
+struct Connection {
+    bool admitted = false;
+    std::shared_ptr<AnswerSocket> socket;  // null if the socket could not be duplicated: Pistache writes
+};
+
+// Pistache answers "Connection: Close" when the request had no Connection header, and
+// echoes the request's otherwise (see Handler::onInput); the same bytes as before.
+const char* connection_value(const Http::Request& req) {
+    auto c = req.headers().tryGet<Http::Header::Connection>();
+    if (!c) return "Close";
+    switch (c->control()) {
+        case Http::ConnectionControl::KeepAlive:
+            return "Keep-Alive";
+        case Http::ConnectionControl::Ext:
+            return "Ext";
+        default:
+            return "Close";
+    }
+}
+
+// The answer as Pistache's putOnWire lays it out: status line, headers, Content-Length, body.
+std::string wire_format(Http::Version version, const char* connection, const Reply& r) {
+    const char* reason = Http::codeString(static_cast<Http::Code>(r.status));
+    std::string out;
+    out.reserve(192 + r.body.size());
+    out += Http::versionString(version);
+    out += ' ';
+    out += std::to_string(r.status);
+    out += ' ';
+    out += reason;
+    out += "\r\nConnection: ";
+    out += connection;
+    out += "\r\nContent-Type: ";
+    out += r.content_type;
+    out += "\r\nAccess-Control-Allow-Origin: *\r\nAccess-Control-Expose-Headers: ";
+    out += kExposeHeaders;
+    out += "\r\n";
+    for (const auto& [name, value] : r.headers) {
+        out += name;
+        out += ": ";
+        out += value;
+        out += "\r\n";
+    }
+    out += "Content-Length: ";
+    out += std::to_string(r.body.size());
+    out += "\r\n\r\n";
+    out += r.body;
+    return out;
 }
 
 // Runs a route's handler; what it throws becomes the answer.
@@ -154,13 +196,42 @@ struct HttpServer::State {
     std::atomic<int> in_flight{0};
     std::atomic<std::size_t> connections{0};
 
+    AnswerWriter answers;
+
     State(const Config& c, Metrics& m, ApiKeys* k, std::vector<Route> r)
-        : config(c), metrics(m), keys(k), routes(std::move(r)) {
+        : config(c), metrics(m), keys(k), routes(std::move(r)), answers(c.http_max_queued_bytes) {
         for (const auto& route : routes) patterns.push_back(split_path(route.pattern));
     }
 };
 
 namespace {
+
+// Writes one answer to its connection; from any thread.
+void send_answer(HttpServer::State& s, const Connection& conn, const std::weak_ptr<Tcp::Peer>& weak,
+                 std::string wire) {
+    auto peer = weak.lock();
+    if (!peer) return;    // the connection is gone: nobody waits for this answer
+    peer->setIdle(true);  // what ResponseWriter::send does: the keep-alive timeout counts from here
+    if (!conn.socket) {
+        auto size = wire.size();
+        peer->send(Pistache::RawBuffer(std::move(wire), size));
+        return;
+    }
+    peer.reset();  // the connection may end while its answer waits: its weak pointer tells
+    switch (s.answers.write(conn.socket, std::move(wire))) {
+        case AnswerWriter::Outcome::Queued:
+            s.metrics.http_answer_queued();
+            break;
+        case AnswerWriter::Outcome::Closed:
+            s.metrics.http_answer_queued();
+            spdlog::warn("http: closed a connection that did not read its answers (over {} bytes waiting)",
+                         s.config.http_max_queued_bytes);
+            break;
+        case AnswerWriter::Outcome::Sent:
+        case AnswerWriter::Outcome::Gone:
+            break;
+    }
+}
 
 class Handler : public Http::Handler {
 public:
@@ -171,29 +242,31 @@ public:
     // Admitted connections are counted from their first request (Pistache
     // keeps the connect hook to itself) until they close.
     void onDisconnection(const std::shared_ptr<Tcp::Peer>& peer) override {
-        if (auto admitted = peer->tryGetData(kCounted); admitted && *std::static_pointer_cast<bool>(admitted))
+        if (auto c = peer->tryGetData(kConnection); c && std::static_pointer_cast<Connection>(c)->admitted)
             --state_->connections;
         Http::Handler::onDisconnection(peer);
     }
 
-    // False for a connection beyond --http-max-connections: every request on it is refused.
-    bool admit_connection(const Http::ResponseWriter& writer) {
-        std::shared_ptr<Tcp::Peer> peer;
-        try {
-            peer = writer.peer();
-        } catch (const std::exception&) {
-            return true;  // gone already: its answer goes nowhere
-        }
-        if (auto seen = peer->tryGetData(kCounted)) return *std::static_pointer_cast<bool>(seen);
+    // The connection's state, made on its first request; null when the peer is gone already.
+    // A connection beyond --http-max-connections is not admitted: every request on it is refused.
+    std::shared_ptr<Connection> connection(const std::shared_ptr<Tcp::Peer>& peer) {
+        if (auto seen = peer->tryGetData(kConnection)) return std::static_pointer_cast<Connection>(seen);
+        auto conn = std::make_shared<Connection>();
+        int fd = ::fcntl(peer->fd(), F_DUPFD_CLOEXEC, 0);
+        if (fd >= 0)
+            conn->socket = std::make_shared<AnswerSocket>(fd, std::weak_ptr<Tcp::Peer>(peer));
+        else
+            spdlog::warn("http: dup of a connection's socket failed ({}): Pistache writes its answers",
+                         std::strerror(errno));
         const std::size_t open = ++state_->connections;
-        const bool admitted = open <= state_->config.http_max_connections;
-        peer->putData(kCounted, std::make_shared<bool>(admitted));
-        if (!admitted) {
+        conn->admitted = open <= state_->config.http_max_connections;
+        peer->putData(kConnection, conn);
+        if (!conn->admitted) {
             --state_->connections;  // only admitted connections count
             spdlog::warn("http: refused a connection from {}: {} open, the limit is {}", peer->address().host(),
                          open - 1, state_->config.http_max_connections);
         }
-        return admitted;
+        return conn;
     }
 
     void onRequest(const Http::Request& req, Http::ResponseWriter response) override {
@@ -215,24 +288,26 @@ public:
         }
 
         if (route) label = route->pattern;
+        std::shared_ptr<Tcp::Peer> peer;
+        try {
+            peer = response.peer();
+        } catch (const std::exception&) {
+            return;  // gone already: nobody waits for an answer
+        }
+        auto conn = connection(peer);
         ++s.in_flight;
-        auto writer = std::make_shared<Http::ResponseWriter>(std::move(response));
         auto state = state_;
         std::string method = Http::methodString(req.method());
-        Respond respond = [writer, state, label, method, started](Reply r) {
-            r.headers.emplace_back("Content-Type", r.content_type);
-            r.headers.emplace_back("Access-Control-Allow-Origin", "*");
-            r.headers.emplace_back("Access-Control-Expose-Headers", kExposeHeaders);
-            for (auto& [name, value] : r.headers)
-                writer->headers().add(std::make_shared<TextHeader>(name, value));
-            writer->send(static_cast<Http::Code>(r.status), r.body);
+        Respond respond = [conn, weak = std::weak_ptr<Tcp::Peer>(peer), version = req.version(),
+                           connection = connection_value(req), state, label, method, started](Reply r) {
+            send_answer(*state, *conn, weak, wire_format(version, connection, r));
             state->metrics.http_request(
                 label, method, r.status,
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
             --state->in_flight;
         };
 
-        if (!admit_connection(*writer)) {
+        if (!conn->admitted) {
             Reply r = error_reply(503, "too_many_connections", "too many open connections");
             r.headers.emplace_back("Retry-After", "1");
             return respond(std::move(r));

@@ -88,6 +88,12 @@ Metrics::Metrics()
                         .Help("Redis calls that failed (the frontend fell back)")
                         .Register(*registry_)
                         .Add({})),
+      http_answers_queued_(BuildCounter()
+                               .Name("http_answers_queued_total")
+                               .Help("HTTP answers the socket could not take whole (a client not reading): "
+                                     "the rest was queued for the reactor")
+                               .Register(*registry_)
+                               .Add({})),
       websocket_connections_(BuildGauge()
                                  .Name("websocket_connections")
                                  .Help("Open WebSocket connections")
@@ -155,6 +161,10 @@ void Metrics::amend_batch(std::size_t size) {
 
 void Metrics::redis_error() {
     redis_errors_.Increment();
+}
+
+void Metrics::http_answer_queued() {
+    http_answers_queued_.Increment();
 }
 
 void Metrics::db_connections(int connected, int total, std::size_t queued_orders) {

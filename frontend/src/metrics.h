@@ -32,6 +32,8 @@ public:
     void cancel_batch(std::size_t size);
     void amend_batch(std::size_t size);
     void redis_error();
+    // An HTTP answer the socket could not take whole: the rest waits in Pistache's queue.
+    void http_answer_queued();
     void db_connections(int connected, int total, std::size_t queued_orders);
     void orderbook_depth(const std::string& instrument, const std::string& side, double orders);
 
@@ -55,6 +57,7 @@ private:
     prometheus::Histogram& cancel_batch_size_;
     prometheus::Histogram& amend_batch_size_;
     prometheus::Counter& redis_errors_;
+    prometheus::Counter& http_answers_queued_;
     prometheus::Gauge& websocket_connections_;
     prometheus::Gauge& notify_lag_;
     prometheus::Counter& ws_messages_;

@@ -271,7 +271,7 @@ def test_websocket_with_an_invalid_key_is_refused(frontend, headers, query):
 def limited(db, keys, frontend):
     fe = start_frontend(LIMITS_HTTP_PORT, LIMITS_WS_PORT, "frontend-limits.log", "--http-max-connections", "3",
                         "--max-header-bytes", "2048", "--max-body-bytes", "1024", "--ws-max-message-bytes", "1024",
-                        "--ws-max-messages-per-second", "5")
+                        "--ws-max-messages-per-second", "5", "--http-max-queued-bytes", "65536")
     try:
         yield fe
     finally:
@@ -327,6 +327,52 @@ def test_limits_connections(limited):
         for s in socks:
             s.close()
     assert "refused a connection" in limited.log_path.read_text()
+
+
+def test_limits_a_client_that_does_not_read_is_closed(db, limited):
+    """Answers a client does not read wait for it up to --http-max-queued-bytes, then it is closed.
+
+    What the kernel buffers does not count (up to tcp_wmem's maximum on loopback): order books of
+    ~1 MB each are asked for, one every 0.2 s, until more than that waits.
+    """
+    symbol = "DEEP-LIMITS"
+    db.execute("SELECT exchange.create_instrument(%s, 0.01, 1)", (symbol,))
+    db.execute("SELECT count(*) FROM exchange.place_orders(%s::jsonb)", (json.dumps(
+        [{"client_id": "deep", "instrument": symbol, "side": side, "type": "limit", "quantity": "1",
+          "price": f"{n // 100}.{n % 100:02d}"}
+         for side, first, step in (("buy", 100000, -1), ("sell", 200000, 1))
+         for n in range(first, first + step * 10000, step)]),))
+    path = f"/orderbook?instrument={symbol}&levels=10000"
+    one = len(requests.get(f"http://127.0.0.1:{LIMITS_HTTP_PORT}{path}", timeout=10).content)
+    with open("/proc/sys/net/ipv4/tcp_wmem") as f:
+        send_buffer_max = int(f.read().split()[2])
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(30)
+    sock.connect(("127.0.0.1", LIMITS_HTTP_PORT))
+    try:
+        for _ in range(send_buffer_max // one + 3):
+            try:
+                sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n".encode())
+            except (BrokenPipeError, ConnectionResetError):
+                break  # closed already
+            time.sleep(0.2)
+        received = 0
+        while True:  # what was sent before the close, then the end of the stream
+            try:
+                chunk = sock.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            received += len(chunk)
+        assert received < (send_buffer_max // one + 3) * one
+    finally:
+        sock.close()
+    assert "closed a connection that did not read its answers (over 65536 bytes waiting)" in \
+        limited.log_path.read_text()
+    with socket.create_connection(("127.0.0.1", LIMITS_HTTP_PORT)) as s:  # the others are served
+        assert raw_request(s, "/healthz")[0] == 200
 
 
 def test_limits_websocket_message_size_and_rate(limited):

@@ -2,7 +2,11 @@
 
 Tests run in file order; the outage tests (Redis, then PostgreSQL) come last.
 """
+import io
+import json
 import random
+import re
+import socket
 import threading
 import time
 import uuid
@@ -164,6 +168,110 @@ def test_http_level_errors(api):
     assert r.status_code == 400 and error_of(r) == "invalid_parameter"
     r = requests.get(f"{api}/orderbook", params={"instrument": "NOPE"})
     assert r.status_code == 400 and error_of(r) == "unknown_instrument"
+
+
+def cents(n):
+    return f"{n // 100}.{n % 100:02d}"
+
+
+def read_http_answer(sock_file):
+    """One HTTP/1.1 answer from a socket's file: (status, headers, body bytes)."""
+    status_line = sock_file.readline()
+    assert status_line.startswith(b"HTTP/1.1 "), status_line
+    headers = {}
+    while True:
+        line = sock_file.readline()
+        assert line, "the connection ended inside the headers"
+        if line == b"\r\n":
+            break
+        name, _, value = line.decode().partition(":")
+        headers[name.strip().lower()] = value.strip()
+    body = sock_file.read(int(headers["content-length"]))
+    return int(status_line.split()[1]), headers, body
+
+
+def test_answers_larger_than_the_socket_holds_arrive_whole(api, pg):
+    """A client that does not read: the answers go on after the socket buffer is full.
+
+    The frontend writes an answer to the socket itself and hands what the socket cannot take to
+    Pistache's queue; later answers on that connection must wait behind it. Order books of
+    ~20,000 levels (about 1 MB each) are asked for, one every 0.3 s, until they exceed what the
+    kernel can buffer (the largest send buffer, tcp_wmem's maximum, and this client's receive
+    buffer, made tiny). An answer that lost its remainder, or whose bytes were mixed with the
+    next one's, fails the checks below; the counter shows that the queue was used.
+    """
+    symbol = f"DEEP-{uuid.uuid4().hex[:6]}".upper()
+    levels = 10000
+    with pg.connect() as conn:
+        conn.execute("SELECT exchange.create_instrument(%s, 0.01, 1)", (symbol,))
+        batch = [{"client_id": "deep", "instrument": symbol, "side": side, "type": "limit", "quantity": "1",
+                  "price": cents(100000 - i if side == "buy" else 200000 + i)}
+                 for side in ("buy", "sell") for i in range(levels)]
+        conn.execute("SELECT count(*) FROM exchange.place_orders(%s::jsonb)", (json.dumps(batch),))
+    one = len(requests.get(f"{api}/orderbook", params={"instrument": symbol, "levels": levels}).content)
+    with open("/proc/sys/net/ipv4/tcp_wmem") as f:
+        send_buffer_max = int(f.read().split()[2])
+    asked = [levels - k for k in range(send_buffer_max // one + 8)]
+    queued_before = metric(metrics_text(), "http_answers_queued_total")
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: the window stays small
+    sock.settimeout(60)
+    sock.connect(("127.0.0.1", int(api.rsplit(":", 1)[1])))
+    received = bytearray()
+
+    def read_slowly():
+        # ~1 MB/s, slower than the answers come: the queue stays non-empty, yet the socket keeps
+        # having a little room, which an answer that skipped the queue would take. Stops after as
+        # many answers as asked for, counted by their Content-Length (or at the end of the stream).
+        answers, pos = 0, 0
+        while answers < len(asked):
+            chunk = sock.recv(4096)
+            if not chunk:
+                return
+            received.extend(chunk)
+            while True:
+                end = received.find(b"\r\n\r\n", pos, pos + 4096)
+                if end < 0:
+                    break
+                length = re.search(rb"\r\nContent-Length: (\d+)\r\n", bytes(received[pos:end + 2]))
+                if not length or end + 4 + int(length.group(1)) > len(received):
+                    break
+                answers, pos = answers + 1, end + 4 + int(length.group(1))
+            time.sleep(0.004)
+
+    try:
+        # One at a time (Pistache 0.0.5 parses one request per read), each answered before the next
+        # arrives: the frontend answers concurrent requests on one connection in the order their
+        # answers are ready, not in the order asked (frontend/README.md, Answers).
+        for n in asked[:send_buffer_max // one + 1]:
+            sock.sendall(f"GET /orderbook?instrument={symbol}&levels={n} HTTP/1.1\r\nHost: x\r\n"
+                         "Connection: keep-alive\r\n\r\n".encode())
+            time.sleep(0.3)
+        reader = threading.Thread(target=read_slowly)
+        reader.start()
+        for n in asked[send_buffer_max // one + 1:]:
+            sock.sendall(f"GET /orderbook?instrument={symbol}&levels={n} HTTP/1.1\r\nHost: x\r\n"
+                         "Connection: keep-alive\r\n\r\n".encode())
+            time.sleep(0.3)
+        reader.join(120)
+        assert not reader.is_alive()
+        stream = io.BufferedReader(io.BytesIO(bytes(received)))
+        got = []
+        for _ in asked:
+            status, headers, body = read_http_answer(stream)
+            assert status == 200 and headers["content-type"] == "application/json"
+            book = json.loads(body)
+            assert len(book["bids"]) == len(book["asks"]), (len(book["bids"]), len(book["asks"]))
+            got.append(len(book["bids"]))
+        assert sorted(got) == sorted(asked)
+        assert metric(metrics_text(), "http_answers_queued_total") > queued_before
+        # Once the queue is written, the next answer goes straight to the socket again.
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n")
+        status, _, body = read_http_answer(sock.makefile("rb"))
+        assert status == 200 and json.loads(body) == {"status": "ok"}
+    finally:
+        sock.close()
 
 
 def test_cancel_and_amend(api):
