@@ -68,12 +68,42 @@ PGX_RATE_LIMIT=0 PGX_NO_AUTH=1 scripts/frontend-ctl.sh start "$dir/run" "${PGX_B
 
 printf '\nplain single-row INSERT, 8 clients (durable ceiling): %.0f tx/s\n' "$base"
 printf 'orders spread over %d instrument(s): %s\n\n' "$n_instruments" "$instruments"
-printf '%-8s %s\n' "rate/s" "result (latency from due time; ratio = achieved orders/s / INSERT tx/s)"
+# CPU time (user + system, clock ticks) of processes: the frontend, and the postmaster with its
+# children (the backends of the frontend's connections live through a rate; one that ends within
+# it is not counted).
+cpu_ticks() {
+  local pid total=0 t
+  for pid in "$@"; do
+    t=$(awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$pid/stat" 2>/dev/null) || continue
+    total=$((total + ${t:-0}))
+  done
+  echo "$total"
+}
+fe_pid=$(cat "$dir/run/frontend.pid")
+pg_pid=$(head -1 "$dir/pg/data/postmaster.pid")
+pg_pids() { echo "$pg_pid" $(pgrep -P "$pg_pid"); }
+hz=$(getconf CLK_TCK)
+printf '%-8s %s\n' "rate/s" "result (latency from due time; ratio = achieved orders/s / INSERT tx/s;"
+printf '%-8s %s\n' "" "CPU per request and orders per place_orders statement, warm-up included)"
+# Orders placed and place_orders statements so far (the frontend's group_commit_batch_size histogram).
+batches() {
+  curl -s "http://127.0.0.1:$http_port/metrics" |
+    awk '/^group_commit_batch_size_sum/ { s = $2 } /^group_commit_batch_size_count/ { c = $2 } END { print s + 0, c + 0 }'
+}
 for rate in $rates; do
+  read -r orders0 stmts0 < <(batches)
+  read -r fe0 pg0 < <(echo "$(cpu_ticks "$fe_pid") $(cpu_ticks $(pg_pids))")
   line=$(build/loadgen --port "$http_port" --rate "$rate" --seconds "$secs" --warmup "$warmup" --connections 32 \
     --max-connections 512 --instruments "$instruments")
+  read -r fe1 pg1 < <(echo "$(cpu_ticks "$fe_pid") $(cpu_ticks $(pg_pids))")
+  read -r orders1 stmts1 < <(batches)
   achieved=$(sed -n 's/.*achieved \([0-9]*\)\/s.*/\1/p' <<<"$line")
-  printf '%-8s %s  ratio %.2f\n' "$rate" "$line" "$(awk -v a="$achieved" -v b="$base" 'BEGIN { print a / b }')"
+  sent=$(sed -n 's/.* ok \([0-9]*\) errors \([0-9]*\).*/\1 \2/p' <<<"$line" | awk '{ print $1 + $2 }')
+  printf '%-8s %s  ratio %.2f  cpu %s\n' "$rate" "$line" "$(awk -v a="$achieved" -v b="$base" 'BEGIN { print a / b }')" \
+    "$(awk -v f=$((fe1 - fe0)) -v p=$((pg1 - pg0)) -v hz="$hz" -v n="$sent" -v r="$rate" -v w="$warmup" \
+      -v o="$((orders1 - orders0))" -v b="$((stmts1 - stmts0))" 'BEGIN {
+      n += r * w; printf "frontend %.1f / PostgreSQL %.1f us, %.1f orders per batch",
+        f * 1e6 / hz / n, p * 1e6 / hz / n, b ? o / b : 0 }')"
 done
 verify() {
   local problems orders
