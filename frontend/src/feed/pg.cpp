@@ -1,5 +1,7 @@
 #include "pg.h"
 
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 namespace pgx::feed::pg {
@@ -35,8 +37,23 @@ Result Connection::exec(const char* sql, const std::vector<std::string>& params)
     std::vector<const char*> values;
     values.reserve(params.size());
     for (const auto& p : params) values.push_back(p.c_str());
-    Result r(PQexecParams(conn_.get(), sql, static_cast<int>(values.size()), nullptr, values.data(), nullptr,
-                          nullptr, 0));
+    return check(Result(PQexecParams(conn_.get(), sql, static_cast<int>(values.size()), nullptr, values.data(),
+                                     nullptr, nullptr, 0)));
+}
+
+Result Connection::exec_prepared(const char* name, const char* sql, const std::vector<std::string>& params) {
+    if (std::find(prepared_.begin(), prepared_.end(), name) == prepared_.end()) {
+        check(Result(PQprepare(conn_.get(), name, sql, 0, nullptr)));
+        prepared_.emplace_back(name);
+    }
+    std::vector<const char*> values;
+    values.reserve(params.size());
+    for (const auto& p : params) values.push_back(p.c_str());
+    return check(Result(
+        PQexecPrepared(conn_.get(), name, static_cast<int>(values.size()), values.data(), nullptr, nullptr, 0)));
+}
+
+Result Connection::check(Result r) {
     const ExecStatusType status = r.status();
     if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK) return r;
     const char* state = r.sqlstate();

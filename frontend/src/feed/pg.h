@@ -46,9 +46,15 @@ public:
     PGconn* raw() const { return conn_.get(); }
     // Runs a statement with text parameters; throws pg::Error.
     Result exec(const char* sql, const std::vector<std::string>& params = {});
+    // The same for a statement run often: prepared under `name` on its first use on this
+    // connection, so later runs skip the parse, analysis and planning.
+    Result exec_prepared(const char* name, const char* sql, const std::vector<std::string>& params);
 
 private:
+    Result check(Result r);
+
     std::unique_ptr<PGconn, decltype(&PQfinish)> conn_;
+    std::vector<std::string> prepared_;
 };
 
 }  // namespace pgx::feed::pg
