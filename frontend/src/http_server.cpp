@@ -247,7 +247,7 @@ public:
         Http::Handler::onDisconnection(peer);
     }
 
-    // The connection's state, made on its first request; null when the peer is gone already.
+    // The connection's state, made on its first request.
     // A connection beyond --http-max-connections is not admitted: every request on it is refused.
     std::shared_ptr<Connection> connection(const std::shared_ptr<Tcp::Peer>& peer) {
         if (auto seen = peer->tryGetData(kConnection)) return std::static_pointer_cast<Connection>(seen);

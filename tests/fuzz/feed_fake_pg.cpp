@@ -39,4 +39,9 @@ Result Connection::exec(const char*, const std::vector<std::string>&) {
     return Result(r);
 }
 
+// Linked for read_journal, which the target never calls.
+Result Connection::exec_prepared(const char*, const char* sql, const std::vector<std::string>& params) {
+    return exec(sql, params);
+}
+
 }  // namespace pgx::feed::pg
