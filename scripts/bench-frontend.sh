@@ -81,7 +81,11 @@ cpu_ticks() {
 }
 fe_pid=$(cat "$dir/run/frontend.pid")
 pg_pid=$(head -1 "$dir/pg/data/postmaster.pid")
-pg_pids() { echo "$pg_pid" $(pgrep -P "$pg_pid"); }
+pg_cpu() {
+  local children
+  mapfile -t children < <(pgrep -P "$pg_pid")
+  cpu_ticks "$pg_pid" "${children[@]}"
+}
 hz=$(getconf CLK_TCK)
 printf '%-8s %s\n' "rate/s" "result (latency from due time; ratio = achieved orders/s / INSERT tx/s;"
 printf '%-8s %s\n' "" "CPU per request and orders per place_orders statement, warm-up included)"
@@ -92,10 +96,10 @@ batches() {
 }
 for rate in $rates; do
   read -r orders0 stmts0 < <(batches)
-  read -r fe0 pg0 < <(echo "$(cpu_ticks "$fe_pid") $(cpu_ticks $(pg_pids))")
+  fe0=$(cpu_ticks "$fe_pid") pg0=$(pg_cpu)
   line=$(build/loadgen --port "$http_port" --rate "$rate" --seconds "$secs" --warmup "$warmup" --connections 32 \
     --max-connections 512 --instruments "$instruments")
-  read -r fe1 pg1 < <(echo "$(cpu_ticks "$fe_pid") $(cpu_ticks $(pg_pids))")
+  fe1=$(cpu_ticks "$fe_pid") pg1=$(pg_cpu)
   read -r orders1 stmts1 < <(batches)
   achieved=$(sed -n 's/.*achieved \([0-9]*\)\/s.*/\1/p' <<<"$line")
   sent=$(sed -n 's/.* ok \([0-9]*\) errors \([0-9]*\).*/\1 \2/p' <<<"$line" | awk '{ print $1 + $2 }')

@@ -91,7 +91,7 @@ Metrics::Metrics()
       http_answers_queued_(BuildCounter()
                                .Name("http_answers_queued_total")
                                .Help("HTTP answers the socket could not take whole (a client not reading): "
-                                     "the rest was queued for the reactor")
+                                     "the rest waited in the connection's queue")
                                .Register(*registry_)
                                .Add({})),
       websocket_connections_(BuildGauge()

@@ -201,8 +201,9 @@ std::vector<JournalRow> read_journal(pg::Connection& conn, int instrument_id, in
     static const char* const kSql =
         "SELECT seq, kind, payload::text, side, type, price::text, quantity::text, filled_quantity::text, "
         "       created_us FROM exchange.journal($1, $2, $3, $4)";
-    pg::Result r = conn.exec_prepared("pgx_read_journal", kSql, {std::to_string(instrument_id), std::to_string(after),
-                                    std::to_string(upto), std::to_string(limit)});
+    pg::Result r = conn.exec_prepared(
+        "pgx_read_journal", kSql,
+        {std::to_string(instrument_id), std::to_string(after), std::to_string(upto), std::to_string(limit)});
     std::vector<JournalRow> rows(r.rows());
     for (int i = 0; i < r.rows(); ++i) {
         JournalRow& row = rows[i];
