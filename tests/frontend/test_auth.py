@@ -343,7 +343,9 @@ def test_limits_a_client_that_does_not_read_is_closed(db, limited):
          for side, first, step in (("buy", 100000, -1), ("sell", 200000, 1))
          for n in range(first, first + step * 10000, step)]),))
     path = f"/orderbook?instrument={symbol}&levels=10000"
-    one = len(requests.get(f"http://127.0.0.1:{LIMITS_HTTP_PORT}{path}", timeout=10).content)
+    r = requests.get(f"http://127.0.0.1:{LIMITS_HTTP_PORT}{path}", timeout=10)
+    assert r.status_code == 200, r.text
+    one = len(r.content)
     with open("/proc/sys/net/ipv4/tcp_wmem") as f:
         send_buffer_max = int(f.read().split()[2])
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

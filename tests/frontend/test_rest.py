@@ -208,7 +208,9 @@ def test_answers_larger_than_the_socket_holds_arrive_whole(api, pg):
                   "price": cents(100000 - i if side == "buy" else 200000 + i)}
                  for side in ("buy", "sell") for i in range(levels)]
         conn.execute("SELECT count(*) FROM exchange.place_orders(%s::jsonb)", (json.dumps(batch),))
-    one = len(requests.get(f"{api}/orderbook", params={"instrument": symbol, "levels": levels}).content)
+    r = requests.get(f"{api}/orderbook", params={"instrument": symbol, "levels": levels}, timeout=10)
+    assert r.status_code == 200 and len(r.json()["bids"]) == levels, r.text[:200]
+    one = len(r.content)
     with open("/proc/sys/net/ipv4/tcp_wmem") as f:
         send_buffer_max = int(f.read().split()[2])
     asked = [levels - k for k in range(send_buffer_max // one + 8)]
