@@ -62,6 +62,12 @@ AnswerWriter::~AnswerWriter() {
     ::close(wake_fd_);
 }
 
+void AnswerWriter::drop(AnswerSocket& s) {
+    s.pending_.clear();
+    s.pending_bytes_ = 0;
+    s.offset_ = 0;
+}
+
 bool AnswerWriter::flush(AnswerSocket& s) {
     while (!s.pending_.empty()) {
         std::size_t before = s.offset_;
@@ -95,9 +101,7 @@ AnswerWriter::Outcome AnswerWriter::write(const std::shared_ptr<AnswerSocket>& s
         // more, and the HTTP layer sees the connection end.
         ::shutdown(s.fd_, SHUT_RDWR);
         s.closed_ = true;
-        s.pending_.clear();
-        s.pending_bytes_ = 0;
-        s.offset_ = 0;
+        drop(s);
         return Outcome::Closed;
     }
     if (!s.in_writer_) {
@@ -122,8 +126,9 @@ void AnswerWriter::run() {
         }
         fds.assign(1, pollfd{wake_fd_, POLLIN, 0});
         for (const auto& s : active) fds.push_back(pollfd{s->fd_, POLLOUT, 0});
-        // Also wakes every second, to drop the queues of connections closed meanwhile.
-        if (::poll(fds.data(), fds.size(), 1000) < 0 && errno != EINTR) {
+        // With queues to write, also wakes every second to drop those of connections closed
+        // meanwhile; with none, sleeps until write() or the destructor wakes it.
+        if (::poll(fds.data(), fds.size(), active.empty() ? -1 : 1000) < 0 && errno != EINTR) {
             spdlog::error("http: poll of slow clients' sockets failed: {}", std::strerror(errno));
             std::this_thread::sleep_for(std::chrono::milliseconds(100));
             continue;
@@ -141,11 +146,7 @@ void AnswerWriter::run() {
                 std::lock_guard<std::mutex> lock(s.mu_);
                 bool ok = !s.closed_ && !s.alive_.expired();
                 if (ok && fds[i + 1].revents != 0) ok = flush(s);
-                if (!ok) {
-                    s.pending_.clear();
-                    s.pending_bytes_ = 0;
-                    s.offset_ = 0;
-                }
+                if (!ok) drop(s);
                 done = s.pending_.empty();
                 if (done) s.in_writer_ = false;
             }

@@ -69,6 +69,8 @@ private:
     void run();
     // Writes what the socket takes of its queue (its mutex held); false on a socket error.
     static bool flush(AnswerSocket& s);
+    // Forgets the socket's queue (its mutex held).
+    static void drop(AnswerSocket& s);
 
     const std::size_t max_pending_bytes_;
     std::mutex mu_;

@@ -18,6 +18,13 @@ namespace {
 void log_notice(void*, const char* message) {
     spdlog::warn("feed: PostgreSQL: {}", Error::one_line(message));
 }
+
+std::vector<const char*> c_strings(const std::vector<std::string>& params) {
+    std::vector<const char*> values;
+    values.reserve(params.size());
+    for (const auto& p : params) values.push_back(p.c_str());
+    return values;
+}
 }  // namespace
 
 Connection::Connection(const std::string& conninfo, const char* application_name) : conn_(nullptr, PQfinish) {
@@ -34,9 +41,7 @@ Connection::Connection(const std::string& conninfo, const char* application_name
 }
 
 Result Connection::exec(const char* sql, const std::vector<std::string>& params) {
-    std::vector<const char*> values;
-    values.reserve(params.size());
-    for (const auto& p : params) values.push_back(p.c_str());
+    const std::vector<const char*> values = c_strings(params);
     return check(Result(PQexecParams(conn_.get(), sql, static_cast<int>(values.size()), nullptr, values.data(),
                                      nullptr, nullptr, 0)));
 }
@@ -46,9 +51,7 @@ Result Connection::exec_prepared(const char* name, const char* sql, const std::v
         check(Result(PQprepare(conn_.get(), name, sql, 0, nullptr)));
         prepared_.emplace_back(name);
     }
-    std::vector<const char*> values;
-    values.reserve(params.size());
-    for (const auto& p : params) values.push_back(p.c_str());
+    const std::vector<const char*> values = c_strings(params);
     return check(Result(
         PQexecPrepared(conn_.get(), name, static_cast<int>(values.size()), values.data(), nullptr, nullptr, 0)));
 }
