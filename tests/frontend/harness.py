@@ -1,4 +1,5 @@
 """What the frontend test modules share: paths, the cluster script, a fresh cluster, waiting for a port, the servers they start."""
+import json
 import os
 import shutil
 import signal
@@ -33,6 +34,31 @@ def create_instruments(conn, instruments):
     conn.execute("CREATE EXTENSION exchange")
     for symbol, (tick, lot) in instruments.items():
         conn.execute("SELECT exchange.create_instrument(%s, %s::numeric, %s::numeric)", (symbol, tick, lot))
+
+
+def place_deep_book(conn, symbol, levels):
+    """A new instrument (tick 0.01, lot 1) with `levels` one-lot price levels a side, placed by one
+    place_orders call: bids from 1000.00 down, asks from 2000.00 up (an order book answer of ~110
+    bytes per level pair)."""
+    conn.execute("SELECT exchange.create_instrument(%s, 0.01, 1)", (symbol,))
+    orders = [{"client_id": "deep", "instrument": symbol, "side": side, "type": "limit", "quantity": "1",
+               "price": f"{cents // 100}.{cents % 100:02d}"}
+              for side, first, step in (("buy", 100000, -1), ("sell", 200000, 1))
+              for cents in range(first, first + step * levels, step)]
+    conn.execute("SELECT count(*) FROM exchange.place_orders(%s::jsonb)", (json.dumps(orders),))
+
+
+def unread_connection(port, timeout):
+    """A connection to 127.0.0.1:port with a tiny receive buffer (set before connecting, so the
+    window stays small), and the most the kernel may buffer on the sending side (tcp_wmem's
+    maximum): what a client that does not read leaves the server to hold."""
+    with open("/proc/sys/net/ipv4/tcp_wmem") as f:
+        send_buffer_max = int(f.read().split()[2])
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(timeout)
+    sock.connect(("127.0.0.1", port))
+    return sock, send_buffer_max
 
 
 def wait_for_port(port, timeout=20.0, proc=None):

@@ -16,7 +16,8 @@ import pytest
 import requests
 import websockets
 
-from harness import FRONTEND, ROOT, Process, create_instruments, fresh_cluster, pg_cluster
+from harness import (FRONTEND, ROOT, Process, create_instruments, fresh_cluster, pg_cluster, place_deep_book,
+                     unread_connection)
 
 PG_DIR = ROOT / "build" / "authtest"
 PG_PORT = 25389
@@ -336,22 +337,12 @@ def test_limits_a_client_that_does_not_read_is_closed(db, limited):
     ~1 MB each are asked for, one every 0.2 s, until more than that waits.
     """
     symbol = "DEEP-LIMITS"
-    db.execute("SELECT exchange.create_instrument(%s, 0.01, 1)", (symbol,))
-    db.execute("SELECT count(*) FROM exchange.place_orders(%s::jsonb)", (json.dumps(
-        [{"client_id": "deep", "instrument": symbol, "side": side, "type": "limit", "quantity": "1",
-          "price": f"{n // 100}.{n % 100:02d}"}
-         for side, first, step in (("buy", 100000, -1), ("sell", 200000, 1))
-         for n in range(first, first + step * 10000, step)]),))
+    place_deep_book(db, symbol, 10000)
     path = f"/orderbook?instrument={symbol}&levels=10000"
     r = requests.get(f"http://127.0.0.1:{LIMITS_HTTP_PORT}{path}", timeout=10)
     assert r.status_code == 200, r.text
     one = len(r.content)
-    with open("/proc/sys/net/ipv4/tcp_wmem") as f:
-        send_buffer_max = int(f.read().split()[2])
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.settimeout(30)
-    sock.connect(("127.0.0.1", LIMITS_HTTP_PORT))
+    sock, send_buffer_max = unread_connection(LIMITS_HTTP_PORT, 30)
     try:
         for _ in range(send_buffer_max // one + 3):
             try:

@@ -6,7 +6,6 @@ import io
 import json
 import random
 import re
-import socket
 import threading
 import time
 import uuid
@@ -16,6 +15,7 @@ from decimal import Decimal
 import pytest
 import requests
 
+from harness import place_deep_book, unread_connection
 from rest_fixtures import (BASE, MAX_BODY, api, fresh_client, metric, metrics_text, order, pg,  # noqa: F401
                            post_order, redis)
 
@@ -170,10 +170,6 @@ def test_http_level_errors(api):
     assert r.status_code == 400 and error_of(r) == "unknown_instrument"
 
 
-def cents(n):
-    return f"{n // 100}.{n % 100:02d}"
-
-
 def read_http_answer(sock_file):
     """One HTTP/1.1 answer from a socket's file: (status, headers, body bytes)."""
     status_line = sock_file.readline()
@@ -193,8 +189,8 @@ def read_http_answer(sock_file):
 def test_answers_larger_than_the_socket_holds_arrive_whole(api, pg):
     """A client that does not read: the answers go on after the socket buffer is full.
 
-    The frontend writes an answer to the socket itself and hands what the socket cannot take to
-    Pistache's queue; later answers on that connection must wait behind it. Order books of
+    The frontend writes an answer to the socket itself and keeps what the socket cannot take in the
+    connection's queue; later answers on that connection must wait behind it. Order books of
     ~20,000 levels (about 1 MB each) are asked for, one every 0.3 s, until they exceed what the
     kernel can buffer (the largest send buffer, tcp_wmem's maximum, and this client's receive
     buffer, made tiny). An answer that lost its remainder, or whose bytes were mixed with the
@@ -203,23 +199,13 @@ def test_answers_larger_than_the_socket_holds_arrive_whole(api, pg):
     symbol = f"DEEP-{uuid.uuid4().hex[:6]}".upper()
     levels = 10000
     with pg.connect() as conn:
-        conn.execute("SELECT exchange.create_instrument(%s, 0.01, 1)", (symbol,))
-        batch = [{"client_id": "deep", "instrument": symbol, "side": side, "type": "limit", "quantity": "1",
-                  "price": cents(100000 - i if side == "buy" else 200000 + i)}
-                 for side in ("buy", "sell") for i in range(levels)]
-        conn.execute("SELECT count(*) FROM exchange.place_orders(%s::jsonb)", (json.dumps(batch),))
+        place_deep_book(conn, symbol, levels)
     r = requests.get(f"{api}/orderbook", params={"instrument": symbol, "levels": levels}, timeout=10)
     assert r.status_code == 200 and len(r.json()["bids"]) == levels, r.text[:200]
     one = len(r.content)
-    with open("/proc/sys/net/ipv4/tcp_wmem") as f:
-        send_buffer_max = int(f.read().split()[2])
-    asked = [levels - k for k in range(send_buffer_max // one + 8)]
     queued_before = metric(metrics_text(), "http_answers_queued_total")
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: the window stays small
-    sock.settimeout(60)
-    sock.connect(("127.0.0.1", int(api.rsplit(":", 1)[1])))
+    sock, send_buffer_max = unread_connection(int(api.rsplit(":", 1)[1]), 60)
+    asked = [levels - k for k in range(send_buffer_max // one + 8)]
     received = bytearray()
 
     def read_slowly():
