@@ -86,9 +86,14 @@ pg_cpu() {
   mapfile -t children < <(pgrep -P "$pg_pid")
   cpu_ticks "$pg_pid" "${children[@]}"
 }
+# The backend of the feed's LISTEN connection, which reads the journal after every notification.
+feed_backend() {
+  psql -X -At -c "SELECT pid FROM pg_stat_activity WHERE application_name = 'pgx-feed-listen'" | head -1
+}
 hz=$(getconf CLK_TCK)
 printf '%-8s %s\n' "rate/s" "result (latency from due time; ratio = achieved orders/s / INSERT tx/s;"
-printf '%-8s %s\n' "" "CPU per request and orders per place_orders statement, warm-up included)"
+printf '%-8s %s\n' "" "CPU per request (of PostgreSQL's: the feed's LISTEN connection) and orders per"
+printf '%-8s %s\n' "" "place_orders statement, warm-up included)"
 # Orders placed and place_orders statements so far (the frontend's group_commit_batch_size histogram).
 batches() {
   curl -s "http://127.0.0.1:$http_port/metrics" |
@@ -96,18 +101,19 @@ batches() {
 }
 for rate in $rates; do
   read -r orders0 stmts0 < <(batches)
-  fe0=$(cpu_ticks "$fe_pid") pg0=$(pg_cpu)
+  feed_pid=$(feed_backend)
+  fe0=$(cpu_ticks "$fe_pid") pg0=$(pg_cpu) feed0=$(cpu_ticks $feed_pid)
   line=$(build/loadgen --port "$http_port" --rate "$rate" --seconds "$secs" --warmup "$warmup" --connections 32 \
     --max-connections 512 --instruments "$instruments")
-  fe1=$(cpu_ticks "$fe_pid") pg1=$(pg_cpu)
+  fe1=$(cpu_ticks "$fe_pid") pg1=$(pg_cpu) feed1=$(cpu_ticks $feed_pid)
   read -r orders1 stmts1 < <(batches)
   achieved=$(sed -n 's/.*achieved \([0-9]*\)\/s.*/\1/p' <<<"$line")
   sent=$(sed -n 's/.* ok \([0-9]*\) errors \([0-9]*\).*/\1 \2/p' <<<"$line" | awk '{ print $1 + $2 }')
   printf '%-8s %s  ratio %.2f  cpu %s\n' "$rate" "$line" "$(awk -v a="$achieved" -v b="$base" 'BEGIN { print a / b }')" \
-    "$(awk -v f=$((fe1 - fe0)) -v p=$((pg1 - pg0)) -v hz="$hz" -v n="$sent" -v r="$rate" -v w="$warmup" \
-      -v o="$((orders1 - orders0))" -v b="$((stmts1 - stmts0))" 'BEGIN {
-      n += r * w; printf "frontend %.1f / PostgreSQL %.1f us, %.1f orders per batch",
-        f * 1e6 / hz / n, p * 1e6 / hz / n, b ? o / b : 0 }')"
+    "$(awk -v f=$((fe1 - fe0)) -v p=$((pg1 - pg0)) -v l=$((feed1 - feed0)) -v hz="$hz" -v n="$sent" -v r="$rate" \
+      -v w="$warmup" -v o="$((orders1 - orders0))" -v b="$((stmts1 - stmts0))" 'BEGIN {
+      n += r * w; printf "frontend %.1f / PostgreSQL %.1f us (feed %.1f), %.1f orders per batch",
+        f * 1e6 / hz / n, p * 1e6 / hz / n, l * 1e6 / hz / n, b ? o / b : 0 }')"
 done
 verify() {
   local problems orders

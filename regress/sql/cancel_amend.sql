@@ -492,3 +492,28 @@ DROP FUNCTION cx_rows(text);
 DROP FUNCTION cx_cancel(text, boolean);
 DROP TABLE cx_done;
 DROP FUNCTION cx_stream(text);
+
+-- 0.8's exchange.journal_entries: the entries of exchange.journal(), every
+-- instrument's; a placed or rejected order's row is not read (its payload
+-- has side and type: NULL columns), a cancel's or amend's is, as there.
+WITH f AS (SELECT i.instrument_id, f.* FROM exchange.instruments i,
+                  exchange.journal(i.instrument_id, 0, 1000000000, 1000000000) f)
+SELECT coalesce(f.kind, v.kind) AS kind, count(f.seq) AS in_function, count(v.seq) AS in_view,
+       count(*) FILTER (WHERE v.payload = f.payload AND v.created_us = f.created_us AND v.order_id IS NOT NULL
+                          AND CASE WHEN v.kind IN ('order_placed', 'order_rejected')
+                                   THEN num_nulls(v.side, v.type, v.price, v.quantity, v.filled_quantity) = 5
+                                        AND v.payload->>'side' = f.side AND v.payload->>'type' = f.type
+                                   ELSE (v.side, v.type, v.price, v.quantity, v.filled_quantity)
+                                        IS NOT DISTINCT FROM (f.side, f.type, f.price, f.quantity, f.filled_quantity)
+                              END) AS agree
+  FROM f FULL JOIN exchange.journal_entries v ON v.instrument_id = f.instrument_id AND v.seq = f.seq
+ GROUP BY 1 ORDER BY 1;
+-- Read as the feed reads it (a prepared statement, generic plan): the orders'
+-- index is probed for the cancels and amends only.
+SET plan_cache_mode = force_generic_plan;
+PREPARE read_journal(int, bigint, bigint, int) AS
+  SELECT seq, kind, side FROM exchange.journal_entries
+   WHERE instrument_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4;
+EXPLAIN (COSTS OFF) EXECUTE read_journal(1, 0, 10, 10);
+DEALLOCATE read_journal;
+RESET plan_cache_mode;

@@ -44,9 +44,9 @@ def db():
 
 
 class Frontend(Process):
-    def __init__(self, http_port=HTTP_PORT, ws_port=WS_PORT, extra=(), log_name="feedtest-frontend.log"):
+    def __init__(self, http_port=HTTP_PORT, ws_port=WS_PORT, extra=(), log_name="feedtest-frontend.log", dsn=DSN):
         super().__init__(  # the log is kept for a post-mortem
-            [str(FRONTEND), "--db", DSN, "--http-port", str(http_port), "--ws-port", str(ws_port),
+            [str(FRONTEND), "--db", dsn, "--http-port", str(http_port), "--ws-port", str(ws_port),
              "--redis", "", "--rate-limit", "0", "--no-auth", *extra],
             ROOT / "build" / log_name, ws_port)
 

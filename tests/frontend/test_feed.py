@@ -20,10 +20,10 @@ from feed_fixtures import (DSN, WS_URL, BookCopy, Frontend, connect, db, fronten
                            listener_pid, orderbook, place, recv_json, run, subscribe, until_pong)
 
 
-def random_burst(operations, seed, instrument="BTC-USD"):
+def random_burst(operations, seed, instrument="BTC-USD", dsn=DSN):
     """~`operations` random orders (limit, market, IOC) and cancels around 100.00, in small transactions."""
     rng = random.Random(seed)
-    conn = psycopg.connect(DSN, autocommit=True)
+    conn = psycopg.connect(dsn, autocommit=True)
     resting = []
     done = 0
     while done < operations:
@@ -153,6 +153,11 @@ def test_book_from_snapshot_and_deltas_matches_the_exchange(db, frontend):
         cancels = [o for o in orders if o["event"] == "cancelled"]
         assert all(o["status"] == "cancelled" and o["remaining_quantity"] == "0" and o["side"] in ("buy", "sell")
                    for o in cancels)
+        # Side and type as the order's row has them, whether the entry's
+        # payload carries them (placed) or the row is read (cancelled).
+        kinds = dict(db.execute("SELECT order_id::text, side || ' ' || type FROM exchange.orders "
+                                " WHERE instrument = 'BTC-USD'").fetchall())
+        assert [f'{o["side"]} {o["order_type"]}' for o in orders] == [kinds[o["order_id"]] for o in orders]
         rows = db.execute(
             "SELECT trade_id::text, price, quantity, seq, "
             "       (CASE maker_side WHEN 'buy' THEN buy_order_id ELSE sell_order_id END)::text, "
@@ -302,6 +307,45 @@ def test_feed_catches_up_after_its_listen_connection_is_killed(db, frontend):
         await ws.close()
 
     run(scenario())
+
+
+def test_a_database_before_0_8_is_read_through_the_journal_function(db):
+    """Extension 0.7 has no view exchange.journal_entries: the feed reads exchange.journal() there, and
+    its book copy, trades and order updates are as complete as with the view."""
+    db.execute("DROP DATABASE IF EXISTS feed_v07")
+    db.execute("CREATE DATABASE feed_v07 TEMPLATE template0")
+    dsn = DSN.replace("dbname=postgres", "dbname=feed_v07")
+    old = psycopg.connect(dsn, autocommit=True)
+    fe = None
+    try:
+        old.execute("CREATE EXTENSION exchange VERSION '0.7'")
+        assert old.execute("SELECT to_regclass('exchange.journal_entries')").fetchone()[0] is None
+        old.execute("SELECT exchange.create_instrument('OLD-USD', 0.01, 0.0001)")
+        fe = Frontend(18104, 18105, log_name="feedtest-v07-frontend.log", dsn=dsn)
+
+        async def scenario():
+            ws = await websockets.connect("ws://127.0.0.1:18105/stream", max_size=1 << 24, max_queue=None)
+            await subscribe(ws, ["orderbook_deltas", "trades", "orders"], ["OLD-USD"])
+            book = BookCopy(await recv_json(ws))
+            start = book.seq
+            random_burst(150, 31, "OLD-USD", dsn)
+            trades, orders = [], []
+            await follow(ws, book, journal_seq(old, "OLD-USD"), trades, orders)
+            orders += [m for m in await until_pong(ws) if m["type"] == "order"]
+            assert book.levels == orderbook(old, "OLD-USD")
+            assert [o["seq"] for o in orders] == list(range(start + 1, book.seq + 1))
+            assert {o["event"] for o in orders} >= {"placed", "cancelled"}
+            kinds = dict(old.execute("SELECT order_id::text, side || ' ' || type FROM exchange.orders").fetchall())
+            assert [f'{o["side"]} {o["order_type"]}' for o in orders] == [kinds[o["order_id"]] for o in orders]
+            assert len(trades) > 5
+            await ws.close()
+
+        run(scenario())
+    finally:
+        if fe is not None:
+            fe.stop()
+        old.close()
+        db.execute("DROP DATABASE IF EXISTS feed_v07 WITH (FORCE)")
 
 
 def test_silent_clients_are_dropped_and_connections_are_limited(db):

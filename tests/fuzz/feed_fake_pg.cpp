@@ -44,4 +44,8 @@ Result Connection::exec_prepared(const char*, const char* sql, const std::vector
     return exec(sql, params);
 }
 
+bool Connection::has_relation(const std::string&) {
+    return false;
+}
+
 }  // namespace pgx::feed::pg

@@ -5,7 +5,8 @@
 # new result column answers and idempotent replays (which read an order
 # back as exchange.order_result) work, and so do 0.3's cancel_order and
 # amend_order in C, 0.4's partial idempotency index, 0.5's amend_orders,
-# 0.6's append-only clients table and 0.7's trigger on instruments. Runs against the cluster of
+# 0.6's append-only clients table, 0.7's trigger on instruments and 0.8's
+# journal view. Runs against the cluster of
 # scripts/test-pg.sh (PGHOST/PGPORT/PGUSER from there); the database is
 # dropped at the end.
 set -euo pipefail
@@ -78,4 +79,11 @@ done
 # session_replication_role.
 [ "$(q "SELECT tgenabled FROM pg_trigger WHERE tgrelid = 'exchange.instruments'::regclass AND tgname = 'instruments_changed'")" = A ] ||
   fail "the trigger instruments_changed is missing or not ENABLE ALWAYS after the update"
-echo "upgrade: 0.1 -> $current keeps the order placed at 0.1; replays, reject_message, the C amend_order, amend_orders and cancel_order, the partial idempotency index, the append-only clients table and the instruments' change trigger work"
+# 0.8: the journal view has the entries of the order placed, amended and
+# cancelled above (made at 0.1, 0.5 and 0.3), readable by the traders.
+[ "$(q "SELECT string_agg(kind || ' ' || coalesce(side, payload->>'side'), ', ' ORDER BY seq) FROM exchange.journal_entries
+        WHERE order_id = '$before'")" = "order_placed buy, order_amended buy, order_amended buy, order_cancelled buy" ] ||
+  fail "the journal view after the update"
+[ "$(q "SELECT has_table_privilege('exchange_trader', 'exchange.journal_entries', 'SELECT')")" = t ] ||
+  fail "the journal view is not readable by exchange_trader"
+echo "upgrade: 0.1 -> $current keeps the order placed at 0.1; replays, reject_message, the C amend_order, amend_orders and cancel_order, the partial idempotency index, the append-only clients table, the instruments' change trigger and the journal view work"

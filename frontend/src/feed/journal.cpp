@@ -92,7 +92,7 @@ Message delta_message(const std::string& instrument, int64_t seq, const Value& p
 }
 
 std::vector<Message> trade_messages(const std::string& instrument, const JournalRow& row,
-                                    const Value& payload) {
+                                    const std::string& side, const Value& payload) {
     std::vector<Message> out;
     auto trades = payload.FindMember("trades");
     if (trades == payload.MemberEnd() || !trades->value.IsArray()) return out;
@@ -107,7 +107,7 @@ std::vector<Message> trade_messages(const std::string& instrument, const Journal
         text_field(w, "quantity", trade);
         text_field(w, "maker_order_id", trade);
         string_field(w, "taker_order_id", taker);
-        string_field(w, "taker_side", row.side);
+        string_field(w, "taker_side", side);
         w.EndObject();
         out.push_back(finish(buffer));
     }
@@ -128,15 +128,16 @@ void order_value(Writer& w, const char* name, const Value& payload, const std::s
     }
 }
 
-Message order_message(const std::string& instrument, const JournalRow& row, const Value& payload) {
+Message order_message(const std::string& instrument, const JournalRow& row, const std::string& side,
+                      const std::string& type, const Value& payload) {
     rapidjson::StringBuffer buffer;
     Writer w(buffer);
     header(w, "order", instrument, row.seq);
     string_field(w, "event", row.kind.rfind("order_", 0) == 0 ? row.kind.substr(6) : row.kind);
     text_field(w, "order_id", payload);
     text_field(w, "client_id", payload);
-    string_field(w, "side", row.side);
-    string_field(w, "order_type", row.order_type);
+    string_field(w, "side", side);
+    string_field(w, "order_type", type);
     text_field(w, "status", payload);
     order_value(w, "price", payload, row.price, row.price_null);
     order_value(w, "quantity", payload, row.quantity, false);
@@ -156,11 +157,17 @@ Entry make_entry(const std::string& instrument, const JournalRow& row) {
     rapidjson::Document payload;
     payload.Parse<rapidjson::kParseNumbersAsStringsFlag>(row.payload.c_str(), row.payload.size());
     if (payload.HasParseError() || !payload.IsObject()) payload.SetObject();
+    // A placed or rejected order's payload has its side and type (its row is
+    // not read then, JournalRow); a cancel's or amend's comes from the row.
+    std::string side = member_text(payload, "side");
+    if (side.empty()) side = row.side;
+    std::string type = member_text(payload, "type");
+    if (type.empty()) type = row.order_type;
     Entry entry;
     entry.seq = row.seq;
     entry.delta = delta_message(instrument, row.seq, payload);
-    entry.trades = trade_messages(instrument, row, payload);
-    entry.order = order_message(instrument, row, payload);
+    entry.trades = trade_messages(instrument, row, side, payload);
+    entry.order = order_message(instrument, row, side, type, payload);
     entry.client = member_text(payload, "client_id");
     return entry;
 }
@@ -196,13 +203,20 @@ Message make_text(std::string text) {
 
 std::vector<JournalRow> read_journal(pg::Connection& conn, int instrument_id, int64_t after, int64_t upto,
                                      int limit) {
-    // The order's row supplies side and type (a cancel's or amend's payload
-    // has no side) and the final state of a cancelled order.
-    static const char* const kSql =
+    // Extension 0.8's view reads an order's row only for the entries whose
+    // payload lacks the order (cancels and amends: side and type, and the
+    // final state of a cancelled order); before 0.8 exchange.journal() reads
+    // it for every entry.
+    static const char* const kViewSql =
+        "SELECT seq, kind, payload::text, side, type, price::text, quantity::text, filled_quantity::text, "
+        "       created_us FROM exchange.journal_entries "
+        " WHERE instrument_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4";
+    static const char* const kFunctionSql =
         "SELECT seq, kind, payload::text, side, type, price::text, quantity::text, filled_quantity::text, "
         "       created_us FROM exchange.journal($1, $2, $3, $4)";
+    const bool view = conn.has_relation("exchange.journal_entries");
     pg::Result r = conn.exec_prepared(
-        "pgx_read_journal", kSql,
+        view ? "pgx_read_journal" : "pgx_read_journal_0_7", view ? kViewSql : kFunctionSql,
         {std::to_string(instrument_id), std::to_string(after), std::to_string(upto), std::to_string(limit)});
     std::vector<JournalRow> rows(r.rows());
     for (int i = 0; i < r.rows(); ++i) {

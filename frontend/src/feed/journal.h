@@ -22,6 +22,8 @@ struct JournalRow {
     std::string payload;  // jsonb as text
     // The order's row, for what the payload of a cancel or amend omits. Side
     // and type never change; the rest is final once a cancel has happened.
+    // Empty (price_null) for a placed or rejected order, whose payload has
+    // all of it, when read through extension 0.8's exchange.journal_entries.
     std::string side, order_type, price, quantity, filled_quantity;
     bool price_null = true;
     int64_t created_us = 0;  // created_at, microseconds since the Unix epoch

@@ -8,6 +8,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace pgx::feed::pg {
@@ -49,12 +50,15 @@ public:
     // The same for a statement run often: prepared under `name` on its first use on this
     // connection, so later runs skip the parse, analysis and planning.
     Result exec_prepared(const char* name, const char* sql, const std::vector<std::string>& params);
+    // Whether the relation (a qualified name) exists; asked once per connection.
+    bool has_relation(const std::string& name);
 
 private:
     Result check(Result r);
 
     std::unique_ptr<PGconn, decltype(&PQfinish)> conn_;
     std::vector<std::string> prepared_;
+    std::vector<std::pair<std::string, bool>> relations_;
 };
 
 }  // namespace pgx::feed::pg
