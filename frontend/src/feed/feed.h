@@ -23,7 +23,8 @@ struct Config {
     int ping_interval_ms = 15000;
     std::size_t max_connections = 10000;
     // A resume further back than this, or whose messages would fill more than
-    // half of max_client_queue_bytes, gets a snapshot instead.
+    // half of max_client_queue_bytes (by the entries' estimated size: the
+    // row's text, journal.h), gets a snapshot instead.
     int64_t max_replay_entries = 10000;
     // Kernel send buffer per client (0: the kernel's autotuning, up to
     // net.ipv4.tcp_wmem's maximum): part of what a slow client can hold.

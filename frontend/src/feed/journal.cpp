@@ -4,6 +4,9 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <mutex>
+#include <utility>
+
 #include "pg.h"
 
 namespace pgx::feed {
@@ -153,28 +156,51 @@ Message order_message(const std::string& instrument, const JournalRow& row, cons
 
 }  // namespace
 
-Entry make_entry(const std::string& instrument, const JournalRow& row) {
-    rapidjson::Document payload;
-    payload.Parse<rapidjson::kParseNumbersAsStringsFlag>(row.payload.c_str(), row.payload.size());
-    if (payload.HasParseError() || !payload.IsObject()) payload.SetObject();
-    // A placed or rejected order's payload has its side and type (its row is
-    // not read then, JournalRow); a cancel's or amend's comes from the row.
-    std::string side = member_text(payload, "side");
-    if (side.empty()) side = row.side;
-    std::string type = member_text(payload, "type");
-    if (type.empty()) type = row.order_type;
-    Entry entry;
-    entry.seq = row.seq;
-    entry.delta = delta_message(instrument, row.seq, payload);
-    entry.trades = trade_messages(instrument, row, side, payload);
-    entry.order = order_message(instrument, row, side, type, payload);
-    entry.client = member_text(payload, "client_id");
-    return entry;
+struct Entry::State {
+    std::once_flag once;
+    std::string instrument;
+    JournalRow row;  // until the messages are built
+    Built built;
+};
+
+Entry::Entry(std::string instrument, JournalRow row)
+    : seq_(row.seq),
+      // The messages repeat most of the payload, plus their own headers.
+      estimated_bytes_(row.payload.size() + row.side.size() + row.order_type.size() + row.price.size() +
+                       row.quantity.size() + row.filled_quantity.size() + 128),
+      state_(std::make_shared<State>()) {
+    state_->instrument = std::move(instrument);
+    state_->row = std::move(row);
+}
+
+const Entry::Built& Entry::built() const {
+    State& s = *state_;
+    std::call_once(s.once, [&s] {
+        const JournalRow& row = s.row;
+        rapidjson::Document payload;
+        payload.Parse<rapidjson::kParseNumbersAsStringsFlag>(row.payload.c_str(), row.payload.size());
+        if (payload.HasParseError() || !payload.IsObject()) payload.SetObject();
+        // A placed or rejected order's payload has its side and type (its row is
+        // not read then, JournalRow); a cancel's or amend's comes from the row.
+        std::string side = member_text(payload, "side");
+        if (side.empty()) side = row.side;
+        std::string type = member_text(payload, "type");
+        if (type.empty()) type = row.order_type;
+        s.built.delta = delta_message(s.instrument, row.seq, payload);
+        s.built.trades = trade_messages(s.instrument, row, side, payload);
+        s.built.order = order_message(s.instrument, row, side, type, payload);
+        s.built.client = member_text(payload, "client_id");
+        s.row = JournalRow{};  // not needed any more
+    });
+    return s.built;
+}
+
+Entry make_entry(const std::string& instrument, JournalRow row) {
+    return Entry(instrument, std::move(row));
 }
 
 void append(Batch& batch, Entry entry, int64_t created_us) {
-    batch.bytes += entry.delta->size() + entry.order->size();
-    for (const auto& t : entry.trades) batch.bytes += t->size();
+    batch.bytes += entry.estimated_bytes();
     batch.entries.push_back(std::move(entry));
     batch.last_created_us = created_us;
 }

@@ -29,26 +29,49 @@ struct JournalRow {
     int64_t created_us = 0;  // created_at, microseconds since the Unix epoch
 };
 
-// The messages one journal entry produces, one list per channel.
-struct Entry {
-    int64_t seq = 0;
-    Message delta;
-    std::vector<Message> trades;
-    Message order;
-    std::string client;  // the order's client_id: who may see `order` with private orders
+// The messages one journal entry produces, one list per channel, built the
+// first time a client is owed one of them (on whichever thread that is; once):
+// an entry of an instrument nobody subscribes to is never turned into JSON.
+// Copies share the messages.
+class Entry {
+public:
+    Entry(std::string instrument, JournalRow row);
+    int64_t seq() const { return seq_; }
+    const Message& delta() const { return built().delta; }
+    const std::vector<Message>& trades() const { return built().trades; }
+    const Message& order() const { return built().order; }
+    // The order's client_id: who may see order() with private orders.
+    const std::string& client() const { return built().client; }
+    // About the size of its messages (the row's text), for queue accounting before they exist.
+    std::size_t estimated_bytes() const { return estimated_bytes_; }
+
+private:
+    struct Built {
+        Message delta;
+        std::vector<Message> trades;
+        Message order;
+        std::string client;
+    };
+    struct State;
+    const Built& built() const;
+
+    int64_t seq_;
+    std::size_t estimated_bytes_;
+    std::shared_ptr<State> state_;
 };
 
 // Consecutive entries of one instrument, in sequence order without gaps.
 struct Batch {
     std::string instrument;
     std::vector<Entry> entries;
-    std::size_t bytes = 0;  // all messages, for queue accounting
+    std::size_t bytes = 0;  // the entries' estimated_bytes, for queue accounting
     int64_t last_created_us = 0;
 };
 
-// Builds an entry's messages; a payload that is not valid JSON still yields
-// the delta (with no changes) so that clients keep a gap-free sequence.
-Entry make_entry(const std::string& instrument, const JournalRow& row);
+// An entry whose messages are built on first use; a payload that is not valid
+// JSON still yields the delta (with no changes) so that clients keep a
+// gap-free sequence.
+Entry make_entry(const std::string& instrument, JournalRow row);
 
 // Adds an entry to a batch, keeping its byte count.
 void append(Batch& batch, Entry entry, int64_t created_us);

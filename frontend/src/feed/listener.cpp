@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <limits>
 #include <set>
+#include <utility>
 
 #include "instruments.h"
 #include "pg.h"
@@ -150,11 +151,12 @@ void Listener::catch_up(pg::Connection& conn, int instrument_id) {
         if (rows.empty()) return;
         auto batch = std::make_shared<Batch>();
         batch->instrument = *symbol;
-        for (const JournalRow& row : rows) {
+        for (JournalRow& row : rows) {
             if (row.seq != last + 1)
                 spdlog::error("feed: journal of {} jumps from {} to {}", *symbol, last, row.seq);
-            append(*batch, make_entry(*symbol, row), row.created_us);
             last = row.seq;
+            const int64_t created_us = row.created_us;
+            append(*batch, make_entry(*symbol, std::move(row)), created_us);
         }
         counters_.last_lag_us =
             static_cast<uint64_t>(std::max<int64_t>(0, now_us() - batch->last_created_us));

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <memory>
+#include <utility>
 
 #include "instruments.h"
 #include "pg.h"
@@ -169,8 +170,9 @@ LoadResult Loader::replay(pg::Connection& conn, const LoadRequest& request) {
         result.seq = newest;
         const auto count = static_cast<int>(newest - request.from_seq);
         Batch replayed;
-        for (const JournalRow& row : read_journal(conn, *id, request.from_seq, newest, count)) {
-            append(replayed, make_entry(request.instrument, row), row.created_us);
+        for (JournalRow& row : read_journal(conn, *id, request.from_seq, newest, count)) {
+            const int64_t created_us = row.created_us;
+            append(replayed, make_entry(request.instrument, std::move(row)), created_us);
             // Sent at once, it would overflow the client's queue: resynchronise instead.
             if (replayed.bytes > max_replay_bytes_) return snapshot(conn, request.instrument);
         }

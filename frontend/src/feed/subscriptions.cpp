@@ -214,17 +214,17 @@ void Subscriptions::hold(State& state, const std::shared_ptr<const Batch>& batch
 }
 
 void Subscriptions::emit(State& state, const Entry& entry, Effects& fx) {
-    if ((state.channels & kDeltas) && entry.seq > state.sent_deltas) {
-        fx.send.push_back(entry.delta);
-        state.sent_deltas = entry.seq;
+    if ((state.channels & kDeltas) && entry.seq() > state.sent_deltas) {
+        fx.send.push_back(entry.delta());
+        state.sent_deltas = entry.seq();
     }
-    if ((state.channels & kTrades) && entry.seq > state.sent_trades) {
-        fx.send.insert(fx.send.end(), entry.trades.begin(), entry.trades.end());
-        state.sent_trades = entry.seq;
+    if ((state.channels & kTrades) && entry.seq() > state.sent_trades) {
+        fx.send.insert(fx.send.end(), entry.trades().begin(), entry.trades().end());
+        state.sent_trades = entry.seq();
     }
-    if ((state.channels & kOrders) && entry.seq > state.sent_orders) {
-        if (!private_orders_ || (client_ && entry.client == *client_)) fx.send.push_back(entry.order);
-        state.sent_orders = entry.seq;
+    if ((state.channels & kOrders) && entry.seq() > state.sent_orders) {
+        if (!private_orders_ || (client_ && entry.client() == *client_)) fx.send.push_back(entry.order());
+        state.sent_orders = entry.seq();
     }
 }
 
@@ -244,7 +244,7 @@ void Subscriptions::on_loaded(const LoadResult& result, Effects& fx) {
         state.sent_deltas = result.seq;
     } else if (result.kind == LoadKind::kReplay) {
         // The client said where it stands: it is owed every entry after that.
-        const int64_t from = result.entries.empty() ? result.seq : result.entries.front().seq - 1;
+        const int64_t from = result.entries.empty() ? result.seq : result.entries.front().seq() - 1;
         state.sent_deltas = state.sent_trades = state.sent_orders = from;
         for (const Entry& entry : result.entries) emit(state, entry, fx);
         state.sent_deltas = state.sent_trades = state.sent_orders = result.seq;
