@@ -20,6 +20,7 @@ cancels on its first run. scripts/pg-cluster.sh starts a suitable cluster:
   scripts/pg-cluster.sh stop build/jrbench
 """
 import argparse
+import os
 import random
 import statistics
 
@@ -64,7 +65,6 @@ def fill(conn, orders):
             conn.execute("SELECT exchange.cancel_order(%s)", (order_id,))
 
 
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("dsn")
@@ -98,7 +98,7 @@ def main():
             fields = f.read().rsplit(")", 1)[1].split()
         return int(fields[11]) + int(fields[12])
 
-    ticks_per_s = 100  # CLK_TCK on Linux
+    ticks_per_s = os.sysconf("SC_CLK_TCK")
     print(f"journal of {last} entries; backend CPU per read, median of {args.rounds} rounds of {args.reads} reads")
     for width in args.widths:
         results = {key: [] for key in conns}
