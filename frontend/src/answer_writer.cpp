@@ -33,8 +33,8 @@ Send send_some(int fd, const std::string& data, std::size_t* offset) {
     return Send::All;
 }
 
-// Wakes the writer thread. A failed write means the counter is already far from zero (woken
-// anyway); the thread also looks every second.
+// Wakes the writer thread. A failed write means the counter is already far from zero: the
+// thread is woken anyway.
 void wake(int fd) {
     uint64_t one = 1;
     ssize_t n = ::write(fd, &one, sizeof one);

@@ -32,7 +32,7 @@ public:
     void cancel_batch(std::size_t size);
     void amend_batch(std::size_t size);
     void redis_error();
-    // An HTTP answer the socket could not take whole: the rest waits in Pistache's queue.
+    // An HTTP answer the socket could not take whole: the rest waits in the connection's queue.
     void http_answer_queued();
     void db_connections(int connected, int total, std::size_t queued_orders);
     void orderbook_depth(const std::string& instrument, const std::string& side, double orders);

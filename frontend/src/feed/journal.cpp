@@ -233,13 +233,12 @@ std::vector<JournalRow> read_journal(pg::Connection& conn, int instrument_id, in
     // payload lacks the order (cancels and amends: side and type, and the
     // final state of a cancelled order); before 0.8 exchange.journal() reads
     // it for every entry.
-    static const char* const kViewSql =
-        "SELECT seq, kind, payload::text, side, type, price::text, quantity::text, filled_quantity::text, "
-        "       created_us FROM exchange.journal_entries "
-        " WHERE instrument_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4";
-    static const char* const kFunctionSql =
-        "SELECT seq, kind, payload::text, side, type, price::text, quantity::text, filled_quantity::text, "
-        "       created_us FROM exchange.journal($1, $2, $3, $4)";
+#define PGX_JOURNAL_COLUMNS \
+    "SELECT seq, kind, payload::text, side, type, price::text, quantity::text, filled_quantity::text, created_us "
+    static const char* const kViewSql = PGX_JOURNAL_COLUMNS
+        "FROM exchange.journal_entries WHERE instrument_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4";
+    static const char* const kFunctionSql = PGX_JOURNAL_COLUMNS "FROM exchange.journal($1, $2, $3, $4)";
+#undef PGX_JOURNAL_COLUMNS
     const bool view = conn.has_relation("exchange.journal_entries");
     pg::Result r = conn.exec_prepared(
         view ? "pgx_read_journal" : "pgx_read_journal_0_7", view ? kViewSql : kFunctionSql,
