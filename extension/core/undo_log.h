@@ -41,6 +41,8 @@ public:
 
     Mark mark() const { return n_; }
     size_t size() const { return n_; }
+    // Region offset of the i-th word written since the last clear() (i < size()).
+    uint64_t offset(size_t i) const { return buf_[i].off_size & ((uint64_t{1} << 56) - 1); }
     size_t bytes() const { return buf_.size() * sizeof(Entry); }
 
     // Restore every byte written since `m`, newest first, and forget those writes.
