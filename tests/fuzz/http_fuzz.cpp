@@ -511,6 +511,7 @@ bool InJournal(const std::string& symbol) {
 feed::JournalRow JournalEntry(int64_t seq) {
     feed::JournalRow row;
     row.seq = seq;
+    row.created_us = seq;
     row.side = "buy";
     row.order_type = "limit";
     row.price = "100.5";
@@ -710,7 +711,7 @@ private:
             batch->instrument = symbol;
             while (delivered_[symbol] < newest_[symbol]) {
                 const int64_t seq = ++delivered_[symbol];
-                feed::append(*batch, feed::make_entry(symbol, JournalEntry(seq)), seq);
+                feed::append(*batch, symbol, JournalEntry(seq));
             }
             feed::Subscriptions::Effects fx;
             subscriptions_.on_batch(batch, fx);

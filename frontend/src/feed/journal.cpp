@@ -199,10 +199,11 @@ Entry make_entry(const std::string& instrument, JournalRow row) {
     return Entry(instrument, std::move(row));
 }
 
-void append(Batch& batch, Entry entry, int64_t created_us) {
+void append(Batch& batch, const std::string& instrument, JournalRow row) {
+    batch.last_created_us = row.created_us;
+    Entry entry(instrument, std::move(row));
     batch.bytes += entry.estimated_bytes();
     batch.entries.push_back(std::move(entry));
-    batch.last_created_us = created_us;
 }
 
 Message make_snapshot(const std::string& book_snapshot_json) {

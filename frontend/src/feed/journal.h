@@ -73,8 +73,8 @@ struct Batch {
 // gap-free sequence.
 Entry make_entry(const std::string& instrument, JournalRow row);
 
-// Adds an entry to a batch, keeping its byte count.
-void append(Batch& batch, Entry entry, int64_t created_us);
+// Adds a row's entry to a batch, keeping its byte count and the row's creation time.
+void append(Batch& batch, const std::string& instrument, JournalRow row);
 
 // The snapshot message from exchange.book_snapshot()'s jsonb text.
 Message make_snapshot(const std::string& book_snapshot_json);

@@ -155,8 +155,7 @@ void Listener::catch_up(pg::Connection& conn, int instrument_id) {
             if (row.seq != last + 1)
                 spdlog::error("feed: journal of {} jumps from {} to {}", *symbol, last, row.seq);
             last = row.seq;
-            const int64_t created_us = row.created_us;
-            append(*batch, make_entry(*symbol, std::move(row)), created_us);
+            append(*batch, *symbol, std::move(row));
         }
         counters_.last_lag_us =
             static_cast<uint64_t>(std::max<int64_t>(0, now_us() - batch->last_created_us));

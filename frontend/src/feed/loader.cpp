@@ -171,8 +171,7 @@ LoadResult Loader::replay(pg::Connection& conn, const LoadRequest& request) {
         const auto count = static_cast<int>(newest - request.from_seq);
         Batch replayed;
         for (JournalRow& row : read_journal(conn, *id, request.from_seq, newest, count)) {
-            const int64_t created_us = row.created_us;
-            append(replayed, make_entry(request.instrument, std::move(row)), created_us);
+            append(replayed, request.instrument, std::move(row));
             // Sent at once, it would overflow the client's queue: resynchronise instead.
             if (replayed.bytes > max_replay_bytes_) return snapshot(conn, request.instrument);
         }
