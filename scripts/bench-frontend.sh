@@ -25,7 +25,10 @@
 # ws_latency.py --help: --rate, --orders);
 # PGX_BENCH_INSTRUMENTS=N (default 1) spreads the orders at random over N
 # instruments (BTC-USD, then I2 … IN), which the database then writes in parallel;
-# PGX_BENCH_FRONTEND runs another pgx-frontend binary (an A/B of two builds).
+# PGX_BENCH_FRONTEND runs another pgx-frontend binary (an A/B of two builds);
+# PGX_BENCH_LATENCY_LOG=DIR keeps each order rate's per-request log there
+# (loadgen --log: due time, latency, status), as DIR/orders-RATE-N.log for
+# the Nth run of the script's order rates.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -99,12 +102,19 @@ batches() {
   curl -s "http://127.0.0.1:$http_port/metrics" |
     awk '/^group_commit_batch_size_sum/ { s = $2 } /^group_commit_batch_size_count/ { c = $2 } END { print s + 0, c + 0 }'
 }
+run_no=0
 for rate in $rates; do
+  run_no=$((run_no + 1))
+  log_args=()
+  if [ -n "${PGX_BENCH_LATENCY_LOG:-}" ]; then
+    mkdir -p "$PGX_BENCH_LATENCY_LOG"
+    log_args=(--log "$PGX_BENCH_LATENCY_LOG/orders-$rate-$run_no.log")
+  fi
   read -r orders0 stmts0 < <(batches)
   feed_pid=$(feed_backend)
   fe0=$(cpu_ticks "$fe_pid") pg0=$(pg_cpu) feed0=$(cpu_ticks $feed_pid)
   line=$(build/loadgen --port "$http_port" --rate "$rate" --seconds "$secs" --warmup "$warmup" --connections 32 \
-    --max-connections 512 --instruments "$instruments")
+    --max-connections 512 --instruments "$instruments" "${log_args[@]}")
   fe1=$(cpu_ticks "$fe_pid") pg1=$(pg_cpu) feed1=$(cpu_ticks $feed_pid)
   read -r orders1 stmts1 < <(batches)
   achieved=$(sed -n 's/.*achieved \([0-9]*\)\/s.*/\1/p' <<<"$line")

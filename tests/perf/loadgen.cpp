@@ -12,6 +12,9 @@
 // to --max-connections) when all are busy and a request is due.
 //
 // Prints one line: achieved rate, status counts, latency percentiles in ms.
+// With --log PATH it also writes one line per measured request, in the order
+// the answers arrived: "<due time, Unix seconds> <latency ms> <HTTP status>",
+// to line slow requests up with what the server did at that moment.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -52,6 +55,7 @@ struct Options {
     bool keys = false;       // send an Idempotency-Key with every order
     std::string cancel_file;  // non-empty: send cancels of the orders listed there instead of new orders
     std::string amend_quantity;  // non-empty (with cancel_file): amend them to this quantity instead
+    std::string log;             // non-empty: one line per measured request written there
 };
 
 struct CancelTarget {
@@ -204,6 +208,7 @@ int main(int argc, char** argv) {
         else if (k == "--keys") o.keys = std::atoi(v) != 0;
         else if (k == "--cancel-file") o.cancel_file = v;
         else if (k == "--amend") o.amend_quantity = v;
+        else if (k == "--log") o.log = v;
         else {
             std::fprintf(stderr, "loadgen: unknown option %s\n", k.c_str());
             return 2;
@@ -246,8 +251,14 @@ int main(int argc, char** argv) {
     };
     for (int i = 0; i < o.connections; ++i) open_one();
 
+    FILE* log = nullptr;
+    if (!o.log.empty() && !(log = std::fopen(o.log.c_str(), "w"))) Die("fopen --log");
+
     std::mt19937_64 rng(42);
     const auto start = Clock::now() + std::chrono::milliseconds(200);  // let connects finish
+    // The wall clock at `start`, for the log's due times.
+    const double start_unix =
+        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count() + 0.2;
     const auto measure_from = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.warmup));
     auto due_of = [&](uint64_t i) {
         return start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(i / o.rate));
@@ -311,6 +322,10 @@ int main(int argc, char** argv) {
                 if (c.measured) {
                     latencies.push_back(Ms(Clock::now() - c.due));
                     ++statuses[status];
+                    if (log)
+                        std::fprintf(log, "%.6f %.3f %d\n",
+                                     start_unix + std::chrono::duration<double>(c.due - start).count(),
+                                     latencies.back(), status);
                 }
                 c.busy = false;
                 ++done;
@@ -318,6 +333,7 @@ int main(int argc, char** argv) {
         }
     }
     const double elapsed = std::chrono::duration<double>(Clock::now() - measure_from).count();
+    if (log && std::fclose(log) != 0) Die("fclose --log");
     std::sort(latencies.begin(), latencies.end());
     auto pct = [&](double p) {
         if (latencies.empty()) return 0.0;
