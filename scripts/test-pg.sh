@@ -4,7 +4,8 @@
 # (regress/sql), isolation specs (regress/specs), the SQL fuzz pass
 # (tests/pg/sql_fuzz.py), the NOTIFY publisher's test
 # (tests/pg/publisher_test.py), the upgrade from the base version
-# (tests/pg/upgrade_test.sh), then the restart and crash tests. The cluster is
+# (tests/pg/upgrade_test.sh), the WAL preallocator's (tests/pg/wal_prealloc_test.sh,
+# on a cluster of its own), then the restart and crash tests. The cluster is
 # stopped and removed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,6 +50,9 @@ if [ $status -eq 0 ]; then
 fi
 if [ $status -eq 0 ]; then
   tests/pg/upgrade_test.sh || status=1
+fi
+if [ $status -eq 0 ]; then
+  tests/pg/wal_prealloc_test.sh || status=1
 fi
 if [ $status -eq 0 ]; then
   PGX_CLUSTER_DIR=$dir tests/pg/restart_crash_test.sh || status=1

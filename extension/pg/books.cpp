@@ -42,6 +42,7 @@
 
 #include "books.h"
 #include "publisher.h"
+#include "wal_prealloc.h"
 
 extern "C" {
 #include "access/xlog.h"
@@ -514,6 +515,12 @@ void DefineSettings() {
                              "transaction, queueing on that cluster-wide lock with every other notifying commit.",
                              &notify_publisher, kPublisherAlways, notify_publisher_options, PGC_SUSET, 0, nullptr,
                              nullptr, nullptr);
+    DefineCustomIntVariable("exchange.wal_prealloc_segments",
+                            "WAL segments kept created ahead of the one being written, by a background worker, so "
+                            "that no commit waits while PostgreSQL creates one.",
+                            "0: none (a commit that needs a new segment creates it, as without the extension). "
+                            "Each costs one WAL segment of disk (16 MB by default).",
+                            &wal_prealloc_segments, 4, 0, 64, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
     MarkGUCPrefixReserved("exchange");
 }
 

@@ -11,6 +11,7 @@
 #include "book.h"
 #include "books.h"
 #include "publisher.h"
+#include "wal_prealloc.h"
 #include "run_core.h"
 
 extern "C" {
@@ -118,6 +119,7 @@ void _PG_init(void) {
     pg::InstallShmemHooks();
     pg::RegisterTransactionCallbacks();
     pg::InstallPublisherHooks();
+    pg::RegisterWalPreallocWorker();
 }
 
 // _cancel(instrument_id, order_no)
