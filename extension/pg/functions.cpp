@@ -11,8 +11,8 @@
 #include "book.h"
 #include "books.h"
 #include "publisher.h"
-#include "wal_prealloc.h"
 #include "run_core.h"
+#include "wal_prealloc.h"
 
 extern "C" {
 #include "commands/trigger.h"

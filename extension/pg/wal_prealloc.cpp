@@ -34,9 +34,10 @@ constexpr int kRestartSeconds = 10;  // after an error (a full disk, say)
 // waited for before the next is written: PostgreSQL's own creation
 // (XLogFileInit) writes all 16 MB and then fsyncs them, and a commit's WAL
 // flush that comes meanwhile waits behind the whole lot. Measured on the
-// benchmark VM (an 8 kB write + fdatasync in a loop beside segment
-// creations, 12 each): 9-16 ms at worst during PostgreSQL's way, 3-5 ms in
-// megabytes (README, Benchmark). Then moved into place the way PostgreSQL
+// benchmark VM (tests/perf/segment_write_probe.py: an 8 kB write +
+// fdatasync in a loop beside segment creations, 12 each), the worst flush
+// during a creation: 12.5-21.1 ms PostgreSQL's way, 2.3-5.3 ms in megabytes,
+// 0.4-2.7 ms with no creation (README, Benchmark). Then moved into place the way PostgreSQL
 // installs a segment (xlog.c, InstallXLogFileSegment): under
 // ControlFileLock, unless the segment exists by then (a commit or the
 // checkpointer made it meanwhile), with a durable rename. The temporary

@@ -3,8 +3,8 @@
 A probe thread stands in for committing transactions: an 8 kB write and an
 fdatasync of a preallocated file, in a loop (0.4 ms apart). Meanwhile the
 main thread creates zero-filled 16 MB files, one at a time, in one of two
-ways, and reports for each creation how long it took and the probe's worst
-flush while it ran (and 50 ms after):
+ways (or, for comparison, none), and reports for each how long it took and
+the probe's worst flush while it ran (and 50 ms after):
   - `whole`: 8 kB writes of all 16 MB, then one fsync, the way PostgreSQL
     creates a segment (xlog.c, XLogFileInitInternal);
   - `chunked`: 1 MB at a time, each sent to disk and waited for
