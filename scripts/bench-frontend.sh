@@ -102,14 +102,12 @@ batches() {
   curl -s "http://127.0.0.1:$http_port/metrics" |
     awk '/^group_commit_batch_size_sum/ { s = $2 } /^group_commit_batch_size_count/ { c = $2 } END { print s + 0, c + 0 }'
 }
+[ -n "${PGX_BENCH_LATENCY_LOG:-}" ] && mkdir -p "$PGX_BENCH_LATENCY_LOG"
 run_no=0
 for rate in $rates; do
   run_no=$((run_no + 1))
   log_args=()
-  if [ -n "${PGX_BENCH_LATENCY_LOG:-}" ]; then
-    mkdir -p "$PGX_BENCH_LATENCY_LOG"
-    log_args=(--log "$PGX_BENCH_LATENCY_LOG/orders-$rate-$run_no.log")
-  fi
+  [ -n "${PGX_BENCH_LATENCY_LOG:-}" ] && log_args=(--log "$PGX_BENCH_LATENCY_LOG/orders-$rate-$run_no.log")
   read -r orders0 stmts0 < <(batches)
   feed_pid=$(feed_backend)
   fe0=$(cpu_ticks "$fe_pid") pg0=$(pg_cpu) feed0=$(cpu_ticks $feed_pid)

@@ -255,10 +255,11 @@ int main(int argc, char** argv) {
     if (!o.log.empty() && !(log = std::fopen(o.log.c_str(), "w"))) Die("fopen --log");
 
     std::mt19937_64 rng(42);
-    const auto start = Clock::now() + std::chrono::milliseconds(200);  // let connects finish
+    const auto connect_grace = std::chrono::milliseconds(200);  // let connects finish
+    const auto start = Clock::now() + connect_grace;
     // The wall clock at `start`, for the log's due times.
     const double start_unix =
-        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count() + 0.2;
+        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch() + connect_grace).count();
     const auto measure_from = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.warmup));
     auto due_of = [&](uint64_t i) {
         return start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(i / o.rate));

@@ -201,7 +201,7 @@ Entry make_entry(const std::string& instrument, JournalRow row) {
 
 void append(Batch& batch, const std::string& instrument, JournalRow row) {
     batch.last_created_us = row.created_us;
-    Entry entry(instrument, std::move(row));
+    Entry entry = make_entry(instrument, std::move(row));
     batch.bytes += entry.estimated_bytes();
     batch.entries.push_back(std::move(entry));
 }
