@@ -80,14 +80,17 @@ ab_build() {
 
 # Installs build B (base or new) of WORK into PostgreSQL's folders (as root,
 # or through sudo): install_build WORK B. A running server keeps the library
-# it loaded until restarted.
+# it loaded until restarted: install(1) replaces the file (a new inode), where
+# cp would rewrite the one the server's processes have mapped, and the
+# previous round's server, still running at this point, crashed on its next
+# call into it (seen as "server does not shut down" at its stop).
 install_build() {
   local libdir sharedir as_root=()
   libdir=$(/usr/lib/postgresql/15/bin/pg_config --pkglibdir)
   sharedir=$(/usr/lib/postgresql/15/bin/pg_config --sharedir)/extension
   [ "$(id -u)" -eq 0 ] || as_root=(sudo)
-  "${as_root[@]}" cp "$1/$2/exchange.so" "$libdir/exchange.so"
-  "${as_root[@]}" cp "$1/$2/exchange.control" "$1/$2"/exchange--*.sql "$sharedir/"
+  "${as_root[@]}" install -m 755 "$1/$2/exchange.so" "$libdir/exchange.so"
+  "${as_root[@]}" install -m 644 "$1/$2/exchange.control" "$1/$2"/exchange--*.sql "$sharedir/"
 }
 
 # How many differences exchange.verify finds over every instrument of the
