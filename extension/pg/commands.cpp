@@ -1299,6 +1299,12 @@ bool KeyShareInstrument(int32 id) {
 // Idempotency and matching for a validated order; its rows are written by
 // the next Flush(), which also fills `row` (a repeat's row is filled now).
 void Stage(const Args& a, const Order& o, Row& row) {
+    // The instrument's lock comes first. Another transaction that holds it
+    // (for an earlier order of its batch or transaction) may want next the
+    // idempotency key's lock or the row of a new client that this order
+    // takes below: taken before the instrument's lock, they were a deadlock
+    // (regress/specs/lock_order.spec).
+    core::Book& book = pg::EnsureBookForWrite(o.inst.id);
     if (a.idempotency_key != nullptr) {
         // Serialise requests with this key (any instrument), then answer a repeat with the original order.
         char* lock_key = psprintf("exchange.idempotency:%s:%s", a.client_id, a.idempotency_key);
@@ -1324,8 +1330,6 @@ void Stage(const Args& a, const Order& o, Row& row) {
         RunCore([&] { staged_keys.insert(KeyOf(a.client_id, a.idempotency_key)); });
     }
     const int64 client_no = ClientNo(a.client_id);
-
-    core::Book& book = pg::EnsureBookForWrite(o.inst.id);
     // Not locked when the instrument was deleted meanwhile: its orders' rows
     // then meet the foreign key's own check, which reports it.
     if (key_share_locked.count(o.inst.id) == 0 && KeyShareInstrument(o.inst.id))
