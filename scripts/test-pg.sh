@@ -2,7 +2,8 @@
 # Runs the PostgreSQL suites against a fresh local cluster with the extension
 # preloaded (127.0.0.1, port $PGX_TEST_PORT, default 25329): pg_regress
 # (regress/sql), isolation specs (regress/specs), the SQL fuzz pass
-# (tests/pg/sql_fuzz.py), the NOTIFY publisher's test
+# (tests/pg/sql_fuzz.py), concurrent sessions trading
+# (tests/pg/concurrency_test.py), the NOTIFY publisher's test
 # (tests/pg/publisher_test.py), the upgrade from the base version
 # (tests/pg/upgrade_test.sh), the WAL preallocator's (tests/pg/wal_prealloc_test.sh,
 # on a cluster of its own), then the restart and crash tests. The cluster is
@@ -44,6 +45,13 @@ done
 if [ $status -eq 0 ]; then
   psql -X -q -d postgres -c "DROP DATABASE IF EXISTS exchange_fuzz" -c "CREATE DATABASE exchange_fuzz"
   /usr/bin/python3 tests/pg/sql_fuzz.py "host=$PGHOST port=$port user=$PGUSER dbname=exchange_fuzz" 10000 || status=1
+fi
+if [ $status -eq 0 ]; then
+  psql -X -q -d postgres -c "DROP DATABASE IF EXISTS exchange_concurrency" -c "CREATE DATABASE exchange_concurrency"
+  /usr/bin/python3 tests/pg/concurrency_test.py "host=$PGHOST port=$port user=$PGUSER dbname=exchange_concurrency" \
+    1000 || status=1
+  # Its books' slots go with the database (the suites below need them).
+  psql -X -q -d postgres -c "DROP DATABASE exchange_concurrency" || status=1
 fi
 if [ $status -eq 0 ]; then
   /usr/bin/python3 tests/pg/publisher_test.py "host=$PGHOST port=$port user=$PGUSER dbname=postgres" || status=1

@@ -1234,6 +1234,65 @@ void ResetStaging() {
     n_old = 0;
 }
 
+// The advisory lock that serialises the requests with an order's
+// idempotency key (held to transaction end).
+Datum IdempotencyLockKey(const Args& a) {
+    char* lock_key = psprintf("exchange.idempotency:%s:%s", a.client_id, a.idempotency_key);
+    return DirectFunctionCall2Coll(hashtextextended, DEFAULT_COLLATION_OID, CStringGetTextDatum(lock_key),
+                                   Int64GetDatum(0));
+}
+
+int CompareInt32(const void* x, const void* y) {
+    const int32 a = *static_cast<const int32*>(x), b = *static_cast<const int32*>(y);
+    return (a > b) - (a < b);
+}
+int CompareInt64(const void* x, const void* y) {
+    const int64 a = *static_cast<const int64*>(x), b = *static_cast<const int64*>(y);
+    return (a > b) - (a < b);
+}
+int CompareCString(const void* x, const void* y) {
+    return strcmp(*static_cast<const char* const*>(x), *static_cast<const char* const*>(y));
+}
+
+// A batch takes everything its orders may wait for before it stages the
+// first one, each kind in one order that every call follows: the
+// instruments' locks by instrument id, then the rows of clients new to the
+// exchange (inserted into exchange.clients, which makes a second inserter of
+// the same client wait for this transaction) by client_id, then the
+// idempotency keys' advisory locks by their hash; Stage takes them again
+// (already held, a lookup each) in the same order for its one order. So two
+// calls, each its own transaction, never wait for each other in a cycle:
+// two batches that met two new clients the other way round, or one holding
+// an instrument and wanting what the other took before waiting for it, were
+// deadlocks (lock_order.spec, tests/pg/concurrency_test.py). A transaction
+// of several calls can still meet another in a cycle, as one trading two
+// instruments can (README, Transactions and recovery).
+void TakeLocksInOrder(const Args* args, const Order* orders, const bool* valid, uint32 count) {
+    int32* instruments = static_cast<int32*>(palloc(sizeof(int32) * Max(count, 1u)));
+    const char** clients = static_cast<const char**>(palloc(sizeof(char*) * Max(count, 1u)));
+    int64* keys = static_cast<int64*>(palloc(sizeof(int64) * Max(count, 1u)));
+    uint32 n_instruments = 0, n_clients = 0, n_keys = 0;
+    for (uint32 i = 0; i < count; ++i) {
+        if (!valid[i]) continue;
+        instruments[n_instruments++] = orders[i].inst.id;
+        clients[n_clients++] = args[i].client_id;
+        if (args[i].idempotency_key != nullptr) keys[n_keys++] = DatumGetInt64(IdempotencyLockKey(args[i]));
+    }
+    qsort(instruments, n_instruments, sizeof(int32), CompareInt32);
+    qsort(clients, n_clients, sizeof(char*), CompareCString);
+    qsort(keys, n_keys, sizeof(int64), CompareInt64);
+    for (uint32 i = 0; i < n_instruments; ++i)
+        if (i == 0 || instruments[i] != instruments[i - 1]) pg::EnsureBookForWrite(instruments[i]);
+    for (uint32 i = 0; i < n_clients; ++i)
+        if (i == 0 || strcmp(clients[i], clients[i - 1]) != 0) ClientNo(clients[i]);
+    for (uint32 i = 0; i < n_keys; ++i)
+        if (i == 0 || keys[i] != keys[i - 1])
+            DirectFunctionCall1(pg_advisory_xact_lock_int8, Int64GetDatum(keys[i]));
+    pfree(instruments);
+    pfree(clients);
+    pfree(keys);
+}
+
 // The lock the foreign key from orders to instruments takes per row, taken
 // once per call and instrument instead (see pg::RowBatch::locked_ref): what
 // "SELECT 1 FROM ONLY exchange.instruments WHERE instrument_id = $1 FOR KEY
@@ -1247,11 +1306,12 @@ bool KeyShareInstrument(int32 id) {
     Relation rel = table_open(ExchangeRelid("instruments"), RowShareLock);
     const TupleDesc desc = RelationGetDescr(rel);
     constexpr AttrNumber kIdColumn = 1;
-    if (desc->natts < kIdColumn || strcmp(NameStr(TupleDescAttr(desc, kIdColumn - 1)->attname), "instrument_id") != 0 ||
+    if (desc->natts < kIdColumn ||
+        strcmp(NameStr(TupleDescAttr(desc, kIdColumn - 1)->attname), "instrument_id") != 0 ||
         TupleDescAttr(desc, kIdColumn - 1)->atttypid != INT4OID)
         elog(ERROR, "exchange.instruments does not start with the column instrument_id int4");
     PreventCommandIfReadOnly("SELECT FOR KEY SHARE");  // the executor's check, with its message
-    CommandCounterIncrement();  // as SPI does before a statement that may write
+    CommandCounterIncrement();                         // as SPI does before a statement that may write
     const Snapshot snapshot = RegisterSnapshot(GetTransactionSnapshot());
     ScanKeyData key;
     ScanKeyInit(&key, kIdColumn, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(id));
@@ -1268,9 +1328,9 @@ bool KeyShareInstrument(int32 id) {
         // The executor's flags under READ COMMITTED (the trading functions
         // refuse the other levels): a row updated since the snapshot is
         // locked in its latest version.
-        const TM_Result r =
-            table_tuple_lock(rel, &tid, snapshot, slot, GetCurrentCommandId(true), LockTupleKeyShare, LockWaitBlock,
-                             TUPLE_LOCK_FLAG_LOCK_UPDATE_IN_PROGRESS | TUPLE_LOCK_FLAG_FIND_LAST_VERSION, &tmfd);
+        const TM_Result r = table_tuple_lock(
+            rel, &tid, snapshot, slot, GetCurrentCommandId(true), LockTupleKeyShare, LockWaitBlock,
+            TUPLE_LOCK_FLAG_LOCK_UPDATE_IN_PROGRESS | TUPLE_LOCK_FLAG_FIND_LAST_VERSION, &tmfd);
         switch (r) {
             case TM_Ok: {
                 // A later version: the query would check its WHERE again.
@@ -1299,18 +1359,14 @@ bool KeyShareInstrument(int32 id) {
 // Idempotency and matching for a validated order; its rows are written by
 // the next Flush(), which also fills `row` (a repeat's row is filled now).
 void Stage(const Args& a, const Order& o, Row& row) {
-    // The instrument's lock comes first. Another transaction that holds it
-    // (for an earlier order of its batch or transaction) may want next the
-    // idempotency key's lock or the row of a new client that this order
-    // takes below: taken before the instrument's lock, they were a deadlock
-    // (regress/specs/lock_order.spec).
+    // What an order may wait for, in the order every call takes it (see
+    // TakeLocksInOrder): the instrument's lock, the client's row, the
+    // idempotency key's lock.
     core::Book& book = pg::EnsureBookForWrite(o.inst.id);
+    const int64 client_no = ClientNo(a.client_id);
     if (a.idempotency_key != nullptr) {
         // Serialise requests with this key (any instrument), then answer a repeat with the original order.
-        char* lock_key = psprintf("exchange.idempotency:%s:%s", a.client_id, a.idempotency_key);
-        const Datum hash = DirectFunctionCall2Coll(hashtextextended, DEFAULT_COLLATION_OID,
-                                                   CStringGetTextDatum(lock_key), Int64GetDatum(0));
-        DirectFunctionCall1(pg_advisory_xact_lock_int8, hash);
+        DirectFunctionCall1(pg_advisory_xact_lock_int8, IdempotencyLockKey(a));
         if (staged_keys.count(KeyOf(a.client_id, a.idempotency_key)) != 0)
             Flush();  // the original is staged: write it first
         Datum v[2] = {CStringGetTextDatum(a.client_id), CStringGetTextDatum(a.idempotency_key)};
@@ -1329,7 +1385,6 @@ void Stage(const Args& a, const Order& o, Row& row) {
         }
         RunCore([&] { staged_keys.insert(KeyOf(a.client_id, a.idempotency_key)); });
     }
-    const int64 client_no = ClientNo(a.client_id);
     // Not locked when the instrument was deleted meanwhile: its orders' rows
     // then meet the foreign key's own check, which reports it.
     if (key_share_locked.count(o.inst.id) == 0 && KeyShareInstrument(o.inst.id))
@@ -1931,6 +1986,7 @@ Datum exchange_place_orders(PG_FUNCTION_ARGS) {
         valid[i] = ItemArgs(item, args[i], p) && Validate(args[i], orders[i], p);
         if (!valid[i]) RejectedRow(args[i], p, rows[i]);
     }
+    TakeLocksInOrder(args, orders, valid, count);
     for (uint32 i = 0; i < count; ++i)
         if (valid[i]) Stage(args[i], orders[i], rows[i]);
     Flush();
