@@ -1261,12 +1261,14 @@ int CompareCString(const void* x, const void* y) {
 // the same client wait for this transaction) by client_id, then the
 // idempotency keys' advisory locks by their hash; Stage takes them again
 // (already held, a lookup each) in the same order for its one order. So two
-// calls, each its own transaction, never wait for each other in a cycle:
-// two batches that met two new clients the other way round, or one holding
-// an instrument and wanting what the other took before waiting for it, were
-// deadlocks (lock_order.spec, tests/pg/concurrency_test.py). A transaction
-// of several calls can still meet another in a cycle, as one trading two
-// instruments can (README, Transactions and recovery).
+// place_order or place_orders calls, each its own transaction, never wait
+// for each other in a cycle: two batches that met two new clients the other
+// way round, or one holding an instrument and wanting what the other took
+// before waiting for it, were deadlocks (lock_order.spec,
+// tests/pg/concurrency_test.py). A transaction of several calls can still
+// meet another in a cycle, as can two cancel_orders or amend_orders batches,
+// which lock each order's instrument as they come to it (README,
+// Transactions and recovery).
 void TakeLocksInOrder(const Args* args, const Order* orders, const bool* valid, uint32 count) {
     int32* instruments = static_cast<int32*>(palloc(sizeof(int32) * Max(count, 1u)));
     const char** clients = static_cast<const char**>(palloc(sizeof(char*) * Max(count, 1u)));
