@@ -30,6 +30,8 @@ import time
 
 import psycopg
 
+from book_checks import consistency_problems
+
 EXPECTED = {
     ("55000", "order_not_open"), ("55000", "instrument_halted"), ("P0002", "order_not_found"),
     ("22023", "no_change"), ("22023", "invalid_quantity"),
@@ -147,13 +149,7 @@ def main():
     halt.join()
     with psycopg.connect(dsn, autocommit=True) as conn:
         restarted = conn.execute("SELECT pg_postmaster_start_time()").fetchone()[0] != started
-        problems = conn.execute("SELECT i.symbol, v.problem FROM exchange.instruments i, "
-                                "exchange.verify(i.symbol) v").fetchall()
-        gaps = conn.execute("SELECT instrument_id FROM exchange.events GROUP BY instrument_id "
-                            "HAVING count(*) <> max(seq) OR min(seq) <> 1").fetchall()
-        fills = conn.execute("SELECT count(*) FROM exchange.orders o WHERE o.filled_quantity <> coalesce("
-                             "(SELECT sum(t.quantity) FROM exchange.trades t "
-                             "WHERE o.order_id IN (t.buy_order_id, t.sell_order_id)), 0)").fetchone()[0]
+        problems, gaps, fills = consistency_problems(conn)
         twice = conn.execute("SELECT count(*) FROM (SELECT 1 FROM exchange.orders WHERE idempotency_key IS NOT NULL "
                              "GROUP BY client_id, idempotency_key HAVING count(*) > 1) d").fetchone()[0]
         orders, trades = conn.execute("SELECT (SELECT count(*) FROM exchange.orders), "

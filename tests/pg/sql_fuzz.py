@@ -21,6 +21,8 @@ import uuid
 
 import psycopg
 
+from book_checks import consistency_problems
+
 # The extension's documented SQLSTATEs (README, "Errors") and PostgreSQL's own
 # input errors for arguments that cannot even be converted to the parameter type.
 DOCUMENTED = {
@@ -171,13 +173,7 @@ def main():
         if conn.execute("SELECT pg_postmaster_start_time()").fetchone()[0] != started:
             print("FAIL: the server restarted during the fuzz pass", file=sys.stderr)
             return 1
-        problems = conn.execute("SELECT i.symbol, v.problem FROM exchange.instruments i, "
-                                "exchange.verify(i.symbol) v").fetchall()
-        gaps = conn.execute("SELECT instrument_id FROM exchange.events GROUP BY instrument_id "
-                            "HAVING count(*) <> max(seq) OR min(seq) <> 1").fetchall()
-        fills = conn.execute("SELECT count(*) FROM exchange.orders o WHERE o.filled_quantity <> coalesce("
-                             "(SELECT sum(t.quantity) FROM exchange.trades t "
-                             "WHERE o.order_id IN (t.buy_order_id, t.sell_order_id)), 0)").fetchone()[0]
+        problems, gaps, fills = consistency_problems(conn)
         trades = conn.execute("SELECT count(*) FROM exchange.trades").fetchone()[0]
     print(f"sql fuzz: {calls} calls, outcomes {dict(sorted(outcomes.items()))}, {len(order_ids)} orders, "
           f"{trades} trades")
