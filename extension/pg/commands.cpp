@@ -132,6 +132,8 @@ Plan p_instrument_by_id{"SELECT instrument_id, symbol, tick_size, lot_size, min_
                         "FROM exchange.instruments WHERE instrument_id = $1",
                         1, {INT4OID}, nullptr};
 Plan p_client{"SELECT client_no, xmin FROM exchange.clients WHERE client_id = $1", 1, {TEXTOID}, nullptr};
+Plan p_instruments_of{"SELECT DISTINCT instrument_id FROM exchange.orders WHERE order_id = ANY($1) ORDER BY 1", 1,
+                      {UUIDARRAYOID}, nullptr};
 Plan p_client_insert{"INSERT INTO exchange.clients (client_id) VALUES ($1) ON CONFLICT (client_id) DO NOTHING "
                      "RETURNING client_no",
                      1, {TEXTOID}, nullptr};
@@ -1261,14 +1263,14 @@ int CompareCString(const void* x, const void* y) {
 // the same client wait for this transaction) by client_id, then the
 // idempotency keys' advisory locks by their hash; Stage takes them again
 // (already held, a lookup each) in the same order for its one order. So two
-// place_order or place_orders calls, each its own transaction, never wait
-// for each other in a cycle: two batches that met two new clients the other
+// trading calls, each its own transaction, never wait for each other in a
+// cycle: two batches that met two new clients the other
 // way round, or one holding an instrument and wanting what the other took
 // before waiting for it, were deadlocks (lock_order.spec,
-// tests/pg/concurrency_test.py). A transaction of several calls can still
-// meet another in a cycle, as can two cancel_orders or amend_orders batches,
-// which lock each order's instrument as they come to it (README,
-// Transactions and recovery).
+// tests/pg/concurrency_test.py); cancel_orders and amend_orders take their
+// instruments the same way (LockInstrumentsOf). A transaction of several
+// calls can still meet another in a cycle (README, Transactions and
+// recovery).
 void TakeLocksInOrder(const Args* args, const Order* orders, const bool* valid, uint32 count) {
     int32* instruments = static_cast<int32*>(palloc(sizeof(int32) * Max(count, 1u)));
     const char** clients = static_cast<const char**>(palloc(sizeof(char*) * Max(count, 1u)));
@@ -1623,6 +1625,29 @@ core::Book* LockRestingOrder(Datum order_id, const char* client_id, const char* 
     if (SPI_processed != 1) elog(ERROR, "instrument %d of order %s is not in exchange.instruments", instrument_id, id);
     InstrumentFromRow(inst);
     return &book;
+}
+
+// cancel_orders and amend_orders: the locks of the instruments of all the
+// call's orders, by instrument id, before the first change (the rule of
+// TakeLocksInOrder), so that two such batches, or one and a place_orders
+// batch, never wait for each other in a cycle. Costs one lookup of the
+// orders; LockRestingOrder then reads each order once, after the lock.
+// Nothing to do for one order (its instrument is taken when it comes).
+void LockInstrumentsOf(Datum* ids, int n) {
+    if (n < 2) return;
+    ArrayType* arr = construct_array(ids, n, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR);
+    Datum v[1] = {PointerGetDatum(arr)};
+    Exec(p_instruments_of, v, nullptr, 0);
+    const uint64 k = SPI_processed;
+    int32* instruments = static_cast<int32*>(palloc(sizeof(int32) * Max(k, uint64{1})));
+    for (uint64 i = 0; i < k; ++i) {
+        bool isnull;
+        instruments[i] = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+    }
+    SPI_freetuptable(SPI_tuptable);
+    for (uint64 i = 0; i < k; ++i) pg::EnsureBookForWrite(instruments[i]);
+    pfree(instruments);
+    pfree(arr);
 }
 
 // The journal entry of a cancel or amend (one row of exchange.events).
@@ -2048,6 +2073,13 @@ Datum exchange_cancel_orders(PG_FUNCTION_ARGS) {
     Row* rows = static_cast<Row*>(palloc(sizeof(Row) * Max(count, 1)));
     StagedCancel* staged = static_cast<StagedCancel*>(palloc(sizeof(StagedCancel) * Max(count, 1)));
     int n_staged = 0;
+    {
+        Datum* given = static_cast<Datum*>(palloc(sizeof(Datum) * Max(count, 1)));
+        int n_given = 0;
+        for (int i = 0; i < count; ++i)
+            if (!nulls[i]) given[n_given++] = elems[i];
+        LockInstrumentsOf(given, n_given);
+    }
     for (int i = 0; i < count; ++i) {
         Problem p;
         if (nulls[i])
@@ -2070,6 +2102,18 @@ Datum exchange_cancel_orders(PG_FUNCTION_ARGS) {
 // or null, order_not_found; not a UUID, invalid_order_id).
 Datum exchange_amend_orders(PG_FUNCTION_ARGS) {
     const Batch b = StartBatch(fcinfo, "amends");
+    {
+        Datum* given = static_cast<Datum*>(palloc(sizeof(Datum) * Max(b.count, 1u)));
+        int n_given = 0;
+        for (uint32 i = 0; i < b.count; ++i) {
+            JsonbValue* item = getIthJsonbValueFromContainer(&b.json->root, i);
+            if (item->type != jbvBinary || !JsonContainerIsObject(item->val.binary.data)) continue;
+            const char* id = FieldText(item->val.binary.data, "order_id");
+            if (pg_uuid_t* uuid = id != nullptr ? ParseUuid(id) : nullptr; uuid != nullptr)
+                given[n_given++] = UUIDPGetDatum(uuid);
+        }
+        LockInstrumentsOf(given, n_given);
+    }
     for (uint32 i = 0; i < b.count; ++i) {
         JsonbValue* item = getIthJsonbValueFromContainer(&b.json->root, i);
         Row row;

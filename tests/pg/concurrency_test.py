@@ -7,9 +7,9 @@ to the exchange picked from a shared pool (so that first uses race),
 cancel_orders and amend_order of orders the sessions placed; most
 transactions are one call, the others two or three on one instrument with
 clients that exist already. A fifth session halts and resumes the second
-instrument now and then. A place_order or place_orders call takes what it
-may wait for in one order (commands.cpp, TakeLocksInOrder), and a cancel or
-amend here touches one instrument, so nothing here may deadlock: every
+instrument now and then. A trading call takes what it may wait for in one
+order (commands.cpp, TakeLocksInOrder), and the transactions of several
+calls here touch one instrument, so nothing here may deadlock: every
 error must be one a session can expect from a race it lost (55000
 order_not_open or instrument_halted, P0002 for the id of an order whose
 transaction rolled back, 22023 no_change or an amend below what filled
