@@ -6,10 +6,12 @@ that the sessions share (so that repeats race their originals), clients new
 to the exchange picked from a shared pool (so that first uses race),
 cancel_orders and amend_order of orders the sessions placed; most
 transactions are one call, the others two or three on one instrument with
-clients that exist already. A fifth session halts and resumes the second
-instrument now and then. A trading call takes what it may wait for in one
-order (commands.cpp, TakeLocksInOrder), and the transactions of several
-calls here touch one instrument, so nothing here may deadlock: every
+clients that exist already; a transaction of one call may cancel orders of
+both instruments. A fifth session halts and resumes the second instrument
+now and then. A trading call takes what it may wait for in one order
+(commands.cpp, TakeLocksInOrder and LockInstrumentsOf), and the
+transactions of several calls here touch one instrument, so nothing here
+may deadlock: every
 error must be one a session can expect from a race it lost (55000
 order_not_open or instrument_halted, P0002 for the id of an order whose
 transaction rolled back, 22023 no_change or an amend below what filled
@@ -83,8 +85,10 @@ def call(rng, conn, inst, shared, placed, new_clients):
                                                       o.get("idempotency_key"))).fetchone()
         placed.append(row[0])
     elif r < 0.85:
+        # A call of its own transaction may cancel on both instruments.
         with shared.lock:
-            ids = rng.sample(shared.ids[inst], min(5, len(shared.ids[inst])))
+            pool = shared.ids[inst] if not new_clients or rng.random() < 0.5 else sum(shared.ids.values(), [])
+            ids = rng.sample(pool, min(6, len(pool)))
         conn.execute("SELECT count(*) FROM exchange.cancel_orders(%s::uuid[])", (ids,))
     else:
         with shared.lock:
