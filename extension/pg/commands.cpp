@@ -1262,15 +1262,14 @@ int CompareCString(const void* x, const void* y) {
 // exchange (inserted into exchange.clients, which makes a second inserter of
 // the same client wait for this transaction) by client_id, then the
 // idempotency keys' advisory locks by their hash; Stage takes them again
-// (already held, a lookup each) in the same order for its one order. So two
-// trading calls, each its own transaction, never wait for each other in a
-// cycle: two batches that met two new clients the other
-// way round, or one holding an instrument and wanting what the other took
-// before waiting for it, were deadlocks (lock_order.spec,
-// tests/pg/concurrency_test.py); cancel_orders and amend_orders take their
-// instruments the same way (LockInstrumentsOf). A transaction of several
-// calls can still meet another in a cycle (README, Transactions and
-// recovery).
+// (already held, a lookup each) in the same order for its one order;
+// cancel_orders and amend_orders take their instruments the same way
+// (LockInstrumentsOf). So two trading calls, each its own transaction, never
+// wait for each other in a cycle: two batches that met two new clients the
+// other way round, or one holding an instrument and wanting what the other
+// took before waiting for it, were deadlocks (lock_order.spec,
+// tests/pg/concurrency_test.py). A transaction of several calls can still
+// meet another in a cycle (README, Transactions and recovery).
 void TakeLocksInOrder(const Args* args, const Order* orders, const bool* valid, uint32 count) {
     int32* instruments = static_cast<int32*>(palloc(sizeof(int32) * Max(count, 1u)));
     const char** clients = static_cast<const char**>(palloc(sizeof(char*) * Max(count, 1u)));
