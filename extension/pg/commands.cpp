@@ -1337,9 +1337,9 @@ bool KeyShareInstrument(int32 id) {
         switch (r) {
             case TM_Ok: {
                 // A later version: the query would check its WHERE again.
-                bool isnull = false;
-                locked = !tmfd.traversed || DatumGetInt32(slot_getattr(slot, kIdColumn, &isnull)) == id;
-                locked = locked && !isnull;
+                bool isnull;
+                locked = !tmfd.traversed ||
+                         (DatumGetInt32(slot_getattr(slot, kIdColumn, &isnull)) == id && !isnull);
                 break;
             }
             case TM_SelfModified:
