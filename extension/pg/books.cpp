@@ -515,6 +515,12 @@ void DefineSettings() {
                              "transaction, queueing on that cluster-wide lock with every other notifying commit.",
                              &notify_publisher, kPublisherAlways, notify_publisher_options, PGC_SUSET, 0, nullptr,
                              nullptr, nullptr);
+    DefineCustomIntVariable("exchange.publisher_poll_ms",
+                            "While commits keep coming, the notify publisher looks for them this often instead of "
+                            "being woken by each.",
+                            "0: every commit wakes it (a signal, in the committing backend's time). Otherwise a "
+                            "notification can come up to this much later.",
+                            &publisher_poll_ms, 1, 0, 100, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr, nullptr);
     DefineCustomIntVariable("exchange.wal_prealloc_segments",
                             "WAL segments kept created ahead of the one being written, by a background worker, so "
                             "that no commit waits while PostgreSQL creates one.",

@@ -23,6 +23,7 @@ extern "C" {
 #include "commands/defrem.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
 #include "storage/latch.h"
 #include "storage/lock.h"
 #include "storage/proc.h"
@@ -37,6 +38,7 @@ extern "C" {
 namespace pgx::pg {
 
 int notify_publisher = kPublisherAlways;
+int publisher_poll_ms = 1;
 const struct config_enum_entry notify_publisher_options[] = {{"auto", kPublisherAuto, false},
                                                              {"always", kPublisherAlways, false},
                                                              {"off", kPublisherOff, false},
@@ -60,6 +62,7 @@ struct Entry {
     int32 claims;
     int32 failed_starts;  // workers in a row that exited before they ran
     bool leave;           // a command needs the database without sessions
+    bool polling;         // the worker looks again within exchange.publisher_poll_ms: commits do not wake it
     TimestampTz since;    // when kStarting was set
     Latch* latch;         // the running worker's (PGPROC's latches live in shared memory)
 };
@@ -83,7 +86,7 @@ int EntryFor(Oid db) {
         if (free_entry < 0 && (e.dbid == InvalidOid || (e.state == kStopped && e.claims == 0)))
             free_entry = i;
     }
-    if (free_entry >= 0) pub->entries[free_entry] = Entry{db, kStopped, 0, 0, false, 0, nullptr};
+    if (free_entry >= 0) pub->entries[free_entry] = Entry{db, kStopped, 0, 0, false, false, 0, nullptr};
     return free_entry;
 }
 
@@ -270,7 +273,10 @@ void PublisherRelease(bool committed) {
     LWLockAcquire(pub->lock, LW_EXCLUSIVE);
     Entry& e = pub->entries[claimed_entry];
     e.claims--;
-    Latch* latch = e.latch;
+    // Read under the lock the worker clears it under: a commit that sees it
+    // set recorded its sequence before the worker's next look (PendingRanges
+    // after the lock), so skipping the wake (a signal) loses nothing.
+    Latch* latch = e.polling ? nullptr : e.latch;
     LWLockRelease(pub->lock);
     claimed_entry = -1;
     if (committed && latch != nullptr) SetLatch(latch);
@@ -282,6 +288,7 @@ void exchange_publisher_main(Datum arg) {
     using namespace pgx::pg;
     const Oid db = DatumGetObjectId(arg);
     pqsignal(SIGTERM, die);
+    pqsignal(SIGHUP, SignalHandlerForConfigReload);
     BackgroundWorkerUnblockSignals();
 
     // Nothing to do (the transaction that asked for it aborted, or this is a
@@ -321,16 +328,43 @@ void exchange_publisher_main(Datum arg) {
     e.state = kRunning;
     e.latch = MyLatch;
     e.leave = false;
+    e.polling = false;
     e.failed_starts = 0;
     became_running = true;
     LWLockRelease(pub->lock);
 
+    // After a round that sent something the worker polls (exchange.
+    // publisher_poll_ms): commits meanwhile do not wake it, and its next
+    // round covers all of them. The first round that finds nothing ends
+    // that, under the lock commits read it under, and looks once more
+    // before the worker sleeps until woken.
+    const auto set_polling = [&e](bool on) {
+        LWLockAcquire(pub->lock, LW_EXCLUSIVE);
+        e.polling = on;
+        LWLockRelease(pub->lock);
+    };
+    bool polling = false;
     TimestampTz idle_since = GetCurrentTimestamp();
     for (;;) {
         ResetLatch(MyLatch);
         CHECK_FOR_INTERRUPTS();
+        if (ConfigReloadPending) {
+            ConfigReloadPending = false;
+            ProcessConfigFile(PGC_SIGHUP);
+        }
         if (PublishRound(db) > 0) {
             idle_since = GetCurrentTimestamp();
+            if (publisher_poll_ms > 0) {
+                if (!polling) set_polling(polling = true);
+                (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, publisher_poll_ms,
+                                PG_WAIT_EXTENSION);
+            } else if (polling) {
+                set_polling(polling = false);
+            }
+            continue;
+        }
+        if (polling) {
+            set_polling(polling = false);
             continue;
         }
         if (e.leave || TimestampDifferenceExceeds(idle_since, GetCurrentTimestamp(), kIdleExitMs)) {

@@ -16,7 +16,9 @@ notification. Checked here, against the real server:
     them once the lock is free; exchange.stats() shows them as not yet
     announced (seq - published_seq) meanwhile, and 0 after;
   - commits at uneven gaps are each announced well before the publisher's
-    500 ms fallback look (no lost wake-up);
+    500 ms fallback look (no lost wake-up), with the publisher polling
+    (exchange.publisher_poll_ms 1, the default, and 10) between rounds; with
+    50 ms a second of commits is announced in a notification per 50 ms;
   - with `off` the transaction notifies by itself;
   - a publisher terminated with a range still to send is started again by
     the postmaster, and the range goes out without another commit;
@@ -193,25 +195,78 @@ def main(dsn_admin):
         fail(f"always: {by_traders} notifications sent by the traders")
 
     # Commits at uneven gaps of 0 to 20 ms (the publisher found awake, just
-    # asleep, long asleep), each announced long before the worker's own look
-    # every 500 ms, which is all a commit whose wake-up was lost would get.
+    # asleep, long asleep; polling, just stopped polling), each announced long
+    # before the worker's own look every 500 ms, which is all a commit whose
+    # wake-up was lost would get. While the publisher polls
+    # (exchange.publisher_poll_ms) commits do not wake it: with the default
+    # 1 ms, and with 10 ms, where the 20 ms gaps end its polling and the
+    # shorter ones do not.
     rng = random.Random(7)
     p1 = ids["P1"]
-    delays = []
-    for i in range(200):
-        time.sleep(rng.choice([0, 0.0005, 0.001, 0.002, 0.003, 0.004, 0.006, 0.02]))
+
+    def poll_ms(ms):
+        admin.execute(f"ALTER SYSTEM SET exchange.publisher_poll_ms = {ms}" if ms is not None
+                      else "ALTER SYSTEM RESET exchange.publisher_poll_ms")
+        admin.execute("SELECT pg_reload_conf()")
+        time.sleep(0.3)  # the publisher reads it at its next look
+
+    def paced(label):
+        delays = []
+        for i in range(200):
+            time.sleep(rng.choice([0, 0.0005, 0.001, 0.002, 0.003, 0.004, 0.006, 0.02]))
+            seq = trader.execute("SELECT seq FROM exchange.place_order('pace', 'P1', 'buy', 'limit', 1, 5)").fetchone()[0]
+            t0 = time.monotonic()
+            got = listener.collect(5, lambda g: covered(g, p1, seq))
+            delays.append(time.monotonic() - t0)
+            if not covered(got, p1, seq):
+                fail(f"paced commits ({label}): seq {seq} of P1 not announced within 5 s")
+        if max(delays) > 0.25:
+            fail(f"paced commits ({label}): an announcement took {max(delays) * 1000:.0f} ms (a lost wake-up waits "
+                 f"for the publisher's 500 ms look); delays over 50 ms: "
+                 f"{[round(d * 1000) for d in delays if d > 0.05]}")
+        delays.sort()
+        print(f"publisher: 200 paced commits announced ({label}), median {delays[100] * 1000:.1f} ms, "
+              f"max {delays[-1] * 1000:.1f} ms after the commit returned")
+    paced("poll 1 ms, the default")
+    poll_ms(10)
+    paced("poll 10 ms")
+
+    # Polling coalesces: with 50 ms, commits every ~1 ms for about a second
+    # are announced in at most one notification per 50 ms, contiguous. Also
+    # allowed: the first round (woken by the first commit), the last, and a
+    # round for each pause of the commits long enough to end the polling
+    # (a stall of this machine).
+    poll_ms(50)
+    listener.collect(0.5)
+    first = trader.execute("SELECT max(seq) FROM exchange.events WHERE instrument_id = %s", (p1,)).fetchone()[0] + 1
+    t0 = last_commit = time.monotonic()
+    pauses = 0
+    for i in range(800):
         seq = trader.execute("SELECT seq FROM exchange.place_order('pace', 'P1', 'buy', 'limit', 1, 5)").fetchone()[0]
-        t0 = time.monotonic()
-        got = listener.collect(5, lambda g: covered(g, p1, seq))
-        delays.append(time.monotonic() - t0)
-        if not covered(got, p1, seq):
-            fail(f"paced commits: seq {seq} of P1 not announced within 5 s")
-    if max(delays) > 0.25:
-        fail(f"paced commits: an announcement took {max(delays) * 1000:.0f} ms (a lost wake-up waits for the "
-             f"publisher's 500 ms look); delays over 50 ms: {[round(d * 1000) for d in delays if d > 0.05]}")
-    delays.sort()
-    print(f"publisher: 200 paced commits announced, median {delays[100] * 1000:.1f} ms, "
-          f"max {delays[-1] * 1000:.1f} ms after the commit returned")
+        now = time.monotonic()
+        pauses += now - last_commit > 0.04
+        last_commit = now
+        if i % 4 == 0:
+            time.sleep(0.003)
+        if now - t0 > 1.0:
+            break
+    elapsed = time.monotonic() - t0
+    allowed = int(elapsed / 0.05) + 3 + pauses
+    got = listener.collect(5, lambda g: covered(g, p1, seq))
+    rs = ranges(got).get(p1, [])
+    expect = first
+    for a, b in rs:
+        if a != expect:
+            fail(f"poll 50 ms: ranges {rs} not contiguous from {first}")
+        expect = b + 1
+    if expect != seq + 1:
+        fail(f"poll 50 ms: ranges {rs} end at {expect - 1}, journal at {seq}")
+    if len(rs) > allowed:
+        fail(f"poll 50 ms: {seq - first + 1} commits in {elapsed * 1000:.0f} ms announced in {len(rs)} "
+             f"notifications (a poll every 50 ms allows {allowed}; {pauses} pauses over 40 ms)")
+    print(f"publisher: poll 50 ms: {seq - first + 1} commits in {elapsed * 1000:.0f} ms announced in "
+          f"{len(rs)} notifications")
+    poll_ms(None)
     last = dict(trader.execute("SELECT instrument_id, max(seq) FROM exchange.events GROUP BY 1").fetchall())
 
     # Publisher off for a session: it notifies by itself.
