@@ -65,6 +65,7 @@ PG_FUNCTION_INFO_V1(exchange_place_orders);
 PG_FUNCTION_INFO_V1(exchange_cancel_order);
 PG_FUNCTION_INFO_V1(exchange_amend_order);
 PG_FUNCTION_INFO_V1(exchange_cancel_orders);
+PG_FUNCTION_INFO_V1(exchange_cancel_orders_each);
 PG_FUNCTION_INFO_V1(exchange_amend_orders);
 }
 
@@ -1967,6 +1968,54 @@ Datum OrderIdArg(FunctionCallInfo fcinfo) {
     return PG_GETARG_DATUM(0);
 }
 
+// The elements of a one-dimensional array argument of a by-reference type
+// (ERROR invalid_batch when it is NULL or has more dimensions).
+void ArrayArg(FunctionCallInfo fcinfo, int i, const char* name, Oid type, int16 len, char align, Datum*& elems,
+              bool*& nulls, int& count) {
+    if (PG_ARGISNULL(i))
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid_batch: %s must be an array", name)));
+    ArrayType* a = PG_GETARG_ARRAYTYPE_P(i);
+    if (ARR_NDIM(a) > 1)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("invalid_batch: %s must be a one-dimensional array", name)));
+    deconstruct_array(a, type, len, false, align, &elems, &nulls, &count);
+}
+
+// Cancels ids[0..count) in one transaction, the i-th for client clients[i]
+// (nullptr: no ownership check), one result row each, in order. Every
+// instrument is locked first, by id (LockInstrumentsOf), so that two batches
+// never wait for each other in a cycle.
+Datum CancelOrders(FunctionCallInfo fcinfo, const Datum* ids, const bool* nulls, int count,
+                   const char* const* clients) {
+    InitMaterializedSRF(fcinfo, 0);
+    ReturnSetInfo* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
+    SPI_connect();
+    ResetCaches();
+    // The rows point into SPI's results until SPI_finish: stored after the flush.
+    Row* rows = static_cast<Row*>(palloc(sizeof(Row) * Max(count, 1)));
+    StagedCancel* staged = static_cast<StagedCancel*>(palloc(sizeof(StagedCancel) * Max(count, 1)));
+    int n_staged = 0;
+    {
+        Datum* given = static_cast<Datum*>(palloc(sizeof(Datum) * Max(count, 1)));
+        int n_given = 0;
+        for (int i = 0; i < count; ++i)
+            if (!nulls[i]) given[n_given++] = ids[i];
+        LockInstrumentsOf(given, n_given);
+    }
+    for (int i = 0; i < count; ++i) {
+        Problem p;
+        if (nulls[i])
+            Fail(p, "order_not_found", ERRCODE_NO_DATA_FOUND, "order NULL does not exist"),
+                RefusedItemRow(0, true, p, rows[i]);
+        else if (!StageCancel(ids[i], clients[i], rows[i], p, staged, n_staged))
+            RefusedItemRow(ids[i], false, p, rows[i]);
+    }
+    FlushCancels(staged, n_staged);
+    for (int i = 0; i < count; ++i) tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, rows[i].v, rows[i].null);
+    SPI_finish();
+    return (Datum)0;
+}
+
 }  // namespace
 
 // place_order(client_id, instrument, side, type, quantity, price, time_in_force,
@@ -2053,44 +2102,34 @@ Datum exchange_amend_order(PG_FUNCTION_ARGS) {
 // client's, NULL) gets a 'rejected' row with the reason and message and
 // changes nothing.
 Datum exchange_cancel_orders(PG_FUNCTION_ARGS) {
-    if (PG_ARGISNULL(0))
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid_batch: order_ids must be an array")));
-    ArrayType* ids = PG_GETARG_ARRAYTYPE_P(0);
-    if (ARR_NDIM(ids) > 1)
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                        errmsg("invalid_batch: order_ids must be a one-dimensional array")));
-    const char* client_id = ArgText(fcinfo, 1);
-    Datum* elems;
+    Datum* ids;
     bool* nulls;
     int count;
-    deconstruct_array(ids, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR, &elems, &nulls, &count);
-    InitMaterializedSRF(fcinfo, 0);
-    ReturnSetInfo* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
-    SPI_connect();
-    ResetCaches();
-    // The rows point into SPI's results until SPI_finish: stored after the flush.
-    Row* rows = static_cast<Row*>(palloc(sizeof(Row) * Max(count, 1)));
-    StagedCancel* staged = static_cast<StagedCancel*>(palloc(sizeof(StagedCancel) * Max(count, 1)));
-    int n_staged = 0;
-    {
-        Datum* given = static_cast<Datum*>(palloc(sizeof(Datum) * Max(count, 1)));
-        int n_given = 0;
-        for (int i = 0; i < count; ++i)
-            if (!nulls[i]) given[n_given++] = elems[i];
-        LockInstrumentsOf(given, n_given);
-    }
-    for (int i = 0; i < count; ++i) {
-        Problem p;
-        if (nulls[i])
-            Fail(p, "order_not_found", ERRCODE_NO_DATA_FOUND, "order NULL does not exist"),
-                RefusedItemRow(0, true, p, rows[i]);
-        else if (!StageCancel(elems[i], client_id, rows[i], p, staged, n_staged))
-            RefusedItemRow(elems[i], false, p, rows[i]);
-    }
-    FlushCancels(staged, n_staged);
-    for (int i = 0; i < count; ++i) tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, rows[i].v, rows[i].null);
-    SPI_finish();
-    return (Datum)0;
+    ArrayArg(fcinfo, 0, "order_ids", UUIDOID, UUID_LEN, TYPALIGN_CHAR, ids, nulls, count);
+    const char* client_id = ArgText(fcinfo, 1);
+    const char** clients = static_cast<const char**>(palloc(sizeof(char*) * Max(count, 1)));
+    for (int i = 0; i < count; ++i) clients[i] = client_id;
+    return CancelOrders(fcinfo, ids, nulls, count, clients);
+}
+
+// cancel_orders(order_ids uuid[], client_ids text[]) (0.9): the same with
+// each id's own client, client_ids[i] (NULL: no ownership check), so that
+// one call (one lock order) serves the cancels of many clients. Arrays of
+// different lengths: ERROR invalid_batch.
+Datum exchange_cancel_orders_each(PG_FUNCTION_ARGS) {
+    Datum *ids, *client_elems;
+    bool *nulls, *client_nulls;
+    int count, n_clients;
+    ArrayArg(fcinfo, 0, "order_ids", UUIDOID, UUID_LEN, TYPALIGN_CHAR, ids, nulls, count);
+    ArrayArg(fcinfo, 1, "client_ids", TEXTOID, -1, TYPALIGN_INT, client_elems, client_nulls, n_clients);
+    if (n_clients != count)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("invalid_batch: client_ids must have as many elements as order_ids (%d, not %d)",
+                               count, n_clients),
+                        errhint("Give one client_id (or NULL) per order_id.")));
+    const char** clients = static_cast<const char**>(palloc(sizeof(char*) * Max(count, 1)));
+    for (int i = 0; i < count; ++i) clients[i] = client_nulls[i] ? nullptr : TextDatumGetCString(client_elems[i]);
+    return CancelOrders(fcinfo, ids, nulls, count, clients);
 }
 
 // amend_orders(amends jsonb) -> SETOF exchange.order_result: each item

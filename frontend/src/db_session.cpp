@@ -26,15 +26,16 @@ std::string sql_of(Stmt s) {
         case Stmt::CancelOrder:
             return "SELECT " + order_cols + " FROM exchange.cancel_order($1::uuid, $2)";
         case Stmt::CancelOrders:
-            // $1: [{"id": uuid, "client": text or null}, ...]. One cancel_orders call per client
-            // (NULL: no ownership check), all in one statement; the rows come back in the items'
-            // order, each with its item's position (1-based) as the last column.
+            // $1: [{"id": uuid, "client": text or null}, ...] (client NULL: no ownership check). One
+            // cancel_orders call with a client per id (extension 0.9), which locks all the orders'
+            // instruments in one order; the rows in the items' order, each with its item's position
+            // (1-based) as the last column.
             return "SELECT " + order_cols +
-                   ", g.positions[r.ordinality] FROM (SELECT i->>'client' AS owner, "
-                   "array_agg((i->>'id')::uuid ORDER BY n) AS ids, array_agg(n ORDER BY n) AS positions "
-                   "FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS items(i, n) GROUP BY 1) g "
-                   "CROSS JOIN LATERAL exchange.cancel_orders(g.ids, g.owner) WITH ORDINALITY AS r "
-                   "ORDER BY g.positions[r.ordinality]";
+                   ", r.ordinality FROM exchange.cancel_orders("
+                   "ARRAY(SELECT (i->>'id')::uuid FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS "
+                   "items(i, n) ORDER BY n), "
+                   "ARRAY(SELECT i->>'client' FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS "
+                   "items(i, n) ORDER BY n)) WITH ORDINALITY AS r";
         case Stmt::AmendOrders:
             // $1: amend_orders' items; the rows in their order, each with its position (1-based) last.
             return "SELECT " + order_cols +
@@ -76,6 +77,18 @@ bool closed_while_idle(int fd) {
     if (fd < 0) return true;
     pollfd p{fd, POLLIN, 0};
     return poll(&p, 1, 0) != 0;
+}
+
+// Before extension 0.9 cancel_orders takes one client: one call per client, all in one statement
+// (two such statements can deadlock on two instruments: PostgreSQL detects it after
+// deadlock_timeout, and the pool then cancels the batch's orders one by one).
+std::string cancel_orders_per_client_sql() {
+    return "SELECT " + std::string(kOrderColumns) +
+           ", g.positions[r.ordinality] FROM (SELECT i->>'client' AS owner, "
+           "array_agg((i->>'id')::uuid ORDER BY n) AS ids, array_agg(n ORDER BY n) AS positions "
+           "FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS items(i, n) GROUP BY 1) g "
+           "CROSS JOIN LATERAL exchange.cancel_orders(g.ids, g.owner) WITH ORDINALITY AS r "
+           "ORDER BY g.positions[r.ordinality]";
 }
 
 }  // namespace
@@ -131,7 +144,13 @@ pqxx::connection& DbSession::connection() {
 void DbSession::prepare(pqxx::connection& c, Stmt s) {
     auto i = static_cast<std::size_t>(s);
     if (prepared_[i]) return;
-    c.prepare(name(s), sql_of(s));
+    std::string sql = sql_of(s);
+    if (s == Stmt::CancelOrders) {
+        pqxx::nontransaction tx(c);
+        if (tx.exec("SELECT to_regprocedure('exchange.cancel_orders(uuid[], text[])') IS NULL")[0][0].as<bool>())
+            sql = cancel_orders_per_client_sql();
+    }
+    c.prepare(name(s), sql);
     prepared_[i] = true;
 }
 

@@ -398,6 +398,50 @@ SELECT (SELECT array_agg(status || ' ' || cancel_reason ORDER BY priority) FROM 
        healthy('CBB-USD');
 DROP TABLE cb_three;
 
+-- cancel_orders(order_ids, client_ids) (0.9): each id with its own client
+-- (NULL: no ownership check). On a twin instrument the same ids cancelled
+-- one by one with cancel_order(id, client) give the same results, rows and
+-- journal: ids named with their owner, with no client, with another
+-- client (cx0..cx2 are each the owner of some), a filled one, an unknown
+-- id, NULL and the first id again.
+SELECT symbol FROM exchange.create_instrument('CBC-USD', 0.01, 0.001);
+SELECT symbol FROM exchange.create_instrument('CBD-USD', 0.01, 0.001);
+SELECT count(*) AS placed FROM cx_stream('CBC-USD');
+SELECT count(*) AS placed FROM cx_stream('CBD-USD');
+CREATE FUNCTION cb_each(symbol text) RETURNS TABLE (id uuid, client text, k bigint) LANGUAGE sql AS $$
+    SELECT u.id, CASE u.k % 3 WHEN 0 THEN o.client_id WHEN 1 THEN NULL ELSE 'cx' || (u.k % 4) END, u.k
+      FROM unnest(cb_ids(symbol)) WITH ORDINALITY AS u(id, k) LEFT JOIN exchange.orders o ON o.order_id = u.id
+$$;
+CREATE TABLE cb_each_batch AS
+SELECT n, result
+  FROM unnest(ARRAY(SELECT cb_show(c) FROM exchange.cancel_orders(
+                        (SELECT array_agg(id ORDER BY k) FROM cb_each('CBC-USD')),
+                        (SELECT array_agg(client ORDER BY k) FROM cb_each('CBC-USD'))) c)) WITH ORDINALITY AS u(result, n);
+CREATE TABLE cb_each_single AS
+SELECT * FROM one_by_one(ARRAY(SELECT format('exchange.cancel_order(%L, %L)', id, client)
+                                 FROM cb_each('CBD-USD') ORDER BY k));
+SELECT count(*) AS results, count(*) FILTER (WHERE result LIKE 'refused %') AS refused,
+       count(*) FILTER (WHERE result LIKE 'refused not_order_owner%') AS not_owner FROM cb_each_batch;
+SELECT (SELECT count(*) FROM (SELECT * FROM cb_each_batch EXCEPT ALL SELECT * FROM cb_each_single) d) AS only_batch,
+       (SELECT count(*) FROM (SELECT * FROM cb_each_single EXCEPT ALL SELECT * FROM cb_each_batch) d) AS only_one_by_one;
+SELECT * FROM twins('CBC-USD', 'CBD-USD');
+-- Arrays of different lengths, a NULL or two-dimensional client_ids: ERROR,
+-- nothing cancelled. A call with one client (or NULL, or none) is still the
+-- one-client form.
+SELECT try(format('SELECT exchange.cancel_orders(%L::uuid[], %L::text[])',
+                  (SELECT array_agg(order_id) FROM exchange.orders WHERE instrument = 'CBC-USD'
+                      AND status IN ('open', 'partially_filled')), '{cx1}'));
+SELECT try($$SELECT exchange.cancel_orders('{}'::uuid[], NULL::text[])$$);
+SELECT try($$SELECT exchange.cancel_orders('{00000000-0000-0000-0000-000000000000}'::uuid[], '{{cx1}}'::text[])$$);
+SELECT count(*) AS still_resting FROM exchange.orders
+ WHERE instrument = 'CBC-USD' AND status IN ('open', 'partially_filled');
+SELECT (SELECT count(*) FROM exchange.cancel_orders('{}', NULL)) AS one_client_null,
+       (SELECT count(*) FROM exchange.cancel_orders('{}', 'cx1')) AS one_client,
+       (SELECT count(*) FROM exchange.cancel_orders('{}'::uuid[], '{}'::text[])) AS each_empty;
+DROP TABLE cb_each_batch;
+DROP TABLE cb_each_single;
+DROP FUNCTION cb_each(text);
+
 -- amend_orders: many amends in one transaction, one result per item, in
 -- order. On a twin instrument the same items applied one by one with
 -- amend_order give the same results (a refusal there is the ERROR whose

@@ -10,12 +10,15 @@ import os
 import random
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import psycopg
 import pytest
+import requests
 import websockets
 
+from harness import ROOT
 from feed_fixtures import (DSN, WS_URL, BookCopy, Frontend, connect, db, frontend, journal_seq,  # noqa: F401
                            listener_pid, orderbook, place, recv_json, run, subscribe, until_pong)
 
@@ -346,6 +349,72 @@ def test_a_database_before_0_8_is_read_through_the_journal_function(db):
             fe.stop()
         old.close()
         db.execute("DROP DATABASE IF EXISTS feed_v07 WITH (FORCE)")
+
+
+def test_a_database_before_0_9_cancels_with_one_call_per_client(db):
+    """Extension 0.8 has no cancel_orders(uuid[], text[]): the frontend's cancel batches call the
+    one-client form once per client there. Concurrent DELETEs of two clients' orders, some by another
+    client: each owner's 200, the other's 403, every order cancelled once, and no batch statement
+    failed (a failed one would be retried one by one, with the same answers: its warning is the
+    only trace)."""
+    db.execute("DROP DATABASE IF EXISTS rest_v08")
+    db.execute("CREATE DATABASE rest_v08 TEMPLATE template0")
+    dsn = DSN.replace("dbname=postgres", "dbname=rest_v08")
+    old = psycopg.connect(dsn, autocommit=True)
+    fe = None
+    try:
+        old.execute("CREATE EXTENSION exchange VERSION '0.8'")
+        assert old.execute("SELECT to_regprocedure('exchange.cancel_orders(uuid[], text[])')").fetchone()[0] is None
+        old.execute("SELECT exchange.create_instrument('OLD-USD', 0.01, 0.0001)")
+        old.execute("SELECT exchange.create_instrument('OLD-EUR', 0.01, 0.0001)")
+        fe = Frontend(18106, 18107, log_name="feedtest-v08-frontend.log", dsn=dsn)
+        api = "http://127.0.0.1:18106"
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                if requests.get(f"{api}/healthz", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert time.monotonic() < deadline, "the frontend's REST port never answered"
+            time.sleep(0.05)
+        orders = []  # (order_id, owner)
+        with requests.Session() as s:
+            for i in range(24):
+                owner = ("ann", "bob", "cy")[i % 3]
+                r = s.post(f"{api}/orders", json={"client_id": owner, "instrument": ("OLD-USD", "OLD-EUR")[i % 2],
+                                                  "side": "buy", "type": "limit", "quantity": "1",
+                                                  "price": f"{10 + i}.00"}, timeout=10)
+                assert r.status_code == 201 and r.json()["status"] == "open", r.text
+                orders.append((r.json()["order_id"], owner))
+        calls = [(order_id, owner, True) for order_id, owner in orders]
+        calls += [(order_id, "bob" if owner != "bob" else "ann", False) for order_id, owner in orders[::4]]
+        random.Random(5).shuffle(calls)
+
+        def cancel(call):
+            with requests.Session() as s:
+                return s.delete(f"{api}/orders/{call[0]}", params={"client_id": call[1]}, timeout=10)
+        with ThreadPoolExecutor(16) as pool:
+            replies = list(pool.map(cancel, calls))
+        for (order_id, client, owns), r in zip(calls, replies):
+            if owns:
+                assert r.status_code == 200 and r.json()["status"] == "cancelled", (order_id, client, r.text)
+            else:
+                assert r.status_code == 403 and r.json()["error"]["code"] == "not_order_owner", (client, r.text)
+        ids = [order_id for order_id, _ in orders]
+        assert old.execute("SELECT count(*) FROM exchange.orders WHERE order_id = ANY(%s::uuid[]) AND "
+                           "status = 'cancelled'", (ids,)).fetchone()[0] == len(ids)
+        assert old.execute("SELECT count(*) FROM exchange.events WHERE kind = 'order_cancelled'").fetchone()[0] \
+            == len(ids)
+        fe.stop()
+        log = (ROOT / "build" / "feedtest-v08-frontend.log").read_text()
+        assert "failed, writing them one by one" not in log, log[-3000:]
+        fe = None
+    finally:
+        if fe is not None:
+            fe.stop()
+        old.close()
+        db.execute("DROP DATABASE IF EXISTS rest_v08 WITH (FORCE)")
 
 
 def test_silent_clients_are_dropped_and_connections_are_limited(db):

@@ -4,8 +4,9 @@ Four sessions run a fixed number of transactions each, every transaction on
 one instrument: batches (place_orders), single orders with idempotency keys
 that the sessions share (so that repeats race their originals), clients new
 to the exchange picked from a shared pool (so that first uses race),
-cancel_orders and amend_order of orders the sessions placed; most
-transactions are one call, the others two or three on one instrument with
+cancel_orders (with one client or none, or a client per id) and
+amend_order of orders the sessions placed; most transactions are one
+call, the others two or three on one instrument with
 clients that exist already; a transaction of one call may cancel orders of
 both instruments. A fifth session halts and resumes the second instrument
 now and then. A trading call takes what it may wait for in one order
@@ -89,7 +90,11 @@ def call(rng, conn, inst, shared, placed, new_clients):
         with shared.lock:
             pool = shared.ids[inst] if not new_clients or rng.random() < 0.5 else sum(shared.ids.values(), [])
             ids = rng.sample(pool, min(6, len(pool)))
-        conn.execute("SELECT count(*) FROM exchange.cancel_orders(%s::uuid[])", (ids,))
+        if rng.random() < 0.5:
+            conn.execute("SELECT count(*) FROM exchange.cancel_orders(%s::uuid[])", (ids,))
+        else:  # a client per id (0.9): some own theirs, most do not (a refusal row), some name none
+            clients = [rng.choice([None, f"old{rng.randrange(20)}"]) for _ in ids]
+            conn.execute("SELECT count(*) FROM exchange.cancel_orders(%s::uuid[], %s::text[])", (ids, clients))
     else:
         with shared.lock:
             oid = rng.choice(shared.ids[inst]) if shared.ids[inst] else None

@@ -5,8 +5,8 @@
 # new result column answers and idempotent replays (which read an order
 # back as exchange.order_result) work, and so do 0.3's cancel_order and
 # amend_order in C, 0.4's partial idempotency index, 0.5's amend_orders,
-# 0.6's append-only clients table, 0.7's trigger on instruments and 0.8's
-# journal view. Runs against the cluster of
+# 0.6's append-only clients table, 0.7's trigger on instruments, 0.8's
+# journal view and 0.9's cancel_orders with a client per id. Runs against the cluster of
 # scripts/test-pg.sh (PGHOST/PGPORT/PGUSER from there); the database is
 # dropped at the end.
 set -euo pipefail
@@ -37,13 +37,13 @@ message=$(q "SELECT reject_message FROM exchange.place_orders('[{\"client_id\": 
 # DEFINER with their search_path and still granted to traders; they amend
 # and then cancel the order placed at 0.1.
 for f in "cancel_order(uuid, text)" "amend_order(uuid, numeric, numeric, text)" "cancel_orders(uuid[], text)" \
-  "amend_orders(jsonb)"; do
+  "amend_orders(jsonb)" "cancel_orders(uuid[], text[])"; do
   [ "$(q "SELECT l.lanname || ' ' || p.prosecdef || ' ' || array_to_string(p.proconfig, ',')
            || ' ' || has_function_privilege('exchange_trader', p.oid, 'EXECUTE')
            FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang WHERE p.oid = 'exchange.$f'::regprocedure")" \
     = "c true search_path=exchange, pg_catalog, pg_temp true" ] || fail "$f after the update is not the C one as granted"
 done
-for f in "cancel_orders(uuid[], text)" "amend_orders(jsonb)"; do
+for f in "cancel_orders(uuid[], text)" "amend_orders(jsonb)" "cancel_orders(uuid[], text[])"; do
   [ "$(q "SELECT has_function_privilege('exchange_auditor', 'exchange.$f', 'EXECUTE')")" = f ] ||
     fail "$f is executable beyond exchange_trader"
 done
@@ -86,4 +86,10 @@ done
   fail "the journal view after the update"
 [ "$(q "SELECT has_table_privilege('exchange_trader', 'exchange.journal_entries', 'SELECT')")" = t ] ||
   fail "the journal view is not readable by exchange_trader"
-echo "upgrade: 0.1 -> $current keeps the order placed at 0.1; replays, reject_message, the C amend_order, amend_orders and cancel_order, the partial idempotency index, the append-only clients table, the instruments' change trigger and the journal view work"
+# 0.9: cancel_orders with a client per id refuses another client's id and cancels the owner's.
+o2=$(q "SELECT order_id FROM exchange.place_order('u3', 'UP-USD', 'buy', 'limit', 1, 9)")
+[ "$(q "SELECT string_agg(coalesce(r.reject_reason, r.status), ' ' ORDER BY r.ordinality)
+        FROM exchange.cancel_orders(ARRAY['$o2', '$o2']::uuid[], ARRAY['u1', 'u3']) WITH ORDINALITY AS r")" \
+  = "not_order_owner cancelled" ] ||
+  fail "cancel_orders with a client per id after the update"
+echo "upgrade: 0.1 -> $current keeps the order placed at 0.1; replays, reject_message, the C amend_order, amend_orders and cancel_order, the partial idempotency index, the append-only clients table, the instruments' change trigger, the journal view and cancel_orders with a client per id work"
