@@ -5,6 +5,7 @@ exchange.place_orders / cancel_order. Fixtures: feed_fixtures.py.
 """
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import random
@@ -18,7 +19,7 @@ import pytest
 import requests
 import websockets
 
-from harness import ROOT
+from harness import wait_for_port
 from feed_fixtures import (DSN, WS_URL, BookCopy, Frontend, connect, db, frontend, journal_seq,  # noqa: F401
                            listener_pid, orderbook, place, recv_json, run, subscribe, until_pong)
 
@@ -312,19 +313,35 @@ def test_feed_catches_up_after_its_listen_connection_is_killed(db, frontend):
     run(scenario())
 
 
+@contextlib.contextmanager
+def older_version(db, version, instruments, http_port, ws_port):
+    """A database of its own with the extension at an older version and the instruments (tick 0.01,
+    lot 0.0001), and a frontend on it: yields (dsn, connection, frontend); all dropped after."""
+    name = "feed_v" + version.replace(".", "")
+    db.execute(f"DROP DATABASE IF EXISTS {name}")
+    db.execute(f"CREATE DATABASE {name} TEMPLATE template0")
+    dsn = DSN.replace("dbname=postgres", f"dbname={name}")
+    conn = psycopg.connect(dsn, autocommit=True)
+    fe = None
+    try:
+        conn.execute(f"CREATE EXTENSION exchange VERSION '{version}'")
+        for symbol in instruments:
+            conn.execute("SELECT exchange.create_instrument(%s, 0.01, 0.0001)", (symbol,))
+        fe = Frontend(http_port, ws_port, log_name=f"feedtest-{name}-frontend.log", dsn=dsn)
+        wait_for_port(http_port, proc=fe.proc)
+        yield dsn, conn, fe
+    finally:
+        if fe is not None:
+            fe.stop()
+        conn.close()
+        db.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
 def test_a_database_before_0_8_is_read_through_the_journal_function(db):
     """Extension 0.7 has no view exchange.journal_entries: the feed reads exchange.journal() there, and
     its book copy, trades and order updates are as complete as with the view."""
-    db.execute("DROP DATABASE IF EXISTS feed_v07")
-    db.execute("CREATE DATABASE feed_v07 TEMPLATE template0")
-    dsn = DSN.replace("dbname=postgres", "dbname=feed_v07")
-    old = psycopg.connect(dsn, autocommit=True)
-    fe = None
-    try:
-        old.execute("CREATE EXTENSION exchange VERSION '0.7'")
+    with older_version(db, "0.7", ["OLD-USD"], 18104, 18105) as (dsn, old, fe):
         assert old.execute("SELECT to_regclass('exchange.journal_entries')").fetchone()[0] is None
-        old.execute("SELECT exchange.create_instrument('OLD-USD', 0.01, 0.0001)")
-        fe = Frontend(18104, 18105, log_name="feedtest-v07-frontend.log", dsn=dsn)
 
         async def scenario():
             ws = await websockets.connect("ws://127.0.0.1:18105/stream", max_size=1 << 24, max_queue=None)
@@ -344,40 +361,17 @@ def test_a_database_before_0_8_is_read_through_the_journal_function(db):
             await ws.close()
 
         run(scenario())
-    finally:
-        if fe is not None:
-            fe.stop()
-        old.close()
-        db.execute("DROP DATABASE IF EXISTS feed_v07 WITH (FORCE)")
 
 
 def test_a_database_before_0_9_cancels_with_one_call_per_client(db):
     """Extension 0.8 has no cancel_orders(uuid[], text[]): the frontend's cancel batches call the
-    one-client form once per client there. Concurrent DELETEs of two clients' orders, some by another
-    client: each owner's 200, the other's 403, every order cancelled once, and no batch statement
-    failed (a failed one would be retried one by one, with the same answers: its warning is the
-    only trace)."""
-    db.execute("DROP DATABASE IF EXISTS rest_v08")
-    db.execute("CREATE DATABASE rest_v08 TEMPLATE template0")
-    dsn = DSN.replace("dbname=postgres", "dbname=rest_v08")
-    old = psycopg.connect(dsn, autocommit=True)
-    fe = None
-    try:
-        old.execute("CREATE EXTENSION exchange VERSION '0.8'")
+    one-client form once per client there. Concurrent DELETEs of three clients' orders on two
+    instruments, some by another client: each owner's 200, the other's 403, every order cancelled
+    once, and no batch statement failed (a failed one would be retried one by one, with the same
+    answers: its warning is the only trace)."""
+    with older_version(db, "0.8", ["OLD-USD", "OLD-EUR"], 18106, 18107) as (dsn, old, fe):
         assert old.execute("SELECT to_regprocedure('exchange.cancel_orders(uuid[], text[])')").fetchone()[0] is None
-        old.execute("SELECT exchange.create_instrument('OLD-USD', 0.01, 0.0001)")
-        old.execute("SELECT exchange.create_instrument('OLD-EUR', 0.01, 0.0001)")
-        fe = Frontend(18106, 18107, log_name="feedtest-v08-frontend.log", dsn=dsn)
         api = "http://127.0.0.1:18106"
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                if requests.get(f"{api}/healthz", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert time.monotonic() < deadline, "the frontend's REST port never answered"
-            time.sleep(0.05)
         orders = []  # (order_id, owner)
         with requests.Session() as s:
             for i in range(24):
@@ -407,14 +401,8 @@ def test_a_database_before_0_9_cancels_with_one_call_per_client(db):
         assert old.execute("SELECT count(*) FROM exchange.events WHERE kind = 'order_cancelled'").fetchone()[0] \
             == len(ids)
         fe.stop()
-        log = (ROOT / "build" / "feedtest-v08-frontend.log").read_text()
+        log = fe.log_path.read_text()
         assert "failed, writing them one by one" not in log, log[-3000:]
-        fe = None
-    finally:
-        if fe is not None:
-            fe.stop()
-        old.close()
-        db.execute("DROP DATABASE IF EXISTS rest_v08 WITH (FORCE)")
 
 
 def test_silent_clients_are_dropped_and_connections_are_limited(db):
