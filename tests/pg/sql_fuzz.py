@@ -5,7 +5,8 @@ cancel_order, cancel_orders, amend_order and amend_orders: odd strings
 (empty, long, quotes, control and non-ASCII characters), NULLs, zero,
 negative, NaN, infinite, huge and very precise numerics, malformed and oddly
 typed JSON batches, unknown and foreign order ids, id arrays and amend
-batches with NULLs, repeats, nesting or no array at all. Every call must
+batches with NULLs, repeats, nesting or no array at all, client arrays of
+cancel_orders of another length, nested or NULL. Every call must
 either succeed or fail with a documented SQLSTATE (cancel_orders and
 amend_orders answering one row per id or item); the server must never crash
 (same postmaster start time, the session still alive);
@@ -127,8 +128,22 @@ def call(rng, cur, order_ids):
                    else pick(rng, [str(uuid.uuid4()), None]) for _ in range(rng.randrange(0, 20))]
             if ids and rng.random() < 0.3:
                 ids.append(ids[0])  # the same id twice
-        cur.execute("SELECT status, reject_reason FROM exchange.cancel_orders(%s::uuid[], %s)",
-                    (ids, pick(rng, [None, None, "f1", "f2", "intruder"])))
+        if rng.random() < 0.5:
+            cur.execute("SELECT status, reject_reason FROM exchange.cancel_orders(%s::uuid[], %s)",
+                        (ids, pick(rng, [None, None, "f1", "f2", "intruder"])))
+        else:  # a client per id (0.9): mostly as many as ids, else NULL, nested or another length
+            r = rng.random()
+            n = len(ids) if isinstance(ids, list) else 1
+            if r < 0.05:
+                clients = None
+            elif r < 0.1:
+                clients = [["f1"], ["f2"]]
+            elif r < 0.2:
+                clients = [pick(rng, [None, "f1"]) for _ in range(max(0, n + pick(rng, [-1, 1, 3])))]
+            else:
+                clients = [pick(rng, [None, None, "f1", "f2", "intruder", pick(rng, STRINGS)]) for _ in range(n)]
+            cur.execute("SELECT status, reject_reason FROM exchange.cancel_orders(%s::uuid[], %s::text[])",
+                        (ids, clients))
         rows = cur.fetchall()
         if len(rows) != len(ids) or any((status == "rejected") != (reason is not None) for status, reason in rows):
             raise AssertionError(f"cancel_orders answered {rows} for {len(ids)} ids")
