@@ -402,7 +402,7 @@ DROP TABLE cb_three;
 -- (NULL: no ownership check). On a twin instrument the same ids cancelled
 -- one by one with cancel_order(id, client) give the same results, rows and
 -- journal: ids named with their owner, with no client, with another
--- client (cx0..cx2 are each the owner of some), a filled one, an unknown
+-- client (cx0..cx3 are each the owner of some), a filled one, an unknown
 -- id, NULL and the first id again.
 SELECT symbol FROM exchange.create_instrument('CBC-USD', 0.01, 0.001);
 SELECT symbol FROM exchange.create_instrument('CBD-USD', 0.01, 0.001);

@@ -4,12 +4,11 @@ Four sessions run a fixed number of transactions each, every transaction on
 one instrument: batches (place_orders), single orders with idempotency keys
 that the sessions share (so that repeats race their originals), clients new
 to the exchange picked from a shared pool (so that first uses race),
-cancel_orders (with one client or none, or a client per id) and
+cancel_orders (without a client, or with a client per id) and
 amend_order of orders the sessions placed; most transactions are one
-call, the others two or three on one instrument with
-clients that exist already; a transaction of one call may cancel orders of
-both instruments. A fifth session halts and resumes the second instrument
-now and then. A trading call takes what it may wait for in one order
+call, the others two or three on one instrument with clients that exist
+already; a transaction of one call may cancel orders of both instruments.
+A fifth session halts and resumes the second instrument now and then. A trading call takes what it may wait for in one order
 (commands.cpp, TakeLocksInOrder and LockInstrumentsOf), and the
 transactions of several calls here touch one instrument, so nothing here
 may deadlock: every

@@ -6,9 +6,9 @@
 # back as exchange.order_result) work, and so do 0.3's cancel_order and
 # amend_order in C, 0.4's partial idempotency index, 0.5's amend_orders,
 # 0.6's append-only clients table, 0.7's trigger on instruments, 0.8's
-# journal view and 0.9's cancel_orders with a client per id. Runs against the cluster of
-# scripts/test-pg.sh (PGHOST/PGPORT/PGUSER from there); the database is
-# dropped at the end.
+# journal view and 0.9's cancel_orders with a client per id. Runs against
+# the cluster of scripts/test-pg.sh (PGHOST/PGPORT/PGUSER from there); the
+# database is dropped at the end.
 set -euo pipefail
 db=exchange_upgrade
 psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
