@@ -1628,15 +1628,15 @@ core::Book* LockRestingOrder(Datum order_id, const char* client_id, const char* 
 }
 
 // cancel_orders and amend_orders: the locks of the instruments of all the
-// call's orders, by instrument id, before the first change (the rule of
-// TakeLocksInOrder), so that two such batches, or one and a place_orders
-// batch, never wait for each other in a cycle. Costs one lookup of the
-// orders; LockRestingOrder then reads each order once, after the lock.
-// Nothing to do for one order (its instrument is taken when it comes).
-void LockInstrumentsOf(Datum* ids, int n) {
-    if (n < 2) return;
-    ArrayType* arr = construct_array(ids, n, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR);
-    Datum v[1] = {PointerGetDatum(arr)};
+// call's orders (the uuid array ids; NULL elements match nothing), by
+// instrument id, before the first change (the rule of TakeLocksInOrder), so
+// that two such batches, or one and a place_orders batch, never wait for
+// each other in a cycle. Costs one lookup of the orders; LockRestingOrder
+// then reads each order once, after the lock. Nothing to do for one order
+// (its instrument is taken when it comes).
+void LockInstrumentsOf(ArrayType* ids) {
+    if (ArrayGetNItems(ARR_NDIM(ids), ARR_DIMS(ids)) < 2) return;
+    Datum v[1] = {PointerGetDatum(ids)};
     Exec(p_instruments_of, v, nullptr, 0);
     const uint64 k = SPI_processed;
     int32* instruments = static_cast<int32*>(palloc(sizeof(int32) * Max(k, uint64{1})));
@@ -1647,7 +1647,6 @@ void LockInstrumentsOf(Datum* ids, int n) {
     SPI_freetuptable(SPI_tuptable);
     for (uint64 i = 0; i < k; ++i) pg::EnsureBookForWrite(instruments[i]);
     pfree(instruments);
-    pfree(arr);
 }
 
 // The journal entry of a cancel or amend (one row of exchange.events).
@@ -1968,25 +1967,32 @@ Datum OrderIdArg(FunctionCallInfo fcinfo) {
     return PG_GETARG_DATUM(0);
 }
 
-// The elements of a one-dimensional array argument of a by-reference type
-// (ERROR invalid_batch when it is NULL or has more dimensions).
-void ArrayArg(FunctionCallInfo fcinfo, int i, const char* name, Oid type, int16 len, char align, Datum*& elems,
-              bool*& nulls, int& count) {
+// A one-dimensional array argument (ERROR invalid_batch when it is NULL or
+// has more dimensions).
+ArrayType* ArrayArg(FunctionCallInfo fcinfo, int i, const char* name) {
     if (PG_ARGISNULL(i))
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid_batch: %s must be an array", name)));
     ArrayType* a = PG_GETARG_ARRAYTYPE_P(i);
     if (ARR_NDIM(a) > 1)
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                         errmsg("invalid_batch: %s must be a one-dimensional array", name)));
-    deconstruct_array(a, type, len, false, align, &elems, &nulls, &count);
+    return a;
 }
 
-// Cancels ids[0..count) in one transaction, the i-th for client clients[i]
-// (nullptr: no ownership check), one result row each, in order. Every
-// instrument is locked first, by id (LockInstrumentsOf), so that two batches
-// never wait for each other in a cycle.
-Datum CancelOrders(FunctionCallInfo fcinfo, const Datum* ids, const bool* nulls, int count,
-                   const char* const* clients) {
+int ArrayCount(ArrayType* a) {
+    return ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a));
+}
+
+// Cancels the orders of the uuid array order_ids in one transaction, the
+// i-th for client clients[i] (nullptr: no ownership check), one result row
+// each, in order. Every instrument is locked first, by id
+// (LockInstrumentsOf), so that two batches never wait for each other in a
+// cycle.
+Datum CancelOrders(FunctionCallInfo fcinfo, ArrayType* order_ids, const char* const* clients) {
+    Datum* ids;
+    bool* nulls;
+    int count;
+    deconstruct_array(order_ids, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR, &ids, &nulls, &count);
     InitMaterializedSRF(fcinfo, 0);
     ReturnSetInfo* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
     SPI_connect();
@@ -1995,13 +2001,7 @@ Datum CancelOrders(FunctionCallInfo fcinfo, const Datum* ids, const bool* nulls,
     Row* rows = static_cast<Row*>(palloc(sizeof(Row) * Max(count, 1)));
     StagedCancel* staged = static_cast<StagedCancel*>(palloc(sizeof(StagedCancel) * Max(count, 1)));
     int n_staged = 0;
-    {
-        Datum* given = static_cast<Datum*>(palloc(sizeof(Datum) * Max(count, 1)));
-        int n_given = 0;
-        for (int i = 0; i < count; ++i)
-            if (!nulls[i]) given[n_given++] = ids[i];
-        LockInstrumentsOf(given, n_given);
-    }
+    LockInstrumentsOf(order_ids);
     for (int i = 0; i < count; ++i) {
         Problem p;
         if (nulls[i])
@@ -2102,14 +2102,12 @@ Datum exchange_amend_order(PG_FUNCTION_ARGS) {
 // client's, NULL) gets a 'rejected' row with the reason and message and
 // changes nothing.
 Datum exchange_cancel_orders(PG_FUNCTION_ARGS) {
-    Datum* ids;
-    bool* nulls;
-    int count;
-    ArrayArg(fcinfo, 0, "order_ids", UUIDOID, UUID_LEN, TYPALIGN_CHAR, ids, nulls, count);
+    ArrayType* ids = ArrayArg(fcinfo, 0, "order_ids");
     const char* client_id = ArgText(fcinfo, 1);
+    const int count = ArrayCount(ids);
     const char** clients = static_cast<const char**>(palloc(sizeof(char*) * Max(count, 1)));
     for (int i = 0; i < count; ++i) clients[i] = client_id;
-    return CancelOrders(fcinfo, ids, nulls, count, clients);
+    return CancelOrders(fcinfo, ids, clients);
 }
 
 // cancel_orders(order_ids uuid[], client_ids text[]) (0.9): the same with
@@ -2117,11 +2115,13 @@ Datum exchange_cancel_orders(PG_FUNCTION_ARGS) {
 // one call (one lock order) serves the cancels of many clients. Arrays of
 // different lengths: ERROR invalid_batch.
 Datum exchange_cancel_orders_each(PG_FUNCTION_ARGS) {
-    Datum *ids, *client_elems;
-    bool *nulls, *client_nulls;
-    int count, n_clients;
-    ArrayArg(fcinfo, 0, "order_ids", UUIDOID, UUID_LEN, TYPALIGN_CHAR, ids, nulls, count);
-    ArrayArg(fcinfo, 1, "client_ids", TEXTOID, -1, TYPALIGN_INT, client_elems, client_nulls, n_clients);
+    ArrayType* ids = ArrayArg(fcinfo, 0, "order_ids");
+    Datum* client_elems;
+    bool* client_nulls;
+    int n_clients;
+    deconstruct_array(ArrayArg(fcinfo, 1, "client_ids"), TEXTOID, -1, false, TYPALIGN_INT, &client_elems,
+                      &client_nulls, &n_clients);
+    const int count = ArrayCount(ids);
     if (n_clients != count)
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                         errmsg("invalid_batch: client_ids must have as many elements as order_ids (%d, not %d)",
@@ -2129,7 +2129,7 @@ Datum exchange_cancel_orders_each(PG_FUNCTION_ARGS) {
                         errhint("Give one client_id (or NULL) per order_id.")));
     const char** clients = static_cast<const char**>(palloc(sizeof(char*) * Max(count, 1)));
     for (int i = 0; i < count; ++i) clients[i] = client_nulls[i] ? nullptr : TextDatumGetCString(client_elems[i]);
-    return CancelOrders(fcinfo, ids, nulls, count, clients);
+    return CancelOrders(fcinfo, ids, clients);
 }
 
 // amend_orders(amends jsonb) -> SETOF exchange.order_result: each item
@@ -2150,7 +2150,7 @@ Datum exchange_amend_orders(PG_FUNCTION_ARGS) {
             if (pg_uuid_t* uuid = id != nullptr ? ParseUuid(id) : nullptr; uuid != nullptr)
                 given[n_given++] = UUIDPGetDatum(uuid);
         }
-        LockInstrumentsOf(given, n_given);
+        LockInstrumentsOf(construct_array(given, n_given, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
     }
     for (uint32 i = 0; i < b.count; ++i) {
         JsonbValue* item = getIthJsonbValueFromContainer(&b.json->root, i);
