@@ -101,7 +101,8 @@ Metrics::Metrics()
                                  .Add({})),
       notify_lag_(BuildGauge()
                       .Name("notify_lag_seconds")
-                      .Help("Journal commit to WebSocket fan-out, last notification")
+                      .Help("Journal commit to WebSocket fan-out, the last entries read (of instruments a "
+                            "client follows)")
                       .Register(*registry_)
                       .Add({})),
       ws_messages_(BuildCounter()
@@ -123,7 +124,12 @@ Metrics::Metrics()
                             .Name("feed_notifications_total")
                             .Help("NOTIFY messages received by the feed")
                             .Register(*registry_)
-                            .Add({})) {}
+                            .Add({})),
+      ws_entries_read_(BuildCounter()
+                           .Name("feed_journal_entries_read_total")
+                           .Help("Journal entries the feed read (of instruments a WebSocket client follows)")
+                           .Register(*registry_)
+                           .Add({})) {}
 
 void Metrics::http_request(const std::string& route, const std::string& method, int status, double seconds) {
     http_requests_.Add({{"route", route}, {"method", method}, {"status", std::to_string(status)}})
@@ -186,6 +192,7 @@ std::string Metrics::render(const pgx::feed::Stats& feed) {
         add_delta(ws_slow_disconnects_, feed.slow_disconnects, feed_seen_.slow_disconnects);
         add_delta(ws_listen_reconnects_, feed.listen_reconnects, feed_seen_.listen_reconnects);
         add_delta(ws_notifications_, feed.notifications, feed_seen_.notifications);
+        add_delta(ws_entries_read_, feed.journal_entries_read, feed_seen_.journal_entries_read);
     }
     std::ostringstream out;
     prometheus::TextSerializer().Serialize(out, registry_->Collect());

@@ -64,6 +64,7 @@ private:
     prometheus::Counter& ws_slow_disconnects_;
     prometheus::Counter& ws_listen_reconnects_;
     prometheus::Counter& ws_notifications_;
+    prometheus::Counter& ws_entries_read_;
 
     std::mutex feed_mu_;  // the feed's totals are copied in as deltas
     pgx::feed::Stats feed_seen_{};

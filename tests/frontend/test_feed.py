@@ -20,8 +20,9 @@ import requests
 import websockets
 
 from harness import wait_for_port
-from feed_fixtures import (DSN, WS_URL, BookCopy, Frontend, connect, db, frontend, journal_seq,  # noqa: F401
-                           listener_pid, orderbook, place, recv_json, run, subscribe, until_pong)
+from feed_fixtures import (DSN, HTTP_PORT, WS_URL, BookCopy, Frontend, connect, db, frontend,  # noqa: F401
+                           journal_seq, listener_pid, orderbook, place, recv_json, run, subscribe, until_pong)
+from rest_fixtures import metric
 
 
 def random_burst(operations, seed, instrument="BTC-USD", dsn=DSN):
@@ -311,6 +312,90 @@ def test_feed_catches_up_after_its_listen_connection_is_killed(db, frontend):
         await ws.close()
 
     run(scenario())
+
+
+def feed_counters():
+    """(notifications received, journal entries read, open WebSocket connections) from /metrics."""
+    text = requests.get(f"http://127.0.0.1:{HTTP_PORT}/metrics", timeout=10).text
+    return (metric(text, "feed_notifications_total"), metric(text, "feed_journal_entries_read_total"),
+            metric(text, "websocket_connections"))
+
+
+def settled_counters(since_notifications):
+    """feed_counters() once no client is connected, a notification after `since_notifications` has
+    arrived and none has for 0.3 s (the listener has acted on what it got)."""
+    deadline = time.monotonic() + 10
+    last = None
+    while True:
+        now = feed_counters()
+        if now[2] == 0 and now[0] > since_notifications and last is not None and now[:2] == last[:2]:
+            return now
+        assert time.monotonic() < deadline, f"the feed did not settle: {now}"
+        last = now
+        time.sleep(0.3)
+
+
+def test_an_instrument_nobody_follows_is_not_read_and_joining_it_misses_nothing(db, frontend):
+    """The feed reads no journal entry of an instrument without subscribers (its notifications only
+    move the feed's position); a client that joins it mid-burst, and one that resumes from a
+    sequence passed while nobody followed, still get every entry after their starting point."""
+    db.execute("SELECT exchange.create_instrument('QUIET-USD', 0.01, 0.0001)")
+    start = feed_counters()
+    random_burst(200, 31, "QUIET-USD")  # a new instrument, first seen by the feed in a notification
+    notified, read, _ = settled_counters(start[0])
+    assert read == start[1], "entries of an instrument nobody follows were read"
+    first_end = journal_seq(db, "QUIET-USD")
+    assert first_end > 100
+
+    async def scenario():
+        burst = asyncio.create_task(asyncio.to_thread(random_burst, 500, 32, "QUIET-USD"))
+        await asyncio.sleep(0.3)
+        ws = await connect()  # the first client of QUIET-USD, mid-burst
+        await subscribe(ws, ["orderbook_deltas", "orders"], ["QUIET-USD"])
+        book = BookCopy(await recv_json(ws))
+        snapshot_seq = book.seq
+        await burst
+        target = journal_seq(db, "QUIET-USD")
+        assert first_end < snapshot_seq < target  # really joined mid-burst
+        orders = []
+        await follow(ws, book, target, orders=orders)
+        orders += [m for m in await until_pong(ws) if m["type"] == "order"]
+        assert book.levels == orderbook(db, "QUIET-USD")
+        # Order updates have no snapshot: consecutive from where the feed began reading, which is
+        # at or before the snapshot, through the last entry.
+        seqs = [o["seq"] for o in orders]
+        assert seqs == list(range(seqs[0], target + 1)) and seqs[0] <= snapshot_seq + 1
+        await ws.close()
+        return snapshot_seq
+
+    joined_at = run(scenario())
+    after_join = settled_counters(notified)
+    target = journal_seq(db, "QUIET-USD")
+    # Read: what followed the client's join (and a little before it), none of the first burst.
+    assert target - joined_at <= after_join[1] - read <= target - first_end
+
+    # Nobody follows it again: more entries, none read; a client resuming from where the last
+    # one left gets exactly the entries after it from the journal, then the live ones.
+    random_burst(100, 33, "QUIET-USD")
+    final = settled_counters(after_join[0])
+    assert final[1] == after_join[1], "entries were read after the last client left"
+    end = journal_seq(db, "QUIET-USD")
+
+    async def resume():
+        ws = await connect()
+        await subscribe(ws, ["orderbook_deltas"], ["QUIET-USD"], from_seq={"QUIET-USD": target})
+        got = []
+        while not got or got[-1]["seq"] < end:
+            got.append(await recv_json(ws))
+        assert [m["seq"] for m in got] == list(range(target + 1, end + 1))
+        assert {m["type"] for m in got} == {"delta"}
+        place(db, [{"client_id": "q", "instrument": "QUIET-USD", "side": "buy", "type": "limit",
+                    "quantity": "0.1", "price": "1.00"}])
+        live = await recv_json(ws)
+        assert live["type"] == "delta" and live["seq"] == end + 1
+        await ws.close()
+
+    run(resume())
 
 
 @contextlib.contextmanager

@@ -41,12 +41,13 @@ struct Config {
 };
 
 struct Stats {
-    uint64_t connections = 0;         // open now
-    uint64_t messages_sent = 0;       // total
-    uint64_t slow_disconnects = 0;    // total
-    uint64_t listen_reconnects = 0;   // total
-    uint64_t notifications = 0;       // total NOTIFYs received
-    uint64_t last_notify_lag_us = 0;  // journal created_at to fan-out, last notification
+    uint64_t connections = 0;           // open now
+    uint64_t messages_sent = 0;         // total
+    uint64_t slow_disconnects = 0;      // total
+    uint64_t listen_reconnects = 0;     // total
+    uint64_t notifications = 0;         // total NOTIFYs received
+    uint64_t journal_entries_read = 0;  // total, by the LISTEN thread (followed instruments only)
+    uint64_t last_notify_lag_us = 0;    // journal created_at to fan-out, last entries read
 };
 
 class Server {

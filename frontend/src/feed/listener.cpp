@@ -10,10 +10,11 @@
 #include <chrono>
 #include <cstdio>
 #include <limits>
-#include <set>
+#include <map>
 #include <utility>
 
 #include "instruments.h"
+#include "interest.h"
 #include "pg.h"
 
 namespace pgx::feed {
@@ -40,10 +41,11 @@ bool parse_notification(const char* payload, int& instrument_id, int64_t& last_s
 
 }  // namespace
 
-Listener::Listener(std::string conninfo, Instruments& instruments, Publish publish,
+Listener::Listener(std::string conninfo, Instruments& instruments, const Interest& interest, Publish publish,
                    ListenerCounters& counters)
     : conninfo_(std::move(conninfo)),
       instruments_(instruments),
+      interest_(interest),
       publish_(std::move(publish)),
       counters_(counters) {}
 
@@ -104,7 +106,7 @@ void Listener::serve(pg::Connection& conn, bool first) {
         // At first start the feed begins at the present; later (after a
         // reconnect) an instrument it has never seen began while it was away.
         if (!last_seen_.count(row.id)) last_seen_[row.id] = first ? row.last_seq : 0;
-        catch_up(conn, row.id);
+        follow(conn, row.id, row.last_seq);
     }
     ready_ = true;
     spdlog::info("feed: listening on exchange_events for {} instruments{}", last_seen_.size(),
@@ -115,29 +117,40 @@ void Listener::serve(pg::Connection& conn, bool first) {
         // Check the queue before sleeping: libpq also queues notifications
         // that arrive while a catch-up query runs, and the socket will not
         // signal those again.
-        std::set<int> touched;
+        std::map<int, int64_t> touched;  // instrument -> the newest notified sequence
         while (PGnotify* n = PQnotifies(conn.raw())) {
             int id = 0;
             int64_t last = 0;
             if (parse_notification(n->extra, id, last)) {
                 counters_.notifications++;
                 auto it = last_seen_.find(id);
-                if (it == last_seen_.end() || last > it->second) touched.insert(id);
+                if (it == last_seen_.end() || last > it->second) touched[id] = std::max(touched[id], last);
             }
             PQfreemem(n);
         }
-        for (int id : touched) {
+        for (const auto& [id, last] : touched) {
             if (!last_seen_.count(id)) {
                 instruments_.reload(conn);
                 last_seen_[id] = 0;  // created after the feed started: its whole journal is new
             }
-            catch_up(conn, id);
+            follow(conn, id, last);
         }
         if (!touched.empty()) continue;
         if (poll(fds, 2, -1) < 0 && errno != EINTR) throw std::runtime_error("poll failed");
         if (stopping_) return;
         if (!PQconsumeInput(conn.raw())) throw pg::Error(PQerrorMessage(conn.raw()), "");
     }
+}
+
+void Listener::follow(pg::Connection& conn, int instrument_id, int64_t head) {
+    const std::optional<std::string> symbol = instruments_.symbol(instrument_id);
+    // Asked only now, after `head` was learnt: see interest.h.
+    if (symbol && !interest_.followed(*symbol)) {
+        int64_t& last = last_seen_[instrument_id];
+        last = std::max(last, head);
+        return;
+    }
+    catch_up(conn, instrument_id);
 }
 
 // Publishes every journal entry after last_seen_[id], in batches.
@@ -149,6 +162,7 @@ void Listener::catch_up(pg::Connection& conn, int instrument_id) {
         std::vector<JournalRow> rows =
             read_journal(conn, instrument_id, last, std::numeric_limits<int64_t>::max(), kRowsPerRead);
         if (rows.empty()) return;
+        counters_.entries_read += rows.size();
         auto batch = std::make_shared<Batch>();
         batch->instrument = *symbol;
         for (JournalRow& row : rows) {

@@ -1,7 +1,9 @@
 // The process's one LISTEN connection: turns NOTIFYs on exchange_events into
 // batches of journal entries, gap-free per instrument. It reads from its own
 // last seen sequence (not only the notified range), so a missed notification
-// or a lost connection is caught up from the journal.
+// or a lost connection is caught up from the journal. The journal of an
+// instrument no client follows (interest.h) is not read: its position moves
+// to the notified sequence.
 #pragma once
 
 #include <atomic>
@@ -17,12 +19,14 @@
 namespace pgx::feed {
 
 class Instruments;
+class Interest;
 namespace pg {
 class Connection;
 }
 
 struct ListenerCounters {
     std::atomic<uint64_t> notifications{0};
+    std::atomic<uint64_t> entries_read{0};
     std::atomic<uint64_t> reconnects{0};
     std::atomic<uint64_t> last_lag_us{0};
 };
@@ -31,7 +35,8 @@ class Listener {
 public:
     // publish runs on the listener thread and must not block.
     using Publish = std::function<void(std::shared_ptr<const Batch>)>;
-    Listener(std::string conninfo, Instruments& instruments, Publish publish, ListenerCounters& counters);
+    Listener(std::string conninfo, Instruments& instruments, const Interest& interest, Publish publish,
+             ListenerCounters& counters);
     ~Listener();
     void start();
     void stop();
@@ -42,11 +47,16 @@ public:
 private:
     void run();
     void serve(pg::Connection& conn, bool first);
+    // Reads and publishes what follows last_seen_[id] if a client follows the
+    // instrument; else moves last_seen_[id] to `head`, which must have been
+    // learnt (from a notification or the journal heads) before this call.
+    void follow(pg::Connection& conn, int instrument_id, int64_t head);
     void catch_up(pg::Connection& conn, int instrument_id);
     bool sleep_unless_stopped(int ms);
 
     std::string conninfo_;
     Instruments& instruments_;
+    const Interest& interest_;
     Publish publish_;
     ListenerCounters& counters_;
     std::map<int, int64_t> last_seen_;  // listener thread only

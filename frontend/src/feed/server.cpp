@@ -23,6 +23,7 @@
 
 #include "feed.h"
 #include "instruments.h"
+#include "interest.h"
 #include "listener.h"
 #include "loader.h"
 #include "subscriptions.h"
@@ -64,6 +65,7 @@ struct Hub {
 
     Config config;
     Instruments instruments;
+    Interest interest;  // before the io_context: sessions destroyed with it forget theirs here
     ListenerCounters listener_counters;
     std::atomic<uint64_t> messages_sent{0};
     std::atomic<uint64_t> slow_disconnects{0};
@@ -97,6 +99,7 @@ public:
     }
 
     ~Session() {
+        hub_.interest.forget(this);
         if (registered_) hub_.remove(this);
         hub_.open_sockets--;
     }
@@ -241,6 +244,7 @@ private:
             subscriptions_.error("invalid_message", "messages are JSON text frames", fx);
         } else {
             subscriptions_.on_message(beast::buffers_to_string(buffer_.data()), fx);
+            tell_interest();  // before apply() asks the loader for snapshots (interest.h)
         }
         buffer_.consume(buffer_.size());
         apply(fx);
@@ -249,6 +253,17 @@ private:
             close(websocket::close_code::policy_error, false);
         }
         if (!closing_) read();
+    }
+
+    // Tells the hub what this client follows, when that changed.
+    void tell_interest() {
+        std::vector<std::string> instruments;
+        bool all = false;
+        subscriptions_.followed(instruments, all);
+        if (instruments == told_instruments_ && all == told_all_) return;
+        told_instruments_ = instruments;
+        told_all_ = all;
+        hub_.interest.set(this, std::move(instruments), all);
     }
 
     // A token bucket: max_messages_per_second, holding up to twice as many.
@@ -271,6 +286,7 @@ private:
                     if (self->closing_) return;
                     Subscriptions::Effects fx;
                     self->subscriptions_.on_loaded(result, fx);
+                    self->tell_interest();  // a failed load drops its subscription
                     self->apply(fx);
                 });
             });
@@ -338,6 +354,8 @@ private:
     beast::flat_buffer buffer_;
     std::optional<http::request_parser<http::empty_body>> parser_;
     Subscriptions subscriptions_;
+    std::vector<std::string> told_instruments_;  // what tell_interest() last told the hub
+    bool told_all_ = false;
     std::deque<Message> queue_;
     std::size_t queued_bytes_ = 0;
     bool writing_ = false;
@@ -409,8 +427,8 @@ void Server::start() {
                                  std::to_string(s.config.port) + ": " + e.code().message());
     }
     s.listener = std::make_unique<Listener>(
-        s.config.conninfo, s.instruments, [&s](std::shared_ptr<const Batch> batch) { s.publish(batch); },
-        s.listener_counters);
+        s.config.conninfo, s.instruments, s.interest,
+        [&s](std::shared_ptr<const Batch> batch) { s.publish(batch); }, s.listener_counters);
     s.loader =
         std::make_unique<Loader>(s.config.conninfo, s.instruments, s.config.max_replay_entries,
                                  s.config.max_client_queue_bytes / 2, [&s] { return s.listener->ready(); });
@@ -461,6 +479,7 @@ Stats Server::stats() const {
     out.slow_disconnects = s.slow_disconnects;
     out.listen_reconnects = s.listener_counters.reconnects;
     out.notifications = s.listener_counters.notifications;
+    out.journal_entries_read = s.listener_counters.entries_read;
     out.last_notify_lag_us = s.listener_counters.last_lag_us;
     return out;
 }

@@ -171,6 +171,12 @@ void Subscriptions::on_message(const std::string& text, Effects& fx) {
     }
 }
 
+void Subscriptions::followed(std::vector<std::string>& instruments, bool& all) const {
+    instruments.clear();
+    for (const auto& [symbol, state] : states_) instruments.push_back(symbol);
+    all = wildcard_ != 0;
+}
+
 void Subscriptions::subscribe(const std::string& instrument, unsigned channels, const int64_t* from_seq,
                               Effects& fx) {
     State& state = states_[instrument];

@@ -47,6 +47,9 @@ public:
     void on_batch(const std::shared_ptr<const Batch>& batch, Effects& fx);
     void on_loaded(const LoadResult& result, Effects& fx);
     int errors() const { return errors_; }
+    // What the client follows now (for Interest): the instruments it has a
+    // subscription or a pending load for, and whether it follows every one.
+    void followed(std::vector<std::string>& instruments, bool& all) const;
     void error(const std::string& code, const std::string& message, Effects& fx);
 
 private:
