@@ -6,13 +6,15 @@
 # minute, errors, memory in MB (RSS of the frontend and of Redis; PSS summed
 # over all PostgreSQL processes, so shared memory counts once) and the
 # database size; then the subscribers' summary and verify.
-# Ports 25409, 63796, 18500-18501. make soak.
+# SOAK_FRONTEND=<binary> runs another pgx-frontend build (side by side
+# comparisons). Ports 25409, 63796, 18500-18501. make soak.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 minutes=${SOAK_MINUTES:-10}
 rate=${SOAK_RATE:-2000}
 subscribers=${SOAK_SUBSCRIBERS:-20}
+frontend=${SOAK_FRONTEND:-build/frontend/pgx-frontend}
 dir=$root/build/soak
 pg_port=25409
 export PGHOST=127.0.0.1 PGPORT=$pg_port PGUSER=postgres PGDATABASE=postgres
@@ -29,7 +31,7 @@ rm -rf "$dir"
 mkdir -p "$dir/run"
 scripts/pg-cluster.sh start "$dir/pg" "$pg_port" shared_buffers=512MB max_wal_size=4GB
 psql -X -q -c "CREATE EXTENSION exchange" -c "SELECT exchange.create_instrument('BTC-USD', 0.01, 0.0001)" >/dev/null
-PGX_RATE_LIMIT=0 PGX_NO_AUTH=1 scripts/frontend-ctl.sh start "$dir/run" build/frontend/pgx-frontend \
+PGX_RATE_LIMIT=0 PGX_NO_AUTH=1 scripts/frontend-ctl.sh start "$dir/run" "$frontend" \
   "host=127.0.0.1 port=$pg_port user=postgres dbname=postgres" 63796 18500 18501
 /usr/bin/python3 tests/perf/ws_soak.py --ws-port 18501 --subscribers "$subscribers" >"$dir/ws.out" 2>&1 &
 ws_pid=$!
