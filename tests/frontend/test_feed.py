@@ -398,6 +398,69 @@ def test_an_instrument_nobody_follows_is_not_read_and_joining_it_misses_nothing(
     run(resume())
 
 
+def test_clients_coming_and_going_on_two_busy_instruments_see_no_gap(db, frontend):
+    """Three clients keep subscribing, unsubscribing, reconnecting and pausing on two instruments
+    while both trade, so each instrument is followed, then not, then again many times: every
+    snapshot is followed by the next sequence without a gap, and each client's last book equals
+    the exchange's. Some entries were never read (nobody followed them)."""
+    symbols = ["BTC-USD", "ETH-USD"]
+    before = {sym: journal_seq(db, sym) for sym in symbols}
+    read_before = feed_counters()[1]
+
+    async def client(n, rng, stop):
+        ws, periods, last = None, 0, None
+        while True:
+            if ws is None:
+                ws = await connect()
+            sym = rng.choice(symbols)
+            await ws.send(json.dumps({"type": "subscribe", "channels": ["orderbook_deltas"], "instruments": [sym]}))
+            assert (await recv_json(ws))["type"] == "subscribed"
+            book = BookCopy(await recv_json(ws))
+            last = (ws, sym, book)
+            if stop.is_set():
+                return last, periods
+            loop = asyncio.get_running_loop()
+            until = loop.time() + rng.uniform(0.05, 0.4)
+            got = 0
+            while loop.time() < until:
+                try:
+                    msg = json.loads(await asyncio.wait_for(ws.recv(), max(0.01, until - loop.time())))
+                except asyncio.TimeoutError:
+                    break
+                book.apply(msg)  # asserts the next sequence: no gap after the snapshot or between deltas
+                got += 1
+            periods += got > 0
+            if rng.random() < 0.5:
+                await ws.send(json.dumps({"type": "unsubscribe", "channels": ["orderbook_deltas"],
+                                          "instruments": [sym]}))
+                while (msg := await recv_json(ws))["type"] != "unsubscribed":
+                    book.apply(msg)  # deltas sent before the unsubscribe took effect
+            else:
+                await ws.close()
+                ws = None
+            await asyncio.sleep(rng.uniform(0.02, 0.3))  # often nobody follows an instrument meanwhile
+
+    async def scenario():
+        bursts = [asyncio.create_task(asyncio.to_thread(random_burst, 1500, 40 + i, sym))
+                  for i, sym in enumerate(symbols)]
+        await asyncio.sleep(0.3)  # the first entries of both with nobody following
+        stop = asyncio.Event()
+        clients = [asyncio.create_task(client(n, random.Random(50 + n), stop)) for n in range(3)]
+        await asyncio.gather(*bursts)
+        stop.set()
+        results = await asyncio.gather(*clients)
+        for (ws, sym, book), periods in results:
+            await follow(ws, book, journal_seq(db, sym))
+            assert book.levels == orderbook(db, sym)
+            assert periods >= 3, periods  # it really followed the trading several times
+            await ws.close()
+
+    run(scenario())
+    written = sum(journal_seq(db, sym) - before[sym] for sym in symbols)
+    read = settled_counters(0)[1] - read_before
+    assert 0 < read < written, (read, written)
+
+
 @contextlib.contextmanager
 def older_version(db, version, instruments, http_port, ws_port):
     """A database of its own with the extension at an older version and the instruments (tick 0.01,
