@@ -52,9 +52,17 @@ start)
     } | as_pg tee -a "$dir/data/postgresql.conf" >/dev/null
   fi
   if as_pg "$BIN/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
-    exit 0  # already running (make run twice)
+    # Already running (make run twice): on the port asked for, or an error.
+    running=$(sed -n 4p "$dir/data/postmaster.pid")
+    if [ "$running" != "$port" ]; then
+      echo "error: the cluster in $dir runs on port $running, not $port: stop it first (make stop)" >&2
+      exit 1
+    fi
+    exit 0
   fi
-  as_pg "$BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 120 start >/dev/null
+  # The port asked for wins over the one initdb wrote (a cluster made when
+  # make run's default was another port).
+  as_pg "$BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -o "-p $port" -w -t 120 start >/dev/null
   ;;
 stop)
   # A server that does not finish a fast shutdown (seen once, half-way through

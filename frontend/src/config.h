@@ -8,7 +8,7 @@
 namespace pgx {
 
 struct Config {
-    std::string db = "host=127.0.0.1 port=54320 user=postgres dbname=postgres";
+    std::string db = "host=127.0.0.1 port=15432 user=postgres dbname=postgres";
     std::string http_host = "127.0.0.1";
     uint16_t http_port = 8000;
     int http_threads = 2;

@@ -34,7 +34,7 @@ ADMIN_DSN = f"host=127.0.0.1 port={PG_PORT} user=postgres dbname=postgres"
 FRONTEND_DSN = f"host=127.0.0.1 port={PG_PORT} user=pgx_frontend dbname=postgres"
 SECTION = "## The frontend: REST and WebSocket"
 # What make run's setup points the README at, and what this module uses instead.
-PORT_REWRITES = [("-h 127.0.0.1 -p 54320 ", f"-h 127.0.0.1 -p {PG_PORT} "),
+PORT_REWRITES = [("-h 127.0.0.1 -p 15432 ", f"-h 127.0.0.1 -p {PG_PORT} "),
                  ("http://127.0.0.1:8000/", f"http://127.0.0.1:{HTTP_PORT}/"),
                  ("ws://127.0.0.1:8001/", f"ws://127.0.0.1:{WS_PORT}/")]
 ORDER_ID = re.compile(r'"order_id":"([0-9a-f-]{36})"')
