@@ -1627,6 +1627,11 @@ core::Book* LockRestingOrder(Datum order_id, const char* client_id, const char* 
     return &book;
 }
 
+// The number of elements of an array.
+int ArrayCount(ArrayType* a) {
+    return ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a));
+}
+
 // cancel_orders and amend_orders: the locks of the instruments of all the
 // call's orders (the uuid array ids; NULL elements match nothing), by
 // instrument id, before the first change (the rule of TakeLocksInOrder), so
@@ -1635,7 +1640,7 @@ core::Book* LockRestingOrder(Datum order_id, const char* client_id, const char* 
 // then reads each order once, after the lock. Nothing to do for one order
 // (its instrument is taken when it comes).
 void LockInstrumentsOf(ArrayType* ids) {
-    if (ArrayGetNItems(ARR_NDIM(ids), ARR_DIMS(ids)) < 2) return;
+    if (ArrayCount(ids) < 2) return;
     Datum v[1] = {PointerGetDatum(ids)};
     Exec(p_instruments_of, v, nullptr, 0);
     const uint64 k = SPI_processed;
@@ -1977,10 +1982,6 @@ ArrayType* ArrayArg(FunctionCallInfo fcinfo, int i, const char* name) {
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                         errmsg("invalid_batch: %s must be a one-dimensional array", name)));
     return a;
-}
-
-int ArrayCount(ArrayType* a) {
-    return ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a));
 }
 
 // Cancels the orders of the uuid array order_ids in one transaction, the
