@@ -31,11 +31,10 @@ std::string sql_of(Stmt s) {
             // instruments in one order; the rows in the items' order, each with its item's position
             // (1-based) as the last column.
             return "SELECT " + order_cols +
-                   ", r.ordinality FROM exchange.cancel_orders("
-                   "ARRAY(SELECT (i->>'id')::uuid FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS "
-                   "items(i, n) ORDER BY n), "
-                   "ARRAY(SELECT i->>'client' FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS "
-                   "items(i, n) ORDER BY n)) WITH ORDINALITY AS r";
+                   ", r.ordinality FROM (SELECT coalesce(array_agg((i->>'id')::uuid ORDER BY n), '{}') AS ids, "
+                   "coalesce(array_agg(i->>'client' ORDER BY n), '{}') AS clients "
+                   "FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS items(i, n)) a "
+                   "CROSS JOIN LATERAL exchange.cancel_orders(a.ids, a.clients) WITH ORDINALITY AS r";
         case Stmt::AmendOrders:
             // $1: amend_orders' items; the rows in their order, each with its position (1-based) last.
             return "SELECT " + order_cols +
