@@ -144,32 +144,31 @@ void Listener::serve(pg::Connection& conn, bool first) {
 
 void Listener::follow(pg::Connection& conn, int instrument_id, int64_t head) {
     const std::optional<std::string> symbol = instruments_.symbol(instrument_id);
+    if (!symbol) return;
+    int64_t& last = last_seen_[instrument_id];
     // Asked only now, after `head` was learnt: see interest.h.
-    if (symbol && !interest_.followed(*symbol)) {
-        int64_t& last = last_seen_[instrument_id];
+    if (!interest_.followed(*symbol)) {
         last = std::max(last, head);
         return;
     }
-    catch_up(conn, instrument_id);
+    catch_up(conn, instrument_id, *symbol, last);
 }
 
-// Publishes every journal entry after last_seen_[id], in batches.
-void Listener::catch_up(pg::Connection& conn, int instrument_id) {
-    const std::optional<std::string> symbol = instruments_.symbol(instrument_id);
-    if (!symbol) return;
-    int64_t& last = last_seen_[instrument_id];
+// Publishes every journal entry of the instrument after `last`, in batches,
+// moving `last` (its last_seen_) along.
+void Listener::catch_up(pg::Connection& conn, int instrument_id, const std::string& symbol, int64_t& last) {
     for (;;) {
         std::vector<JournalRow> rows =
             read_journal(conn, instrument_id, last, std::numeric_limits<int64_t>::max(), kRowsPerRead);
         if (rows.empty()) return;
         counters_.entries_read += rows.size();
         auto batch = std::make_shared<Batch>();
-        batch->instrument = *symbol;
+        batch->instrument = symbol;
         for (JournalRow& row : rows) {
             if (row.seq != last + 1)
-                spdlog::error("feed: journal of {} jumps from {} to {}", *symbol, last, row.seq);
+                spdlog::error("feed: journal of {} jumps from {} to {}", symbol, last, row.seq);
             last = row.seq;
-            append(*batch, *symbol, std::move(row));
+            append(*batch, symbol, std::move(row));
         }
         counters_.last_lag_us =
             static_cast<uint64_t>(std::max<int64_t>(0, now_us() - batch->last_created_us));

@@ -51,7 +51,7 @@ private:
     // instrument; else moves last_seen_[id] to `head`, which must have been
     // learnt (from a notification or the journal heads) before this call.
     void follow(pg::Connection& conn, int instrument_id, int64_t head);
-    void catch_up(pg::Connection& conn, int instrument_id);
+    void catch_up(pg::Connection& conn, int instrument_id, const std::string& symbol, int64_t& last);
     bool sleep_unless_stopped(int ms);
 
     std::string conninfo_;
