@@ -21,8 +21,9 @@ namespace pgx::feed {
 
 class Interest {
 public:
-    // A session's whole interest, replacing what it said before: the
-    // instruments it follows, and whether it follows every instrument.
+    // A session's whole interest, replacing what it said before (nothing to
+    // do when it is the same): the instruments it follows, and whether it
+    // follows every instrument.
     void set(const void* session, std::vector<std::string> instruments, bool all);
     void forget(const void* session) { set(session, {}, false); }
     bool followed(const std::string& instrument) const;

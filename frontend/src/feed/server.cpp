@@ -255,14 +255,11 @@ private:
         if (!closing_) read();
     }
 
-    // Tells the hub what this client follows, when that changed.
+    // Tells the hub what this client follows.
     void tell_interest() {
         std::vector<std::string> instruments;
         bool all = false;
         subscriptions_.followed(instruments, all);
-        if (instruments == told_instruments_ && all == told_all_) return;
-        told_instruments_ = instruments;
-        told_all_ = all;
         hub_.interest.set(this, std::move(instruments), all);
     }
 
@@ -354,8 +351,6 @@ private:
     beast::flat_buffer buffer_;
     std::optional<http::request_parser<http::empty_body>> parser_;
     Subscriptions subscriptions_;
-    std::vector<std::string> told_instruments_;  // what tell_interest() last told the hub
-    bool told_all_ = false;
     std::deque<Message> queue_;
     std::size_t queued_bytes_ = 0;
     bool writing_ = false;
