@@ -7,7 +7,8 @@ namespace pgx::feed {
 void Interest::set(const void* session, std::vector<std::string> instruments, bool all) {
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = said_.find(session);
-    if (it != said_.end() && it->second.all == all && it->second.instruments == instruments) return;  // unchanged
+    if (it != said_.end() && it->second.all == all && it->second.instruments == instruments)
+        return;  // unchanged
     if (it != said_.end()) {
         for (const auto& i : it->second.instruments)
             if (--count_[i] == 0) count_.erase(i);
