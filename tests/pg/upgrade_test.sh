@@ -6,7 +6,8 @@
 # back as exchange.order_result) work, and so do 0.3's cancel_order and
 # amend_order in C, 0.4's partial idempotency index, 0.5's amend_orders,
 # 0.6's append-only clients table, 0.7's trigger on instruments, 0.8's
-# journal view and 0.9's cancel_orders with a client per id. Runs against
+# journal view, 0.9's cancel_orders with a client per id and 0.10's kept
+# history (the journal and the trades append-only, no order deleted). Runs against
 # the cluster of scripts/test-pg.sh (PGHOST/PGPORT/PGUSER from there); the
 # database is dropped at the end.
 set -euo pipefail
@@ -92,4 +93,22 @@ o2=$(q "SELECT order_id FROM exchange.place_order('u3', 'UP-USD', 'buy', 'limit'
         FROM exchange.cancel_orders(ARRAY['$o2', '$o2']::uuid[], ARRAY['u1', 'u3']) WITH ORDINALITY AS r")" \
   = "not_order_owner cancelled" ] ||
   fail "cancel_orders with a client per id after the update"
-echo "upgrade: 0.1 -> $current keeps the order placed at 0.1; replays, reject_message, the C amend_order, amend_orders and cancel_order, the partial idempotency index, the append-only clients table, the instruments' change trigger, the journal view and cancel_orders with a client per id work"
+# 0.10: the journal and the trades refuse UPDATE, DELETE and TRUNCATE, the orders DELETE and TRUNCATE,
+# also under session_replication_role = replica; trading still writes all three (a trade first), and
+# what was written stays.
+[ "$(q "SELECT status FROM exchange.place_order('u5', 'UP-USD', 'buy', 'limit', 1, 9)") $(q "SELECT status FROM
+        exchange.place_order('u4', 'UP-USD', 'sell', 'limit', 1, 9)") $(q "SELECT count(*) FROM exchange.trades")" \
+  = "open filled 1" ] || fail "an order that trades after the update"
+for op in "UPDATE exchange.events SET payload = '{}'" "DELETE FROM exchange.events" "TRUNCATE exchange.events" \
+  "UPDATE exchange.trades SET price = 0" "DELETE FROM exchange.trades" "TRUNCATE exchange.trades" \
+  "DELETE FROM exchange.orders WHERE order_id = '$before'" "TRUNCATE exchange.orders" \
+  "SET session_replication_role = replica; DELETE FROM exchange.events"; do
+  out=$(psql -X -At -d "$db" -c "$op" 2>&1 || true)
+  case "$out" in *events_append_only* | *trades_append_only* | *orders_kept*) ;;
+    *) fail "'$op' after the update was not refused: $out" ;; esac
+done
+[ "$(q "SELECT count(*) FROM exchange.journal_entries WHERE order_id = '$before'") $(q "SELECT count(*) FROM exchange.orders
+        WHERE order_id = '$before'") $(q "SELECT count(*) || ' ' || min(price) FROM exchange.trades")" = "4 1 1 9.00" ] ||
+  fail "the journal entries or the row of the order placed at 0.1, or the trade, changed"
+[ "$(q "SELECT count(*) FROM exchange.verify('UP-USD')")" = 0 ] || fail "verify after the refusals"
+echo "upgrade: 0.1 -> $current keeps the order placed at 0.1; replays, reject_message, the C amend_order, amend_orders and cancel_order, the partial idempotency index, the append-only clients table, the instruments' change trigger, the journal view, cancel_orders with a client per id and the kept history work"
