@@ -228,6 +228,44 @@ def test_resume_from_a_sequence_delivers_exactly_the_missed_entries(db, frontend
     run(scenario())
 
 
+def test_a_resume_across_entries_removed_from_the_journal_gets_a_snapshot(db, frontend):
+    """The journal refuses DELETE (extension 0.10); an owner who disables the trigger and removes
+    entries anyway leaves a hole in the sequence. A client resuming from before the hole gets a
+    snapshot, not a replay with a gap; one resuming after it still gets the replay."""
+    db.execute("SELECT exchange.create_instrument('HOLE-USD', 0.01, 0.0001)")
+    random_burst(40, 41, "HOLE-USD")
+    left_at = journal_seq(db, "HOLE-USD")
+    random_burst(40, 42, "HOLE-USD")
+    end = journal_seq(db, "HOLE-USD")
+    assert end > left_at + 10
+    remove = ("DELETE FROM exchange.events WHERE seq = %s AND instrument_id = "
+              "(SELECT instrument_id FROM exchange.instruments WHERE symbol = 'HOLE-USD')")
+    with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState):
+        db.execute(remove, (left_at + 3,))
+    with db.transaction():
+        db.execute("ALTER TABLE exchange.events DISABLE TRIGGER events_append_only")
+        assert db.execute(remove, (left_at + 3,)).rowcount == 1
+        db.execute("ALTER TABLE exchange.events ENABLE ALWAYS TRIGGER events_append_only")
+
+    async def scenario():
+        before = await connect()
+        await subscribe(before, ["orderbook_deltas"], ["HOLE-USD"], from_seq={"HOLE-USD": left_at})
+        first = await recv_json(before)
+        assert first["type"] == "snapshot" and first["seq"] == end
+        assert BookCopy(first).levels == orderbook(db, "HOLE-USD")
+        after = await connect()
+        await subscribe(after, ["orderbook_deltas"], ["HOLE-USD"], from_seq={"HOLE-USD": left_at + 3})
+        got = []
+        while not got or got[-1]["seq"] < end:
+            got.append(await recv_json(after))
+        assert [m["seq"] for m in got] == list(range(left_at + 4, end + 1))
+        assert {m["type"] for m in got} == {"delta"}
+        for ws in (before, after):
+            await ws.close()
+
+    run(scenario())
+
+
 def test_instrument_filter(db, frontend):
     async def scenario():
         eth = await connect()

@@ -169,8 +169,17 @@ LoadResult Loader::replay(pg::Connection& conn, const LoadRequest& request) {
         result.instrument = request.instrument;
         result.seq = newest;
         const auto count = static_cast<int>(newest - request.from_seq);
+        std::vector<JournalRow> rows = read_journal(conn, *id, request.from_seq, newest, count);
+        // Fewer entries than sequence numbers: some were removed from the journal (since extension
+        // 0.10 only by its owner disabling a trigger). A replay with a hole would be a gap for the
+        // client: a snapshot instead. (The key (instrument_id, seq) makes count rows contiguous.)
+        if (rows.size() != static_cast<std::size_t>(count)) {
+            spdlog::warn("feed: the journal of {} lacks entries after {}: a snapshot instead of a replay",
+                         request.instrument, request.from_seq);
+            return snapshot(conn, request.instrument);
+        }
         Batch replayed;
-        for (JournalRow& row : read_journal(conn, *id, request.from_seq, newest, count)) {
+        for (JournalRow& row : rows) {
             append(replayed, request.instrument, std::move(row));
             // Sent at once, it would overflow the client's queue: resynchronise instead.
             if (replayed.bytes > max_replay_bytes_) return snapshot(conn, request.instrument);
