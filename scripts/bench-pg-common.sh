@@ -6,7 +6,8 @@ PGBENCH=/usr/lib/postgresql/15/bin/pgbench
 # A fresh cluster in DIR on PORT with database bench: the extension, the
 # plain-INSERT baseline table, the instruments B1..B8 (tick and lot 1) and
 # bench_batches: 1,000 batches of 100 random orders for B1 as JSON text, the
-# way the frontend sends them (place_batch_text.sql), made before the clock
+# way the frontend sends them (place_batch_text.sql; place_batch_text_8.sql
+# puts each pgbench client on its own instrument, B1..B8), made before the clock
 # starts (the subquery's "WHERE b > 0" ties it to its batch, so that each
 # batch gets its own random orders). For the cancel and amend cases
 # (cancel_one.sql, cancel_batch.sql, bench-pg.sh's per-call timings):

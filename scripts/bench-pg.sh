@@ -20,10 +20,10 @@ bench_db_start "$dir" "$port"
 # tps of one pgbench run: script, clients.
 run() { bench_tps "$1" "$2" "$secs"; }
 
-printf '\n%-46s %12s %12s %10s\n' "case (durable commits, ${secs}s each)" "tx/s" "orders/s" "vs INSERT"
+printf '\n%-58s %12s %12s %10s\n' "case (durable commits, ${secs}s each)" "tx/s" "orders/s" "vs INSERT"
 base1=$(run plain_insert.sql 1)
 base8=$(run plain_insert.sql 8)
-row() { awk -v n="$1" -v t="$2" -v per="$3" -v b="$4" 'BEGIN { printf "%-46s %12.0f %12.0f %9.0f%%\n", n, t, t * per, 100 * t / b }'; }
+row() { awk -v n="$1" -v t="$2" -v per="$3" -v b="$4" 'BEGIN { printf "%-58s %12.0f %12.0f %9.0f%%\n", n, t, t * per, 100 * t / b }'; }
 row "plain single-row INSERT, 1 client" "$base1" 1 "$base1"
 row "plain single-row INSERT, 8 clients" "$base8" 1 "$base8"
 row "place_order, 1 client, 1 instrument" "$(run place_one.sql 1)" 1 "$base1"
@@ -49,6 +49,8 @@ row "place_orders x100, 1 client" "$(run place_batch.sql 1)" 100 "$base1"
 row "place_orders x100, 8 clients" "$(run place_batch.sql 8)" 100 "$base8"
 row "place_orders x100, 1 client, JSON text built before" "$(run place_batch_text.sql 1)" 100 "$base1"
 row "place_orders x100, 8 clients, JSON text built before" "$(run place_batch_text.sql 8)" 100 "$base8"
+# The same batches with each client on its own instrument (B1..B8): writers in parallel.
+row "place_orders x100, 8 clients, 8 instruments, JSON before" "$(run place_batch_text_8.sql 8)" 100 "$base8"
 
 # cancel_order and amend_order (C since 0.3) beside exchange._cancel_order
 # and exchange._amend_order, the PL/pgSQL versions they replaced, on the same
