@@ -90,6 +90,7 @@ def test_ping_pong_and_bad_messages(frontend):
             ('{"type":"subscribe","channels":["gossip"]}', "invalid_channels"),
             ('{"type":"subscribe","channels":["trades"],"instruments":"BTC-USD"}', "invalid_instruments"),
             ('{"type":"subscribe","channels":["trades"],"from_seq":{"BTC-USD":1.5}}', "invalid_from_seq"),
+            ('{"type":"subscribe","channels":["trades"],"batch":"yes"}', "invalid_batch"),
         ]
         for bad, code in bad_messages:
             await ws.send(bad)
@@ -261,6 +262,57 @@ def test_a_resume_across_entries_removed_from_the_journal_gets_a_snapshot(db, fr
         assert [m["seq"] for m in got] == list(range(left_at + 4, end + 1))
         assert {m["type"] for m in got} == {"delta"}
         for ws in (before, after):
+            await ws.close()
+
+    run(scenario())
+
+
+def test_a_client_that_asks_for_batches_gets_the_same_messages_batched(db, frontend):
+    """With "batch": true in its subscribe, the messages ready for a client at the same time come as
+    one {"type":"batch","messages":[...]} (never a batch of one); flattened, its stream is exactly
+    that of a client without batches, snapshot included."""
+    async def flat(ws, pending, sizes):
+        while not pending:
+            msg = await recv_json(ws)
+            if msg["type"] == "batch":
+                assert len(msg["messages"]) > 1, msg
+                sizes.append(len(msg["messages"]))
+                pending.extend(msg["messages"])
+            else:
+                pending.append(msg)
+        return pending.pop(0)
+
+    async def scenario():
+        channels = ["orderbook_deltas", "trades"]
+        plain = await connect()
+        await subscribe(plain, channels, ["BTC-USD"])
+        plain_snapshot = await recv_json(plain)
+        batched, pending, sizes = await connect(), [], []
+        await batched.send(json.dumps({"type": "subscribe", "channels": channels, "instruments": ["BTC-USD"],
+                                       "batch": True}))
+        ack = await flat(batched, pending, sizes)
+        assert ack["type"] == "subscribed" and ack["batch"] is True
+        assert await flat(batched, pending, sizes) == plain_snapshot  # nothing traded in between
+        await asyncio.to_thread(random_burst, 300, 51)
+        target = journal_seq(db, "BTC-USD")
+        assert target > plain_snapshot["seq"] + 100
+
+        def done(msgs):
+            return any(m["type"] == "delta" and m["seq"] == target for m in msgs)
+
+        expected = []
+        while not done(expected):
+            expected.append(await recv_json(plain))
+        expected += await until_pong(plain)
+        got = []
+        while not done(got):
+            got.append(await flat(batched, pending, sizes))
+        await batched.send(json.dumps({"type": "ping"}))
+        while (msg := await flat(batched, pending, sizes))["type"] != "pong":
+            got.append(msg)
+        assert got == expected
+        assert sizes, "no message came in a batch"
+        for ws in (plain, batched):
             await ws.close()
 
     run(scenario())

@@ -69,8 +69,9 @@ def take_frames(buf):
     return frames, buf
 
 
-def subscribe(port, instrument, channels=("orders",)):
-    """A subscribed non-blocking socket, and the bytes already read after the acknowledgement."""
+def subscribe(port, instrument, channels=("orders",), batch=False):
+    """A subscribed non-blocking socket, and the bytes already read after the acknowledgement.
+    batch: ask for the messages ready at the same time in one {"type":"batch"} message."""
     s = socket.create_connection(("127.0.0.1", port))
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     key = base64.b64encode(os.urandom(16)).decode()
@@ -85,8 +86,10 @@ def subscribe(port, instrument, channels=("orders",)):
     if b" 101 " not in head.split(b"\r\n", 1)[0]:
         raise RuntimeError(f"handshake refused: {head.splitlines()[0]!r}")
     buf = head.split(b"\r\n\r\n", 1)[1]
-    s.sendall(masked_text_frame(json.dumps({"type": "subscribe", "channels": list(channels),
-                                            "instruments": [instrument]})))
+    request = {"type": "subscribe", "channels": list(channels), "instruments": [instrument]}
+    if batch:
+        request["batch"] = True
+    s.sendall(masked_text_frame(json.dumps(request)))
     while (frame := next_frame(buf)) is None:  # the acknowledgement is the first frame
         chunk = s.recv(4096)
         if not chunk:

@@ -2,10 +2,13 @@
 
 N raw-socket subscribers to `orderbook_deltas` and `trades` of one
 instrument; each checks that its delta sequences are gap-free and in order.
+--batch: the subscribers ask for batches ({"type":"batch","messages":[...]}),
+whose messages are counted and checked one by one.
 Runs until SIGTERM or SIGINT, then prints one summary line and exits 1 on any
 gap, disconnect or repeat.
 """
 import argparse
+import json
 import select
 import signal
 import time
@@ -29,6 +32,7 @@ def main():
     ap.add_argument("--ws-port", type=int, required=True)
     ap.add_argument("--subscribers", type=int, default=50)
     ap.add_argument("--instrument", default="BTC-USD")
+    ap.add_argument("--batch", action="store_true")
     a = ap.parse_args()
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
@@ -37,7 +41,7 @@ def main():
     ep = select.epoll()
     state = {}
     for _ in range(a.subscribers):
-        s, rest = subscribe(a.ws_port, a.instrument, ["orderbook_deltas", "trades"])
+        s, rest = subscribe(a.ws_port, a.instrument, ["orderbook_deltas", "trades"], batch=a.batch)
         ep.register(s.fileno(), select.EPOLLIN)
         state[s.fileno()] = {"sock": s, "buf": rest, "seq": None}
     messages = gaps = closed = 0
@@ -56,12 +60,17 @@ def main():
                     st["sock"].send(masked_frame(0x8A, payload))
                 if opcode != 1:
                     continue
-                messages += 1
-                if b'"type":"delta"' in payload or b'"type":"snapshot"' in payload:
-                    seq = seq_of(payload)
-                    if st["seq"] is not None and seq != st["seq"] + 1 and b'"type":"delta"' in payload:
-                        gaps += 1
-                    st["seq"] = seq
+                if payload.startswith(b'{"type":"batch"'):
+                    inner = [json.dumps(m, separators=(",", ":")).encode() for m in json.loads(payload)["messages"]]
+                else:
+                    inner = [payload]
+                for message in inner:
+                    messages += 1
+                    if b'"type":"delta"' in message or b'"type":"snapshot"' in message:
+                        seq = seq_of(message)
+                        if st["seq"] is not None and seq != st["seq"] + 1 and b'"type":"delta"' in message:
+                            gaps += 1
+                        st["seq"] = seq
     minutes = (time.monotonic() - started) / 60
     print(f"ws subscribers: {a.subscribers}, {messages} messages in {minutes:.1f} min, gaps {gaps}, "
           f"disconnected {closed}")

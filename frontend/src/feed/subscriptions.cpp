@@ -29,6 +29,7 @@ struct Request {
     bool all_instruments = true;
     std::vector<std::string> instruments;
     std::map<std::string, int64_t> from_seq;
+    std::optional<bool> batch;  // "batch": the connection's messages in batches (or not) from now on
     std::string error_code, error_message;
 };
 
@@ -76,6 +77,11 @@ Request parse_request(const rapidjson::Value& msg, bool channels_required) {
             req.instruments.emplace_back(i.GetString(), i.GetStringLength());
         }
     }
+    auto batch = msg.FindMember("batch");
+    if (batch != msg.MemberEnd()) {
+        if (!batch->value.IsBool()) return fail("invalid_batch", "batch is true or false");
+        req.batch = batch->value.GetBool();
+    }
     auto from = msg.FindMember("from_seq");
     if (from != msg.MemberEnd() && !from->value.IsNull()) {
         if (!from->value.IsObject() || from->value.MemberCount() > kMaxInstrumentsPerMessage)
@@ -91,7 +97,7 @@ Request parse_request(const rapidjson::Value& msg, bool channels_required) {
 }
 
 // {"type":"subscribed","channels":[...],"instruments":[...] or null}
-Message acknowledgement(const char* type, const Request& req) {
+Message acknowledgement(const char* type, const Request& req, bool batch) {
     rapidjson::StringBuffer buffer;
     rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
     w.StartObject();
@@ -109,6 +115,10 @@ Message acknowledgement(const char* type, const Request& req) {
         w.StartArray();
         for (const auto& i : req.instruments) w.String(i.c_str(), static_cast<rapidjson::SizeType>(i.size()));
         w.EndArray();
+    }
+    if (batch) {
+        w.Key("batch");
+        w.Bool(true);
     }
     w.EndObject();
     return std::make_shared<const std::string>(buffer.GetString(), buffer.GetSize());
@@ -153,7 +163,8 @@ void Subscriptions::on_message(const std::string& text, Effects& fx) {
         for (const auto& [symbol, state] : states_) all.insert(symbol);
         targets.assign(all.begin(), all.end());
     }
-    fx.send.push_back(acknowledgement(subscribing ? "subscribed" : "unsubscribed", req));
+    if (req.batch) batch_ = *req.batch;
+    fx.send.push_back(acknowledgement(subscribing ? "subscribed" : "unsubscribed", req, batch_));
     if (subscribing) {
         if (req.all_instruments) wildcard_ |= req.channels;
         for (const auto& symbol : targets) {

@@ -47,6 +47,10 @@ public:
     void on_batch(const std::shared_ptr<const Batch>& batch, Effects& fx);
     void on_loaded(const LoadResult& result, Effects& fx);
     int errors() const { return errors_; }
+    // The client asked ("batch": true in a subscribe or unsubscribe) that
+    // messages ready for it at the same time go as one
+    // {"type":"batch","messages":[...]} (the session merges them).
+    bool batched() const { return batch_; }
     // What the client follows now (for Interest): the instruments it has a
     // subscription or a pending load for, and whether it follows every one.
     void followed(std::vector<std::string>& instruments, bool& all) const;
@@ -75,6 +79,7 @@ private:
     uint64_t next_token_ = 1;
     int errors_ = 0;
     bool private_orders_ = false;
+    bool batch_ = false;
     std::optional<std::string> client_;
 };
 
