@@ -16,10 +16,16 @@
 -- triggers are ENABLE ALWAYS, so that session_replication_role = replica
 -- does not skip them either; dropping or disabling one is DDL, which only
 -- the owner can do. None of them fires on the inserts and updates the
--- trading functions make.
+-- trading functions make. exchange.clients (append-only since 0.6) is served
+-- by the same function now, with the same message, and its triggers are
+-- ENABLE ALWAYS too.
 CREATE FUNCTION exchange._history_kept() RETURNS trigger
 LANGUAGE plpgsql SET search_path = exchange, pg_catalog, pg_temp AS $$
 BEGIN
+    IF TG_TABLE_NAME = 'clients' THEN
+        RAISE EXCEPTION 'clients_append_only: % of exchange.clients refused: a client''s number never changes',
+            TG_OP USING ERRCODE = '55000';
+    END IF;
     IF TG_TABLE_NAME = 'orders' THEN
         RAISE EXCEPTION 'orders_kept: % of exchange.orders refused: an order''s row is never removed (cancel the order instead)',
             TG_OP USING ERRCODE = '55000';
@@ -28,6 +34,16 @@ BEGIN
         TG_TABLE_NAME, TG_OP, TG_TABLE_NAME USING ERRCODE = '55000';
 END $$;
 REVOKE ALL ON FUNCTION exchange._history_kept() FROM PUBLIC;
+
+DROP TRIGGER clients_append_only ON exchange.clients;
+DROP TRIGGER clients_no_truncate ON exchange.clients;
+DROP FUNCTION exchange._clients_append_only();
+CREATE TRIGGER clients_append_only BEFORE UPDATE OR DELETE ON exchange.clients
+    FOR EACH ROW EXECUTE FUNCTION exchange._history_kept();
+CREATE TRIGGER clients_no_truncate BEFORE TRUNCATE ON exchange.clients
+    FOR EACH STATEMENT EXECUTE FUNCTION exchange._history_kept();
+ALTER TABLE exchange.clients ENABLE ALWAYS TRIGGER clients_append_only;
+ALTER TABLE exchange.clients ENABLE ALWAYS TRIGGER clients_no_truncate;
 
 CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE ON exchange.events
     FOR EACH ROW EXECUTE FUNCTION exchange._history_kept();

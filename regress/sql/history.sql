@@ -26,7 +26,9 @@ SET session_replication_role = replica;
 SELECT try($$DELETE FROM exchange.events$$);
 SELECT try($$DELETE FROM exchange.orders$$);
 SELECT try($$UPDATE exchange.trades SET price = 0$$);
+SELECT try($$DELETE FROM exchange.clients$$);
 RESET session_replication_role;
+SELECT count(*) AS trigger_functions FROM pg_proc WHERE proname IN ('_clients_append_only', '_history_kept');
 SELECT n.events = k.events AS events_kept, n.trades = k.trades AS trades_kept, n.orders = k.orders AS orders_kept,
        n.digest = k.digest AS all_rows_unchanged
   FROM tables_now() n, kept k;
