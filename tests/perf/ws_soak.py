@@ -27,6 +27,13 @@ def seq_of(payload):
     return int(payload[at:end])
 
 
+def observe(st, is_delta, seq):
+    """Records a delta's or snapshot's sequence; 1 when a delta does not follow the last one."""
+    gap = int(is_delta and st["seq"] is not None and seq != st["seq"] + 1)
+    st["seq"] = seq
+    return gap
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ws-port", type=int, required=True)
@@ -61,16 +68,15 @@ def main():
                 if opcode != 1:
                     continue
                 if payload.startswith(b'{"type":"batch"'):
-                    inner = [json.dumps(m, separators=(",", ":")).encode() for m in json.loads(payload)["messages"]]
-                else:
-                    inner = [payload]
-                for message in inner:
-                    messages += 1
-                    if b'"type":"delta"' in message or b'"type":"snapshot"' in message:
-                        seq = seq_of(message)
-                        if st["seq"] is not None and seq != st["seq"] + 1 and b'"type":"delta"' in message:
-                            gaps += 1
-                        st["seq"] = seq
+                    for m in json.loads(payload)["messages"]:
+                        messages += 1
+                        if m["type"] in ("delta", "snapshot"):
+                            gaps += observe(st, m["type"] == "delta", m["seq"])
+                    continue
+                messages += 1
+                delta = b'"type":"delta"' in payload
+                if delta or b'"type":"snapshot"' in payload:
+                    gaps += observe(st, delta, seq_of(payload))
     minutes = (time.monotonic() - started) / 60
     print(f"ws subscribers: {a.subscribers}, {messages} messages in {minutes:.1f} min, gaps {gaps}, "
           f"disconnected {closed}")

@@ -316,7 +316,7 @@ private:
         writing_ = true;
         in_flight_ = 1;
         in_flight_message_ = queue_.front();
-        if (subscriptions_.batched() && queue_.size() > 1 && queue_.front()->size() < kMaxBatchBytes) {
+        if (subscriptions_.batched() && queue_.size() > 1) {
             static constexpr std::string_view kOpen = "{\"type\":\"batch\",\"messages\":[";
             std::size_t n = 0, bytes = kOpen.size() + 2;
             for (const Message& m : queue_) {
