@@ -51,6 +51,11 @@ std::string sql_of(Stmt s) {
         case Stmt::TradeStats:
             return "SELECT symbol, trade_count, volume::text, notional::text, vwap::text, open::text, "
                    "high::text, low::text, close::text FROM exchange.trade_stats($1, $2::int)";
+        case Stmt::Candles:
+            // $2: the width in seconds; $3, $4: since and until (NULL: the function's defaults).
+            return "SELECT to_json(bucket) #>> '{}', open::text, high::text, low::text, close::text, "
+                   "volume::text, notional::text, trade_count FROM exchange.candles($1, "
+                   "make_interval(secs => $2::int), $3::timestamptz, $4::timestamptz, $5::int)";
         case Stmt::Snapshot:
             return "SELECT exchange.snapshot($1)";
         case Stmt::ListInstruments:

@@ -28,6 +28,7 @@ enum class Stmt {
     Orderbook,
     RecentTrades,
     TradeStats,
+    Candles,
     Snapshot,
     ListInstruments,
     Ready,

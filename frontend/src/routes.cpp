@@ -209,6 +209,97 @@ void trade_stats(DbPool& pool, const RequestContext& ctx, Respond respond) {
                      std::move(respond)});
 }
 
+// A candle width such as 30s, 1m, 4h, 1d or 1w (a positive integer and one of s, m, h, d, w), in
+// seconds: from 1 second to 7 days.
+int width_query(const RequestContext& ctx, const std::string& name, const std::string& fallback) {
+    const std::string v = ctx.query(name).value_or(fallback);
+    static constexpr std::pair<char, long long> units[] = {
+        {'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}, {'w', 604800}};
+    long long n = 0;
+    auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+    long long seconds = 0;
+    if (ec == std::errc() && end + 1 == v.data() + v.size() && n > 0 && n <= 604800)
+        for (auto [unit, size] : units)
+            if (*end == unit) seconds = n * size;
+    if (seconds < 1 || seconds > 604800)
+        throw ApiError(400, "invalid_interval",
+                       "'" + name + "' must be a number and a unit (s, m, h, d, w) from 1s to 7d, e.g. 1m");
+    return static_cast<int>(seconds);
+}
+
+// An optional RFC 3339 timestamp with its offset (2026-01-05T10:00:00Z,
+// 2026-01-05T10:00:00.5+01:00); PostgreSQL checks the values.
+std::optional<std::string> time_query(const RequestContext& ctx, const std::string& name) {
+    auto v = ctx.query(name);
+    if (!v) return std::nullopt;
+    const std::string& s = *v;
+    auto digits = [&](std::size_t at, std::size_t n) {
+        if (at + n > s.size()) return false;
+        for (std::size_t i = at; i < at + n; ++i)
+            if (!std::isdigit(static_cast<unsigned char>(s[i]))) return false;
+        return true;
+    };
+    bool ok = s.size() >= 20 && digits(0, 4) && s[4] == '-' && digits(5, 2) && s[7] == '-' && digits(8, 2) &&
+              (s[10] == 'T' || s[10] == 't' || s[10] == ' ') && digits(11, 2) && s[13] == ':' &&
+              digits(14, 2) && s[16] == ':' && digits(17, 2);
+    std::size_t i = 19;
+    if (ok && i < s.size() && s[i] == '.') {
+        std::size_t j = i + 1;
+        while (j < s.size() && j - i <= 6 && std::isdigit(static_cast<unsigned char>(s[j]))) ++j;
+        ok = j > i + 1;
+        i = j;
+    }
+    if (ok && i < s.size() && (s[i] == 'Z' || s[i] == 'z'))
+        ok = i + 1 == s.size();
+    else if (ok && i < s.size() && (s[i] == '+' || s[i] == '-'))
+        ok = i + 6 == s.size() && digits(i + 1, 2) && s[i + 3] == ':' && digits(i + 4, 2);
+    else
+        ok = false;
+    if (!ok)
+        throw ApiError(
+            400, "invalid_time",
+            "'" + name + "' must be an RFC 3339 timestamp with its offset, e.g. 2026-01-05T10:00:00Z");
+    return v;
+}
+
+void candles(DbPool& pool, const RequestContext& ctx, Respond respond) {
+    std::string instrument = required_query(ctx, "instrument");
+    std::string interval = ctx.query("interval").value_or("1m");
+    int seconds = width_query(ctx, "interval", "1m");
+    std::optional<std::string> since = time_query(ctx, "since");
+    std::optional<std::string> until = time_query(ctx, "until");
+    int limit = int_query(ctx, "limit", 500, 1, 1000);
+    pool.submit(Task{"",
+                     [instrument, interval, seconds, since, until, limit](DbSession& db) {
+                         static const char* const names[] = {"start", "open",   "high",    "low",
+                                                             "close", "volume", "notional"};
+                         pqxx::result r = db.exec(Stmt::Candles, instrument, seconds, opt_c_str(since),
+                                                  opt_c_str(until), limit);
+                         return write_json(200, [&](JsonWriter& w) {
+                             w.StartObject();
+                             w.Key("instrument");
+                             write_string(w, instrument);
+                             w.Key("interval");
+                             write_string(w, interval);
+                             w.Key("candles");
+                             w.StartArray();
+                             for (const auto& row : r) {
+                                 w.StartObject();
+                                 for (int i = 0; i < 7; ++i) {
+                                     w.Key(names[i]);
+                                     write_text(w, row[i]);
+                                 }
+                                 w.Key("trade_count");
+                                 w.Int64(row[7].as<int64_t>());
+                                 w.EndObject();
+                             }
+                             w.EndArray();
+                             w.EndObject();
+                         });
+                     },
+                     std::move(respond)});
+}
+
 void take_snapshot(DbPool& pool, const RequestContext& ctx, Respond respond) {
     std::optional<JsonBody> body;
     if (!ctx.body().empty()) {
@@ -316,6 +407,8 @@ std::vector<Route> api_routes(DbPool& pool, Metrics& metrics, const pgx::feed::S
          [&pool](const RequestContext& ctx, Respond r) { recent_trades(pool, ctx, std::move(r)); }},
         {Method::Get, "/trades/stats", B::None,
          [&pool](const RequestContext& ctx, Respond r) { trade_stats(pool, ctx, std::move(r)); }},
+        {Method::Get, "/candles", B::None,
+         [&pool](const RequestContext& ctx, Respond r) { candles(pool, ctx, std::move(r)); }},
         {Method::Get, "/instruments", B::None,
          [&pool](const RequestContext&, Respond r) { list_instruments(pool, std::move(r)); }},
         {Method::Get, "/healthz", B::None,

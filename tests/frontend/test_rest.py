@@ -10,6 +10,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
 from decimal import Decimal
 
 import pytest
@@ -92,6 +93,88 @@ def test_crossing_order_trades_and_read_routes(api):
     assert r.status_code == 201 and isinstance(r.json()["snapshot_id"], int)
     symbols = [i["symbol"] for i in requests.get(f"{api}/instruments").json()["instruments"]]
     assert symbols == ["BTC-USD", "ETH-USD"]
+
+
+def test_candles_are_the_trades_in_buckets_with_exact_decimals(api, pg):
+    """GET /candles answers exchange.candles (extension 0.11): one bucket per interval, oldest first, empty
+    ones carrying the last price; then the bucket in progress after real trades; and every bad parameter."""
+    with pg.connect() as conn:
+        conn.execute("SELECT exchange.create_instrument('CNDL-USD', 0.01, 0.001)")
+        # Trades at fixed times (the trading functions stamp now()), in trade_no order.
+        conn.execute("""
+            INSERT INTO exchange.trades (instrument, instrument_id, seq, price, quantity, buy_order_id, sell_order_id,
+                                         buy_client_id, sell_client_id, maker_side, executed_at)
+            SELECT 'CNDL-USD', (SELECT instrument_id FROM exchange.instruments WHERE symbol = 'CNDL-USD'), seq,
+                   price, quantity, gen_random_uuid(), gen_random_uuid(), 'b', 's', 'sell', at
+              FROM (VALUES (1, '2026-01-05 10:00:05+00'::timestamptz, 1, 100.00, 0.500),
+                           (2, '2026-01-05 10:00:30+00', 2, 101.50, 0.250),
+                           (3, '2026-01-05 10:00:30+00', 2, 99.50, 0.250),
+                           (4, '2026-01-05 10:00:59+00', 3, 100.25, 1.000),
+                           (5, '2026-01-05 10:02:10+00', 4, 102.00, 0.125)) v(n, at, seq, price, quantity)
+             ORDER BY n""")
+    # Against a database whose extension predates 0.11 (the function hidden by a rename): 501, which says so.
+    signature = "exchange.candles(text, interval, timestamptz, timestamptz, int)"
+    with pg.connect() as conn:
+        conn.execute(f"ALTER FUNCTION {signature} RENAME TO candles_hidden")
+    try:
+        r = requests.get(f"{api}/candles", params={"instrument": "CNDL-USD"})
+        assert r.status_code == 501 and error_of(r) == "extension_outdated", r.text
+    finally:
+        with pg.connect() as conn:
+            conn.execute("ALTER FUNCTION exchange.candles_hidden(text, interval, timestamptz, timestamptz, int) "
+                         "RENAME TO candles")
+    r = requests.get(f"{api}/candles", params={"instrument": "CNDL-USD", "interval": "1m",
+                                               "since": "2026-01-05T11:00:00+01:00", "until": "2026-01-05T10:04:00Z"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["instrument"] == "CNDL-USD" and body["interval"] == "1m"
+    starts = [datetime.fromisoformat(c.pop("start")) for c in body["candles"]]
+    assert starts == [datetime(2026, 1, 5, 10, m, tzinfo=timezone.utc) for m in range(4)]
+    assert body["candles"] == [
+        {"open": "100.00", "high": "101.50", "low": "99.50", "close": "100.25", "volume": "2.000",
+         "notional": "200.50000", "trade_count": 4},
+        {"open": "100.25", "high": "100.25", "low": "100.25", "close": "100.25", "volume": "0", "notional": "0",
+         "trade_count": 0},
+        {"open": "102.00", "high": "102.00", "low": "102.00", "close": "102.00", "volume": "0.125",
+         "notional": "12.75000", "trade_count": 1},
+        {"open": "102.00", "high": "102.00", "low": "102.00", "close": "102.00", "volume": "0", "notional": "0",
+         "trade_count": 0}]
+    # limit bounds the window from since; the next page starts where it ended.
+    page = requests.get(f"{api}/candles", params={"instrument": "CNDL-USD", "interval": "60s", "limit": 2,
+                                                  "since": "2026-01-05T10:02:00Z"}).json()["candles"]
+    assert [(c["close"], c["trade_count"]) for c in page] == [("102.00", 1), ("102.00", 0)]
+
+    # Real trades land in the bucket in progress (default window: the last `limit` buckets up to now).
+    seller, buyer = fresh_client(), fresh_client()
+    assert post_order(order(seller, instrument="CNDL-USD", side="sell", price="50.00", quantity="2")).status_code == 201
+    assert post_order(order(buyer, instrument="CNDL-USD", side="buy", price="50.00", quantity="0.5")).status_code == 201
+    assert post_order(order(buyer, instrument="CNDL-USD", side="buy", price="50.00", quantity="1")).status_code == 201
+    week = requests.get(f"{api}/candles", params={"instrument": "CNDL-USD", "interval": "1w"}).json()["candles"]
+    assert week[-1]["close"] == "50.00" and week[-1]["volume"] == "1.500" and week[-1]["trade_count"] == 2
+    assert sum(c["trade_count"] for c in week) == 7
+    assert all(isinstance(c[k], str) for c in week for k in ("open", "high", "low", "close", "volume", "notional"))
+
+    def refused(params):
+        r = requests.get(f"{api}/candles", params={"instrument": "CNDL-USD", **params})
+        assert r.status_code == 400, (params, r.text)
+        return error_of(r)
+
+    for interval in ("0m", "1x", "8d", "m", "1.5m", "-1m", "1m ", "604801s", "99999999999w"):
+        assert refused({"interval": interval}) == "invalid_interval", interval
+    for interval in ("1s", "7d", "1w", "604800s"):  # the narrowest and the widest
+        assert requests.get(f"{api}/candles", params={"instrument": "CNDL-USD", "interval": interval,
+                                                      "limit": 1}).status_code == 200, interval
+    for since in ("yesterday", "2026-01-05", "2026-01-05T10:00:00", "2026-01-05T10:00:00+0100", "now",
+                  "2026-01-05T10:00:00.1234567Z"):
+        assert refused({"since": since, "interval": "7d"}) == "invalid_time", since
+    assert refused({"since": "2026-13-05T10:00:00Z"}) == "invalid_value"
+    assert refused({"since": "2026-01-05T10:00:00Z", "until": "2026-01-05T10:00:00Z"}) == "invalid_range"
+    assert refused({"limit": "0"}) == "invalid_parameter"
+    assert refused({"limit": "1001"}) == "invalid_parameter"
+    r = requests.get(f"{api}/candles", params={"instrument": "NOPE-USD"})
+    assert r.status_code == 400 and error_of(r) == "unknown_instrument"
+    r = requests.get(f"{api}/candles")
+    assert r.status_code == 400 and error_of(r) == "missing_parameter"
 
 
 def test_engine_reject_is_a_201_order_and_validation_reject_is_400(api):

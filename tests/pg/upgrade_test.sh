@@ -6,8 +6,8 @@
 # back as exchange.order_result) work, and so do 0.3's cancel_order and
 # amend_order in C, 0.4's partial idempotency index, 0.5's amend_orders,
 # 0.6's append-only clients table, 0.7's trigger on instruments, 0.8's
-# journal view, 0.9's cancel_orders with a client per id and 0.10's kept
-# history (the journal and the trades append-only, no order deleted). Runs against
+# journal view, 0.9's cancel_orders with a client per id, 0.10's kept
+# history (the journal and the trades append-only, no order deleted) and 0.11's candles. Runs against
 # the cluster of scripts/test-pg.sh (PGHOST/PGPORT/PGUSER from there); the
 # database is dropped at the end.
 set -euo pipefail
@@ -111,4 +111,7 @@ done
         WHERE order_id = '$before'") $(q "SELECT count(*) || ' ' || min(price) FROM exchange.trades")" = "4 1 1 9.00" ] ||
   fail "the journal entries or the row of the order placed at 0.1, or the trade, changed"
 [ "$(q "SELECT count(*) FROM exchange.verify('UP-USD')")" = 0 ] || fail "verify after the refusals"
-echo "upgrade: 0.1 -> $current keeps the order placed at 0.1; replays, reject_message, the C amend_order, amend_orders and cancel_order, the partial idempotency index, the append-only clients table, the instruments' change trigger, the journal view, cancel_orders with a client per id and the kept history work"
+# 0.11: candles from the trades, the one made above included.
+[ "$(q "SELECT trade_count || ' ' || close || ' ' || volume FROM exchange.candles('UP-USD', '7 days')")" = "1 9.00 1.0000" ] ||
+  fail "candles after the update"
+echo "upgrade: 0.1 -> $current keeps the order placed at 0.1; replays, reject_message, the C amend_order, amend_orders and cancel_order, the partial idempotency index, the append-only clients table, the instruments' change trigger, the journal view, cancel_orders with a client per id, the kept history and candles work"

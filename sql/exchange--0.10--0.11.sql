@@ -1,0 +1,125 @@
+-- exchange 0.10 -> 0.11: OHLCV candles from the trades.
+\echo Use "ALTER EXTENSION exchange UPDATE TO '0.11'" to load this file. \quit
+
+-- The candles of an instrument: one row per bucket of `width` (a whole
+-- number of seconds from 1 second to 7 days), oldest first, with the open,
+-- high, low and close price, the volume and notional and the trade count of
+-- the trades executed in it. Buckets are aligned to Monday 2001-01-01 00:00
+-- UTC (date_bin's origin): a width that divides a day starts its buckets at
+-- UTC midnight, a week starts on Monday.
+--
+-- The window: the buckets that start in [since, until), at most max_rows of
+-- them from the first; until defaults to now() and cannot be later (a bucket
+-- that has not begun is not reported), since defaults to the max_rows
+-- buckets that end with the one in progress at until. The last bucket holds
+-- the trades before until only. A client pages forward with since = the last
+-- bucket + width.
+--
+-- Every bucket of the window is a row, also one without trades (trade_count
+-- 0, volume and notional 0, and open = high = low = close = the last price
+-- before it), so that a chart has no holes; the buckets before the
+-- instrument's first trade are left out. Prices and quantities are the
+-- trades' own numerics: exact, no rounding.
+--
+-- Errors (SQLSTATE 22023 unless said): unknown instrument (42704
+-- unknown_instrument), width out of range or not whole seconds
+-- (invalid_interval), max_rows not in 1..10000 (invalid_limit), since or
+-- until not finite or since not before until (invalid_range).
+CREATE FUNCTION exchange.candles(instrument text, width interval DEFAULT '1 minute', since timestamptz DEFAULT NULL,
+                                 until timestamptz DEFAULT NULL, max_rows int DEFAULT 500)
+RETURNS TABLE (bucket timestamptz, open numeric, high numeric, low numeric, close numeric, volume numeric,
+               notional numeric, trade_count bigint)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    inst exchange.instruments := exchange._instrument(instrument);
+    origin constant timestamptz := '2001-01-01 00:00:00+00';
+    secs numeric := extract(epoch FROM width);
+    w interval;
+    hi timestamptz;
+    lo timestamptz;
+    last_price numeric;
+    c record;
+BEGIN
+    PERFORM exchange._in_range(max_rows, 1, 10000, 'invalid_limit', 'max_rows');
+    IF secs IS NULL OR secs < 1 OR secs > 604800 OR secs <> trunc(secs) THEN
+        PERFORM exchange._fail('invalid_interval',
+                               format('width %s is not a whole number of seconds from 1 second to 7 days',
+                                      coalesce(width::text, 'NULL')));
+    END IF;
+    w := make_interval(secs => secs);
+    IF NOT isfinite(coalesce(since, now())) OR NOT isfinite(coalesce(until, now())) THEN
+        PERFORM exchange._fail('invalid_range', 'since and until must be finite timestamps');
+    END IF;
+    IF since IS NOT NULL AND until IS NOT NULL AND since >= until THEN
+        PERFORM exchange._fail('invalid_range', format('since %s is not before until %s', since, until));
+    END IF;
+    hi := least(coalesce(until, now()), now());
+    IF since IS NULL THEN
+        -- the bucket in progress at hi (one that starts at hi has not begun), and max_rows - 1 before it
+        lo := date_bin(w, hi, origin);
+        IF lo = hi THEN
+            lo := lo - w;
+        END IF;
+        lo := lo - w * (max_rows - 1);
+    ELSE
+        -- the first bucket that starts at or after since
+        lo := date_bin(w, since, origin);
+        IF lo < since THEN
+            lo := lo + w;
+        END IF;
+    END IF;
+    IF lo >= hi THEN
+        RETURN;
+    END IF;
+    hi := least(hi, lo + w * max_rows);
+
+    SELECT t.price INTO last_price
+      FROM exchange.trades t
+     WHERE t.instrument = inst.symbol AND t.executed_at < lo
+     ORDER BY t.executed_at DESC, t.seq DESC, t.trade_no DESC
+     LIMIT 1;
+    -- Open and close are the first and last trade in (executed_at, seq,
+    -- trade_no) order, as trade_stats and recent_trades order them; the
+    -- array's minimum and maximum find them in one pass without sorting.
+    FOR c IN
+        SELECT s.b, a.first_trade[4] AS o, a.hi_price, a.lo_price, a.last_trade[4] AS cl, a.vol, a.notional, a.n
+          FROM generate_series(lo, hi - interval '1 microsecond', w) AS s(b)
+          LEFT JOIN (SELECT date_bin(w, t.executed_at, origin) AS b,
+                            min(ARRAY[extract(epoch FROM t.executed_at), t.seq, t.trade_no, t.price]) AS first_trade,
+                            max(ARRAY[extract(epoch FROM t.executed_at), t.seq, t.trade_no, t.price]) AS last_trade,
+                            max(t.price) AS hi_price, min(t.price) AS lo_price, sum(t.quantity) AS vol,
+                            sum(t.price * t.quantity) AS notional, count(*) AS n
+                       FROM exchange.trades t
+                      WHERE t.instrument = inst.symbol AND t.executed_at >= lo AND t.executed_at < hi
+                      GROUP BY 1) a ON a.b = s.b
+         ORDER BY s.b
+    LOOP
+        IF c.n IS NOT NULL THEN
+            bucket := c.b;
+            open := c.o;
+            high := c.hi_price;
+            low := c.lo_price;
+            close := c.cl;
+            volume := c.vol;
+            notional := c.notional;
+            trade_count := c.n;
+            last_price := c.cl;
+            RETURN NEXT;
+        ELSIF last_price IS NOT NULL THEN
+            bucket := c.b;
+            open := last_price;
+            high := last_price;
+            low := last_price;
+            close := last_price;
+            volume := 0;
+            notional := 0;
+            trade_count := 0;
+            RETURN NEXT;
+        END IF;
+    END LOOP;
+END $$;
+ALTER FUNCTION exchange.candles(text, interval, timestamptz, timestamptz, int)
+    SECURITY DEFINER SET search_path = exchange, pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION exchange.candles(text, interval, timestamptz, timestamptz, int) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION exchange.candles(text, interval, timestamptz, timestamptz, int)
+    TO exchange_trader, exchange_auditor;
