@@ -1,4 +1,5 @@
--- exchange 0.10 -> 0.11: OHLCV candles from the trades.
+-- exchange 0.10 -> 0.11: OHLCV candles from the trades, and the book as it
+-- was at any journal sequence.
 \echo Use "ALTER EXTENSION exchange UPDATE TO '0.11'" to load this file. \quit
 
 -- The candles of an instrument: one row per bucket of `width` (a whole
@@ -123,3 +124,56 @@ ALTER FUNCTION exchange.candles(text, interval, timestamptz, timestamptz, int)
 REVOKE ALL ON FUNCTION exchange.candles(text, interval, timestamptz, timestamptz, int) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION exchange.candles(text, interval, timestamptz, timestamptz, int)
     TO exchange_trader, exchange_auditor;
+
+-- The book of an instrument as it was right after journal entry `seq`
+-- (default: the newest, which is the committed book), read from the journal
+-- alone: every entry's payload lists the levels it changed with their new
+-- quantity and order count, so a level's state at seq is its last change at
+-- or before seq. The rows are exchange.orderbook's: (side, price, quantity,
+-- order_count), bids then asks, each best first, at most `depth` per side.
+-- For audit ("what did the book look like when this order came in?") and to
+-- check the journal against the book: with no seq it must equal
+-- exchange.orderbook(instrument, <all>). It reads every journal entry of the
+-- instrument up to seq: time grows with the journal.
+--
+-- Errors (SQLSTATE 22023 unless said): unknown instrument (42704
+-- unknown_instrument), seq not in 0..the newest entry (invalid_seq), depth
+-- negative or NULL (invalid_depth).
+CREATE FUNCTION exchange.orderbook_at(instrument text, seq bigint DEFAULT NULL, depth int DEFAULT 20)
+RETURNS TABLE (side text, price numeric, quantity numeric, order_count int)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    inst exchange.instruments := exchange._instrument(instrument);
+    head bigint;
+    upto bigint;
+BEGIN
+    IF depth IS NULL OR depth < 0 THEN
+        PERFORM exchange._fail('invalid_depth', 'depth must be zero or positive');
+    END IF;
+    SELECT coalesce(max(e.seq), 0) INTO head FROM exchange.events e WHERE e.instrument_id = inst.instrument_id;
+    upto := coalesce(orderbook_at.seq, head);
+    IF upto < 0 OR upto > head THEN
+        PERFORM exchange._fail('invalid_seq', format('seq %s is not in 0..%s, the journal of %s', upto, head,
+                                                     inst.symbol));
+    END IF;
+    RETURN QUERY
+        WITH last AS (
+            SELECT DISTINCT ON (l.change->>'side', (l.change->>'price')::numeric)
+                   l.change->>'side' AS s, (l.change->>'price')::numeric AS p,
+                   (l.change->>'quantity')::numeric AS q, (l.change->>'order_count')::int AS n
+              FROM exchange.events e
+                   CROSS JOIN LATERAL jsonb_array_elements(e.payload->'levels') WITH ORDINALITY AS l(change, k)
+             WHERE e.instrument_id = inst.instrument_id AND e.seq <= upto
+             ORDER BY l.change->>'side', (l.change->>'price')::numeric, e.seq DESC, l.k DESC),
+        ranked AS (
+            SELECT last.s, last.p, last.q, last.n,
+                   row_number() OVER (PARTITION BY last.s ORDER BY CASE WHEN last.s = 'buy' THEN -last.p
+                                                                        ELSE last.p END) AS r
+              FROM last
+             WHERE last.n > 0)
+        SELECT ranked.s, ranked.p, ranked.q, ranked.n FROM ranked WHERE ranked.r <= depth ORDER BY ranked.s, ranked.r;
+END $$;
+ALTER FUNCTION exchange.orderbook_at(text, bigint, int)
+    SECURITY DEFINER SET search_path = exchange, pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION exchange.orderbook_at(text, bigint, int) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION exchange.orderbook_at(text, bigint, int) TO exchange_trader, exchange_auditor;

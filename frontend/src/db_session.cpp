@@ -44,6 +44,19 @@ std::string sql_of(Stmt s) {
                    " FROM exchange.amend_order($1::uuid, $2::numeric, $3::numeric, $4)";
         case Stmt::Orderbook:
             return "SELECT exchange.book_snapshot($1, $2::int)::text";
+        case Stmt::OrderbookAt: {
+            // exchange.orderbook_at's rows (0.11) in book_snapshot's shape, with the sequence asked for.
+            auto side = [](const char* which) {
+                return "coalesce(jsonb_agg(jsonb_build_object('price', b.price::text, 'quantity', "
+                       "b.quantity::text, "
+                       "'order_count', b.order_count) ORDER BY b.n) FILTER (WHERE b.side = '" +
+                       std::string(which) + "'), '[]')";
+            };
+            return "SELECT jsonb_build_object('instrument', $1::text, 'seq', $2::bigint, 'bids', " +
+                   side("buy") + ", 'asks', " + side("sell") +
+                   ")::text FROM exchange.orderbook_at($1, $2::bigint, $3::int) WITH ORDINALITY "
+                   "AS b(side, price, quantity, order_count, n)";
+        }
         case Stmt::RecentTrades:
             return "SELECT trade_id, symbol, price::text, quantity::text, buy_order_id, sell_order_id, "
                    "buy_client_id, sell_client_id, maker_side, seq, to_json(executed_at) #>> '{}' "

@@ -26,6 +26,7 @@ enum class Stmt {
     AmendOrders,
     AmendOrder,
     Orderbook,
+    OrderbookAt,
     RecentTrades,
     TradeStats,
     Candles,

@@ -2,6 +2,7 @@
 
 #include <cctype>
 #include <charconv>
+#include <limits>
 
 #include "db_pool.h"
 #include "feed.h"
@@ -50,10 +51,11 @@ std::string required_query(const RequestContext& ctx, const std::string& name) {
     return *v;
 }
 
-int int_query(const RequestContext& ctx, const std::string& name, int fallback, int lo, int hi) {
+template <typename Int>
+Int int_query(const RequestContext& ctx, const std::string& name, Int fallback, Int lo, Int hi) {
     auto v = ctx.query(name);
     if (!v) return fallback;
-    int n = 0;
+    Int n = 0;
     auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
     if (ec != std::errc() || end != v->data() + v->size() || n < lo || n > hi)
         throw ApiError(
@@ -137,12 +139,16 @@ void list_orders(DbPool& pool, const RequestContext& ctx, Respond respond) {
                      std::move(respond)});
 }
 
+// The committed book, or with `seq` the book right after that journal entry (read from the journal).
 void orderbook(DbPool& pool, const RequestContext& ctx, Respond respond) {
     std::string instrument = required_query(ctx, "instrument");
     int levels = int_query(ctx, "levels", 20, 1, 10000);
+    constexpr int64_t kNoSeq = -1;
+    int64_t seq = int_query<int64_t>(ctx, "seq", kNoSeq, 0, std::numeric_limits<int64_t>::max());
     pool.submit(Task{"",
-                     [instrument, levels](DbSession& db) {
-                         pqxx::result r = db.exec(Stmt::Orderbook, instrument, levels);
+                     [instrument, levels, seq](DbSession& db) {
+                         pqxx::result r = seq == kNoSeq ? db.exec(Stmt::Orderbook, instrument, levels)
+                                                        : db.exec(Stmt::OrderbookAt, instrument, seq, levels);
                          return json_reply(200, r.at(0).at(0).c_str());
                      },
                      std::move(respond)});

@@ -177,6 +177,34 @@ def test_candles_are_the_trades_in_buckets_with_exact_decimals(api, pg):
     assert r.status_code == 400 and error_of(r) == "missing_parameter"
 
 
+def test_the_orderbook_at_a_past_sequence_is_the_book_as_it_was_then(api, pg):
+    """GET /orderbook?seq= answers exchange.orderbook_at (0.11): after more trading, each book seen before comes
+    back exactly, read from the journal; seq 0 is the empty book; a seq the journal does not have is 400."""
+    with pg.connect() as conn:
+        conn.execute("SELECT exchange.create_instrument('HIST-USD', 0.01, 0.001)")
+    rng = random.Random(7)
+    seen = []
+    for _ in range(40):
+        body = order(fresh_client(), instrument="HIST-USD", side=rng.choice(["buy", "sell"]),
+                     price=f"{rng.randint(9990, 10010) / 100:.2f}", quantity=str(rng.randint(1, 5)))
+        assert post_order(body).status_code == 201
+        book = requests.get(f"{api}/orderbook", params={"instrument": "HIST-USD", "levels": 1000}).json()
+        seen.append(book)
+    assert seen[-1]["bids"] or seen[-1]["asks"]
+    for book in seen:
+        r = requests.get(f"{api}/orderbook", params={"instrument": "HIST-USD", "levels": 1000, "seq": book["seq"]})
+        assert r.status_code == 200 and r.json() == book, (book["seq"], r.text)
+    top = requests.get(f"{api}/orderbook", params={"instrument": "HIST-USD", "levels": 1, "seq": seen[20]["seq"]})
+    assert top.json() == {**seen[20], "bids": seen[20]["bids"][:1], "asks": seen[20]["asks"][:1]}
+    empty = requests.get(f"{api}/orderbook", params={"instrument": "HIST-USD", "seq": 0}).json()
+    assert empty == {"instrument": "HIST-USD", "seq": 0, "bids": [], "asks": []}
+    r = requests.get(f"{api}/orderbook", params={"instrument": "HIST-USD", "seq": seen[-1]["seq"] + 1})
+    assert r.status_code == 400 and error_of(r) == "invalid_seq", r.text
+    for bad in ("-1", "x", "1.5", "99999999999999999999"):
+        r = requests.get(f"{api}/orderbook", params={"instrument": "HIST-USD", "seq": bad})
+        assert r.status_code == 400 and error_of(r) == "invalid_parameter", (bad, r.text)
+
+
 def test_engine_reject_is_a_201_order_and_validation_reject_is_400(api):
     client = fresh_client()
     assert post_order(order(client, side="sell", price="99.00")).status_code == 201

@@ -7,7 +7,8 @@
 # amend_order in C, 0.4's partial idempotency index, 0.5's amend_orders,
 # 0.6's append-only clients table, 0.7's trigger on instruments, 0.8's
 # journal view, 0.9's cancel_orders with a client per id, 0.10's kept
-# history (the journal and the trades append-only, no order deleted) and 0.11's candles. Runs against
+# history (the journal and the trades append-only, no order deleted) and 0.11's candles
+# and book at a sequence. Runs against
 # the cluster of scripts/test-pg.sh (PGHOST/PGPORT/PGUSER from there); the
 # database is dropped at the end.
 set -euo pipefail
@@ -114,4 +115,13 @@ done
 # 0.11: candles from the trades, the one made above included.
 [ "$(q "SELECT trade_count || ' ' || close || ' ' || volume FROM exchange.candles('UP-USD', '7 days')")" = "1 9.00 1.0000" ] ||
   fail "candles after the update"
-echo "upgrade: 0.1 -> $current keeps the order placed at 0.1; replays, reject_message, the C amend_order, amend_orders and cancel_order, the partial idempotency index, the append-only clients table, the instruments' change trigger, the journal view, cancel_orders with a client per id, the kept history and candles work"
+# 0.11: the book rebuilt from the journal, whose first entry 0.1 wrote, after each entry (the order
+# placed at 0.1, its two amends and cancel, then the orders of 0.9 and 0.10), and at the end the book.
+[ "$(q "SELECT string_agg(coalesce((SELECT string_agg(side || ' ' || price || ' ' || quantity, ',')
+        FROM exchange.orderbook_at('UP-USD', s)), '-'), ' ' ORDER BY s) FROM generate_series(0, 8) s")" \
+  = "- buy 10.00 1.0000 buy 10.00 3.0000 buy 10.00 2.0000 - buy 9.00 1.0000 - buy 9.00 1.0000 -" ] ||
+  fail "orderbook_at after the update: the books from the journal"
+[ "$(q "SELECT count(*) FROM exchange.orderbook('UP-USD') FULL JOIN exchange.orderbook_at('UP-USD') USING (side, price,
+        quantity, order_count)") $(q "SELECT max(seq) FROM exchange.events")" = "0 8" ] ||
+  fail "orderbook_at after the update: the book now"
+echo "upgrade: 0.1 -> $current keeps the order placed at 0.1; replays, reject_message, the C amend_order, amend_orders and cancel_order, the partial idempotency index, the append-only clients table, the instruments' change trigger, the journal view, cancel_orders with a client per id, the kept history, candles and the book at a sequence work"
