@@ -90,6 +90,22 @@ done
 problems=$(verify_problems)
 echo "verify after the run: $problems problems"
 
+# The read functions of 0.11 over what the run left on B1: candles aggregate every trade of the window,
+# orderbook_at reads every journal entry (time per trade and per entry), and rebuilds the book.
+timed() { psql -X -At -c "\\timing on" -c "$1" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p'; }
+trades=$(psql -X -At -c "SELECT count(*) FROM exchange.trades WHERE instrument = 'B1'")
+entries=$(psql -X -At -c "SELECT count(*) FROM exchange.events e JOIN exchange.instruments i USING (instrument_id)
+                          WHERE i.symbol = 'B1'")
+ms_candles=$(timed "SELECT count(*) FROM exchange.candles('B1', '1 day', max_rows => 2)")
+ms_book=$(timed "SELECT count(*) FROM exchange.orderbook_at('B1', depth => 100000)")
+same=$(psql -X -At -c "SELECT count(*) FROM ((SELECT * FROM exchange.orderbook_at('B1', depth => 100000)
+                         EXCEPT ALL SELECT * FROM exchange.orderbook('B1', 100000)) UNION ALL
+                        (SELECT * FROM exchange.orderbook('B1', 100000)
+                         EXCEPT ALL SELECT * FROM exchange.orderbook_at('B1', depth => 100000))) d")
+awk -v t="$trades" -v e="$entries" -v c="$ms_candles" -v b="$ms_book" -v d="$same" 'BEGIN {
+  printf "candles over %d trades: %.0f ms (%.2f us per trade); orderbook_at over %d journal entries: %.0f ms (%.2f us per entry), %d levels differing from the book\n",
+    t, c, c * 1000 / t, e, b, b * 1000 / e, d }'
+
 # Loading a book of 1,000,000 resting orders (bids 1..5000, asks 5001..10000).
 psql -X -q -c "SELECT exchange.create_instrument('LOAD', 1, 1)" >/dev/null
 psql -X -q <<'SQL'
