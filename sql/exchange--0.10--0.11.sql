@@ -10,11 +10,12 @@
 -- UTC midnight, a week starts on Monday.
 --
 -- The window: the buckets that start in [since, until), at most max_rows of
--- them from the first; until defaults to now() and cannot be later (a bucket
--- that has not begun is not reported), since defaults to the max_rows
--- buckets that end with the one in progress at until. The last bucket holds
--- the trades before until only. A client pages forward with since = the last
--- bucket + width.
+-- them from the first (from the first trade's when the instrument had not
+-- traded before since); until defaults to now() and cannot be later (a
+-- bucket that has not begun is not reported), since defaults to the
+-- max_rows buckets that end with the one in progress at until. The last
+-- bucket holds the trades before until only. A client pages forward with
+-- since = the last bucket + width.
 --
 -- Every bucket of the window is a row, also one without trades (trade_count
 -- 0, volume and notional 0, and open = high = low = close = the last price
@@ -72,13 +73,24 @@ BEGIN
     IF lo >= hi THEN
         RETURN;
     END IF;
-    hi := least(hi, lo + w * max_rows);
-
     SELECT t.price INTO last_price
       FROM exchange.trades t
      WHERE t.instrument = inst.symbol AND t.executed_at < lo
      ORDER BY t.executed_at DESC, t.seq DESC, t.trade_no DESC
      LIMIT 1;
+    IF last_price IS NULL AND since IS NOT NULL THEN
+        -- No trade before the window: it starts at the first trade's bucket (a client paging from a
+        -- time before the instrument traded is not handed empty pages).
+        SELECT date_bin(w, t.executed_at, origin) INTO lo
+          FROM exchange.trades t
+         WHERE t.instrument = inst.symbol AND t.executed_at >= lo AND t.executed_at < hi
+         ORDER BY t.executed_at
+         LIMIT 1;
+        IF lo IS NULL THEN
+            RETURN;
+        END IF;
+    END IF;
+    hi := least(hi, lo + w * max_rows);
     -- Open and close are the first and last trade in (executed_at, seq,
     -- trade_no) order, as trade_stats and recent_trades order them; the
     -- array's minimum and maximum find them in one pass without sorting.

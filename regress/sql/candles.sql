@@ -32,6 +32,10 @@ SELECT bucket, open, close, trade_count FROM exchange.candles('OHLC-USD', '1 min
 -- Before the instrument's first trade there is nothing to report.
 SELECT count(*) FROM exchange.candles('OHLC-USD', '1 minute', '2026-01-05 09:00+00', '2026-01-05 09:58+00');
 SELECT bucket, trade_count FROM exchange.candles('OHLC-USD', '1 minute', '2026-01-05 09:55+00', '2026-01-05 10:00+00');
+-- A since before the first trade: the window starts at the first trade's bucket, so paging from the
+-- distant past is not a long run of empty pages.
+SELECT bucket, close, trade_count FROM exchange.candles('OHLC-USD', '1 second', '2020-01-01+00', max_rows => 3);
+SELECT bucket, close, trade_count FROM exchange.candles('OHLC-USD', '1 minute', '2026-01-05 09:00+00', '2026-01-05 10:30+00', 3);
 -- until inside a bucket: that bucket holds the trades before until only.
 SELECT bucket, open, high, low, close, volume, trade_count
   FROM exchange.candles('OHLC-USD', '1 minute', '2026-01-05 10:02+00', '2026-01-05 10:02:30+00');
