@@ -105,6 +105,14 @@ same=$(psql -X -At -c "SELECT count(*) FROM ((SELECT * FROM exchange.orderbook_a
 awk -v t="$trades" -v e="$entries" -v c="$ms_candles" -v b="$ms_book" -v d="$same" 'BEGIN {
   printf "candles over %d trades: %.0f ms (%.2f us per trade); orderbook_at over %d journal entries: %.0f ms (%.2f us per entry), %d levels differing from the book\n",
     t, c, c * 1000 / t, e, b, b * 1000 / e, d }'
+# list_orders (0.11: resting orders through the partial index orders_client_resting, finished ones by walking
+# order_no from the newest): a client's 100 newest resting and filled orders,
+# and a client without orders, among all the run's orders (the second call of each, its plan cached).
+orders=$(psql -X -At -c "SELECT count(*) FROM exchange.orders")
+lo() { psql -X -At -c "\\timing on" -c "SELECT count(*) FROM exchange.list_orders($1)" -c "SELECT count(*) FROM
+  exchange.list_orders($1)" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -1; }
+printf 'list_orders among %d orders: 100 resting %s ms, 100 filled %s ms, a client without orders %s ms\n' \
+  "$orders" "$(lo "'c5'")" "$(lo "'c5', 'filled'")" "$(lo "'nobody'")"
 
 # Loading a book of 1,000,000 resting orders (bids 1..5000, asks 5001..10000).
 psql -X -q -c "SELECT exchange.create_instrument('LOAD', 1, 1)" >/dev/null

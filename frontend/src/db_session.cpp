@@ -14,6 +14,11 @@ namespace {
 // While the database is down, requests fail fast for this long before the next connect attempt.
 constexpr std::chrono::milliseconds kReconnectPause{250};
 
+// The columns of a trade as the REST answers show them (recent_trades' rows).
+constexpr const char* kTradeColumns =
+    "SELECT trade_id, symbol, price::text, quantity::text, buy_order_id, sell_order_id, buy_client_id, "
+    "sell_client_id, maker_side, seq, to_json(executed_at) #>> '{}' ";
+
 std::string sql_of(Stmt s) {
     const std::string order_cols = kOrderColumns;
     switch (s) {
@@ -23,6 +28,8 @@ std::string sql_of(Stmt s) {
             return "SELECT " + order_cols + " FROM exchange.get_order($1::uuid)";
         case Stmt::ListOrders:
             return "SELECT " + order_cols + " FROM exchange.list_orders($1, $2, $3::int)";
+        case Stmt::ListOrdersBefore:  // extension 0.11: the orders older than $4
+            return "SELECT " + order_cols + " FROM exchange.list_orders($1, $2, $3::int, $4::uuid)";
         case Stmt::CancelOrder:
             return "SELECT " + order_cols + " FROM exchange.cancel_order($1::uuid, $2)";
         case Stmt::CancelOrders:
@@ -58,9 +65,10 @@ std::string sql_of(Stmt s) {
                    "AS b(side, price, quantity, order_count, n)";
         }
         case Stmt::RecentTrades:
-            return "SELECT trade_id, symbol, price::text, quantity::text, buy_order_id, sell_order_id, "
-                   "buy_client_id, sell_client_id, maker_side, seq, to_json(executed_at) #>> '{}' "
-                   "FROM exchange.recent_trades($1, $2::int)";
+        case Stmt::RecentTradesBefore:  // extension 0.11: the trades older than $3
+            return std::string(kTradeColumns) + (s == Stmt::RecentTrades
+                                                     ? "FROM exchange.recent_trades($1, $2::int)"
+                                                     : "FROM exchange.recent_trades($1, $2::int, $3::uuid)");
         case Stmt::TradeStats:
             return "SELECT symbol, trade_count, volume::text, notional::text, vwap::text, open::text, "
                    "high::text, low::text, close::text FROM exchange.trade_stats($1, $2::int)";

@@ -44,6 +44,13 @@ std::string order_id_param(const RequestContext& ctx) {
     return ctx.params[0];
 }
 
+// An optional query parameter that must be a UUID (a paging cursor).
+std::optional<std::string> uuid_query(const RequestContext& ctx, const std::string& name) {
+    auto v = ctx.query(name);
+    if (v && !is_uuid(*v)) throw ApiError(400, "invalid_parameter", "'" + name + "' must be a UUID");
+    return v;
+}
+
 std::string required_query(const RequestContext& ctx, const std::string& name) {
     auto v = ctx.query(name);
     if (!v || v->empty())
@@ -124,9 +131,13 @@ void list_orders(DbPool& pool, const RequestContext& ctx, Respond respond) {
     std::string client = ctx.client ? *client_id_of(ctx, std::nullopt) : required_query(ctx, "client_id");
     std::optional<std::string> status = ctx.query("status");
     int limit = int_query(ctx, "limit", 100, 1, 1000);
+    std::optional<std::string> before = uuid_query(ctx, "before");
     pool.submit(Task{client,
-                     [client, status, limit](DbSession& db) {
-                         pqxx::result r = db.exec(Stmt::ListOrders, client, opt_c_str(status), limit);
+                     [client, status, limit, before](DbSession& db) {
+                         pqxx::result r =
+                             before
+                                 ? db.exec(Stmt::ListOrdersBefore, client, opt_c_str(status), limit, *before)
+                                 : db.exec(Stmt::ListOrders, client, opt_c_str(status), limit);
                          return write_json(200, [&](JsonWriter& w) {
                              w.StartObject();
                              w.Key("orders");
@@ -157,13 +168,16 @@ void orderbook(DbPool& pool, const RequestContext& ctx, Respond respond) {
 void recent_trades(DbPool& pool, const RequestContext& ctx, Respond respond) {
     std::string instrument = required_query(ctx, "instrument");
     int limit = int_query(ctx, "limit", 100, 1, 1000);
+    std::optional<std::string> before = uuid_query(ctx, "before");
     pool.submit(Task{"",
-                     [instrument, limit](DbSession& db) {
+                     [instrument, limit, before](DbSession& db) {
                          static const char* const names[] = {
                              "trade_id",     "instrument",    "price",         "quantity",
                              "buy_order_id", "sell_order_id", "buy_client_id", "sell_client_id",
                              "maker_side",   "seq",           "executed_at"};
-                         pqxx::result r = db.exec(Stmt::RecentTrades, instrument, limit);
+                         pqxx::result r = before
+                                              ? db.exec(Stmt::RecentTradesBefore, instrument, limit, *before)
+                                              : db.exec(Stmt::RecentTrades, instrument, limit);
                          return write_json(200, [&](JsonWriter& w) {
                              w.StartObject();
                              w.Key("instrument");

@@ -205,6 +205,60 @@ def test_the_orderbook_at_a_past_sequence_is_the_book_as_it_was_then(api, pg):
         assert r.status_code == 400 and error_of(r) == "invalid_parameter", (bad, r.text)
 
 
+def test_orders_and_trades_page_with_before(api, pg):
+    """GET /orders and GET /trades take `before` (the last order or trade seen, 0.11) and answer the older ones:
+    paging through all of them gives what the tables hold, in order, each once."""
+    with pg.connect() as conn:
+        conn.execute("SELECT exchange.create_instrument('PAGE-USD', 0.01, 0.001)")
+    client = fresh_client()
+    for i in range(23):  # the client trades with itself (stp none): open, filled and partially filled orders
+        r = post_order(order(client, instrument="PAGE-USD", side="buy" if i % 3 else "sell",
+                             price=f"{100 + i % 4}.00", quantity=str(1 + i % 3), stp="none"))
+        assert r.status_code == 201, r.text
+
+    def walk(path, params, key, page):
+        seen, before = [], None
+        while True:
+            r = requests.get(f"{api}{path}", params={**params, "limit": page, **({"before": before} if before else {})})
+            assert r.status_code == 200, r.text
+            rows = r.json()[key]
+            seen += rows
+            if len(rows) < page:
+                return seen
+            before = rows[-1]["order_id" if key == "orders" else "trade_id"]
+
+    for status in (None, "open", "filled", "partially_filled"):
+        params = {"client_id": client, **({"status": status} if status else {})}
+        got = [o["order_id"] for o in walk("/orders", params, "orders", 4)]
+        where = "status IN ('open', 'partially_filled')" if status is None else "status = %s"
+        with pg.connect() as conn:
+            want = [str(row[0]) for row in conn.execute(
+                f"SELECT order_id FROM exchange.orders WHERE client_id = %s AND {where} ORDER BY order_no DESC",
+                (client,) if status is None else (client, status))]
+        assert got == want and len(set(got)) == len(got), status
+    trades = [t["trade_id"] for t in walk("/trades", {"instrument": "PAGE-USD"}, "trades", 5)]
+    with pg.connect() as conn:
+        want = [str(row[0]) for row in conn.execute(
+            "SELECT trade_id FROM exchange.trades WHERE instrument = 'PAGE-USD' "
+            "ORDER BY executed_at DESC, seq DESC, trade_no DESC")]
+    assert trades == want and len(trades) >= 5
+
+    r = requests.get(f"{api}/orders", params={"client_id": client, "before": "nope"})
+    assert r.status_code == 400 and error_of(r) == "invalid_parameter"
+    r = requests.get(f"{api}/orders", params={"client_id": client, "before": str(uuid.uuid4())})
+    assert r.status_code == 404 and error_of(r) == "order_not_found"
+    r = requests.get(f"{api}/orders", params={"client_id": fresh_client(), "before": want_first_order(pg, client)})
+    assert r.status_code == 404 and error_of(r) == "order_not_found"  # another client's order is no cursor
+    r = requests.get(f"{api}/trades", params={"instrument": "PAGE-USD", "before": "1"})
+    assert r.status_code == 400 and error_of(r) == "invalid_parameter"
+    r = requests.get(f"{api}/trades", params={"instrument": "BTC-USD", "before": trades[0]})
+    assert r.status_code == 404 and error_of(r) == "trade_not_found"
+
+
+def want_first_order(pg, client):
+    return str(pg.scalar("SELECT order_id FROM exchange.orders WHERE client_id = %s LIMIT 1", (client,)))
+
+
 def test_engine_reject_is_a_201_order_and_validation_reject_is_400(api):
     client = fresh_client()
     assert post_order(order(client, side="sell", price="99.00")).status_code == 201

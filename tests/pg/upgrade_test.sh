@@ -7,8 +7,8 @@
 # amend_order in C, 0.4's partial idempotency index, 0.5's amend_orders,
 # 0.6's append-only clients table, 0.7's trigger on instruments, 0.8's
 # journal view, 0.9's cancel_orders with a client per id, 0.10's kept
-# history (the journal and the trades append-only, no order deleted) and 0.11's candles
-# and book at a sequence. Runs against
+# history (the journal and the trades append-only, no order deleted) and 0.11's candles,
+# book at a sequence and paging. Runs against
 # the cluster of scripts/test-pg.sh (PGHOST/PGPORT/PGUSER from there); the
 # database is dropped at the end.
 set -euo pipefail
@@ -124,4 +124,10 @@ done
 [ "$(q "SELECT count(*) FROM exchange.orderbook('UP-USD') FULL JOIN exchange.orderbook_at('UP-USD') USING (side, price,
         quantity, order_count)") $(q "SELECT max(seq) FROM exchange.events")" = "0 8" ] ||
   fail "orderbook_at after the update: the book now"
-echo "upgrade: 0.1 -> $current keeps the order placed at 0.1; replays, reject_message, the C amend_order, amend_orders and cancel_order, the partial idempotency index, the append-only clients table, the instruments' change trigger, the journal view, cancel_orders with a client per id, the kept history, candles and the book at a sequence work"
+# 0.11: a client's orders through the new index (the one placed at 0.1 among them) and paging on.
+[ "$(q "SELECT string_agg(order_id::text, ' ') FROM exchange.list_orders('u1', 'cancelled')")" = "$before" ] ||
+  fail "list_orders after the update"
+[ "$(q "SELECT count(*) FROM exchange.list_orders('u1', 'cancelled', 10, '$before')") $(q "SELECT count(*) FROM
+        exchange.recent_trades('UP-USD', 10, (SELECT trade_id FROM exchange.trades))")" = "0 0" ] ||
+  fail "paging after the update"
+echo "upgrade: 0.1 -> $current keeps the order placed at 0.1; replays, reject_message, the C amend_order, amend_orders and cancel_order, the partial idempotency index, the append-only clients table, the instruments' change trigger, the journal view, cancel_orders with a client per id, the kept history, candles, the book at a sequence and paging work"
