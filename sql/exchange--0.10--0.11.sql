@@ -290,24 +290,17 @@ BEGIN
                                    'P0002');
         END IF;
     END IF;
-    IF before IS NULL THEN
-        RETURN QUERY
-            SELECT t.trade_id, t.instrument, t.price, t.quantity, t.buy_order_id, t.sell_order_id, t.buy_client_id,
-                   t.sell_client_id, t.maker_side, t.seq, t.executed_at
-              FROM exchange.trades t
-             WHERE t.instrument = inst.symbol
-             ORDER BY t.executed_at DESC, t.seq DESC, t.trade_no DESC
-             LIMIT max_rows;
-    ELSE
-        RETURN QUERY
-            SELECT t.trade_id, t.instrument, t.price, t.quantity, t.buy_order_id, t.sell_order_id, t.buy_client_id,
-                   t.sell_client_id, t.maker_side, t.seq, t.executed_at
-              FROM exchange.trades t
-             WHERE t.instrument = inst.symbol AND t.executed_at <= cursor_at
-               AND (t.executed_at, t.seq, t.trade_no) < (cursor_at, cursor_seq, cursor_no)
-             ORDER BY t.executed_at DESC, t.seq DESC, t.trade_no DESC
-             LIMIT max_rows;
-    END IF;
+    -- Planned for each call with its values (EXECUTE): a cursor's conditions planned generically could
+    -- read all the instrument's trades and sort them.
+    RETURN QUERY EXECUTE
+        'SELECT t.trade_id, t.instrument, t.price, t.quantity, t.buy_order_id, t.sell_order_id, t.buy_client_id,
+                t.sell_client_id, t.maker_side, t.seq, t.executed_at
+           FROM exchange.trades t
+          WHERE t.instrument = $1' ||
+        CASE WHEN before IS NULL THEN ''
+             ELSE ' AND t.executed_at <= $2 AND (t.executed_at, t.seq, t.trade_no) < ($2, $3, $4)' END ||
+        ' ORDER BY t.executed_at DESC, t.seq DESC, t.trade_no DESC LIMIT $5'
+        USING inst.symbol, cursor_at, cursor_seq, cursor_no, max_rows;
 END $$;
 ALTER FUNCTION exchange.recent_trades(text, int, uuid)
     SECURITY DEFINER SET search_path = exchange, pg_catalog, pg_temp;

@@ -30,6 +30,26 @@ Reply write_json(int status, Fn&& fn) {
     return json_reply(status, std::string(buf.GetString(), buf.GetSize()));
 }
 
+// The rows of `r` as a JSON array of objects keyed by `names` (the result's columns in order): text
+// (JSON strings, exact decimals) except the column named `int64_column`, a number.
+template <std::size_t N>
+void write_rows(JsonWriter& w, const pqxx::result& r, const char* const (&names)[N],
+                std::string_view int64_column = {}) {
+    w.StartArray();
+    for (const auto& row : r) {
+        w.StartObject();
+        for (std::size_t i = 0; i < N; ++i) {
+            w.Key(names[i]);
+            if (names[i] == int64_column)
+                w.Int64(row[static_cast<int>(i)].as<int64_t>());
+            else
+                write_text(w, row[static_cast<int>(i)]);
+        }
+        w.EndObject();
+    }
+    w.EndArray();
+}
+
 bool is_uuid(const std::string& s) {
     if (s.size() != 36) return false;
     for (std::size_t i = 0; i < s.size(); ++i) {
@@ -183,19 +203,7 @@ void recent_trades(DbPool& pool, const RequestContext& ctx, Respond respond) {
                              w.Key("instrument");
                              write_string(w, instrument);
                              w.Key("trades");
-                             w.StartArray();
-                             for (const auto& row : r) {
-                                 w.StartObject();
-                                 for (int i = 0; i < 11; ++i) {
-                                     w.Key(names[i]);
-                                     if (names[i] == std::string_view("seq"))
-                                         w.Int64(row[i].as<int64_t>());
-                                     else
-                                         write_text(w, row[i]);
-                                 }
-                                 w.EndObject();
-                             }
-                             w.EndArray();
+                             write_rows(w, r, names, "seq");
                              w.EndObject();
                          });
                      },
@@ -291,8 +299,8 @@ void candles(DbPool& pool, const RequestContext& ctx, Respond respond) {
     int limit = int_query(ctx, "limit", 500, 1, 1000);
     pool.submit(Task{"",
                      [instrument, interval, seconds, since, until, limit](DbSession& db) {
-                         static const char* const names[] = {"start", "open",   "high",    "low",
-                                                             "close", "volume", "notional"};
+                         static const char* const names[] = {"start", "open",   "high",     "low",
+                                                             "close", "volume", "notional", "trade_count"};
                          pqxx::result r = db.exec(Stmt::Candles, instrument, seconds, opt_c_str(since),
                                                   opt_c_str(until), limit);
                          return write_json(200, [&](JsonWriter& w) {
@@ -302,18 +310,7 @@ void candles(DbPool& pool, const RequestContext& ctx, Respond respond) {
                              w.Key("interval");
                              write_string(w, interval);
                              w.Key("candles");
-                             w.StartArray();
-                             for (const auto& row : r) {
-                                 w.StartObject();
-                                 for (int i = 0; i < 7; ++i) {
-                                     w.Key(names[i]);
-                                     write_text(w, row[i]);
-                                 }
-                                 w.Key("trade_count");
-                                 w.Int64(row[7].as<int64_t>());
-                                 w.EndObject();
-                             }
-                             w.EndArray();
+                             write_rows(w, r, names, "trade_count");
                              w.EndObject();
                          });
                      },
@@ -354,16 +351,7 @@ void list_instruments(DbPool& pool, Respond respond) {
                          return write_json(200, [&](JsonWriter& w) {
                              w.StartObject();
                              w.Key("instruments");
-                             w.StartArray();
-                             for (const auto& row : r) {
-                                 w.StartObject();
-                                 for (int i = 0; i < 6; ++i) {
-                                     w.Key(names[i]);
-                                     write_text(w, row[i]);
-                                 }
-                                 w.EndObject();
-                             }
-                             w.EndArray();
+                             write_rows(w, r, names);
                              w.EndObject();
                          });
                      },
