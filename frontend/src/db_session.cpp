@@ -54,9 +54,9 @@ std::string sql_of(Stmt s) {
         case Stmt::OrderbookAt: {
             // exchange.orderbook_at's rows (0.11) in book_snapshot's shape, with the sequence asked for.
             auto side = [](const char* which) {
-                return "coalesce(jsonb_agg(jsonb_build_object('price', b.price::text, 'quantity', "
-                       "b.quantity::text, "
-                       "'order_count', b.order_count) ORDER BY b.n) FILTER (WHERE b.side = '" +
+                return "coalesce(jsonb_agg(jsonb_build_object('price', b.price::text, "
+                       "'quantity', b.quantity::text, 'order_count', b.order_count) ORDER BY b.n) "
+                       "FILTER (WHERE b.side = '" +
                        std::string(which) + "'), '[]')";
             };
             return "SELECT jsonb_build_object('instrument', $1::text, 'seq', $2::bigint, 'bids', " +
