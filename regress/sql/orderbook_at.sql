@@ -81,6 +81,22 @@ SELECT d, (SELECT array_agg(b ORDER BY n) FROM exchange.orderbook_at('PAST-USD',
 SELECT count(*) FROM exchange.orderbook_at('PAST-USD', 0);
 SELECT * FROM exchange.orderbook_at('PAST-USD', 3);
 
+-- Within one entry the later change of a level is its state (the core lists
+-- a level once per command, so these entries are written here by hand, on
+-- an instrument nobody trades).
+SELECT symbol FROM exchange.create_instrument('HAND-USD', 1, 1);
+INSERT INTO exchange.events (instrument_id, seq, kind, order_id, payload)
+SELECT i.instrument_id, e.seq, 'order_placed', gen_random_uuid(), e.payload::jsonb
+  FROM exchange.instruments i,
+       (VALUES (1, '{"levels": [{"side": "buy", "price": 10, "quantity": 5, "order_count": 1}]}'),
+               (2, '{"levels": [{"side": "buy", "price": 10, "quantity": 3, "order_count": 1},
+                                {"side": "buy", "price": 10, "quantity": 7, "order_count": 2},
+                                {"side": "sell", "price": 12, "quantity": 1, "order_count": 1}]}'),
+               (3, '{"levels": [{"side": "sell", "price": 12, "quantity": 0, "order_count": 0},
+                                {"side": "sell", "price": 12, "quantity": 4, "order_count": 1}]}')) e(seq, payload)
+ WHERE i.symbol = 'HAND-USD';
+SELECT s, b.* FROM generate_series(1, 3) s, exchange.orderbook_at('HAND-USD', s) b ORDER BY s, b.side;
+
 -- Bad input: an error with its reason code, nothing else.
 SELECT try($$SELECT * FROM exchange.orderbook_at('NOPE')$$);
 SELECT try($$SELECT * FROM exchange.orderbook_at('PAST-USD', -1)$$);
