@@ -27,7 +27,7 @@ BEGIN
             k := k + 1; got := got + 1; n := k; order_id := r.order_id; cursor_id := r.order_id;
             RETURN NEXT;
         END LOOP;
-        EXIT WHEN got < page;
+        EXIT WHEN got < page OR k > 1000;  -- a cursor that pages nowhere fails, not hangs
     END LOOP;
 END $$;
 SELECT coalesce(s, 'resting') AS status,
@@ -51,7 +51,7 @@ BEGIN
             k := k + 1; got := got + 1; n := k; trade_id := t.trade_id; cursor_id := t.trade_id;
             RETURN NEXT;
         END LOOP;
-        EXIT WHEN got < page;
+        EXIT WHEN got < page OR k > 1000;  -- a cursor that pages nowhere fails, not hangs
     END LOOP;
 END $$;
 SELECT (SELECT array_agg(p.trade_id ORDER BY p.n) FROM trade_pages(3) p)
