@@ -14,50 +14,41 @@ SELECT count(*) FROM (
 SELECT count(*) FROM (SELECT exchange.cancel_order(order_id) FROM exchange.orders
                        WHERE client_id = 'pager' AND status IN ('open', 'partially_filled') AND order_no % 4 = 0) c;
 SELECT status, count(*) FROM exchange.orders WHERE client_id = 'pager' GROUP BY status ORDER BY status;
-CREATE FUNCTION pages(p_status text, page int) RETURNS TABLE (n int, order_id uuid) LANGUAGE plpgsql AS $$
+-- pages(call, page): walks a paged function to its end, a page at a time;
+-- `call` has %s for the page size and %L for the cursor (NULL first), and
+-- its rows' `id` is what the next page starts before.
+CREATE FUNCTION pages(call text, page int) RETURNS TABLE (n int, id uuid) LANGUAGE plpgsql AS $$
 DECLARE
     cursor_id uuid;
     got int;
     k int := 0;
-    r exchange.order_result;
+    r record;
 BEGIN
     LOOP
         got := 0;
-        FOR r IN SELECT * FROM exchange.list_orders('pager', p_status, page, cursor_id) LOOP
-            k := k + 1; got := got + 1; n := k; order_id := r.order_id; cursor_id := r.order_id;
+        FOR r IN EXECUTE format(call, page, cursor_id) LOOP
+            k := k + 1; got := got + 1; n := k; id := r.id; cursor_id := r.id;
             RETURN NEXT;
         END LOOP;
         EXIT WHEN got < page OR k > 1000;  -- a cursor that pages nowhere fails, not hangs
     END LOOP;
 END $$;
 SELECT coalesce(s, 'resting') AS status,
-       (SELECT array_agg(p.order_id ORDER BY p.n) FROM pages(s, 7) p)
+       (SELECT array_agg(p.id ORDER BY p.n)
+          FROM pages(format('SELECT order_id AS id FROM exchange.list_orders(''pager'', %L, %%s, %%L)', s), 7) p)
        = (SELECT array_agg(o.order_id ORDER BY o.order_no DESC) FROM exchange.orders o
            WHERE o.client_id = 'pager' AND (o.status = s OR (s IS NULL AND o.status IN ('open', 'partially_filled'))))
            AS pages_are_the_table,
-       (SELECT count(*) FROM pages(s, 7)) AS orders
+       (SELECT count(*)
+          FROM pages(format('SELECT order_id AS id FROM exchange.list_orders(''pager'', %L, %%s, %%L)', s), 7)) AS orders
   FROM unnest(ARRAY[NULL, 'open', 'partially_filled', 'filled', 'cancelled', 'rejected']) s;
 -- recent_trades: the same for an instrument's trades, in (executed_at, seq, trade_no) order.
-CREATE FUNCTION trade_pages(page int) RETURNS TABLE (n int, trade_id uuid) LANGUAGE plpgsql AS $$
-DECLARE
-    cursor_id uuid;
-    got int;
-    k int := 0;
-    t record;
-BEGIN
-    LOOP
-        got := 0;
-        FOR t IN SELECT * FROM exchange.recent_trades('PAGE-USD', page, cursor_id) LOOP
-            k := k + 1; got := got + 1; n := k; trade_id := t.trade_id; cursor_id := t.trade_id;
-            RETURN NEXT;
-        END LOOP;
-        EXIT WHEN got < page OR k > 1000;  -- a cursor that pages nowhere fails, not hangs
-    END LOOP;
-END $$;
-SELECT (SELECT array_agg(p.trade_id ORDER BY p.n) FROM trade_pages(3) p)
+SELECT (SELECT array_agg(p.id ORDER BY p.n)
+          FROM pages('SELECT trade_id AS id FROM exchange.recent_trades(''PAGE-USD'', %s, %L)', 3) p)
        = (SELECT array_agg(t.trade_id ORDER BY t.executed_at DESC, t.seq DESC, t.trade_no DESC)
             FROM exchange.trades t WHERE t.instrument = 'PAGE-USD') AS pages_are_the_table,
-       (SELECT count(*) FROM trade_pages(3)) AS trades;
+       (SELECT count(*) FROM pages('SELECT trade_id AS id FROM exchange.recent_trades(''PAGE-USD'', %s, %L)', 3))
+           AS trades;
 SELECT count(*) FROM exchange.list_orders('nobody', NULL, 10, NULL);
 -- A cursor that is not the client's order, or not the instrument's trade.
 SELECT try(format($$SELECT exchange.list_orders('somebody-else', NULL, 10, %L)$$,
