@@ -90,9 +90,14 @@ done
 problems=$(verify_problems)
 echo "verify after the run: $problems problems"
 
+# timed SQL [N]: the milliseconds of the last of N runs of SQL in one session (default 1).
+timed() {
+  local args=(-c "\\timing on") i
+  for ((i = 0; i < ${2:-1}; i++)); do args+=(-c "$1"); done
+  psql -X -At "${args[@]}" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -1
+}
 # The read functions of 0.11 over what the run left on B1: candles aggregate every trade of the window,
 # orderbook_at reads every journal entry (time per trade and per entry), and rebuilds the book.
-timed() { psql -X -At -c "\\timing on" -c "$1" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p'; }
 trades=$(psql -X -At -c "SELECT count(*) FROM exchange.trades WHERE instrument = 'B1'")
 entries=$(psql -X -At -c "SELECT count(*) FROM exchange.events e JOIN exchange.instruments i USING (instrument_id)
                           WHERE i.symbol = 'B1'")
@@ -109,8 +114,7 @@ awk -v t="$trades" -v e="$entries" -v c="$ms_candles" -v b="$ms_book" -v d="$sam
 # order_no from the newest): a client's 100 newest resting and filled orders,
 # and a client without orders, among all the run's orders (the second call of each, its plan cached).
 orders=$(psql -X -At -c "SELECT count(*) FROM exchange.orders")
-lo() { psql -X -At -c "\\timing on" -c "SELECT count(*) FROM exchange.list_orders($1)" -c "SELECT count(*) FROM
-  exchange.list_orders($1)" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -1; }
+lo() { timed "SELECT count(*) FROM exchange.list_orders($1)" 2; }
 printf 'list_orders among %d orders: 100 resting %s ms, 100 filled %s ms, a client without orders %s ms\n' \
   "$orders" "$(lo "'c5'")" "$(lo "'c5', 'filled'")" "$(lo "'nobody'")"
 

@@ -239,8 +239,7 @@ void trade_stats(DbPool& pool, const RequestContext& ctx, Respond respond) {
 
 // A candle width such as 30s, 1m, 4h, 1d or 1w (a positive integer and one of s, m, h, d, w), in
 // seconds: from 1 second to 7 days.
-int width_query(const RequestContext& ctx, const std::string& name, const std::string& fallback) {
-    const std::string v = ctx.query(name).value_or(fallback);
+int width_seconds(const std::string& v) {
     static constexpr std::pair<char, long long> units[] = {
         {'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}, {'w', 604800}};
     long long n = 0;
@@ -251,7 +250,7 @@ int width_query(const RequestContext& ctx, const std::string& name, const std::s
             if (*end == unit) seconds = n * size;
     if (seconds < 1 || seconds > 604800)
         throw ApiError(400, "invalid_interval",
-                       "'" + name + "' must be a number and a unit (s, m, h, d, w) from 1s to 7d, e.g. 1m");
+                       "'interval' must be a number and a unit (s, m, h, d, w) from 1s to 7d, e.g. 1m");
     return static_cast<int>(seconds);
 }
 
@@ -293,7 +292,7 @@ std::optional<std::string> time_query(const RequestContext& ctx, const std::stri
 void candles(DbPool& pool, const RequestContext& ctx, Respond respond) {
     std::string instrument = required_query(ctx, "instrument");
     std::string interval = ctx.query("interval").value_or("1m");
-    int seconds = width_query(ctx, "interval", "1m");
+    int seconds = width_seconds(interval);
     std::optional<std::string> since = time_query(ctx, "since");
     std::optional<std::string> until = time_query(ctx, "until");
     int limit = int_query(ctx, "limit", 500, 1, 1000);
