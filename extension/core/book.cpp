@@ -16,7 +16,8 @@ using detail::kNil;
 namespace {
 
 constexpr uint64_t kMagic = 0x4b4f4f4258454750ULL;  // "PGEXBOOK"
-constexpr uint32_t kVersion = 3;  // 2: 8-byte id hash entries (tag + slot); 3: Robin Hood, windowed homes
+// 2: 8-byte id hash entries (tag + slot); 3: Robin Hood, windowed homes; 4: icebergs
+constexpr uint32_t kVersion = 4;
 constexpr uint32_t kMaxSlots = 1u << 30;
 
 using detail::mix64;
@@ -66,6 +67,7 @@ std::string_view to_string(Reject r) {
         case Reject::OrderNotFound: return "order_not_found";
         case Reject::NoChange: return "no_change";
         case Reject::WouldCross: return "would_cross";
+        case Reject::InvalidDisplay: return "invalid_display";
     }
     return "unknown";
 }
@@ -448,7 +450,11 @@ Reject Book::validate_new(const NewOrder& o) const {
     if (o.type == OrderType::Limit ? (o.price.v <= 0 || o.price.v > kMaxPrice) : o.price.v != 0)
         return Reject::InvalidPrice;
     if (o.qty.v <= 0 || o.qty.v > kMaxQty) return Reject::InvalidQuantity;
-    if (o.post_only && (o.type == OrderType::Market || o.tif != Tif::Gtc)) return Reject::InvalidCombination;
+    if (o.display.v != 0 &&
+        (o.display.v < 0 || o.display.v > o.qty.v || !iceberg_parts_ok(o.qty.v, o.display.v)))
+        return Reject::InvalidDisplay;
+    if ((o.post_only || o.display.v != 0) && (o.type == OrderType::Market || o.tif != Tif::Gtc))
+        return Reject::InvalidCombination;
     if (hash_find(o.id) != kNil) return Reject::DuplicateOrderId;
     return Reject::None;
 }
@@ -458,33 +464,41 @@ bool Book::crosses(const NewOrder& o, Price level_price) const {
     return o.side == Side::Buy ? level_price <= o.price : level_price >= o.price;
 }
 
-// How much a taker would trade right now, following matching's STP rules,
-// without changing anything (the FOK check).
+// How much a taker would trade right now, following matching's rules,
+// without changing anything (the FOK check). An iceberg counts whole, as
+// its refills come round again, except at a level where the taker meets an
+// order of its own that stops it (CancelNewest, CancelBoth): the refills of
+// the icebergs ahead of that order queue behind it, so only their tips count.
 Qty Book::fillable(const NewOrder& o) const {
     const int64_t need = o.qty.v;
     int64_t fill = 0;
     for (uint32_t li = h_->best[si(opposite(o.side))]; li != kNil && fill < need; li = lvl(li).worse) {
         const Level& L = lvl(li);
         if (!crosses(o, Price{L.price})) break;
-        if (o.stp == Stp::None) {
-            fill += std::min(need - fill, L.qty);
-            continue;
-        }
-        for (uint32_t oi = L.head; oi != kNil && fill < need; oi = ord(oi).next) {
+        // The tips met so far, and the orders met so far whole (at most `need`: no overflow). The
+        // walk ends where the tips alone cover `need`, where the taker would stop, or at the level's
+        // end, where every refill has come round.
+        int64_t shown = 0, whole = 0;
+        for (uint32_t oi = L.head; oi != kNil && fill + shown < need; oi = ord(oi).next) {
             const Order& m = ord(oi);
-            if (m.owner == o.owner) {
+            if (m.owner == o.owner && o.stp != Stp::None) {
                 if (o.stp == Stp::CancelOldest) continue;
-                return Qty{fill};  // the taker would be cancelled here
+                return Qty{fill + std::min(need - fill, shown)};  // the taker would be cancelled here
             }
-            fill += std::min(need - fill, m.qty);
+            shown += m.qty;
+            whole = std::min(need, whole + m.qty + m.hidden);
         }
+        fill += std::min(need - fill, whole);
     }
     return Qty{fill};
 }
 
 // Trades the taker against the opposite side; returns true if self-trade
-// prevention stopped the taker.
-bool Book::match(const NewOrder& o, Result& out, int64_t& remaining) {
+// prevention stopped the taker. An iceberg maker whose shown part runs out is
+// refilled at the back of its level, where the taker may meet it again; a
+// refill that would overflow its level's total stops matching with
+// `reject` = QuantityOverflow (the caller undoes the command).
+bool Book::match(const NewOrder& o, Result& out, int64_t& remaining, Reject& reject) {
     const Side os = opposite(o.side);
     while (remaining > 0) {
         const uint32_t li = h_->best[si(os)];
@@ -505,7 +519,7 @@ bool Book::match(const NewOrder& o, Result& out, int64_t& remaining) {
                 x.owner = m.owner;
                 x.side = os;
                 x.price = Price{price};
-                x.qty = Qty{m.qty};
+                x.qty = Qty{m.qty + m.hidden};
                 x.reason = CancelReason::SelfTrade;
                 erased = remove_order(oi);
                 changed = true;
@@ -525,8 +539,19 @@ bool Book::match(const NewOrder& o, Result& out, int64_t& remaining) {
             f.taker = o.id;
             f.price = Price{price};
             f.qty = Qty{q};
-            f.maker_remaining = Qty{m.qty};
-            if (m.qty == 0) erased = remove_order(oi);
+            f.maker_remaining = Qty{m.qty + m.hidden};
+            f.maker_requeued = false;
+            if (m.qty == 0) {
+                if (m.hidden == 0) {
+                    erased = remove_order(oi);
+                } else if (refill(oi)) {
+                    f.maker_requeued = true;
+                } else {
+                    reject = Reject::QuantityOverflow;
+                    return false;
+                }
+            }
+            f.maker_visible = Qty{m.qty};
             oi = next;
         }
         if (changed) note_level(out, os, price, erased ? kNil : li);  // CancelNewest may stop at once
@@ -535,14 +560,29 @@ bool Book::match(const NewOrder& o, Result& out, int64_t& remaining) {
     return false;
 }
 
-// Puts a GTC remainder at the back of its level.
-Reject Book::rest(const NewOrder& o, int64_t qty, Result& out) {
+// Refills an iceberg whose shown part ran out from its hidden part and puts
+// it at the back of its level; false (nothing changed) if the level's total
+// would overflow.
+__attribute__((noinline, cold)) bool Book::refill(uint32_t oi) {
+    Order& m = ord(oi);
+    const int64_t shown = std::min(m.display, m.hidden);
+    if (lvl(m.level).qty > std::numeric_limits<int64_t>::max() - shown) return false;
+    const uint32_t li = m.level;
+    unlink_order(oi);
+    put(m.qty, shown);
+    put(m.hidden, m.hidden - shown);
+    append_order(li, oi);
+    return true;
+}
+
+// Puts a GTC remainder of `qty` at the back of its level, `visible` of it shown.
+Reject Book::rest(const NewOrder& o, int64_t qty, int64_t visible, Result& out) {
     if (h_->free_order == kNil && h_->order_watermark == h_->max_orders) return Reject::OrderCapacity;
     uint32_t li = find_level(o.side, o.price.v);
     if (li == kNil) {
         li = insert_level(o.side, o.price.v);
         if (li == kNil) return Reject::LevelCapacity;
-    } else if (lvl(li).qty > std::numeric_limits<int64_t>::max() - qty) {
+    } else if (lvl(li).qty > std::numeric_limits<int64_t>::max() - visible) {
         return Reject::QuantityOverflow;
     }
     const uint32_t oi = alloc_order();
@@ -550,7 +590,9 @@ Reject Book::rest(const NewOrder& o, int64_t qty, Result& out) {
     put(m.id, o.id);
     put(m.owner, o.owner);
     put(m.price, o.price.v);
-    put(m.qty, qty);
+    put(m.qty, visible);
+    put(m.display, o.display.v);
+    put(m.hidden, qty - visible);
     put(m.side, static_cast<uint8_t>(o.side));
     put(m.post_only, static_cast<uint8_t>(o.post_only));
     put(m.stp, static_cast<uint8_t>(o.stp));
@@ -570,7 +612,9 @@ Reject Book::execute(const NewOrder& o, Result& out) {
     if (o.tif == Tif::Fok && fillable(o) < o.qty) return Reject::FokUnfillable;
 
     int64_t remaining = o.qty.v;
-    const bool stopped = match(o, out, remaining);
+    Reject reject = Reject::None;
+    const bool stopped = match(o, out, remaining, reject);
+    if (reject != Reject::None) return reject;
     if (remaining == 0) return Reject::None;
     if (stopped) {
         out.cancel_reason = CancelReason::SelfTrade;
@@ -579,7 +623,7 @@ Reject Book::execute(const NewOrder& o, Result& out) {
     } else if (o.tif != Tif::Gtc) {
         out.cancel_reason = CancelReason::Ioc;  // FOK never gets here: it was checked
     } else {
-        return rest(o, remaining, out);
+        return rest(o, remaining, o.display.v > 0 ? std::min(o.display.v, remaining) : remaining, out);
     }
     out.cancelled = Qty{remaining};
     return Reject::None;
@@ -617,7 +661,7 @@ bool Book::cancel(OrderId id, Result& out) {
     const Side s = static_cast<Side>(m.side);
     const int64_t price = m.price;
     const uint32_t li = m.level;
-    out.cancelled = Qty{m.qty};
+    out.cancelled = Qty{m.qty + m.hidden};
     out.cancel_reason = CancelReason::User;
     const bool erased = remove_order(oi);
     note_level(out, s, price, erased ? kNil : li);
@@ -632,27 +676,42 @@ bool Book::amend(OrderId id, Price new_price, Qty new_qty, Result& out) {
     if (new_price.v <= 0 || new_price.v > kMaxPrice) return finish(out, sp, Reject::InvalidPrice);
     if (new_qty.v <= 0 || new_qty.v > kMaxQty) return finish(out, sp, Reject::InvalidQuantity);
     Order& m = ord(oi);
+    if (m.display > 0 && !iceberg_parts_ok(new_qty.v, m.display))
+        return finish(out, sp, Reject::InvalidDisplay);
     const Side s = static_cast<Side>(m.side);
     const uint32_t li = m.level;
+    const int64_t total = m.qty + m.hidden;
     if (new_price.v == m.price) {
-        if (new_qty.v == m.qty) return finish(out, sp, Reject::NoChange);
-        if (new_qty.v < m.qty) {
-            put(lvl(li).qty, lvl(li).qty - (m.qty - new_qty.v));
-            put(m.qty, new_qty.v);
+        if (new_qty.v == total) return finish(out, sp, Reject::NoChange);
+        if (new_qty.v < total) {  // an iceberg gives up hidden quantity first
+            const int64_t shown = std::min(m.qty, new_qty.v);
+            put(lvl(li).qty, lvl(li).qty - (m.qty - shown));
+            put(m.qty, shown);
+            put(m.hidden, new_qty.v - shown);
             out.priority_kept = true;
         } else {
-            if (lvl(li).qty - m.qty > std::numeric_limits<int64_t>::max() - new_qty.v)
+            const int64_t shown = m.display > 0 ? std::min(m.display, new_qty.v) : new_qty.v;
+            if (lvl(li).qty - m.qty > std::numeric_limits<int64_t>::max() - shown)
                 return finish(out, sp, Reject::QuantityOverflow);
             unlink_order(oi);
-            put(m.qty, new_qty.v);
+            put(m.qty, shown);
+            put(m.hidden, new_qty.v - shown);
             append_order(li, oi);
         }
         note_level(out, s, m.price, li);
         out.resting = new_qty;
         return finish(out, sp, Reject::None);
     }
-    const NewOrder re{m.id, m.owner, s, OrderType::Limit, Tif::Gtc, new_price, new_qty, m.post_only != 0,
-                      static_cast<Stp>(m.stp)};
+    const NewOrder re{m.id,
+                      m.owner,
+                      s,
+                      OrderType::Limit,
+                      Tif::Gtc,
+                      new_price,
+                      new_qty,
+                      m.post_only != 0,
+                      static_cast<Stp>(m.stp),
+                      Qty{m.display}};
     const int64_t old_price = m.price;
     const bool erased = remove_order(oi);
     note_level(out, s, old_price, erased ? kNil : li);
@@ -665,12 +724,19 @@ Reject Book::load_resting(const RestingOrder& o) {
     if (static_cast<uint8_t>(o.stp) > 3) return Reject::InvalidStp;
     if (o.price.v <= 0 || o.price.v > kMaxPrice) return Reject::InvalidPrice;
     if (o.qty.v <= 0 || o.qty.v > kMaxQty) return Reject::InvalidQuantity;
+    const int64_t display = o.display.v, visible = o.visible.v;
+    if (display < 0 || display > kMaxQty || visible < 0 || visible > o.qty.v ||
+        (display > 0 && visible > display) || (display == 0 && visible != 0 && visible != o.qty.v) ||
+        (display > 0 && !iceberg_parts_ok(o.qty.v, display)))
+        return Reject::InvalidDisplay;
     if (hash_find(o.id) != kNil) return Reject::DuplicateOrderId;
-    const NewOrder n{o.id, o.owner, o.side, OrderType::Limit, Tif::Gtc, o.price, o.qty, o.post_only, o.stp};
+    const NewOrder n{o.id,  o.owner,     o.side, OrderType::Limit, Tif::Gtc, o.price,
+                     o.qty, o.post_only, o.stp,  o.display};
     const uint32_t best_opp = h_->best[si(opposite(o.side))];
     if (best_opp != kNil && crosses(n, Price{lvl(best_opp).price})) return Reject::WouldCross;
     scratch_.clear();
-    return rest(n, o.qty.v, scratch_);  // rest() rejects before writing anything
+    const int64_t shown = visible > 0 ? visible : display > 0 ? std::min(display, o.qty.v) : o.qty.v;
+    return rest(n, o.qty.v, shown, scratch_);  // rest() rejects before writing anything
 }
 
 void Book::set_seq(uint64_t seq) { put(h_->seq, seq); }
@@ -726,8 +792,15 @@ bool Book::find(OrderId id, RestingOrder& o) const {
     const uint32_t oi = id == 0 ? kNil : hash_find(id);
     if (oi == kNil) return false;
     const Order& m = ord(oi);
-    o = RestingOrder{m.id, m.owner, static_cast<Side>(m.side), Price{m.price}, Qty{m.qty}, m.post_only != 0,
-                     static_cast<Stp>(m.stp)};
+    o = RestingOrder{m.id,
+                     m.owner,
+                     static_cast<Side>(m.side),
+                     Price{m.price},
+                     Qty{m.qty + m.hidden},
+                     m.post_only != 0,
+                     static_cast<Stp>(m.stp),
+                     Qty{m.display},
+                     Qty{m.qty}};
     return true;
 }
 
@@ -742,8 +815,9 @@ void Book::orders(Side s, std::vector<RestingOrder>& out) const {
     for (uint32_t li = h_->best[si(s)]; li != kNil; li = lvl(li).worse)
         for (uint32_t oi = lvl(li).head; oi != kNil; oi = ord(oi).next) {
             const Order& m = ord(oi);
-            out.push_back(RestingOrder{m.id, m.owner, s, Price{m.price}, Qty{m.qty}, m.post_only != 0,
-                                       static_cast<Stp>(m.stp)});
+            out.push_back(RestingOrder{m.id, m.owner, s, Price{m.price}, Qty{m.qty + m.hidden},
+                                       m.post_only != 0, static_cast<Stp>(m.stp), Qty{m.display},
+                                       Qty{m.qty}});
         }
 }
 
@@ -762,6 +836,10 @@ uint64_t Book::state_hash() const {
                 add(m.owner);
                 add(static_cast<uint64_t>(m.qty));
                 add(uint64_t{m.post_only} << 8 | m.stp);
+                if (m.display != 0) {  // (a book without icebergs hashes as before they existed)
+                    add(static_cast<uint64_t>(m.display));
+                    add(static_cast<uint64_t>(m.hidden));
+                }
             }
         }
     }

@@ -82,7 +82,7 @@ struct Order {
     uint64_t id;
     uint64_t owner;
     int64_t price;
-    int64_t qty;     // remaining
+    int64_t qty;     // remaining and shown in the book (counted in its level)
     uint32_t prev;   // FIFO neighbours within the level
     uint32_t next;   // also the free-list link
     uint32_t level;
@@ -90,7 +90,8 @@ struct Order {
     uint8_t in_use;
     uint8_t post_only;
     uint8_t stp;
-    uint64_t pad[2];
+    int64_t display;  // iceberg: the most shown at a time (0: not an iceberg)
+    int64_t hidden;   // iceberg: remaining and not shown (0 if not an iceberg)
 };
 
 struct Level {
@@ -150,9 +151,10 @@ public:
     // --- Commands. Each clears `out`, fills it and returns out.accepted(). ---
 
     // Match an incoming order with price-time priority; rest a GTC limit
-    // remainder. Market orders sweep until filled or the book is empty and
-    // never rest. IOC remainders are cancelled. FOK orders that cannot fill
-    // completely, and post-only orders that would take, are rejected.
+    // remainder (an iceberg shows at most its display quantity). Market
+    // orders sweep until filled or the book is empty and never rest. IOC
+    // remainders are cancelled. FOK orders that cannot fill completely, and
+    // post-only orders that would take, are rejected.
     bool place(const NewOrder& o, Result& out);
 
     // Remove a resting order.
@@ -253,8 +255,9 @@ private:
     Reject validate_new(const NewOrder& o) const;
     bool crosses(const NewOrder& o, Price level_price) const;
     Qty fillable(const NewOrder& o) const;
-    bool match(const NewOrder& o, Result& out, int64_t& remaining);
-    Reject rest(const NewOrder& o, int64_t qty, Result& out);
+    bool match(const NewOrder& o, Result& out, int64_t& remaining, Reject& reject);
+    bool refill(uint32_t oi);
+    Reject rest(const NewOrder& o, int64_t qty, int64_t visible, Result& out);
     Reject execute(const NewOrder& o, Result& out);
     bool finish(Result& out, Savepoint sp, Reject r);
 

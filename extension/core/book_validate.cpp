@@ -62,6 +62,9 @@ std::vector<std::string> Book::validate() const {
                 if (m.side != s) p.add(o + ": wrong side");
                 if (m.price != L.price) p.add(o + ": price differs from its level");
                 if (m.qty <= 0 || m.qty > kMaxQty) p.add(o + ": quantity out of range");
+                if (m.display < 0 || m.hidden < 0 || (m.display == 0 && m.hidden != 0) ||
+                    (m.display > 0 && m.qty > m.display) || m.hidden > kMaxQty - m.qty)
+                    p.add(o + ": iceberg shown/hidden/display quantities inconsistent");
                 if (m.prev != oprev) p.add(o + ": prev link broken");
                 if (hash_find(m.id) != oi) p.add(o + ": id hash does not lead to it");
                 total += m.qty;

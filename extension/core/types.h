@@ -51,8 +51,8 @@ inline constexpr Side opposite(Side s) { return s == Side::Buy ? Side::Sell : Si
 // Why a command was rejected. Values are stable: they are stored and sent to clients.
 enum class Reject : uint8_t {
     None = 0,
-    InvalidOrderId = 1,      // id is 0
-    DuplicateOrderId = 2,    // a resting order already has this id
+    InvalidOrderId = 1,    // id is 0
+    DuplicateOrderId = 2,  // a resting order already has this id
     InvalidSide = 3,
     InvalidType = 4,
     InvalidTif = 5,
@@ -68,7 +68,17 @@ enum class Reject : uint8_t {
     OrderNotFound = 15,      // cancel/amend of an id that is not resting
     NoChange = 16,           // amend to the same price and quantity
     WouldCross = 17,         // load_resting of an order that crosses the book
+    InvalidDisplay =
+        18,  // iceberg display < 0, > the quantity, or a quantity of more than kMaxIcebergParts tips
 };
+
+// An iceberg's quantity is at most this many times its display quantity, so
+// that a taker refills each iceberg it meets at most this often.
+inline constexpr int64_t kMaxIcebergParts = 100;
+// Whether qty > 0 splits into at most kMaxIcebergParts tips of `display` (> 0).
+inline constexpr bool iceberg_parts_ok(int64_t qty, int64_t display) {
+    return display >= (qty + kMaxIcebergParts - 1) / kMaxIcebergParts;
+}
 
 // Why (part of) an order left the book or never rested.
 enum class CancelReason : uint8_t {
@@ -83,7 +93,10 @@ std::string_view to_string(Reject r);
 std::string_view to_string(CancelReason r);
 
 // A trade: the resting (maker) order traded with the incoming (taker) order at
-// the maker's price. maker_remaining is what is left of the maker afterwards.
+// the maker's price. maker_remaining is what is left of the maker afterwards
+// (shown and hidden), maker_visible the part of it shown in the book; an
+// iceberg maker whose shown part ran out and was refilled from its hidden
+// part went to the back of its level (maker_requeued).
 struct Fill {
     OrderId maker;
     OwnerId maker_owner;
@@ -91,6 +104,8 @@ struct Fill {
     Price price;
     Qty qty;
     Qty maker_remaining;
+    Qty maker_visible;
+    bool maker_requeued;
 };
 
 // A price level's new state after the command (qty 0, count 0: level removed).
@@ -108,7 +123,7 @@ struct Cancelled {
     OwnerId owner;
     Side side;
     Price price;
-    Qty qty;  // quantity that was removed from the book
+    Qty qty;  // quantity that was removed from the book (shown and hidden)
     CancelReason reason;
 };
 
@@ -122,7 +137,7 @@ struct Result {
 
     // For place/amend: the subject order's outcome.
     Qty filled{0};     // quantity traded by this command
-    Qty resting{0};    // quantity left resting in the book (0 if none)
+    Qty resting{0};    // quantity left resting in the book, shown and hidden (0 if none)
     Qty cancelled{0};  // remainder cancelled (IOC, market, STP, or cancel())
     CancelReason cancel_reason = CancelReason::None;
     bool priority_kept = false;  // amend: the order kept its place in the queue
@@ -145,7 +160,9 @@ struct Result {
     }
 };
 
-// An incoming order. A market order has price 0.
+// An incoming order. A market order has price 0. display > 0 makes a GTC
+// limit order an iceberg: at most `display` of its resting quantity is shown
+// in the book at a time, the rest hidden (see SEMANTICS.md).
 struct NewOrder {
     OrderId id = 0;
     OwnerId owner = 0;
@@ -156,6 +173,7 @@ struct NewOrder {
     Qty qty{0};
     bool post_only = false;
     Stp stp = kDefaultStp;
+    Qty display{0};
 };
 
 // A GTC limit order with the default options.
@@ -169,7 +187,10 @@ inline NewOrder limit_order(OrderId id, OwnerId owner, Side side, Price price, Q
     return o;
 }
 
-// A resting order as seen from outside (queries, loading, tests).
+// A resting order as seen from outside (queries, loading, tests). qty is all
+// of its remaining quantity, visible the part shown in the book (qty unless
+// an iceberg, whose display is > 0). load_resting reads visible 0 as a fresh
+// tip: min(display, qty), or qty.
 struct RestingOrder {
     OrderId id = 0;
     OwnerId owner = 0;
@@ -178,6 +199,8 @@ struct RestingOrder {
     Qty qty{0};
     bool post_only = false;
     Stp stp = kDefaultStp;
+    Qty display{0};
+    Qty visible{0};
 };
 
 // One aggregated price level as seen from outside.

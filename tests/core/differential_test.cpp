@@ -25,8 +25,8 @@ struct Config {
 // Outcomes seen, so the test can insist that the stream exercised every rule.
 struct Coverage {
     std::array<long, 32> rejects{};
-    long accepted = 0, fills = 0, stp_by_mode[4] = {}, market_no_liquidity = 0, ioc = 0, rested = 0,
-         kept = 0, requeued = 0, user_cancels = 0;
+    long accepted = 0, fills = 0, stp_by_mode[4] = {}, market_no_liquidity = 0, ioc = 0, rested = 0, kept = 0,
+         requeued = 0, user_cancels = 0, iceberg_rested = 0, refills = 0;
 
     void add(const Command& c, const Result& r) {
         if (!r.accepted()) {
@@ -35,6 +35,9 @@ struct Coverage {
         }
         ++accepted;
         fills += static_cast<long>(r.fills.size());
+        for (const Fill& f : r.fills) refills += f.maker_requeued;
+        if (c.kind == Command::Place && c.order.display.v > 0 && c.order.display < r.resting)
+            ++iceberg_rested;
         if (c.kind == Command::Place && (r.cancel_reason == CancelReason::SelfTrade || !r.stp_cancelled.empty()))
             ++stp_by_mode[static_cast<int>(c.order.stp)];
         if (r.cancel_reason == CancelReason::MarketNoLiquidity) ++market_no_liquidity;
@@ -46,10 +49,12 @@ struct Coverage {
     long rej(Reject r) const { return rejects[static_cast<size_t>(r)]; }
 
     void print(const char* name, long ops) const {
-        std::printf("[%s] %ld ops: accepted %ld, fills %ld, rested %ld, ioc %ld, market_no_liquidity %ld, "
-                    "stp newest/oldest/both %ld/%ld/%ld, amend kept/requeued %ld/%ld\n  rejects:",
-                    name, ops, accepted, fills, rested, ioc, market_no_liquidity, stp_by_mode[1], stp_by_mode[2],
-                    stp_by_mode[3], kept, requeued);
+        std::printf(
+            "[%s] %ld ops: accepted %ld, fills %ld, rested %ld, ioc %ld, market_no_liquidity %ld, "
+            "stp newest/oldest/both %ld/%ld/%ld, amend kept/requeued %ld/%ld, icebergs rested %ld, "
+            "refilled %ld\n  rejects:",
+            name, ops, accepted, fills, rested, ioc, market_no_liquidity, stp_by_mode[1], stp_by_mode[2],
+            stp_by_mode[3], kept, requeued, iceberg_rested, refills);
         for (size_t i = 1; i < rejects.size(); ++i)
             if (rejects[i]) std::printf(" %s=%ld", std::string(to_string(static_cast<Reject>(i))).c_str(), rejects[i]);
         std::printf("\n");
@@ -126,6 +131,8 @@ TEST(Differential, RandomStreamsAgreeWithReference) {
         all.requeued += c.requeued;
         all.user_cancels += c.user_cancels;
         all.rested += c.rested;
+        all.iceberg_rested += c.iceberg_rested;
+        all.refills += c.refills;
     }
     if (total < 100'000) return;  // a short smoke run need not reach every rule
     // The stream must keep exercising every rule, or this test proves little.
@@ -139,11 +146,14 @@ TEST(Differential, RandomStreamsAgreeWithReference) {
     EXPECT_GT(all.stp_by_mode[3], 0) << "CancelBoth";
     EXPECT_GT(all.kept, 0);
     EXPECT_GT(all.requeued, 0);
-    for (Reject r : {Reject::InvalidOrderId, Reject::DuplicateOrderId, Reject::InvalidSide, Reject::InvalidType,
-                     Reject::InvalidTif, Reject::InvalidStp, Reject::InvalidPrice, Reject::InvalidQuantity,
-                     Reject::InvalidCombination, Reject::PostOnlyWouldTake, Reject::FokUnfillable,
-                     Reject::OrderCapacity, Reject::LevelCapacity, Reject::OrderNotFound, Reject::NoChange,
-                     Reject::QuantityOverflow, Reject::WouldCross})
+    EXPECT_GT(all.iceberg_rested, 0) << "an iceberg resting with a hidden part";
+    EXPECT_GT(all.refills, 0) << "an iceberg's tip refilled";
+    for (Reject r :
+         {Reject::InvalidOrderId, Reject::DuplicateOrderId, Reject::InvalidSide, Reject::InvalidType,
+          Reject::InvalidTif, Reject::InvalidStp, Reject::InvalidPrice, Reject::InvalidQuantity,
+          Reject::InvalidCombination, Reject::PostOnlyWouldTake, Reject::FokUnfillable, Reject::OrderCapacity,
+          Reject::LevelCapacity, Reject::OrderNotFound, Reject::NoChange, Reject::QuantityOverflow,
+          Reject::WouldCross, Reject::InvalidDisplay})
         EXPECT_GT(all.rej(r), 0) << "never saw reject " << to_string(r);
 }
 

@@ -1,5 +1,5 @@
 // A seeded random command stream over a narrow price band: limit and market
-// orders with every TIF and STP mode, post-only, cancels and amends of live
+// orders with every TIF and STP mode, post-only, icebergs, cancels and amends of live
 // and unknown ids, duplicates and invalid input, and load_resting (the path
 // that rebuilds a book from storage; it may cross or duplicate). With `huge`,
 // half of the quantities are near kMaxQty and most orders buy, so level
@@ -32,14 +32,16 @@ struct Command {
         if (kind == Place)
             s << "place{id=" << order.id << " owner=" << order.owner << " side=" << int(order.side)
               << " type=" << int(order.type) << " tif=" << int(order.tif) << " price=" << order.price.v
-              << " qty=" << order.qty.v << " post_only=" << order.post_only << " stp=" << int(order.stp) << "}";
+              << " qty=" << order.qty.v << " post_only=" << order.post_only << " stp=" << int(order.stp)
+              << " display=" << order.display.v << "}";
         else if (kind == Cancel)
             s << "cancel{id=" << id << "}";
         else if (kind == Amend)
             s << "amend{id=" << id << " price=" << price.v << " qty=" << qty.v << "}";
         else
             s << "load{id=" << resting.id << " owner=" << resting.owner << " side=" << int(resting.side)
-              << " price=" << resting.price.v << " qty=" << resting.qty.v << "}";
+              << " price=" << resting.price.v << " qty=" << resting.qty.v << " display=" << resting.display.v
+              << " visible=" << resting.visible.v << "}";
         return s.str();
     }
 };
@@ -98,6 +100,13 @@ private:
     int64_t pick(int64_t n) { return static_cast<int64_t>(rng_() % static_cast<uint64_t>(n)); }
     int64_t price() { return lo_ + pick(hi_ - lo_ + 1); }
     int64_t quantity() { return huge_ && pick(2) == 0 ? kMaxQty - pick(1000) : 1 + pick(20); }
+    // An iceberg's tip for an order of qty > 0 (0: none). With huge
+    // quantities only huge orders get one, a large fraction of the order:
+    // a tip of a few lots on 10^18 would take a taker 10^17 refills.
+    int64_t tip(int64_t qty) {
+        if (!huge_) return 1 + pick(std::min<int64_t>(qty, 6));
+        return qty > 1000 ? qty / (2 + pick(3)) : 0;  // (kMaxIcebergParts allows 100 tips)
+    }
 
     // An order as storage would hand it back: new id (sometimes a resting
     // one), any price in the band (it may cross), rarely invalid.
@@ -111,10 +120,22 @@ private:
         o.qty = Qty{quantity()};
         o.post_only = pick(8) == 0;
         o.stp = static_cast<Stp>(pick(4));
+        if (o.qty.v > 1 && pick(5) == 0 && tip(o.qty.v) > 0) {  // an iceberg, its tip fresh or partly taken
+            o.display = Qty{tip(o.qty.v)};
+            o.visible = Qty{pick(2) ? 0 : 1 + pick(o.display.v)};
+        } else if (pick(4) == 0) {
+            o.visible = o.qty;  // said explicitly: all of it
+        }
         switch (pick(40)) {
             case 0: o.qty = Qty{0}; break;
             case 1: o.price = Price{0}; break;
             case 2: o.id = 0; break;
+            case 3:
+                o.display = Qty{-1};
+                break;
+            case 4:
+                o.visible = Qty{o.display.v + 1 + pick(3)};
+                break;
             default: break;
         }
         return o;
@@ -144,6 +165,8 @@ private:
         o.qty = Qty{quantity()};
         o.post_only = o.type == OrderType::Limit && o.tif == Tif::Gtc && pick(8) == 0;
         o.stp = static_cast<Stp>(pick(4));
+        // Icebergs: a small tip of a larger order, mostly on resting GTC limit orders.
+        if (o.type == OrderType::Limit && o.tif == Tif::Gtc && pick(4) == 0) o.display = Qty{tip(o.qty.v)};
         switch (pick(120)) {  // occasional invalid input
             case 0: o.id = 0; break;
             case 1: o.qty = Qty{0}; break;
@@ -157,6 +180,16 @@ private:
             case 9: o.stp = static_cast<Stp>(4 + pick(200)); break;
             case 10: o.post_only = true; o.tif = Tif::Ioc; break;
             case 11: o.price = Price{kMaxPrice + 1}; break;
+            case 12:
+                o.display = Qty{o.qty.v + 1};
+                break;
+            case 13:
+                o.display = Qty{-1};
+                break;
+            case 14:
+                o.display = Qty{1};
+                o.tif = pick(2) ? Tif::Ioc : Tif::Fok;
+                break;
             default: break;
         }
         return o;

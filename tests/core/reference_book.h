@@ -1,5 +1,7 @@
 // A naive reference order book: SEMANTICS.md written as plainly as possible
 // (std::map of std::deque, linear searches, rollback by copying the state).
+// A resting order is a RestingOrder: qty all it has left, visible the part
+// shown (an iceberg's tip), display its tip size (0: not an iceberg).
 // The differential test holds the real Book to it after every step.
 #pragma once
 
@@ -44,7 +46,7 @@ public:
         if (!locate(id, w)) return finish(out, Reject::OrderNotFound);
         const RestingOrder o = level(w)[w.index];
         erase(w);
-        out.cancelled = o.qty;
+        out.cancelled = o.qty;  // shown and hidden
         out.cancel_reason = CancelReason::User;
         report_levels({{o.side, o.price.v}}, out);
         return finish(out, Reject::None);
@@ -58,16 +60,22 @@ public:
         if (price.v <= 0 || price.v > kMaxPrice) return finish(out, Reject::InvalidPrice);
         if (qty.v <= 0 || qty.v > kMaxQty) return finish(out, Reject::InvalidQuantity);
         RestingOrder o = level(w)[w.index];
+        if (o.display.v > 0 && too_many_parts(qty.v, o.display.v)) return finish(out, Reject::InvalidDisplay);
         if (price == o.price && qty == o.qty) return finish(out, Reject::NoChange);
         if (price == o.price) {
-            if (qty < o.qty) {
-                level(w)[w.index].qty = qty;
+            if (qty < o.qty) {  // keeps its place; an iceberg loses hidden quantity first
+                RestingOrder& m = level(w)[w.index];
+                m.qty = qty;
+                m.visible = Qty{std::min(m.visible.v, qty.v)};
                 out.priority_kept = true;
             } else {
-                if (level_total(o.side, o.price.v) - o.qty.v > std::numeric_limits<int64_t>::max() - qty.v)
+                const int64_t shown = o.display.v > 0 ? std::min(o.display.v, qty.v) : qty.v;
+                if (level_total(o.side, o.price.v) - o.visible.v >
+                    std::numeric_limits<int64_t>::max() - shown)
                     return finish(out, Reject::QuantityOverflow);
                 level(w).erase(level(w).begin() + static_cast<long>(w.index));
                 o.qty = qty;
+                o.visible = Qty{shown};
                 level(w).push_back(o);
             }
             out.resting = qty;
@@ -77,7 +85,8 @@ public:
         State before = state_;
         erase(w);
         Touched touched{{o.side, o.price.v}};
-        const NewOrder re{o.id, o.owner, o.side, OrderType::Limit, Tif::Gtc, price, qty, o.post_only, o.stp};
+        const NewOrder re{o.id, o.owner,     o.side, OrderType::Limit, Tif::Gtc, price,
+                          qty,  o.post_only, o.stp,  o.display};
         const Reject r = execute(re, out, touched);
         if (r != Reject::None) state_ = before;
         else report_levels(touched, out);
@@ -91,12 +100,20 @@ public:
         if (static_cast<uint8_t>(o.stp) > 3) return Reject::InvalidStp;
         if (o.price.v <= 0 || o.price.v > kMaxPrice) return Reject::InvalidPrice;
         if (o.qty.v <= 0 || o.qty.v > kMaxQty) return Reject::InvalidQuantity;
+        if (o.display.v < 0 || o.display.v > kMaxQty || o.visible.v < 0 || o.visible.v > o.qty.v)
+            return Reject::InvalidDisplay;
+        if (o.display.v > 0 ? o.visible.v > o.display.v || too_many_parts(o.qty.v, o.display.v)
+                            : o.visible.v != 0 && o.visible != o.qty)
+            return Reject::InvalidDisplay;
         Where w;
         if (locate(o.id, w)) return Reject::DuplicateOrderId;
-        const NewOrder n{o.id, o.owner, o.side, OrderType::Limit, Tif::Gtc, o.price, o.qty, o.post_only, o.stp};
+        const NewOrder n{o.id,  o.owner,     o.side, OrderType::Limit, Tif::Gtc, o.price,
+                         o.qty, o.post_only, o.stp,  o.display};
         const auto& opp = side(opposite(o.side));
         if (!opp.empty() && crosses(n, opp.begin()->second.front().price.v)) return Reject::WouldCross;
-        return rest(n, o.qty.v);
+        int64_t shown = o.visible.v;
+        if (shown == 0) shown = o.display.v > 0 ? std::min(o.display.v, o.qty.v) : o.qty.v;
+        return rest(n, o.qty.v, shown);
     }
 
     // All resting orders of a side, best price first, then time priority.
@@ -136,6 +153,12 @@ private:
     };
     using Touched = std::vector<std::pair<Side, int64_t>>;
 
+    // More than kMaxIcebergParts tips of `display` in qty (written out, unlike the core's test).
+    static bool too_many_parts(int64_t qty, int64_t display) {
+        int64_t parts = qty / display + (qty % display != 0);
+        return parts > kMaxIcebergParts;
+    }
+
     static int64_t key(Side s, int64_t price) { return s == Side::Buy ? -price : price; }
     Side_& side(Side s) { return state_.sides[static_cast<int>(s)]; }
     const Side_& side(Side s) const { return state_.sides[static_cast<int>(s)]; }
@@ -168,7 +191,7 @@ private:
         auto it = side(s).find(key(s, price));
         if (it == side(s).end()) return 0;
         int64_t t = 0;
-        for (const auto& o : it->second) t += o.qty.v;
+        for (const auto& o : it->second) t += o.visible.v;  // what the book shows
         return t;
     }
 
@@ -186,7 +209,12 @@ private:
             return Reject::InvalidPrice;
         }
         if (o.qty.v <= 0 || o.qty.v > kMaxQty) return Reject::InvalidQuantity;
-        if (o.post_only && (o.type == OrderType::Market || o.tif != Tif::Gtc)) return Reject::InvalidCombination;
+        if (o.display.v < 0 || o.display.v > o.qty.v ||
+            (o.display.v > 0 && too_many_parts(o.qty.v, o.display.v)))
+            return Reject::InvalidDisplay;
+        const bool rests_only = o.post_only || o.display.v > 0;
+        if (rests_only && (o.type == OrderType::Market || o.tif != Tif::Gtc))
+            return Reject::InvalidCombination;
         Where w;
         if (locate(o.id, w)) return Reject::DuplicateOrderId;
         return Reject::None;
@@ -197,34 +225,17 @@ private:
         return o.stp != Stp::None && m.owner == o.owner;
     }
 
-    // How much would trade, walking the book as matching would (FOK check).
-    int64_t fillable(const NewOrder& o) const {
-        int64_t fill = 0;
-        for (const auto& [k, q] : side(opposite(o.side))) {
-            if (!crosses(o, q.front().price.v)) break;
-            for (const auto& m : q) {
-                if (self_trade(o, m)) {
-                    if (o.stp == Stp::CancelOldest) continue;
-                    return fill;
-                }
-                fill += std::min(o.qty.v - fill, m.qty.v);
-                if (fill == o.qty.v) return fill;
-            }
-        }
-        return fill;
-    }
-
-    Reject rest(const NewOrder& o, int64_t qty) {
+    Reject rest(const NewOrder& o, int64_t qty, int64_t shown) {
         if (order_count() >= max_orders_) return Reject::OrderCapacity;
         auto& sd = side(o.side);
         auto it = sd.find(key(o.side, o.price.v));
         if (it == sd.end()) {
             if (level_count() >= max_levels_) return Reject::LevelCapacity;
-        } else if (level_total(o.side, o.price.v) > std::numeric_limits<int64_t>::max() - qty) {
+        } else if (level_total(o.side, o.price.v) > std::numeric_limits<int64_t>::max() - shown) {
             return Reject::QuantityOverflow;
         }
-        sd[key(o.side, o.price.v)].push_back(
-            RestingOrder{o.id, o.owner, o.side, o.price, Qty{qty}, o.post_only, o.stp});
+        sd[key(o.side, o.price.v)].push_back(RestingOrder{o.id, o.owner, o.side, o.price, Qty{qty},
+                                                          o.post_only, o.stp, o.display, Qty{shown}});
         return Reject::None;
     }
 
@@ -234,7 +245,6 @@ private:
         auto& opp = side(os);
         if (o.post_only && !opp.empty() && crosses(o, opp.begin()->second.front().price.v))
             return Reject::PostOnlyWouldTake;
-        if (o.tif == Tif::Fok && fillable(o) < o.qty.v) return Reject::FokUnfillable;
 
         int64_t remaining = o.qty.v;
         bool stopped = false;
@@ -254,7 +264,8 @@ private:
                         stopped = true;
                         break;
                     }
-                    out.stp_cancelled.push_back(Cancelled{m.id, m.owner, os, m.price, m.qty, CancelReason::SelfTrade});
+                    out.stp_cancelled.push_back(
+                        Cancelled{m.id, m.owner, os, m.price, m.qty, CancelReason::SelfTrade});  // all of it
                     q.erase(q.begin() + static_cast<long>(i));
                     changed = true;
                     if (o.stp == Stp::CancelBoth) {
@@ -263,24 +274,40 @@ private:
                     }
                     continue;
                 }
-                const int64_t t = std::min(remaining, m.qty.v);
+                const int64_t t = std::min(remaining, m.visible.v);
                 m.qty.v -= t;
+                m.visible.v -= t;
                 remaining -= t;
                 changed = true;
                 out.filled.v += t;
-                out.fills.push_back(Fill{m.id, m.owner, o.id, Price{price}, Qty{t}, m.qty});
-                if (m.qty.v == 0) q.erase(q.begin() + static_cast<long>(i));
-                else ++i;
+                Fill f{m.id, m.owner, o.id, Price{price}, Qty{t}, m.qty, m.visible, false};
+                if (m.qty.v == 0) {
+                    q.erase(q.begin() + static_cast<long>(i));
+                } else if (m.visible.v == 0) {  // an iceberg's tip ran out: a new one, at the back
+                    RestingOrder again = m;
+                    again.visible = Qty{std::min(again.display.v, again.qty.v)};
+                    if (level_total(os, price) > std::numeric_limits<int64_t>::max() - again.visible.v)
+                        return Reject::QuantityOverflow;
+                    q.erase(q.begin() + static_cast<long>(i));
+                    q.push_back(again);
+                    f.maker_visible = again.visible;
+                    f.maker_requeued = true;
+                } else {
+                    ++i;
+                }
+                out.fills.push_back(f);
             }
             if (!changed) touched.resize(touched_before);  // an untouched level is not reported
             if (q.empty()) opp.erase(it);
         }
         if (remaining == 0) return Reject::None;
+        if (o.tif == Tif::Fok) return Reject::FokUnfillable;  // all or nothing: the caller restores the book
         if (stopped) out.cancel_reason = CancelReason::SelfTrade;
         else if (o.type == OrderType::Market) out.cancel_reason = CancelReason::MarketNoLiquidity;
         else if (o.tif != Tif::Gtc) out.cancel_reason = CancelReason::Ioc;
         else {
-            const Reject r = rest(o, remaining);
+            const Reject r =
+                rest(o, remaining, o.display.v > 0 ? std::min(o.display.v, remaining) : remaining);
             if (r != Reject::None) return r;
             touched.push_back({o.side, o.price.v});
             out.resting = Qty{remaining};

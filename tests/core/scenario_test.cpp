@@ -337,7 +337,7 @@ private:
         r.filled = r.resting = r.cancelled = Qty{777};
         r.cancel_reason = CancelReason::User;
         r.priority_kept = true;
-        r.fills.push_back(Fill{999, 999, 999, Price{1}, Qty{1}, Qty{1}});
+        r.fills.push_back(Fill{999, 999, 999, Price{1}, Qty{1}, Qty{1}, Qty{1}, true});
         r.levels.push_back(LevelChange{Side::Buy, Price{1}, Qty{1}, 1});
         r.stp_cancelled.push_back(Cancelled{999, 999, Side::Buy, Price{1}, Qty{1}, CancelReason::User});
         return r;

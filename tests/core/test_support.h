@@ -38,7 +38,7 @@ inline std::string describe(const NewOrder& o) {
     std::ostringstream s;
     s << "place{id=" << o.id << " owner=" << o.owner << " side=" << int(o.side) << " type=" << int(o.type)
       << " tif=" << int(o.tif) << " price=" << o.price.v << " qty=" << o.qty.v << " post_only=" << o.post_only
-      << " stp=" << int(o.stp) << "}";
+      << " stp=" << int(o.stp) << " display=" << o.display.v << "}";
     return s.str();
 }
 
@@ -59,11 +59,13 @@ inline std::string diff_results(const Result& a, const Result& b) {
     } else {
         for (size_t i = 0; i < a.fills.size(); ++i) {
             const Fill &x = a.fills[i], &y = b.fills[i];
-            if (x.maker != y.maker || x.maker_owner != y.maker_owner || x.taker != y.taker || x.price != y.price ||
-                x.qty != y.qty || x.maker_remaining != y.maker_remaining)
+            if (x.maker != y.maker || x.maker_owner != y.maker_owner || x.taker != y.taker ||
+                x.price != y.price || x.qty != y.qty || x.maker_remaining != y.maker_remaining ||
+                x.maker_visible != y.maker_visible || x.maker_requeued != y.maker_requeued)
                 s << "fill " << i << ": maker " << x.maker << "/" << y.maker << " price " << x.price.v << "/"
-                  << y.price.v << " qty " << x.qty.v << "/" << y.qty.v << " rem " << x.maker_remaining.v << "/"
-                  << y.maker_remaining.v << "; ";
+                  << y.price.v << " qty " << x.qty.v << "/" << y.qty.v << " rem " << x.maker_remaining.v
+                  << "/" << y.maker_remaining.v << " visible " << x.maker_visible.v << "/"
+                  << y.maker_visible.v << " requeued " << x.maker_requeued << "/" << y.maker_requeued << "; ";
         }
     }
     if (a.levels.size() != b.levels.size()) {
@@ -95,10 +97,13 @@ inline std::string diff_orders(const std::vector<RestingOrder>& a, const std::ve
     for (size_t i = 0; i < a.size(); ++i) {
         const RestingOrder &x = a[i], &y = b[i];
         if (x.id != y.id || x.owner != y.owner || x.side != y.side || x.price != y.price || x.qty != y.qty ||
-            x.post_only != y.post_only || x.stp != y.stp)
-            return "order " + std::to_string(i) + ": id " + std::to_string(x.id) + " vs " + std::to_string(y.id) +
-                   ", price " + std::to_string(x.price.v) + " vs " + std::to_string(y.price.v) + ", qty " +
-                   std::to_string(x.qty.v) + " vs " + std::to_string(y.qty.v);
+            x.post_only != y.post_only || x.stp != y.stp || x.display != y.display || x.visible != y.visible)
+            return "order " + std::to_string(i) + ": id " + std::to_string(x.id) + " vs " +
+                   std::to_string(y.id) + ", price " + std::to_string(x.price.v) + " vs " +
+                   std::to_string(y.price.v) + ", qty " + std::to_string(x.qty.v) + " vs " +
+                   std::to_string(y.qty.v) + ", visible/display " + std::to_string(x.visible.v) + "/" +
+                   std::to_string(x.display.v) + " vs " + std::to_string(y.visible.v) + "/" +
+                   std::to_string(y.display.v);
     }
     return {};
 }

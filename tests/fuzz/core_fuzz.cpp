@@ -41,6 +41,22 @@ int64_t FuzzPrice(FuzzedDataProvider& in) {
     }
 }
 
+// An iceberg's display for an order of `qty` lots: mostly none, sometimes out of range.
+int64_t FuzzDisplay(FuzzedDataProvider& in, int64_t qty) {
+    switch (in.ConsumeIntegralInRange<int>(0, 7)) {
+        case 0:
+            return -1;
+        case 1:
+            return qty + 1;
+        case 2:
+            return qty > 0 ? qty / in.ConsumeIntegralInRange<int64_t>(1, 120) : 1;
+        case 3:
+            return in.ConsumeIntegralInRange<int64_t>(1, 4);
+        default:
+            return 0;
+    }
+}
+
 int64_t FuzzQuantity(FuzzedDataProvider& in) {
     switch (in.ConsumeIntegralInRange<int>(0, 15)) {
         case 0: return 0;
@@ -78,6 +94,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             o.qty = Qty{FuzzQuantity(in)};
             o.post_only = in.ConsumeIntegralInRange<int>(0, 5) == 0;
             o.stp = static_cast<Stp>(in.ConsumeIntegralInRange<int>(0, 4));
+            o.display = Qty{FuzzDisplay(in, o.qty.v)};
             real->place(o, got);
             model.place(o, want);
             what = "place id " + std::to_string(o.id);
@@ -101,6 +118,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             o.price = pgx::core::Price{FuzzPrice(in)};
             o.qty = Qty{FuzzQuantity(in)};
             o.stp = static_cast<Stp>(in.ConsumeIntegralInRange<int>(0, 3));
+            o.display = Qty{FuzzDisplay(in, o.qty.v)};
+            o.visible = Qty{in.ConsumeIntegralInRange<int64_t>(0, 5)};
             const Reject a = real->load_resting(o);
             const Reject b = model.load_resting(o);
             if (a != b)
