@@ -254,13 +254,25 @@ void LoadBook(int slot, int32 instrument_id) {
     SPI_connect();
     Oid argtypes[1] = {INT4OID};
     Datum args[1] = {Int32GetDatum(instrument_id)};
+    // An iceberg rests with the tip it had (visible_lots); a database before
+    // 0.12 has none.
     Portal portal = SPI_cursor_open_with_args(
         nullptr,
-        "SELECT order_no, client_no, side = 'sell', price_ticks, remaining_lots, post_only, "
-        "       CASE stp WHEN 'none' THEN 0 WHEN 'cancel_newest' THEN 1 WHEN 'cancel_oldest' THEN 2 ELSE 3 END "
-        "  FROM exchange.orders "
-        " WHERE instrument_id = $1 AND status IN ('open', 'partially_filled') "
-        " ORDER BY priority",
+        OrdersHaveIcebergs()
+            ? "SELECT order_no, client_no, side = 'sell', price_ticks, remaining_lots, post_only, "
+              "       CASE stp WHEN 'none' THEN 0 WHEN 'cancel_newest' THEN 1 WHEN 'cancel_oldest' THEN 2 "
+              "ELSE 3 END, "
+              "       coalesce(display_lots, 0), coalesce(visible_lots, 0) "
+              "  FROM exchange.orders "
+              " WHERE instrument_id = $1 AND status IN ('open', 'partially_filled') "
+              " ORDER BY priority"
+            : "SELECT order_no, client_no, side = 'sell', price_ticks, remaining_lots, post_only, "
+              "       CASE stp WHEN 'none' THEN 0 WHEN 'cancel_newest' THEN 1 WHEN 'cancel_oldest' THEN 2 "
+              "ELSE 3 END, "
+              "       0::int8, 0::int8 "
+              "  FROM exchange.orders "
+              " WHERE instrument_id = $1 AND status IN ('open', 'partially_filled') "
+              " ORDER BY priority",
         1, argtypes, args, nullptr, true, 0);
     for (;;) {
         SPI_cursor_fetch(portal, true, 10000);
@@ -277,6 +289,8 @@ void LoadBook(int slot, int32 instrument_id) {
             o.qty = core::Qty{DatumGetInt64(SPI_getbinval(t, desc, 5, &isnull))};
             o.post_only = DatumGetBool(SPI_getbinval(t, desc, 6, &isnull));
             o.stp = static_cast<core::Stp>(DatumGetInt32(SPI_getbinval(t, desc, 7, &isnull)));
+            o.display = core::Qty{DatumGetInt64(SPI_getbinval(t, desc, 8, &isnull))};
+            o.visible = core::Qty{DatumGetInt64(SPI_getbinval(t, desc, 9, &isnull))};
             core::Reject r = core::Reject::None;
             try {
                 r = book.load_resting(o);
@@ -487,6 +501,10 @@ Oid ExchangeRelid(const char* name) {
     if (!OidIsValid(relid))
         ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE), errmsg("relation exchange.%s does not exist", name)));
     return relid;
+}
+
+bool OrdersHaveIcebergs() {
+    return get_attnum(ExchangeRelid("orders"), "visible_lots") != InvalidAttrNumber;
 }
 
 void DefineSettings() {

@@ -20,6 +20,9 @@ void DefineSettings();
 // The oid of exchange.<name> (a table, index or sequence); ERROR 42P01 if
 // there is none.
 Oid ExchangeRelid(const char* name);
+// Whether exchange.orders has 0.12's iceberg columns (display_quantity,
+// display_lots, visible_lots): a database not yet updated has no icebergs.
+bool OrdersHaveIcebergs();
 void InstallShmemHooks();
 void RegisterTransactionCallbacks();
 

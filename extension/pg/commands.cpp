@@ -77,6 +77,13 @@ using pg::RunCore;
 
 core::Result cmd;  // the core's answer to the current command (static: see the file comment)
 
+// Whether exchange.orders has 0.12's iceberg columns, looked up once per call (-1: not yet).
+int icebergs_schema = -1;
+bool IcebergsSchema() {
+    if (icebergs_schema < 0) icebergs_schema = pg::OrdersHaveIcebergs() ? 1 : 0;
+    return icebergs_schema == 1;
+}
+
 // Lookups repeated within one call (one transaction), reset at each call's
 // start: instruments (kept in call_cxt) and client numbers.
 MemoryContext call_cxt = nullptr;
@@ -122,7 +129,7 @@ void EnsureForgetCallbacks() {
 struct Plan {
     const char* sql;
     int nargs;
-    Oid types[22];
+    Oid types[25];
     SPIPlanPtr plan;
 };
 
@@ -148,8 +155,8 @@ Plan p_replay{"SELECT * FROM exchange.get_order($1)", 1, {UUIDOID}, nullptr};
 struct InsertTarget {
     const char* table;
     int ncols;
-    const char* names[22];
-    Oid types[22];  // the columns' types
+    const char* names[25];
+    Oid types[25];  // the columns' types
     Plan fallback;  // prepared on first use
 };
 InsertTarget t_orders{"orders",
@@ -162,6 +169,39 @@ InsertTarget t_orders{"orders",
                        TEXTOID, NUMERICOID, NUMERICOID, NUMERICOID, INT8OID, INT8OID, INT8OID, TEXTOID, TEXTOID,
                        TEXTOID, TEXTOID, INT8OID},
                       {}};
+// The same with 0.12's iceberg columns.
+InsertTarget t_orders_icebergs{
+    "orders",
+    25,
+    {"order_id",
+     "order_no",
+     "client_id",
+     "client_no",
+     "instrument",
+     "instrument_id",
+     "side",
+     "type",
+     "time_in_force",
+     "post_only",
+     "stp",
+     "price",
+     "quantity",
+     "filled_quantity",
+     "price_ticks",
+     "quantity_lots",
+     "remaining_lots",
+     "status",
+     "reject_reason",
+     "cancel_reason",
+     "idempotency_key",
+     "priority",
+     "display_quantity",
+     "display_lots",
+     "visible_lots"},
+    {UUIDOID, INT8OID, TEXTOID,    INT8OID,    TEXTOID,    INT4OID, TEXTOID, TEXTOID, TEXTOID,
+     BOOLOID, TEXTOID, NUMERICOID, NUMERICOID, NUMERICOID, INT8OID, INT8OID, INT8OID, TEXTOID,
+     TEXTOID, TEXTOID, TEXTOID,    INT8OID,    NUMERICOID, INT8OID, INT8OID},
+    {}};
 InsertTarget t_trades{"trades",
                       11,
                       {"trade_id", "instrument", "instrument_id", "seq", "price", "quantity", "buy_order_id",
@@ -181,6 +221,14 @@ Plan p_maker_update{"UPDATE exchange.orders SET filled_quantity = filled_quantit
                     "status = $4, cancel_reason = coalesce($5, cancel_reason), updated_at = now() "
                     "WHERE order_no = $1",
                     5, {INT8OID, NUMERICOID, INT8OID, TEXTOID, TEXTOID}, nullptr};
+// An iceberg's shown part and time priority (NULL: kept), where UpdateRows
+// does not write them (an amend; makers updated by the statements above).
+Plan p_iceberg_update{
+    "UPDATE exchange.orders SET visible_lots = $2, priority = coalesce($3, priority) "
+    "WHERE order_no = $1",
+    3,
+    {INT8OID, INT8OID, INT8OID},
+    nullptr};
 constexpr const char* kMakersUpdate =
     "UPDATE exchange.orders o SET filled_quantity = o.filled_quantity + u.added, remaining_lots = u.remaining, "
     "status = u.status, cancel_reason = coalesce(u.cancel_reason, o.cancel_reason), updated_at = now() "
@@ -272,8 +320,10 @@ bool ToUnits(Numeric value, Numeric unit, const char* what, const char* reason, 
     return true;
 }
 
-// A decimal given as JSON text (digits, optional point and exponent), or a problem.
-bool DecimalFromText(const char* s, const char* what, Numeric& out, Problem& p) {
+// A decimal given as JSON text (digits, optional point and exponent), or a
+// problem (reason invalid_<what> unless given).
+bool DecimalFromText(const char* s, const char* what, Numeric& out, Problem& p,
+                     const char* reason = nullptr) {
     const char* c = s;
     while (isspace(static_cast<unsigned char>(*c))) ++c;
     if (*c == '+' || *c == '-') ++c;
@@ -293,8 +343,9 @@ bool DecimalFromText(const char* s, const char* what, Numeric& out, Problem& p) 
     }
     while (isspace(static_cast<unsigned char>(*c))) ++c;
     if (!ok || *c != '\0')
-        return Fail(p, psprintf("invalid_%s", what), ERRCODE_INVALID_PARAMETER_VALUE, "%s %s is not a decimal number",
-                    what, quote_literal_cstr(s));
+        return Fail(p, reason != nullptr ? reason : psprintf("invalid_%s", what),
+                    ERRCODE_INVALID_PARAMETER_VALUE, "%s %s is not a decimal number", what,
+                    quote_literal_cstr(s));
     out = DatumGetNumeric(DirectFunctionCall3(numeric_in, CStringGetDatum(s), ObjectIdGetDatum(InvalidOid),
                                               Int32GetDatum(-1)));
     return true;
@@ -314,6 +365,7 @@ struct Args {
     const char* idempotency_key = nullptr;
     bool post_only = false;
     const char* stp = nullptr;
+    Numeric display_quantity = nullptr;  // an iceberg's
 };
 
 struct Instrument {
@@ -331,7 +383,10 @@ struct Order {
     const char* tif;
     const char* stp;
     int64 lots = 0;
-    int64 ticks = 0;  // 0 for market orders
+    int64 ticks = 0;         // 0 for market orders
+    int64 display_lots = 0;  // 0 unless an iceberg
+    Numeric display_quantity =
+        nullptr;  // then display_lots lots (the scale of the lot size, as amend and cancel answer)
 };
 
 const char* Lower(const char* s) {
@@ -459,6 +514,7 @@ void ResetCaches() {
     call_cxt = CurrentMemoryContext;
     ResetStaging();
     instruments_cached = 0;
+    icebergs_schema = -1;
     order_no_seq = priority_seq = InvalidOid;
     client_cache.clear();
     key_share_locked.clear();
@@ -532,6 +588,24 @@ bool Validate(const Args& a, Order& o, Problem& p) {
     }
     if (a.post_only && (!limit || strcmp(o.tif, "gtc") != 0))
         return Fail(p, "invalid_combination", bad, "post_only needs a gtc limit order");
+    if (a.display_quantity != nullptr) {
+        if (!ToUnits(a.display_quantity, o.inst.lot, "display_quantity", "invalid_display", o.display_lots,
+                     p))
+            return false;
+        if (o.display_lots > o.lots)
+            return Fail(p, "invalid_display", bad, "display_quantity %s exceeds the quantity %s",
+                        Out(a.display_quantity), Out(a.quantity));
+        if (!core::iceberg_parts_ok(o.lots, o.display_lots))
+            return Fail(p, "invalid_display", bad, "quantity %s is more than %d times display_quantity %s",
+                        Out(a.quantity), static_cast<int>(core::kMaxIcebergParts), Out(a.display_quantity));
+        if (!limit || strcmp(o.tif, "gtc") != 0)
+            return Fail(p, "invalid_combination", bad, "display_quantity needs a gtc limit order");
+        if (!IcebergsSchema())
+            ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                            errmsg("extension_outdated: iceberg orders need the exchange extension 0.12"),
+                            errhint("ALTER EXTENSION exchange UPDATE")));
+        o.display_quantity = Mul(Num(o.display_lots), o.inst.lot);
+    }
     if (a.idempotency_key != nullptr) {
         const int chars = pg_mbstrlen(a.idempotency_key);
         if (chars < 1 || chars > 255)
@@ -730,8 +804,9 @@ void AddStpCancelled(JsonBuilder& j, const core::Cancelled* stp, int n_stp) {
     j.EndArray();
 }
 
-// The columns of exchange.order_result.
-constexpr int kResultColumns = 17;
+// The columns of exchange.order_result: 18 since 0.12 (display_quantity),
+// 17 before, when a row's last value is left out.
+constexpr int kResultColumns = 18;
 struct Row {
     Datum v[kResultColumns];
     bool null[kResultColumns];
@@ -742,8 +817,10 @@ struct Row {
 void Replay(Datum order_id, Row& row) {
     Datum v[1] = {order_id};
     Exec(p_replay, v, nullptr, 1);
-    if (SPI_processed != 1 || SPI_tuptable->tupdesc->natts != kResultColumns)
+    const int natts = SPI_processed == 1 ? SPI_tuptable->tupdesc->natts : 0;
+    if (natts != kResultColumns && natts != kResultColumns - 1)
         elog(ERROR, "exchange.get_order returned no order_result");
+    row.null[kResultColumns - 1] = true;
     heap_deform_tuple(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, row.v, row.null);
 }
 
@@ -767,8 +844,10 @@ struct Staged {
     int n_levels;
     core::Cancelled* stp;
     int n_stp;
+    int64* refill_priority;  // per fill: the maker's new time priority if it was an iceberg refilled (else
+                             // unused)
     // The order row as it will be written.
-    int64 row_filled, row_remaining;
+    int64 row_filled, row_remaining, row_visible, row_priority;
     const char* row_status;
     const char* row_cancel_reason;
 };
@@ -780,23 +859,29 @@ struct OldMaker {
     ItemPointerData tid;    // the row version read
     Numeric old_filled;     // its filled_quantity
     Datum old_cancel_reason;  // and cancel_reason (0 if null)
+    bool iceberg = false;     // display_lots is set
+    int64 priority = 0;       // its priority, new if an iceberg refilled
     Numeric lot;
     int64 added = 0;  // lots filled in this flush
     int64 remaining = 0;
+    int64 visible = 0;  // an iceberg's shown part
     const char* status = nullptr;
     const char* cancel_reason = nullptr;
 
-    void Filled(const core::Fill& f, Numeric lot_size) {
+    // f traded with it; refill_priority is its new priority if f refilled it.
+    void Filled(const core::Fill& f, Numeric lot_size, int64 refill_priority) {
         lot = lot_size;
         added += f.qty.v;
         remaining = f.maker_remaining.v;
+        visible = f.maker_visible.v;
+        if (f.maker_requeued) priority = refill_priority;
         status = f.maker_remaining.v == 0 ? "filled" : "partially_filled";
     }
     void SelfTradeCancelled(Numeric lot_size) {
         lot = lot_size;
         status = "cancelled";
         cancel_reason = "self_trade";
-        remaining = 0;
+        remaining = visible = 0;
     }
 };
 
@@ -829,8 +914,8 @@ std::vector<Datum> wanted;  // order_nos of the makers a flush looks up (static:
 struct Columns {
     int n = 0;
     int count = 0;
-    Datum* v[22];
-    bool* null[22];
+    Datum* v[25];
+    bool* null[25];
     void Init(int columns, int rows) {
         n = columns;
         count = 0;
@@ -871,7 +956,7 @@ struct Columns {
             p.nargs = t.ncols;
             p.sql = MemoryContextStrdup(TopMemoryContext, sql.data);
         }
-        Datum args[22];
+        Datum args[25];
         for (int c = 0; c < n; ++c) args[c] = Array(c, t.types[c]);
         Exec(p, args, nullptr, 0);
     }
@@ -892,9 +977,12 @@ void FetchOldMakers() {
     const Oid relid = ExchangeRelid("orders");
     Relation rel = table_open(relid, AccessShareLock);
     Relation index = index_open(ExchangeRelid("orders_order_no_key"), AccessShareLock);
-    const AttrNumber order_id_col = get_attnum(relid, "order_id"), client_id_col = get_attnum(relid, "client_id"),
+    const AttrNumber order_id_col = get_attnum(relid, "order_id"),
+                     client_id_col = get_attnum(relid, "client_id"),
                      filled_col = get_attnum(relid, "filled_quantity"),
-                     cancel_reason_col = get_attnum(relid, "cancel_reason");
+                     cancel_reason_col = get_attnum(relid, "cancel_reason"),
+                     priority_col = get_attnum(relid, "priority"),
+                     display_col = IcebergsSchema() ? get_attnum(relid, "display_lots") : InvalidAttrNumber;
     CommandCounterIncrement();
     Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
     TupleTableSlot* slot = table_slot_create(rel, nullptr);
@@ -916,6 +1004,11 @@ void FetchOldMakers() {
         m.old_filled = DatumGetNumericCopy(slot_getattr(slot, filled_col, &isnull));
         const Datum reason = slot_getattr(slot, cancel_reason_col, &isnull);
         m.old_cancel_reason = isnull ? (Datum)0 : PointerGetDatum(PG_DETOAST_DATUM_COPY(reason));
+        m.priority = DatumGetInt64(slot_getattr(slot, priority_col, &isnull));
+        if (display_col != InvalidAttrNumber) {
+            slot_getattr(slot, display_col, &isnull);
+            m.iceberg = !isnull;
+        }
         old_by_order_no.find(static_cast<uint64>(DatumGetInt64(order_no)))->second = n_old++;
     }
     index_endscan(scan);
@@ -930,10 +1023,14 @@ void FetchOldMakers() {
 // scan. Returns how many it updated, in old_by_order_no's order (see
 // UpdateRows for why it can stop early).
 int UpdateOldMakers() {
-    static const char* const names[5] = {"filled_quantity", "remaining_lots", "status", "cancel_reason", "updated_at"};
-    static const Oid types[5] = {NUMERICOID, INT8OID, TEXTOID, TEXTOID, TIMESTAMPTZOID};
+    // With 0.12's columns also an iceberg's shown part and every maker's
+    // priority (new where an iceberg was refilled).
+    static const char* const names[7] = {"filled_quantity", "remaining_lots", "status",  "cancel_reason",
+                                         "updated_at",      "visible_lots",   "priority"};
+    static const Oid types[7] = {NUMERICOID, INT8OID, TEXTOID, TEXTOID, TIMESTAMPTZOID, INT8OID, INT8OID};
+    const int ncols = IcebergsSchema() ? 7 : 5;
     Columns makers;
-    makers.Init(5, n_old);
+    makers.Init(ncols, n_old);
     ItemPointerData* tids = static_cast<ItemPointerData*>(palloc(sizeof(ItemPointerData) * n_old));
     const Datum now = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
     for (const auto& [id, index] : old_by_order_no) {
@@ -949,9 +1046,32 @@ int UpdateOldMakers() {
         else
             makers.SetNull(3);
         makers.Set(4, now);
+        if (ncols == 7) {
+            if (m.iceberg)
+                makers.Set(5, Int64GetDatum(m.visible));
+            else
+                makers.SetNull(5);
+            makers.Set(6, Int64GetDatum(m.priority));
+        }
         makers.Next();
     }
-    return pg::UpdateRows(pg::RowBatch{"orders", 5, names, types, makers.v, makers.null, makers.count}, tids);
+    return pg::UpdateRows(pg::RowBatch{"orders", ncols, names, types, makers.v, makers.null, makers.count},
+                          tids);
+}
+
+// The shown part and priority of the iceberg makers UpdateOldMakers did not
+// update (all but the first `done` in old_by_order_no's order).
+void UpdateIcebergMakersBySql(int done) {
+    int k = 0;
+    for (const auto& [id, index] : old_by_order_no) {
+        if (k++ < done) continue;
+        const OldMaker& m = old_makers[index];
+        if (!m.iceberg) continue;
+        Datum v[3] = {Int64GetDatum(static_cast<int64>(id)), Int64GetDatum(m.visible),
+                      Int64GetDatum(m.priority)};
+        Exec(p_iceberg_update, v, nullptr, 0);
+        if (SPI_processed != 1) elog(ERROR, "maker order_no " UINT64_FORMAT " is not in exchange.orders", id);
+    }
 }
 
 // The makers UpdateOldMakers did not update, all but the first `done` in
@@ -961,6 +1081,7 @@ int UpdateOldMakers() {
 // over the order_no index). They apply to each row's newest version.
 void UpdateOldMakersBySql(int done) {
     const int rest = n_old - done;
+    UpdateIcebergMakersBySql(done);
     if (rest < kMakersJoinFrom) {
         int k = 0;
         for (const auto& [id, index] : old_by_order_no) {
@@ -1076,7 +1197,7 @@ void Flush() {
                 Staged& m = staged[it->second];
                 m.row_status = "cancelled";
                 m.row_cancel_reason = "self_trade";
-                m.row_remaining = 0;
+                m.row_remaining = m.row_visible = 0;
             } else {
                 old_makers[old_by_order_no.find(id)->second].SelfTradeCancelled(inst.lot);
             }
@@ -1099,12 +1220,14 @@ void Flush() {
                 Staged& m = staged[it->second];
                 m.row_filled += f.qty.v;
                 m.row_remaining = f.maker_remaining.v;
+                m.row_visible = f.maker_visible.v;
+                if (f.maker_requeued) m.row_priority = s.refill_priority[k];
                 m.row_status = status;
                 maker_id = m.order_id;
                 maker_client = m.a->client_id;
             } else {
                 OldMaker& m = old_makers[old_by_order_no.find(f.maker)->second];
-                m.Filled(f, inst.lot);
+                m.Filled(f, inst.lot, f.maker_requeued ? s.refill_priority[k] : 0);
                 maker_id = m.order_id;
                 maker_client = m.client_id;
             }
@@ -1134,6 +1257,7 @@ void Flush() {
         j.Key("reject_reason"), j.Text(s.reject);
         AddStpCancelled(j, s.stp, s.n_stp);
         j.Key("filled_quantity"), j.Number(filled);
+        if (s.o->display_quantity != nullptr) j.Key("display_quantity"), j.Number(s.o->display_quantity);
         j.Key("remaining_quantity"), j.Number(remaining);
         j.EndObject(false);
         const Datum payload_scratch = j.Result();
@@ -1168,10 +1292,13 @@ void Flush() {
         v[14] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
         v[15] = Int64GetDatum(s.seq);
         nl[16] = true;  // reject_message: only for items refused before matching
+        v[17] = s.o->display_quantity != nullptr ? NumericGetDatum(s.o->display_quantity)
+                                                 : (nl[17] = true, (Datum)0);
     }
 
+    InsertTarget& target = IcebergsSchema() ? t_orders_icebergs : t_orders;
     Columns orders;
-    orders.Init(22, n_staged);
+    orders.Init(target.ncols, n_staged);
     for (int i = 0; i < n_staged; ++i) {
         const Staged& s = staged[i];
         const Instrument& inst = s.o->inst;
@@ -1206,7 +1333,18 @@ void Flush() {
         if (isnull) orders.SetNull(19);
         orders.Set(20, TextOrNull(s.a->idempotency_key, isnull));
         if (isnull) orders.SetNull(20);
-        orders.Set(21, Int64GetDatum(s.priority));
+        orders.Set(21, Int64GetDatum(s.row_priority));
+        if (target.ncols == 25) {
+            if (s.o->display_lots > 0) {
+                orders.Set(22, NumericGetDatum(s.o->display_quantity));
+                orders.Set(23, Int64GetDatum(s.o->display_lots));
+                orders.Set(24, Int64GetDatum(s.row_visible));
+            } else {
+                orders.SetNull(22);
+                orders.SetNull(23);
+                orders.SetNull(24);
+            }
+        }
         orders.Next();
     }
     // Every order row's instrument is locked as its foreign key's check
@@ -1214,8 +1352,9 @@ void Flush() {
     // it row by row.
     bool all_locked = true;
     for (int i = 0; i < n_staged && all_locked; ++i) all_locked = key_share_locked.count(staged[i].o->inst.id) != 0;
-    orders.Insert(t_orders, all_locked ? pg::RowBatch::LockedRef{"instrument_id", "instruments", "instrument_id"}
-                                       : pg::RowBatch::LockedRef{});
+    orders.Insert(target, all_locked
+                              ? pg::RowBatch::LockedRef{"instrument_id", "instruments", "instrument_id"}
+                              : pg::RowBatch::LockedRef{});
 
     WriteOldMakers();
     trades.Insert(t_trades);
@@ -1404,6 +1543,7 @@ void Stage(const Args& a, const Order& o, Row& row) {
     n.price = core::Price{o.ticks};
     n.qty = core::Qty{o.lots};
     n.post_only = a.post_only;
+    n.display = core::Qty{o.display_lots};
     n.stp = strcmp(o.stp, "none") == 0            ? core::Stp::None
             : strcmp(o.stp, "cancel_newest") == 0 ? core::Stp::CancelNewest
             : strcmp(o.stp, "cancel_oldest") == 0 ? core::Stp::CancelOldest
@@ -1424,6 +1564,16 @@ void Stage(const Args& a, const Order& o, Row& row) {
     s.row = &row;
     s.order_no = order_no;
     s.client_no = client_no;
+    // Icebergs this order refilled went to the back of their levels: new
+    // priorities, taken in the order the book queued them.
+    s.refill_priority = nullptr;
+    for (size_t k = 0; k < cmd.fills.size(); ++k) {
+        if (!cmd.fills[k].maker_requeued) continue;
+        if (s.refill_priority == nullptr)
+            s.refill_priority =
+                static_cast<int64*>(MemoryContextAlloc(call_cxt, sizeof(int64) * cmd.fills.size()));
+        s.refill_priority[k] = nextval_internal(priority_seq, false);
+    }
     s.priority = nextval_internal(priority_seq, false);
     s.seq = static_cast<int64>(accepted ? cmd.seq : book.seq());
     s.order_id = NewUuid();
@@ -1447,6 +1597,8 @@ void Stage(const Args& a, const Order& o, Row& row) {
     s.n_stp = static_cast<int>(cmd.stp_cancelled.size());
     s.row_filled = s.filled;
     s.row_remaining = s.resting;
+    s.row_visible = o.display_lots > 0 ? Min(o.display_lots, s.resting) : s.resting;
+    s.row_priority = s.priority;
     s.row_status = s.status;
     s.row_cancel_reason = s.cancel_reason;
     RunCore([&] { staged_by_order_no.emplace(static_cast<uint64>(order_no), n_staged); });
@@ -1496,7 +1648,8 @@ const char* FieldText(JsonbContainer* obj, const char* key) {
 }
 
 // A decimal field: a JSON number, or a string holding one.
-bool FieldDecimal(JsonbContainer* obj, const char* key, Numeric& out, Problem& p) {
+bool FieldDecimal(JsonbContainer* obj, const char* key, Numeric& out, Problem& p,
+                  const char* reason = nullptr) {
     out = nullptr;
     JsonbValue* v = getKeyJsonValueFromContainer(obj, key, static_cast<int>(strlen(key)), nullptr);
     if (v == nullptr || v->type == jbvNull) return true;
@@ -1504,7 +1657,7 @@ bool FieldDecimal(JsonbContainer* obj, const char* key, Numeric& out, Problem& p
         out = v->val.numeric;
         return true;
     }
-    return DecimalFromText(FieldText(obj, key), key, out, p);
+    return DecimalFromText(FieldText(obj, key), key, out, p, reason);
 }
 
 // A batch item's arguments, or a problem (reason codes as for place_order).
@@ -1519,7 +1672,9 @@ bool ItemArgs(JsonbValue* item, Args& a, Problem& p) {
     a.time_in_force = FieldText(obj, "time_in_force");
     a.idempotency_key = FieldText(obj, "idempotency_key");
     a.stp = FieldText(obj, "stp");
-    if (!FieldDecimal(obj, "quantity", a.quantity, p) || !FieldDecimal(obj, "price", a.price, p)) return false;
+    if (!FieldDecimal(obj, "quantity", a.quantity, p) || !FieldDecimal(obj, "price", a.price, p) ||
+        !FieldDecimal(obj, "display_quantity", a.display_quantity, p, "invalid_display"))
+        return false;
     const char* post_only = FieldText(obj, "post_only");
     if (post_only != nullptr && !parse_bool(post_only, &a.post_only))
         return Fail(p, "invalid_post_only", ERRCODE_INVALID_PARAMETER_VALUE, "post_only %s is not a boolean",
@@ -1668,8 +1823,9 @@ void InsertEvent(int32 instrument_id, const char* kind, Datum order_id, Datum pa
 }
 
 // The API's result for the order row `o` as written, with these trades and
-// the command's sequence.
-void ResultOf(Datum order_id, const OrderNow& o, const Instrument& inst, Datum trades, uint64 seq, Row& row) {
+// the command's sequence; display_lots is an iceberg's (else 0).
+void ResultOf(Datum order_id, const OrderNow& o, const Instrument& inst, Datum trades, uint64 seq,
+              int64 display_lots, Row& row) {
     Datum* v = row.v;
     bool* nl = row.null;
     memset(nl, 0, sizeof row.null);
@@ -1690,6 +1846,7 @@ void ResultOf(Datum order_id, const OrderNow& o, const Instrument& inst, Datum t
     v[14] = o[kCreatedAt];
     v[15] = Int64GetDatum(static_cast<int64>(seq));
     nl[16] = true;  // reject_message: only for batch items refused before matching
+    v[17] = display_lots > 0 ? NumericGetDatum(Mul(Num(display_lots), inst.lot)) : (nl[17] = true, (Datum)0);
 }
 
 // A cancel done in the book whose row update and journal entry are not yet
@@ -1700,8 +1857,9 @@ struct StagedCancel {
     Instrument inst;
     ItemPointerData tid;  // the version read
     uint64 seq;
-    Datum payload;  // the journal entry's
-    Row* row;       // the caller's result, filled by FlushCancels
+    int64 display_lots;  // an iceberg's (else 0)
+    Datum payload;       // the journal entry's
+    Row* row;            // the caller's result, filled by FlushCancels
 };
 
 // exchange.cancel_order and each item of cancel_orders: the same checks,
@@ -1722,6 +1880,8 @@ bool StageCancel(Datum order_id, const char* client_id, Row& row, Problem& p, St
     core::Book& book = *locked;
     const Instrument& inst = s.inst;
 
+    core::RestingOrder resting;
+    s.display_lots = book.find(order_no, resting) ? resting.display.v : 0;
     RunCore([&] { book.cancel(order_no, cmd); });
     if (!cmd.accepted())
         ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
@@ -1782,7 +1942,8 @@ void FlushCancels(StagedCancel* staged, int n) {
             elog(ERROR, "order %s left exchange.orders during its cancel", UuidText(DatumGetUUIDP(staged[i].order_id)));
     events.Insert(t_events);
     for (int i = 0; i < n; ++i)
-        ResultOf(staged[i].order_id, staged[i].o, staged[i].inst, EmptyJsonbArray(), staged[i].seq, *staged[i].row);
+        ResultOf(staged[i].order_id, staged[i].o, staged[i].inst, EmptyJsonbArray(), staged[i].seq,
+                 staged[i].display_lots, *staged[i].row);
 }
 
 // The answer to a cancel_orders or amend_orders item refused (nothing
@@ -1825,6 +1986,8 @@ bool AmendOrder(Datum order_id, Numeric quantity, Numeric price, const char* cli
                     Out(DatumGetNumeric(o[kFilled])));
 
     const uint64 order_no = static_cast<uint64>(DatumGetInt64(o[kOrderNo]));
+    core::RestingOrder before;
+    const bool iceberg = book.find(order_no, before) && before.display.v > 0;
     RunCore([&] { book.amend(order_no, core::Price{ticks}, core::Qty{lots - filled_lots}, cmd); });
     if (!cmd.accepted()) {  // the core's reject changed nothing
         const bool capacity = cmd.reject == core::Reject::OrderCapacity || cmd.reject == core::Reject::LevelCapacity;
@@ -1882,6 +2045,13 @@ bool AmendOrder(Datum order_id, Numeric quantity, Numeric price, const char* cli
         if (SPI_processed != 1) elog(ERROR, "order %s left exchange.orders during its amend", id);
         heap_deform_tuple(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, o.v, o.null);
     }
+    if (iceberg) {  // its shown part as the book has it now
+        core::RestingOrder after;
+        Datum v[3] = {Int64GetDatum(static_cast<int64>(order_no)),
+                      Int64GetDatum(book.find(order_no, after) ? after.visible.v : 0), (Datum)0};
+        const char nulls[3] = {' ', ' ', 'n'};
+        Exec(p_iceberg_update, v, nulls, 0);
+    }
 
     // The makers it traded with or cancelled (self-trade prevention), which
     // all rested before, and the trades.
@@ -1900,7 +2070,7 @@ bool AmendOrder(Datum order_id, Numeric quantity, Numeric price, const char* cli
     for (int k = 0; k < n_fills; ++k) {
         const core::Fill& f = cmd.fills[k];
         OldMaker& m = old_makers[old_by_order_no.find(f.maker)->second];
-        m.Filled(f, inst.lot);
+        m.Filled(f, inst.lot, f.maker_requeued ? nextval_internal(priority_seq, false) : 0);
         views[k] = AddTrade(trades, inst, static_cast<int64>(cmd.seq), buy, order_id, o[kClientId], m.order_id,
                             m.client_id, f);
     }
@@ -1925,7 +2095,7 @@ bool AmendOrder(Datum order_id, Numeric quantity, Numeric price, const char* cli
     j.Key("remaining_quantity"), j.Number(Mul(Num(DatumGetInt64(o[kRemainingLots])), inst.lot));
     j.EndObject(false);
     InsertEvent(inst.id, "order_amended", order_id, j.Result());
-    ResultOf(order_id, o, inst, trades_jsonb, cmd.seq, row);
+    ResultOf(order_id, o, inst, trades_jsonb, cmd.seq, iceberg ? before.display.v : 0, row);
     return true;
 }
 
@@ -2033,6 +2203,8 @@ Datum exchange_place_order(PG_FUNCTION_ARGS) {
     a.idempotency_key = ArgText(fcinfo, 7);
     a.post_only = !PG_ARGISNULL(8) && PG_GETARG_BOOL(8);
     a.stp = ArgText(fcinfo, 9);
+    // (0.12's argument; the function has 10 before.)
+    a.display_quantity = PG_NARGS() > 10 && !PG_ARGISNULL(10) ? PG_GETARG_NUMERIC(10) : nullptr;
     return OrderResult(fcinfo, [&](Row& row) {
         Order o;
         Problem p;

@@ -182,7 +182,9 @@ Datum exchange_levels(PG_FUNCTION_ARGS) {
     return (Datum)0;
 }
 
-// _book_orders(instrument_id) -> (order_no int8, side int2, price int8, qty int8) in priority order.
+// _book_orders(instrument_id) -> (order_no int8, side int2, price int8, qty int8, rank int8[, visible int8])
+// in priority order; qty is all that remains of an order, visible the part
+// shown (0.12 added the column).
 Datum exchange_book_orders(PG_FUNCTION_ARGS) {
     const int32 iid = PG_GETARG_INT32(0);
     InitMaterializedSRF(fcinfo, 0);
@@ -192,9 +194,13 @@ Datum exchange_book_orders(PG_FUNCTION_ARGS) {
         RunCore([&] { book.orders(static_cast<core::Side>(s), order_buf); });
         int64 rank = 0;
         for (const auto& o : order_buf) {
-            Datum v[5] = {Int64GetDatum(static_cast<int64>(o.id)), Int16GetDatum(s), Int64GetDatum(o.price.v),
-                          Int64GetDatum(o.qty.v), Int64GetDatum(++rank)};
-            bool nulls[5] = {false, false, false, false, false};
+            Datum v[6] = {Int64GetDatum(static_cast<int64>(o.id)),
+                          Int16GetDatum(s),
+                          Int64GetDatum(o.price.v),
+                          Int64GetDatum(o.qty.v),
+                          Int64GetDatum(++rank),
+                          Int64GetDatum(o.visible.v)};
+            bool nulls[6] = {false, false, false, false, false, false};
             tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, nulls);
         }
     }

@@ -39,7 +39,7 @@ SELECT n, client_id, status, filled_quantity, remaining_quantity, cancel_reason,
     {"client_id": "tak3", "instrument": "BAT-USD", "side": "buy", "type": "limit", "quantity": 2, "price": 11}
   ]') WITH ORDINALITY AS r(order_id, client_id, instrument, side, type, time_in_force, price, quantity, filled_quantity,
                            remaining_quantity, status, reject_reason, cancel_reason, trades, created_at, seq,
-                           reject_message, n);
+                           reject_message, display_quantity, n);
 -- The rows as written: each order's filled quantity equals its trades, and the book equals the tables.
 SELECT client_id, side, price, quantity, filled_quantity, remaining_lots, status, cancel_reason
   FROM exchange.orders WHERE instrument = 'BAT-USD' ORDER BY order_no;
@@ -79,7 +79,8 @@ SELECT (s.chunk * 50 + r.i)::int AS n, r.*
                             ORDER BY n)
              FROM stream WHERE n > s.chunk * 50 AND n <= (s.chunk + 1) * 50)) WITH ORDINALITY
        AS r(order_id, client_id, instrument, side, type, time_in_force, price, quantity, filled_quantity,
-            remaining_quantity, status, reject_reason, cancel_reason, trades, created_at, seq, reject_message, i);
+            remaining_quantity, status, reject_reason, cancel_reason, trades, created_at, seq, reject_message,
+            display_quantity, i);
 CREATE TEMP TABLE via_single (n int, r exchange.order_result);
 DO $$
 DECLARE

@@ -2,6 +2,7 @@
 
 Four sessions run a fixed number of transactions each, every transaction on
 one instrument: batches (place_orders), single orders with idempotency keys
+(a quarter of the orders icebergs, 0.12)
 that the sessions share (so that repeats race their originals), clients new
 to the exchange picked from a shared pool (so that first uses race),
 cancel_orders (without a client, or with a client per id) and
@@ -69,6 +70,8 @@ def order(rng, inst, new_clients):
          "type": "limit", "quantity": rng.randint(1, 5), "price": rng.randint(95, 105)}
     if rng.random() < 0.3:
         o["idempotency_key"] = f"{inst}-{window}-{rng.randrange(3)}"
+    if rng.random() < 0.25:  # an iceberg (0.12): its refills re-queue it, which the rows must follow
+        o["display_quantity"] = rng.randint(1, o["quantity"])
     return o
 
 
@@ -81,8 +84,9 @@ def call(rng, conn, inst, shared, placed, new_clients):
     elif r < 0.65:
         o = order(rng, inst, new_clients)
         row = conn.execute("SELECT order_id FROM exchange.place_order(%s, %s, %s, 'limit', %s, %s, "
-                           "idempotency_key => %s)", (o["client_id"], inst, o["side"], o["quantity"], o["price"],
-                                                      o.get("idempotency_key"))).fetchone()
+                           "idempotency_key => %s, display_quantity => %s)",
+                           (o["client_id"], inst, o["side"], o["quantity"], o["price"], o.get("idempotency_key"),
+                            o.get("display_quantity"))).fetchone()
         placed.append(row[0])
     elif r < 0.85:
         # A call of its own transaction may cancel on both instruments.

@@ -1,6 +1,6 @@
 """SQL fuzz pass over the trading functions (part of make test).
 
-Seeded random and boundary arguments for place_order, place_orders,
+Seeded random and boundary arguments for place_order, place_orders (icebergs' display_quantity included),
 cancel_order, cancel_orders, amend_order and amend_orders: odd strings
 (empty, long, quotes, control and non-ASCII characters), NULLs, zero,
 negative, NaN, infinite, huge and very precise numerics, malformed and oddly
@@ -47,7 +47,7 @@ NUMERICS = ["0", "-0", "1", "-1", "0.01", "0.001", "0.0001", "0.00001", "100", "
 JSON_VALUES = [None, True, False, 0, -1, 1.5, "1", "abc", "1e999", "1e3", " 2 ", "0x10", "+3", ".5", "5.",
                [], {}, [1], {"a": 1}, "", 10 ** 30, -(10 ** 30), "NaN", "Infinity"]
 FIELDS = ["client_id", "instrument", "side", "type", "quantity", "price", "time_in_force",
-          "idempotency_key", "post_only", "stp"]
+          "idempotency_key", "post_only", "stp", "display_quantity"]
 
 
 def pick(rng, values):
@@ -67,6 +67,8 @@ def place_args(rng):
         "idempotency_key": pick(rng, [None, None, "k1", "k2", "k3"]) if good else pick(rng, STRINGS + [None]),
         "post_only": pick(rng, [False, False, True, None]),
         "stp": pick(rng, [None, "none", "cancel_oldest"]) if good else pick(rng, STRINGS + [None]),
+        # Icebergs: mostly none, a tip of the good orders' sizes, or anything.
+        "display_quantity": pick(rng, [None, None, None, "0.5", "1", "0.1"]) if good else pick(rng, NUMERICS),
     }
 
 
@@ -102,7 +104,7 @@ def call(rng, cur, order_ids):
         a = place_args(rng)
         cur.execute("SELECT order_id FROM exchange.place_order(%(client_id)s, %(instrument)s, %(side)s, %(type)s, "
                     "%(quantity)s::numeric, %(price)s::numeric, %(time_in_force)s, %(idempotency_key)s, "
-                    "%(post_only)s, %(stp)s)", a)
+                    "%(post_only)s, %(stp)s, %(display_quantity)s::numeric)", a)
         row = cur.fetchone()
         if row and row[0]:
             order_ids.append(row[0])

@@ -7,8 +7,8 @@
 # amend_order in C, 0.4's partial idempotency index, 0.5's amend_orders,
 # 0.6's append-only clients table, 0.7's trigger on instruments, 0.8's
 # journal view, 0.9's cancel_orders with a client per id, 0.10's kept
-# history (the journal and the trades append-only, no order deleted) and 0.11's candles,
-# book at a sequence and paging. Runs against
+# history (the journal and the trades append-only, no order deleted), 0.11's candles,
+# book at a sequence and paging, and 0.12's icebergs. Runs against
 # the cluster of scripts/test-pg.sh (PGHOST/PGPORT/PGUSER from there); the
 # database is dropped at the end.
 set -euo pipefail
@@ -130,4 +130,14 @@ done
 [ "$(q "SELECT count(*) FROM exchange.list_orders('u1', 'cancelled', 10, '$before')") $(q "SELECT count(*) FROM
         exchange.recent_trades('UP-USD', 10, (SELECT trade_id FROM exchange.trades))")" = "0 0" ] ||
   fail "paging after the update"
-echo "upgrade: 0.1 -> $current keeps the order placed at 0.1; replays, reject_message, the C amend_order, amend_orders and cancel_order, the partial idempotency index, the append-only clients table, the instruments' change trigger, the journal view, cancel_orders with a client per id, the kept history, candles, the book at a sequence and paging work"
+# 0.12: an iceberg shows its tip, answers with its display (so does a replay, through get_order), and a
+# rebuild gives the same book.
+ice=$(q "SELECT order_id || ' ' || display_quantity FROM exchange.place_order('u3', 'UP-USD', 'sell', 'limit', 5, 11,
+          idempotency_key => 'ice', display_quantity => 2)")
+[ "${ice#* }" = "2.0000" ] || fail "an iceberg after the update: '$ice'"
+[ "$(q "SELECT order_id || ' ' || display_quantity FROM exchange.place_order('u3', 'UP-USD', 'sell', 'limit', 5, 11,
+       idempotency_key => 'ice', display_quantity => 2)")" = "$ice" ] || fail "the iceberg's replay"
+tip=$(q "SELECT quantity FROM exchange.orderbook('UP-USD') WHERE side = 'sell'")
+[ "$tip $(q "SELECT exchange.rebuild('UP-USD')") $(q "SELECT count(*) FROM exchange.verify('UP-USD')")" = "2.0000 1 0" ] ||
+  fail "the iceberg's tip in the book (2 of 5), or the book rebuilt with it alone resting"
+echo "upgrade: 0.1 -> $current keeps the order placed at 0.1; replays, reject_message, the C amend_order, amend_orders and cancel_order, the partial idempotency index, the append-only clients table, the instruments' change trigger, the journal view, cancel_orders with a client per id, the kept history, candles, the book at a sequence, paging and icebergs work"
