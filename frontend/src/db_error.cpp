@@ -67,12 +67,15 @@ ApiError api_error_from(const std::exception& e) {
     };
     if (state == "42704") return make(400, "unknown_instrument");
     if (state == "P0002") return make(404, "not_found");
-    // A function this build calls is not there: the database's extension is older than the build.
-    if (state == "42883")
+    // A function (42883) or an order_result column (42703) this build calls is not there: the
+    // database's extension is older than the build.
+    if (state == "42883" || state == "42703")
         return ApiError(
             501, "extension_outdated",
             "the database's exchange extension lacks what this route needs: run ALTER EXTENSION exchange "
             "UPDATE");
+    // The library refuses what the database's older extension version cannot store (an iceberg before 0.12).
+    if (state == "0A000" && code == "extension_outdated") return make(501, "extension_outdated");
     if (state == "42501") return make(403, "forbidden");
     if (state == "55000") return make(409, "conflict");
     if (state == "53000") return make(503, "capacity");

@@ -414,7 +414,7 @@ void DbPool::write_changes(Worker& w, std::vector<ChangeJob>& jobs, const std::v
         return;
     }
     observe(which.size());
-    const auto position = static_cast<pqxx::row::size_type>(kRejectMessage + 1);
+    const auto position = static_cast<pqxx::row::size_type>(kOrderColumnCount);
     bool in_order = rows.size() == which.size();
     for (std::size_t k = 0; in_order && k < which.size(); ++k)
         in_order = !rows[k][position].is_null() && rows[k][position].as<std::size_t>() == k + 1;

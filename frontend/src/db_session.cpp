@@ -19,8 +19,9 @@ constexpr const char* kTradeColumns =
     "SELECT trade_id, symbol, price::text, quantity::text, buy_order_id, sell_order_id, buy_client_id, "
     "sell_client_id, maker_side, seq, to_json(executed_at) #>> '{}' ";
 
-std::string sql_of(Stmt s) {
-    const std::string order_cols = kOrderColumns;
+// display_quantity: whether order_result has that column (extension 0.12).
+std::string sql_of(Stmt s, bool display_quantity) {
+    const std::string order_cols = order_columns(display_quantity);
     switch (s) {
         case Stmt::PlaceOrders:
             return "SELECT " + order_cols + " FROM exchange.place_orders($1::jsonb)";
@@ -107,13 +108,30 @@ bool closed_while_idle(int fd) {
 // Before extension 0.9 cancel_orders takes one client: one call per client, all in one statement
 // (two such statements can deadlock on two instruments: PostgreSQL detects it after
 // deadlock_timeout, and the pool then cancels the batch's orders one by one).
-std::string cancel_orders_per_client_sql() {
-    return "SELECT " + std::string(kOrderColumns) +
+std::string cancel_orders_per_client_sql(const std::string& order_cols) {
+    return "SELECT " + order_cols +
            ", g.positions[r.ordinality] FROM (SELECT i->>'client' AS owner, "
            "array_agg((i->>'id')::uuid ORDER BY n) AS ids, array_agg(n ORDER BY n) AS positions "
            "FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS items(i, n) GROUP BY 1) g "
            "CROSS JOIN LATERAL exchange.cancel_orders(g.ids, g.owner) WITH ORDINALITY AS r "
            "ORDER BY g.positions[r.ordinality]";
+}
+
+// The statements that read order_result rows (order_columns()).
+bool reads_orders(Stmt s) {
+    switch (s) {
+        case Stmt::PlaceOrders:
+        case Stmt::GetOrder:
+        case Stmt::ListOrders:
+        case Stmt::ListOrdersBefore:
+        case Stmt::CancelOrder:
+        case Stmt::CancelOrders:
+        case Stmt::AmendOrders:
+        case Stmt::AmendOrder:
+            return true;
+        default:
+            return false;
+    }
 }
 
 }  // namespace
@@ -133,6 +151,7 @@ void DbSession::drop() {
     if (!conn_) return;
     conn_.reset();
     prepared_.reset();
+    display_quantity_.reset();
     --connected_;
     retry_at_ = std::chrono::steady_clock::now() + kReconnectPause;
 }
@@ -169,14 +188,30 @@ pqxx::connection& DbSession::connection() {
 void DbSession::prepare(pqxx::connection& c, Stmt s) {
     auto i = static_cast<std::size_t>(s);
     if (prepared_[i]) return;
-    std::string sql = sql_of(s);
+    const bool display_quantity = !reads_orders(s) || has_display_quantity(c);
+    std::string sql = sql_of(s, display_quantity);
     if (s == Stmt::CancelOrders) {
         pqxx::nontransaction tx(c);
         if (tx.exec("SELECT to_regprocedure('exchange.cancel_orders(uuid[], text[])') IS NULL")[0][0].as<bool>())
-            sql = cancel_orders_per_client_sql();
+            sql = cancel_orders_per_client_sql(order_columns(display_quantity));
     }
     c.prepare(name(s), sql);
     prepared_[i] = true;
+}
+
+bool DbSession::has_display_quantity(pqxx::connection& c) {
+    if (display_quantity_) return *display_quantity_;
+    // Before extension 0.12 order_result has no display_quantity: the order statements read NULL in
+    // its place (selecting it would fail them with 42703).
+    pqxx::nontransaction tx(c);
+    pqxx::row r = tx.exec(
+        "SELECT to_regclass('exchange.order_result') IS NOT NULL, EXISTS (SELECT FROM "
+        "pg_attribute WHERE attrelid = to_regclass('exchange.order_result') "
+        "AND attname = 'display_quantity' AND NOT attisdropped)")[0];
+    // No extension yet: nothing to remember (the statement fails without it anyway).
+    if (!r[0].as<bool>()) return true;
+    display_quantity_ = r[1].as<bool>();
+    return *display_quantity_;
 }
 
 }  // namespace pgx

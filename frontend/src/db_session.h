@@ -8,6 +8,7 @@
 #include <bitset>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <pqxx/connection>
 #include <pqxx/nontransaction>
 #include <pqxx/result>
@@ -67,6 +68,7 @@ public:
 private:
     pqxx::connection& connection();
     void prepare(pqxx::connection& c, Stmt s);
+    bool has_display_quantity(pqxx::connection& c);
     static std::string name(Stmt s);
     void drop();
 
@@ -75,6 +77,8 @@ private:
     std::atomic<int>& connected_;
     std::unique_ptr<pqxx::connection> conn_;
     std::bitset<static_cast<std::size_t>(Stmt::Count)> prepared_;
+    // Whether the database's order_result has display_quantity (0.12), looked up once per connection.
+    std::optional<bool> display_quantity_;
     std::chrono::steady_clock::time_point retry_at_{};
 };
 

@@ -9,16 +9,19 @@
 
 namespace pgx {
 
-const char* const kOrderColumns =
-    "order_id, client_id, instrument, side, type, time_in_force, price::text, quantity::text, "
-    "filled_quantity::text, remaining_quantity::text, status, reject_reason, cancel_reason, trades::text, "
-    "to_json(created_at) #>> '{}', seq, reject_message";
+std::string order_columns(bool display_quantity) {
+    return std::string(
+               "order_id, client_id, instrument, side, type, time_in_force, price::text, quantity::text, "
+               "filled_quantity::text, remaining_quantity::text, status, reject_reason, cancel_reason, "
+               "trades::text, to_json(created_at) #>> '{}', seq, reject_message, ") +
+           (display_quantity ? "display_quantity::text" : "NULL::text");
+}
 
 OrderRequest parse_order_request(std::string_view body, const std::optional<std::string>& header_key,
                                  const std::optional<std::string>& authenticated_client) {
     JsonBody b = JsonBody::parse(body);
     b.allow_only({"client_id", "instrument", "side", "type", "quantity", "price", "time_in_force",
-                  "idempotency_key", "post_only", "stp"});
+                  "idempotency_key", "post_only", "stp", "display_quantity"});
     OrderRequest o;
     std::optional<std::string> client = b.text("client_id", !authenticated_client);
     if (authenticated_client) {
@@ -36,6 +39,7 @@ OrderRequest parse_order_request(std::string_view body, const std::optional<std:
     o.idempotency_key = b.text("idempotency_key");
     o.post_only = b.boolean("post_only");
     o.stp = b.text("stp");
+    o.display_quantity = b.decimal("display_quantity", "invalid_display");
     if (header_key) {
         if (!is_valid_text(*header_key))
             throw ApiError(400, "invalid_field", "the Idempotency-Key header must be UTF-8 text without NUL");
@@ -77,6 +81,7 @@ void write_place_item(JsonWriter& w, const OrderRequest& o) {
         w.Bool(*o.post_only);
     }
     write_opt(w, "stp", o.stp);
+    write_opt(w, "display_quantity", o.display_quantity);
     w.EndObject();
 }
 
@@ -114,6 +119,8 @@ std::size_t write_order(JsonWriter& w, const pqxx::row& row) {
         w.Key(names[i]);
         write_text(w, row[i]);
     }
+    w.Key("display_quantity");
+    write_text(w, row[kDisplayQuantity]);
     w.Key("trades");
     std::size_t trades = 0;
     if (row[kTrades].is_null()) {

@@ -25,6 +25,7 @@ struct OrderRequest {
     std::optional<std::string> idempotency_key;
     std::optional<bool> post_only;
     std::optional<std::string> stp;
+    std::optional<std::string> display_quantity;  // an iceberg's shown part (extension 0.12)
 };
 
 // Parses and type-checks a POST /orders body; `header_key` is the
@@ -37,10 +38,12 @@ OrderRequest parse_order_request(std::string_view body, const std::optional<std:
 // Appends the order as one item of exchange.place_orders' JSON array.
 void write_place_item(JsonWriter& w, const OrderRequest& o);
 
-// The select list that every order_result query uses, in the order order_json() reads.
-extern const char* const kOrderColumns;
+// The select list that every order_result query uses, in the order order_json() reads. Before
+// extension 0.12 order_result has no display_quantity: without `display_quantity` the list reads
+// NULL in its place.
+std::string order_columns(bool display_quantity);
 
-// Field positions in kOrderColumns that callers inspect.
+// Field positions in order_columns() that callers inspect.
 enum OrderColumn {
     kOrderId = 0,
     kClientId,
@@ -52,7 +55,9 @@ enum OrderColumn {
     kTrades = 13,
     kCreatedAt,
     kSeq,
-    kRejectMessage
+    kRejectMessage,
+    kDisplayQuantity,
+    kOrderColumnCount  // a statement's own columns come after the list
 };
 
 // Both return (or store) the number of trades in the row.

@@ -10,6 +10,7 @@ import json
 import os
 import random
 import socket
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
@@ -641,6 +642,57 @@ def test_a_database_before_0_9_cancels_with_one_call_per_client(db):
         fe.stop()
         log = fe.log_path.read_text()
         assert "failed, writing them one by one" not in log, log[-3000:]
+
+
+def test_a_database_before_0_12_trades_plain_orders_and_refuses_icebergs(db):
+    """Extension 0.11's order_result has no display_quantity: the frontend reads it as null there, so every
+    order route answers as before; an order with display_quantity is 501 extension_outdated and places
+    nothing, also when it shares a place_orders batch with plain orders (which are placed)."""
+    with older_version(db, "0.11", ["OLD-ICE"], 18108, 18109) as (dsn, old, fe):
+        assert old.execute("SELECT count(*) FROM pg_attribute WHERE attname = 'display_quantity' AND "
+                           "attrelid = 'exchange.order_result'::regclass").fetchone()[0] == 0
+        api = "http://127.0.0.1:18108"
+
+        def body(client, price, **extra):
+            return {"client_id": client, "instrument": "OLD-ICE", "side": "buy", "type": "limit", "quantity": "2",
+                    "price": price, **extra}
+
+        r = requests.post(f"{api}/orders", json=body("ann", "10.00"), timeout=10)
+        assert r.status_code == 201 and r.json()["status"] == "open", r.text
+        assert "display_quantity" in r.json() and r.json()["display_quantity"] is None
+        order_id = r.json()["order_id"]
+        r = requests.get(f"{api}/orders/{order_id}", timeout=10)
+        assert r.status_code == 200 and r.json()["display_quantity"] is None, r.text
+        r = requests.get(f"{api}/orders", params={"client_id": "ann"}, timeout=10)
+        assert r.status_code == 200 and [(o["order_id"], o["display_quantity"]) for o in r.json()["orders"]] == \
+            [(order_id, None)], r.text
+        r = requests.patch(f"{api}/orders/{order_id}", json={"quantity": "1"}, timeout=10)
+        assert r.status_code == 200, r.text
+        assert (r.json()["quantity"], r.json()["display_quantity"]) == ("1.0000", None)
+        r = requests.delete(f"{api}/orders/{order_id}", timeout=10)
+        assert r.status_code == 200 and r.json()["status"] == "cancelled", r.text
+        assert r.json()["display_quantity"] is None
+
+        r = requests.post(f"{api}/orders", json=body("bob", "11.00", display_quantity="1"), timeout=10)
+        assert r.status_code == 501 and r.json()["error"]["code"] == "extension_outdated", r.text
+        # Icebergs and plain orders at once (some in one batch): each gets its own answer.
+        calls = [body("bob", f"{12 + i}.00", display_quantity="1") if i % 2 else body("cy", f"{12 + i}.00")
+                 for i in range(8)]
+        gate = threading.Barrier(len(calls))
+
+        def send(call):
+            gate.wait()
+            return requests.post(f"{api}/orders", json=call, timeout=10)
+        with ThreadPoolExecutor(len(calls)) as pool:
+            replies = list(pool.map(send, calls))
+        for call, r in zip(calls, replies):
+            if "display_quantity" in call:
+                assert r.status_code == 501 and r.json()["error"]["code"] == "extension_outdated", r.text
+            else:
+                assert r.status_code == 201 and r.json()["display_quantity"] is None, r.text
+        counts = dict(old.execute("SELECT client_id, count(*) FROM exchange.orders GROUP BY 1").fetchall())
+        assert counts == {"ann": 1, "cy": 4}
+        assert old.execute("SELECT problem FROM exchange.verify('OLD-ICE')").fetchall() == []
 
 
 def test_silent_clients_are_dropped_and_connections_are_limited(db):

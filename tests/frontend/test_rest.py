@@ -307,6 +307,129 @@ def test_bad_order_bodies_are_400(api, body, code):
     assert error_of(r) == code
 
 
+# The iceberg tests trade ETH-USD (lot 0.001): the test cluster has exchange.max_instruments (8) books, all
+# taken by this module's instruments. Its bids at 80.00 to 90.00 are theirs alone.
+ICE = "ETH-USD"
+
+
+def test_an_iceberg_shows_only_its_tip_and_refills_it(api, pg):
+    """display_quantity (extension 0.12), as a JSON string or number: the order answers it as an exact decimal
+    (the lot's scale), the book shows only the tip, and a taker that takes the tip exactly leaves the rest with
+    a new tip shown."""
+    buyer, seller = fresh_client("ice"), fresh_client("ice")
+
+    def my_bids():
+        book = requests.get(f"{api}/orderbook", params={"instrument": ICE, "levels": 1000}).json()
+        return [level for level in book["bids"] if Decimal("80.00") <= Decimal(level["price"]) <= Decimal("90.00")]
+
+    r = post_order(order(buyer, instrument=ICE, price="90.00", quantity="10", display_quantity="2.5"))
+    assert r.status_code == 201, r.text
+    iceberg = r.json()
+    assert (iceberg["status"], iceberg["quantity"], iceberg["remaining_quantity"], iceberg["display_quantity"]) == \
+        ("open", "10", "10.000", "2.500")
+    # A JSON number that binary floating point cannot hold (0.3) stays exact.
+    body = json.dumps(order(buyer, instrument=ICE, price="89.00", quantity="3"))[:-1] + ', "display_quantity": 0.3}'
+    r = requests.post(f"{api}/orders", data=body, headers=JSON)
+    assert r.status_code == 201, r.text
+    small = r.json()
+    assert (small["status"], small["quantity"], small["display_quantity"]) == ("open", "3", "0.300")
+
+    assert my_bids() == [{"price": "90.00", "quantity": "2.500", "order_count": 1},
+                         {"price": "89.00", "quantity": "0.300", "order_count": 1}]
+    got = requests.get(f"{api}/orders/{iceberg['order_id']}").json()
+    assert (got["remaining_quantity"], got["display_quantity"]) == ("10.000", "2.500")
+    listed = requests.get(f"{api}/orders", params={"client_id": buyer}).json()["orders"]
+    assert [(o["order_id"], o["display_quantity"]) for o in listed] == \
+        [(small["order_id"], "0.300"), (iceberg["order_id"], "2.500")]
+
+    # A taker that takes the tip exactly: the iceberg keeps 7.5, of which a new tip of 2.5 is shown.
+    r = post_order(order(seller, instrument=ICE, side="sell", price="90.00", quantity="2.5"))
+    assert r.status_code == 201, r.text
+    taker = r.json()
+    assert taker["status"] == "filled" and taker["display_quantity"] is None
+    assert [(t["price"], t["quantity"], t["maker_order_id"]) for t in taker["trades"]] == \
+        [("90.00", "2.500", iceberg["order_id"])]
+    got = requests.get(f"{api}/orders/{iceberg['order_id']}").json()
+    assert (got["status"], got["filled_quantity"], got["remaining_quantity"], got["display_quantity"]) == \
+        ("partially_filled", "2.500", "7.500", "2.500")
+    assert [t["quantity"] for t in got["trades"]] == ["2.500"]
+    assert my_bids() == [{"price": "90.00", "quantity": "2.500", "order_count": 1},
+                         {"price": "89.00", "quantity": "0.300", "order_count": 1}]
+
+    # A cancel answers the order as it is, display_quantity and all; its tip leaves the book.
+    r = requests.delete(f"{api}/orders/{iceberg['order_id']}", params={"client_id": buyer})
+    assert r.status_code == 200, r.text
+    assert (r.json()["status"], r.json()["filled_quantity"], r.json()["display_quantity"]) == \
+        ("cancelled", "2.500", "2.500")
+    assert my_bids() == [{"price": "89.00", "quantity": "0.300", "order_count": 1}]
+    assert requests.delete(f"{api}/orders/{small['order_id']}").status_code == 200
+    assert my_bids() == []
+    with pg.connect() as conn:
+        assert conn.execute("SELECT problem FROM exchange.verify(%s)", (ICE,)).fetchall() == []
+
+
+@pytest.mark.parametrize("extra, code", [
+    ({"quantity": "1", "display_quantity": "2"}, "invalid_display"),  # more than the quantity
+    ({"display_quantity": "0.0005"}, "invalid_display"),  # not a multiple of the lot 0.001
+    ({"display_quantity": "0"}, "invalid_display"),
+    ({"display_quantity": "-1"}, "invalid_display"),
+    ({"quantity": "10", "display_quantity": "0.099"}, "invalid_display"),  # more than 100 times the display
+    ({"type": "market", "price": None, "display_quantity": "1"}, "invalid_combination"),
+    ({"time_in_force": "ioc", "display_quantity": "1"}, "invalid_combination"),
+    ({"time_in_force": "fok", "display_quantity": "1"}, "invalid_combination"),
+    ({"display_quantity": "abc"}, "invalid_display"),  # refused by the frontend itself, like a price "abc"
+    ({"display_quantity": "NaN"}, "invalid_display"),
+    ({"display_quantity": True}, "invalid_field"),
+    ({"display_quantity": {"value": "1"}}, "invalid_field"),
+    ({"display_quantity": ["1"]}, "invalid_field"),
+])
+def test_bad_display_quantities_are_400_and_place_nothing(api, pg, extra, code):
+    client = fresh_client("icebad")
+    body = {k: v for k, v in {**order(client, instrument=ICE, price="85.00", quantity="5"), **extra}.items()
+            if v is not None}
+    r = post_order(body)
+    assert r.status_code == 400 and error_of(r) == code, r.text
+    assert pg.scalar("SELECT count(*) FROM exchange.orders WHERE client_id = %s", (client,)) == 0
+
+
+def test_display_quantity_errors_say_what_is_wrong(api, pg):
+    """The messages are the ones exchange.place_order raises; a JSON number is never rounded through a binary
+    double (0.30000000000000001 is not a multiple of the lot, though its nearest double is 0.3's)."""
+    client = fresh_client("icemsg")
+    r = post_order(order(client, instrument=ICE, price="85.00", quantity="1", display_quantity="2"))
+    assert r.status_code == 400, r.text
+    assert r.json()["error"] == {"code": "invalid_display",
+                                 "message": "invalid_display: display_quantity 2 exceeds the quantity 1"}
+    r = post_order({**order(client, instrument=ICE, type="market", quantity="1", display_quantity="1"), "price": None})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"] == {"code": "invalid_combination",
+                                 "message": "invalid_combination: display_quantity needs a gtc limit order"}
+    body = json.dumps(order(client, instrument=ICE, price="85.00", quantity="3"))[:-1] + \
+        ', "display_quantity": 0.30000000000000001}'
+    r = requests.post(f"{api}/orders", data=body, headers=JSON)
+    assert r.status_code == 400 and error_of(r) == "invalid_display", r.text
+    assert "0.30000000000000001" in r.json()["error"]["message"], r.text
+    assert pg.scalar("SELECT count(*) FROM exchange.orders WHERE client_id = %s", (client,)) == 0
+
+
+def test_a_plain_order_has_a_null_display_quantity_in_every_answer(api):
+    client = fresh_client()
+    r = post_order(order(client, price="30.00", display_quantity=None))  # null is no display_quantity
+    assert r.status_code == 201, r.text
+    placed = r.json()
+    assert "display_quantity" in placed and placed["display_quantity"] is None
+    order_id = placed["order_id"]
+    got = requests.get(f"{api}/orders/{order_id}").json()
+    assert "display_quantity" in got and got["display_quantity"] is None
+    listed = requests.get(f"{api}/orders", params={"client_id": client}).json()["orders"]
+    assert [(o["order_id"], o["display_quantity"]) for o in listed] == [(order_id, None)]
+    r = requests.patch(f"{api}/orders/{order_id}", json={"quantity": "2"})
+    assert r.status_code == 200 and "display_quantity" in r.json() and r.json()["display_quantity"] is None
+    r = requests.delete(f"{api}/orders/{order_id}")
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+    assert "display_quantity" in r.json() and r.json()["display_quantity"] is None
+
+
 def test_idempotency_header_must_be_text(api):
     body = '{"client_id": "x", "instrument": "BTC-USD", "side": "buy", "type": "limit", "quantity": "1", "price": "1"}'
     r = requests.post(f"{api}/orders", data=body, headers={**JSON, "Idempotency-Key": b"\xff\xfe"})

@@ -96,9 +96,11 @@ std::string Join(const std::set<std::string>& items) {
 // answered by http_server.cpp before a body is parsed. A code missing here is
 // a finding: review it, then add it.
 const std::map<std::string, int, std::less<>> kCodes = {
-    {"malformed_json", 400}, {"duplicate_field", 400},  {"unknown_field", 400},
-    {"missing_field", 400},  {"invalid_field", 400},    {"invalid_quantity", 400},
-    {"invalid_price", 400},  {"conflicting_idempotency_key", 400}, {"client_mismatch", 403}};
+    {"malformed_json", 400},  {"duplicate_field", 400},
+    {"unknown_field", 400},   {"missing_field", 400},
+    {"invalid_field", 400},   {"invalid_quantity", 400},
+    {"invalid_price", 400},   {"conflicting_idempotency_key", 400},
+    {"client_mismatch", 403}, {"invalid_display", 400}};
 
 // Runs f; returns the ApiError it threw (checked against kCodes) or nothing.
 template <class F>
@@ -253,9 +255,9 @@ Reading Read(std::string_view body) {
 
 // ---- POST /orders ----
 
-constexpr std::string_view kOrderFields[] = {"client_id", "instrument",    "side",          "type",
-                                             "quantity",  "price",         "time_in_force", "idempotency_key",
-                                             "post_only", "stp"};
+constexpr std::string_view kOrderFields[] = {
+    "client_id",     "instrument",      "side",      "type", "quantity",        "price",
+    "time_in_force", "idempotency_key", "post_only", "stp",  "display_quantity"};
 constexpr std::string_view kOrderTextFields[] = {"client_id",     "instrument",      "side", "type",
                                                  "time_in_force", "idempotency_key", "stp"};
 
@@ -298,11 +300,13 @@ std::set<std::string> OrderProblems(const Reading& r, const OrderInput& in) {
         if (!Contains(kOrderFields, m.key)) p.insert("unknown_field");
         if (m.kind == Kind::Null) continue;
         if (Contains(kOrderTextFields, m.key) && m.kind != Kind::String) p.insert("invalid_field");
-        if (m.key == "quantity" || m.key == "price") {
+        if (m.key == "quantity" || m.key == "price" || m.key == "display_quantity") {
             if (m.kind != Kind::String && m.kind != Kind::Number)
                 p.insert("invalid_field");
             else if (!ReferenceDecimal(m.text))
-                p.insert(m.key == "quantity" ? "invalid_quantity" : "invalid_price");
+                p.insert(m.key == "quantity" ? "invalid_quantity"
+                         : m.key == "price"  ? "invalid_price"
+                                             : "invalid_display");
         }
         if (m.key == "post_only" && m.kind != Kind::Bool) p.insert("invalid_field");
         if (m.key == "client_id" && in.client && m.kind == Kind::String && m.text != *in.client)
@@ -333,6 +337,7 @@ void CheckPlaceItem(const pgx::OrderRequest& o) {
     if (o.time_in_force) want["time_in_force"] = *o.time_in_force;
     if (o.idempotency_key) want["idempotency_key"] = *o.idempotency_key;
     if (o.stp) want["stp"] = *o.stp;
+    if (o.display_quantity) want["display_quantity"] = *o.display_quantity;
     CHECK(json.find('\0') == std::string::npos, "write_place_item wrote a raw NUL: " + Quote(json));
     // exchange.place_orders takes jsonb: valid UTF-8 and no U+0000.
     CHECK(IsUtf8(json), "an accepted order is not valid UTF-8 JSON: " + Quote(json));
@@ -386,6 +391,9 @@ void FuzzOrder(std::string_view input) {
     CHECK(!o.price || pgx::is_decimal_text(*o.price), "price " + Quote(*o.price) + " is not decimal text");
     CHECK(o.time_in_force == r.text("time_in_force"), "time_in_force differs from the body's");
     CHECK(o.stp == r.text("stp"), "stp differs from the body's");
+    CHECK(o.display_quantity == r.text("display_quantity"), "display_quantity differs from the body's");
+    CHECK(!o.display_quantity || pgx::is_decimal_text(*o.display_quantity),
+          "display_quantity " + Quote(*o.display_quantity) + " is not decimal text");
     CHECK(o.idempotency_key == (in.header ? in.header : r.text("idempotency_key")),
           "idempotency_key is neither the header nor the body's");
     const Member* post_only = r.present("post_only");
@@ -462,8 +470,9 @@ void FuzzBody(std::string_view body) {
     CheckAllowOnly(*b, r, {"client_id"});
     CheckAllowOnly(*b, r, {"instrument"});
     CheckAllowOnly(*b, r, {"client_id", "quantity", "price"});
-    CheckAllowOnly(*b, r, {"client_id", "instrument", "side", "type", "quantity", "price", "time_in_force",
-                           "idempotency_key", "post_only", "stp"});
+    CheckAllowOnly(*b, r,
+                   {"client_id", "instrument", "side", "type", "quantity", "price", "time_in_force",
+                    "idempotency_key", "post_only", "stp", "display_quantity"});
     std::set<std::string> names = {"", "quantity", "price", "client_id", "post_only", "absent"};
     for (const Member& m : r.members)
         if (names.size() < 40) names.insert(m.key);
