@@ -22,40 +22,16 @@
 #include <vector>
 
 #include "book.h"
+#include "desk_support.h"
 #include "test_support.h"
 
 namespace {
 
 using namespace pgx::core;
+using namespace pgx::test::desk;
 using pgx::test::diff_snapshots;
 using pgx::test::OwnedBook;
 using pgx::test::Snapshot;
-
-constexpr Side Buy = Side::Buy;
-constexpr Side Sell = Side::Sell;
-constexpr Side Bid = Side::Buy;  // in expected books and level changes
-constexpr Side Ask = Side::Sell;
-
-constexpr OwnerId Alice = 1;  // usually the trader sending the order under test
-constexpr OwnerId Bob = 2;
-constexpr OwnerId Carol = 3;
-constexpr OwnerId Dave = 4;
-
-constexpr int64_t kTop = std::numeric_limits<int64_t>::max();
-
-std::string reject_str(Reject r) {
-    return std::string(to_string(r));
-}
-std::string reject_str(const Result& r) {
-    return reject_str(r.reject);
-}
-const char* side_str(Side s) {
-    return s == Side::Buy ? "bid" : "ask";
-}
-
-// EXPECT_ICE_REJECT(result_or_reject, Reason): rejected with exactly this reason
-// (None: an accepted load_resting).
-#define EXPECT_ICE_REJECT(x, reason) EXPECT_EQ(reject_str(x), reject_str(Reject::reason))
 
 // ---------------------------------------------------------------------------
 // Expected values.
@@ -80,21 +56,6 @@ std::ostream& operator<<(std::ostream& os, const IceFill& f) {
 }
 using IceFills = std::vector<IceFill>;
 
-// A price level or a level change: side, price, shown total, order count.
-struct IceLevel {
-    Side side;
-    int64_t price;
-    int64_t qty;
-    uint32_t count;
-};
-bool operator==(const IceLevel& a, const IceLevel& b) {
-    return a.side == b.side && a.price == b.price && a.qty == b.qty && a.count == b.count;
-}
-std::ostream& operator<<(std::ostream& os, const IceLevel& l) {
-    return os << side_str(l.side) << " " << l.price << ": qty " << l.qty << " in " << l.count;
-}
-using IceLevels = std::vector<IceLevel>;
-
 // A resting order: all it has left, the part shown, its display (0: plain).
 struct IceOrder {
     OrderId id;
@@ -113,22 +74,6 @@ std::ostream& operator<<(std::ostream& os, const IceOrder& o) {
 }
 using IceQueue = std::vector<IceOrder>;
 
-// The subject order's outcome.
-struct IceOut {
-    int64_t filled;
-    int64_t resting;
-    int64_t cancelled;
-    CancelReason reason;
-};
-bool operator==(const IceOut& a, const IceOut& b) {
-    return a.filled == b.filled && a.resting == b.resting && a.cancelled == b.cancelled &&
-           a.reason == b.reason;
-}
-std::ostream& operator<<(std::ostream& os, const IceOut& o) {
-    return os << "filled " << o.filled << ", resting " << o.resting << ", cancelled " << o.cancelled << " ("
-              << to_string(o.reason) << ")";
-}
-
 // A resting order removed by self-trade prevention.
 struct IceStp {
     OrderId id;
@@ -141,7 +86,7 @@ bool operator==(const IceStp& a, const IceStp& b) {
     return a.id == b.id && a.owner == b.owner && a.side == b.side && a.price == b.price && a.qty == b.qty;
 }
 std::ostream& operator<<(std::ostream& os, const IceStp& c) {
-    return os << "#" << c.id << " (owner " << c.owner << ") " << side_str(c.side) << " " << c.qty << " @ "
+    return os << "#" << c.id << " (owner " << c.owner << ") " << side_name(c.side) << " " << c.qty << " @ "
               << c.price;
 }
 using IceStps = std::vector<IceStp>;
@@ -152,8 +97,8 @@ IceFills ice_fills(const Result& r) {
         v.push_back({f.maker, f.price.v, f.qty.v, f.maker_remaining.v, f.maker_visible.v, f.maker_requeued});
     return v;
 }
-IceLevels ice_changes(const Result& r) {
-    IceLevels v;
+Changes ice_changes(const Result& r) {
+    Changes v;
     for (const LevelChange& c : r.levels) v.push_back({c.side, c.price.v, c.qty.v, c.count});
     return v;
 }
@@ -165,11 +110,7 @@ IceStps ice_stp(const Result& r) {
     }
     return v;
 }
-IceOut ice_outcome(const Result& r) {
-    return {r.filled.v, r.resting.v, r.cancelled.v, r.cancel_reason};
-}
-IceOut done(int64_t filled, int64_t resting, int64_t cancelled = 0,
-            CancelReason reason = CancelReason::None) {
+Out done(int64_t filled, int64_t resting, int64_t cancelled = 0, CancelReason reason = CancelReason::None) {
     return {filled, resting, cancelled, reason};
 }
 
@@ -318,14 +259,14 @@ public:
     // Place a GTC order that is expected to rest in full without trading.
     void rest(const NewOrder& o) {
         const Result r = place(o);
-        EXPECT_TRUE(r.accepted()) << "setup order #" << o.id << " rejected: " << reject_str(r);
-        EXPECT_EQ(ice_outcome(r), done(0, o.qty.v)) << "setup order #" << o.id << " did not simply rest";
+        EXPECT_TRUE(r.accepted()) << "setup order #" << o.id << " rejected: " << reject_name(r);
+        EXPECT_EQ(outcome(r), done(0, o.qty.v)) << "setup order #" << o.id << " did not simply rest";
     }
 
     // Both sides as a price ladder: asks from the highest price down, then bids
     // from the highest price down.
-    IceLevels ladder() const {
-        IceLevels v;
+    Ladder ladder() const {
+        Ladder v;
         std::vector<LevelView> lv;
         book().levels(Sell, SIZE_MAX, lv);
         for (auto it = lv.rbegin(); it != lv.rend(); ++it)
@@ -388,10 +329,10 @@ public:
                     shown += o.visible.v;
                 }
                 EXPECT_EQ(l.qty.v, shown)
-                    << side_str(s) << " " << l.price.v << ": total is not the sum of tips";
-                EXPECT_EQ(l.count, count) << side_str(s) << " " << l.price.v;
+                    << side_name(s) << " " << l.price.v << ": total is not the sum of tips";
+                EXPECT_EQ(l.count, count) << side_name(s) << " " << l.price.v;
             }
-            EXPECT_EQ(k, os.size()) << side_str(s) << ": orders outside every level";
+            EXPECT_EQ(k, os.size()) << side_name(s) << ": orders outside every level";
         }
     }
 
@@ -402,23 +343,8 @@ private:
         return found;
     }
 
-    // A result full of leftovers from an earlier command: the book must clear it.
-    static Result stale_result() {
-        Result r;
-        r.status = Status::Rejected;
-        r.reject = Reject::NoChange;
-        r.seq = 999999;
-        r.filled = r.resting = r.cancelled = Qty{777};
-        r.cancel_reason = CancelReason::User;
-        r.priority_kept = true;
-        r.fills.push_back(Fill{999, 999, 999, Price{1}, Qty{1}, Qty{1}, Qty{1}, true});
-        r.levels.push_back(LevelChange{Side::Buy, Price{1}, Qty{1}, 1});
-        r.stp_cancelled.push_back(Cancelled{999, 999, Side::Buy, Price{1}, Qty{1}, CancelReason::User});
-        return r;
-    }
-
     // The level as the book shows it now ({side, price, 0, 0} if gone).
-    IceLevel level_now(Side s, int64_t price) const {
+    Lv level_now(Side s, int64_t price) const {
         std::vector<LevelView> lv;
         book().levels(s, SIZE_MAX, lv);
         for (const LevelView& l : lv)
@@ -436,7 +362,7 @@ private:
         EXPECT_EQ(ok, r.accepted());
         expect_consistent();
         if (r.accepted()) {
-            EXPECT_ICE_REJECT(r, None);
+            EXPECT_REJECT(r, None);
             EXPECT_EQ(r.seq, seq0 + 1) << "an accepted command advances the sequence by exactly 1";
             EXPECT_EQ(book().seq(), seq0 + 1);
             std::map<OrderId, const Fill*> last;
@@ -465,20 +391,14 @@ private:
             std::set<std::pair<Side, int64_t>> seen;
             for (const LevelChange& c : r.levels) {
                 EXPECT_TRUE(seen.insert({c.side, c.price.v}).second)
-                    << side_str(c.side) << " " << c.price.v << " reported twice";
-                EXPECT_EQ((IceLevel{c.side, c.price.v, c.qty.v, c.count}), level_now(c.side, c.price.v));
+                    << side_name(c.side) << " " << c.price.v << " reported twice";
+                EXPECT_EQ((Lv{c.side, c.price.v, c.qty.v, c.count}), level_now(c.side, c.price.v));
             }
         } else {
-            EXPECT_NE(reject_str(r), reject_str(Reject::None)) << "a rejected command needs a reason";
-            EXPECT_EQ(r.seq, seq0) << "a reject reports the unchanged sequence";
+            expect_rejected_result(r, seq0);
             EXPECT_EQ(book().seq(), seq0) << "a reject must not advance the sequence";
             EXPECT_EQ(book().state_hash(), hash0) << "a reject must not change the book";
             EXPECT_EQ(diff_snapshots(Snapshot::of(book()), snap0), "") << "a reject must not change the book";
-            EXPECT_TRUE(r.fills.empty()) << "a rejected result has no fills";
-            EXPECT_TRUE(r.levels.empty()) << "a rejected result has no level changes";
-            EXPECT_TRUE(r.stp_cancelled.empty()) << "a rejected result has no stp_cancelled";
-            EXPECT_EQ(ice_outcome(r), done(0, 0)) << "a rejected result has zero quantities";
-            EXPECT_FALSE(r.priority_kept);
         }
         return r;
     }
@@ -512,20 +432,20 @@ using IcebergHash = IcebergScenario;
 
 TEST_F(IcebergResting, LevelShowsOnlyTheTipWhileTheWholeQuantityRests) {
     const Result r = d.place(iceberg(1, Bob, Sell, 100, 10, 3));
-    EXPECT_EQ(ice_outcome(r), done(0, 10));
+    EXPECT_EQ(outcome(r), done(0, 10));
     EXPECT_EQ(ice_fills(r), IceFills{});
-    EXPECT_EQ(ice_changes(r), (IceLevels{{Ask, 100, 3, 1}}));
-    EXPECT_EQ(d.ladder(), (IceLevels{{Ask, 100, 3, 1}}));
+    EXPECT_EQ(ice_changes(r), (Ladder{{Ask, 100, 3, 1}}));
+    EXPECT_EQ(d.ladder(), (Ladder{{Ask, 100, 3, 1}}));
     EXPECT_EQ(d.order(1), (IceOrder{1, 100, 10, 3, 3}));
 
     const Result joined = d.place(plain(2, Carol, Sell, 100, 5));
-    EXPECT_EQ(ice_changes(joined), (IceLevels{{Ask, 100, 8, 2}}));
+    EXPECT_EQ(ice_changes(joined), (Ladder{{Ask, 100, 8, 2}}));
     EXPECT_EQ(d.queue(Ask), (IceQueue{{1, 100, 10, 3, 3}, {2, 100, 5, 5, 0}}));
 
     const Result bid = d.place(iceberg(3, Dave, Buy, 99, 50, 20));
-    EXPECT_EQ(ice_outcome(bid), done(0, 50));
-    EXPECT_EQ(ice_changes(bid), (IceLevels{{Bid, 99, 20, 1}}));
-    EXPECT_EQ(d.ladder(), (IceLevels{{Ask, 100, 8, 2}, {Bid, 99, 20, 1}}));
+    EXPECT_EQ(outcome(bid), done(0, 50));
+    EXPECT_EQ(ice_changes(bid), (Ladder{{Bid, 99, 20, 1}}));
+    EXPECT_EQ(d.ladder(), (Ladder{{Ask, 100, 8, 2}, {Bid, 99, 20, 1}}));
     EXPECT_EQ(d.order(3), (IceOrder{3, 99, 50, 20, 20}));
 }
 
@@ -536,9 +456,9 @@ TEST_F(IcebergResting, IncomingIcebergTradesItsWholeQuantityAndHidesOnlyWhatRest
     const Result r = d.place(iceberg(10, Alice, Buy, 101, 20, 2));
 
     EXPECT_EQ(ice_fills(r), (IceFills{{1, 100, 5, 0, 0, false}, {2, 101, 5, 0, 0, false}}));
-    EXPECT_EQ(ice_outcome(r), done(10, 10));
-    EXPECT_EQ(ice_changes(r), (IceLevels{{Ask, 100, 0, 0}, {Ask, 101, 0, 0}, {Bid, 101, 2, 1}}));
-    EXPECT_EQ(d.ladder(), (IceLevels{{Bid, 101, 2, 1}}));
+    EXPECT_EQ(outcome(r), done(10, 10));
+    EXPECT_EQ(ice_changes(r), (Ladder{{Ask, 100, 0, 0}, {Ask, 101, 0, 0}, {Bid, 101, 2, 1}}));
+    EXPECT_EQ(d.ladder(), (Ladder{{Bid, 101, 2, 1}}));
     EXPECT_EQ(d.order(10), (IceOrder{10, 101, 10, 2, 2}));
 }
 
@@ -548,8 +468,8 @@ TEST_F(IcebergResting, RemainderSmallerThanTheDisplayIsAllShown) {
     const Result r = d.place(iceberg(10, Alice, Buy, 100, 12, 5));
 
     EXPECT_EQ(ice_fills(r), (IceFills{{1, 100, 10, 0, 0, false}}));
-    EXPECT_EQ(ice_outcome(r), done(10, 2));
-    EXPECT_EQ(ice_changes(r), (IceLevels{{Ask, 100, 0, 0}, {Bid, 100, 2, 1}}));
+    EXPECT_EQ(outcome(r), done(10, 2));
+    EXPECT_EQ(ice_changes(r), (Ladder{{Ask, 100, 0, 0}, {Bid, 100, 2, 1}}));
     EXPECT_EQ(d.order(10), (IceOrder{10, 100, 2, 2, 5}));
 }
 
@@ -563,8 +483,8 @@ TEST_F(IcebergPriority, TakerSmallerThanTheTipKeepsTheIcebergFirst) {
     const Result r = d.place(plain(10, Alice, Buy, 100, 3));
 
     EXPECT_EQ(ice_fills(r), (IceFills{{1, 100, 3, 7, 1, false}}));
-    EXPECT_EQ(ice_outcome(r), done(3, 0));
-    EXPECT_EQ(ice_changes(r), (IceLevels{{Ask, 100, 6, 2}}));
+    EXPECT_EQ(outcome(r), done(3, 0));
+    EXPECT_EQ(ice_changes(r), (Ladder{{Ask, 100, 6, 2}}));
     EXPECT_EQ(d.queue(Ask), (IceQueue{{1, 100, 7, 1, 4}, {2, 100, 5, 5, 0}}));
 }
 
@@ -575,8 +495,8 @@ TEST_F(IcebergPriority, ExhaustedTipRefillsBehindTheOrdersThatCameLater) {
     const Result r = d.place(plain(10, Alice, Buy, 100, 4));
 
     EXPECT_EQ(ice_fills(r), (IceFills{{1, 100, 4, 6, 4, true}}));
-    EXPECT_EQ(ice_outcome(r), done(4, 0));
-    EXPECT_EQ(ice_changes(r), (IceLevels{{Ask, 100, 9, 2}}));
+    EXPECT_EQ(outcome(r), done(4, 0));
+    EXPECT_EQ(ice_changes(r), (Ladder{{Ask, 100, 9, 2}}));
     EXPECT_EQ(d.queue(Ask), (IceQueue{{2, 100, 5, 5, 0}, {1, 100, 6, 4, 4}}));
 
     // A later order queues behind the refilled iceberg, as behind a new order.
@@ -586,8 +506,8 @@ TEST_F(IcebergPriority, ExhaustedTipRefillsBehindTheOrdersThatCameLater) {
     // The next taker meets the order that was behind the iceberg first.
     const Result next = d.place(plain(11, Dave, Buy, 100, 6));
     EXPECT_EQ(ice_fills(next), (IceFills{{2, 100, 5, 0, 0, false}, {1, 100, 1, 5, 3, false}}));
-    EXPECT_EQ(ice_outcome(next), done(6, 0));
-    EXPECT_EQ(ice_changes(next), (IceLevels{{Ask, 100, 5, 2}}));
+    EXPECT_EQ(outcome(next), done(6, 0));
+    EXPECT_EQ(ice_changes(next), (Ladder{{Ask, 100, 5, 2}}));
     EXPECT_EQ(d.queue(Ask), (IceQueue{{1, 100, 5, 3, 4}, {3, 100, 2, 2, 0}}));
 }
 
@@ -600,9 +520,9 @@ TEST_F(IcebergPriority, BidIcebergRefillsTheSameWay) {
 
     EXPECT_EQ(ice_fills(r),
               (IceFills{{1, 100, 3, 6, 3, true}, {2, 100, 1, 0, 0, false}, {1, 100, 1, 5, 2, false}}));
-    EXPECT_EQ(ice_outcome(r), done(5, 0));
-    EXPECT_EQ(ice_changes(r), (IceLevels{{Bid, 100, 2, 1}}));
-    EXPECT_EQ(d.ladder(), (IceLevels{{Bid, 100, 2, 1}, {Bid, 99, 4, 1}}));
+    EXPECT_EQ(outcome(r), done(5, 0));
+    EXPECT_EQ(ice_changes(r), (Ladder{{Bid, 100, 2, 1}}));
+    EXPECT_EQ(d.ladder(), (Ladder{{Bid, 100, 2, 1}, {Bid, 99, 4, 1}}));
 }
 
 // ===========================================================================
@@ -611,7 +531,7 @@ TEST_F(IcebergPriority, BidIcebergRefillsTheSameWay) {
 TEST_F(IcebergSweep, TakerMeetsTheIcebergAgainAfterTheOrdersAheadOfIt) {
     d.rest(iceberg(1, Bob, Sell, 100, 10, 3));
     d.rest(plain(2, Carol, Sell, 100, 2));
-    EXPECT_EQ(d.ladder(), (IceLevels{{Ask, 100, 5, 2}}));
+    EXPECT_EQ(d.ladder(), (Ladder{{Ask, 100, 5, 2}}));
 
     const Result r = d.place(plain(10, Alice, Buy, 100, 9));
 
@@ -621,16 +541,16 @@ TEST_F(IcebergSweep, TakerMeetsTheIcebergAgainAfterTheOrdersAheadOfIt) {
                                       {2, 100, 2, 0, 0, false},
                                       {1, 100, 3, 4, 3, true},
                                       {1, 100, 1, 3, 2, false}}));
-    EXPECT_EQ(ice_outcome(r), done(9, 0));
-    EXPECT_EQ(ice_changes(r), (IceLevels{{Ask, 100, 2, 1}})) << "one change per level, the final shown total";
+    EXPECT_EQ(outcome(r), done(9, 0));
+    EXPECT_EQ(ice_changes(r), (Ladder{{Ask, 100, 2, 1}})) << "one change per level, the final shown total";
     EXPECT_EQ(d.queue(Ask), (IceQueue{{1, 100, 3, 2, 3}}));
-    EXPECT_EQ(d.ladder(), (IceLevels{{Ask, 100, 2, 1}}));
+    EXPECT_EQ(d.ladder(), (Ladder{{Ask, 100, 2, 1}}));
 }
 
 TEST_F(IcebergSweep, TwoIcebergsTakeTurns) {
     d.rest(iceberg(1, Bob, Sell, 100, 6, 2));
     d.rest(iceberg(2, Carol, Sell, 100, 6, 3));
-    EXPECT_EQ(d.ladder(), (IceLevels{{Ask, 100, 5, 2}}));
+    EXPECT_EQ(d.ladder(), (Ladder{{Ask, 100, 5, 2}}));
 
     const Result r = d.place(plain(10, Alice, Buy, 100, 10));
 
@@ -638,8 +558,8 @@ TEST_F(IcebergSweep, TwoIcebergsTakeTurns) {
                                       {2, 100, 3, 3, 3, true},
                                       {1, 100, 2, 2, 2, true},
                                       {2, 100, 3, 0, 0, false}}));
-    EXPECT_EQ(ice_outcome(r), done(10, 0));
-    EXPECT_EQ(ice_changes(r), (IceLevels{{Ask, 100, 2, 1}}));
+    EXPECT_EQ(outcome(r), done(10, 0));
+    EXPECT_EQ(ice_changes(r), (Ladder{{Ask, 100, 2, 1}}));
     EXPECT_EQ(d.queue(Ask), (IceQueue{{1, 100, 2, 2, 2}}));
 }
 
@@ -649,20 +569,20 @@ TEST_F(IcebergSweep, LastTipIsWhatIsLeftAndTheFilledIcebergLeaves) {
 
     const Result first = d.place(plain(10, Alice, Buy, 100, 3));
     EXPECT_EQ(ice_fills(first), (IceFills{{1, 100, 3, 4, 3, true}}));
-    EXPECT_EQ(ice_changes(first), (IceLevels{{Ask, 100, 3, 1}}));
+    EXPECT_EQ(ice_changes(first), (Ladder{{Ask, 100, 3, 1}}));
     EXPECT_EQ(d.order(1), (IceOrder{1, 100, 4, 3, 3}));
 
     const Result second = d.place(plain(11, Alice, Buy, 100, 3));
     EXPECT_EQ(ice_fills(second), (IceFills{{1, 100, 3, 1, 1, true}}));
-    EXPECT_EQ(ice_changes(second), (IceLevels{{Ask, 100, 1, 1}}));
+    EXPECT_EQ(ice_changes(second), (Ladder{{Ask, 100, 1, 1}}));
     EXPECT_EQ(d.order(1), (IceOrder{1, 100, 1, 1, 3}));
 
     const Result last = d.place(plain(12, Alice, Buy, 100, 3));
     EXPECT_EQ(ice_fills(last), (IceFills{{1, 100, 1, 0, 0, false}}));
-    EXPECT_EQ(ice_outcome(last), done(1, 2));
-    EXPECT_EQ(ice_changes(last), (IceLevels{{Ask, 100, 0, 0}, {Bid, 100, 2, 1}}));
+    EXPECT_EQ(outcome(last), done(1, 2));
+    EXPECT_EQ(ice_changes(last), (Ladder{{Ask, 100, 0, 0}, {Bid, 100, 2, 1}}));
     EXPECT_FALSE(d.has(1));
-    EXPECT_EQ(d.ladder(), (IceLevels{{Ask, 101, 4, 1}, {Bid, 100, 2, 1}}));
+    EXPECT_EQ(d.ladder(), (Ladder{{Ask, 101, 4, 1}, {Bid, 100, 2, 1}}));
 }
 
 TEST_F(IcebergSweep, WholeIcebergInOneCommandThenTheNextLevel) {
@@ -675,8 +595,8 @@ TEST_F(IcebergSweep, WholeIcebergInOneCommandThenTheNextLevel) {
                                       {1, 100, 3, 1, 1, true},
                                       {1, 100, 1, 0, 0, false},
                                       {2, 101, 2, 2, 2, false}}));
-    EXPECT_EQ(ice_outcome(r), done(9, 0));
-    EXPECT_EQ(ice_changes(r), (IceLevels{{Ask, 100, 0, 0}, {Ask, 101, 2, 1}}));
+    EXPECT_EQ(outcome(r), done(9, 0));
+    EXPECT_EQ(ice_changes(r), (Ladder{{Ask, 100, 0, 0}, {Ask, 101, 2, 1}}));
     EXPECT_FALSE(d.has(1));
     EXPECT_EQ(d.queue(Ask), (IceQueue{{2, 101, 2, 2, 0}}));
 }
@@ -688,12 +608,12 @@ TEST_F(IcebergCancel, CancelsShownAndHiddenWhileTheLevelLosesOnlyTheTip) {
     d.rest(iceberg(1, Bob, Sell, 100, 10, 4));
     d.rest(plain(2, Carol, Sell, 100, 5));
     EXPECT_EQ(ice_fills(d.place(plain(10, Alice, Buy, 100, 1))), (IceFills{{1, 100, 1, 9, 3, false}}));
-    EXPECT_EQ(d.ladder(), (IceLevels{{Ask, 100, 8, 2}}));
+    EXPECT_EQ(d.ladder(), (Ladder{{Ask, 100, 8, 2}}));
 
     const Result r = d.cancel(1);
 
-    EXPECT_EQ(ice_outcome(r), done(0, 0, 9, CancelReason::User));
-    EXPECT_EQ(ice_changes(r), (IceLevels{{Ask, 100, 5, 1}}));
+    EXPECT_EQ(outcome(r), done(0, 0, 9, CancelReason::User));
+    EXPECT_EQ(ice_changes(r), (Ladder{{Ask, 100, 5, 1}}));
     EXPECT_FALSE(d.has(1));
     EXPECT_EQ(d.queue(Ask), (IceQueue{{2, 100, 5, 5, 0}}));
 }
@@ -703,10 +623,10 @@ TEST_F(IcebergCancel, LoneIcebergTakesItsLevelWithIt) {
 
     const Result r = d.cancel(3);
 
-    EXPECT_EQ(ice_outcome(r), done(0, 0, 30, CancelReason::User));
-    EXPECT_EQ(ice_changes(r), (IceLevels{{Ask, 101, 0, 0}}));
-    EXPECT_EQ(d.ladder(), IceLevels{});
-    EXPECT_ICE_REJECT(d.cancel(3), OrderNotFound);
+    EXPECT_EQ(outcome(r), done(0, 0, 30, CancelReason::User));
+    EXPECT_EQ(ice_changes(r), (Ladder{{Ask, 101, 0, 0}}));
+    EXPECT_EQ(d.ladder(), Ladder{});
+    EXPECT_REJECT(d.cancel(3), OrderNotFound);
 }
 
 // ===========================================================================
@@ -718,15 +638,15 @@ TEST_F(IcebergAmend, LowerQuantityGivesUpHiddenFirstAndKeepsPriority) {
 
     const Result r = d.amend(1, 100, 6);
     EXPECT_TRUE(r.priority_kept);
-    EXPECT_EQ(ice_outcome(r), done(0, 6));
-    EXPECT_EQ(ice_changes(r), (IceLevels{{Ask, 100, 9, 2}}));
+    EXPECT_EQ(outcome(r), done(0, 6));
+    EXPECT_EQ(ice_changes(r), (Ladder{{Ask, 100, 9, 2}}));
     EXPECT_EQ(d.queue(Ask), (IceQueue{{1, 100, 6, 4, 4}, {2, 100, 5, 5, 0}}));
 
     // Below the shown part: the tip shrinks, still first in line.
     const Result below = d.amend(1, 100, 3);
     EXPECT_TRUE(below.priority_kept);
-    EXPECT_EQ(ice_outcome(below), done(0, 3));
-    EXPECT_EQ(ice_changes(below), (IceLevels{{Ask, 100, 8, 2}}));
+    EXPECT_EQ(outcome(below), done(0, 3));
+    EXPECT_EQ(ice_changes(below), (Ladder{{Ask, 100, 8, 2}}));
     EXPECT_EQ(d.queue(Ask), (IceQueue{{1, 100, 3, 3, 4}, {2, 100, 5, 5, 0}}));
 
     // Nothing is hidden any more: filling the tip removes the order.
@@ -743,7 +663,7 @@ TEST_F(IcebergAmend, LowerQuantityOfAPartlyTradedTipKeepsTheTip) {
     const Result r = d.amend(1, 100, 5);
 
     EXPECT_TRUE(r.priority_kept);
-    EXPECT_EQ(ice_changes(r), (IceLevels{{Ask, 100, 8, 2}}));
+    EXPECT_EQ(ice_changes(r), (Ladder{{Ask, 100, 8, 2}}));
     EXPECT_EQ(d.queue(Ask), (IceQueue{{1, 100, 5, 3, 4}, {2, 100, 5, 5, 0}}));
 }
 
@@ -751,13 +671,13 @@ TEST_F(IcebergAmend, HigherQuantityRequeuesWithAFreshTip) {
     d.rest(iceberg(1, Bob, Sell, 100, 10, 4));
     d.rest(plain(2, Carol, Sell, 100, 5));
     EXPECT_EQ(ice_fills(d.place(plain(10, Dave, Buy, 100, 1))), (IceFills{{1, 100, 1, 9, 3, false}}));
-    EXPECT_EQ(d.ladder(), (IceLevels{{Ask, 100, 8, 2}}));
+    EXPECT_EQ(d.ladder(), (Ladder{{Ask, 100, 8, 2}}));
 
     const Result r = d.amend(1, 100, 12);
 
     EXPECT_FALSE(r.priority_kept);
-    EXPECT_EQ(ice_outcome(r), done(0, 12));
-    EXPECT_EQ(ice_changes(r), (IceLevels{{Ask, 100, 9, 2}}));
+    EXPECT_EQ(outcome(r), done(0, 12));
+    EXPECT_EQ(ice_changes(r), (Ladder{{Ask, 100, 9, 2}}));
     EXPECT_EQ(d.queue(Ask), (IceQueue{{2, 100, 5, 5, 0}, {1, 100, 12, 4, 4}}));
 }
 
@@ -770,10 +690,10 @@ TEST_F(IcebergAmend, NewPriceReentersWithTheSameDisplayAndCanTrade) {
 
     EXPECT_FALSE(r.priority_kept);
     EXPECT_EQ(ice_fills(r), (IceFills{{3, 99, 2, 0, 0, false}}));
-    EXPECT_EQ(ice_outcome(r), done(2, 8));
-    EXPECT_EQ(ice_changes(r), (IceLevels{{Ask, 101, 1, 1}, {Bid, 99, 0, 0}, {Ask, 99, 4, 1}}));
+    EXPECT_EQ(outcome(r), done(2, 8));
+    EXPECT_EQ(ice_changes(r), (Ladder{{Ask, 101, 1, 1}, {Bid, 99, 0, 0}, {Ask, 99, 4, 1}}));
     EXPECT_EQ(d.order(1), (IceOrder{1, 99, 8, 4, 4}));
-    EXPECT_EQ(d.ladder(), (IceLevels{{Ask, 101, 1, 1}, {Ask, 99, 4, 1}}));
+    EXPECT_EQ(d.ladder(), (Ladder{{Ask, 101, 1, 1}, {Ask, 99, 4, 1}}));
 
     // Still an iceberg of display 4 at its new price.
     const Result t = d.place(plain(10, Alice, Buy, 99, 5));
@@ -788,21 +708,21 @@ TEST_F(IcebergAmend, QuantityOfMoreThanMaxPartsTipsIsInvalidDisplay) {
     const IceQueue before{{1, 100, 10, 4, 4}, {2, 100, 5, 5, 0}, {3, 100, 5, 5, 5}};
     ASSERT_EQ(kMaxIcebergParts, 100);
 
-    EXPECT_ICE_REJECT(d.amend(1, 100, 401), InvalidDisplay);
-    EXPECT_ICE_REJECT(d.amend(1, 101, 401), InvalidDisplay) << "at a new price too";
-    EXPECT_ICE_REJECT(d.amend(3, 100, 501), InvalidDisplay);
-    EXPECT_ICE_REJECT(d.amend(1, 0, 401), InvalidPrice) << "the price is checked first";
-    EXPECT_ICE_REJECT(d.amend(1, 100, 0), InvalidQuantity);
-    EXPECT_ICE_REJECT(d.amend(99, 100, 401), OrderNotFound);
+    EXPECT_REJECT(d.amend(1, 100, 401), InvalidDisplay);
+    EXPECT_REJECT(d.amend(1, 101, 401), InvalidDisplay) << "at a new price too";
+    EXPECT_REJECT(d.amend(3, 100, 501), InvalidDisplay);
+    EXPECT_REJECT(d.amend(1, 0, 401), InvalidPrice) << "the price is checked first";
+    EXPECT_REJECT(d.amend(1, 100, 0), InvalidQuantity);
+    EXPECT_REJECT(d.amend(99, 100, 401), OrderNotFound);
     EXPECT_EQ(d.queue(Ask), before);
 
     const Result r = d.amend(1, 100, 400);
-    EXPECT_TRUE(r.accepted()) << reject_str(r);
+    EXPECT_TRUE(r.accepted()) << reject_name(r);
     EXPECT_EQ(d.queue(Ask), (IceQueue{{2, 100, 5, 5, 0}, {3, 100, 5, 5, 5}, {1, 100, 400, 4, 4}}));
-    EXPECT_ICE_REJECT(d.amend(1, 100, 400), NoChange);
+    EXPECT_REJECT(d.amend(1, 100, 400), NoChange);
 
     // A plain order has no such limit.
-    EXPECT_EQ(ice_outcome(d.amend(2, 100, 10'000)), done(0, 10'000));
+    EXPECT_EQ(outcome(d.amend(2, 100, 10'000)), done(0, 10'000));
 }
 
 // ===========================================================================
@@ -810,62 +730,62 @@ TEST_F(IcebergAmend, QuantityOfMoreThanMaxPartsTipsIsInvalidDisplay) {
 
 TEST_F(IcebergValidation, DisplayOutOfRangeIsInvalidDisplay) {
     ASSERT_EQ(kMaxIcebergParts, 100);
-    EXPECT_ICE_REJECT(d.place(iceberg(1, Bob, Sell, 100, 5, -1)), InvalidDisplay);
-    EXPECT_ICE_REJECT(d.place(iceberg(1, Bob, Sell, 100, 5, 6)), InvalidDisplay);
-    EXPECT_ICE_REJECT(d.place(iceberg(1, Bob, Sell, 100, 301, 3)), InvalidDisplay);
-    EXPECT_ICE_REJECT(d.place(iceberg(1, Bob, Sell, 100, kMaxQty, kMaxQty / 100 - 1)), InvalidDisplay);
-    EXPECT_EQ(d.ladder(), IceLevels{});
+    EXPECT_REJECT(d.place(iceberg(1, Bob, Sell, 100, 5, -1)), InvalidDisplay);
+    EXPECT_REJECT(d.place(iceberg(1, Bob, Sell, 100, 5, 6)), InvalidDisplay);
+    EXPECT_REJECT(d.place(iceberg(1, Bob, Sell, 100, 301, 3)), InvalidDisplay);
+    EXPECT_REJECT(d.place(iceberg(1, Bob, Sell, 100, kMaxQty, kMaxQty / 100 - 1)), InvalidDisplay);
+    EXPECT_EQ(d.ladder(), Ladder{});
 
-    EXPECT_EQ(ice_outcome(d.place(iceberg(1, Bob, Sell, 100, 300, 3))), done(0, 300));
+    EXPECT_EQ(outcome(d.place(iceberg(1, Bob, Sell, 100, 300, 3))), done(0, 300));
     EXPECT_EQ(d.order(1), (IceOrder{1, 100, 300, 3, 3}));
-    EXPECT_EQ(ice_outcome(d.place(iceberg(2, Bob, Sell, 101, kMaxQty, kMaxQty / 100))), done(0, kMaxQty));
+    EXPECT_EQ(outcome(d.place(iceberg(2, Bob, Sell, 101, kMaxQty, kMaxQty / 100))), done(0, kMaxQty));
     EXPECT_EQ(d.order(2), (IceOrder{2, 101, kMaxQty, kMaxQty / 100, kMaxQty / 100}));
 }
 
 TEST_F(IcebergValidation, DisplayOnMarketIocOrFokIsAnInvalidCombination) {
     d.rest(plain(1, Bob, Sell, 100, 5));
 
-    EXPECT_ICE_REJECT(d.place(market_with_display(10, Alice, Buy, 5, 1)), InvalidCombination);
-    EXPECT_ICE_REJECT(d.place(tif(iceberg(10, Alice, Buy, 100, 5, 1), Tif::Ioc)), InvalidCombination);
-    EXPECT_ICE_REJECT(d.place(tif(iceberg(10, Alice, Buy, 100, 5, 1), Tif::Fok)), InvalidCombination);
+    EXPECT_REJECT(d.place(market_with_display(10, Alice, Buy, 5, 1)), InvalidCombination);
+    EXPECT_REJECT(d.place(tif(iceberg(10, Alice, Buy, 100, 5, 1), Tif::Ioc)), InvalidCombination);
+    EXPECT_REJECT(d.place(tif(iceberg(10, Alice, Buy, 100, 5, 1), Tif::Fok)), InvalidCombination);
     // The display itself is checked first.
-    EXPECT_ICE_REJECT(d.place(market_with_display(10, Alice, Buy, 5, -1)), InvalidDisplay);
-    EXPECT_ICE_REJECT(d.place(tif(iceberg(10, Alice, Buy, 100, 5, 6), Tif::Ioc)), InvalidDisplay);
+    EXPECT_REJECT(d.place(market_with_display(10, Alice, Buy, 5, -1)), InvalidDisplay);
+    EXPECT_REJECT(d.place(tif(iceberg(10, Alice, Buy, 100, 5, 6), Tif::Ioc)), InvalidDisplay);
     EXPECT_EQ(d.queue(Ask), (IceQueue{{1, 100, 5, 5, 0}}));
 }
 
 TEST_F(IcebergValidation, InvalidDisplayComesAfterPriceAndQuantityAndBeforeDuplicateId) {
     d.rest(plain(1, Bob, Sell, 100, 5));
 
-    EXPECT_ICE_REJECT(d.place(iceberg(10, Alice, Buy, 0, 5, -1)), InvalidPrice);
-    EXPECT_ICE_REJECT(d.place(iceberg(10, Alice, Buy, 99, 0, -1)), InvalidQuantity);
-    EXPECT_ICE_REJECT(d.place(iceberg(1, Alice, Buy, 99, 5, 6)), InvalidDisplay);
-    EXPECT_ICE_REJECT(d.place(iceberg(1, Alice, Buy, 99, 5, 5)), DuplicateOrderId);
-    EXPECT_ICE_REJECT(d.place(tif(iceberg(1, Alice, Buy, 99, 5, 5), Tif::Ioc)), InvalidCombination);
+    EXPECT_REJECT(d.place(iceberg(10, Alice, Buy, 0, 5, -1)), InvalidPrice);
+    EXPECT_REJECT(d.place(iceberg(10, Alice, Buy, 99, 0, -1)), InvalidQuantity);
+    EXPECT_REJECT(d.place(iceberg(1, Alice, Buy, 99, 5, 6)), InvalidDisplay);
+    EXPECT_REJECT(d.place(iceberg(1, Alice, Buy, 99, 5, 5)), DuplicateOrderId);
+    EXPECT_REJECT(d.place(tif(iceberg(1, Alice, Buy, 99, 5, 5), Tif::Ioc)), InvalidCombination);
 }
 
 TEST_F(IcebergValidation, DisplayEqualToQuantityBehavesAsAPlainOrder) {
     const Result r = d.place(iceberg(1, Bob, Sell, 100, 5, 5));
-    EXPECT_EQ(ice_outcome(r), done(0, 5));
-    EXPECT_EQ(ice_changes(r), (IceLevels{{Ask, 100, 5, 1}}));
+    EXPECT_EQ(outcome(r), done(0, 5));
+    EXPECT_EQ(ice_changes(r), (Ladder{{Ask, 100, 5, 1}}));
     EXPECT_EQ(d.order(1), (IceOrder{1, 100, 5, 5, 5}));
     d.rest(plain(2, Carol, Sell, 100, 5));
 
     EXPECT_EQ(ice_fills(d.place(plain(10, Alice, Buy, 100, 2))), (IceFills{{1, 100, 2, 3, 3, false}}));
     const Result t = d.place(plain(11, Alice, Buy, 100, 4));
     EXPECT_EQ(ice_fills(t), (IceFills{{1, 100, 3, 0, 0, false}, {2, 100, 1, 4, 4, false}}));
-    EXPECT_EQ(ice_changes(t), (IceLevels{{Ask, 100, 4, 1}}));
+    EXPECT_EQ(ice_changes(t), (Ladder{{Ask, 100, 4, 1}}));
     EXPECT_FALSE(d.has(1));
 }
 
 TEST_F(IcebergValidation, PostOnlyIcebergRestsUnlessItWouldTake) {
     d.rest(plain(1, Bob, Sell, 101, 5));
 
-    EXPECT_ICE_REJECT(d.place(post_only(iceberg(10, Alice, Buy, 101, 10, 2))), PostOnlyWouldTake);
+    EXPECT_REJECT(d.place(post_only(iceberg(10, Alice, Buy, 101, 10, 2))), PostOnlyWouldTake);
 
     const Result r = d.place(post_only(iceberg(10, Alice, Buy, 100, 10, 2)));
-    EXPECT_EQ(ice_outcome(r), done(0, 10));
-    EXPECT_EQ(ice_changes(r), (IceLevels{{Bid, 100, 2, 1}}));
+    EXPECT_EQ(outcome(r), done(0, 10));
+    EXPECT_EQ(ice_changes(r), (Ladder{{Bid, 100, 2, 1}}));
     RestingOrder o;
     ASSERT_TRUE(d.book().find(10, o));
     EXPECT_TRUE(o.post_only);
@@ -879,10 +799,10 @@ TEST_F(IcebergFok, CountsHiddenQuantityAndFillsThroughRefills) {
     d.rest(iceberg(1, Bob, Sell, 100, 10, 3));
     d.rest(plain(2, Carol, Sell, 100, 2));
     d.rest(plain(3, Dave, Sell, 101, 50));
-    EXPECT_EQ(d.ladder(), (IceLevels{{Ask, 101, 50, 1}, {Ask, 100, 5, 2}}));
+    EXPECT_EQ(d.ladder(), (Ladder{{Ask, 101, 50, 1}, {Ask, 100, 5, 2}}));
     const uint64_t hash0 = d.hash();
 
-    EXPECT_ICE_REJECT(d.place(tif(plain(10, Alice, Buy, 100, 13), Tif::Fok)), FokUnfillable);
+    EXPECT_REJECT(d.place(tif(plain(10, Alice, Buy, 100, 13), Tif::Fok)), FokUnfillable);
     EXPECT_EQ(d.hash(), hash0);
     EXPECT_EQ(d.queue(Ask), (IceQueue{{1, 100, 10, 3, 3}, {2, 100, 2, 2, 0}, {3, 101, 50, 50, 0}}));
 
@@ -892,9 +812,9 @@ TEST_F(IcebergFok, CountsHiddenQuantityAndFillsThroughRefills) {
                                       {1, 100, 3, 4, 3, true},
                                       {1, 100, 3, 1, 1, true},
                                       {1, 100, 1, 0, 0, false}}));
-    EXPECT_EQ(ice_outcome(r), done(12, 0));
-    EXPECT_EQ(ice_changes(r), (IceLevels{{Ask, 100, 0, 0}}));
-    EXPECT_EQ(d.ladder(), (IceLevels{{Ask, 101, 50, 1}}));
+    EXPECT_EQ(outcome(r), done(12, 0));
+    EXPECT_EQ(ice_changes(r), (Ladder{{Ask, 100, 0, 0}}));
+    EXPECT_EQ(d.ladder(), (Ladder{{Ask, 101, 50, 1}}));
 }
 
 TEST_F(IcebergFok, CancelNewestMeetsItsOwnOrderOnceTheIcebergRefillsBehindIt) {
@@ -905,18 +825,18 @@ TEST_F(IcebergFok, CancelNewestMeetsItsOwnOrderOnceTheIcebergRefillsBehindIt) {
 
     // Bob's 3 -> Bob refills behind Alice's own 2 -> the taker meets its own
     // order and stops, though Bob and Carol hold plenty.
-    EXPECT_ICE_REJECT(d.place(tif(plain(10, Alice, Buy, 101, 6), Tif::Fok)), FokUnfillable);
+    EXPECT_REJECT(d.place(tif(plain(10, Alice, Buy, 101, 6), Tif::Fok)), FokUnfillable);
     EXPECT_EQ(d.hash(), hash0);
     EXPECT_EQ(d.queue(Ask), (IceQueue{{1, 100, 10, 3, 3}, {2, 100, 5, 5, 0}, {3, 101, 20, 20, 0}}));
 
     // Bob's tip alone is fillable.
     const Result fok = d.place(tif(plain(11, Alice, Buy, 101, 3), Tif::Fok));
     EXPECT_EQ(ice_fills(fok), (IceFills{{1, 100, 3, 7, 3, true}}));
-    EXPECT_EQ(ice_outcome(fok), done(3, 0));
+    EXPECT_EQ(outcome(fok), done(3, 0));
     EXPECT_EQ(d.queue(Ask), (IceQueue{{2, 100, 5, 5, 0}, {1, 100, 7, 3, 3}, {3, 101, 20, 20, 0}}));
 
     // Now Alice's own order is first in line.
-    EXPECT_ICE_REJECT(d.place(tif(plain(12, Alice, Buy, 101, 1), Tif::Fok)), FokUnfillable);
+    EXPECT_REJECT(d.place(tif(plain(12, Alice, Buy, 101, 1), Tif::Fok)), FokUnfillable);
 }
 
 TEST_F(IcebergFok, GtcWithCancelNewestStopsAtItsOwnOrderAfterTheRefill) {
@@ -926,8 +846,8 @@ TEST_F(IcebergFok, GtcWithCancelNewestStopsAtItsOwnOrderAfterTheRefill) {
     const Result r = d.place(plain(10, Alice, Buy, 100, 6));
 
     EXPECT_EQ(ice_fills(r), (IceFills{{1, 100, 3, 7, 3, true}}));
-    EXPECT_EQ(ice_outcome(r), done(3, 0, 3, CancelReason::SelfTrade));
-    EXPECT_EQ(ice_changes(r), (IceLevels{{Ask, 100, 8, 2}}));
+    EXPECT_EQ(outcome(r), done(3, 0, 3, CancelReason::SelfTrade));
+    EXPECT_EQ(ice_changes(r), (Ladder{{Ask, 100, 8, 2}}));
     EXPECT_EQ(d.queue(Ask), (IceQueue{{2, 100, 5, 5, 0}, {1, 100, 7, 3, 3}}));
     EXPECT_EQ(d.queue(Bid), IceQueue{});
 }
@@ -944,10 +864,10 @@ TEST_F(IcebergStp, CancelOldestRemovesTheWholeIcebergHiddenIncluded) {
 
     EXPECT_EQ(ice_stp(r), (IceStps{{1, Alice, Sell, 100, 9}}));
     EXPECT_EQ(ice_fills(r), (IceFills{{2, 100, 4, 0, 0, false}}));
-    EXPECT_EQ(ice_outcome(r), done(4, 1));
-    EXPECT_EQ(ice_changes(r), (IceLevels{{Ask, 100, 0, 0}, {Bid, 100, 1, 1}}));
+    EXPECT_EQ(outcome(r), done(4, 1));
+    EXPECT_EQ(ice_changes(r), (Ladder{{Ask, 100, 0, 0}, {Bid, 100, 1, 1}}));
     EXPECT_FALSE(d.has(1));
-    EXPECT_EQ(d.ladder(), (IceLevels{{Bid, 100, 1, 1}}));
+    EXPECT_EQ(d.ladder(), (Ladder{{Bid, 100, 1, 1}}));
 }
 
 TEST_F(IcebergStp, CancelBothRemovesTheWholeIceberg) {
@@ -957,9 +877,9 @@ TEST_F(IcebergStp, CancelBothRemovesTheWholeIceberg) {
 
     EXPECT_EQ(ice_stp(r), (IceStps{{1, Alice, Sell, 100, 10}}));
     EXPECT_EQ(ice_fills(r), IceFills{});
-    EXPECT_EQ(ice_outcome(r), done(0, 0, 2, CancelReason::SelfTrade));
-    EXPECT_EQ(ice_changes(r), (IceLevels{{Ask, 100, 0, 0}}));
-    EXPECT_EQ(d.ladder(), IceLevels{});
+    EXPECT_EQ(outcome(r), done(0, 0, 2, CancelReason::SelfTrade));
+    EXPECT_EQ(ice_changes(r), (Ladder{{Ask, 100, 0, 0}}));
+    EXPECT_EQ(d.ladder(), Ladder{});
 }
 
 TEST_F(IcebergStp, CancelOldestMeetsItsOwnOrderBetweenTwoVisitsToTheIceberg) {
@@ -970,56 +890,55 @@ TEST_F(IcebergStp, CancelOldestMeetsItsOwnOrderBetweenTwoVisitsToTheIceberg) {
 
     EXPECT_EQ(ice_fills(r), (IceFills{{1, 100, 3, 3, 3, true}, {1, 100, 3, 0, 0, false}}));
     EXPECT_EQ(ice_stp(r), (IceStps{{2, Alice, Sell, 100, 5}}));
-    EXPECT_EQ(ice_outcome(r), done(6, 0));
-    EXPECT_EQ(ice_changes(r), (IceLevels{{Ask, 100, 0, 0}}));
-    EXPECT_EQ(d.ladder(), IceLevels{});
+    EXPECT_EQ(outcome(r), done(6, 0));
+    EXPECT_EQ(ice_changes(r), (Ladder{{Ask, 100, 0, 0}}));
+    EXPECT_EQ(d.ladder(), Ladder{});
 }
 
 // ===========================================================================
 // load_resting.
 
 TEST_F(IcebergLoad, FreshOrPartialTipsAsStored) {
-    EXPECT_ICE_REJECT(d.load(stored(1, Bob, Sell, 100, 10, 4, 0)), None);
+    EXPECT_REJECT(d.load(stored(1, Bob, Sell, 100, 10, 4, 0)), None);
     EXPECT_EQ(d.order(1), (IceOrder{1, 100, 10, 4, 4})) << "visible 0: a fresh tip";
-    EXPECT_ICE_REJECT(d.load(stored(2, Carol, Sell, 100, 9, 4, 2)), None);
+    EXPECT_REJECT(d.load(stored(2, Carol, Sell, 100, 9, 4, 2)), None);
     EXPECT_EQ(d.order(2), (IceOrder{2, 100, 9, 2, 4})) << "an explicit partial tip";
-    EXPECT_ICE_REJECT(d.load(stored(3, Dave, Sell, 101, 2, 4, 0)), None);
+    EXPECT_REJECT(d.load(stored(3, Dave, Sell, 101, 2, 4, 0)), None);
     EXPECT_EQ(d.order(3), (IceOrder{3, 101, 2, 2, 4})) << "a fresh tip is at most what is left";
-    EXPECT_ICE_REJECT(d.load(stored(4, Bob, Buy, 99, 5, 0, 0)), None);
-    EXPECT_ICE_REJECT(d.load(stored(5, Carol, Buy, 99, 3, 0, 3)), None);
-    EXPECT_EQ(d.ladder(), (IceLevels{{Ask, 101, 2, 1}, {Ask, 100, 6, 2}, {Bid, 99, 8, 2}}));
+    EXPECT_REJECT(d.load(stored(4, Bob, Buy, 99, 5, 0, 0)), None);
+    EXPECT_REJECT(d.load(stored(5, Carol, Buy, 99, 3, 0, 3)), None);
+    EXPECT_EQ(d.ladder(), (Ladder{{Ask, 101, 2, 1}, {Ask, 100, 6, 2}, {Bid, 99, 8, 2}}));
     EXPECT_EQ(d.queue(Bid), (IceQueue{{4, 99, 5, 5, 0}, {5, 99, 3, 3, 0}}));
     EXPECT_EQ(d.seq(), 0u);
 
     // Loaded tips trade and refill like placed ones.
     const Result r = d.place(plain(10, Alice, Buy, 100, 6));
     EXPECT_EQ(ice_fills(r), (IceFills{{1, 100, 4, 6, 4, true}, {2, 100, 2, 7, 4, true}}));
-    EXPECT_EQ(ice_changes(r), (IceLevels{{Ask, 100, 8, 2}}));
+    EXPECT_EQ(ice_changes(r), (Ladder{{Ask, 100, 8, 2}}));
     EXPECT_EQ(d.queue(Ask), (IceQueue{{1, 100, 6, 4, 4}, {2, 100, 7, 4, 4}, {3, 101, 2, 2, 4}}));
 }
 
 TEST_F(IcebergLoad, InvalidTipsAreInvalidDisplay) {
     d.rest(plain(1, Bob, Sell, 100, 5));
 
-    EXPECT_ICE_REJECT(d.load(stored(2, Bob, Sell, 100, 10, -1, 0)), InvalidDisplay) << "display < 0";
-    EXPECT_ICE_REJECT(d.load(stored(2, Bob, Sell, 100, 10, 4, -1)), InvalidDisplay) << "visible < 0";
-    EXPECT_ICE_REJECT(d.load(stored(2, Bob, Sell, 100, 10, 4, 5)), InvalidDisplay) << "visible > display";
-    EXPECT_ICE_REJECT(d.load(stored(2, Bob, Sell, 100, 3, 4, 4)), InvalidDisplay) << "visible > qty";
-    EXPECT_ICE_REJECT(d.load(stored(2, Bob, Sell, 100, 5, 0, 3)), InvalidDisplay)
-        << "plain, 0 < visible < qty";
-    EXPECT_ICE_REJECT(d.load(stored(2, Bob, Sell, 100, 5, 0, 6)), InvalidDisplay) << "plain, visible > qty";
-    EXPECT_ICE_REJECT(d.load(stored(2, Bob, Sell, 100, 401, 4, 0)), InvalidDisplay) << "101 parts";
-    EXPECT_ICE_REJECT(d.load(stored(2, Bob, Sell, 100, 401, 4, 4)), InvalidDisplay) << "101 parts";
+    EXPECT_REJECT(d.load(stored(2, Bob, Sell, 100, 10, -1, 0)), InvalidDisplay) << "display < 0";
+    EXPECT_REJECT(d.load(stored(2, Bob, Sell, 100, 10, 4, -1)), InvalidDisplay) << "visible < 0";
+    EXPECT_REJECT(d.load(stored(2, Bob, Sell, 100, 10, 4, 5)), InvalidDisplay) << "visible > display";
+    EXPECT_REJECT(d.load(stored(2, Bob, Sell, 100, 3, 4, 4)), InvalidDisplay) << "visible > qty";
+    EXPECT_REJECT(d.load(stored(2, Bob, Sell, 100, 5, 0, 3)), InvalidDisplay) << "plain, 0 < visible < qty";
+    EXPECT_REJECT(d.load(stored(2, Bob, Sell, 100, 5, 0, 6)), InvalidDisplay) << "plain, visible > qty";
+    EXPECT_REJECT(d.load(stored(2, Bob, Sell, 100, 401, 4, 0)), InvalidDisplay) << "101 parts";
+    EXPECT_REJECT(d.load(stored(2, Bob, Sell, 100, 401, 4, 4)), InvalidDisplay) << "101 parts";
 
     // First failure wins.
-    EXPECT_ICE_REJECT(d.load(stored(2, Bob, Sell, 0, 10, 4, 5)), InvalidPrice);
-    EXPECT_ICE_REJECT(d.load(stored(2, Bob, Sell, 100, 0, 4, 5)), InvalidQuantity);
-    EXPECT_ICE_REJECT(d.load(stored(1, Bob, Sell, 100, 10, 4, 5)), InvalidDisplay);
-    EXPECT_ICE_REJECT(d.load(stored(1, Bob, Sell, 100, 10, 4, 4)), DuplicateOrderId);
-    EXPECT_ICE_REJECT(d.load(stored(2, Bob, Buy, 100, 10, 4, 4)), WouldCross);
+    EXPECT_REJECT(d.load(stored(2, Bob, Sell, 0, 10, 4, 5)), InvalidPrice);
+    EXPECT_REJECT(d.load(stored(2, Bob, Sell, 100, 0, 4, 5)), InvalidQuantity);
+    EXPECT_REJECT(d.load(stored(1, Bob, Sell, 100, 10, 4, 5)), InvalidDisplay);
+    EXPECT_REJECT(d.load(stored(1, Bob, Sell, 100, 10, 4, 4)), DuplicateOrderId);
+    EXPECT_REJECT(d.load(stored(2, Bob, Buy, 100, 10, 4, 4)), WouldCross);
     EXPECT_EQ(d.queue(Ask), (IceQueue{{1, 100, 5, 5, 0}}));
 
-    EXPECT_ICE_REJECT(d.load(stored(2, Bob, Sell, 100, 400, 4, 1)), None) << "100 parts";
+    EXPECT_REJECT(d.load(stored(2, Bob, Sell, 100, 400, 4, 1)), None) << "100 parts";
     EXPECT_EQ(d.queue(Ask), (IceQueue{{1, 100, 5, 5, 0}, {2, 100, 400, 1, 4}}));
 }
 
@@ -1036,7 +955,7 @@ TEST_F(IcebergLoad, LoadedBookEqualsThePlacedBook) {
     for (Side s : {Sell, Buy}) {
         std::vector<RestingOrder> os;
         d.book().orders(s, os);
-        for (const RestingOrder& o : os) EXPECT_ICE_REJECT(loaded.load(o), None);
+        for (const RestingOrder& o : os) EXPECT_REJECT(loaded.load(o), None);
     }
     loaded.book().set_seq(d.seq());
 
@@ -1053,40 +972,40 @@ TEST_F(IcebergOverflow, RefillThatWouldOverflowTheLevelRejectsTheWholeCommand) {
     EXPECT_EQ(ice_fills(d.place(plain(50, Carol, Buy, 100, kTip - 1))),
               (IceFills{{1, 100, kTip - 1, kMaxQty - kTip + 1, 1, false}}));
     for (OrderId id = 2; id <= 10; ++id) d.rest(plain(id, Dave, Sell, 100, kMaxQty));
-    const int64_t last = kTop - 1 - 9 * kMaxQty;
+    const int64_t last = kInt64Max - 1 - 9 * kMaxQty;
     d.rest(plain(11, Dave, Sell, 100, last));
     d.rest(plain(12, Carol, Sell, 99, 3));
-    EXPECT_EQ(d.ladder(), (IceLevels{{Ask, 100, kTop, 11}, {Ask, 99, 3, 1}}));
+    EXPECT_EQ(d.ladder(), (Ladder{{Ask, 100, kInt64Max, 11}, {Ask, 99, 3, 1}}));
     const uint64_t hash0 = d.hash();
 
     // 3 at 99, then the tip of 1 at 100 runs out and a new tip of 10^16 does
     // not fit in the level: the fill at 99 is undone with the rest.
-    EXPECT_ICE_REJECT(d.place(plain(60, Alice, Buy, 100, 4)), QuantityOverflow);
-    EXPECT_ICE_REJECT(d.place(plain(60, Alice, Buy, 100, 1000)), QuantityOverflow);
+    EXPECT_REJECT(d.place(plain(60, Alice, Buy, 100, 4)), QuantityOverflow);
+    EXPECT_REJECT(d.place(plain(60, Alice, Buy, 100, 1000)), QuantityOverflow);
     NewOrder sweep = plain(60, Alice, Buy, 0, 4);
     sweep.type = OrderType::Market;
-    EXPECT_ICE_REJECT(d.place(sweep), QuantityOverflow);
+    EXPECT_REJECT(d.place(sweep), QuantityOverflow);
     EXPECT_EQ(d.hash(), hash0);
     EXPECT_EQ(d.order(1), (IceOrder{1, 100, kMaxQty - kTip + 1, 1, kTip}));
     EXPECT_EQ(d.order(12), (IceOrder{12, 99, 3, 3, 0}));
 
     // With room for the new tip the same order trades.
-    EXPECT_EQ(ice_outcome(d.cancel(2)), done(0, 0, kMaxQty, CancelReason::User));
+    EXPECT_EQ(outcome(d.cancel(2)), done(0, 0, kMaxQty, CancelReason::User));
     const Result r = d.place(plain(60, Alice, Buy, 100, 4));
     EXPECT_EQ(ice_fills(r), (IceFills{{12, 99, 3, 0, 0, false}, {1, 100, 1, kMaxQty - kTip, kTip, true}}));
-    EXPECT_EQ(ice_outcome(r), done(4, 0));
-    EXPECT_EQ(ice_changes(r), (IceLevels{{Ask, 99, 0, 0}, {Ask, 100, kTop - kMaxQty - 1 + kTip, 10}}));
+    EXPECT_EQ(outcome(r), done(4, 0));
+    EXPECT_EQ(ice_changes(r), (Ladder{{Ask, 99, 0, 0}, {Ask, 100, kInt64Max - kMaxQty - 1 + kTip, 10}}));
 }
 
 TEST_F(IcebergOverflow, NewIcebergNeedsRoomOnlyForItsTip) {
     for (OrderId id = 1; id <= 9; ++id) d.rest(plain(id, Bob, Sell, 100, kMaxQty));
-    d.rest(plain(10, Bob, Sell, 100, kTop - 9 * kMaxQty - 5));
-    EXPECT_EQ(d.ladder(), (IceLevels{{Ask, 100, kTop - 5, 10}}));
+    d.rest(plain(10, Bob, Sell, 100, kInt64Max - 9 * kMaxQty - 5));
+    EXPECT_EQ(d.ladder(), (Ladder{{Ask, 100, kInt64Max - 5, 10}}));
 
-    EXPECT_ICE_REJECT(d.place(iceberg(20, Alice, Sell, 100, 500, 6)), QuantityOverflow);
+    EXPECT_REJECT(d.place(iceberg(20, Alice, Sell, 100, 500, 6)), QuantityOverflow);
     const Result r = d.place(iceberg(20, Alice, Sell, 100, 500, 5));
-    EXPECT_EQ(ice_outcome(r), done(0, 500));
-    EXPECT_EQ(ice_changes(r), (IceLevels{{Ask, 100, kTop, 11}}));
+    EXPECT_EQ(outcome(r), done(0, 500));
+    EXPECT_EQ(ice_changes(r), (Ladder{{Ask, 100, kInt64Max, 11}}));
     EXPECT_EQ(d.order(20), (IceOrder{20, 100, 500, 5, 5}));
 }
 
@@ -1112,7 +1031,7 @@ TEST_F(IcebergRollback, RollbackAcrossRefillsRestoresTheBookExactly) {
     const Book::Savepoint sp2 = d.book().savepoint();
     const Result second = d.place(plain(11, Alice, Buy, 100, 4));
     EXPECT_EQ(ice_fills(second), (IceFills{{1, 100, 2, 1, 1, true}, {1, 100, 1, 0, 0, false}}));
-    EXPECT_EQ(ice_outcome(second), done(3, 1));
+    EXPECT_EQ(outcome(second), done(3, 1));
     EXPECT_NE(d.hash(), hash1);
 
     d.book().rollback_to(sp2);
@@ -1152,7 +1071,7 @@ TEST_F(IcebergHash, BookWithoutIcebergsHashesAsBeforeIcebergs) {
     for (Side s : {Sell, Buy}) {
         std::vector<RestingOrder> os;
         a.book().orders(s, os);
-        for (const RestingOrder& o : os) EXPECT_ICE_REJECT(b.load(o), None);
+        for (const RestingOrder& o : os) EXPECT_REJECT(b.load(o), None);
     }
     b.book().set_seq(a.seq());
     EXPECT_EQ(b.hash(), a.hash());

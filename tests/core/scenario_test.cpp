@@ -18,64 +18,15 @@
 #include <vector>
 
 #include "book.h"
+#include "desk_support.h"
 
 namespace {
 
 using namespace pgx::core;
-
-constexpr Side Buy = Side::Buy;
-constexpr Side Sell = Side::Sell;
-constexpr Side Bid = Side::Buy;  // in expected books and level changes
-constexpr Side Ask = Side::Sell;
-
-constexpr OwnerId Alice = 1;  // usually the trader sending the order under test
-constexpr OwnerId Bob = 2;
-constexpr OwnerId Carol = 3;
-constexpr OwnerId Dave = 4;
-
-constexpr int64_t kInt64Max = std::numeric_limits<int64_t>::max();
-constexpr int64_t kInt64Min = std::numeric_limits<int64_t>::min();
-
-// ---------------------------------------------------------------------------
-// Names for failure messages.
-
-std::string reject_name(Reject r) {
-    return std::string(to_string(r));
-}
-std::string reject_name(const Result& r) {
-    return reject_name(r.reject);
-}
-
-std::string reason_name(CancelReason r) {
-    return std::string(to_string(r));
-}
-
-const char* side_name(Side s) {
-    return s == Side::Buy ? "bid" : "ask";
-}
-
-// EXPECT_REJECT(result_or_reject, Reason): the command was rejected with exactly
-// this reason (Reason None for an accepted load_resting).
-#define EXPECT_REJECT(x, reason) EXPECT_EQ(reject_name(x), reject_name(Reject::reason))
+using namespace pgx::test::desk;
 
 // ---------------------------------------------------------------------------
 // Expected values: small comparable, printable records.
-
-// A price level (or a level change): side, price, total quantity, order count.
-struct Lv {
-    Side side;
-    int64_t price;
-    int64_t qty;
-    uint32_t count;
-};
-bool operator==(const Lv& a, const Lv& b) {
-    return a.side == b.side && a.price == b.price && a.qty == b.qty && a.count == b.count;
-}
-std::ostream& operator<<(std::ostream& os, const Lv& l) {
-    return os << side_name(l.side) << " " << l.price << ": qty " << l.qty << " in " << l.count;
-}
-using Ladder = std::vector<Lv>;   // the whole book: asks highest first, then bids highest first
-using Changes = std::vector<Lv>;  // result.levels
 
 // A resting order in its side's priority order.
 struct Ord {
@@ -128,22 +79,6 @@ std::ostream& operator<<(std::ostream& os, const Sc& c) {
 }
 using Removed = std::vector<Sc>;
 
-// The subject order's outcome: filled, resting, cancelled, cancel reason.
-struct Out {
-    int64_t filled;
-    int64_t resting;
-    int64_t cancelled;
-    CancelReason reason = CancelReason::None;
-};
-bool operator==(const Out& a, const Out& b) {
-    return a.filled == b.filled && a.resting == b.resting && a.cancelled == b.cancelled &&
-           a.reason == b.reason;
-}
-std::ostream& operator<<(std::ostream& os, const Out& o) {
-    return os << "filled " << o.filled << ", resting " << o.resting << ", cancelled " << o.cancelled << " ("
-              << reason_name(o.reason) << ")";
-}
-
 Fills fills(const Result& r) {
     Fills v;
     for (const Fill& f : r.fills) v.push_back({f.maker, f.taker, f.price.v, f.qty.v, f.maker_remaining.v});
@@ -159,9 +94,6 @@ Removed stp_removed(const Result& r) {
     for (const Cancelled& c : r.stp_cancelled)
         v.push_back({c.id, c.owner, c.side, c.price.v, c.qty.v, c.reason});
     return v;
-}
-Out outcome(const Result& r) {
-    return {r.filled.v, r.resting.v, r.cancelled.v, r.cancel_reason};
 }
 
 // ---------------------------------------------------------------------------
@@ -328,21 +260,6 @@ private:
         return mem.data();
     }
 
-    // A result full of leftovers from an earlier command: the book must clear it.
-    static Result stale_result() {
-        Result r;
-        r.status = Status::Rejected;
-        r.reject = Reject::NoChange;
-        r.seq = 999999;
-        r.filled = r.resting = r.cancelled = Qty{777};
-        r.cancel_reason = CancelReason::User;
-        r.priority_kept = true;
-        r.fills.push_back(Fill{999, 999, 999, Price{1}, Qty{1}, Qty{1}, Qty{1}, true});
-        r.levels.push_back(LevelChange{Side::Buy, Price{1}, Qty{1}, 1});
-        r.stp_cancelled.push_back(Cancelled{999, 999, Side::Buy, Price{1}, Qty{1}, CancelReason::User});
-        return r;
-    }
-
     template <class Cmd>
     Result run(Cmd&& cmd) {
         const uint64_t seq0 = book_.seq();
@@ -366,17 +283,11 @@ private:
                 EXPECT_EQ(f.maker_owner, it->second) << "maker_owner of the fill against #" << f.maker;
             }
         } else {
-            EXPECT_NE(reject_name(r), "None") << "a rejected command needs a reason";
-            EXPECT_EQ(r.seq, seq0) << "a reject reports the unchanged sequence";
+            expect_rejected_result(r, seq0);
             EXPECT_EQ(book_.seq(), seq0) << "a reject must not advance the sequence";
             EXPECT_EQ(book_.state_hash(), hash0) << "a reject must not change the book";
             EXPECT_EQ(book_.order_count(), orders0);
             EXPECT_EQ(book_.level_count(), levels0);
-            EXPECT_TRUE(r.fills.empty()) << "a rejected result has no fills";
-            EXPECT_TRUE(r.levels.empty()) << "a rejected result has no level changes";
-            EXPECT_TRUE(r.stp_cancelled.empty()) << "a rejected result has no stp_cancelled";
-            EXPECT_EQ(outcome(r), (Out{0, 0, 0})) << "a rejected result has zero quantities";
-            EXPECT_FALSE(r.priority_kept);
         }
         return r;
     }

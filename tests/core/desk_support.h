@@ -1,0 +1,121 @@
+// What the core's scenario suites (scenario_test.cpp, iceberg_test.cpp)
+// share: names for failure messages, the traders, and small comparable,
+// printable records of levels and of an order's outcome.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <limits>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "book.h"
+
+namespace pgx::test::desk {
+
+using namespace pgx::core;
+
+constexpr Side Buy = Side::Buy;
+constexpr Side Sell = Side::Sell;
+constexpr Side Bid = Side::Buy;  // in expected books and level changes
+constexpr Side Ask = Side::Sell;
+
+constexpr OwnerId Alice = 1;  // usually the trader sending the order under test
+constexpr OwnerId Bob = 2;
+constexpr OwnerId Carol = 3;
+constexpr OwnerId Dave = 4;
+
+constexpr int64_t kInt64Max = std::numeric_limits<int64_t>::max();
+constexpr int64_t kInt64Min = std::numeric_limits<int64_t>::min();
+
+// ---------------------------------------------------------------------------
+// Names for failure messages.
+
+inline std::string reject_name(Reject r) {
+    return std::string(to_string(r));
+}
+inline std::string reject_name(const Result& r) {
+    return reject_name(r.reject);
+}
+
+inline std::string reason_name(CancelReason r) {
+    return std::string(to_string(r));
+}
+
+inline const char* side_name(Side s) {
+    return s == Side::Buy ? "bid" : "ask";
+}
+
+// EXPECT_REJECT(result_or_reject, Reason): the command was rejected with exactly
+// this reason (Reason None for an accepted load_resting).
+#define EXPECT_REJECT(x, reason) EXPECT_EQ(reject_name(x), reject_name(Reject::reason))
+
+// ---------------------------------------------------------------------------
+// Expected values.
+
+// A price level (or a level change): side, price, total quantity, order count.
+struct Lv {
+    Side side;
+    int64_t price;
+    int64_t qty;
+    uint32_t count;
+};
+inline bool operator==(const Lv& a, const Lv& b) {
+    return a.side == b.side && a.price == b.price && a.qty == b.qty && a.count == b.count;
+}
+inline std::ostream& operator<<(std::ostream& os, const Lv& l) {
+    return os << side_name(l.side) << " " << l.price << ": qty " << l.qty << " in " << l.count;
+}
+using Ladder = std::vector<Lv>;   // the whole book: asks highest first, then bids highest first
+using Changes = std::vector<Lv>;  // result.levels
+
+// The subject order's outcome: filled, resting, cancelled, cancel reason.
+struct Out {
+    int64_t filled;
+    int64_t resting;
+    int64_t cancelled;
+    CancelReason reason = CancelReason::None;
+};
+inline bool operator==(const Out& a, const Out& b) {
+    return a.filled == b.filled && a.resting == b.resting && a.cancelled == b.cancelled &&
+           a.reason == b.reason;
+}
+inline std::ostream& operator<<(std::ostream& os, const Out& o) {
+    return os << "filled " << o.filled << ", resting " << o.resting << ", cancelled " << o.cancelled << " ("
+              << reason_name(o.reason) << ")";
+}
+
+inline Out outcome(const Result& r) {
+    return {r.filled.v, r.resting.v, r.cancelled.v, r.cancel_reason};
+}
+
+// What a rejected command answers: its reason, the sequence as it was (seq0),
+// and nothing else.
+inline void expect_rejected_result(const Result& r, uint64_t seq0) {
+    EXPECT_NE(reject_name(r), reject_name(Reject::None)) << "a rejected command needs a reason";
+    EXPECT_EQ(r.seq, seq0) << "a reject reports the unchanged sequence";
+    EXPECT_TRUE(r.fills.empty()) << "a rejected result has no fills";
+    EXPECT_TRUE(r.levels.empty()) << "a rejected result has no level changes";
+    EXPECT_TRUE(r.stp_cancelled.empty()) << "a rejected result has no stp_cancelled";
+    EXPECT_EQ(outcome(r), (Out{0, 0, 0})) << "a rejected result has zero quantities";
+    EXPECT_FALSE(r.priority_kept);
+}
+
+// A result full of leftovers from an earlier command: the book must clear it.
+inline Result stale_result() {
+    Result r;
+    r.status = Status::Rejected;
+    r.reject = Reject::NoChange;
+    r.seq = 999999;
+    r.filled = r.resting = r.cancelled = Qty{777};
+    r.cancel_reason = CancelReason::User;
+    r.priority_kept = true;
+    r.fills.push_back(Fill{999, 999, 999, Price{1}, Qty{1}, Qty{1}, Qty{1}, true});
+    r.levels.push_back(LevelChange{Side::Buy, Price{1}, Qty{1}, 1});
+    r.stp_cancelled.push_back(Cancelled{999, 999, Side::Buy, Price{1}, Qty{1}, CancelReason::User});
+    return r;
+}
+
+}  // namespace pgx::test::desk
