@@ -469,7 +469,7 @@ bool Book::crosses(const NewOrder& o, Price level_price) const {
 // its refills come round again, except at a level where the taker meets an
 // order of its own that stops it (CancelNewest, CancelBoth): the refills of
 // the icebergs ahead of that order queue behind it, so only their tips count.
-Qty Book::fillable(const NewOrder& o) const {
+__attribute__((noinline, cold)) Qty Book::fillable(const NewOrder& o) const {
     const int64_t need = o.qty.v;
     int64_t fill = 0;
     for (uint32_t li = h_->best[si(opposite(o.side))]; li != kNil && fill < need; li = lvl(li).worse) {
