@@ -98,3 +98,15 @@ SELECT status, display_quantity FROM exchange.place_order('h', 'ICE-USD', 'buy',
                                                           display_quantity => 0.5);
 SELECT * FROM book('ICE-USD');
 SELECT * FROM exchange.verify('ICE-USD');
+
+-- The journal's level changes (what the WebSocket feed's deltas carry) give
+-- the book back, tips and refills included.
+SELECT count(*) AS levels_differing
+  FROM ((SELECT * FROM exchange.orderbook_at('ICE-USD', depth => 100)
+         EXCEPT ALL SELECT * FROM exchange.orderbook('ICE-USD', 100))
+        UNION ALL
+        (SELECT * FROM exchange.orderbook('ICE-USD', 100)
+         EXCEPT ALL SELECT * FROM exchange.orderbook_at('ICE-USD', depth => 100))) d;
+SELECT side, price, quantity, order_count FROM exchange.orderbook_at('ICE-USD',
+    (SELECT seq FROM exchange.events WHERE payload->>'client_id' = 'dave' AND instrument_id =
+        (SELECT instrument_id FROM exchange.instruments WHERE symbol = 'ICE-USD')));
