@@ -68,8 +68,7 @@ enum class Reject : uint8_t {
     OrderNotFound = 15,      // cancel/amend of an id that is not resting
     NoChange = 16,           // amend to the same price and quantity
     WouldCross = 17,         // load_resting of an order that crosses the book
-    InvalidDisplay =
-        18,  // iceberg display < 0, > the quantity, or a quantity of more than kMaxIcebergParts tips
+    InvalidDisplay = 18,     // iceberg display < 0 or > qty, or qty over kMaxIcebergParts tips
 };
 
 // An iceberg's quantity is at most this many times its display quantity, so

@@ -256,24 +256,15 @@ void LoadBook(int slot, int32 instrument_id) {
     Datum args[1] = {Int32GetDatum(instrument_id)};
     // An iceberg rests with the tip it had (visible_lots); a database before
     // 0.12 has none.
-    Portal portal = SPI_cursor_open_with_args(
-        nullptr,
-        OrdersHaveIcebergs()
-            ? "SELECT order_no, client_no, side = 'sell', price_ticks, remaining_lots, post_only, "
-              "       CASE stp WHEN 'none' THEN 0 WHEN 'cancel_newest' THEN 1 WHEN 'cancel_oldest' THEN 2 "
-              "ELSE 3 END, "
-              "       coalesce(display_lots, 0), coalesce(visible_lots, 0) "
-              "  FROM exchange.orders "
-              " WHERE instrument_id = $1 AND status IN ('open', 'partially_filled') "
-              " ORDER BY priority"
-            : "SELECT order_no, client_no, side = 'sell', price_ticks, remaining_lots, post_only, "
-              "       CASE stp WHEN 'none' THEN 0 WHEN 'cancel_newest' THEN 1 WHEN 'cancel_oldest' THEN 2 "
-              "ELSE 3 END, "
-              "       0::int8, 0::int8 "
-              "  FROM exchange.orders "
-              " WHERE instrument_id = $1 AND status IN ('open', 'partially_filled') "
-              " ORDER BY priority",
-        1, argtypes, args, nullptr, true, 0);
+    const char* sql = psprintf(
+        "SELECT order_no, client_no, side = 'sell', price_ticks, remaining_lots, post_only, "
+        "  CASE stp WHEN 'none' THEN 0 WHEN 'cancel_newest' THEN 1 WHEN 'cancel_oldest' THEN 2 ELSE 3 END,"
+        " %s "
+        "  FROM exchange.orders "
+        " WHERE instrument_id = $1 AND status IN ('open', 'partially_filled') "
+        " ORDER BY priority",
+        OrdersHaveIcebergs() ? "coalesce(display_lots, 0), coalesce(visible_lots, 0)" : "0::int8, 0::int8");
+    Portal portal = SPI_cursor_open_with_args(nullptr, sql, 1, argtypes, args, nullptr, true, 0);
     for (;;) {
         SPI_cursor_fetch(portal, true, 10000);
         if (SPI_processed == 0) break;
