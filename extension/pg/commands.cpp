@@ -159,17 +159,8 @@ struct InsertTarget {
     Oid types[25];  // the columns' types
     Plan fallback;  // prepared on first use
 };
-InsertTarget t_orders{"orders",
-                      22,
-                      {"order_id", "order_no", "client_id", "client_no", "instrument", "instrument_id", "side", "type",
-                       "time_in_force", "post_only", "stp", "price", "quantity", "filled_quantity", "price_ticks",
-                       "quantity_lots", "remaining_lots", "status", "reject_reason", "cancel_reason",
-                       "idempotency_key", "priority"},
-                      {UUIDOID, INT8OID, TEXTOID, INT8OID, TEXTOID, INT4OID, TEXTOID, TEXTOID, TEXTOID, BOOLOID,
-                       TEXTOID, NUMERICOID, NUMERICOID, NUMERICOID, INT8OID, INT8OID, INT8OID, TEXTOID, TEXTOID,
-                       TEXTOID, TEXTOID, INT8OID},
-                      {}};
-// The same with 0.12's iceberg columns.
+// The orders' columns; a database before 0.12 has all but the last three
+// (t_orders, below), each target with its own fallback statement.
 InsertTarget t_orders_icebergs{
     "orders",
     25,
@@ -202,6 +193,12 @@ InsertTarget t_orders_icebergs{
      BOOLOID, TEXTOID, NUMERICOID, NUMERICOID, NUMERICOID, INT8OID, INT8OID, INT8OID, TEXTOID,
      TEXTOID, TEXTOID, TEXTOID,    INT8OID,    NUMERICOID, INT8OID, INT8OID},
     {}};
+constexpr int kOrderColumnsBefore012 = 22;
+InsertTarget t_orders = [] {
+    InsertTarget t = t_orders_icebergs;
+    t.ncols = kOrderColumnsBefore012;
+    return t;
+}();
 InsertTarget t_trades{"trades",
                       11,
                       {"trade_id", "instrument", "instrument_id", "seq", "price", "quantity", "buy_order_id",
@@ -1334,7 +1331,7 @@ void Flush() {
         orders.Set(20, TextOrNull(s.a->idempotency_key, isnull));
         if (isnull) orders.SetNull(20);
         orders.Set(21, Int64GetDatum(s.row_priority));
-        if (target.ncols == 25) {
+        if (target.ncols > kOrderColumnsBefore012) {
             if (s.o->display_lots > 0) {
                 orders.Set(22, NumericGetDatum(s.o->display_quantity));
                 orders.Set(23, Int64GetDatum(s.o->display_lots));
