@@ -16,8 +16,8 @@ using detail::kNil;
 namespace {
 
 constexpr uint64_t kMagic = 0x4b4f4f4258454750ULL;  // "PGEXBOOK"
-// 2: 8-byte id hash entries (tag + slot); 3: Robin Hood, windowed homes; 4: icebergs
-constexpr uint32_t kVersion = 4;
+// 2: 8-byte id hash entries (tag + slot); 3: Robin Hood, windowed homes; 4: icebergs; 5: stop orders
+constexpr uint32_t kVersion = 5;
 constexpr uint32_t kMaxSlots = 1u << 30;
 
 using detail::mix64;
@@ -44,6 +44,7 @@ bool compute_layout(const BookConfig& c, Layout& l) {
 }
 
 inline int si(Side s) { return static_cast<int>(s); }
+constexpr int kBuyStops = 2, kSellStops = 3;  // the pending stops' trees (2 + side)
 
 }  // namespace
 
@@ -68,6 +69,8 @@ std::string_view to_string(Reject r) {
         case Reject::NoChange: return "no_change";
         case Reject::WouldCross: return "would_cross";
         case Reject::InvalidDisplay: return "invalid_display";
+        case Reject::InvalidStopPrice: return "invalid_stop_price";
+        case Reject::StopWouldTrigger: return "stop_would_trigger";
     }
     return "unknown";
 }
@@ -107,8 +110,7 @@ bool Book::format(void* mem, size_t size, const BookConfig& cfg) {
     h.off_orders = l.off_orders;
     h.off_levels = l.off_levels;
     h.off_hash = l.off_hash;
-    h.best[0] = h.best[1] = kNil;
-    h.root[0] = h.root[1] = kNil;
+    for (int t = 0; t < 4; ++t) h.best[t] = h.root[t] = kNil;
     h.free_order = kNil;
     h.free_level = kNil;
     std::memcpy(base, &h, sizeof h);
@@ -257,7 +259,7 @@ void Book::hash_erase(uint64_t id, uint32_t slot) {
 // Priorities derive from (side, price), so the shape depends only on the set
 // of prices: the same logical book has the same tree.
 
-void Book::split(uint32_t t, int64_t k, Side s, uint32_t& l, uint32_t& r) {
+void Book::split(uint32_t t, int64_t k, int s, uint32_t& l, uint32_t& r) {
     if (t == kNil) {
         l = r = kNil;
         return;
@@ -287,9 +289,9 @@ uint32_t Book::merge(uint32_t l, uint32_t r) {
     return r;
 }
 
-void Book::treap_insert(Side s, uint32_t n) {
+void Book::treap_insert(int s, uint32_t n) {
     const int64_t k = key(s, lvl(n).price);
-    uint32_t* link = &h_->root[si(s)];
+    uint32_t* link = &h_->root[s];
     while (*link != kNil && lvl(*link).prio >= lvl(n).prio)
         link = k < key(s, lvl(*link).price) ? &lvl(*link).left : &lvl(*link).right;
     uint32_t a, b;
@@ -299,18 +301,18 @@ void Book::treap_insert(Side s, uint32_t n) {
     put(*link, n);
 }
 
-void Book::treap_erase(Side s, uint32_t n) {
+void Book::treap_erase(int s, uint32_t n) {
     const int64_t k = key(s, lvl(n).price);
-    uint32_t* link = &h_->root[si(s)];
+    uint32_t* link = &h_->root[s];
     while (*link != n) link = k < key(s, lvl(*link).price) ? &lvl(*link).left : &lvl(*link).right;
     put(*link, merge(lvl(n).left, lvl(n).right));
 }
 
 // --------------------------------------------------------------- levels ---
 
-uint32_t Book::find_level(Side s, int64_t price) const {
+uint32_t Book::find_level(int s, int64_t price) const {
     const int64_t k = key(s, price);
-    uint32_t t = h_->root[si(s)];
+    uint32_t t = h_->root[s];
     while (t != kNil) {
         const int64_t tk = key(s, lvl(t).price);
         if (k == tk) return t;
@@ -319,7 +321,7 @@ uint32_t Book::find_level(Side s, int64_t price) const {
     return kNil;
 }
 
-uint32_t Book::insert_level(Side s, int64_t price) {
+uint32_t Book::insert_level(int s, int64_t price) {
     const uint32_t n = alloc_level();
     if (n == kNil) return kNil;
     Level& L = lvl(n);
@@ -330,13 +332,15 @@ uint32_t Book::insert_level(Side s, int64_t price) {
     put(L.tail, kNil);
     put(L.left, kNil);
     put(L.right, kNil);
-    put(L.prio, static_cast<uint32_t>(mix64(static_cast<uint64_t>(price) ^ (static_cast<uint64_t>(si(s)) << 63))));
-    put(L.side, static_cast<uint8_t>(s));
+    put(L.prio,
+        static_cast<uint32_t>(mix64(static_cast<uint64_t>(price) ^ (static_cast<uint64_t>(s) << 62))));
+    put(L.side, static_cast<uint8_t>(s & 1));
+    put(L.stop, static_cast<uint8_t>(s >> 1));
 
     // The better neighbour: the level with the largest key below ours.
     const int64_t k = key(s, price);
     uint32_t pred = kNil;
-    for (uint32_t t = h_->root[si(s)]; t != kNil;) {
+    for (uint32_t t = h_->root[s]; t != kNil;) {
         if (key(s, lvl(t).price) < k) {
             pred = t;
             t = lvl(t).right;
@@ -346,8 +350,8 @@ uint32_t Book::insert_level(Side s, int64_t price) {
     }
     uint32_t succ;
     if (pred == kNil) {
-        succ = h_->best[si(s)];
-        put(h_->best[si(s)], n);
+        succ = h_->best[s];
+        put(h_->best[s], n);
     } else {
         succ = lvl(pred).worse;
         put(lvl(pred).worse, n);
@@ -357,22 +361,22 @@ uint32_t Book::insert_level(Side s, int64_t price) {
     if (succ != kNil) put(lvl(succ).better, n);
     treap_insert(s, n);
     put(h_->live_levels, h_->live_levels + 1);
-    put(h_->live_per_side[si(s)], h_->live_per_side[si(s)] + 1);
+    put(h_->live_per_side[s], h_->live_per_side[s] + 1);
     return n;
 }
 
 void Book::erase_level(uint32_t li) {
     Level& L = lvl(li);
-    const Side s = static_cast<Side>(L.side);
+    const int s = tree_of(L);
     const uint32_t b = L.better, w = L.worse;
     if (b == kNil)
-        put(h_->best[si(s)], w);
+        put(h_->best[s], w);
     else
         put(lvl(b).worse, w);
     if (w != kNil) put(lvl(w).better, b);
     treap_erase(s, li);
     put(h_->live_levels, h_->live_levels - 1);
-    put(h_->live_per_side[si(s)], h_->live_per_side[si(s)] - 1);
+    put(h_->live_per_side[s], h_->live_per_side[s] - 1);
     free_level(li);
 }
 
@@ -411,11 +415,22 @@ void Book::unlink_order(uint32_t oi) {
 // Takes an order out of the book entirely; returns true if its level emptied
 // and was erased.
 bool Book::remove_order(uint32_t oi) {
+    return release(oi, h_->live_orders);
+}
+
+// Takes a pending stop order out of the pending stops entirely.
+void Book::remove_stop(uint32_t oi) {
+    release(oi, h_->live_stops);
+}
+
+// Unlinks order slot oi, frees it and its id, counts it out of `live`; true if its level emptied and was
+// erased.
+bool Book::release(uint32_t oi, uint32_t& live) {
     const uint32_t li = ord(oi).level;
     unlink_order(oi);
     hash_erase(ord(oi).id, oi);
     free_order(oi);
-    put(h_->live_orders, h_->live_orders - 1);
+    put(live, live - 1);
     if (lvl(li).count != 0) return false;
     erase_level(li);
     return true;
@@ -428,7 +443,8 @@ bool Book::remove_order(uint32_t oi) {
 // that waits for the narrower stores that built it.)
 void Book::note_level(Result& out, Side s, int64_t price, uint32_t li_or_nil) {
     LevelChange* c;
-    if (!out.levels.empty() && out.levels.back().side == s && out.levels.back().price.v == price) {
+    if (out.levels.size() > note_floor_ && out.levels.back().side == s &&
+        out.levels.back().price.v == price) {
         c = &out.levels.back();
     } else {
         c = &out.levels.emplace_back();
@@ -453,10 +469,19 @@ Reject Book::validate_new(const NewOrder& o) const {
     if (o.display.v != 0 &&
         (o.display.v < 0 || o.display.v > o.qty.v || !iceberg_parts_ok(o.qty.v, o.display.v)))
         return Reject::InvalidDisplay;
-    if ((o.post_only || o.display.v != 0) && (o.type == OrderType::Market || o.tif != Tif::Gtc))
+    if (o.stop.v < 0 || o.stop.v > kMaxPrice) return Reject::InvalidStopPrice;
+    if ((o.post_only || o.display.v != 0) &&
+        (o.type == OrderType::Market || o.tif != Tif::Gtc || o.stop.v != 0))
         return Reject::InvalidCombination;
     if (hash_find(o.id) != kNil) return Reject::DuplicateOrderId;
+    if (o.stop.v != 0 && stop_reached(o.side, o.stop.v)) return Reject::StopWouldTrigger;
     return Reject::None;
+}
+
+// Whether the last trade price has reached a stop price of this side (buy: last >= stop; sell: last <= stop).
+bool Book::stop_reached(Side s, int64_t stop) const {
+    const int64_t last = h_->last_price;
+    return last != 0 && (s == Side::Buy ? stop <= last : stop >= last);
 }
 
 bool Book::crosses(const NewOrder& o, Price level_price) const {
@@ -578,9 +603,9 @@ __attribute__((noinline, cold)) bool Book::refill(uint32_t oi) {
 // Puts a GTC remainder of `qty` at the back of its level, `visible` of it shown.
 Reject Book::rest(const NewOrder& o, int64_t qty, int64_t visible, Result& out) {
     if (h_->free_order == kNil && h_->order_watermark == h_->max_orders) return Reject::OrderCapacity;
-    uint32_t li = find_level(o.side, o.price.v);
+    uint32_t li = find_level(si(o.side), o.price.v);
     if (li == kNil) {
-        li = insert_level(o.side, o.price.v);
+        li = insert_level(si(o.side), o.price.v);
         if (li == kNil) return Reject::LevelCapacity;
     } else if (lvl(li).qty > std::numeric_limits<int64_t>::max() - visible) {
         return Reject::QuantityOverflow;
@@ -594,7 +619,7 @@ Reject Book::rest(const NewOrder& o, int64_t qty, int64_t visible, Result& out) 
     put(m.display, o.display.v);
     put(m.hidden, qty - visible);
     put(m.side, static_cast<uint8_t>(o.side));
-    put(m.post_only, static_cast<uint8_t>(o.post_only));
+    put(m.flags, static_cast<uint8_t>(o.post_only ? detail::kPostOnly : 0));
     put(m.stp, static_cast<uint8_t>(o.stp));
     hash_insert(o.id, oi);
     append_order(li, oi);
@@ -613,8 +638,10 @@ Reject Book::execute(const NewOrder& o, Result& out) {
 
     int64_t remaining = o.qty.v;
     Reject reject = Reject::None;
+    const size_t fills_before = out.fills.size();
     const bool stopped = match(o, out, remaining, reject);
     if (reject != Reject::None) return reject;
+    if (out.fills.size() != fills_before) put(h_->last_price, out.fills.back().price.v);
     if (remaining == 0) return Reject::None;
     if (stopped) {
         out.cancel_reason = CancelReason::SelfTrade;
@@ -648,8 +675,105 @@ bool Book::place(const NewOrder& o, Result& out) {
     out.clear();
     const Savepoint sp = savepoint();
     Reject r = validate_new(o);
-    if (r == Reject::None) r = execute(o, out);
-    return finish(out, sp, r);
+    if (r == Reject::None) {
+        if (o.stop.v == 0) {
+            r = execute(o, out);
+        } else if ((r = add_stop(o)) == Reject::None) {
+            out.pending = o.qty;
+        }
+    }
+    const bool ok = finish(out, sp, r);
+    if (ok && !out.fills.empty() && h_->live_stops != 0) trigger_stops(out);
+    return ok;
+}
+
+// Puts a validated stop order at the back of its side's queue at its stop price.
+Reject Book::add_stop(const NewOrder& o) {
+    if (h_->free_order == kNil && h_->order_watermark == h_->max_orders) return Reject::OrderCapacity;
+    const int tree = kStopTrees + si(o.side);
+    uint32_t li = find_level(tree, o.stop.v);
+    if (li == kNil) {
+        li = insert_level(tree, o.stop.v);
+        if (li == kNil) return Reject::LevelCapacity;
+    } else if (lvl(li).qty > std::numeric_limits<int64_t>::max() - o.qty.v) {
+        return Reject::QuantityOverflow;
+    }
+    const uint32_t oi = alloc_order();
+    Order& m = ord(oi);
+    put(m.id, o.id);
+    put(m.owner, o.owner);
+    put(m.price, o.price.v);
+    put(m.qty, o.qty.v);
+    put(m.display, int64_t{0});
+    put(m.hidden, int64_t{0});
+    put(m.side, static_cast<uint8_t>(o.side));
+    put(m.flags, static_cast<uint8_t>((o.type == OrderType::Market ? detail::kMarket : 0) |
+                                      static_cast<uint8_t>(o.tif) << detail::kTifShift));
+    put(m.stp, static_cast<uint8_t>(o.stp));
+    hash_insert(o.id, oi);
+    append_order(li, oi);
+    put(h_->live_stops, h_->live_stops + 1);
+    return Reject::None;
+}
+
+// Runs the pending stops the last trade price has reached, one at a time,
+// each as an incoming order with its own sequence number, until none is
+// reached (their trades move the price: a cascade). See SEMANTICS.md.
+__attribute__((noinline)) void Book::trigger_stops(Result& out) {
+    // The command's own order's outcome, kept aside while the triggered ones run.
+    const Qty filled = out.filled, resting = out.resting, cancelled = out.cancelled;
+    const CancelReason reason = out.cancel_reason;
+    for (;;) {
+        uint32_t li = h_->best[kBuyStops];
+        if (li == kNil || !stop_reached(Side::Buy, lvl(li).price)) {
+            li = h_->best[kSellStops];
+            if (li == kNil || !stop_reached(Side::Sell, lvl(li).price)) break;
+        }
+        const RestingOrder m = view(ord(lvl(li).head));
+        NewOrder n;
+        n.id = m.id;
+        n.owner = m.owner;
+        n.side = m.side;
+        n.type = m.type;
+        n.tif = m.tif;
+        n.price = m.price;
+        n.qty = m.qty;
+        n.stp = m.stp;
+        remove_stop(lvl(li).head);
+        Triggered t{};
+        t.id = n.id;
+        t.owner = n.owner;
+        t.side = n.side;
+        t.first_fill = static_cast<uint32_t>(out.fills.size());
+        t.first_level = static_cast<uint32_t>(out.levels.size());
+        t.first_stp = static_cast<uint32_t>(out.stp_cancelled.size());
+        out.filled = out.resting = out.cancelled = Qty{0};
+        out.cancel_reason = CancelReason::None;
+        note_floor_ = t.first_level;  // its level changes are its own
+        const Savepoint sp = savepoint();
+        t.reject = execute(n, out);
+        if (t.reject != Reject::None) {  // undone; all of it cancelled
+            rollback_to(sp);
+            out.fills.resize(t.first_fill);
+            out.levels.resize(t.first_level);
+            out.stp_cancelled.resize(t.first_stp);
+            out.filled = out.resting = Qty{0};
+            out.cancelled = n.qty;
+            out.cancel_reason = CancelReason::None;
+        }
+        put(h_->seq, h_->seq + 1);
+        t.seq = h_->seq;
+        t.filled = out.filled;
+        t.resting = out.resting;
+        t.cancelled = out.cancelled;
+        t.cancel_reason = out.cancel_reason;
+        out.triggered.push_back(t);
+    }
+    note_floor_ = 0;
+    out.filled = filled;
+    out.resting = resting;
+    out.cancelled = cancelled;
+    out.cancel_reason = reason;
 }
 
 bool Book::cancel(OrderId id, Result& out) {
@@ -663,6 +787,10 @@ bool Book::cancel(OrderId id, Result& out) {
     const uint32_t li = m.level;
     out.cancelled = Qty{m.qty + m.hidden};
     out.cancel_reason = CancelReason::User;
+    if (lvl(li).stop) {  // a pending stop: in no level of the book
+        remove_stop(oi);
+        return finish(out, sp, Reject::None);
+    }
     const bool erased = remove_order(oi);
     note_level(out, s, price, erased ? kNil : li);
     return finish(out, sp, Reject::None);
@@ -673,6 +801,7 @@ bool Book::amend(OrderId id, Price new_price, Qty new_qty, Result& out) {
     const Savepoint sp = savepoint();
     const uint32_t oi = id == 0 ? kNil : hash_find(id);
     if (oi == kNil) return finish(out, sp, Reject::OrderNotFound);
+    if (lvl(ord(oi).level).stop) return amend_stop(oi, new_price, new_qty, out, sp);
     if (new_price.v <= 0 || new_price.v > kMaxPrice) return finish(out, sp, Reject::InvalidPrice);
     if (new_qty.v <= 0 || new_qty.v > kMaxQty) return finish(out, sp, Reject::InvalidQuantity);
     Order& m = ord(oi);
@@ -709,16 +838,59 @@ bool Book::amend(OrderId id, Price new_price, Qty new_qty, Result& out) {
                       Tif::Gtc,
                       new_price,
                       new_qty,
-                      m.post_only != 0,
+                      (m.flags & detail::kPostOnly) != 0,
                       static_cast<Stp>(m.stp),
                       Qty{m.display}};
     const int64_t old_price = m.price;
     const bool erased = remove_order(oi);
     note_level(out, s, old_price, erased ? kNil : li);
-    return finish(out, sp, execute(re, out));
+    const bool ok = finish(out, sp, execute(re, out));
+    if (ok && !out.fills.empty() && h_->live_stops != 0) trigger_stops(out);
+    return ok;
+}
+
+// amend() of a pending stop order: a new quantity and limit price, the same stop price.
+bool Book::amend_stop(uint32_t oi, Price new_price, Qty new_qty, Result& out, Savepoint sp) {
+    Order& m = ord(oi);
+    if ((m.flags & detail::kMarket) ? new_price.v != 0 : (new_price.v <= 0 || new_price.v > kMaxPrice))
+        return finish(out, sp, Reject::InvalidPrice);
+    if (new_qty.v <= 0 || new_qty.v > kMaxQty) return finish(out, sp, Reject::InvalidQuantity);
+    if (new_price.v == m.price && new_qty.v == m.qty) return finish(out, sp, Reject::NoChange);
+    Level& L = lvl(m.level);
+    if (new_price.v == m.price && new_qty.v < m.qty) {  // keeps its place
+        put(L.qty, L.qty - (m.qty - new_qty.v));
+        put(m.qty, new_qty.v);
+        out.priority_kept = true;
+    } else {
+        if (L.qty - m.qty > std::numeric_limits<int64_t>::max() - new_qty.v)
+            return finish(out, sp, Reject::QuantityOverflow);
+        const uint32_t li = m.level;
+        unlink_order(oi);
+        put(m.price, new_price.v);
+        put(m.qty, new_qty.v);
+        append_order(li, oi);
+    }
+    out.pending = new_qty;
+    return finish(out, sp, Reject::None);
 }
 
 Reject Book::load_resting(const RestingOrder& o) {
+    if (o.stop.v != 0) {  // a pending stop order, checked as place() checks it
+        NewOrder n;
+        n.id = o.id;
+        n.owner = o.owner;
+        n.side = o.side;
+        n.type = o.type;
+        n.tif = o.tif;
+        n.price = o.price;
+        n.qty = o.qty;
+        n.post_only = o.post_only;
+        n.stp = o.stp;
+        n.display = o.display;
+        n.stop = o.stop;
+        const Reject r = validate_new(n);
+        return r != Reject::None ? r : add_stop(n);
+    }
     if (o.id == 0) return Reject::InvalidOrderId;
     if (static_cast<uint8_t>(o.side) > 1) return Reject::InvalidSide;
     if (static_cast<uint8_t>(o.stp) > 3) return Reject::InvalidStp;
@@ -739,7 +911,13 @@ Reject Book::load_resting(const RestingOrder& o) {
     return rest(n, o.qty.v, shown, scratch_);  // rest() rejects before writing anything
 }
 
-void Book::set_seq(uint64_t seq) { put(h_->seq, seq); }
+void Book::set_seq(uint64_t seq) {
+    put(h_->seq, seq);
+}
+
+void Book::set_last_price(Price p) {
+    put(h_->last_price, p.v);
+}
 
 // ------------------------------------------------------------- prefetch ---
 // Read-only hints; see book.h. Every index is checked against the region's
@@ -788,19 +966,30 @@ bool Book::best(Side s, LevelView& lv) const {
     return true;
 }
 
+// An order as seen from outside: resting in the book, or a pending stop.
+RestingOrder Book::view(const Order& m) const {
+    RestingOrder o{m.id,
+                   m.owner,
+                   static_cast<Side>(m.side),
+                   Price{m.price},
+                   Qty{m.qty + m.hidden},
+                   (m.flags & detail::kPostOnly) != 0,
+                   static_cast<Stp>(m.stp),
+                   Qty{m.display},
+                   Qty{m.qty}};
+    if (lvl(m.level).stop) {
+        o.visible = Qty{0};
+        o.stop = Price{lvl(m.level).price};
+        o.type = (m.flags & detail::kMarket) ? OrderType::Market : OrderType::Limit;
+        o.tif = static_cast<Tif>((m.flags >> detail::kTifShift) & 3);
+    }
+    return o;
+}
+
 bool Book::find(OrderId id, RestingOrder& o) const {
     const uint32_t oi = id == 0 ? kNil : hash_find(id);
     if (oi == kNil) return false;
-    const Order& m = ord(oi);
-    o = RestingOrder{m.id,
-                     m.owner,
-                     static_cast<Side>(m.side),
-                     Price{m.price},
-                     Qty{m.qty + m.hidden},
-                     m.post_only != 0,
-                     static_cast<Stp>(m.stp),
-                     Qty{m.display},
-                     Qty{m.qty}};
+    o = view(ord(oi));
     return true;
 }
 
@@ -813,18 +1002,20 @@ void Book::levels(Side s, size_t depth, std::vector<LevelView>& out) const {
 void Book::orders(Side s, std::vector<RestingOrder>& out) const {
     out.clear();
     for (uint32_t li = h_->best[si(s)]; li != kNil; li = lvl(li).worse)
-        for (uint32_t oi = lvl(li).head; oi != kNil; oi = ord(oi).next) {
-            const Order& m = ord(oi);
-            out.push_back(RestingOrder{m.id, m.owner, s, Price{m.price}, Qty{m.qty + m.hidden},
-                                       m.post_only != 0, static_cast<Stp>(m.stp), Qty{m.display},
-                                       Qty{m.qty}});
-        }
+        for (uint32_t oi = lvl(li).head; oi != kNil; oi = ord(oi).next) out.push_back(view(ord(oi)));
+}
+
+void Book::stops(Side s, std::vector<RestingOrder>& out) const {
+    out.clear();
+    for (uint32_t li = h_->best[kStopTrees + si(s)]; li != kNil; li = lvl(li).worse)
+        for (uint32_t oi = lvl(li).head; oi != kNil; oi = ord(oi).next) out.push_back(view(ord(oi)));
 }
 
 uint64_t Book::state_hash() const {
     uint64_t h = mix64(h_->seq ^ 0x5eed);
     auto add = [&h](uint64_t v) { h = mix64(h ^ (v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2))); };
-    for (int s = 0; s < 2; ++s) {
+    for (int s = 0; s < 4; ++s) {
+        if (s >= kStopTrees && h_->best[s] == kNil) continue;
         add(0xB00C0000u + s);
         for (uint32_t li = h_->best[s]; li != kNil; li = lvl(li).worse) {
             add(static_cast<uint64_t>(lvl(li).price));
@@ -835,14 +1026,17 @@ uint64_t Book::state_hash() const {
                 add(m.id);
                 add(m.owner);
                 add(static_cast<uint64_t>(m.qty));
-                add(uint64_t{m.post_only} << 8 | m.stp);
+                add(uint64_t{m.flags} << 8 | m.stp);
                 if (m.display != 0) {  // (a book without icebergs hashes as before they existed)
                     add(static_cast<uint64_t>(m.display));
                     add(static_cast<uint64_t>(m.hidden));
                 }
+                if (s >= kStopTrees) add(static_cast<uint64_t>(m.price));  // a pending stop's limit price
             }
         }
     }
+    // (A book that never traded and never held a stop order hashes as before stop orders existed.)
+    if (h_->last_price != 0) add(static_cast<uint64_t>(h_->last_price) ^ 0x1a57000000000000ULL);
     return h;
 }
 

@@ -12,7 +12,10 @@
 // worst (best price in O(1)) and in a treap keyed by price (finding where a
 // new level goes in O(log levels)). Each level keeps its orders in an
 // intrusive FIFO list (time priority). The id hash gives expected O(1)
-// cancel and keeps ids from a sequence side by side (see book.cpp).
+// cancel and keeps ids from a sequence side by side (see book.cpp). Pending
+// stop orders use the same slots and structures: two more "trees" of levels
+// (one per side, keyed by stop price, the next to trigger first), each level
+// a FIFO of the stops at that price; they are in the id hash too.
 //
 // Undo. Every write to the region goes through put(), which records the old
 // bytes in the book's UndoLog. savepoint()/rollback_to() restore the region
@@ -67,28 +70,36 @@ struct Header {
     uint64_t off_levels;
     uint64_t off_hash;
     uint64_t seq;
-    uint32_t best[2];  // head of each side's level list (best price)
-    uint32_t root[2];  // root of each side's treap
+    // Per tree: 0 bids, 1 asks (the book), 2 buy stops, 3 sell stops (pending stop orders).
+    uint32_t best[4];     // head of each tree's level list (best price; for stops the next to trigger)
+    uint32_t root[4];     // root of each tree's treap
     uint32_t free_order;  // free list heads (linked through next)
     uint32_t free_level;
     uint32_t order_watermark;  // slots below it have been handed out at least once
     uint32_t level_watermark;
-    uint32_t live_orders;
-    uint32_t live_levels;
-    uint32_t live_per_side[2];  // levels per side
+    uint32_t live_orders;       // in the book
+    uint32_t live_levels;       // in all four trees
+    uint32_t live_per_side[4];  // levels per tree
+    uint32_t live_stops;        // pending stop orders
+    int64_t last_price;         // price of the most recent fill (0: none yet)
 };
+
+// Order::flags
+inline constexpr uint8_t kPostOnly = 1;
+inline constexpr uint8_t kMarket = 2;    // a pending stop-market order
+inline constexpr uint8_t kTifShift = 2;  // bits 2-3: a pending stop's Tif
 
 struct Order {
     uint64_t id;
     uint64_t owner;
-    int64_t price;
-    int64_t qty;     // remaining and shown in the book (counted in its level)
-    uint32_t prev;   // FIFO neighbours within the level
-    uint32_t next;   // also the free-list link
+    int64_t price;  // a pending stop: its limit price (0: stop-market); its level has the stop price
+    int64_t qty;    // remaining and shown in the book (counted in its level)
+    uint32_t prev;  // FIFO neighbours within the level
+    uint32_t next;  // also the free-list link
     uint32_t level;
     uint8_t side;
     uint8_t in_use;
-    uint8_t post_only;
+    uint8_t flags;  // kPostOnly, kMarket, tif << kTifShift
     uint8_t stp;
     int64_t display;  // iceberg: the most shown at a time (0: not an iceberg)
     int64_t hidden;   // iceberg: remaining and not shown (0 if not an iceberg)
@@ -107,7 +118,8 @@ struct Level {
     uint32_t prio;    // treap priority, derived from price and side
     uint8_t side;
     uint8_t in_use;
-    uint8_t pad[14];
+    uint8_t stop;  // 1: a level of pending stop orders (tree 2 + side)
+    uint8_t pad[13];
 };
 
 // One entry of the id hash: 8 bytes, 8 to a cache line. The full id lives
@@ -154,17 +166,20 @@ public:
     // remainder (an iceberg shows at most its display quantity). Market
     // orders sweep until filled or the book is empty and never rest. IOC
     // remainders are cancelled. FOK orders that cannot fill completely, and
-    // post-only orders that would take, are rejected.
+    // post-only orders that would take, are rejected. A stop order (stop > 0)
+    // waits among the pending stops; the trades of a command run the stop
+    // orders they trigger (Result::triggered).
     bool place(const NewOrder& o, Result& out);
 
-    // Remove a resting order.
+    // Remove a resting order or a pending stop order.
     bool cancel(OrderId id, Result& out);
 
     // Change a resting order's price and/or remaining quantity.
     // Same price, lower quantity: reduced in place, keeps time priority.
     // Same price, higher quantity: moves to the back of its level.
     // New price: leaves the book and re-enters as a GTC limit order with its
-    // owner, post-only flag and STP mode, and may trade.
+    // owner, post-only flag and STP mode, and may trade. A pending stop order
+    // changes its quantity and limit price and keeps its stop price.
     bool amend(OrderId id, Price new_price, Qty new_qty, Result& out);
 
     // Insert an order at the back of its level without matching, bumping
@@ -173,8 +188,9 @@ public:
     // if it would cross the opposite side.
     Reject load_resting(const RestingOrder& o);
 
-    // Set the sequence after a rebuild.
+    // Set the sequence, and the last trade price (before loading stops), after a rebuild.
     void set_seq(uint64_t seq);
+    void set_last_price(Price p);
 
     // --- Prefetch hints. ---
     // None of these changes the book or any result: they only start loading
@@ -216,9 +232,11 @@ public:
     // --- Queries (O(1) unless stated). ---
     uint64_t seq() const { return h_->seq; }
     bool best(Side s, LevelView& lv) const;
-    uint32_t order_count() const { return h_->live_orders; }
-    uint32_t level_count() const { return h_->live_levels; }
+    uint32_t order_count() const { return h_->live_orders; }  // in the book
+    uint32_t level_count() const { return h_->live_per_side[0] + h_->live_per_side[1]; }
     uint32_t level_count(Side s) const { return h_->live_per_side[static_cast<int>(s)]; }
+    uint32_t stop_count() const { return h_->live_stops; }  // pending stop orders
+    Price last_price() const { return Price{h_->last_price}; }
     uint32_t max_orders() const { return h_->max_orders; }
     uint32_t max_levels() const { return h_->max_levels; }
     size_t region_bytes() const { return size_; }
@@ -228,9 +246,12 @@ public:
     void levels(Side s, size_t depth, std::vector<LevelView>& out) const;
     // All resting orders of one side, best price first, then time priority. O(n).
     void orders(Side s, std::vector<RestingOrder>& out) const;
+    // All pending stop orders of one side in the order they would trigger. O(n).
+    void stops(Side s, std::vector<RestingOrder>& out) const;
 
-    // Hash of the logical state (sequence, levels, orders in priority order),
-    // independent of slot placement and memory layout. O(n).
+    // Hash of the logical state (sequence, last price, levels, orders in
+    // priority order, pending stops in trigger order), independent of slot
+    // placement and memory layout. O(n).
     uint64_t state_hash() const;
 
     // Check every invariant; returns one line per violation (empty = valid). O(n).
@@ -260,26 +281,40 @@ private:
     Reject rest(const NewOrder& o, int64_t qty, int64_t visible, Result& out);
     Reject execute(const NewOrder& o, Result& out);
     bool finish(Result& out, Savepoint sp, Reject r);
+    Reject add_stop(const NewOrder& o);
+    void remove_stop(uint32_t oi);
+    bool stop_reached(Side s, int64_t stop) const;
+    void trigger_stops(Result& out);
+    bool amend_stop(uint32_t oi, Price new_price, Qty new_qty, Result& out, Savepoint sp);
+    RestingOrder view(const Order& m) const;
 
     uint32_t alloc_order();
     void free_order(uint32_t i);
     uint32_t alloc_level();
     void free_level(uint32_t i);
 
-    uint32_t find_level(Side s, int64_t price) const;
-    uint32_t insert_level(Side s, int64_t price);  // kNil when out of capacity
+    // Trees of levels: the book's bids and asks (tree = side), then the
+    // pending stops' (tree = 2 + side).
+    static constexpr int kStopTrees = 2;
+    static int tree_of(const Level& L) { return L.side + kStopTrees * L.stop; }
+    uint32_t find_level(int tree, int64_t price) const;
+    uint32_t insert_level(int tree, int64_t price);  // kNil when out of capacity
     void erase_level(uint32_t li);
     void append_order(uint32_t li, uint32_t oi);
     void unlink_order(uint32_t oi);
     bool remove_order(uint32_t oi);
+    bool release(uint32_t oi, uint32_t& live);
     void note_level(Result& out, Side s, int64_t price, uint32_t li_or_nil);
 
-    // Treap over a side's levels, keyed so that "better" is smaller.
-    int64_t key(Side s, int64_t price) const { return s == Side::Buy ? -price : price; }
-    void split(uint32_t t, int64_t k, Side s, uint32_t& l, uint32_t& r);
+    // Treap over a tree's levels, keyed so that "better" (for stops: sooner
+    // to trigger) is smaller: bids and sell stops by -price, asks and buy
+    // stops by price.
+    static int64_t key(int tree, int64_t price) { return ((tree ^ (tree >> 1)) & 1) ? price : -price; }
+    static int64_t key(Side s, int64_t price) { return key(static_cast<int>(s), price); }
+    void split(uint32_t t, int64_t k, int tree, uint32_t& l, uint32_t& r);
     uint32_t merge(uint32_t l, uint32_t r);
-    void treap_insert(Side s, uint32_t li);
-    void treap_erase(Side s, uint32_t li);
+    void treap_insert(int tree, uint32_t li);
+    void treap_erase(int tree, uint32_t li);
 
     uint32_t hash_home(uint32_t tag) const;
     uint32_t hash_disp(uint32_t i) const;  // how far entry i sits from its home
@@ -296,7 +331,8 @@ private:
     uint32_t hash_mask_;
     uint32_t hash_shift_;  // log2(hash_slots): a tag's window is tag >> hash_shift_
     UndoLog undo_;
-    Result scratch_;  // level notes of load_resting, which reports none
+    Result scratch_;           // level notes of load_resting, which reports none
+    uint32_t note_floor_ = 0;  // note_level merges only entries from here on (a triggered order's own)
 };
 
 }  // namespace pgx::core

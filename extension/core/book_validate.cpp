@@ -18,7 +18,10 @@ struct Problems {
     void add(const std::string& s) { lines.push_back(s); }
 };
 
-std::string side_name(int s) { return s == 0 ? "bid" : "ask"; }
+std::string side_name(int tree) {
+    static const char* const names[4] = {"bid", "ask", "buy stop", "sell stop"};
+    return names[tree];
+}
 
 }  // namespace
 
@@ -29,9 +32,9 @@ std::vector<std::string> Book::validate() const {
     if (h.level_watermark > h.max_levels) p.add("level watermark beyond capacity");
     if (!p.lines.empty()) return p.lines;
 
-    uint64_t orders_seen = 0, levels_seen = 0;
-    for (int s = 0; s < 2; ++s) {
-        const Side side = static_cast<Side>(s);
+    uint64_t orders_seen = 0, stops_seen = 0, levels_seen = 0;
+    for (int s = 0; s < 4; ++s) {  // the trees: bids, asks, buy stops, sell stops
+        const bool stops = s >= kStopTrees;
         uint32_t n_levels = 0, prev = kNil;
         std::vector<uint32_t> list;
         for (uint32_t li = h.best[s]; li != kNil; prev = li, li = lvl(li).worse) {
@@ -43,9 +46,9 @@ std::vector<std::string> Book::validate() const {
             const Level& L = lvl(li);
             const std::string at = side_name(s) + " level " + std::to_string(L.price);
             if (!L.in_use) p.add(at + ": slot not in use");
-            if (L.side != s) p.add(at + ": wrong side");
+            if (tree_of(L) != s) p.add(at + ": wrong side or tree");
             if (L.better != prev) p.add(at + ": better link broken");
-            if (prev != kNil && key(side, lvl(prev).price) >= key(side, L.price))
+            if (prev != kNil && key(s, lvl(prev).price) >= key(s, L.price))
                 p.add(at + ": not strictly worse than the level before it");
             if (L.price <= 0 || L.price > kMaxPrice) p.add(at + ": price out of range");
             uint32_t count = 0, oprev = kNil;
@@ -59,8 +62,16 @@ std::vector<std::string> Book::validate() const {
                 const std::string o = at + " order " + std::to_string(m.id);
                 if (!m.in_use) p.add(o + ": slot not in use");
                 if (m.level != li) p.add(o + ": points at another level");
-                if (m.side != s) p.add(o + ": wrong side");
-                if (m.price != L.price) p.add(o + ": price differs from its level");
+                if (m.side != L.side) p.add(o + ": wrong side");
+                if (!stops && m.price != L.price) p.add(o + ": price differs from its level");
+                if (!stops && m.flags > detail::kPostOnly) p.add(o + ": stop-order flags on a resting order");
+                if (stops && ((m.flags & detail::kPostOnly) || ((m.flags >> detail::kTifShift) & 3) > 2 ||
+                              m.flags >> (detail::kTifShift + 2) != 0))
+                    p.add(o + ": flags of a pending stop out of range");
+                if (stops &&
+                    ((m.flags & detail::kMarket) ? m.price != 0 : (m.price <= 0 || m.price > kMaxPrice)))
+                    p.add(o + ": limit price of a pending stop out of range");
+                if (stops && m.display != 0) p.add(o + ": a pending stop with a display quantity");
                 if (m.qty <= 0 || m.qty > kMaxQty) p.add(o + ": quantity out of range");
                 if (m.display < 0 || m.hidden < 0 || (m.display == 0 && m.hidden != 0) ||
                     (m.display > 0 && m.qty > m.display) || m.hidden > kMaxQty - m.qty)
@@ -74,7 +85,7 @@ std::vector<std::string> Book::validate() const {
             if (count != L.count) p.add(at + ": count " + std::to_string(L.count) + " but " +
                                         std::to_string(count) + " orders");
             if (total != L.qty) p.add(at + ": total differs from the sum of its orders");
-            orders_seen += count;
+            (stops ? stops_seen : orders_seen) += count;
         }
         if (n_levels != h.live_per_side[s]) p.add(side_name(s) + " level count differs from the header");
         levels_seen += n_levels;
@@ -107,6 +118,12 @@ std::vector<std::string> Book::validate() const {
     LevelView bid, ask;
     if (best(Side::Buy, bid) && best(Side::Sell, ask) && bid.price >= ask.price) p.add("book is crossed");
     if (orders_seen != h.live_orders) p.add("resting order count differs from the header");
+    if (stops_seen != h.live_stops) p.add("pending stop count differs from the header");
+    if (h.last_price < 0 || h.last_price > kMaxPrice) p.add("last price out of range");
+    for (int s = kStopTrees; s < 4; ++s)
+        if (h.best[s] != kNil && stop_reached(static_cast<Side>(s - kStopTrees), lvl(h.best[s]).price))
+            p.add(side_name(s) + " at " + std::to_string(lvl(h.best[s]).price) +
+                  " is pending though the last price " + std::to_string(h.last_price) + " has reached it");
     if (levels_seen != h.live_levels) p.add("level count differs from the header");
 
     uint64_t hashed = 0;
@@ -124,8 +141,9 @@ std::vector<std::string> Book::validate() const {
         if (d != 0 && (hash_[prev].slot1 == 0 || d > hash_disp(prev) + 1))
             p.add("id hash entry " + std::to_string(i) + " is out of Robin Hood order");
     }
-    if (hashed != h.live_orders) p.add("id hash holds " + std::to_string(hashed) + " ids for " +
-                                       std::to_string(h.live_orders) + " orders");
+    if (hashed != uint64_t{h.live_orders} + h.live_stops)
+        p.add("id hash holds " + std::to_string(hashed) + " ids for " + std::to_string(h.live_orders) +
+              " orders and " + std::to_string(h.live_stops) + " pending stops");
 
     uint64_t free_orders = 0;
     for (uint32_t i = h.free_order; i != kNil; i = ord(i).next) {
@@ -135,7 +153,7 @@ std::vector<std::string> Book::validate() const {
         }
         if (ord(i).in_use) p.add("order slot " + std::to_string(i) + " is free and in use");
     }
-    if (free_orders + h.live_orders != h.order_watermark) p.add("order slots leaked");
+    if (free_orders + h.live_orders + h.live_stops != h.order_watermark) p.add("order slots leaked");
     uint64_t free_levels = 0;
     for (uint32_t i = h.free_level; i != kNil; i = lvl(i).worse) {
         if (i >= h.level_watermark || ++free_levels > h.level_watermark) {

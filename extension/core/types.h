@@ -69,6 +69,8 @@ enum class Reject : uint8_t {
     NoChange = 16,           // amend to the same price and quantity
     WouldCross = 17,         // load_resting of an order that crosses the book
     InvalidDisplay = 18,     // iceberg display < 0 or > qty, or qty over kMaxIcebergParts tips
+    InvalidStopPrice = 19,   // stop price < 0 or > kMaxPrice
+    StopWouldTrigger = 20,   // the last trade price has already reached the stop price
 };
 
 // An iceberg's quantity is at most this many times its display quantity, so
@@ -128,15 +130,39 @@ struct Cancelled {
 
 enum class Status : uint8_t { Accepted = 0, Rejected = 1 };
 
+// A stop order that a command's trades triggered (SEMANTICS.md, "Stop
+// orders"): it left the pending stops and ran as an incoming order with its
+// own sequence number, after the command's own order and after every stop
+// triggered before it. Its fills, level changes and STP cancels are in the
+// command's vectors from first_fill, first_level and first_stp up to the next
+// triggered order's (or the end). If running it would have been rejected
+// (reject != None; FokUnfillable, a capacity or overflow reject), nothing of
+// it ran and all of its quantity is cancelled.
+struct Triggered {
+    OrderId id;
+    OwnerId owner;
+    Side side;
+    uint64_t seq;
+    Qty filled;
+    Qty resting;
+    Qty cancelled;
+    CancelReason cancel_reason;
+    Reject reject;
+    uint32_t first_fill;
+    uint32_t first_level;
+    uint32_t first_stp;
+};
+
 // The outcome of one command. Reused across calls: the book clears it first.
 struct Result {
     Status status = Status::Accepted;
     Reject reject = Reject::None;
-    uint64_t seq = 0;  // book sequence after the command (unchanged when rejected)
+    uint64_t seq = 0;  // the command's sequence number (unchanged when rejected); triggered stops follow it
 
     // For place/amend: the subject order's outcome.
-    Qty filled{0};     // quantity traded by this command
+    Qty filled{0};     // quantity traded by the subject order
     Qty resting{0};    // quantity left resting in the book, shown and hidden (0 if none)
+    Qty pending{0};    // a stop order's quantity waiting for its stop price (0 if none)
     Qty cancelled{0};  // remainder cancelled (IOC, market, STP, or cancel())
     CancelReason cancel_reason = CancelReason::None;
     bool priority_kept = false;  // amend: the order kept its place in the queue
@@ -144,24 +170,28 @@ struct Result {
     std::vector<Fill> fills;
     std::vector<LevelChange> levels;
     std::vector<Cancelled> stp_cancelled;
+    std::vector<Triggered> triggered;  // stop orders the command's trades triggered, in the order run
 
     bool accepted() const { return status == Status::Accepted; }
     void clear() {
         status = Status::Accepted;
         reject = Reject::None;
         seq = 0;
-        filled = resting = cancelled = Qty{0};
+        filled = resting = pending = cancelled = Qty{0};
         cancel_reason = CancelReason::None;
         priority_kept = false;
         fills.clear();
         levels.clear();
         stp_cancelled.clear();
+        triggered.clear();
     }
 };
 
 // An incoming order. A market order has price 0. display > 0 makes a GTC
 // limit order an iceberg: at most `display` of its resting quantity is shown
-// in the book at a time, the rest hidden (see SEMANTICS.md).
+// in the book at a time, the rest hidden. stop > 0 makes it a stop order
+// (stop-limit or stop-market): it waits outside the book until a trade at or
+// beyond `stop` triggers it (see SEMANTICS.md).
 struct NewOrder {
     OrderId id = 0;
     OwnerId owner = 0;
@@ -173,6 +203,7 @@ struct NewOrder {
     bool post_only = false;
     Stp stp = kDefaultStp;
     Qty display{0};
+    Price stop{0};
 };
 
 // A GTC limit order with the default options.
@@ -189,7 +220,9 @@ inline NewOrder limit_order(OrderId id, OwnerId owner, Side side, Price price, Q
 // A resting order as seen from outside (queries, loading, tests). qty is all
 // of its remaining quantity, visible the part shown in the book (qty unless
 // an iceberg, whose display is > 0). load_resting reads visible 0 as a fresh
-// tip: min(display, qty), or qty.
+// tip: min(display, qty), or qty. A pending stop order has stop > 0, its
+// type and tif, price 0 if a stop-market, and visible 0 (it is not in the
+// book); an order in the book has stop 0, type Limit and tif Gtc.
 struct RestingOrder {
     OrderId id = 0;
     OwnerId owner = 0;
@@ -200,6 +233,9 @@ struct RestingOrder {
     Stp stp = kDefaultStp;
     Qty display{0};
     Qty visible{0};
+    Price stop{0};
+    OrderType type = OrderType::Limit;
+    Tif tif = Tif::Gtc;
 };
 
 // One aggregated price level as seen from outside.

@@ -118,4 +118,44 @@ inline Result stale_result() {
     return r;
 }
 
+// A stop order a command triggered (Result::triggered): id, owner, side, its
+// own sequence number, its own outcome, why running it was rejected (None if
+// it ran), and where its fills, level changes and STP cancels start in the
+// command's vectors.
+struct Trig {
+    OrderId id;
+    OwnerId owner;
+    Side side;
+    uint64_t seq;
+    int64_t filled;
+    int64_t resting;
+    int64_t cancelled;
+    CancelReason reason;
+    Reject reject;
+    uint32_t first_fill;
+    uint32_t first_level;
+    uint32_t first_stp;
+};
+inline bool operator==(const Trig& a, const Trig& b) {
+    return a.id == b.id && a.owner == b.owner && a.side == b.side && a.seq == b.seq && a.filled == b.filled &&
+           a.resting == b.resting && a.cancelled == b.cancelled && a.reason == b.reason &&
+           a.reject == b.reject && a.first_fill == b.first_fill && a.first_level == b.first_level &&
+           a.first_stp == b.first_stp;
+}
+inline std::ostream& operator<<(std::ostream& os, const Trig& t) {
+    return os << "#" << t.id << " (owner " << t.owner << ", " << (t.side == Side::Buy ? "buy" : "sell")
+              << ") seq " << t.seq << ": filled " << t.filled << ", resting " << t.resting << ", cancelled "
+              << t.cancelled << " (" << reason_name(t.reason) << "), reject " << reject_name(t.reject)
+              << "; from fill " << t.first_fill << ", level " << t.first_level << ", stp " << t.first_stp;
+}
+using Trigs = std::vector<Trig>;
+
+inline Trigs triggered_of(const Result& r) {
+    Trigs v;
+    for (const Triggered& t : r.triggered)
+        v.push_back({t.id, t.owner, t.side, t.seq, t.filled.v, t.resting.v, t.cancelled.v, t.cancel_reason,
+                     t.reject, t.first_fill, t.first_level, t.first_stp});
+    return v;
+}
+
 }  // namespace pgx::test::desk

@@ -1,9 +1,13 @@
 // The real book against the naive reference book: the same seeded random
-// command stream, every result and the whole book compared after every step.
+// command stream, every result (the stop orders it triggered included) and the
+// whole book (orders, levels, pending stops, last price) compared after every
+// step.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
+#include <unordered_map>
 
 #include "random_stream.h"
 #include "reference_book.h"
@@ -20,6 +24,7 @@ struct Config {
     uint64_t seed;
     double share;  // share of PGX_DIFF_OPS
     bool huge = false;  // quantities near kMaxQty
+    int stop_pct = 8;   // percentage of new orders that are stop orders
 };
 
 // Outcomes seen, so the test can insist that the stream exercised every rule.
@@ -27,11 +32,37 @@ struct Coverage {
     std::array<long, 32> rejects{};
     long accepted = 0, fills = 0, stp_by_mode[4] = {}, market_no_liquidity = 0, ioc = 0, rested = 0, kept = 0,
          requeued = 0, user_cancels = 0, iceberg_rested = 0, refills = 0;
+    // Stop orders: placed (pending) or loaded, cancelled and amended while
+    // pending, triggered (and how those ran: filled, rested, rejected), and
+    // cascades (a stop triggered only by the trades of stops triggered
+    // before it in the same command); multi: commands that triggered >= 2.
+    long stops_placed = 0, stops_loaded = 0, stop_cancels = 0, stop_kept = 0, stop_requeued = 0,
+         triggered = 0, triggered_filled = 0, triggered_rested = 0, triggered_market = 0, cascades = 0,
+         multi = 0, max_triggered = 0;
+    std::array<long, 32> triggered_rejects{};
+    std::array<long, 32> stop_rejects{};  // of places, loads and amends of stop orders
 
-    void add(const Command& c, const Result& r) {
+    void add(const Command& c, const Result& r, bool pending_target) {
+        const bool stop_cmd = (c.kind == Command::Place && c.order.stop.v > 0) ||
+                              (c.kind == Command::Load && c.resting.stop.v > 0) ||
+                              (c.kind == Command::Amend && pending_target);
+        if (c.kind == Command::Load && r.accepted() && c.resting.stop.v > 0) ++stops_loaded;
         if (!r.accepted()) {
             ++rejects[static_cast<size_t>(r.reject)];
+            if (stop_cmd) ++stop_rejects[static_cast<size_t>(r.reject)];
             return;
+        }
+        if (r.pending.v > 0 && c.kind == Command::Place) ++stops_placed;
+        if (pending_target && c.kind == Command::Cancel) ++stop_cancels;
+        if (pending_target && c.kind == Command::Amend) ++(r.priority_kept ? stop_kept : stop_requeued);
+        triggered += static_cast<long>(r.triggered.size());
+        if (r.triggered.size() >= 2) ++multi;
+        max_triggered = std::max(max_triggered, static_cast<long>(r.triggered.size()));
+        for (const Triggered& t : r.triggered) {
+            if (t.reject != Reject::None) ++triggered_rejects[static_cast<size_t>(t.reject)];
+            if (t.filled.v > 0) ++triggered_filled;
+            if (t.resting.v > 0) ++triggered_rested;
+            if (t.cancel_reason == CancelReason::MarketNoLiquidity) ++triggered_market;
         }
         ++accepted;
         fills += static_cast<long>(r.fills.size());
@@ -44,9 +75,38 @@ struct Coverage {
         if (r.cancel_reason == CancelReason::Ioc) ++ioc;
         if (r.cancel_reason == CancelReason::User) ++user_cancels;
         if (r.resting.v > 0) ++rested;
-        if (c.kind == Command::Amend) ++(r.priority_kept ? kept : requeued);
+        if (c.kind == Command::Amend && !pending_target) ++(r.priority_kept ? kept : requeued);
     }
     long rej(Reject r) const { return rejects[static_cast<size_t>(r)]; }
+
+    void merge(const Coverage& c) {
+        for (size_t i = 0; i < rejects.size(); ++i) rejects[i] += c.rejects[i];
+        for (size_t i = 0; i < triggered_rejects.size(); ++i) triggered_rejects[i] += c.triggered_rejects[i];
+        for (size_t i = 0; i < stop_rejects.size(); ++i) stop_rejects[i] += c.stop_rejects[i];
+        accepted += c.accepted;
+        fills += c.fills;
+        for (int i = 0; i < 4; ++i) stp_by_mode[i] += c.stp_by_mode[i];
+        market_no_liquidity += c.market_no_liquidity;
+        ioc += c.ioc;
+        kept += c.kept;
+        requeued += c.requeued;
+        user_cancels += c.user_cancels;
+        rested += c.rested;
+        iceberg_rested += c.iceberg_rested;
+        refills += c.refills;
+        stops_placed += c.stops_placed;
+        stops_loaded += c.stops_loaded;
+        stop_cancels += c.stop_cancels;
+        stop_kept += c.stop_kept;
+        stop_requeued += c.stop_requeued;
+        triggered += c.triggered;
+        triggered_filled += c.triggered_filled;
+        triggered_rested += c.triggered_rested;
+        triggered_market += c.triggered_market;
+        cascades += c.cascades;
+        multi += c.multi;
+        max_triggered = std::max(max_triggered, c.max_triggered);
+    }
 
     void print(const char* name, long ops) const {
         std::printf(
@@ -57,63 +117,131 @@ struct Coverage {
             stp_by_mode[3], kept, requeued, iceberg_rested, refills);
         for (size_t i = 1; i < rejects.size(); ++i)
             if (rejects[i]) std::printf(" %s=%ld", std::string(to_string(static_cast<Reject>(i))).c_str(), rejects[i]);
+        std::printf(
+            "\n  stops: placed %ld, loaded %ld, cancelled %ld, amend kept/requeued %ld/%ld, triggered %ld "
+            "(filled "
+            "%ld, rested %ld, market_no_liquidity %ld), cascades %ld, commands triggering >= 2: %ld (most "
+            "%ld)\n"
+            "  triggered rejects:",
+            stops_placed, stops_loaded, stop_cancels, stop_kept, stop_requeued, triggered, triggered_filled,
+            triggered_rested, triggered_market, cascades, multi, max_triggered);
+        for (size_t i = 1; i < triggered_rejects.size(); ++i)
+            if (triggered_rejects[i])
+                std::printf(" %s=%ld", std::string(to_string(static_cast<Reject>(i))).c_str(),
+                            triggered_rejects[i]);
+        std::printf("\n  stop order rejects:");
+        for (size_t i = 1; i < stop_rejects.size(); ++i)
+            if (stop_rejects[i])
+                std::printf(" %s=%ld", std::string(to_string(static_cast<Reject>(i))).c_str(),
+                            stop_rejects[i]);
         std::printf("\n");
     }
 };
+
+// Empty if both books agree on what find(id) reports.
+std::string diff_find(const Book& real, const ref::ReferenceBook& model, OrderId id) {
+    RestingOrder a, b;
+    const bool fa = real.find(id, a), fb = model.find(id, b);
+    if (fa != fb)
+        return "find(" + std::to_string(id) + ") " + (fa ? "found" : "not found") + " vs " +
+               (fb ? "found" : "not found");
+    if (!fa) return {};
+    const std::string d = diff_orders({a}, {b});
+    return d.empty() ? d : "find(" + std::to_string(id) + "): " + d;
+}
+
+// Whether a last trade price `last` triggers a stop order of side `s` with stop price `stop`.
+bool reaches(Side s, int64_t stop, int64_t last) {
+    return last > 0 && (s == Side::Buy ? last >= stop : last <= stop);
+}
 
 // Runs one configuration; returns the coverage seen.
 Coverage run(const Config& cfg, long ops) {
     OwnedBook real(cfg.max_orders, cfg.max_levels);
     ref::ReferenceBook model(cfg.max_orders, cfg.max_levels);
-    RandomStream stream(cfg.seed, cfg.lo, cfg.hi, cfg.owners, cfg.huge);
+    RandomStream stream(cfg.seed, cfg.lo, cfg.hi, cfg.owners, cfg.huge, cfg.stop_pct);
     Coverage cov;
     Result got, want;
-    std::vector<OrderId> live;
+    std::vector<OrderId> live, pending;
+    std::unordered_map<OrderId, const RestingOrder*> pending_by_id;
     Snapshot expected = Snapshot::of(model);
     for (long step = 0; step < ops; ++step) {
         live.clear();
+        pending.clear();
+        pending_by_id.clear();
         for (const auto& side : expected.orders)
             for (const auto& o : side) live.push_back(o.id);
-        Command c = stream.next(live);
-        if (c.kind == Command::Amend && c.price.v == 0) {  // "keep the price"
+        for (const auto& side : expected.stops)
+            for (const auto& o : side) {
+                pending.push_back(o.id);
+                pending_by_id[o.id] = &o;
+            }
+        Command c = stream.next(live, pending, expected.last_price);
+        if (c.kind == Command::Amend && c.price.v == 0) {  // "keep the price" (a stop-market's is 0)
             RestingOrder cur;
-            c.price = Price{real->find(c.id, cur) ? cur.price.v : cfg.lo};
+            c.price = Price{model.find(c.id, cur) ? cur.price.v : cfg.lo};
         }
+        const bool pending_target =
+            (c.kind == Command::Cancel || c.kind == Command::Amend) && pending_by_id.count(c.id) != 0;
         apply_command(*real, c, got);
         apply_command(model, c, want);
-        const std::string where = std::string(cfg.name) + " seed " + std::to_string(cfg.seed) + " step " +
-                                  std::to_string(step) + ": " + c.describe() + ": ";
-        const std::string d = diff_results(got, want);
+        const auto where = [&] {  // built only for a failure
+            return std::string(cfg.name) + " seed " + std::to_string(cfg.seed) + " step " +
+                   std::to_string(step) + ": " + c.describe() + ": ";
+        };
+        std::string d = diff_results(got, want);
+        if (d.empty() && got.accepted() && c.kind != Command::Load &&
+            real->seq() != got.seq + got.triggered.size())
+            d = "seq() " + std::to_string(real->seq()) + " is not the result's seq plus the triggered";
+        if (d.empty()) {
+            const OrderId id = c.kind == Command::Place  ? c.order.id
+                               : c.kind == Command::Load ? c.resting.id
+                                                         : c.id;
+            d = diff_find(*real, model, id);
+            for (size_t i = 0; d.empty() && i < got.triggered.size(); ++i)
+                d = diff_find(*real, model, got.triggered[i].id);
+        }
         if (!d.empty()) {
-            ADD_FAILURE() << where << "result differs (real vs reference): " << d;
+            ADD_FAILURE() << where() << "result differs (real vs reference): " << d;
             return cov;
         }
+        if (!want.triggered.empty()) {  // cascades: triggered only by earlier triggered stops' trades
+            int64_t after_own = expected.last_price;
+            if (want.triggered[0].first_fill > 0)
+                after_own = want.fills[want.triggered[0].first_fill - 1].price.v;
+            for (const Triggered& t : want.triggered) {
+                const auto it = pending_by_id.find(t.id);
+                if (it != pending_by_id.end() && !reaches(t.side, it->second->stop.v, after_own))
+                    ++cov.cascades;
+            }
+        }
+        cov.add(c, got, pending_target);
         expected = Snapshot::of(model);
         const std::string s = diff_snapshots(Snapshot::of(*real), expected);
         if (!s.empty()) {
-            ADD_FAILURE() << where << "book differs (real vs reference): " << s;
+            ADD_FAILURE() << where() << "book differs (real vs reference): " << s;
             return cov;
         }
         if (real->order_count() < 256 || step % 64 == 0) {
             const auto problems = real->validate();
             if (!problems.empty()) {
-                ADD_FAILURE() << where << "invariant broken: " << problems.front();
+                ADD_FAILURE() << where() << "invariant broken: " << problems.front();
                 return cov;
             }
         }
         if (step % 16 == 0) real->commit();
-        cov.add(c, got);
     }
     cov.print(cfg.name, ops);
     return cov;
 }
 
 const Config kConfigs[] = {
-    {"roomy", 4096, 512, 90, 110, 4, 0x5eed0001, 0.35},
+    {"roomy", 4096, 512, 90, 110, 4, 0x5eed0001, 0.25},
     {"few-levels", 16, 4, 95, 104, 4, 0x5eed0002, 0.2},
     {"few-orders", 6, 64, 95, 104, 4, 0x5eed0004, 0.15},
     {"wide", 4096, 64, 1, 400, 3, 0x5eed0003, 0.15},
-    {"huge", 512, 64, 100, 101, 8, 0x5eed0005, 0.15, true},
+    {"huge", 512, 64, 100, 101, 8, 0x5eed0005, 0.13, true, 15},
+    {"stops", 256, 16, 95, 105, 4, 0x5eed0006, 0.12, false, 35},
 };
 
 TEST(Differential, RandomStreamsAgreeWithReference) {
@@ -122,18 +250,9 @@ TEST(Differential, RandomStreamsAgreeWithReference) {
     for (const Config& cfg : kConfigs) {
         const Coverage c = run(cfg, static_cast<long>(total * cfg.share));
         if (HasFailure()) return;
-        for (size_t i = 0; i < all.rejects.size(); ++i) all.rejects[i] += c.rejects[i];
-        all.fills += c.fills;
-        for (int i = 0; i < 4; ++i) all.stp_by_mode[i] += c.stp_by_mode[i];
-        all.market_no_liquidity += c.market_no_liquidity;
-        all.ioc += c.ioc;
-        all.kept += c.kept;
-        all.requeued += c.requeued;
-        all.user_cancels += c.user_cancels;
-        all.rested += c.rested;
-        all.iceberg_rested += c.iceberg_rested;
-        all.refills += c.refills;
+        all.merge(c);
     }
+    all.print("all", total);
     if (total < 100'000) return;  // a short smoke run need not reach every rule
     // The stream must keep exercising every rule, or this test proves little.
     EXPECT_GT(all.fills, 0);
@@ -148,13 +267,33 @@ TEST(Differential, RandomStreamsAgreeWithReference) {
     EXPECT_GT(all.requeued, 0);
     EXPECT_GT(all.iceberg_rested, 0) << "an iceberg resting with a hidden part";
     EXPECT_GT(all.refills, 0) << "an iceberg's tip refilled";
-    for (Reject r :
-         {Reject::InvalidOrderId, Reject::DuplicateOrderId, Reject::InvalidSide, Reject::InvalidType,
-          Reject::InvalidTif, Reject::InvalidStp, Reject::InvalidPrice, Reject::InvalidQuantity,
-          Reject::InvalidCombination, Reject::PostOnlyWouldTake, Reject::FokUnfillable, Reject::OrderCapacity,
-          Reject::LevelCapacity, Reject::OrderNotFound, Reject::NoChange, Reject::QuantityOverflow,
-          Reject::WouldCross, Reject::InvalidDisplay})
+    for (Reject r : {Reject::InvalidOrderId,    Reject::DuplicateOrderId, Reject::InvalidSide,
+                     Reject::InvalidType,       Reject::InvalidTif,       Reject::InvalidStp,
+                     Reject::InvalidPrice,      Reject::InvalidQuantity,  Reject::InvalidCombination,
+                     Reject::PostOnlyWouldTake, Reject::FokUnfillable,    Reject::OrderCapacity,
+                     Reject::LevelCapacity,     Reject::OrderNotFound,    Reject::NoChange,
+                     Reject::QuantityOverflow,  Reject::WouldCross,       Reject::InvalidDisplay,
+                     Reject::InvalidStopPrice,  Reject::StopWouldTrigger})
         EXPECT_GT(all.rej(r), 0) << "never saw reject " << to_string(r);
+    EXPECT_GT(all.stops_placed, 0);
+    EXPECT_GT(all.stops_loaded, 0);
+    EXPECT_GT(all.stop_cancels, 0);
+    EXPECT_GT(all.stop_kept, 0);
+    EXPECT_GT(all.stop_requeued, 0);
+    EXPECT_GT(all.triggered, 0);
+    EXPECT_GT(all.triggered_filled, 0);
+    EXPECT_GT(all.triggered_rested, 0);
+    EXPECT_GT(all.cascades, 0) << "a stop triggered by a triggered stop's trades";
+    EXPECT_GT(all.multi, 0);
+    // (A triggered stop frees its own order slot before it runs, so OrderCapacity cannot reject it; a
+    // level slot only if it was the last pending stop at its stop price.)
+    for (Reject r : {Reject::FokUnfillable, Reject::LevelCapacity})
+        EXPECT_GT(all.triggered_rejects[static_cast<size_t>(r)], 0)
+            << "no triggered stop rejected with " << to_string(r);
+    for (Reject r : {Reject::OrderCapacity, Reject::LevelCapacity, Reject::QuantityOverflow, Reject::NoChange,
+                     Reject::InvalidStopPrice, Reject::InvalidCombination, Reject::StopWouldTrigger})
+        EXPECT_GT(all.stop_rejects[static_cast<size_t>(r)], 0)
+            << "no stop order rejected with " << to_string(r);
 }
 
 }  // namespace

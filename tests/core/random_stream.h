@@ -1,12 +1,15 @@
 // A seeded random command stream over a narrow price band: limit and market
-// orders with every TIF and STP mode, post-only, icebergs, cancels and amends of live
-// and unknown ids, duplicates and invalid input, and load_resting (the path
-// that rebuilds a book from storage; it may cross or duplicate). With `huge`,
-// half of the quantities are near kMaxQty and most orders buy, so level
-// totals overflow.
+// orders with every TIF and STP mode, post-only, icebergs, stop orders
+// (stop-limit and stop-market, any TIF, their stop prices just beyond the
+// last trade price so that trades trigger them, often in cascades), cancels
+// and amends of live, pending and unknown ids, duplicates and invalid input,
+// and load_resting (the path that rebuilds a book from storage; it may cross
+// or duplicate, and loads pending stops too). With `huge`, half of the
+// quantities are near kMaxQty and most orders buy, so level totals overflow.
 // Shared by the differential and undo tests.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <random>
 #include <sstream>
@@ -33,15 +36,18 @@ struct Command {
             s << "place{id=" << order.id << " owner=" << order.owner << " side=" << int(order.side)
               << " type=" << int(order.type) << " tif=" << int(order.tif) << " price=" << order.price.v
               << " qty=" << order.qty.v << " post_only=" << order.post_only << " stp=" << int(order.stp)
-              << " display=" << order.display.v << "}";
+              << " display=" << order.display.v << " stop=" << order.stop.v << "}";
         else if (kind == Cancel)
             s << "cancel{id=" << id << "}";
         else if (kind == Amend)
             s << "amend{id=" << id << " price=" << price.v << " qty=" << qty.v << "}";
         else
             s << "load{id=" << resting.id << " owner=" << resting.owner << " side=" << int(resting.side)
-              << " price=" << resting.price.v << " qty=" << resting.qty.v << " display=" << resting.display.v
-              << " visible=" << resting.visible.v << "}";
+              << " price=" << resting.price.v << " qty=" << resting.qty.v
+              << " post_only=" << resting.post_only << " stp=" << int(resting.stp)
+              << " display=" << resting.display.v << " visible=" << resting.visible.v
+              << " stop=" << resting.stop.v << " type=" << int(resting.type) << " tif=" << int(resting.tif)
+              << "}";
         return s.str();
     }
 };
@@ -65,12 +71,20 @@ void apply_command(B& b, const Command& c, Result& r) {
 
 class RandomStream {
 public:
-    RandomStream(uint64_t seed, int64_t lo, int64_t hi, int owners, bool huge = false)
-        : rng_(seed), lo_(lo), hi_(hi), owners_(owners), huge_(huge) {}
+    // `stop_pct`: the percentage of new orders (and of loads) that are stop orders.
+    RandomStream(uint64_t seed, int64_t lo, int64_t hi, int owners, bool huge = false, int stop_pct = 8)
+        : rng_(seed), lo_(lo), hi_(hi), owners_(owners), huge_(huge), stop_pct_(stop_pct) {}
 
     // The next command; `live` are the ids resting right now.
-    Command next(const std::vector<OrderId>& live) {
+    Command next(const std::vector<OrderId>& live) { return next(live, none_, 0); }
+
+    // The same, knowing the pending stop orders' ids and the last trade price
+    // (0: none, or unknown): cancels and amends then target pending stops too,
+    // and new stops mostly get a stop price the last price has not reached.
+    Command next(const std::vector<OrderId>& live, const std::vector<OrderId>& pending, int64_t last_price) {
         live_ = &live;
+        pending_ = &pending;
+        last_ = last_price;
         Command c;
         if (pick(100) < 3) {
             c.kind = Command::Load;
@@ -98,6 +112,28 @@ public:
 
 private:
     int64_t pick(int64_t n) { return static_cast<int64_t>(rng_() % static_cast<uint64_t>(n)); }
+    OrderId one_of(const std::vector<OrderId>& ids) {
+        return ids[static_cast<size_t>(pick(static_cast<int64_t>(ids.size())))];
+    }
+
+    // A stop price for a stop order of side `s`: mostly one the last trade
+    // price has not reached yet (a few ticks beyond it; with huge quantities
+    // one tick, so that huge stops pile up at one stop price), sometimes one
+    // it has (StopWouldTrigger); anywhere in the band while nothing has traded.
+    int64_t stop_price(Side s) {
+        if (last_ <= 0) return price();
+        const int64_t d = pick(12) == 0 ? -pick(3) : huge_ ? 1 : 1 + pick(5);
+        return std::max<int64_t>(1, s == Side::Buy ? last_ + d : last_ - d);
+    }
+    // A stop-limit order's limit price: around its stop, mostly beyond it.
+    // With huge quantities inside the band, and for half of the buys at its
+    // bottom, under the trade that triggers them: they rest on the bids that
+    // pile up there, whose totals overflow.
+    int64_t stop_limit(Side s, int64_t stop, int64_t off) {
+        const int64_t p = std::max<int64_t>(1, s == Side::Buy ? stop + off : stop - off);
+        if (!huge_) return p;
+        return s == Side::Buy && pick(2) == 0 ? lo_ : std::min(std::max(p, lo_), hi_);
+    }
     int64_t price() { return lo_ + pick(hi_ - lo_ + 1); }
     int64_t quantity() { return huge_ && pick(2) == 0 ? kMaxQty - pick(1000) : 1 + pick(20); }
     // An iceberg's tip for an order of qty > 0 (0: none). With huge
@@ -114,6 +150,7 @@ private:
         RestingOrder o;
         o.id = pick(10) == 0 && !live_->empty() ? (*live_)[static_cast<size_t>(pick(static_cast<int64_t>(live_->size())))]
                                                  : ++next_id_;
+        if (!pending_->empty() && pick(40) == 0) o.id = one_of(*pending_);  // a duplicate of a pending stop
         o.owner = 1 + static_cast<OwnerId>(pick(owners_));
         o.side = pick(2) ? Side::Buy : Side::Sell;
         o.price = Price{price()};
@@ -125,6 +162,44 @@ private:
             o.visible = Qty{pick(2) ? 0 : 1 + pick(o.display.v)};
         } else if (pick(4) == 0) {
             o.visible = o.qty;  // said explicitly: all of it
+        }
+        if (pick(25) == 0) {  // the type and tif of an order for the book are not read
+            o.type = static_cast<OrderType>(pick(3));
+            o.tif = static_cast<Tif>(pick(4));
+        }
+        if (pick(100) < stop_pct_) {  // a pending stop order, as storage would hand it back
+            o.stop = Price{stop_price(o.side)};
+            o.type = pick(3) == 0 ? OrderType::Market : OrderType::Limit;
+            o.tif = static_cast<Tif>(pick(3));
+            o.price = Price{o.type == OrderType::Market ? 0 : stop_limit(o.side, o.stop.v, pick(5) - 1)};
+            o.post_only = false;
+            o.display = Qty{0};
+            o.visible = Qty{pick(3) == 0 ? pick(5) : 0};  // not read
+            switch (pick(30)) {
+                case 0:
+                    o.post_only = true;
+                    break;
+                case 1:
+                    o.display = Qty{pick(2) ? 1 : -1};
+                    break;
+                case 2:
+                    o.type = static_cast<OrderType>(2 + pick(10));
+                    break;
+                case 3:
+                    o.tif = static_cast<Tif>(3 + pick(10));
+                    break;
+                case 4:
+                    o.stop = Price{kMaxPrice + 1};
+                    break;
+                case 5:
+                    o.price = Price{o.type == OrderType::Market ? 5 : 0};
+                    break;
+                case 6:
+                    o.stop = Price{-1 - pick(3)};
+                    break;  // stop <= 0: a plain order, its stop not read
+                default:
+                    break;
+            }
         }
         switch (pick(40)) {
             case 0: o.qty = Qty{0}; break;
@@ -141,8 +216,10 @@ private:
         return o;
     }
 
-    // Mostly a resting id, sometimes a recent one (maybe filled), rarely unknown.
+    // Mostly a resting id, sometimes a pending stop's or a recent one (maybe
+    // filled or triggered), rarely unknown.
     OrderId some_id() {
+        if (pending_ && !pending_->empty() && pick(5) == 0) return one_of(*pending_);
         const int64_t k = pick(20);
         if (k < 13 && !live_->empty()) return (*live_)[static_cast<size_t>(pick(static_cast<int64_t>(live_->size())))];
         if (k < 19 && !recent_.empty()) return recent_[static_cast<size_t>(pick(static_cast<int64_t>(recent_.size())))];
@@ -167,6 +244,28 @@ private:
         o.stp = static_cast<Stp>(pick(4));
         // Icebergs: a small tip of a larger order, mostly on resting GTC limit orders.
         if (o.type == OrderType::Limit && o.tif == Tif::Gtc && pick(4) == 0) o.display = Qty{tip(o.qty.v)};
+        if (pick(100) < stop_pct_) {  // a stop order: stop-limit or stop-market, any tif
+            o.post_only = false;
+            o.display = Qty{0};
+            o.stop = Price{stop_price(o.side)};
+            if (o.type == OrderType::Limit) o.price = Price{stop_limit(o.side, o.stop.v, pick(6) - 1)};
+            switch (pick(25)) {  // occasional invalid stop input
+                case 0:
+                    o.stop = Price{-1 - pick(3)};
+                    break;
+                case 1:
+                    o.stop = Price{kMaxPrice + 1};
+                    break;
+                case 2:
+                    o.post_only = o.type == OrderType::Limit && o.tif == Tif::Gtc;
+                    break;
+                case 3:
+                    o.display = Qty{o.type == OrderType::Limit && o.tif == Tif::Gtc ? 1 : 0};
+                    break;
+                default:
+                    break;
+            }
+        }
         switch (pick(120)) {  // occasional invalid input
             case 0: o.id = 0; break;
             case 1: o.qty = Qty{0}; break;
@@ -199,9 +298,13 @@ private:
     int64_t lo_, hi_;
     int owners_;
     bool huge_;
+    int stop_pct_;
     OrderId next_id_ = 0;
     std::vector<OrderId> recent_;
     const std::vector<OrderId>* live_ = nullptr;
+    const std::vector<OrderId>* pending_ = nullptr;
+    const std::vector<OrderId> none_;
+    int64_t last_ = 0;
 };
 
 }  // namespace pgx::test

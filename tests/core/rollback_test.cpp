@@ -1,5 +1,7 @@
 // Savepoints and rollback: random commands under random nested savepoints;
-// every rollback must restore the book exactly as it was at its savepoint.
+// every rollback must restore the book exactly as it was at its savepoint
+// (pending stop orders and the last trade price included; the stream places,
+// triggers, amends and cancels stop orders).
 #include <gtest/gtest.h>
 
 #include <random>
@@ -36,14 +38,30 @@ std::vector<OrderId> live_ids(const Book& b) {
     return ids;
 }
 
+// Ids of the pending stop orders now.
+std::vector<OrderId> pending_ids(const Book& b) {
+    std::vector<OrderId> ids;
+    std::vector<RestingOrder> os;
+    for (Side s : {Side::Buy, Side::Sell}) {
+        b.stops(s, os);
+        for (const auto& o : os) ids.push_back(o.id);
+    }
+    return ids;
+}
+
+// The stream's next command for the book as it is.
+Command next_for(RandomStream& stream, const Book& b) {
+    return stream.next(live_ids(b), pending_ids(b), b.last_price().v);
+}
+
 TEST(Undo, NestedSavepointsRestoreTheExactState) {
     const long ops = std::max(20'000L, env_long("PGX_DIFF_OPS", 1'000'000) / 4);
     OwnedBook b(64, 16);  // small, so capacity rejects and slot reuse happen under savepoints too
-    RandomStream stream(0xdeca1, 90, 110, 3);
+    RandomStream stream(0xdeca1, 90, 110, 3, false, 15);
     std::mt19937_64 rng(7);
     std::vector<Mark> marks;
     Result r;
-    long rollbacks = 0, deep = 0;
+    long rollbacks = 0, deep = 0, triggered = 0;
     for (long step = 0; step < ops; ++step) {
         const int k = static_cast<int>(rng() % 100);
         if (k < 8 && marks.size() < 12) {
@@ -65,10 +83,12 @@ TEST(Undo, NestedSavepointsRestoreTheExactState) {
             marks.clear();
             ASSERT_EQ(b->undo_log().size(), 0u);
         } else {
-            apply(*b, stream.next(live_ids(*b)), r);
+            apply(*b, next_for(stream, *b), r);
+            triggered += static_cast<long>(r.triggered.size());
         }
     }
     EXPECT_GT(rollbacks, ops / 100);
+    EXPECT_GT(triggered, 0) << "no stop order triggered under savepoints";
     EXPECT_GT(deep, rollbacks);  // some rollbacks crossed nested savepoints
 }
 
@@ -78,12 +98,15 @@ TEST(Undo, RollbackOfEverythingRestoresAnEmptyBook) {
     const auto sp = b->savepoint();
     RandomStream stream(42, 90, 110, 4);
     Result r;
-    for (int i = 0; i < 5000; ++i) apply(*b, stream.next(live_ids(*b)), r);
+    for (int i = 0; i < 5000; ++i) apply(*b, next_for(stream, *b), r);
     ASSERT_GT(b->seq(), 0u);
+    ASSERT_GT(b->last_price().v, 0);
     b->rollback_to(sp);
     EXPECT_EQ(b->state_hash(), empty);
     EXPECT_EQ(b->order_count(), 0u);
     EXPECT_EQ(b->level_count(), 0u);
+    EXPECT_EQ(b->stop_count(), 0u);
+    EXPECT_EQ(b->last_price().v, 0);
     EXPECT_EQ(b->seq(), 0u);
     EXPECT_TRUE(b->validate().empty());
 }
@@ -95,14 +118,15 @@ TEST(Undo, LogGrowsWithChangesAndRejectsAddNothing) {
     size_t max_per_command = 0;
     for (int i = 0; i < 20000; ++i) {
         const size_t before = b->undo_log().size();
-        apply(*b, stream.next(live_ids(*b)), r);
+        apply(*b, next_for(stream, *b), r);
         const size_t added = b->undo_log().size() - before;
         if (!r.accepted()) {
             ASSERT_EQ(added, 0u) << "a rejected command left undo records";
         }
         // Proportional to the work done: a bounded number of writes per fill,
         // per level touched and per order rested or removed.
-        const size_t work = 1 + r.fills.size() + r.levels.size() + r.stp_cancelled.size();
+        const size_t work =
+            1 + r.fills.size() + r.levels.size() + r.stp_cancelled.size() + r.triggered.size();
         max_per_command = std::max(max_per_command, added / work);
         if (i % 100 == 0) {
             b->commit();

@@ -1650,6 +1650,7 @@ TEST_F(ScenarioHash, LoadedBookEqualsThePlacedBook) {
         for (const RestingOrder& o : os) EXPECT_REJECT(loaded.load(o), None);
     }
     loaded.book().set_seq(placed.seq());
+    loaded.book().set_last_price(placed.book().last_price());
 
     EXPECT_EQ(loaded.ladder(), placed.ladder());
     EXPECT_EQ(loaded.hash(), placed.hash());

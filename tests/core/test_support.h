@@ -38,7 +38,9 @@ inline std::string describe(const NewOrder& o) {
     std::ostringstream s;
     s << "place{id=" << o.id << " owner=" << o.owner << " side=" << int(o.side) << " type=" << int(o.type)
       << " tif=" << int(o.tif) << " price=" << o.price.v << " qty=" << o.qty.v << " post_only=" << o.post_only
-      << " stp=" << int(o.stp) << " display=" << o.display.v << "}";
+      << " stp=" << int(o.stp) << " display=" << o.display.v;
+    if (o.stop.v != 0) s << " stop=" << o.stop.v;
+    s << "}";
     return s.str();
 }
 
@@ -50,6 +52,7 @@ inline std::string diff_results(const Result& a, const Result& b) {
     if (a.seq != b.seq) s << "seq " << a.seq << " vs " << b.seq << "; ";
     if (a.filled != b.filled) s << "filled " << a.filled.v << " vs " << b.filled.v << "; ";
     if (a.resting != b.resting) s << "resting " << a.resting.v << " vs " << b.resting.v << "; ";
+    if (a.pending != b.pending) s << "pending " << a.pending.v << " vs " << b.pending.v << "; ";
     if (a.cancelled != b.cancelled) s << "cancelled " << a.cancelled.v << " vs " << b.cancelled.v << "; ";
     if (a.cancel_reason != b.cancel_reason)
         s << "cancel_reason " << to_string(a.cancel_reason) << " vs " << to_string(b.cancel_reason) << "; ";
@@ -88,6 +91,25 @@ inline std::string diff_results(const Result& a, const Result& b) {
                 s << "stp_cancelled " << i << " differs; ";
         }
     }
+    if (a.triggered.size() != b.triggered.size()) {
+        s << "triggered " << a.triggered.size() << " vs " << b.triggered.size() << "; ";
+    } else {
+        for (size_t i = 0; i < a.triggered.size(); ++i) {
+            const Triggered &x = a.triggered[i], &y = b.triggered[i];
+            if (x.id != y.id || x.owner != y.owner || x.side != y.side || x.seq != y.seq ||
+                x.filled != y.filled || x.resting != y.resting || x.cancelled != y.cancelled ||
+                x.cancel_reason != y.cancel_reason || x.reject != y.reject || x.first_fill != y.first_fill ||
+                x.first_level != y.first_level || x.first_stp != y.first_stp)
+                s << "triggered " << i << ": id " << x.id << "/" << y.id << " owner " << x.owner << "/"
+                  << y.owner << " side " << int(x.side) << "/" << int(y.side) << " seq " << x.seq << "/"
+                  << y.seq << " filled " << x.filled.v << "/" << y.filled.v << " resting " << x.resting.v
+                  << "/" << y.resting.v << " cancelled " << x.cancelled.v << "/" << y.cancelled.v
+                  << " reason " << to_string(x.cancel_reason) << "/" << to_string(y.cancel_reason)
+                  << " reject " << to_string(x.reject) << "/" << to_string(y.reject)
+                  << " first fill/level/stp " << x.first_fill << "/" << x.first_level << "/" << x.first_stp
+                  << " vs " << y.first_fill << "/" << y.first_level << "/" << y.first_stp << "; ";
+        }
+    }
     return s.str();
 }
 
@@ -97,9 +119,13 @@ inline std::string diff_orders(const std::vector<RestingOrder>& a, const std::ve
     for (size_t i = 0; i < a.size(); ++i) {
         const RestingOrder &x = a[i], &y = b[i];
         if (x.id != y.id || x.owner != y.owner || x.side != y.side || x.price != y.price || x.qty != y.qty ||
-            x.post_only != y.post_only || x.stp != y.stp || x.display != y.display || x.visible != y.visible)
+            x.post_only != y.post_only || x.stp != y.stp || x.display != y.display ||
+            x.visible != y.visible || x.stop != y.stop || x.type != y.type || x.tif != y.tif)
             return "order " + std::to_string(i) + ": id " + std::to_string(x.id) + " vs " +
-                   std::to_string(y.id) + ", price " + std::to_string(x.price.v) + " vs " +
+                   std::to_string(y.id) + ", stop " + std::to_string(x.stop.v) + " vs " +
+                   std::to_string(y.stop.v) + ", type/tif " + std::to_string(int(x.type)) + "/" +
+                   std::to_string(int(x.tif)) + " vs " + std::to_string(int(y.type)) + "/" +
+                   std::to_string(int(y.tif)) + ", price " + std::to_string(x.price.v) + " vs " +
                    std::to_string(y.price.v) + ", qty " + std::to_string(x.qty.v) + " vs " +
                    std::to_string(y.qty.v) + ", visible/display " + std::to_string(x.visible.v) + "/" +
                    std::to_string(x.display.v) + " vs " + std::to_string(y.visible.v) + "/" +
@@ -117,19 +143,27 @@ inline std::string diff_levels(const std::vector<LevelView>& a, const std::vecto
     return {};
 }
 
-// Both sides' orders and levels, for comparing two books or two moments.
+// Both sides' orders, levels and pending stop orders, for comparing two books or two moments.
 struct Snapshot {
     std::vector<RestingOrder> orders[2];
     std::vector<LevelView> levels[2];
+    std::vector<RestingOrder> stops[2];  // in trigger order
     uint64_t seq = 0;
+    int64_t last_price = 0;
+    uint32_t order_count = 0, level_count = 0, stop_count = 0;
     template <class B>
     static Snapshot of(const B& b) {
         Snapshot s;
         for (int i = 0; i < 2; ++i) {
             b.orders(static_cast<Side>(i), s.orders[i]);
             b.levels(static_cast<Side>(i), SIZE_MAX, s.levels[i]);
+            b.stops(static_cast<Side>(i), s.stops[i]);
         }
         s.seq = b.seq();
+        s.last_price = b.last_price().v;
+        s.order_count = b.order_count();
+        s.level_count = b.level_count();
+        s.stop_count = b.stop_count();
         return s;
     }
 };
@@ -140,7 +174,19 @@ inline std::string diff_snapshots(const Snapshot& a, const Snapshot& b) {
         if (d.empty()) d = diff_levels(a.levels[i], b.levels[i]);
         if (!d.empty()) return (i == 0 ? "bids: " : "asks: ") + d;
     }
+    for (int i = 0; i < 2; ++i) {
+        const std::string d = diff_orders(a.stops[i], b.stops[i]);
+        if (!d.empty()) return (i == 0 ? "buy stops: " : "sell stops: ") + d;
+    }
     if (a.seq != b.seq) return "seq " + std::to_string(a.seq) + " vs " + std::to_string(b.seq);
+    if (a.last_price != b.last_price)
+        return "last_price " + std::to_string(a.last_price) + " vs " + std::to_string(b.last_price);
+    if (a.order_count != b.order_count)
+        return "order_count " + std::to_string(a.order_count) + " vs " + std::to_string(b.order_count);
+    if (a.level_count != b.level_count)
+        return "level_count " + std::to_string(a.level_count) + " vs " + std::to_string(b.level_count);
+    if (a.stop_count != b.stop_count)
+        return "stop_count " + std::to_string(a.stop_count) + " vs " + std::to_string(b.stop_count);
     return {};
 }
 

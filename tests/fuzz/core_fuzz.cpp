@@ -1,12 +1,15 @@
 // libFuzzer target: the matching core against the reference book.
 //
 // The input bytes choose the capacities, then a sequence of commands (place,
-// cancel, amend, load_resting, savepoint, rollback, commit) with ids from a
-// small range (duplicates and unknown ids are common), prices in a narrow
-// band or at the extremes, quantities small or near kMaxQty. Both books run
-// every command; results and whole books must agree after each one, the real
-// book's invariants must hold, and a rollback must restore the state saved at
-// its savepoint. Any difference aborts with a description.
+// cancel, amend, load_resting, set_last_price, savepoint, rollback, commit)
+// with ids from a small range (duplicates and unknown ids are common), prices
+// in a narrow band or at the extremes, quantities small or near kMaxQty, and
+// some stop orders (stop prices in the band or invalid; placed and loaded).
+// Both books run every command; results (with the stop orders each command
+// triggered) and whole books (pending stops and last price included) must
+// agree after each one, the real book's invariants must hold, and a rollback
+// must restore the state saved at its savepoint. Any difference aborts with a
+// description.
 //
 // make fuzz runs it for minutes on tests/fuzz/corpus; make test runs it
 // briefly (scripts/fuzz.sh).
@@ -57,6 +60,35 @@ int64_t FuzzDisplay(FuzzedDataProvider& in, int64_t qty) {
     }
 }
 
+// A stop price: mostly none, else in the band, sometimes out of range.
+int64_t FuzzStop(FuzzedDataProvider& in) {
+    switch (in.ConsumeIntegralInRange<int>(0, 15)) {
+        case 0:
+            return -1;
+        case 1:
+            return kMaxPrice + 1;
+        case 2:
+            return kMaxPrice;
+        case 3:
+        case 4:
+        case 5:
+        case 6:
+        case 7:
+            return in.ConsumeIntegralInRange<int64_t>(95, 105);
+        default:
+            return 0;
+    }
+}
+
+// Empty if both books agree on what find(id) reports.
+std::string DiffFind(const Book& real, const ref::ReferenceBook& model, OrderId id) {
+    RestingOrder a, b;
+    const bool fa = real.find(id, a), fb = model.find(id, b);
+    if (fa != fb)
+        return std::string("find ") + (fa ? "found" : "not found") + " vs " + (fb ? "found" : "not found");
+    return fa ? diff_orders({a}, {b}) : std::string();
+}
+
 int64_t FuzzQuantity(FuzzedDataProvider& in) {
     switch (in.ConsumeIntegralInRange<int>(0, 15)) {
         case 0: return 0;
@@ -81,8 +113,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     int step = 0;
     while (in.remaining_bytes() > 0 && step < 2000) {
         ++step;
-        const int kind = in.ConsumeIntegralInRange<int>(0, 15);
+        const int kind = in.ConsumeIntegralInRange<int>(0, 16);
         std::string what;
+        OrderId subject = 0;
         if (kind <= 6) {
             NewOrder o;
             o.id = in.ConsumeIntegralInRange<OrderId>(0, 40);
@@ -95,21 +128,26 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             o.post_only = in.ConsumeIntegralInRange<int>(0, 5) == 0;
             o.stp = static_cast<Stp>(in.ConsumeIntegralInRange<int>(0, 4));
             o.display = Qty{FuzzDisplay(in, o.qty.v)};
+            o.stop = pgx::core::Price{FuzzStop(in)};
             real->place(o, got);
             model.place(o, want);
-            what = "place id " + std::to_string(o.id);
+            what = describe(o);
+            subject = o.id;
         } else if (kind <= 8) {
             const OrderId id = in.ConsumeIntegralInRange<OrderId>(0, 40);
             real->cancel(id, got);
             model.cancel(id, want);
             what = "cancel id " + std::to_string(id);
+            subject = id;
         } else if (kind <= 10) {
             const OrderId id = in.ConsumeIntegralInRange<OrderId>(0, 40);
             const pgx::core::Price price{FuzzPrice(in)};
             const Qty qty{FuzzQuantity(in)};
             real->amend(id, price, qty, got);
             model.amend(id, price, qty, want);
-            what = "amend id " + std::to_string(id);
+            what = "amend id " + std::to_string(id) + " price " + std::to_string(price.v) + " qty " +
+                   std::to_string(qty.v);
+            subject = id;
         } else if (kind == 11) {
             RestingOrder o;
             o.id = in.ConsumeIntegralInRange<OrderId>(0, 40);
@@ -120,6 +158,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             o.stp = static_cast<Stp>(in.ConsumeIntegralInRange<int>(0, 3));
             o.display = Qty{FuzzDisplay(in, o.qty.v)};
             o.visible = Qty{in.ConsumeIntegralInRange<int64_t>(0, 5)};
+            o.post_only = in.ConsumeIntegralInRange<int>(0, 7) == 0;
+            if (in.ConsumeIntegralInRange<int>(0, 2) == 0) {  // a pending stop order (type and tif read)
+                o.stop = pgx::core::Price{FuzzStop(in)};
+                o.type = static_cast<OrderType>(in.ConsumeIntegralInRange<int>(0, 2));
+                o.tif = static_cast<Tif>(in.ConsumeIntegralInRange<int>(0, 3));
+                if (o.type == OrderType::Market && in.ConsumeBool()) o.price = pgx::core::Price{0};
+                if (in.ConsumeBool()) o.display = Qty{0};
+            }
             const Reject a = real->load_resting(o);
             const Reject b = model.load_resting(o);
             if (a != b)
@@ -127,7 +173,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                      std::string(to_string(b)));
             got.clear();
             want.clear();
-            what = "load id " + std::to_string(o.id);
+            what = "load id " + std::to_string(o.id) + " stop " + std::to_string(o.stop.v);
+            subject = o.id;
         } else if (kind <= 13) {
             savepoints.emplace_back(real->savepoint(), model);
             continue;
@@ -142,12 +189,28 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             got.clear();
             want.clear();
             what = "rollback";
-        } else {
+        } else if (kind == 15) {
             real->commit();
             savepoints.clear();
             continue;
+        } else {
+            // A rebuild's last trade price: only while no stop is pending (a
+            // pending stop it reached would trigger on the next command, which
+            // the rules leave to the caller to avoid).
+            if (model.stop_count() != 0) continue;
+            const pgx::core::Price p{in.ConsumeIntegralInRange<int64_t>(0, 106)};
+            real->set_last_price(p);
+            model.set_last_price(p);
+            got.clear();
+            want.clear();
+            what = "set_last_price " + std::to_string(p.v);
         }
-        const std::string d = diff_results(got, want);
+        std::string d = diff_results(got, want);
+        if (d.empty() && got.accepted() && real->seq() != got.seq + got.triggered.size() && kind <= 10)
+            d = "seq() is not the result's seq plus the triggered stops";
+        if (d.empty()) d = DiffFind(*real, model, subject);
+        for (size_t i = 0; d.empty() && i < want.triggered.size(); ++i)
+            d = DiffFind(*real, model, want.triggered[i].id);
         if (!d.empty()) Fail("step " + std::to_string(step) + " " + what + ": result differs: " + d);
         const std::string s = diff_snapshots(Snapshot::of(*real), Snapshot::of(model));
         if (!s.empty()) Fail("step " + std::to_string(step) + " " + what + ": book differs: " + s);
