@@ -243,27 +243,19 @@ Book& Handle(int slot) {
     return *l.book;
 }
 
-// Formats the slot's region and fills it from the tables.
-void LoadBook(int slot, int32 instrument_id) {
-    if (!Book::format(Region(slot), shared->book_bytes, Config()))
-        ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not format order book slot %d", slot)));
-    locals[slot].book.reset();
-    Book& book = Handle(slot);
-    book.commit();
+// The orders a book loads: %s the iceberg columns, %s the stop columns, %s which rows.
+constexpr const char* kLoadSql =
+    "SELECT order_no, client_no, side = 'sell', coalesce(price_ticks, 0), remaining_lots, post_only, "
+    "  CASE stp WHEN 'none' THEN 0 WHEN 'cancel_newest' THEN 1 WHEN 'cancel_oldest' THEN 2 ELSE 3 END, %s, "
+    "%s "
+    "  FROM exchange.orders "
+    " WHERE instrument_id = $1 AND %s "
+    " ORDER BY priority";
 
-    SPI_connect();
+// The rows of exchange.orders that `sql` (kLoadSql filled in) selects, loaded into the book in that order.
+void LoadOrders(Book& book, int32 instrument_id, const char* sql) {
     Oid argtypes[1] = {INT4OID};
     Datum args[1] = {Int32GetDatum(instrument_id)};
-    // An iceberg rests with the tip it had (visible_lots); a database before
-    // 0.12 has none.
-    const char* sql = psprintf(
-        "SELECT order_no, client_no, side = 'sell', price_ticks, remaining_lots, post_only, "
-        "  CASE stp WHEN 'none' THEN 0 WHEN 'cancel_newest' THEN 1 WHEN 'cancel_oldest' THEN 2 ELSE 3 END,"
-        " %s "
-        "  FROM exchange.orders "
-        " WHERE instrument_id = $1 AND status IN ('open', 'partially_filled') "
-        " ORDER BY priority",
-        OrdersHaveIcebergs() ? "coalesce(display_lots, 0), coalesce(visible_lots, 0)" : "0::int8, 0::int8");
     Portal portal = SPI_cursor_open_with_args(nullptr, sql, 1, argtypes, args, nullptr, true, 0);
     for (;;) {
         SPI_cursor_fetch(portal, true, 10000);
@@ -282,6 +274,10 @@ void LoadBook(int slot, int32 instrument_id) {
             o.stp = static_cast<core::Stp>(DatumGetInt32(SPI_getbinval(t, desc, 7, &isnull)));
             o.display = core::Qty{DatumGetInt64(SPI_getbinval(t, desc, 8, &isnull))};
             o.visible = core::Qty{DatumGetInt64(SPI_getbinval(t, desc, 9, &isnull))};
+            o.stop = core::Price{DatumGetInt64(SPI_getbinval(t, desc, 10, &isnull))};
+            o.type = DatumGetBool(SPI_getbinval(t, desc, 11, &isnull)) ? core::OrderType::Market
+                                                                       : core::OrderType::Limit;
+            o.tif = static_cast<core::Tif>(DatumGetInt32(SPI_getbinval(t, desc, 12, &isnull)));
             core::Reject r = core::Reject::None;
             try {
                 r = book.load_resting(o);
@@ -301,6 +297,39 @@ void LoadBook(int slot, int32 instrument_id) {
         SPI_freetuptable(SPI_tuptable);
     }
     SPI_cursor_close(portal);
+}
+
+// Formats the slot's region and fills it from the tables.
+void LoadBook(int slot, int32 instrument_id) {
+    if (!Book::format(Region(slot), shared->book_bytes, Config()))
+        ereport(ERROR,
+                (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not format order book slot %d", slot)));
+    locals[slot].book.reset();
+    Book& book = Handle(slot);
+    book.commit();
+
+    SPI_connect();
+    Oid argtypes[1] = {INT4OID};
+    Datum args[1] = {Int32GetDatum(instrument_id)};
+    // The resting orders in time priority; an iceberg rests with the tip it
+    // had (visible_lots; a database before 0.12 has none). Then the last
+    // trade price, from the journal (also before 0.13: a book loaded then
+    // keeps it through ALTER EXTENSION UPDATE), and the pending stop orders
+    // (0.13) in the order they queued.
+    const bool stops = OrdersHaveStops();
+    LoadOrders(book, instrument_id,
+               psprintf(kLoadSql,
+                        OrdersHaveIcebergs() ? "coalesce(display_lots, 0), coalesce(visible_lots, 0)"
+                                             : "0::int8, 0::int8",
+                        "0::int8, false, 0", "status IN ('open', 'partially_filled')"));
+    book.set_last_price(core::Price{LastTradeTicks(instrument_id)});
+    if (stops) {
+        LoadOrders(book, instrument_id,
+                   psprintf(kLoadSql, "0::int8, 0::int8",
+                            "stop_ticks, type = 'market', CASE time_in_force WHEN 'gtc' THEN 0 WHEN 'ioc' "
+                            "THEN 1 ELSE 2 END",
+                            "status = 'pending'"));
+    }
     SPI_execute_with_args("SELECT coalesce(max(seq), 0) FROM exchange.events WHERE instrument_id = $1", 1,
                           argtypes, args, nullptr, true, 1);
     bool isnull;
@@ -498,6 +527,26 @@ bool OrdersHaveIcebergs() {
     return get_attnum(ExchangeRelid("orders"), "visible_lots") != InvalidAttrNumber;
 }
 
+bool OrdersHaveStops() {
+    return get_attnum(ExchangeRelid("orders"), "stop_ticks") != InvalidAttrNumber;
+}
+
+int64 LastTradeTicks(int32 instrument_id) {
+    Oid argtypes[1] = {INT4OID};
+    Datum args[1] = {Int32GetDatum(instrument_id)};
+    SPI_execute_with_args(
+        "SELECT ((e.payload->'trades'->-1->>'price')::numeric / i.tick_size)::int8 "
+        "  FROM exchange.events e JOIN exchange.instruments i ON i.instrument_id = e.instrument_id "
+        " WHERE e.instrument_id = $1 AND e.payload->'trades'->-1 IS NOT NULL "
+        " ORDER BY e.seq DESC LIMIT 1",
+        1, argtypes, args, nullptr, true, 1);
+    bool isnull = true;
+    const Datum ticks = SPI_processed == 1
+                            ? SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)
+                            : (Datum)0;
+    return isnull ? 0 : DatumGetInt64(ticks);
+}
+
 void DefineSettings() {
     DefineCustomIntVariable("exchange.max_instruments", "Order books kept in shared memory (one per instrument).",
                             "Each costs the memory of one book; see the README.", &max_instruments, 8, 1, 10000,
@@ -579,7 +628,7 @@ void FlushCommitted(int slot) {
     const XLogRecPtr lsn = pg_atomic_read_u64(&shared->slots[slot].commit_lsn);
     if (lsn != InvalidXLogRecPtr && !RecoveryInProgress()) XLogFlush(lsn);
 }
-}
+}  // namespace
 
 Book& EnsureBookForRead(int32 instrument_id) {
     EnsureAttached();

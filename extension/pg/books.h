@@ -23,6 +23,9 @@ Oid ExchangeRelid(const char* name);
 // Whether exchange.orders has 0.12's iceberg columns (display_quantity,
 // display_lots, visible_lots): a database not yet updated has no icebergs.
 bool OrdersHaveIcebergs();
+bool OrdersHaveStops();  // 0.13
+// The price in ticks of the instrument's last trade, from the journal (0: none); inside SPI.
+int64 LastTradeTicks(int32 instrument_id);
 void InstallShmemHooks();
 void RegisterTransactionCallbacks();
 

@@ -83,6 +83,12 @@ bool IcebergsSchema() {
     if (icebergs_schema < 0) icebergs_schema = pg::OrdersHaveIcebergs() ? 1 : 0;
     return icebergs_schema == 1;
 }
+// The same for 0.13's stop order columns.
+int stops_schema = -1;
+bool StopsSchema() {
+    if (stops_schema < 0) stops_schema = pg::OrdersHaveStops() ? 1 : 0;
+    return stops_schema == 1;
+}
 
 // Lookups repeated within one call (one transaction), reset at each call's
 // start: instruments (kept in call_cxt) and client numbers.
@@ -126,10 +132,12 @@ void EnsureForgetCallbacks() {
 
 // ------------------------------------------------------------- saved plans
 
+constexpr int kMaxColumns = 27;  // of a table the trading functions write (orders)
+
 struct Plan {
     const char* sql;
     int nargs;
-    Oid types[25];
+    Oid types[kMaxColumns];
     SPIPlanPtr plan;
 };
 
@@ -155,15 +163,16 @@ Plan p_replay{"SELECT * FROM exchange.get_order($1)", 1, {UUIDOID}, nullptr};
 struct InsertTarget {
     const char* table;
     int ncols;
-    const char* names[25];
-    Oid types[25];  // the columns' types
-    Plan fallback;  // prepared on first use
+    const char* names[kMaxColumns];
+    Oid types[kMaxColumns];  // the columns' types
+    Plan fallback;           // prepared on first use
 };
-// The orders' columns; a database before 0.12 has all but the last three
-// (t_orders, below), each target with its own fallback statement.
-InsertTarget t_orders_icebergs{
+// The orders' columns; a database before 0.13 has all but the last two,
+// one before 0.12 all but the last five (t_orders_icebergs, t_orders,
+// below), each target with its own fallback statement.
+InsertTarget t_orders_stops{
     "orders",
-    25,
+    27,
     {"order_id",
      "order_no",
      "client_id",
@@ -188,17 +197,21 @@ InsertTarget t_orders_icebergs{
      "priority",
      "display_quantity",
      "display_lots",
-     "visible_lots"},
-    {UUIDOID, INT8OID, TEXTOID,    INT8OID,    TEXTOID,    INT4OID, TEXTOID, TEXTOID, TEXTOID,
-     BOOLOID, TEXTOID, NUMERICOID, NUMERICOID, NUMERICOID, INT8OID, INT8OID, INT8OID, TEXTOID,
-     TEXTOID, TEXTOID, TEXTOID,    INT8OID,    NUMERICOID, INT8OID, INT8OID},
+     "visible_lots",
+     "stop_price",
+     "stop_ticks"},
+    {UUIDOID, INT8OID, TEXTOID,    INT8OID,    TEXTOID,    INT4OID, TEXTOID, TEXTOID,    TEXTOID,
+     BOOLOID, TEXTOID, NUMERICOID, NUMERICOID, NUMERICOID, INT8OID, INT8OID, INT8OID,    TEXTOID,
+     TEXTOID, TEXTOID, TEXTOID,    INT8OID,    NUMERICOID, INT8OID, INT8OID, NUMERICOID, INT8OID},
     {}};
-constexpr int kOrderColumnsBefore012 = 22;
-InsertTarget t_orders = [] {
-    InsertTarget t = t_orders_icebergs;
-    t.ncols = kOrderColumnsBefore012;
+constexpr int kOrderColumnsBefore012 = 22, kOrderColumnsBefore013 = 25;
+InsertTarget Truncated(int ncols) {
+    InsertTarget t = t_orders_stops;
+    t.ncols = ncols;
     return t;
-}();
+}
+InsertTarget t_orders_icebergs = Truncated(kOrderColumnsBefore013);
+InsertTarget t_orders = Truncated(kOrderColumnsBefore012);
 InsertTarget t_trades{"trades",
                       11,
                       {"trade_id", "instrument", "instrument_id", "seq", "price", "quantity", "buy_order_id",
@@ -218,9 +231,10 @@ Plan p_maker_update{"UPDATE exchange.orders SET filled_quantity = filled_quantit
                     "status = $4, cancel_reason = coalesce($5, cancel_reason), updated_at = now() "
                     "WHERE order_no = $1",
                     5, {INT8OID, NUMERICOID, INT8OID, TEXTOID, TEXTOID}, nullptr};
-// An iceberg's shown part and time priority (NULL: kept), where UpdateRows
-// does not write them (an amend; makers updated by the statements above).
-Plan p_iceberg_update{
+// An iceberg's shown part and the time priority (NULL: kept) of an iceberg
+// or a triggered stop order, where UpdateRows does not write them (an
+// amend; makers updated by the statements above).
+Plan p_requeue_update{
     "UPDATE exchange.orders SET visible_lots = $2, priority = coalesce($3, priority) "
     "WHERE order_no = $1",
     3,
@@ -363,6 +377,7 @@ struct Args {
     bool post_only = false;
     const char* stp = nullptr;
     Numeric display_quantity = nullptr;  // an iceberg's
+    Numeric stop_price = nullptr;        // a stop order's
 };
 
 struct Instrument {
@@ -383,7 +398,9 @@ struct Order {
     int64 ticks = 0;         // 0 for market orders
     int64 display_lots = 0;  // 0 unless an iceberg
     Numeric display_quantity =
-        nullptr;  // then display_lots lots (the scale of the lot size, as amend and cancel answer)
+        nullptr;           // then display_lots lots (the scale of the lot size, as amend and cancel answer)
+    int64 stop_ticks = 0;  // 0 unless a stop order
+    Numeric stop_price = nullptr;  // then stop_ticks ticks (the scale of the tick size)
 };
 
 const char* Lower(const char* s) {
@@ -512,6 +529,7 @@ void ResetCaches() {
     ResetStaging();
     instruments_cached = 0;
     icebergs_schema = -1;
+    stops_schema = -1;
     order_no_seq = priority_seq = InvalidOid;
     client_cache.clear();
     key_share_locked.clear();
@@ -602,6 +620,18 @@ bool Validate(const Args& a, Order& o, Problem& p) {
                             errmsg("extension_outdated: iceberg orders need the exchange extension 0.12"),
                             errhint("ALTER EXTENSION exchange UPDATE")));
         o.display_quantity = Mul(Num(o.display_lots), o.inst.lot);
+    }
+    if (a.stop_price != nullptr) {
+        if (!ToUnits(a.stop_price, o.inst.tick, "stop_price", "invalid_stop_price", o.stop_ticks, p))
+            return false;
+        if (a.post_only || a.display_quantity != nullptr)
+            return Fail(p, "invalid_combination", bad,
+                        "a stop order cannot be post_only or have a display_quantity");
+        if (!StopsSchema())
+            ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                            errmsg("extension_outdated: stop orders need the exchange extension 0.13"),
+                            errhint("ALTER EXTENSION exchange UPDATE")));
+        o.stop_price = Mul(Num(o.stop_ticks), o.inst.tick);
     }
     if (a.idempotency_key != nullptr) {
         const int chars = pg_mbstrlen(a.idempotency_key);
@@ -801,9 +831,10 @@ void AddStpCancelled(JsonBuilder& j, const core::Cancelled* stp, int n_stp) {
     j.EndArray();
 }
 
-// The columns of exchange.order_result: 18 since 0.12 (display_quantity),
-// 17 before, when a row's last value is left out.
-constexpr int kResultColumns = 18;
+// The columns of exchange.order_result: 19 since 0.13 (stop_price), 18
+// since 0.12 (display_quantity), 17 before, when a row's last values are
+// left out.
+constexpr int kResultColumns = 19;
 struct Row {
     Datum v[kResultColumns];
     bool null[kResultColumns];
@@ -815,11 +846,41 @@ void Replay(Datum order_id, Row& row) {
     Datum v[1] = {order_id};
     Exec(p_replay, v, nullptr, 1);
     const int natts = SPI_processed == 1 ? SPI_tuptable->tupdesc->natts : 0;
-    if (natts != kResultColumns && natts != kResultColumns - 1)
+    if (natts < kResultColumns - 2 || natts > kResultColumns)
         elog(ERROR, "exchange.get_order returned no order_result");
-    row.null[kResultColumns - 1] = true;
+    row.null[kResultColumns - 2] = row.null[kResultColumns - 1] = true;
     heap_deform_tuple(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, row.v, row.null);
 }
+
+// The core's answer to one command, copied out (Stage) or read in place
+// (an amend): the entries of the command's own order come first in each
+// array, then those of each stop order its trades triggered, in the order
+// they ran (core::Triggered), with the time priorities of what it queued.
+struct Outcome {
+    core::Fill* fills = nullptr;
+    int n_fills = 0;
+    core::LevelChange* levels = nullptr;
+    int n_levels = 0;
+    core::Cancelled* stp = nullptr;
+    int n_stp = 0;
+    core::Triggered* triggered = nullptr;
+    int n_triggered = 0;
+    int64* refill_priority =
+        nullptr;  // per fill: the maker's new time priority if it was an iceberg refilled
+    int64* triggered_priority = nullptr;  // per triggered order: its time priority if it rests
+
+    // The end of the entries of the command's own order (k = -1) or of triggered order k.
+    int FillsEnd(int k) const {
+        return k + 1 < n_triggered ? static_cast<int>(triggered[k + 1].first_fill) : n_fills;
+    }
+    int LevelsEnd(int k) const {
+        return k + 1 < n_triggered ? static_cast<int>(triggered[k + 1].first_level) : n_levels;
+    }
+    int StpEnd(int k) const {
+        return k + 1 < n_triggered ? static_cast<int>(triggered[k + 1].first_stp) : n_stp;
+    }
+    int64 Refill(int i) const { return fills[i].maker_requeued ? refill_priority[i] : 0; }
+};
 
 // An order matched but not yet written: the core's answer, copied out, and
 // the state of its row, which later orders of the same flush may fill or
@@ -834,22 +895,16 @@ struct Staged {
     const char* status;
     const char* reject;
     const char* cancel_reason;
-    int64 filled, resting;  // lots, as placed
-    core::Fill* fills;
-    int n_fills;
-    core::LevelChange* levels;
-    int n_levels;
-    core::Cancelled* stp;
-    int n_stp;
-    int64* refill_priority;  // per fill: the maker's new time priority if it was an iceberg refilled (else
-                             // unused)
+    int64 filled, resting;  // lots, as placed (resting: what remains, also of a pending stop order)
+    Outcome out;
     // The order row as it will be written.
     int64 row_filled, row_remaining, row_visible, row_priority;
     const char* row_status;
     const char* row_cancel_reason;
 };
 
-// Makers that rested before the flush began: their ids, and what the flush does to them.
+// Makers that rested before the flush began, and stop orders that were
+// pending then and triggered in it: their ids, and what the flush does to them.
 struct OldMaker {
     pg_uuid_t* order_id;
     char* client_id;
@@ -857,7 +912,14 @@ struct OldMaker {
     Numeric old_filled;     // its filled_quantity
     Datum old_cancel_reason;  // and cancel_reason (0 if null)
     bool iceberg = false;     // display_lots is set
-    int64 priority = 0;       // its priority, new if an iceberg refilled
+    bool requeued = false;    // a triggered stop order: its priority is written
+    int64 priority = 0;       // its priority, new if an iceberg refilled or a stop order triggered and rests
+    // What a triggered stop order's journal entry shows (read when the flush has one).
+    const char* side = nullptr;
+    const char* type = nullptr;
+    Numeric price = nullptr;  // nullptr: a stop-market order
+    Numeric quantity = nullptr;
+    Numeric stop_price = nullptr;
     Numeric lot;
     int64 added = 0;  // lots filled in this flush
     int64 remaining = 0;
@@ -879,6 +941,21 @@ struct OldMaker {
         status = "cancelled";
         cancel_reason = "self_trade";
         remaining = visible = 0;
+    }
+    // The pending stop order ran as t (rests with new_priority if it rests).
+    void Triggered(const core::Triggered& t, Numeric lot_size, int64 new_priority) {
+        lot = lot_size;
+        added += t.filled.v;
+        remaining = visible = t.resting.v;
+        requeued = true;
+        if (t.resting.v > 0) priority = new_priority;
+        status = t.resting.v > 0     ? (t.filled.v > 0 ? "partially_filled" : "open")
+                 : t.cancelled.v > 0 ? "cancelled"
+                                     : "filled";
+        // A run the core refused (FOK unfillable, no capacity) cancels all of it, with that reason.
+        cancel_reason = t.cancelled.v == 0               ? nullptr
+                        : t.reject != core::Reject::None ? core::to_string(t.reject).data()
+                                                         : core::to_string(t.cancel_reason).data();
     }
 };
 
@@ -905,14 +982,15 @@ const std::string& KeyOf(const char* client_id, const char* key) {
     return key_buffer;
 }
 
-std::vector<Datum> wanted;  // order_nos of the makers a flush looks up (static: see the file comment)
+std::vector<Datum> wanted;    // order_nos of the makers a flush looks up (static: see the file comment)
+bool wanted_details = false;  // FetchOldMakers also reads what a triggered stop order's journal entry shows
 
 // Column arrays for one INSERT ... SELECT FROM unnest(...).
 struct Columns {
     int n = 0;
     int count = 0;
-    Datum* v[25];
-    bool* null[25];
+    Datum* v[kMaxColumns];
+    bool* null[kMaxColumns];
     void Init(int columns, int rows) {
         n = columns;
         count = 0;
@@ -953,7 +1031,7 @@ struct Columns {
             p.nargs = t.ncols;
             p.sql = MemoryContextStrdup(TopMemoryContext, sql.data);
         }
-        Datum args[25];
+        Datum args[kMaxColumns];
         for (int c = 0; c < n; ++c) args[c] = Array(c, t.types[c]);
         Exec(p, args, nullptr, 0);
     }
@@ -980,6 +1058,9 @@ void FetchOldMakers() {
                      cancel_reason_col = get_attnum(relid, "cancel_reason"),
                      priority_col = get_attnum(relid, "priority"),
                      display_col = IcebergsSchema() ? get_attnum(relid, "display_lots") : InvalidAttrNumber;
+    const AttrNumber side_col = get_attnum(relid, "side"), type_col = get_attnum(relid, "type"),
+                     price_col = get_attnum(relid, "price"), quantity_col = get_attnum(relid, "quantity"),
+                     stop_col = wanted_details ? get_attnum(relid, "stop_price") : InvalidAttrNumber;
     CommandCounterIncrement();
     Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
     TupleTableSlot* slot = table_slot_create(rel, nullptr);
@@ -1005,6 +1086,15 @@ void FetchOldMakers() {
         if (display_col != InvalidAttrNumber) {
             slot_getattr(slot, display_col, &isnull);
             m.iceberg = !isnull;
+        }
+        if (stop_col != InvalidAttrNumber) {
+            m.side = TextDatumGetCString(slot_getattr(slot, side_col, &isnull));
+            m.type = TextDatumGetCString(slot_getattr(slot, type_col, &isnull));
+            const Datum price = slot_getattr(slot, price_col, &isnull);
+            m.price = isnull ? nullptr : DatumGetNumericCopy(price);
+            m.quantity = DatumGetNumericCopy(slot_getattr(slot, quantity_col, &isnull));
+            const Datum stop = slot_getattr(slot, stop_col, &isnull);
+            m.stop_price = isnull ? nullptr : DatumGetNumericCopy(stop);
         }
         old_by_order_no.find(static_cast<uint64>(DatumGetInt64(order_no)))->second = n_old++;
     }
@@ -1056,17 +1146,19 @@ int UpdateOldMakers() {
                           tids);
 }
 
-// The shown part and priority of the iceberg makers UpdateOldMakers did not
-// update (all but the first `done` in old_by_order_no's order).
-void UpdateIcebergMakersBySql(int done) {
+// The shown part and priority of the iceberg makers and triggered stop
+// orders UpdateOldMakers did not update (all but the first `done` in
+// old_by_order_no's order).
+void UpdateRequeuedBySql(int done) {
     int k = 0;
     for (const auto& [id, index] : old_by_order_no) {
         if (k++ < done) continue;
         const OldMaker& m = old_makers[index];
-        if (!m.iceberg) continue;
+        if (!m.iceberg && !m.requeued) continue;
         Datum v[3] = {Int64GetDatum(static_cast<int64>(id)), Int64GetDatum(m.visible),
                       Int64GetDatum(m.priority)};
-        Exec(p_iceberg_update, v, nullptr, 0);
+        const char nulls[3] = {' ', m.iceberg ? ' ' : 'n', ' '};
+        Exec(p_requeue_update, v, nulls, 0);
         if (SPI_processed != 1) elog(ERROR, "maker order_no " UINT64_FORMAT " is not in exchange.orders", id);
     }
 }
@@ -1078,7 +1170,7 @@ void UpdateIcebergMakersBySql(int done) {
 // over the order_no index). They apply to each row's newest version.
 void UpdateOldMakersBySql(int done) {
     const int rest = n_old - done;
-    UpdateIcebergMakersBySql(done);
+    UpdateRequeuedBySql(done);
     if (rest < kMakersJoinFrom) {
         int k = 0;
         for (const auto& [id, index] : old_by_order_no) {
@@ -1156,28 +1248,137 @@ TradeView AddTrade(Columns& trades, const Instrument& inst, int64 seq, bool buy,
     return TradeView{UuidText(trade_id), UuidText(maker_id), price, qty};
 }
 
+// Self-trade prevention removed the resting order `id` (staged in this flush or rested before).
+void StpCancelled(uint64 id, const Instrument& inst) {
+    if (auto it = staged_by_order_no.find(id); it != staged_by_order_no.end()) {
+        Staged& m = staged[it->second];
+        m.row_status = "cancelled";
+        m.row_cancel_reason = "self_trade";
+        m.row_remaining = m.row_visible = 0;
+    } else {
+        old_makers[old_by_order_no.find(id)->second].SelfTradeCancelled(inst.lot);
+    }
+}
+
+// Fill f's maker (staged in this flush or rested before) gets its new state
+// (refill_priority: its new priority if f refilled it); adds f's trade row,
+// the taker buying when `buy`, and returns the trade.
+TradeView Traded(Columns& trades, const Instrument& inst, int64 seq, bool buy, Datum taker_id,
+                 Datum taker_client, const core::Fill& f, int64 refill_priority) {
+    if (auto it = staged_by_order_no.find(f.maker); it != staged_by_order_no.end()) {
+        Staged& m = staged[it->second];
+        m.row_filled += f.qty.v;
+        m.row_remaining = f.maker_remaining.v;
+        m.row_visible = f.maker_visible.v;
+        if (f.maker_requeued) m.row_priority = refill_priority;
+        m.row_status = f.maker_remaining.v == 0 ? "filled" : "partially_filled";
+        return AddTrade(trades, inst, seq, buy, taker_id, taker_client, m.order_id, m.a->client_id, f);
+    }
+    OldMaker& m = old_makers[old_by_order_no.find(f.maker)->second];
+    m.Filled(f, inst.lot, refill_priority);
+    return AddTrade(trades, inst, seq, buy, taker_id, taker_client, m.order_id, m.client_id, f);
+}
+
+// The stop orders a command triggered (out's entries past its own order's),
+// each pending before this flush (see Stage): its row's new state, the new
+// state of what it traded with or cancelled, its trades (views from its
+// first fill on) and its journal entry 'order_triggered' in `events`.
+void WriteTriggered(const Instrument& inst, const Outcome& out, Columns& trades, Columns& events,
+                    TradeView* views) {
+    for (int k = 0; k < out.n_triggered; ++k) {
+        const core::Triggered& t = out.triggered[k];
+        OldMaker& m = old_makers[old_by_order_no.find(t.id)->second];
+        m.Triggered(t, inst.lot, out.triggered_priority[k]);
+        for (int i = static_cast<int>(t.first_stp); i < out.StpEnd(k); ++i) StpCancelled(out.stp[i].id, inst);
+        const Datum taker_id = UUIDPGetDatum(m.order_id), taker_client = CStringGetTextDatum(m.client_id);
+        const int f0 = static_cast<int>(t.first_fill), f1 = out.FillsEnd(k);
+        for (int i = f0; i < f1; ++i)
+            views[i] = Traded(trades, inst, static_cast<int64>(t.seq), t.side == core::Side::Buy, taker_id,
+                              taker_client, out.fills[i], out.Refill(i));
+        JsonBuilder j;  // (keys in jsonb's order, as in Flush)
+        j.BeginObject();
+        j.Key("side"), j.Text(m.side);
+        j.Key("type"), j.Text(m.type);
+        j.Key("price"), j.Number(m.price);
+        AddLevels(j, inst, out.levels + t.first_level, out.LevelsEnd(k) - static_cast<int>(t.first_level));
+        j.Key("status"), j.Text(m.status);
+        j.Key("trades"), AddTrades(j, views + f0, f1 - f0);
+        j.Key("order_id"), j.Text(UuidText(m.order_id));
+        j.Key("quantity"), j.Number(m.quantity);
+        j.Key("client_id"), j.Text(m.client_id);
+        j.Key("stop_price"), j.Number(m.stop_price);
+        j.Key("cancel_reason"), j.Text(m.cancel_reason);
+        j.Key("reject_reason"), j.Text(nullptr);
+        AddStpCancelled(j, out.stp + t.first_stp, out.StpEnd(k) - static_cast<int>(t.first_stp));
+        j.Key("filled_quantity"), j.Number(Add(m.old_filled, Mul(Num(m.added), inst.lot)));
+        j.Key("remaining_quantity"), j.Number(Mul(Num(t.resting.v), inst.lot));
+        j.EndObject(false);
+        events.Set(0, Int32GetDatum(inst.id));
+        events.Set(1, Int64GetDatum(static_cast<int64>(t.seq)));
+        events.Set(2, CStringGetTextDatum("order_triggered"));
+        events.Set(3, UUIDPGetDatum(m.order_id));
+        events.Set(4, j.Result());
+        events.Next();
+    }
+}
+
+// Marks for FetchOldMakers the resting orders a command traded with or
+// cancelled that are not staged in this flush, and the stop orders it
+// triggered (which never are: see Stage).
+void WantOldMakers(const Outcome& out) {
+    for (int k = 0; k < out.n_fills + out.n_stp; ++k) {
+        const uint64 id = k < out.n_fills ? out.fills[k].maker : out.stp[k - out.n_fills].id;
+        if (staged_by_order_no.count(id) == 0) WantOldMaker(id);
+    }
+    for (int k = 0; k < out.n_triggered; ++k) {
+        if (staged_by_order_no.count(out.triggered[k].id) != 0)
+            elog(ERROR, "stop order_no " UINT64_FORMAT " triggered before its row was written",
+                 out.triggered[k].id);
+        WantOldMaker(out.triggered[k].id);
+        wanted_details = true;
+    }
+}
+
+// Time priorities, from priority_seq, for the iceberg makers that fills
+// [from, to) of `out` refilled, in the order the book queued them.
+void TakeRefillPriorities(Outcome& out, int from, int to) {
+    for (int k = from; k < to; ++k) {
+        if (!out.fills[k].maker_requeued) continue;
+        if (out.refill_priority == nullptr)
+            out.refill_priority = static_cast<int64*>(palloc(sizeof(int64) * out.n_fills));
+        out.refill_priority[k] = nextval_internal(priority_seq, false);
+    }
+}
+
+// The same for each triggered stop order of `out` in turn: its refills,
+// then its own priority (used if it rests).
+void TakeTriggeredPriorities(Outcome& out) {
+    if (out.n_triggered == 0) return;
+    out.triggered_priority = static_cast<int64*>(palloc(sizeof(int64) * out.n_triggered));
+    for (int k = 0; k < out.n_triggered; ++k) {
+        TakeRefillPriorities(out, static_cast<int>(out.triggered[k].first_fill), out.FillsEnd(k));
+        out.triggered_priority[k] = nextval_internal(priority_seq, false);
+    }
+}
+
 // Writes every staged order: the orders, the makers' new state, the trades
 // and the journal entries, table by table; fills the callers' rows.
 void Flush() {
     if (n_staged == 0) return;
 
-    // Ids of the makers that rested before this flush.
+    // Ids of the makers that rested before this flush, and of the stop orders triggered in it.
     wanted.clear();
-    for (int i = 0; i < n_staged; ++i) {
-        const Staged& s = staged[i];
-        for (int k = 0; k < s.n_fills + s.n_stp; ++k) {
-            const uint64 id = k < s.n_fills ? s.fills[k].maker : s.stp[k - s.n_fills].id;
-            if (staged_by_order_no.count(id) == 0) WantOldMaker(id);
-        }
-    }
+    wanted_details = false;
+    for (int i = 0; i < n_staged; ++i) WantOldMakers(staged[i].out);
     n_old = 0;
     if (!wanted.empty()) FetchOldMakers();
 
-    int n_trades = 0;
-    for (int i = 0; i < n_staged; ++i) n_trades += staged[i].n_fills;
+    int n_trades = 0, n_events = n_staged;
+    for (int i = 0; i < n_staged; ++i)
+        n_trades += staged[i].out.n_fills, n_events += staged[i].out.n_triggered;
     Columns trades, events;
     trades.Init(11, n_trades);
-    events.Init(5, n_staged);
+    events.Init(5, n_events);
     // JSON is built in a scratch context reset per order; the finished jsonb
     // values are copied out to the call's context.
     MemoryContext scratch = AllocSetContextCreate(CurrentMemoryContext, "exchange journal json", ALLOCSET_DEFAULT_SIZES);
@@ -1187,55 +1388,27 @@ void Flush() {
     for (int i = 0; i < n_staged; ++i) {
         Staged& s = staged[i];
         const Instrument& inst = s.o->inst;
-        // Self-trade prevention removed these makers from the book.
-        for (int k = 0; k < s.n_stp; ++k) {
-            const uint64 id = s.stp[k].id;
-            if (auto it = staged_by_order_no.find(id); it != staged_by_order_no.end()) {
-                Staged& m = staged[it->second];
-                m.row_status = "cancelled";
-                m.row_cancel_reason = "self_trade";
-                m.row_remaining = m.row_visible = 0;
-            } else {
-                old_makers[old_by_order_no.find(id)->second].SelfTradeCancelled(inst.lot);
-            }
-        }
+        const Outcome& out = s.out;
+        // The order's own entries: self-trade prevention removed these makers from the book.
+        for (int k = 0; k < out.StpEnd(-1); ++k) StpCancelled(out.stp[k].id, inst);
         // Fills: the makers' new state and one trade each.
-        if (s.n_fills > views_capacity) {
-            views_capacity = Max(s.n_fills, 2 * views_capacity);
+        if (out.n_fills > views_capacity) {
+            views_capacity = Max(out.n_fills, 2 * views_capacity);
             views = static_cast<TradeView*>(views == nullptr ? palloc(sizeof(TradeView) * views_capacity)
                                                              : repalloc(views, sizeof(TradeView) * views_capacity));
         }
         const bool buy = strcmp(s.o->side, "buy") == 0;
         const Datum taker_id = UUIDPGetDatum(s.order_id);
         const Datum taker_client = CStringGetTextDatum(s.a->client_id);
-        for (int k = 0; k < s.n_fills; ++k) {
-            const core::Fill& f = s.fills[k];
-            const char* status = f.maker_remaining.v == 0 ? "filled" : "partially_filled";
-            pg_uuid_t* maker_id;
-            const char* maker_client;
-            if (auto it = staged_by_order_no.find(f.maker); it != staged_by_order_no.end()) {
-                Staged& m = staged[it->second];
-                m.row_filled += f.qty.v;
-                m.row_remaining = f.maker_remaining.v;
-                m.row_visible = f.maker_visible.v;
-                if (f.maker_requeued) m.row_priority = s.refill_priority[k];
-                m.row_status = status;
-                maker_id = m.order_id;
-                maker_client = m.a->client_id;
-            } else {
-                OldMaker& m = old_makers[old_by_order_no.find(f.maker)->second];
-                m.Filled(f, inst.lot, f.maker_requeued ? s.refill_priority[k] : 0);
-                maker_id = m.order_id;
-                maker_client = m.client_id;
-            }
-            views[k] = AddTrade(trades, inst, s.seq, buy, taker_id, taker_client, maker_id, maker_client, f);
-        }
+        const int n_fills = out.FillsEnd(-1);
+        for (int k = 0; k < n_fills; ++k)
+            views[k] = Traded(trades, inst, s.seq, buy, taker_id, taker_client, out.fills[k], out.Refill(k));
 
         const Numeric filled = Mul(Num(s.filled), inst.lot);
         const Numeric remaining = Mul(Num(s.resting), inst.lot);
         MemoryContext outer = MemoryContextSwitchTo(scratch);
         JsonBuilder t;
-        AddTrades(t, views, s.n_fills);
+        AddTrades(t, views, n_fills);
         const Datum trades_scratch = t.Result();
         // The keys in jsonb's own order (shorter first, then bytewise), which
         // its sort of an object's keys then finds in place.
@@ -1244,15 +1417,16 @@ void Flush() {
         j.Key("side"), j.Text(s.o->side);
         j.Key("type"), j.Text(s.o->type);
         j.Key("price"), j.Number(s.a->price);
-        AddLevels(j, inst, s.levels, s.n_levels);
+        AddLevels(j, inst, out.levels, out.LevelsEnd(-1));
         j.Key("status"), j.Text(s.status);
-        j.Key("trades"), AddTrades(j, views, s.n_fills);
+        j.Key("trades"), AddTrades(j, views, n_fills);
         j.Key("order_id"), j.Text(UuidText(s.order_id));
         j.Key("quantity"), j.Number(s.a->quantity);
         j.Key("client_id"), j.Text(s.a->client_id);
+        if (s.o->stop_price != nullptr) j.Key("stop_price"), j.Number(s.o->stop_price);
         j.Key("cancel_reason"), j.Text(s.cancel_reason);
         j.Key("reject_reason"), j.Text(s.reject);
-        AddStpCancelled(j, s.stp, s.n_stp);
+        AddStpCancelled(j, out.stp, out.StpEnd(-1));
         j.Key("filled_quantity"), j.Number(filled);
         if (s.o->display_quantity != nullptr) j.Key("display_quantity"), j.Number(s.o->display_quantity);
         j.Key("remaining_quantity"), j.Number(remaining);
@@ -1268,6 +1442,7 @@ void Flush() {
         events.Set(3, UUIDPGetDatum(s.order_id));
         events.Set(4, payload);
         events.Next();
+        WriteTriggered(inst, out, trades, events, views);
 
         Datum* v = s.row->v;
         bool* nl = s.row->null;
@@ -1291,9 +1466,10 @@ void Flush() {
         nl[16] = true;  // reject_message: only for items refused before matching
         v[17] = s.o->display_quantity != nullptr ? NumericGetDatum(s.o->display_quantity)
                                                  : (nl[17] = true, (Datum)0);
+        v[18] = s.o->stop_price != nullptr ? NumericGetDatum(s.o->stop_price) : (nl[18] = true, (Datum)0);
     }
 
-    InsertTarget& target = IcebergsSchema() ? t_orders_icebergs : t_orders;
+    InsertTarget& target = StopsSchema() ? t_orders_stops : IcebergsSchema() ? t_orders_icebergs : t_orders;
     Columns orders;
     orders.Init(target.ncols, n_staged);
     for (int i = 0; i < n_staged; ++i) {
@@ -1340,6 +1516,15 @@ void Flush() {
                 orders.SetNull(22);
                 orders.SetNull(23);
                 orders.SetNull(24);
+            }
+        }
+        if (target.ncols > kOrderColumnsBefore013) {
+            if (s.o->stop_ticks > 0) {
+                orders.Set(25, NumericGetDatum(s.o->stop_price));
+                orders.Set(26, Int64GetDatum(s.o->stop_ticks));
+            } else {
+                orders.SetNull(25);
+                orders.SetNull(26);
             }
         }
         orders.Next();
@@ -1503,6 +1688,10 @@ void Stage(const Args& a, const Order& o, Row& row) {
     // TakeLocksInOrder): the instrument's lock, the client's row, the
     // idempotency key's lock.
     core::Book& book = pg::EnsureBookForWrite(o.inst.id);
+    // Where the book has pending stop orders, this order may trigger one
+    // placed earlier in this call: the rows staged so far are written
+    // first, so that every stop order a flush sees triggered has its row.
+    if (n_staged > 0 && book.stop_count() > 0) Flush();
     const int64 client_no = ClientNo(a.client_id);
     if (a.idempotency_key != nullptr) {
         // Serialise requests with this key (any instrument), then answer a repeat with the original order.
@@ -1545,6 +1734,7 @@ void Stage(const Args& a, const Order& o, Row& row) {
             : strcmp(o.stp, "cancel_newest") == 0 ? core::Stp::CancelNewest
             : strcmp(o.stp, "cancel_oldest") == 0 ? core::Stp::CancelOldest
                                                   : core::Stp::CancelBoth;
+    n.stop = core::Price{o.stop_ticks};
     RunCore([&] { book.place(n, cmd); });
     const bool accepted = cmd.accepted();
     if (!accepted) RunCore([&] { book.set_seq(book.seq() + 1); });  // the rejection is journaled too
@@ -1561,21 +1751,28 @@ void Stage(const Args& a, const Order& o, Row& row) {
     s.row = &row;
     s.order_no = order_no;
     s.client_no = client_no;
-    // Icebergs this order refilled went to the back of their levels: new
-    // priorities, taken in the order the book queued them.
-    s.refill_priority = nullptr;
-    for (size_t k = 0; k < cmd.fills.size(); ++k) {
-        if (!cmd.fills[k].maker_requeued) continue;
-        if (s.refill_priority == nullptr)
-            s.refill_priority =
-                static_cast<int64*>(MemoryContextAlloc(call_cxt, sizeof(int64) * cmd.fills.size()));
-        s.refill_priority[k] = nextval_internal(priority_seq, false);
-    }
+    s.out = Outcome();
+    s.out.fills = CopyOut(cmd.fills);
+    s.out.n_fills = static_cast<int>(cmd.fills.size());
+    s.out.levels = CopyOut(cmd.levels);
+    s.out.n_levels = static_cast<int>(cmd.levels.size());
+    s.out.stp = CopyOut(cmd.stp_cancelled);
+    s.out.n_stp = static_cast<int>(cmd.stp_cancelled.size());
+    s.out.triggered = CopyOut(cmd.triggered);
+    s.out.n_triggered = static_cast<int>(cmd.triggered.size());
+    // Icebergs this order refilled went to the back of their levels, and so
+    // did the stop orders it triggered that rest (and what they refilled):
+    // new priorities, taken in the order the book queued them.
+    MemoryContext outer = MemoryContextSwitchTo(call_cxt);
+    TakeRefillPriorities(s.out, 0, s.out.FillsEnd(-1));
     s.priority = nextval_internal(priority_seq, false);
+    TakeTriggeredPriorities(s.out);
+    MemoryContextSwitchTo(outer);
     s.seq = static_cast<int64>(accepted ? cmd.seq : book.seq());
     s.order_id = NewUuid();
     s.accepted = accepted;
     s.status = !accepted                               ? "rejected"
+               : cmd.pending.v > 0                     ? "pending"
                : cmd.resting.v > 0 && cmd.filled.v > 0 ? "partially_filled"
                : cmd.resting.v > 0                     ? "open"
                : cmd.filled.v == o.lots                ? "filled"
@@ -1585,16 +1782,10 @@ void Stage(const Args& a, const Order& o, Row& row) {
         accepted && cmd.cancelled.v > 0 ? MemoryContextStrdup(call_cxt, core::to_string(cmd.cancel_reason).data())
                                         : nullptr;
     s.filled = cmd.filled.v;
-    s.resting = cmd.resting.v;
-    s.fills = CopyOut(cmd.fills);
-    s.n_fills = static_cast<int>(cmd.fills.size());
-    s.levels = CopyOut(cmd.levels);
-    s.n_levels = static_cast<int>(cmd.levels.size());
-    s.stp = CopyOut(cmd.stp_cancelled);
-    s.n_stp = static_cast<int>(cmd.stp_cancelled.size());
+    s.resting = cmd.resting.v + cmd.pending.v;
     s.row_filled = s.filled;
     s.row_remaining = s.resting;
-    s.row_visible = o.display_lots > 0 ? Min(o.display_lots, s.resting) : s.resting;
+    s.row_visible = o.display_lots > 0 ? Min(o.display_lots, s.resting) : s.resting;  // (unused for a stop)
     s.row_priority = s.priority;
     s.row_status = s.status;
     s.row_cancel_reason = s.cancel_reason;
@@ -1670,7 +1861,8 @@ bool ItemArgs(JsonbValue* item, Args& a, Problem& p) {
     a.idempotency_key = FieldText(obj, "idempotency_key");
     a.stp = FieldText(obj, "stp");
     if (!FieldDecimal(obj, "quantity", a.quantity, p) || !FieldDecimal(obj, "price", a.price, p) ||
-        !FieldDecimal(obj, "display_quantity", a.display_quantity, p, "invalid_display"))
+        !FieldDecimal(obj, "display_quantity", a.display_quantity, p, "invalid_display") ||
+        !FieldDecimal(obj, "stop_price", a.stop_price, p, "invalid_stop_price"))
         return false;
     const char* post_only = FieldText(obj, "post_only");
     if (post_only != nullptr && !parse_bool(post_only, &a.post_only))
@@ -1705,25 +1897,38 @@ pg_uuid_t* ParseUuid(const char* src) {
 enum OrderColumn {
     kCtid = 1, kOrderNo, kInstrumentId, kInstrumentSymbol, kStatus, kClientId, kSide, kType, kTif, kPrice,
     kQuantity, kFilled, kRejectReason, kCreatedAt, kQuantityLots, kRemainingLots, kPriceTicks, kPriority,
-    kCancelReason, kOrderColumns = kCancelReason
+    kCancelReason, kStopPrice, kOrderColumns = kStopPrice  // kStopPrice: 0.13's, NULL before
 };
 #define PGX_ORDER_COLUMNS                                                                                 \
     "ctid, order_no, instrument_id, instrument, status, client_id, side, type, time_in_force, price, " \
     "quantity, filled_quantity, reject_reason, created_at, quantity_lots, remaining_lots, price_ticks, priority, " \
     "cancel_reason"
-Plan p_order_now{"SELECT " PGX_ORDER_COLUMNS " FROM exchange.orders WHERE order_id = $1", 1, {UUIDOID}, nullptr};
+#define PGX_ORDER_COLUMNS_013 PGX_ORDER_COLUMNS ", stop_price"
+#define PGX_CANCEL_BY_SQL                                                                           \
+    "UPDATE exchange.orders SET status = 'cancelled', cancel_reason = 'user', remaining_lots = 0, " \
+    "updated_at = now() WHERE order_id = $1 RETURNING "
+#define PGX_AMEND_BY_SQL                                                                             \
+    "UPDATE exchange.orders SET quantity = $2, price = $3, price_ticks = $4, quantity_lots = $5, "   \
+    "remaining_lots = $6, filled_quantity = filled_quantity + $7, status = $8, cancel_reason = $9, " \
+    "priority = $10, updated_at = now() WHERE order_id = $1 RETURNING "
+#define PGX_AMEND_TYPES \
+    { UUIDOID, NUMERICOID, NUMERICOID, INT8OID, INT8OID, INT8OID, NUMERICOID, TEXTOID, TEXTOID, INT8OID }
+// Each statement in two forms: [0] for a table before 0.13, [1] also reading
+// its stop_price (ReadOrder picks by StopsSchema()).
+Plan p_order_now[2] = {
+    {"SELECT " PGX_ORDER_COLUMNS " FROM exchange.orders WHERE order_id = $1", 1, {UUIDOID}, nullptr},
+    {"SELECT " PGX_ORDER_COLUMNS_013 " FROM exchange.orders WHERE order_id = $1", 1, {UUIDOID}, nullptr}};
 // When UpdateRows cannot write the row (see row_writer.h): the UPDATE the
 // PL/pgSQL version ran, answering with the row as updated.
-Plan p_cancel_by_sql{"UPDATE exchange.orders SET status = 'cancelled', cancel_reason = 'user', remaining_lots = 0, "
-                     "updated_at = now() WHERE order_id = $1 RETURNING " PGX_ORDER_COLUMNS,
-                     1, {UUIDOID}, nullptr};
-Plan p_amend_by_sql{"UPDATE exchange.orders SET quantity = $2, price = $3, price_ticks = $4, quantity_lots = $5, "
-                    "remaining_lots = $6, filled_quantity = filled_quantity + $7, status = $8, cancel_reason = $9, "
-                    "priority = $10, updated_at = now() WHERE order_id = $1 RETURNING " PGX_ORDER_COLUMNS,
-                    10, {UUIDOID, NUMERICOID, NUMERICOID, INT8OID, INT8OID, INT8OID, NUMERICOID, TEXTOID, TEXTOID,
-                         INT8OID},
-                    nullptr};
+Plan p_cancel_by_sql[2] = {{PGX_CANCEL_BY_SQL PGX_ORDER_COLUMNS, 1, {UUIDOID}, nullptr},
+                           {PGX_CANCEL_BY_SQL PGX_ORDER_COLUMNS_013, 1, {UUIDOID}, nullptr}};
+Plan p_amend_by_sql[2] = {{PGX_AMEND_BY_SQL PGX_ORDER_COLUMNS, 10, PGX_AMEND_TYPES, nullptr},
+                          {PGX_AMEND_BY_SQL PGX_ORDER_COLUMNS_013, 10, PGX_AMEND_TYPES, nullptr}};
 #undef PGX_ORDER_COLUMNS
+#undef PGX_ORDER_COLUMNS_013
+#undef PGX_CANCEL_BY_SQL
+#undef PGX_AMEND_BY_SQL
+#undef PGX_AMEND_TYPES
 
 struct OrderNow {
     Datum v[kOrderColumns];
@@ -1738,13 +1943,19 @@ struct OrderNow {
     const char* Text(OrderColumn c) const { return null[c - 1] ? nullptr : TextDatumGetCString(v[c - 1]); }
 };
 
-// Runs p (one row by order_id) into o; false when there is no such row. The
-// values point into SPI's result, which lives until SPI_finish.
-bool ReadOrder(Plan& p, Datum order_id, OrderNow& o) {
-    Datum v[1] = {order_id};
-    Exec(p, v, nullptr, 1);
-    if (SPI_processed != 1) return false;
+// The single row in SPI_tuptable into o (stop_price NULL if it has none).
+void DeformOrder(OrderNow& o) {
+    o.null[kStopPrice - 1] = true;
     heap_deform_tuple(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, o.v, o.null);
+}
+
+// Runs p[StopsSchema()] (one row by order_id) into o; false when there is no
+// such row. The values point into SPI's result, which lives until SPI_finish.
+bool ReadOrder(Plan (&p)[2], Datum order_id, OrderNow& o) {
+    Datum v[1] = {order_id};
+    Exec(p[StopsSchema()], v, nullptr, 1);
+    if (SPI_processed != 1) return false;
+    DeformOrder(o);
     return true;
 }
 
@@ -1768,8 +1979,9 @@ core::Book* LockRestingOrder(Datum order_id, const char* client_id, const char* 
     if (!locked_before && !ReadOrder(p_order_now, order_id, o))  // deleted by hand meanwhile
         return Fail(p, "order_not_found", ERRCODE_NO_DATA_FOUND, "order %s does not exist", id), nullptr;
     const char* status = o.Text(kStatus);
-    if (!OneOf(status, {"open", "partially_filled"}))
-        return Fail(p, "order_not_open", ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, "order %s is %s", id, status),
+    if (!OneOf(status, {"open", "partially_filled", "pending"}))
+        return Fail(p, "order_not_open", ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, "order %s is %s", id,
+                    status),
                nullptr;
     if (KnownInstrument(nullptr, instrument_id, inst)) return &book;
     Datum v[1] = {Int32GetDatum(instrument_id)};
@@ -1844,6 +2056,7 @@ void ResultOf(Datum order_id, const OrderNow& o, const Instrument& inst, Datum t
     v[15] = Int64GetDatum(static_cast<int64>(seq));
     nl[16] = true;  // reject_message: only for batch items refused before matching
     v[17] = display_lots > 0 ? NumericGetDatum(Mul(Num(display_lots), inst.lot)) : (nl[17] = true, (Datum)0);
+    v[18] = o[kStopPrice], nl[18] = o.Null(kStopPrice);
 }
 
 // A cancel done in the book whose row update and journal entry are not yet
@@ -1985,6 +2198,9 @@ bool AmendOrder(Datum order_id, Numeric quantity, Numeric price, const char* cli
     const uint64 order_no = static_cast<uint64>(DatumGetInt64(o[kOrderNo]));
     core::RestingOrder before;
     const bool iceberg = book.find(order_no, before) && before.display.v > 0;
+    if (before.stop.v > 0 && before.type == core::OrderType::Market && price != nullptr)
+        return Fail(p, "invalid_price", ERRCODE_INVALID_PARAMETER_VALUE,
+                    "order %s is a stop-market order: it has no price", id);
     RunCore([&] { book.amend(order_no, core::Price{ticks}, core::Qty{lots - filled_lots}, cmd); });
     if (!cmd.accepted()) {  // the core's reject changed nothing
         const bool capacity = cmd.reject == core::Reject::OrderCapacity || cmd.reject == core::Reject::LevelCapacity;
@@ -1994,11 +2210,12 @@ bool AmendOrder(Datum order_id, Numeric quantity, Numeric price, const char* cli
     }
 
     // The order's row.
-    const int64 resting = cmd.resting.v;
-    const char* status = resting > 0 && filled_lots + cmd.filled.v > 0 ? "partially_filled"
-                         : resting > 0                                ? "open"
-                         : cmd.cancelled.v > 0                        ? "cancelled"
-                                                                      : "filled";
+    const int64 resting = cmd.resting.v + cmd.pending.v;
+    const char* status = cmd.pending.v > 0                               ? "pending"
+                         : resting > 0 && filled_lots + cmd.filled.v > 0 ? "partially_filled"
+                         : resting > 0                                   ? "open"
+                         : cmd.cancelled.v > 0                           ? "cancelled"
+                                                                         : "filled";
     const char* cancel_reason = cmd.cancelled.v > 0 ? core::to_string(cmd.cancel_reason).data() : nullptr;
     const Numeric added = Mul(Num(cmd.filled.v), inst.lot);
     LookupSequences();
@@ -2011,8 +2228,13 @@ bool AmendOrder(Datum order_id, Numeric quantity, Numeric price, const char* cli
     Columns update;
     update.Init(10, 1);
     update.Set(0, NumericGetDatum(Mul(Num(lots), inst.lot)));
-    update.Set(1, NumericGetDatum(Mul(Num(ticks), inst.tick)));
-    update.Set(2, Int64GetDatum(ticks));
+    if (ticks > 0) {
+        update.Set(1, NumericGetDatum(Mul(Num(ticks), inst.tick)));
+        update.Set(2, Int64GetDatum(ticks));
+    } else {  // a stop-market order
+        update.SetNull(1);
+        update.SetNull(2);
+    }
     update.Set(3, Int64GetDatum(lots));
     update.Set(4, Int64GetDatum(resting));
     update.Set(5, NumericGetDatum(Add(DatumGetNumeric(o[kFilled]), added)));
@@ -2026,8 +2248,8 @@ bool AmendOrder(Datum order_id, Numeric quantity, Numeric price, const char* cli
     const ItemPointerData tid = *reinterpret_cast<ItemPointer>(DatumGetPointer(o[kCtid]));
     if (pg::UpdateRows(pg::RowBatch{"orders", 10, names, types, update.v, update.null, 1}, &tid) == 1) {
         o.Set(kQuantity, update.v[0][0]);
-        o.Set(kPrice, update.v[1][0]);
-        o.Set(kPriceTicks, update.v[2][0]);
+        o.Set(kPrice, update.v[1][0]), o.null[kPrice - 1] = ticks == 0;
+        o.Set(kPriceTicks, update.v[2][0]), o.null[kPriceTicks - 1] = ticks == 0;
         o.Set(kQuantityLots, update.v[3][0]);
         o.Set(kRemainingLots, update.v[4][0]);
         o.Set(kFilled, update.v[5][0]);
@@ -2037,40 +2259,54 @@ bool AmendOrder(Datum order_id, Numeric quantity, Numeric price, const char* cli
     } else {
         Datum v[10] = {order_id,         update.v[0][0], update.v[1][0], update.v[2][0], update.v[3][0],
                        update.v[4][0],   NumericGetDatum(added), update.v[6][0], update.v[7][0], update.v[8][0]};
-        const char nulls[10] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', cancel_reason != nullptr ? ' ' : 'n', ' '};
-        Exec(p_amend_by_sql, v, nulls, 1);
+        const char nulls[10] = {' ',
+                                ticks > 0 ? ' ' : 'n',
+                                ticks > 0 ? ' ' : 'n',
+                                ' ',
+                                ' ',
+                                ' ',
+                                ' ',
+                                ' ',
+                                cancel_reason != nullptr ? ' ' : 'n',
+                                ' '};
+        Exec(p_amend_by_sql[StopsSchema()], v, nulls, 1);
         if (SPI_processed != 1) elog(ERROR, "order %s left exchange.orders during its amend", id);
-        heap_deform_tuple(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, o.v, o.null);
+        DeformOrder(o);
     }
     if (iceberg) {  // its shown part as the book has it now
         core::RestingOrder after;
         Datum v[3] = {Int64GetDatum(static_cast<int64>(order_no)),
                       Int64GetDatum(book.find(order_no, after) ? after.visible.v : 0), (Datum)0};
         const char nulls[3] = {' ', ' ', 'n'};
-        Exec(p_iceberg_update, v, nulls, 0);
+        Exec(p_requeue_update, v, nulls, 0);
     }
 
     // The makers it traded with or cancelled (self-trade prevention), which
-    // all rested before, and the trades.
+    // all rested before, the stop orders its trades triggered (with what
+    // they traded with), and the trades.
+    Outcome out;
+    out.fills = cmd.fills.data(), out.n_fills = static_cast<int>(cmd.fills.size());
+    out.levels = cmd.levels.data(), out.n_levels = static_cast<int>(cmd.levels.size());
+    out.stp = cmd.stp_cancelled.data(), out.n_stp = static_cast<int>(cmd.stp_cancelled.size());
+    out.triggered = cmd.triggered.data(), out.n_triggered = static_cast<int>(cmd.triggered.size());
+    TakeRefillPriorities(out, 0, out.FillsEnd(-1));
+    TakeTriggeredPriorities(out);
     wanted.clear();
+    wanted_details = false;
     n_old = 0;
-    for (const core::Fill& f : cmd.fills) WantOldMaker(f.maker);
-    for (const core::Cancelled& c : cmd.stp_cancelled) WantOldMaker(c.id);
+    WantOldMakers(out);
     if (!wanted.empty()) FetchOldMakers();
-    for (const core::Cancelled& c : cmd.stp_cancelled)
-        old_makers[old_by_order_no.find(c.id)->second].SelfTradeCancelled(inst.lot);
-    const int n_fills = static_cast<int>(cmd.fills.size());
-    Columns trades;
-    trades.Init(11, n_fills);
-    TradeView* views = static_cast<TradeView*>(palloc(sizeof(TradeView) * Max(n_fills, 1)));
+    for (int k = 0; k < out.StpEnd(-1); ++k) StpCancelled(out.stp[k].id, inst);
+    const int n_fills = out.FillsEnd(-1);
+    Columns trades, triggered_events;
+    trades.Init(11, out.n_fills);
+    triggered_events.Init(5, out.n_triggered);
+    TradeView* views = static_cast<TradeView*>(palloc(sizeof(TradeView) * Max(out.n_fills, 1)));
     const bool buy = strcmp(o.Text(kSide), "buy") == 0;
-    for (int k = 0; k < n_fills; ++k) {
-        const core::Fill& f = cmd.fills[k];
-        OldMaker& m = old_makers[old_by_order_no.find(f.maker)->second];
-        m.Filled(f, inst.lot, f.maker_requeued ? nextval_internal(priority_seq, false) : 0);
-        views[k] = AddTrade(trades, inst, static_cast<int64>(cmd.seq), buy, order_id, o[kClientId], m.order_id,
-                            m.client_id, f);
-    }
+    for (int k = 0; k < n_fills; ++k)
+        views[k] = Traded(trades, inst, static_cast<int64>(cmd.seq), buy, order_id, o[kClientId],
+                          out.fills[k], out.Refill(k));
+    WriteTriggered(inst, out, trades, triggered_events, views);
     WriteOldMakers();
     trades.Insert(t_trades);
 
@@ -2079,19 +2315,20 @@ bool AmendOrder(Datum order_id, Numeric quantity, Numeric price, const char* cli
     const Datum trades_jsonb = t.Result();
     JsonBuilder j;
     j.BeginObject();
-    j.Key("price"), j.Number(DatumGetNumeric(o[kPrice]));
-    AddLevels(j, inst, cmd.levels.data(), static_cast<int>(cmd.levels.size()));
+    j.Key("price"), j.Number(o.Null(kPrice) ? nullptr : DatumGetNumeric(o[kPrice]));
+    AddLevels(j, inst, out.levels, out.LevelsEnd(-1));
     j.Key("status"), j.Text(o.Text(kStatus));
     j.Key("trades"), AddTrades(j, views, n_fills);
     j.Key("order_id"), j.Text(id);
     j.Key("quantity"), j.Number(DatumGetNumeric(o[kQuantity]));
     j.Key("client_id"), j.Text(o.Text(kClientId));
     j.Key("priority_kept"), j.Bool(cmd.priority_kept);
-    AddStpCancelled(j, cmd.stp_cancelled.data(), static_cast<int>(cmd.stp_cancelled.size()));
+    AddStpCancelled(j, out.stp, out.StpEnd(-1));
     j.Key("filled_quantity"), j.Number(DatumGetNumeric(o[kFilled]));
     j.Key("remaining_quantity"), j.Number(Mul(Num(DatumGetInt64(o[kRemainingLots])), inst.lot));
     j.EndObject(false);
     InsertEvent(inst.id, "order_amended", order_id, j.Result());
+    triggered_events.Insert(t_events);
     ResultOf(order_id, o, inst, trades_jsonb, cmd.seq, iceberg ? before.display.v : 0, row);
     return true;
 }
@@ -2200,8 +2437,9 @@ Datum exchange_place_order(PG_FUNCTION_ARGS) {
     a.idempotency_key = ArgText(fcinfo, 7);
     a.post_only = !PG_ARGISNULL(8) && PG_GETARG_BOOL(8);
     a.stp = ArgText(fcinfo, 9);
-    // (0.12's argument; the function has 10 before.)
+    // (0.12's and 0.13's arguments; the function has 10 before 0.12 and 11 before 0.13.)
     a.display_quantity = PG_NARGS() > 10 && !PG_ARGISNULL(10) ? PG_GETARG_NUMERIC(10) : nullptr;
+    a.stop_price = PG_NARGS() > 11 && !PG_ARGISNULL(11) ? PG_GETARG_NUMERIC(11) : nullptr;
     return OrderResult(fcinfo, [&](Row& row) {
         Order o;
         Problem p;

@@ -25,6 +25,9 @@ PG_FUNCTION_INFO_V1(exchange_lock);
 PG_FUNCTION_INFO_V1(exchange_read_lock);
 PG_FUNCTION_INFO_V1(exchange_levels);
 PG_FUNCTION_INFO_V1(exchange_book_orders);
+PG_FUNCTION_INFO_V1(exchange_book_stops);
+PG_FUNCTION_INFO_V1(exchange_book_last_price);
+PG_FUNCTION_INFO_V1(exchange_last_trade_ticks);
 PG_FUNCTION_INFO_V1(exchange_validate);
 PG_FUNCTION_INFO_V1(exchange_rebuild);
 PG_FUNCTION_INFO_V1(exchange_stats_raw);
@@ -182,30 +185,71 @@ Datum exchange_levels(PG_FUNCTION_ARGS) {
     return (Datum)0;
 }
 
-// _book_orders(instrument_id) -> (order_no int8, side int2, price int8, qty int8, rank int8[, visible int8])
-// in priority order; qty is all that remains of an order, visible the part
-// shown (0.12 added the column).
-Datum exchange_book_orders(PG_FUNCTION_ARGS) {
+// The rows of _book_orders or _book_stops: for each side, the orders `list`
+// gives (in their order) as row(order, side, rank).
+template <class List, class RowOf>
+void PutOrders(FunctionCallInfo fcinfo, List list, RowOf row_of) {
     const int32 iid = PG_GETARG_INT32(0);
     InitMaterializedSRF(fcinfo, 0);
     ReturnSetInfo* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
     const core::Book& book = pg::EnsureBookForRead(iid);
     for (int s = 0; s < 2; ++s) {
-        RunCore([&] { book.orders(static_cast<core::Side>(s), order_buf); });
+        RunCore([&] { list(book, static_cast<core::Side>(s), order_buf); });
         int64 rank = 0;
         for (const auto& o : order_buf) {
-            Datum v[6] = {Int64GetDatum(static_cast<int64>(o.id)),
-                          Int16GetDatum(s),
-                          Int64GetDatum(o.price.v),
-                          Int64GetDatum(o.qty.v),
-                          Int64GetDatum(++rank),
-                          Int64GetDatum(o.visible.v)};
+            Datum v[6];
+            row_of(o, s, ++rank, v);
             bool nulls[6] = {false, false, false, false, false, false};
             tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, nulls);
         }
     }
     pg::ReleaseBookForRead(iid);
+}
+
+// _book_orders(instrument_id) -> (order_no int8, side int2, price int8, qty int8, rank int8[, visible int8])
+// in priority order; qty is all that remains of an order, visible the part
+// shown (0.12 added the column).
+Datum exchange_book_orders(PG_FUNCTION_ARGS) {
+    PutOrders(
+        fcinfo, [](const core::Book& b, core::Side s, auto& out) { b.orders(s, out); },
+        [](const core::RestingOrder& o, int s, int64 rank, Datum* v) {
+            v[0] = Int64GetDatum(static_cast<int64>(o.id)), v[1] = Int16GetDatum(s),
+            v[2] = Int64GetDatum(o.price.v);
+            v[3] = Int64GetDatum(o.qty.v), v[4] = Int64GetDatum(rank), v[5] = Int64GetDatum(o.visible.v);
+        });
     return (Datum)0;
+}
+
+// _book_stops(instrument_id) -> (order_no int8, side int2, stop int8, price int8, qty int8, rank int8): the
+// pending stop orders in trigger order (price 0: a stop-market order).
+Datum exchange_book_stops(PG_FUNCTION_ARGS) {
+    PutOrders(
+        fcinfo, [](const core::Book& b, core::Side s, auto& out) { b.stops(s, out); },
+        [](const core::RestingOrder& o, int s, int64 rank, Datum* v) {
+            v[0] = Int64GetDatum(static_cast<int64>(o.id)), v[1] = Int16GetDatum(s),
+            v[2] = Int64GetDatum(o.stop.v);
+            v[3] = Int64GetDatum(o.price.v), v[4] = Int64GetDatum(o.qty.v), v[5] = Int64GetDatum(rank);
+        });
+    return (Datum)0;
+}
+
+// _book_last_price(instrument_id) -> int8: the book's last trade price in ticks (0: none since it was loaded
+// from a journal without trades).
+Datum exchange_book_last_price(PG_FUNCTION_ARGS) {
+    const int32 iid = PG_GETARG_INT32(0);
+    const int64 ticks = pg::EnsureBookForRead(iid).last_price().v;
+    pg::ReleaseBookForRead(iid);
+    PG_RETURN_INT64(ticks);
+}
+
+// _last_trade_ticks(instrument_id) -> int8: the journal's last trade price in ticks (0: none), as a book
+// loads it.
+Datum exchange_last_trade_ticks(PG_FUNCTION_ARGS) {
+    const int32 iid = PG_GETARG_INT32(0);
+    SPI_connect();
+    const int64 ticks = pg::LastTradeTicks(iid);
+    SPI_finish();
+    PG_RETURN_INT64(ticks);
 }
 
 // _validate(instrument_id) -> text[] of broken invariants (empty = valid).

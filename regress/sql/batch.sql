@@ -39,7 +39,7 @@ SELECT n, client_id, status, filled_quantity, remaining_quantity, cancel_reason,
     {"client_id": "tak3", "instrument": "BAT-USD", "side": "buy", "type": "limit", "quantity": 2, "price": 11}
   ]') WITH ORDINALITY AS r(order_id, client_id, instrument, side, type, time_in_force, price, quantity, filled_quantity,
                            remaining_quantity, status, reject_reason, cancel_reason, trades, created_at, seq,
-                           reject_message, display_quantity, n);
+                           reject_message, display_quantity, stop_price, n);
 -- The rows as written: each order's filled quantity equals its trades, and the book equals the tables.
 SELECT client_id, side, price, quantity, filled_quantity, remaining_lots, status, cancel_reason
   FROM exchange.orders WHERE instrument = 'BAT-USD' ORDER BY order_no;

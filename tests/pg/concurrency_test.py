@@ -2,7 +2,9 @@
 
 Four sessions run a fixed number of transactions each, every transaction on
 one instrument: batches (place_orders), single orders with idempotency keys
-(a quarter of the orders icebergs, 0.12)
+(a quarter of the orders icebergs, 0.12; about one in six a stop order,
+0.13, limit or market, whose stop is near the prices traded: some are
+rejected as reached, the others wait and trigger as the sessions trade)
 that the sessions share (so that repeats race their originals), clients new
 to the exchange picked from a shared pool (so that first uses race),
 cancel_orders (without a client, or with a client per id) and
@@ -72,6 +74,11 @@ def order(rng, inst, new_clients):
         o["idempotency_key"] = f"{inst}-{window}-{rng.randrange(3)}"
     if rng.random() < 0.25:  # an iceberg (0.12): its refills re-queue it, which the rows must follow
         o["display_quantity"] = rng.randint(1, o["quantity"])
+    elif rng.random() < 0.2:  # a stop order (0.13): a buy stop above the middle price, a sell stop below
+        o["stop_price"] = rng.randint(100, 106) if o["side"] == "buy" else rng.randint(94, 100)
+        if rng.random() < 0.3:  # a stop-market order
+            o["type"] = "market"
+            del o["price"]
     return o
 
 
@@ -83,10 +90,10 @@ def call(rng, conn, inst, shared, placed, new_clients):
         placed.extend(row[0] for row in rows if row[0] is not None)
     elif r < 0.65:
         o = order(rng, inst, new_clients)
-        row = conn.execute("SELECT order_id FROM exchange.place_order(%s, %s, %s, 'limit', %s, %s, "
-                           "idempotency_key => %s, display_quantity => %s)",
-                           (o["client_id"], inst, o["side"], o["quantity"], o["price"], o.get("idempotency_key"),
-                            o.get("display_quantity"))).fetchone()
+        row = conn.execute("SELECT order_id FROM exchange.place_order(%s, %s, %s, %s, %s, %s, "
+                           "idempotency_key => %s, display_quantity => %s, stop_price => %s)",
+                           (o["client_id"], inst, o["side"], o["type"], o["quantity"], o.get("price"),
+                            o.get("idempotency_key"), o.get("display_quantity"), o.get("stop_price"))).fetchone()
         placed.append(row[0])
     elif r < 0.85:
         # A call of its own transaction may cancel on both instruments.
@@ -166,9 +173,14 @@ def main():
                              "GROUP BY client_id, idempotency_key HAVING count(*) > 1) d").fetchone()[0]
         orders, trades = conn.execute("SELECT (SELECT count(*) FROM exchange.orders), "
                                       "(SELECT count(*) FROM exchange.trades)").fetchone()
+        stops = dict(conn.execute(
+            "SELECT 'placed', count(*) FROM exchange.orders WHERE stop_price IS NOT NULL UNION ALL "
+            "SELECT 'pending', count(*) FROM exchange.orders WHERE status = 'pending' UNION ALL "
+            "SELECT 'would_trigger', count(*) FROM exchange.orders WHERE reject_reason = 'stop_would_trigger' UNION ALL "
+            "SELECT 'triggered', count(*) FROM exchange.events WHERE kind = 'order_triggered'").fetchall())
     outcomes = {str(k): v for k, v in sorted(shared.outcomes.items(), key=str)}
     print(f"concurrency: 4 sessions x {transactions} transactions, {orders} orders, {trades} trades, "
-          f"outcomes {outcomes}")
+          f"stop orders {stops}, outcomes {outcomes}")
     failed = False
     if shared.unexpected:
         print(f"FAIL: {len(shared.unexpected)} unexpected errors, first: {shared.unexpected[:3]}", file=sys.stderr)
@@ -177,7 +189,7 @@ def main():
         print(f"FAIL: restarted {restarted}, verify {problems}, journal gaps {gaps}, orders whose fills disagree "
               f"with trades {fills}, idempotency keys used twice {twice}", file=sys.stderr)
         failed = True
-    if shared.outcomes.get("ok", 0) < transactions or trades == 0:
+    if shared.outcomes.get("ok", 0) < transactions or trades == 0 or stops["triggered"] == 0:
         print("FAIL: the sessions exercised too little (see outcomes)", file=sys.stderr)
         failed = True
     return 1 if failed else 0

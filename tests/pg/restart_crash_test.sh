@@ -29,28 +29,45 @@ check_health() {
 
 # A stream of n random orders for one client, one autocommitted statement each,
 # printing the order id once the commit is acknowledged; on AAA and BBB, or
-# only on the instrument given as the fourth argument.
+# only on the instrument given as the fourth argument. About one in ten is a
+# stop order (0.13; a buy stop at 100-110, a sell stop at 90-100, limit or
+# market): some wait (pending, outside the book), some the last trade has
+# reached (rejected), some trigger as later orders trade.
 order_script() {
   local client=$1 n=$2 seed=$3 only=${4:-}
   awk -v c="$client" -v n="$n" -v s="$seed" -v only="$only" 'BEGIN { srand(s); for (i = 0; i < n; i++) {
       inst = only != "" ? only : (rand() < 0.5) ? "AAA" : "BBB"; side = (rand() < 0.5) ? "buy" : "sell";
-      price = 90 + int(rand() * 21); qty = 1 + int(rand() * 5);
-      printf "SELECT order_id FROM exchange.place_order(%s, %s, %s, %s, %d, %d);\n", "'\''" c "'\''", "'\''" inst "'\''",
-             "'\''" side "'\''", "'\''limit'\''", qty, price } }'
+      price = 90 + int(rand() * 21); qty = 1 + int(rand() * 5); type = "limit"; stop = "";
+      if (rand() < 0.1) {
+        stop = ", stop_price => " (side == "buy" ? 100 + int(rand() * 11) : 90 + int(rand() * 11));
+        if (rand() < 0.3) { type = "market"; price = "NULL" }
+      }
+      printf "SELECT order_id FROM exchange.place_order(%s, %s, %s, %s, %d, %s%s);\n", "'\''" c "'\''", "'\''" inst "'\''",
+             "'\''" side "'\''", "'\''" type "'\''", qty, price, stop } }'
 }
 
 psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
 psql_db -c "CREATE EXTENSION exchange" \
         -c "SELECT exchange.create_instrument('AAA', 1, 1)" -c "SELECT exchange.create_instrument('BBB', 1, 1)" >/dev/null
 
-# 1. Clean restart: the books are reloaded exactly.
+# The pending stop orders of every book in trigger order, and its last trade price.
+book_stops() {
+  psql_db -At -c "SELECT symbol, exchange._book_last_price(instrument_id), s.* FROM exchange.instruments,
+                    exchange._book_stops(instrument_id) s ORDER BY symbol, s.side, s.rank"
+}
+
+# 1. Clean restart: the books are reloaded exactly, their pending stop
+#    orders (in trigger order) and last trade prices too.
 order_script seed 400 1 | psql_db -At >/dev/null
 before=$(psql_db -At -c "SELECT symbol, o.* FROM exchange.instruments, exchange.orderbook(symbol, 1000) o")
+stops_before=$(book_stops)
 scripts/pg-cluster.sh stop "$dir"
 scripts/pg-cluster.sh start "$dir" "$port"
 after=$(psql_db -At -c "SELECT symbol, o.* FROM exchange.instruments, exchange.orderbook(symbol, 1000) o")
 [ "$before" = "$after" ] || fail "restart: books differ"
 [ -n "$after" ] || fail "restart: empty books"
+[ "$stops_before" = "$(book_stops)" ] || fail "restart: pending stop orders or last trade prices differ"
+[ -n "$stops_before" ] || fail "restart: no pending stop order to reload"
 check_health restart
 passed=$((passed + 1))
 
@@ -80,7 +97,9 @@ crash_under_load() {
               -c "COPY ack FROM STDIN" -c "SELECT count(*) FROM ack WHERE id NOT IN (SELECT order_id FROM exchange.orders)")
   [ "$missing" = 0 ] || fail "postmaster crash ($what): $missing acknowledged orders lost"
   check_health "postmaster crash ($what)"
-  echo "postmaster crash under load ($what): $acked orders acknowledged, 0 lost"
+  echo "postmaster crash under load ($what): $acked orders acknowledged, 0 lost, $(psql_db -At -c "SELECT count(*)
+        FROM exchange.orders WHERE status = 'pending'") stop orders pending and $(psql_db -At -c "SELECT count(*)
+        FROM exchange.events WHERE kind = 'order_triggered'") triggered"
 }
 crash_under_load "two instruments, 3 clients, client" 3 "" ""
 crash_under_load "one instrument, 4 clients, notify off, one" 4 AAA "-c exchange.notify=off"

@@ -1,6 +1,7 @@
 """SQL fuzz pass over the trading functions (part of make test).
 
-Seeded random and boundary arguments for place_order, place_orders (icebergs' display_quantity included),
+Seeded random and boundary arguments for place_order, place_orders (icebergs' display_quantity and stop
+orders' stop_price included),
 cancel_order, cancel_orders, amend_order and amend_orders: odd strings
 (empty, long, quotes, control and non-ASCII characters), NULLs, zero,
 negative, NaN, infinite, huge and very precise numerics, malformed and oddly
@@ -8,7 +9,11 @@ typed JSON batches, unknown and foreign order ids, id arrays and amend
 batches with NULLs, repeats, nesting or no array at all, client arrays of
 cancel_orders of another length, nested or NULL. Every call must
 either succeed or fail with a documented SQLSTATE (cancel_orders and
-amend_orders answering one row per id or item); the server must never crash
+amend_orders answering one row per id or item); a place_order with a
+stop_price that fails changes nothing (the tables' counts, the books, their
+pending stops and last trade prices as before), and a place_orders item
+refused for its stop_price or its combination is written nowhere (a
+batch writes exactly its rows that have a seq); the server must never crash
 (same postmaster start time, the session still alive);
 afterwards every book verifies clean, the journals are gap-free and each
 order's filled quantity equals its trades.
@@ -47,7 +52,7 @@ NUMERICS = ["0", "-0", "1", "-1", "0.01", "0.001", "0.0001", "0.00001", "100", "
 JSON_VALUES = [None, True, False, 0, -1, 1.5, "1", "abc", "1e999", "1e3", " 2 ", "0x10", "+3", ".5", "5.",
                [], {}, [1], {"a": 1}, "", 10 ** 30, -(10 ** 30), "NaN", "Infinity"]
 FIELDS = ["client_id", "instrument", "side", "type", "quantity", "price", "time_in_force",
-          "idempotency_key", "post_only", "stp", "display_quantity"]
+          "idempotency_key", "post_only", "stp", "display_quantity", "stop_price"]
 
 
 def pick(rng, values):
@@ -69,6 +74,12 @@ def place_args(rng):
         "stp": pick(rng, [None, "none", "cancel_oldest"]) if good else pick(rng, STRINGS + [None]),
         # Icebergs: mostly none, a tip of the good orders' sizes, or anything.
         "display_quantity": pick(rng, [None, None, None, "0.5", "1", "0.1"]) if good else pick(rng, NUMERICS),
+        # Stop orders: mostly none, a stop around the good prices (so that
+        # they wait, are rejected as reached, and trigger), anything on an
+        # otherwise good order now and then (its error alone), or anything.
+        "stop_price": (pick(rng, NUMERICS) if rng.random() < 0.15 else
+                       pick(rng, [None, None, None, "98", "99", "100", "101", "102", "100.5"])) if good
+        else pick(rng, NUMERICS),
     }
 
 
@@ -98,13 +109,33 @@ def amend_item(rng, order_ids):
     return item
 
 
+# What a failed call must leave as it was: the tables' row counts, and per
+# book its levels, pending stops and last trade price (_book_stops and
+# _book_last_price: the superuser's).
+STATE = ("SELECT (SELECT count(*) FROM exchange.orders), (SELECT count(*) FROM exchange.trades), "
+         "(SELECT count(*) FROM exchange.events), "
+         "(SELECT string_agg(i.symbol || ':' || exchange._book_last_price(i.instrument_id) || ':' || "
+         "  (SELECT coalesce(string_agg(b::text, ','), '') FROM exchange.orderbook(i.symbol, 1000) b) || ':' || "
+         "  (SELECT coalesce(string_agg(s::text, ','), '') FROM exchange._book_stops(i.instrument_id) s), ' ' "
+         "  ORDER BY i.symbol) FROM exchange.instruments i)")
+
+
 def call(rng, cur, order_ids):
     kind = rng.random()
     if kind < 0.45:
         a = place_args(rng)
-        cur.execute("SELECT order_id FROM exchange.place_order(%(client_id)s, %(instrument)s, %(side)s, %(type)s, "
-                    "%(quantity)s::numeric, %(price)s::numeric, %(time_in_force)s, %(idempotency_key)s, "
-                    "%(post_only)s, %(stp)s, %(display_quantity)s::numeric)", a)
+        before = cur.execute(STATE).fetchone() if a["stop_price"] is not None else None
+        try:
+            cur.execute("SELECT order_id FROM exchange.place_order(%(client_id)s, %(instrument)s, %(side)s, %(type)s, "
+                        "%(quantity)s::numeric, %(price)s::numeric, %(time_in_force)s, %(idempotency_key)s, "
+                        "%(post_only)s, %(stp)s, %(display_quantity)s::numeric, %(stop_price)s::numeric)", a)
+        except psycopg.errors.DatabaseError:
+            if before is not None:
+                after = cur.execute(STATE).fetchone()
+                if after != before:
+                    raise AssertionError(f"a failed place_order with stop_price {a['stop_price']!r} changed "
+                                         f"{before} to {after}")
+            raise
         row = cur.fetchone()
         if row and row[0]:
             order_ids.append(row[0])
@@ -113,8 +144,15 @@ def call(rng, cur, order_ids):
             batch = pick(rng, JSON_VALUES)
         else:
             batch = [batch_item(rng) for _ in range(rng.randrange(0, 12))]
-        cur.execute("SELECT order_id FROM exchange.place_orders(%s::jsonb)", (json.dumps(batch),))
-        order_ids.extend(r[0] for r in cur.fetchall() if r[0])
+        orders_before = cur.execute("SELECT count(*) FROM exchange.orders").fetchone()[0]
+        cur.execute("SELECT order_id, seq, reject_reason FROM exchange.place_orders(%s::jsonb)", (json.dumps(batch),))
+        rows = cur.fetchall()
+        order_ids.extend(r[0] for r in rows if r[0])
+        written = cur.execute("SELECT count(*) FROM exchange.orders").fetchone()[0] - orders_before
+        refused = [r for r in rows if r[2] in ("invalid_stop_price", "invalid_combination") and
+                   (r[0] is not None or r[1] is not None)]
+        if written != sum(1 for r in rows if r[1] is not None) or refused:
+            raise AssertionError(f"place_orders wrote {written} orders for the rows {rows}")
     elif kind < 0.76:
         oid = pick(rng, order_ids) if order_ids and rng.random() < 0.8 else str(uuid.uuid4())
         cur.execute("SELECT status FROM exchange.cancel_order(%s, %s)",
@@ -192,13 +230,18 @@ def main():
             return 1
         problems, gaps, fills = consistency_problems(conn)
         trades = conn.execute("SELECT count(*) FROM exchange.trades").fetchone()[0]
+        stops = dict(conn.execute(
+            "SELECT 'placed', count(*) FROM exchange.orders WHERE stop_price IS NOT NULL UNION ALL "
+            "SELECT 'pending', count(*) FROM exchange.orders WHERE status = 'pending' UNION ALL "
+            "SELECT 'would_trigger', count(*) FROM exchange.orders WHERE reject_reason = 'stop_would_trigger' UNION ALL "
+            "SELECT 'triggered', count(*) FROM exchange.events WHERE kind = 'order_triggered'").fetchall())
     print(f"sql fuzz: {calls} calls, outcomes {dict(sorted(outcomes.items()))}, {len(order_ids)} orders, "
-          f"{trades} trades")
+          f"{trades} trades, stop orders {stops}")
     if problems or gaps or fills:
         print(f"FAIL: verify {problems}, journal gaps {gaps}, orders whose fills disagree with trades {fills}",
               file=sys.stderr)
         return 1
-    if outcomes.get("ok", 0) < calls // 10 or trades == 0 or len(outcomes) < 4:
+    if outcomes.get("ok", 0) < calls // 10 or trades == 0 or len(outcomes) < 4 or stops["triggered"] == 0:
         print("FAIL: the fuzz pass exercised too little (see outcomes)", file=sys.stderr)
         return 1
     return 0

@@ -8,13 +8,17 @@
 # 0.6's append-only clients table, 0.7's trigger on instruments, 0.8's
 # journal view, 0.9's cancel_orders with a client per id, 0.10's kept
 # history (the journal and the trades append-only, no order deleted), 0.11's candles,
-# book at a sequence and paging, and 0.12's icebergs. Runs against
+# book at a sequence and paging, 0.12's icebergs and 0.13's stop orders;
+# and a database at 0.12 whose book was loaded before its update to 0.13
+# (the server runs the new library first) keeps the last trade price that
+# stop orders are checked against. Runs against
 # the cluster of scripts/test-pg.sh (PGHOST/PGPORT/PGUSER from there); the
-# database is dropped at the end.
+# databases are dropped at the end.
 set -euo pipefail
 db=exchange_upgrade
+db12=exchange_upgrade12
 psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
-trap 'psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true' EXIT
+trap 'psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $db" -c "DROP DATABASE IF EXISTS $db12" >/dev/null 2>&1 || true' EXIT
 q() { psql -X -At -v ON_ERROR_STOP=1 -d "$db" -c "$1"; }
 fail() { echo "upgrade: $*" >&2; exit 1; }
 
@@ -140,4 +144,50 @@ ice=$(q "SELECT order_id || ' ' || display_quantity FROM exchange.place_order('u
 tip=$(q "SELECT quantity FROM exchange.orderbook('UP-USD') WHERE side = 'sell'")
 [ "$tip $(q "SELECT exchange.rebuild('UP-USD')") $(q "SELECT count(*) FROM exchange.verify('UP-USD')")" = "2.0000 1 0" ] ||
   fail "the iceberg's tip in the book (2 of 5), or the book rebuilt with it alone resting"
-echo "upgrade: 0.1 -> $current keeps the order placed at 0.1; replays, reject_message, the C amend_order, amend_orders and cancel_order, the partial idempotency index, the append-only clients table, the instruments' change trigger, the journal view, cancel_orders with a client per id, the kept history, candles, the book at a sequence, paging and icebergs work"
+# 0.13: a stop order waits (pending, outside the book, listed among the client's open orders), answers
+# with its stop price (so does a replay), a stop the last trade (at 9) already reached is rejected, and a
+# trade at 10 triggers it: its own journal entry 'order_triggered' right after the trade's, its trade
+# with the iceberg's tip at 11, its row filled; verify and a rebuild find the book and the tables equal.
+stop=$(q "SELECT order_id || ' ' || status || ' ' || stop_price FROM exchange.place_order('u6', 'UP-USD', 'buy', 'limit', 1,
+          11, idempotency_key => 'stop', stop_price => 10)")
+[ "${stop#* }" = "pending 10.00" ] || fail "a stop order after the update: '$stop'"
+[ "$(q "SELECT order_id || ' ' || status || ' ' || stop_price FROM exchange.place_order('u6', 'UP-USD', 'buy', 'limit', 1,
+       11, idempotency_key => 'stop', stop_price => 10)")" = "$stop" ] || fail "the stop order's replay"
+[ "$(q "SELECT status || ' ' || stop_price FROM exchange.list_orders('u6', 'pending')") $(q "SELECT count(*) FROM
+        exchange.orderbook('UP-USD') WHERE side = 'buy'") $(q "SELECT count(*) FROM exchange.verify('UP-USD')")" \
+  = "pending 10.00 0 0" ] || fail "the pending stop order in list_orders, outside the book, or verify"
+[ "$(q "SELECT status || ' ' || reject_reason FROM exchange.place_order('u6', 'UP-USD', 'buy', 'market', 1,
+        stop_price => 9)")" = "rejected stop_would_trigger" ] || fail "a stop the last trade reached after the update"
+q "SELECT status FROM exchange.place_order('u7', 'UP-USD', 'sell', 'limit', 1, 10)" >/dev/null
+trigger_seq=$(q "SELECT seq FROM exchange.place_order('u8', 'UP-USD', 'buy', 'limit', 1, 10)")
+[ "$(q "SELECT string_agg(e.seq - $trigger_seq || ' ' || e.kind || ' ' || o.client_id, ', ' ORDER BY e.seq)
+        FROM exchange.events e JOIN exchange.orders o USING (order_id) WHERE e.seq >= $trigger_seq")" \
+  = "0 order_placed u8, 1 order_triggered u6" ] || fail "the journal of the trade that triggers the stop order"
+[ "$(q "SELECT status || ' ' || filled_quantity || ' ' || stop_price FROM exchange.get_order('${stop%% *}')") $(q "SELECT
+        count(*) || ' ' || min(price) FROM exchange.trades WHERE buy_order_id = '${stop%% *}'")" = "filled 1.0000 10.00 1 11.00" ] ||
+  fail "the triggered stop order's row or trade"
+[ "$(q "SELECT count(*) FROM exchange.verify('UP-USD')") $(q "SELECT exchange.rebuild('UP-USD')") $(q "SELECT
+        count(*) FROM exchange.verify('UP-USD')")" = "0 1 0" ] ||
+  fail "verify after the stop order triggered, or the book rebuilt (the iceberg alone resting)"
+echo "upgrade: 0.1 -> $current keeps the order placed at 0.1; replays, reject_message, the C amend_order, amend_orders and cancel_order, the partial idempotency index, the append-only clients table, the instruments' change trigger, the journal view, cancel_orders with a client per id, the kept history, candles, the book at a sequence, paging, icebergs and stop orders work"
+
+# 0.12 -> 0.13 with the book already in shared memory: the new library runs
+# first (a restart), trading at 0.12 loads the book (a trade at 10, then a
+# rebuild as the first use after a restart does), then the update. The book
+# must know the last trade price: verify finds nothing, and a stop order
+# the trade at 10 already reached is rejected (stop_would_trigger).
+psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "DROP DATABASE IF EXISTS $db12" -c "CREATE DATABASE $db12"
+q12() { psql -X -At -v ON_ERROR_STOP=1 -d "$db12" -c "$1"; }
+q12 "CREATE EXTENSION exchange VERSION '0.12'" >/dev/null
+q12 "SELECT symbol FROM exchange.create_instrument('UP12-USD', 1, 1)" >/dev/null
+q12 "SELECT status FROM exchange.place_order('v1', 'UP12-USD', 'sell', 'limit', 2, 10)" >/dev/null
+[ "$(q12 "SELECT status FROM exchange.place_order('v2', 'UP12-USD', 'buy', 'limit', 1, 10)") $(q12 "SELECT
+        exchange.rebuild('UP12-USD')")" = "filled 1" ] || fail "trading at 0.12"
+q12 "ALTER EXTENSION exchange UPDATE TO '0.13'" >/dev/null
+problems=$(q12 "SELECT string_agg(problem, '; ') FROM exchange.verify('UP12-USD')")
+[ -z "$problems" ] || fail "verify after 0.12 -> 0.13 with the book loaded at 0.12: $problems"
+[ "$(q12 "SELECT status || ' ' || coalesce(reject_reason, '-') FROM exchange.place_order('v3', 'UP12-USD', 'buy',
+        'market', 1, stop_price => 5)")" = "rejected stop_would_trigger" ] ||
+  fail "a stop order that the trade at 0.12 already reached was not rejected after the update"
+[ "$(q12 "SELECT count(*) FROM exchange.verify('UP12-USD')")" = 0 ] || fail "verify after the stop order"
+echo "upgrade: 0.12 -> 0.13 with the book loaded at 0.12 keeps its last trade price"

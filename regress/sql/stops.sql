@@ -1,0 +1,484 @@
+-- Stop orders (0.13): an order placed with a stop_price waits outside the
+-- book (status 'pending') until a trade prints at or beyond its stop (buy:
+-- at or above, sell: at or below); it then runs as an incoming limit
+-- (stop-limit) or market (stop-market) order right after the command whose
+-- trades triggered it, with its own journal entry 'order_triggered'.
+SELECT symbol FROM exchange.create_instrument('STOP-USD', 0.5, 0.1);
+CREATE TEMP TABLE sids (name text PRIMARY KEY, id uuid);
+CREATE TEMP TABLE saved (line text);  -- a stop_state, to compare with (stop_diff)
+-- The pending stops of an instrument as the table has them, in the order
+-- they would trigger: buys lowest stop first, sells highest first, each
+-- oldest first at one stop.
+CREATE FUNCTION stop_pending(symbol text) RETURNS SETOF text LANGUAGE sql AS $$
+    SELECT client_id || ' ' || side || ' stop ' || stop_price || ' ' || coalesce('limit ' || price, 'market') || ' '
+           || time_in_force || ' remaining ' || remaining_lots
+      FROM exchange.orders o WHERE o.instrument = symbol AND status = 'pending'
+     ORDER BY side, CASE WHEN side = 'buy' THEN stop_ticks ELSE -stop_ticks END, priority
+$$;
+-- The resting orders of an instrument as the table has them, each side best
+-- price first, then in time priority.
+CREATE FUNCTION stop_rows(symbol text) RETURNS SETOF text LANGUAGE sql AS $$
+    SELECT client_id || ' ' || side || ' ' || price || ' remaining ' || remaining_lots || ' ' || status
+           || coalesce(' (stop ' || stop_price || ')', '')
+      FROM exchange.orders o WHERE o.instrument = symbol AND status IN ('open', 'partially_filled')
+     ORDER BY side, CASE WHEN side = 'buy' THEN -price_ticks ELSE price_ticks END, priority
+$$;
+-- The newest journal sequence of an instrument.
+CREATE FUNCTION stop_seq(symbol text) RETURNS bigint LANGUAGE sql AS $$
+    SELECT coalesce(max(e.seq), 0) FROM exchange.events e JOIN exchange.instruments i USING (instrument_id)
+     WHERE i.symbol = stop_seq.symbol
+$$;
+-- The journal entries of an instrument after seq `after`, numbered from
+-- there: what each payload says, its trades (quantity@price and the maker's
+-- client) and its level changes.
+CREATE FUNCTION stop_journal(symbol text, after bigint) RETURNS SETOF text LANGUAGE sql AS $$
+    SELECT concat_ws(' ', '+' || (e.seq - after), e.kind, e.payload->>'client_id', e.payload->>'side', e.payload->>'type',
+                     e.payload->>'price', 'stop ' || (e.payload->>'stop_price'))
+           || ': ' || concat_ws(' ', e.payload->>'status', 'filled ' || (e.payload->>'filled_quantity'),
+                                'remaining ' || (e.payload->>'remaining_quantity'), e.payload->>'cancel_reason',
+                                e.payload->>'reject_reason')
+           || ' trades [' || coalesce((SELECT string_agg((t->>'quantity') || '@' || (t->>'price') || ' from '
+                                                         || coalesce(m.client_id, '?'), ', ' ORDER BY k)
+                                         FROM jsonb_array_elements(e.payload->'trades') WITH ORDINALITY AS a(t, k)
+                                         LEFT JOIN exchange.orders m ON m.order_id = (t->>'maker_order_id')::uuid), '')
+           || '] levels [' || coalesce((SELECT string_agg((l->>'side') || ' ' || (l->>'price') || ' ' || (l->>'quantity')
+                                                          || ' (' || (l->>'order_count') || ')', ', ' ORDER BY k)
+                                          FROM jsonb_array_elements(e.payload->'levels') WITH ORDINALITY AS a(l, k)), '')
+           || ']'
+      FROM exchange.events e JOIN exchange.instruments i USING (instrument_id)
+     WHERE i.symbol = stop_journal.symbol AND e.seq > after
+     ORDER BY e.seq
+$$;
+-- The rows of exchange.trades of an instrument after seq `after`: the
+-- taker's and the maker's client and side, and whether the taker is the
+-- order of the journal entry at the trade's seq.
+CREATE FUNCTION stop_trades(symbol text, after bigint) RETURNS SETOF text LANGUAGE sql AS $$
+    SELECT format('+%s %s@%s taker %s %s, maker %s %s%s', t.seq - after, t.quantity, t.price, tk.client_id, tk.side,
+                  mk.client_id, t.maker_side,
+                  CASE WHEN e.order_id = tk.order_id THEN '' ELSE ' (the taker is not the entry''s order)' END)
+      FROM exchange.trades t
+      JOIN exchange.orders tk ON tk.order_id = CASE WHEN t.maker_side = 'buy' THEN t.sell_order_id ELSE t.buy_order_id END
+      JOIN exchange.orders mk ON mk.order_id = CASE WHEN t.maker_side = 'buy' THEN t.buy_order_id ELSE t.sell_order_id END
+      LEFT JOIN exchange.events e ON e.instrument_id = t.instrument_id AND e.seq = t.seq
+     WHERE t.instrument = symbol AND t.seq > after
+     ORDER BY t.trade_no
+$$;
+-- Trades of the journal after `after` that exchange.trades lacks (or has
+-- with another price, quantity, seq or maker), and the other way round.
+CREATE FUNCTION stop_trades_differing(symbol text, after bigint) RETURNS bigint LANGUAGE sql AS $$
+    WITH j AS (SELECT e.seq, (t->>'trade_id')::uuid AS id, (t->>'price')::numeric AS price,
+                      (t->>'quantity')::numeric AS quantity, (t->>'maker_order_id')::uuid AS maker
+                 FROM exchange.events e JOIN exchange.instruments i USING (instrument_id)
+                      CROSS JOIN jsonb_array_elements(e.payload->'trades') t
+                WHERE i.symbol = stop_trades_differing.symbol AND e.seq > after),
+         r AS (SELECT seq, trade_id AS id, price, quantity,
+                      CASE WHEN maker_side = 'buy' THEN buy_order_id ELSE sell_order_id END AS maker
+                 FROM exchange.trades WHERE instrument = symbol AND seq > after)
+    SELECT count(*) FROM ((SELECT * FROM j EXCEPT ALL SELECT * FROM r) UNION ALL (SELECT * FROM r EXCEPT ALL SELECT * FROM j)) d
+$$;
+-- Everything a rollback must give back: the book's levels, the resting
+-- orders and pending stops as the table has them, and the book's last
+-- trade price and sequence.
+CREATE FUNCTION stop_state(symbol text) RETURNS SETOF text LANGUAGE sql AS $$
+    SELECT 'book ' || b FROM book(symbol) b
+    UNION ALL SELECT 'rest ' || r FROM stop_rows(symbol) r
+    UNION ALL SELECT 'pend ' || p FROM stop_pending(symbol) p
+    UNION ALL SELECT 'last price ' || exchange._book_last_price(instrument_id) FROM exchange.instruments i
+               WHERE i.symbol = stop_state.symbol
+    UNION ALL SELECT 'seq ' || s.seq FROM exchange.stats() s WHERE s.instrument = symbol
+$$;
+-- What differs between stop_state(symbol) now and the lines saved in the
+-- temp table saved: '-' a saved line gone, '+' a new one.
+CREATE FUNCTION stop_diff(symbol text) RETURNS SETOF text LANGUAGE sql AS $$
+    (SELECT '- ' || line FROM (SELECT * FROM saved EXCEPT ALL SELECT * FROM stop_state(symbol)) d(line))
+    UNION ALL
+    (SELECT '+ ' || line FROM (SELECT * FROM stop_state(symbol) EXCEPT ALL SELECT * FROM saved) d(line))
+    ORDER BY 1
+$$;
+
+-- Placing before any trade in the instrument: every stop waits. A buy
+-- stop-limit, a sell stop-market, a buy stop-market at the same stop as the
+-- first and a buy stop-limit with a lower stop; the answers carry the stop
+-- price and status 'pending', nothing is in the book.
+WITH r AS (SELECT * FROM exchange.place_order('st_a', 'STOP-USD', 'buy', 'limit', 1, 106, stop_price => 105)),
+     i AS (INSERT INTO sids SELECT 'st_a', order_id FROM r)
+SELECT side, type, price, quantity, filled_quantity, remaining_quantity, status, stop_price, trades, display_quantity, seq
+  FROM r;
+SELECT status, remaining_quantity, stop_price FROM exchange.get_order((SELECT id FROM sids WHERE name = 'st_a'));
+SELECT side, type, price, quantity, filled_quantity, remaining_quantity, status, stop_price, trades
+  FROM exchange.place_order('st_b', 'STOP-USD', 'sell', 'market', 0.5, stop_price => 95);
+SELECT type, status, stop_price FROM exchange.place_order('st_c', 'STOP-USD', 'buy', 'market', 0.3, stop_price => 105);
+SELECT type, status, stop_price FROM exchange.place_order('st_d', 'STOP-USD', 'buy', 'limit', 0.5, 103, stop_price => 104.5);
+SELECT * FROM book('STOP-USD');
+SELECT * FROM stop_pending('STOP-USD');
+SELECT * FROM stop_journal('STOP-USD', 0);
+SELECT * FROM exchange.verify('STOP-USD');
+
+-- Bad input: the reason codes, nothing written.
+SELECT count(*) AS orders_before FROM exchange.orders WHERE instrument = 'STOP-USD' \gset
+SELECT try($$SELECT exchange.place_order('st_g', 'STOP-USD', 'buy', 'limit', 1, 110, stop_price => 100.25)$$);
+SELECT try($$SELECT exchange.place_order('st_g', 'STOP-USD', 'buy', 'limit', 1, 110, stop_price => 0)$$);
+SELECT try($$SELECT exchange.place_order('st_g', 'STOP-USD', 'sell', 'market', 1, stop_price => -95)$$);
+SELECT try($$SELECT exchange.place_order('st_g', 'STOP-USD', 'sell', 'market', 1, stop_price => 'NaN')$$);
+SELECT try($$SELECT exchange.place_order('st_g', 'STOP-USD', 'sell', 'market', 1, stop_price => 1e18)$$);
+SELECT try($$SELECT exchange.place_order('st_g', 'STOP-USD', 'buy', 'limit', 1, 110, post_only => true, stop_price => 108)$$);
+SELECT try($$SELECT exchange.place_order('st_g', 'STOP-USD', 'buy', 'limit', 1, 110, display_quantity => 0.5,
+                                         stop_price => 108)$$);
+SELECT status, reject_reason, reject_message, stop_price FROM exchange.place_orders('[
+    {"client_id": "st_g", "instrument": "STOP-USD", "side": "buy", "type": "limit", "quantity": 1, "price": 110,
+     "stop_price": "x"},
+    {"client_id": "st_g", "instrument": "STOP-USD", "side": "buy", "type": "limit", "quantity": 1, "price": 110,
+     "stop_price": 100.25},
+    {"client_id": "st_g", "instrument": "STOP-USD", "side": "sell", "type": "market", "quantity": 1, "stop_price": 0},
+    {"client_id": "st_g", "instrument": "STOP-USD", "side": "buy", "type": "limit", "quantity": 1, "price": 110,
+     "stop_price": 108, "post_only": true},
+    {"client_id": "st_g", "instrument": "STOP-USD", "side": "buy", "type": "limit", "quantity": 1, "price": 110,
+     "stop_price": 108, "display_quantity": 0.5}]');
+SELECT count(*) - :orders_before AS orders_written FROM exchange.orders WHERE instrument = 'STOP-USD';
+SELECT * FROM stop_pending('STOP-USD');
+
+-- The first trade (at 100) triggers nothing: the buy stops are above it,
+-- the sell stop below. From now on a stop the last price already reached
+-- is rejected (stop_would_trigger), and journaled as such.
+SELECT status FROM exchange.place_order('st_m1', 'STOP-USD', 'sell', 'limit', 0.2, 100);
+SELECT status FROM exchange.place_order('st_m2', 'STOP-USD', 'sell', 'limit', 0.4, 105);
+SELECT status FROM exchange.place_order('st_m3', 'STOP-USD', 'sell', 'limit', 0.5, 106);
+SELECT status FROM exchange.place_order('st_m6', 'STOP-USD', 'sell', 'limit', 0.1, 107);
+SELECT status FROM exchange.place_order('st_m4', 'STOP-USD', 'buy', 'limit', 1, 96);
+SELECT status FROM exchange.place_order('st_m5', 'STOP-USD', 'buy', 'limit', 0.5, 95);
+SELECT stop_seq('STOP-USD') AS base \gset
+SELECT status, jsonb_path_query_array(trades, '$[*].price') AS prices
+  FROM exchange.place_order('st_t1', 'STOP-USD', 'buy', 'limit', 0.2, 100);
+SELECT * FROM stop_journal('STOP-USD', :base);
+SELECT exchange._book_last_price(instrument_id) AS last_price_ticks, exchange._last_trade_ticks(instrument_id) AS journal_ticks
+  FROM exchange.instruments WHERE symbol = 'STOP-USD';
+SELECT stop_seq('STOP-USD') AS base \gset
+SELECT side, type, stop_price, status, reject_reason, filled_quantity, remaining_quantity
+  FROM exchange.place_order('st_r', 'STOP-USD', 'buy', 'limit', 1, 110, stop_price => 100);
+SELECT side, type, stop_price, status, reject_reason FROM exchange.place_order('st_r', 'STOP-USD', 'buy', 'market', 1, stop_price => 99.5);
+SELECT side, type, stop_price, status, reject_reason FROM exchange.place_order('st_r', 'STOP-USD', 'sell', 'market', 1, stop_price => 100);
+SELECT side, type, stop_price, status, reject_reason FROM exchange.place_order('st_r', 'STOP-USD', 'sell', 'limit', 1, 90, stop_price => 100.5);
+SELECT status, reject_reason, stop_price FROM exchange.place_orders('[
+    {"client_id": "st_r", "instrument": "STOP-USD", "side": "buy", "type": "market", "quantity": 1, "stop_price": "50"}]');
+SELECT * FROM stop_journal('STOP-USD', :base);
+SELECT status, reject_reason, stop_price, count(*) FROM exchange.orders WHERE client_id = 'st_r' GROUP BY 1, 2, 3 ORDER BY 3;
+SELECT * FROM stop_pending('STOP-USD');
+SELECT * FROM exchange.verify('STOP-USD');
+
+-- Triggering buy stops. st_e bids at 103 after st_d's stop was placed;
+-- st_t2 buys 0.4 at 105: its trade at 105 reaches the stops of st_d
+-- (104.5), st_a and st_c (105). They run right after it, lowest stop first,
+-- then oldest first at 105, each with its own journal entry and sequence:
+-- st_d rests at 103 behind st_e (a new time priority), st_a takes the ask at
+-- 106 and rests the rest at 106, st_c (a stop-market) takes the ask at 107
+-- and its rest is cancelled. The sell stop (95) stays pending.
+SELECT status FROM exchange.place_order('st_e', 'STOP-USD', 'buy', 'limit', 0.2, 103);
+SELECT stop_seq('STOP-USD') AS base \gset
+SELECT status, filled_quantity, jsonb_path_query_array(trades, '$[*].price') AS prices, seq - :base AS seq
+  FROM exchange.place_order('st_t2', 'STOP-USD', 'buy', 'limit', 0.4, 105);
+SELECT * FROM stop_journal('STOP-USD', :base);
+-- Each entry's order_id is the row of its order (the stop's own row for a triggered one).
+SELECT e.seq - :base AS seq, e.kind, o.client_id, o.stop_price, e.payload->>'order_id' = o.order_id::text AS payload_id
+  FROM exchange.events e JOIN exchange.orders o USING (order_id)
+ WHERE e.instrument_id = (SELECT instrument_id FROM exchange.instruments WHERE symbol = 'STOP-USD') AND e.seq > :base
+ ORDER BY e.seq;
+SELECT * FROM stop_trades('STOP-USD', :base);
+SELECT stop_trades_differing('STOP-USD', 0) AS trades_differing;
+SELECT client_id, type, status, stop_price, filled_quantity, remaining_lots, cancel_reason
+  FROM exchange.orders WHERE client_id IN ('st_a', 'st_c', 'st_d') ORDER BY client_id;
+SELECT status, filled_quantity, remaining_quantity, stop_price, cancel_reason
+  FROM exchange.get_order((SELECT id FROM sids WHERE name = 'st_a'));
+-- The triggered orders queued when they triggered: after the command's own
+-- order and after st_e, though placed before both.
+SELECT (SELECT priority FROM exchange.orders WHERE client_id = 'st_d') > (SELECT priority FROM exchange.orders WHERE client_id = 'st_t2')
+       AND (SELECT priority FROM exchange.orders WHERE client_id = 'st_d') > (SELECT priority FROM exchange.orders WHERE client_id = 'st_e')
+       AND (SELECT created_at FROM exchange.orders WHERE client_id = 'st_d') <= (SELECT created_at FROM exchange.orders WHERE client_id = 'st_e')
+       AS requeued;
+SELECT * FROM stop_rows('STOP-USD');
+SELECT * FROM stop_pending('STOP-USD');
+SELECT * FROM book('STOP-USD');
+SELECT * FROM exchange.verify('STOP-USD');
+
+-- A cascade of sell stops: st_t3 sells 0.6 at 103 (last price 103) and
+-- triggers st_h (stop 103, a stop-market of 1.2), whose last fill at 96
+-- triggers st_i (stop 96, limit 95), whose fill at 95 triggers st_b (stop
+-- 95, the stop-market placed first), which finds too little left: its rest
+-- is cancelled.
+SELECT type, status, stop_price FROM exchange.place_order('st_i', 'STOP-USD', 'sell', 'limit', 0.6, 95, stop_price => 96);
+SELECT type, status, stop_price FROM exchange.place_order('st_h', 'STOP-USD', 'sell', 'market', 1.2, stop_price => 103);
+SELECT * FROM stop_pending('STOP-USD');
+SELECT stop_seq('STOP-USD') AS base \gset
+SELECT status, jsonb_path_query_array(trades, '$[*].price') AS prices, seq - :base AS seq
+  FROM exchange.place_order('st_t3', 'STOP-USD', 'sell', 'limit', 0.6, 103);
+SELECT * FROM stop_journal('STOP-USD', :base);
+SELECT * FROM stop_trades('STOP-USD', :base);
+SELECT client_id, status, filled_quantity, remaining_lots, cancel_reason
+  FROM exchange.orders WHERE client_id IN ('st_h', 'st_i', 'st_b') ORDER BY priority;
+SELECT * FROM stop_pending('STOP-USD');
+SELECT * FROM book('STOP-USD');
+SELECT * FROM exchange.verify('STOP-USD');
+SELECT stop_trades_differing('STOP-USD', 0) AS trades_differing;
+
+-- Lowest buy stop first whatever the order placed, oldest first at one
+-- stop: st_j (stop 101), st_k (stop 100.5), st_l (stop 101), stop-limits
+-- that will rest; a trade at 101 runs st_k, st_j, st_l, which rest at 97 in
+-- that order.
+SELECT status FROM exchange.place_order('st_m7', 'STOP-USD', 'sell', 'limit', 0.1, 101);
+SELECT status FROM exchange.place_order('st_j', 'STOP-USD', 'buy', 'limit', 0.1, 97, stop_price => 101);
+SELECT status FROM exchange.place_order('st_k', 'STOP-USD', 'buy', 'limit', 0.1, 97, stop_price => 100.5);
+SELECT status FROM exchange.place_order('st_l', 'STOP-USD', 'buy', 'limit', 0.1, 97, stop_price => 101);
+SELECT * FROM stop_pending('STOP-USD');
+SELECT * FROM exchange.verify('STOP-USD');
+SELECT stop_seq('STOP-USD') AS base \gset
+SELECT status FROM exchange.place_order('st_t4', 'STOP-USD', 'buy', 'limit', 0.1, 101);
+SELECT * FROM stop_journal('STOP-USD', :base);
+SELECT * FROM stop_rows('STOP-USD');
+SELECT * FROM exchange.verify('STOP-USD');
+
+-- Cancel and amend of pending stops. st_n and st_o wait at buy stop 110;
+-- an amend to less at the same limit price keeps st_n's place, an amend to
+-- more (or another limit price) moves it behind st_o; the stop price stays.
+-- A stop-market order has no price to amend.
+INSERT INTO sids SELECT 'st_n', order_id FROM exchange.place_order('st_n', 'STOP-USD', 'buy', 'limit', 1, 111,
+                                                                  stop_price => 110);
+INSERT INTO sids SELECT 'st_o', order_id FROM exchange.place_order('st_o', 'STOP-USD', 'buy', 'market', 0.5,
+                                                                  stop_price => 110);
+INSERT INTO sids SELECT 'st_p', order_id FROM exchange.place_order('st_p', 'STOP-USD', 'sell', 'limit', 0.4, 90,
+                                                                  stop_price => 92);
+SELECT * FROM stop_pending('STOP-USD');
+SELECT stop_seq('STOP-USD') AS base \gset
+SELECT status, price, quantity, remaining_quantity, stop_price, seq - :base AS seq
+  FROM exchange.amend_order((SELECT id FROM sids WHERE name = 'st_n'), quantity => 0.8);
+SELECT * FROM stop_pending('STOP-USD');
+SELECT status, price, quantity, remaining_quantity, stop_price
+  FROM exchange.amend_order((SELECT id FROM sids WHERE name = 'st_n'), quantity => 0.9);
+SELECT * FROM stop_pending('STOP-USD');
+SELECT status, price, quantity, remaining_quantity, stop_price
+  FROM exchange.amend_order((SELECT id FROM sids WHERE name = 'st_n'), price => 112);
+SELECT status, price, quantity, remaining_quantity, stop_price
+  FROM exchange.amend_order((SELECT id FROM sids WHERE name = 'st_o'), quantity => 0.7);
+SELECT try($$SELECT exchange.amend_order((SELECT id FROM sids WHERE name = 'st_o'), price => 112)$$);
+SELECT try($$SELECT exchange.amend_order((SELECT id FROM sids WHERE name = 'st_o'), quantity => 0.7, price => 112)$$);
+SELECT try($$SELECT exchange.amend_order((SELECT id FROM sids WHERE name = 'st_n'), quantity => 0.9)$$);
+SELECT try($$SELECT exchange.amend_order((SELECT id FROM sids WHERE name = 'st_n'), price => 112.25)$$);
+SELECT * FROM stop_pending('STOP-USD');
+SELECT * FROM stop_journal('STOP-USD', :base);
+SELECT payload->>'priority_kept' AS priority_kept FROM exchange.events
+ WHERE order_id = (SELECT id FROM sids WHERE name = 'st_n') AND kind = 'order_amended' ORDER BY seq;
+SELECT client_id, type, price, quantity, remaining_lots, status, stop_price, stop_ticks
+  FROM exchange.orders WHERE client_id IN ('st_n', 'st_o') ORDER BY client_id;
+SELECT * FROM exchange.verify('STOP-USD');
+-- list_orders: without a status the pending stops are among a client's open
+-- orders; with 'pending' only they are.
+SELECT status FROM exchange.place_order('st_n', 'STOP-USD', 'buy', 'limit', 0.1, 90);
+SELECT side, type, price, status, stop_price FROM exchange.list_orders('st_n');
+SELECT side, type, price, status, stop_price FROM exchange.list_orders('st_n', 'pending');
+SELECT side, type, price, status, stop_price FROM exchange.list_orders('st_n', 'open');
+SELECT count(*) AS pending_listed FROM exchange.list_orders('st_a', 'pending');
+-- Cancel: the stop leaves the pending ones (cancel_reason user); cancel_orders too.
+SELECT stop_seq('STOP-USD') AS base \gset
+SELECT status, remaining_quantity, cancel_reason, stop_price, seq - :base AS seq
+  FROM exchange.cancel_order((SELECT id FROM sids WHERE name = 'st_n'));
+SELECT status, remaining_quantity, cancel_reason, stop_price, reject_reason
+  FROM exchange.cancel_orders(ARRAY[(SELECT id FROM sids WHERE name = 'st_o'), (SELECT id FROM sids WHERE name = 'st_n')]);
+SELECT try($$SELECT exchange.cancel_order((SELECT id FROM sids WHERE name = 'st_o'))$$);
+SELECT try($$SELECT exchange.amend_order((SELECT id FROM sids WHERE name = 'st_o'), quantity => 1)$$);
+SELECT * FROM stop_journal('STOP-USD', :base);
+SELECT client_id, status, remaining_lots, cancel_reason, stop_price
+  FROM exchange.orders WHERE client_id IN ('st_n', 'st_o') AND stop_price IS NOT NULL ORDER BY client_id;
+SELECT count(*) AS pending_listed FROM exchange.list_orders('st_n', 'pending');
+SELECT * FROM stop_pending('STOP-USD');
+SELECT * FROM exchange.verify('STOP-USD');
+
+-- ROLLBACK after a trigger: the book, the pending stops, the rows and the
+-- book's last price are as before. st_u's sale at 90 triggers st_p (sell
+-- stop 92, limit 90), which rests at 90; rolled back, st_p is pending
+-- again, the last trade price 101 again.
+INSERT INTO saved SELECT * FROM stop_state('STOP-USD');
+SELECT * FROM saved;
+BEGIN;
+SELECT status, jsonb_path_query_array(trades, '$[*].price') AS prices
+  FROM exchange.place_order('st_u', 'STOP-USD', 'sell', 'limit', 0.4, 90);
+SELECT status, remaining_quantity FROM exchange.get_order((SELECT id FROM sids WHERE name = 'st_p'));
+SELECT * FROM stop_diff('STOP-USD');
+SELECT * FROM exchange.verify('STOP-USD');
+ROLLBACK;
+SELECT * FROM stop_diff('STOP-USD');
+SELECT status FROM exchange.get_order((SELECT id FROM sids WHERE name = 'st_p'));
+SELECT count(*) AS rows_of_st_u FROM exchange.orders WHERE client_id = 'st_u';
+SELECT * FROM exchange.verify('STOP-USD');
+-- The same with ROLLBACK TO SAVEPOINT, the transaction going on: the last
+-- trade price is 101 again, not 90, so a sell stop at 95 waits (at 90 it
+-- would be rejected); that stop rolled back too, st_v's bid committed.
+BEGIN;
+SELECT status FROM exchange.place_order('st_v', 'STOP-USD', 'buy', 'limit', 0.1, 89);
+SAVEPOINT before_trigger;
+SELECT status, jsonb_path_query_array(trades, '$[*].price') AS prices
+  FROM exchange.place_order('st_u', 'STOP-USD', 'sell', 'limit', 0.4, 90);
+SELECT count(*) AS triggered FROM exchange.events
+ WHERE kind = 'order_triggered' AND order_id = (SELECT id FROM sids WHERE name = 'st_p');
+ROLLBACK TO SAVEPOINT before_trigger;
+SELECT * FROM exchange.verify('STOP-USD');
+SELECT status, reject_reason FROM exchange.place_order('st_v', 'STOP-USD', 'sell', 'market', 0.1, stop_price => 95);
+SELECT * FROM stop_pending('STOP-USD');
+ROLLBACK TO SAVEPOINT before_trigger;
+COMMIT;
+SELECT * FROM stop_diff('STOP-USD');
+SELECT count(*) AS triggered FROM exchange.events
+ WHERE kind = 'order_triggered' AND order_id = (SELECT id FROM sids WHERE name = 'st_p');
+SELECT count(*) AS rows_of_st_u, (SELECT count(*) FROM exchange.orders WHERE client_id = 'st_v') AS rows_of_st_v
+  FROM exchange.orders WHERE client_id = 'st_u';
+SELECT * FROM exchange.verify('STOP-USD');
+
+-- Rebuild: the book reloads the resting orders (rebuild answers how many),
+-- the pending stops in their order and the last trade price from the
+-- journal: verify finds nothing, the state is the same, a stop the last
+-- price reached is still rejected, one beyond waits.
+TRUNCATE saved;
+INSERT INTO saved SELECT * FROM stop_state('STOP-USD');
+SELECT exchange.rebuild('STOP-USD');
+SELECT * FROM exchange.verify('STOP-USD');
+SELECT * FROM stop_diff('STOP-USD');
+SELECT status, reject_reason FROM exchange.place_order('st_w', 'STOP-USD', 'buy', 'limit', 0.1, 102, stop_price => 101);
+SELECT status, reject_reason FROM exchange.place_order('st_w', 'STOP-USD', 'sell', 'market', 0.1, stop_price => 101);
+SELECT status, reject_reason FROM exchange.place_order('st_w', 'STOP-USD', 'buy', 'limit', 0.1, 102, stop_price => 101.5);
+SELECT * FROM stop_pending('STOP-USD');
+SELECT * FROM exchange.verify('STOP-USD');
+-- The rebuilt book triggers: a trade at 101.5 runs st_w's new stop.
+SELECT status FROM exchange.place_order('st_m8', 'STOP-USD', 'sell', 'limit', 0.2, 101.5);
+SELECT stop_seq('STOP-USD') AS base \gset
+SELECT status FROM exchange.place_order('st_t5', 'STOP-USD', 'buy', 'limit', 0.1, 101.5);
+SELECT * FROM stop_journal('STOP-USD', :base);
+SELECT exchange.rebuild('STOP-USD');
+SELECT * FROM exchange.verify('STOP-USD');
+
+-- A triggered FOK that cannot fill is cancelled (fok_unfillable), a
+-- triggered market order meeting an empty book too (market_no_liquidity),
+-- both without trades. STOPF-USD has no trade yet: a buy stop at 1 and a
+-- sell stop at 1000 wait; the first trade (at 10) triggers both.
+SELECT symbol FROM exchange.create_instrument('STOPF-USD', 1, 1);
+SELECT status, stop_price FROM exchange.place_order('st_f1', 'STOPF-USD', 'buy', 'market', 2, stop_price => 1);
+SELECT status, stop_price FROM exchange.place_order('st_f2', 'STOPF-USD', 'sell', 'limit', 5, 9, 'fok', stop_price => 1000);
+SELECT status FROM exchange.place_order('st_f3', 'STOPF-USD', 'sell', 'limit', 1, 10);
+SELECT status FROM exchange.place_order('st_f4', 'STOPF-USD', 'buy', 'limit', 3, 9);
+SELECT stop_seq('STOPF-USD') AS base \gset
+SELECT status, jsonb_path_query_array(trades, '$[*].price') AS prices
+  FROM exchange.place_order('st_f5', 'STOPF-USD', 'buy', 'limit', 1, 10);
+SELECT * FROM stop_journal('STOPF-USD', :base);
+SELECT client_id, type, time_in_force, status, filled_quantity, remaining_lots, cancel_reason, reject_reason
+  FROM exchange.orders WHERE client_id IN ('st_f1', 'st_f2') ORDER BY client_id;
+SELECT count(*) AS trades_of_the_stops FROM exchange.trades t JOIN exchange.orders o
+    ON o.order_id IN (t.buy_order_id, t.sell_order_id) WHERE o.client_id IN ('st_f1', 'st_f2');
+SELECT * FROM book('STOPF-USD');
+SELECT * FROM exchange.verify('STOPF-USD');
+
+-- A stop placed earlier in the same place_orders batch, triggered by a
+-- later item: it runs right after that item (its journal entry next), and
+-- the batch answers each item as placed.
+SELECT stop_seq('STOPF-USD') AS base \gset
+SELECT client_id, status, stop_price, filled_quantity, jsonb_path_query_array(trades, '$[*].price') AS prices,
+       seq - :base AS seq
+  FROM exchange.place_orders('[
+    {"client_id": "st_g1", "instrument": "STOPF-USD", "side": "sell", "type": "limit", "quantity": 1, "price": 11},
+    {"client_id": "st_g2", "instrument": "STOPF-USD", "side": "sell", "type": "limit", "quantity": 1, "price": 12},
+    {"client_id": "st_g3", "instrument": "STOPF-USD", "side": "buy", "type": "limit", "quantity": 2, "price": 13,
+     "stop_price": 11},
+    {"client_id": "st_g4", "instrument": "STOPF-USD", "side": "buy", "type": "limit", "quantity": 1, "price": 11},
+    {"client_id": "st_g5", "instrument": "STOPF-USD", "side": "sell", "type": "limit", "quantity": 1, "price": 14},
+    {"client_id": "st_g6", "instrument": "STOPF-USD", "side": "sell", "type": "limit", "quantity": 2, "price": 15}
+  ]');
+SELECT * FROM stop_journal('STOPF-USD', :base);
+SELECT * FROM stop_trades('STOPF-USD', :base);
+SELECT status, filled_quantity, remaining_quantity FROM exchange.get_order(
+    (SELECT order_id FROM exchange.orders WHERE client_id = 'st_g3'));
+SELECT * FROM stop_rows('STOPF-USD');
+SELECT * FROM exchange.verify('STOPF-USD');
+
+-- An amend that moves an order to a crossing price trades, and its trade
+-- triggers a stop: the amend's entry, then the triggered one.
+SELECT status FROM exchange.place_order('st_h1', 'STOPF-USD', 'buy', 'market', 1, stop_price => 14);
+SELECT stop_seq('STOPF-USD') AS base \gset
+SELECT status, price, filled_quantity, remaining_quantity, jsonb_path_query_array(trades, '$[*].price') AS prices,
+       seq - :base AS seq
+  FROM exchange.amend_order((SELECT order_id FROM exchange.orders WHERE client_id = 'st_g3'), price => 14);
+SELECT * FROM stop_journal('STOPF-USD', :base);
+SELECT * FROM stop_trades('STOPF-USD', :base);
+SELECT * FROM stop_rows('STOPF-USD');
+SELECT * FROM stop_pending('STOPF-USD');
+SELECT * FROM exchange.verify('STOPF-USD');
+SELECT exchange.rebuild('STOPF-USD');
+SELECT * FROM exchange.verify('STOPF-USD');
+
+-- A triggered stop takes from an iceberg: st_i4's fill refills st_i1's tip
+-- behind st_i2 and triggers st_i3 (a stop-market), which takes st_i2, then
+-- the tip, a refill and the next tip; the rows follow the book.
+SELECT status, display_quantity FROM exchange.place_order('st_i1', 'STOPF-USD', 'sell', 'limit', 4, 17, display_quantity => 1);
+SELECT status FROM exchange.place_order('st_i2', 'STOPF-USD', 'sell', 'limit', 1, 17);
+SELECT status FROM exchange.place_order('st_i3', 'STOPF-USD', 'buy', 'market', 3, stop_price => 17);
+SELECT stop_seq('STOPF-USD') AS base \gset
+SELECT status, jsonb_path_query_array(trades, '$[*].price') AS prices
+  FROM exchange.place_order('st_i4', 'STOPF-USD', 'buy', 'limit', 2, 17);
+SELECT * FROM stop_journal('STOPF-USD', :base);
+SELECT client_id, status, filled_quantity, remaining_lots, visible_lots FROM exchange.orders
+ WHERE client_id LIKE 'st_i_' ORDER BY client_id;
+SELECT * FROM book('STOPF-USD');
+SELECT * FROM exchange.verify('STOPF-USD');
+
+-- The journal's level changes, the triggered entries' among them, give the
+-- book back; at the seq of a triggering command the book is as that command
+-- left it, before its stops ran.
+SELECT symbol, count(d.side) AS levels_differing
+  FROM unnest(ARRAY['STOP-USD', 'STOPF-USD']) symbol
+  LEFT JOIN LATERAL ((SELECT * FROM exchange.orderbook_at(symbol, depth => 100)
+                      EXCEPT ALL SELECT * FROM exchange.orderbook(symbol, 100))
+                     UNION ALL
+                     (SELECT * FROM exchange.orderbook(symbol, 100)
+                      EXCEPT ALL SELECT * FROM exchange.orderbook_at(symbol, depth => 100))) d ON true
+ GROUP BY symbol ORDER BY symbol;
+SELECT side, price, quantity, order_count FROM exchange.orderbook_at('STOP-USD',
+    (SELECT seq FROM exchange.events WHERE payload->>'client_id' = 'st_t2' AND instrument_id =
+        (SELECT instrument_id FROM exchange.instruments WHERE symbol = 'STOP-USD')));
+SELECT side, price, quantity, order_count FROM exchange.orderbook_at('STOP-USD',
+    (SELECT seq FROM exchange.events WHERE kind = 'order_triggered'
+        AND order_id = (SELECT id FROM sids WHERE name = 'st_a')));
+SELECT kind, count(*) FROM exchange.events e JOIN exchange.instruments i USING (instrument_id)
+ WHERE i.symbol IN ('STOP-USD', 'STOPF-USD') GROUP BY kind ORDER BY kind;
+SELECT i.symbol, count(*) = max(e.seq) AND min(e.seq) = 1 AS gap_free
+  FROM exchange.events e JOIN exchange.instruments i USING (instrument_id)
+ WHERE i.symbol IN ('STOP-USD', 'STOPF-USD') GROUP BY i.symbol ORDER BY i.symbol;
+SELECT count(*) AS fills_differing FROM exchange.orders o
+ WHERE o.instrument IN ('STOP-USD', 'STOPF-USD') AND o.filled_quantity <> coalesce(
+       (SELECT sum(t.quantity) FROM exchange.trades t WHERE o.order_id IN (t.buy_order_id, t.sell_order_id)), 0);
+SELECT stop_trades_differing('STOP-USD', 0) + stop_trades_differing('STOPF-USD', 0) AS trades_differing;
+SELECT * FROM exchange.verify('STOP-USD');
+SELECT * FROM exchange.verify('STOPF-USD');
+
+-- The answers of amend_order, amend_orders, cancel_order and cancel_orders
+-- carry the order's stop price, as get_order and list_orders do, also for
+-- a stop order that triggered and rests (st_j, st_k, st_l at 97).
+SELECT a.status, a.stop_price, (SELECT stop_price FROM exchange.get_order(a.order_id)) AS get_order_stop_price
+  FROM exchange.amend_order((SELECT order_id FROM exchange.orders WHERE client_id = 'st_j' AND stop_price IS NOT NULL),
+                            quantity => 0.2) a;
+SELECT a.status, a.stop_price, (SELECT stop_price FROM exchange.get_order(a.order_id)) AS get_order_stop_price
+  FROM exchange.amend_orders(jsonb_build_array(jsonb_build_object('order_id',
+         (SELECT order_id FROM exchange.orders WHERE client_id = 'st_j' AND stop_price IS NOT NULL), 'quantity', 0.3))) a;
+SELECT c.status, c.stop_price, (SELECT stop_price FROM exchange.get_order(c.order_id)) AS get_order_stop_price
+  FROM exchange.cancel_order((SELECT order_id FROM exchange.orders WHERE client_id = 'st_l' AND stop_price IS NOT NULL)) c;
+SELECT c.status, c.stop_price, (SELECT stop_price FROM exchange.get_order(c.order_id)) AS get_order_stop_price
+  FROM exchange.cancel_orders(ARRAY(SELECT order_id FROM exchange.orders WHERE client_id = 'st_k' AND stop_price IS NOT NULL)) c;
+SELECT * FROM exchange.verify('STOP-USD');
+
+-- With a BEFORE UPDATE trigger on exchange.orders the rows are written by
+-- statements (row_writer.sql); a triggered stop order's row too: st_x3's
+-- trade at 18 triggers st_x1, which buys the rest of st_x2.
+CREATE FUNCTION stop_noop() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+CREATE TRIGGER stop_noop_orders BEFORE UPDATE ON exchange.orders FOR EACH ROW EXECUTE FUNCTION stop_noop();
+SELECT status FROM exchange.place_order('st_x1', 'STOPF-USD', 'buy', 'limit', 1, 20, stop_price => 18);
+SELECT status FROM exchange.place_order('st_x2', 'STOPF-USD', 'sell', 'limit', 2, 18);
+SELECT stop_seq('STOPF-USD') AS base \gset
+SELECT status, jsonb_path_query_array(trades, '$[*].price') AS prices
+  FROM exchange.place_order('st_x3', 'STOPF-USD', 'buy', 'limit', 2, 18);
+DROP TRIGGER stop_noop_orders ON exchange.orders;
+SELECT * FROM stop_journal('STOPF-USD', :base);
+SELECT client_id, status, filled_quantity, remaining_lots FROM exchange.orders WHERE client_id LIKE 'st_x_' ORDER BY client_id;
+SELECT * FROM exchange.verify('STOPF-USD');
