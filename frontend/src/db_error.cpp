@@ -74,7 +74,8 @@ ApiError api_error_from(const std::exception& e) {
             501, "extension_outdated",
             "the database's exchange extension lacks what this route needs: run ALTER EXTENSION exchange "
             "UPDATE");
-    // The library refuses what the database's older extension version cannot store (an iceberg before 0.12).
+    // The library refuses what the database's older extension version cannot store (an iceberg before 0.12,
+    // a stop order before 0.13).
     if (state == "0A000" && code == "extension_outdated") return make(501, "extension_outdated");
     if (state == "42501") return make(403, "forbidden");
     if (state == "55000") return make(409, "conflict");

@@ -19,9 +19,8 @@ constexpr const char* kTradeColumns =
     "SELECT trade_id, symbol, price::text, quantity::text, buy_order_id, sell_order_id, buy_client_id, "
     "sell_client_id, maker_side, seq, to_json(executed_at) #>> '{}' ";
 
-// display_quantity: whether order_result has that column (extension 0.12).
-std::string sql_of(Stmt s, bool display_quantity) {
-    const std::string order_cols = order_columns(display_quantity);
+// order_cols: the select list of the statements that read order_result rows (order_columns()).
+std::string sql_of(Stmt s, const std::string& order_cols) {
     switch (s) {
         case Stmt::PlaceOrders:
             return "SELECT " + order_cols + " FROM exchange.place_orders($1::jsonb)";
@@ -152,6 +151,7 @@ void DbSession::drop() {
     conn_.reset();
     prepared_.reset();
     display_quantity_.reset();
+    stop_price_.reset();
     --connected_;
     retry_at_ = std::chrono::steady_clock::now() + kReconnectPause;
 }
@@ -188,30 +188,33 @@ pqxx::connection& DbSession::connection() {
 void DbSession::prepare(pqxx::connection& c, Stmt s) {
     auto i = static_cast<std::size_t>(s);
     if (prepared_[i]) return;
-    const bool display_quantity = !reads_orders(s) || has_display_quantity(c);
-    std::string sql = sql_of(s, display_quantity);
+    const std::string order_cols = reads_orders(s) ? order_columns_of(c) : std::string();
+    std::string sql = sql_of(s, order_cols);
     if (s == Stmt::CancelOrders) {
         pqxx::nontransaction tx(c);
         if (tx.exec("SELECT to_regprocedure('exchange.cancel_orders(uuid[], text[])') IS NULL")[0][0].as<bool>())
-            sql = cancel_orders_per_client_sql(order_columns(display_quantity));
+            sql = cancel_orders_per_client_sql(order_cols);
     }
     c.prepare(name(s), sql);
     prepared_[i] = true;
 }
 
-bool DbSession::has_display_quantity(pqxx::connection& c) {
-    if (display_quantity_) return *display_quantity_;
-    // Before extension 0.12 order_result has no display_quantity: the order statements read NULL in
-    // its place (selecting it would fail them with 42703).
+std::string DbSession::order_columns_of(pqxx::connection& c) {
+    if (display_quantity_ && stop_price_) return order_columns(*display_quantity_, *stop_price_);
+    // Before extension 0.12 order_result has no display_quantity, before 0.13 no stop_price: the order
+    // statements read NULL in their place (selecting them would fail them with 42703).
     pqxx::nontransaction tx(c);
     pqxx::row r = tx.exec(
-        "SELECT to_regclass('exchange.order_result') IS NOT NULL, EXISTS (SELECT FROM "
-        "pg_attribute WHERE attrelid = to_regclass('exchange.order_result') "
-        "AND attname = 'display_quantity' AND NOT attisdropped)")[0];
+        "SELECT to_regclass('exchange.order_result') IS NOT NULL, "
+        "EXISTS (SELECT FROM pg_attribute WHERE attrelid = to_regclass('exchange.order_result') "
+        "AND attname = 'display_quantity' AND NOT attisdropped), "
+        "EXISTS (SELECT FROM pg_attribute WHERE attrelid = to_regclass('exchange.order_result') "
+        "AND attname = 'stop_price' AND NOT attisdropped)")[0];
     // No extension yet: nothing to remember (the statement fails without it anyway).
-    if (!r[0].as<bool>()) return true;
+    if (!r[0].as<bool>()) return order_columns(true, true);
     display_quantity_ = r[1].as<bool>();
-    return *display_quantity_;
+    stop_price_ = r[2].as<bool>();
+    return order_columns(*display_quantity_, *stop_price_);
 }
 
 }  // namespace pgx

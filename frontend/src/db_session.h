@@ -68,7 +68,8 @@ public:
 private:
     pqxx::connection& connection();
     void prepare(pqxx::connection& c, Stmt s);
-    bool has_display_quantity(pqxx::connection& c);
+    // The select list of the order statements (order_columns()) for this database's order_result.
+    std::string order_columns_of(pqxx::connection& c);
     static std::string name(Stmt s);
     void drop();
 
@@ -77,8 +78,10 @@ private:
     std::atomic<int>& connected_;
     std::unique_ptr<pqxx::connection> conn_;
     std::bitset<static_cast<std::size_t>(Stmt::Count)> prepared_;
-    // Whether the database's order_result has display_quantity (0.12), looked up once per connection.
+    // Whether the database's order_result has display_quantity (0.12) and stop_price (0.13), looked up
+    // once per connection.
     std::optional<bool> display_quantity_;
+    std::optional<bool> stop_price_;
     std::chrono::steady_clock::time_point retry_at_{};
 };
 

@@ -9,19 +9,20 @@
 
 namespace pgx {
 
-std::string order_columns(bool display_quantity) {
+std::string order_columns(bool display_quantity, bool stop_price) {
     return std::string(
                "order_id, client_id, instrument, side, type, time_in_force, price::text, quantity::text, "
                "filled_quantity::text, remaining_quantity::text, status, reject_reason, cancel_reason, "
                "trades::text, to_json(created_at) #>> '{}', seq, reject_message, ") +
-           (display_quantity ? "display_quantity::text" : "NULL::text");
+           (display_quantity ? "display_quantity::text, " : "NULL::text, ") +
+           (stop_price ? "stop_price::text" : "NULL::text");
 }
 
 OrderRequest parse_order_request(std::string_view body, const std::optional<std::string>& header_key,
                                  const std::optional<std::string>& authenticated_client) {
     JsonBody b = JsonBody::parse(body);
     b.allow_only({"client_id", "instrument", "side", "type", "quantity", "price", "time_in_force",
-                  "idempotency_key", "post_only", "stp", "display_quantity"});
+                  "idempotency_key", "post_only", "stp", "display_quantity", "stop_price"});
     OrderRequest o;
     std::optional<std::string> client = b.text("client_id", !authenticated_client);
     if (authenticated_client) {
@@ -40,6 +41,7 @@ OrderRequest parse_order_request(std::string_view body, const std::optional<std:
     o.post_only = b.boolean("post_only");
     o.stp = b.text("stp");
     o.display_quantity = b.decimal("display_quantity", "invalid_display");
+    o.stop_price = b.decimal("stop_price", "invalid_stop_price");
     if (header_key) {
         if (!is_valid_text(*header_key))
             throw ApiError(400, "invalid_field", "the Idempotency-Key header must be UTF-8 text without NUL");
@@ -82,6 +84,7 @@ void write_place_item(JsonWriter& w, const OrderRequest& o) {
     }
     write_opt(w, "stp", o.stp);
     write_opt(w, "display_quantity", o.display_quantity);
+    write_opt(w, "stop_price", o.stop_price);
     w.EndObject();
 }
 
@@ -121,6 +124,8 @@ std::size_t write_order(JsonWriter& w, const pqxx::row& row) {
     }
     w.Key("display_quantity");
     write_text(w, row[kDisplayQuantity]);
+    w.Key("stop_price");
+    write_text(w, row[kStopPrice]);
     w.Key("trades");
     std::size_t trades = 0;
     if (row[kTrades].is_null()) {

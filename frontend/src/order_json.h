@@ -26,6 +26,7 @@ struct OrderRequest {
     std::optional<bool> post_only;
     std::optional<std::string> stp;
     std::optional<std::string> display_quantity;  // an iceberg's shown part (extension 0.12)
+    std::optional<std::string> stop_price;        // a stop order's trigger price (extension 0.13)
 };
 
 // Parses and type-checks a POST /orders body; `header_key` is the
@@ -39,9 +40,9 @@ OrderRequest parse_order_request(std::string_view body, const std::optional<std:
 void write_place_item(JsonWriter& w, const OrderRequest& o);
 
 // The select list that every order_result query uses, in the order order_json() reads. Before
-// extension 0.12 order_result has no display_quantity: without `display_quantity` the list reads
-// NULL in its place.
-std::string order_columns(bool display_quantity);
+// extension 0.12 order_result has no display_quantity, before 0.13 no stop_price: without
+// `display_quantity` (`stop_price`) the list reads NULL in its place.
+std::string order_columns(bool display_quantity, bool stop_price);
 
 // Field positions in order_columns() that callers inspect.
 enum OrderColumn {
@@ -57,6 +58,7 @@ enum OrderColumn {
     kSeq,
     kRejectMessage,
     kDisplayQuantity,
+    kStopPrice,
     kOrderColumnCount  // a statement's own columns come after the list
 };
 

@@ -28,6 +28,7 @@ DSN = f"host=127.0.0.1 port={PG_PORT} user=postgres dbname=postgres"
 BASE = f"http://127.0.0.1:{HTTP_PORT}"
 LOCK_TIMEOUT_MS = 1000  # the frontend's --lock-timeout-ms
 INSTRUMENTS = {"BTC-USD": ("0.01", "0.0001"), "ETH-USD": ("0.01", "0.001")}
+MAX_INSTRUMENTS = 10  # exchange.max_instruments: a book in shared memory for each
 
 
 
@@ -43,7 +44,8 @@ class Postgres:
             create_instruments(conn, INSTRUMENTS)
 
     def start(self):
-        pg_cluster("start", PG_DIR, PG_PORT)
+        # Nine instruments (two here, six tests' own, STOP-USD of the stop order tests): room for them and one more.
+        pg_cluster("start", PG_DIR, PG_PORT, f"exchange.max_instruments = {MAX_INSTRUMENTS}")
 
     def stop(self):
         pg_cluster("stop", PG_DIR)

@@ -552,6 +552,112 @@ def test_clients_coming_and_going_on_two_busy_instruments_see_no_gap(db, fronten
     assert 0 < read < written, (read, written)
 
 
+def test_triggered_stop_orders_are_entries_of_their_own_with_their_trades_and_updates(db, frontend):
+    """Stop orders (extension 0.13) wait outside the book: placing one is an entry without level changes, its
+    order update pending with its stop_price. A trade at the stop price triggers it: its run is the next entry,
+    'order_triggered', whose delta has its level changes, whose trades name it as the taker with its side, and
+    whose order update has event "triggered"; a cascade (a triggered order's trade triggering the next stop)
+    is one entry per stop order. Buy and sell stops, stop-market and stop-limit; the client's book copy stays
+    the exchange's (GET /orderbook's too)."""
+    symbol = "STOP-USD"
+    db.execute("SELECT exchange.create_instrument(%s, 0.01, 0.001)", (symbol,))
+    api = f"http://127.0.0.1:{HTTP_PORT}"
+
+    def post(client, side, quantity, price=None, **extra):
+        body = {"client_id": client, "instrument": symbol, "side": side, "quantity": quantity,
+                "type": "market" if price is None else "limit", **({"price": price} if price else {}), **extra}
+        r = requests.post(f"{api}/orders", json=body, timeout=10)
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    async def scenario():
+        ws = await connect()
+        await subscribe(ws, ["orderbook_deltas", "trades", "orders"], [symbol])
+        book = BookCopy(await recv_json(ws))
+        start = book.seq
+        post("x", "sell", "1", "100.00")
+        post("y", "buy", "1", "100.00")  # the last trade price: 100.00
+        maker = post("m", "sell", "3", "101.00")
+        high = post("m", "sell", "2", "102.00")
+        post("m", "sell", "1", "103.00")
+        bid = post("b", "buy", "2", "99.00")
+        post("b", "buy", "1", "98.00")
+        first = post("s", "buy", "3", stop_price="101.00")  # a stop-market order
+        second = post("s", "buy", "1", "103.00", stop_price="101.50")  # a stop-limit order
+        down = post("s", "sell", "1", stop_price="99.50")
+        assert [o["status"] for o in (first, second, down)] == ["pending"] * 3
+        # 1 at 101.00: the first stop triggers and takes 2 at 101.00 and 1 at 102.00, which triggers the second
+        # (1 at 102.00).
+        up = post("t", "buy", "1", "101.00")
+        # 1 at 99.00: the sell stop triggers and takes the bid's other lot at 99.00.
+        fall = post("u", "sell", "1", "99.00")
+        assert [(t["price"], t["quantity"]) for t in up["trades"] + fall["trades"]] == \
+            [("101.00", "1.000"), ("99.00", "1.000")]
+        target = journal_seq(db, symbol)
+        assert target == fall["seq"] + 1 == up["seq"] + 4
+        messages = []
+        while book.seq < target:
+            msg = await recv_json(ws)
+            messages.append(msg)
+            if msg["type"] == "delta":
+                book.apply(msg)
+        messages += await until_pong(ws)
+        assert book.levels == orderbook(db, symbol)
+        rest = requests.get(f"{api}/orderbook", params={"instrument": symbol, "levels": 100}, timeout=10).json()
+        assert rest["seq"] == book.seq
+        assert book.levels == {(side, Decimal(level["price"])): (Decimal(level["quantity"]), level["order_count"])
+                               for side, key in (("buy", "bids"), ("sell", "asks")) for level in rest[key]}
+        assert book.levels == {("sell", Decimal("103.00")): (Decimal("1"), 1),
+                               ("buy", Decimal("98.00")): (Decimal("1"), 1)}
+
+        deltas = {m["seq"]: m["changes"] for m in messages if m["type"] == "delta"}
+        orders = [m for m in messages if m["type"] == "order"]
+        trades = [m for m in messages if m["type"] == "trade"]
+        assert list(deltas) == [o["seq"] for o in orders] == list(range(start + 1, target + 1))
+        for placed in (first, second, down):  # pending: no level changed
+            assert deltas[placed["seq"]] == []
+            update = next(o for o in orders if o["seq"] == placed["seq"])
+            assert (update["event"], update["order_id"], update["status"], update["stop_price"]) == \
+                ("placed", placed["order_id"], "pending", placed["stop_price"])
+        assert "stop_price" not in next(o for o in orders if o["seq"] == up["seq"])  # a plain order's
+
+        triggered = [(o["seq"], o["order_id"], o["client_id"], o["side"], o["order_type"], o["price"],
+                      o["stop_price"], o["status"], o["quantity"], o["filled_quantity"], o["remaining_quantity"])
+                     for o in orders if o["event"] == "triggered"]
+        assert triggered == [
+            (up["seq"] + 1, first["order_id"], "s", "buy", "market", None, "101.00", "filled", "3", "3.000", "0.000"),
+            (up["seq"] + 2, second["order_id"], "s", "buy", "limit", "103.00", "101.50", "filled", "1", "1.000",
+             "0.000"),
+            (fall["seq"] + 1, down["order_id"], "s", "sell", "market", None, "99.50", "filled", "1", "1.000",
+             "0.000")]
+        assert deltas[up["seq"] + 1] == [
+            {"side": "sell", "price": "101.00", "quantity": "0", "order_count": 0},
+            {"side": "sell", "price": "102.00", "quantity": "1.000", "order_count": 1}]
+        assert deltas[up["seq"] + 2] == [{"side": "sell", "price": "102.00", "quantity": "0", "order_count": 0}]
+        assert deltas[fall["seq"] + 1] == [{"side": "buy", "price": "99.00", "quantity": "0", "order_count": 0}]
+
+        got = [(t["seq"], t["price"], t["quantity"], t["maker_order_id"], t["taker_order_id"], t["taker_side"])
+               for t in trades if t["seq"] >= up["seq"]]
+        assert got == [
+            (up["seq"], "101.00", "1.000", maker["order_id"], up["order_id"], "buy"),
+            (up["seq"] + 1, "101.00", "2.000", maker["order_id"], first["order_id"], "buy"),
+            (up["seq"] + 1, "102.00", "1.000", high["order_id"], first["order_id"], "buy"),
+            (up["seq"] + 2, "102.00", "1.000", high["order_id"], second["order_id"], "buy"),
+            (fall["seq"], "99.00", "1.000", bid["order_id"], fall["order_id"], "sell"),
+            (fall["seq"] + 1, "99.00", "1.000", bid["order_id"], down["order_id"], "sell")]
+        # What the exchange recorded: the trades table's takers and sequences.
+        rows = db.execute(
+            "SELECT trade_id::text, seq, CASE maker_side WHEN 'buy' THEN sell_order_id ELSE buy_order_id END::text, "
+            "CASE maker_side WHEN 'buy' THEN 'sell' ELSE 'buy' END FROM exchange.trades "
+            "WHERE instrument = %s AND seq > %s ORDER BY seq, trade_no", (symbol, start)).fetchall()
+        assert [(t["trade_id"], t["seq"], t["taker_order_id"], t["taker_side"]) for t in trades] == \
+            [tuple(r) for r in rows]
+        await ws.close()
+
+    run(scenario())
+    assert db.execute("SELECT problem FROM exchange.verify(%s)", (symbol,)).fetchall() == []
+
+
 @contextlib.contextmanager
 def older_version(db, version, instruments, http_port, ws_port):
     """A database of its own with the extension at an older version and the instruments (tick 0.01,
@@ -693,6 +799,64 @@ def test_a_database_before_0_12_trades_plain_orders_and_refuses_icebergs(db):
         counts = dict(old.execute("SELECT client_id, count(*) FROM exchange.orders GROUP BY 1").fetchall())
         assert counts == {"ann": 1, "cy": 4}
         assert old.execute("SELECT problem FROM exchange.verify('OLD-ICE')").fetchall() == []
+
+
+def test_a_database_before_0_13_trades_plain_orders_and_icebergs_and_refuses_stop_orders(db):
+    """Extension 0.12's order_result has display_quantity but no stop_price: the frontend reads stop_price as
+    null there, so every order route answers as before (an iceberg with its display_quantity); an order with
+    stop_price is 501 extension_outdated and places nothing, also when it shares a place_orders batch with
+    plain orders (which are placed)."""
+    with older_version(db, "0.12", ["OLD-STOP"], 18110, 18111) as (dsn, old, fe):
+        columns = [r[0] for r in old.execute("SELECT attname FROM pg_attribute WHERE attrelid = "
+                                             "'exchange.order_result'::regclass AND attnum > 0 AND NOT attisdropped")]
+        assert "display_quantity" in columns and "stop_price" not in columns
+        api = "http://127.0.0.1:18110"
+
+        def body(client, price, **extra):
+            return {"client_id": client, "instrument": "OLD-STOP", "side": "buy", "type": "limit", "quantity": "2",
+                    "price": price, **extra}
+
+        r = requests.post(f"{api}/orders", json=body("ann", "10.00", display_quantity="0.5"), timeout=10)
+        assert r.status_code == 201 and r.json()["status"] == "open", r.text
+        assert (r.json()["display_quantity"], r.json()["stop_price"]) == ("0.5000", None)
+        assert "stop_price" in r.json()
+        order_id = r.json()["order_id"]
+        r = requests.get(f"{api}/orders/{order_id}", timeout=10)
+        assert r.status_code == 200 and (r.json()["display_quantity"], r.json()["stop_price"]) == ("0.5000", None)
+        r = requests.get(f"{api}/orders", params={"client_id": "ann"}, timeout=10)
+        assert r.status_code == 200 and [(o["order_id"], o["stop_price"]) for o in r.json()["orders"]] == \
+            [(order_id, None)], r.text
+        r = requests.get(f"{api}/orders", params={"client_id": "ann", "status": "pending"}, timeout=10)
+        assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_status", r.text  # 0.12's statuses
+        r = requests.patch(f"{api}/orders/{order_id}", json={"quantity": "1"}, timeout=10)
+        assert r.status_code == 200, r.text
+        assert (r.json()["quantity"], r.json()["stop_price"]) == ("1.0000", None)
+        r = requests.delete(f"{api}/orders/{order_id}", timeout=10)
+        assert r.status_code == 200 and r.json()["status"] == "cancelled", r.text
+        assert r.json()["stop_price"] is None
+
+        r = requests.post(f"{api}/orders", json=body("bob", "11.00", stop_price="12.00"), timeout=10)
+        assert r.status_code == 501 and r.json()["error"] == {
+            "code": "extension_outdated",
+            "message": "stop orders need the exchange extension 0.13"}, r.text
+        # Stop orders and plain orders at once (some in one batch): each gets its own answer.
+        calls = [body("bob", f"{12 + i}.00", stop_price=f"{20 + i}.00") if i % 2 else body("cy", f"{12 + i}.00")
+                 for i in range(8)]
+        gate = threading.Barrier(len(calls))
+
+        def send(call):
+            gate.wait()
+            return requests.post(f"{api}/orders", json=call, timeout=10)
+        with ThreadPoolExecutor(len(calls)) as pool:
+            replies = list(pool.map(send, calls))
+        for call, r in zip(calls, replies):
+            if "stop_price" in call:
+                assert r.status_code == 501 and r.json()["error"]["code"] == "extension_outdated", r.text
+            else:
+                assert r.status_code == 201 and r.json()["stop_price"] is None, r.text
+        counts = dict(old.execute("SELECT client_id, count(*) FROM exchange.orders GROUP BY 1").fetchall())
+        assert counts == {"ann": 1, "cy": 4}
+        assert old.execute("SELECT problem FROM exchange.verify('OLD-STOP')").fetchall() == []
 
 
 def test_silent_clients_are_dropped_and_connections_are_limited(db):

@@ -17,8 +17,8 @@ import pytest
 import requests
 
 from harness import place_deep_book, unread_connection
-from rest_fixtures import (BASE, MAX_BODY, api, fresh_client, metric, metrics_text, order, pg,  # noqa: F401
-                           post_order, redis)
+from rest_fixtures import (BASE, MAX_BODY, PG_DIR, api, fresh_client, metric, metrics_text, order,  # noqa: F401
+                           pg, post_order, redis)
 
 JSON = {"Content-Type": "application/json"}
 
@@ -307,8 +307,9 @@ def test_bad_order_bodies_are_400(api, body, code):
     assert error_of(r) == code
 
 
-# The iceberg tests trade ETH-USD (lot 0.001): the test cluster has exchange.max_instruments (8) books, all
-# taken by this module's instruments. Its bids at 80.00 to 90.00 are theirs alone.
+# The iceberg tests trade ETH-USD (lot 0.001): the test cluster's exchange.max_instruments books are all taken
+# by this module's instruments (STOP-USD, the stop order tests', is the last). Its bids at 80.00 to 90.00 are
+# theirs alone.
 ICE = "ETH-USD"
 
 
@@ -412,22 +413,275 @@ def test_display_quantity_errors_say_what_is_wrong(api, pg):
     assert pg.scalar("SELECT count(*) FROM exchange.orders WHERE client_id = %s", (client,)) == 0
 
 
-def test_a_plain_order_has_a_null_display_quantity_in_every_answer(api):
+def test_a_plain_order_has_a_null_display_quantity_and_stop_price_in_every_answer(api):
     client = fresh_client()
-    r = post_order(order(client, price="30.00", display_quantity=None))  # null is no display_quantity
+    # null is no display_quantity, no stop_price
+    r = post_order(order(client, price="30.00", display_quantity=None, stop_price=None))
     assert r.status_code == 201, r.text
     placed = r.json()
-    assert "display_quantity" in placed and placed["display_quantity"] is None
+    nulls = {"display_quantity": None, "stop_price": None}
+
+    def optional_fields(o):
+        return {k: o[k] for k in nulls if k in o}
+    assert optional_fields(placed) == nulls
     order_id = placed["order_id"]
     got = requests.get(f"{api}/orders/{order_id}").json()
-    assert "display_quantity" in got and got["display_quantity"] is None
+    assert optional_fields(got) == nulls
     listed = requests.get(f"{api}/orders", params={"client_id": client}).json()["orders"]
-    assert [(o["order_id"], o["display_quantity"]) for o in listed] == [(order_id, None)]
+    assert [(o["order_id"], optional_fields(o)) for o in listed] == [(order_id, nulls)]
     r = requests.patch(f"{api}/orders/{order_id}", json={"quantity": "2"})
-    assert r.status_code == 200 and "display_quantity" in r.json() and r.json()["display_quantity"] is None
+    assert r.status_code == 200 and optional_fields(r.json()) == nulls
     r = requests.delete(f"{api}/orders/{order_id}")
     assert r.status_code == 200 and r.json()["status"] == "cancelled"
-    assert "display_quantity" in r.json() and r.json()["display_quantity"] is None
+    assert optional_fields(r.json()) == nulls
+
+
+# The stop order tests trade STOP-USD (tick 0.01, lot 0.001), theirs alone (rest_fixtures makes room for it):
+# whether a stop order waits, triggers or is rejected depends on the instrument's last trade price, which each
+# test sets first (last_trade_at) on a book that stop_book emptied.
+STOP = "STOP-USD"
+
+
+@pytest.fixture
+def stop_book(api, pg):
+    """STOP-USD with nothing resting or pending (what an earlier test left is cancelled); verify is clean after."""
+    with pg.connect() as conn:
+        conn.execute("SELECT exchange.create_instrument(%s, 0.01, 0.001) "
+                     "WHERE NOT EXISTS (SELECT FROM exchange.instruments WHERE symbol = %s)", (STOP, STOP))
+        conn.execute("SELECT exchange.cancel_order(order_id) FROM exchange.orders "
+                     "WHERE instrument = %s AND status IN ('open', 'partially_filled', 'pending')", (STOP,))
+    yield STOP
+    with pg.connect() as conn:
+        assert conn.execute("SELECT problem FROM exchange.verify(%s)", (STOP,)).fetchall() == []
+
+
+def last_trade_at(price):
+    """A trade of two fresh clients at `price` on STOP-USD (whose book holds no better ask): the last price."""
+    seller, buyer = fresh_client("stopx"), fresh_client("stopx")
+    assert post_order(order(seller, instrument=STOP, side="sell", price=price)).status_code == 201
+    r = post_order(order(buyer, instrument=STOP, price=price))
+    assert r.status_code == 201 and [t["price"] for t in r.json()["trades"]] == [price], r.text
+
+
+def stop_order(client, side="buy", price=None, quantity="1", **extra):
+    """A stop order's body: a stop-limit with a price, else a stop-market."""
+    body = order(client, instrument=STOP, side=side, price=price, quantity=quantity, **extra)
+    if price is None:
+        body.update(type="market")
+        del body["price"]
+    return body
+
+
+def stop_levels():
+    book = requests.get(f"{BASE}/orderbook", params={"instrument": STOP, "levels": 1000}).json()
+    return book["bids"], book["asks"]
+
+
+def test_stop_orders_wait_pending_and_answer_their_stop_price(api, pg, stop_book):
+    """stop_price (extension 0.13), as a JSON string or number: a stop-limit and a stop-market order are placed
+    pending, outside the book, and every answer has the stop price as an exact decimal (the tick's scale); they
+    are listed among the client's open orders and with status pending, and can be amended and cancelled."""
+    last_trade_at("100.00")
+    client = fresh_client("stop")
+    r = post_order(stop_order(client, price="105.00", quantity="2", stop_price="104.50"))
+    assert r.status_code == 201, r.text
+    limit = r.json()
+    assert (limit["status"], limit["type"], limit["price"], limit["stop_price"], limit["filled_quantity"],
+            limit["remaining_quantity"], limit["trades"], limit["display_quantity"]) == \
+        ("pending", "limit", "105.00", "104.50", "0.000", "2.000", [], None), r.text
+    assert isinstance(limit["seq"], int)
+    # A stop-market order whose stop price is a JSON number that binary floating point cannot hold (95.1).
+    body = json.dumps(stop_order(client, side="sell", quantity="1.5"))[:-1] + ', "stop_price": 95.1}'
+    r = requests.post(f"{api}/orders", data=body, headers=JSON)
+    assert r.status_code == 201, r.text
+    market = r.json()
+    assert (market["status"], market["type"], market["side"], market["price"], market["stop_price"],
+            market["remaining_quantity"]) == ("pending", "market", "sell", None, "95.10", "1.500"), r.text
+    assert stop_levels() == ([], [])  # pending stops are in no level
+
+    got = requests.get(f"{api}/orders/{limit['order_id']}").json()
+    assert (got["status"], got["price"], got["stop_price"], got["seq"]) == ("pending", "105.00", "104.50", None)
+    got = requests.get(f"{api}/orders/{market['order_id']}").json()
+    assert (got["status"], got["price"], got["stop_price"]) == ("pending", None, "95.10")
+
+    def listed(**params):
+        r = requests.get(f"{api}/orders", params={"client_id": client, **params})
+        assert r.status_code == 200, r.text
+        return [(o["order_id"], o["status"], o["stop_price"]) for o in r.json()["orders"]]
+    both = [(market["order_id"], "pending", "95.10"), (limit["order_id"], "pending", "104.50")]
+    assert listed() == both
+    assert listed(status="pending") == both
+    assert listed(status="open") == []
+
+    # An amend changes the quantity (and a stop-limit's price); the order stays pending, its stop price stays.
+    r = requests.patch(f"{api}/orders/{limit['order_id']}", json={"quantity": "3"})
+    assert r.status_code == 200, r.text
+    assert (r.json()["status"], r.json()["remaining_quantity"], r.json()["price"], r.json()["stop_price"]) == \
+        ("pending", "3.000", "105.00", "104.50")
+    r = requests.patch(f"{api}/orders/{limit['order_id']}", json={"price": "106.00"})
+    assert r.status_code == 200, r.text
+    assert (r.json()["status"], r.json()["price"], r.json()["stop_price"]) == ("pending", "106.00", "104.50")
+    r = requests.patch(f"{api}/orders/{market['order_id']}", json={"quantity": "1"})
+    assert r.status_code == 200, r.text
+    assert (r.json()["status"], r.json()["remaining_quantity"], r.json()["stop_price"]) == \
+        ("pending", "1.000", "95.10")
+    r = requests.patch(f"{api}/orders/{market['order_id']}", json={"price": "96.00"})
+    assert r.status_code == 400 and error_of(r) == "invalid_price", r.text  # a stop-market order has no price
+    assert stop_levels() == ([], [])
+
+    r = requests.delete(f"{api}/orders/{limit['order_id']}")
+    assert r.status_code == 200, r.text
+    assert (r.json()["status"], r.json()["cancel_reason"], r.json()["stop_price"]) == ("cancelled", "user", "104.50")
+    r = requests.post(f"{api}/orders/{market['order_id']}/cancel", json={"client_id": client})
+    assert r.status_code == 200, r.text
+    assert (r.json()["status"], r.json()["stop_price"]) == ("cancelled", "95.10")
+    r = requests.delete(f"{api}/orders/{market['order_id']}")
+    assert r.status_code == 409 and error_of(r) == "order_not_open", r.text
+    assert listed(status="pending") == []
+    assert listed(status="cancelled") == [(market["order_id"], "cancelled", "95.10"),
+                                          (limit["order_id"], "cancelled", "104.50")]
+    assert stop_levels() == ([], [])
+
+
+def test_a_trade_at_the_stop_price_triggers_the_stop_order(api, pg, stop_book):
+    """A buy stop-market order triggers when a trade prints at its stop price: it trades as a market order, in
+    the journal entry after the trigger's ('order_triggered'). The triggering order's answer has only its own
+    trade; the stop order's GET has its fills; a sell stop below the price stays pending."""
+    last_trade_at("100.00")
+    maker, stopper, taker = fresh_client("stopm"), fresh_client("stops"), fresh_client("stopt")
+    ask = post_order(order(maker, instrument=STOP, side="sell", price="101.00", quantity="3")).json()
+    assert ask["status"] == "open"
+    assert post_order(order(maker, instrument=STOP, side="sell", price="102.00", quantity="2")).json()["status"] == "open"
+    r = post_order(stop_order(stopper, quantity="2", stop_price="101.00"))
+    assert r.status_code == 201 and r.json()["status"] == "pending", r.text
+    stop = r.json()
+    r = post_order(stop_order(stopper, side="sell", price="90.00", stop_price="95.00"))
+    assert r.status_code == 201 and r.json()["status"] == "pending", r.text
+    sell_stop = r.json()
+
+    r = post_order(order(taker, instrument=STOP, price="101.00", quantity="1"))
+    assert r.status_code == 201, r.text
+    trigger = r.json()
+    assert trigger["status"] == "filled" and trigger["stop_price"] is None
+    assert [(t["price"], t["quantity"], t["maker_order_id"]) for t in trigger["trades"]] == \
+        [("101.00", "1.000", ask["order_id"])]
+
+    got = requests.get(f"{api}/orders/{stop['order_id']}").json()
+    assert (got["status"], got["type"], got["price"], got["stop_price"], got["filled_quantity"],
+            got["remaining_quantity"], got["cancel_reason"]) == \
+        ("filled", "market", None, "101.00", "2.000", "0.000", None), got
+    assert [(t["price"], t["quantity"], t["maker_order_id"]) for t in got["trades"]] == \
+        [("101.00", "2.000", ask["order_id"])]
+    assert requests.get(f"{api}/orders/{ask['order_id']}").json()["status"] == "filled"
+    got = requests.get(f"{api}/orders/{sell_stop['order_id']}").json()
+    assert (got["status"], got["stop_price"], got["trades"]) == ("pending", "95.00", [])
+    assert stop_levels() == ([], [{"price": "102.00", "quantity": "2.000", "order_count": 1}])
+
+    listed = requests.get(f"{api}/orders", params={"client_id": stopper}).json()["orders"]
+    assert [(o["order_id"], o["status"]) for o in listed] == [(sell_stop["order_id"], "pending")]
+    listed = requests.get(f"{api}/orders", params={"client_id": stopper, "status": "filled"}).json()["orders"]
+    assert [(o["order_id"], o["stop_price"]) for o in listed] == [(stop["order_id"], "101.00")]
+    with pg.connect() as conn:
+        entries = conn.execute(
+            "SELECT e.seq, e.kind, e.order_id::text FROM exchange.events e JOIN exchange.instruments i "
+            "USING (instrument_id) WHERE i.symbol = %s AND e.seq >= %s ORDER BY e.seq", (STOP, trigger["seq"]))
+        assert entries.fetchall() == [(trigger["seq"], "order_placed", trigger["order_id"]),
+                                      (trigger["seq"] + 1, "order_triggered", stop["order_id"])]
+    trades = requests.get(f"{api}/trades", params={"instrument": STOP, "limit": 2}).json()["trades"]
+    assert [(t["buy_order_id"], t["sell_order_id"], t["price"], t["quantity"], t["maker_side"], t["seq"])
+            for t in trades] == [
+        (stop["order_id"], ask["order_id"], "101.00", "2.000", "sell", trigger["seq"] + 1),
+        (trigger["order_id"], ask["order_id"], "101.00", "1.000", "sell", trigger["seq"])]
+
+
+def test_a_stop_order_the_last_trade_already_reached_is_a_rejected_order(api, pg, stop_book):
+    """Its stop is at or through the last trade price (buy: at or below it; sell: at or above): a recorded order,
+    201 with status rejected and reject_reason stop_would_trigger, as the engine's other rejects."""
+    last_trade_at("100.00")
+    client = fresh_client("stoprej")
+    for side, stop in (("buy", "99.00"), ("buy", "100.00"), ("sell", "100.00"), ("sell", "100.01")):
+        r = post_order(stop_order(client, side=side, price="100.00", stop_price=stop))
+        assert r.status_code == 201, r.text
+        rejected = r.json()
+        assert (rejected["status"], rejected["reject_reason"], rejected["stop_price"], rejected["trades"]) == \
+            ("rejected", "stop_would_trigger", stop, []), (side, stop, r.text)
+        got = requests.get(f"{api}/orders/{rejected['order_id']}").json()
+        assert (got["status"], got["reject_reason"], got["stop_price"]) == ("rejected", "stop_would_trigger", stop)
+    for side, stop in (("buy", "100.01"), ("sell", "99.99")):
+        r = post_order(stop_order(client, side=side, stop_price=stop))
+        assert r.status_code == 201 and r.json()["status"] == "pending", (side, stop, r.text)
+    assert pg.scalar("SELECT count(*) FROM exchange.orders WHERE client_id = %s AND status = 'rejected'",
+                     (client,)) == 4
+    assert stop_levels() == ([], [])
+
+
+@pytest.mark.parametrize("extra, code", [
+    ({"stop_price": "0"}, "invalid_stop_price"),
+    ({"stop_price": "-1"}, "invalid_stop_price"),
+    ({"stop_price": "1.001"}, "invalid_stop_price"),  # not a multiple of the tick 0.01
+    ({"stop_price": 0}, "invalid_stop_price"),
+    ({"stop_price": "abc"}, "invalid_stop_price"),  # refused by the frontend itself, like a price "abc"
+    ({"stop_price": "NaN"}, "invalid_stop_price"),
+    ({"stop_price": True}, "invalid_field"),
+    ({"stop_price": {"value": "1"}}, "invalid_field"),
+    ({"stop_price": ["1"]}, "invalid_field"),
+    ({"stop_price": "101.00", "post_only": True}, "invalid_combination"),
+    ({"stop_price": "101.00", "display_quantity": "0.5"}, "invalid_combination"),
+])
+def test_bad_stop_prices_are_400_and_place_nothing(api, pg, stop_book, extra, code):
+    client = fresh_client("stopbad")
+    r = post_order({**stop_order(client, price="100.00", quantity="2"), **extra})
+    assert r.status_code == 400 and error_of(r) == code, r.text
+    assert pg.scalar("SELECT count(*) FROM exchange.orders WHERE client_id = %s", (client,)) == 0
+
+
+def test_stop_price_errors_say_what_is_wrong(api, pg, stop_book):
+    """The messages are the ones exchange.place_order raises; a JSON number is never rounded through a binary
+    double (100.000000000000001 is not a multiple of the tick, though its nearest double is 100's)."""
+    client = fresh_client("stopmsg")
+    r = post_order(stop_order(client, price="100.00", stop_price="1.001"))
+    assert r.status_code == 400, r.text
+    assert r.json()["error"] == {"code": "invalid_stop_price",
+                                 "message": "invalid_stop_price: stop_price 1.001 is not a multiple of 0.01"}
+    r = post_order(stop_order(client, stop_price="-1"))
+    assert r.json()["error"] == {"code": "invalid_stop_price",
+                                 "message": "invalid_stop_price: stop_price -1 must be positive"}, r.text
+    r = post_order(stop_order(client, price="100.00", stop_price="101.00", post_only=True))
+    assert r.json()["error"] == {
+        "code": "invalid_combination",
+        "message": "invalid_combination: a stop order cannot be post_only or have a display_quantity"}, r.text
+    body = json.dumps(stop_order(client, price="100.00"))[:-1] + ', "stop_price": 100.000000000000001}'
+    r = requests.post(f"{api}/orders", data=body, headers=JSON)
+    assert r.status_code == 400 and error_of(r) == "invalid_stop_price", r.text
+    assert "100.000000000000001" in r.json()["error"]["message"], r.text
+    assert pg.scalar("SELECT count(*) FROM exchange.orders WHERE client_id = %s", (client,)) == 0
+
+
+def test_stop_orders_and_plain_orders_share_place_orders_batches(api, pg, stop_book):
+    """Stop orders sent at once with plain orders go through the group-commit batches (stop_price in the
+    place_orders items): each gets its own answer, no batch fails, and the table has each stop price."""
+    last_trade_at("100.00")
+    log = (PG_DIR / "frontend.log").read_text()
+    before = metrics_text()
+    calls = [stop_order(fresh_client("stopgc"), price="120.00", stop_price=f"{110 + i}.00") if i % 2 else
+             order(fresh_client("stopgc"), instrument=STOP, price=f"{90 + i}.00") for i in range(16)]
+    gate = threading.Barrier(len(calls))
+
+    def send(call):
+        gate.wait()
+        return post_order(call)
+    with ThreadPoolExecutor(len(calls)) as pool:
+        replies = list(pool.map(send, calls))
+    for call, r in zip(calls, replies):
+        assert r.status_code == 201, r.text
+        want = ("pending", call["stop_price"]) if "stop_price" in call else ("open", None)
+        assert (r.json()["status"], r.json()["stop_price"]) == want, r.text
+        assert pg.scalar("SELECT stop_price::text FROM exchange.orders WHERE order_id = %s",
+                         (r.json()["order_id"],)) == want[1]
+    after = metrics_text()
+    batches = metric(after, "group_commit_batch_size_count") - metric(before, "group_commit_batch_size_count")
+    assert batches < len(calls), "no place_orders call carried more than one order"
+    assert "placing them one by one" not in (PG_DIR / "frontend.log").read_text()[len(log):]
 
 
 def test_idempotency_header_must_be_text(api):

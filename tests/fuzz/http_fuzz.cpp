@@ -96,11 +96,12 @@ std::string Join(const std::set<std::string>& items) {
 // answered by http_server.cpp before a body is parsed. A code missing here is
 // a finding: review it, then add it.
 const std::map<std::string, int, std::less<>> kCodes = {
-    {"malformed_json", 400},  {"duplicate_field", 400},
-    {"unknown_field", 400},   {"missing_field", 400},
-    {"invalid_field", 400},   {"invalid_quantity", 400},
-    {"invalid_price", 400},   {"conflicting_idempotency_key", 400},
-    {"client_mismatch", 403}, {"invalid_display", 400}};
+    {"malformed_json", 400},    {"duplicate_field", 400},
+    {"unknown_field", 400},     {"missing_field", 400},
+    {"invalid_field", 400},     {"invalid_quantity", 400},
+    {"invalid_price", 400},     {"conflicting_idempotency_key", 400},
+    {"client_mismatch", 403},   {"invalid_display", 400},
+    {"invalid_stop_price", 400}};
 
 // Runs f; returns the ApiError it threw (checked against kCodes) or nothing.
 template <class F>
@@ -256,8 +257,8 @@ Reading Read(std::string_view body) {
 // ---- POST /orders ----
 
 constexpr std::string_view kOrderFields[] = {
-    "client_id",     "instrument",      "side",      "type", "quantity",        "price",
-    "time_in_force", "idempotency_key", "post_only", "stp",  "display_quantity"};
+    "client_id",     "instrument",      "side",      "type", "quantity",         "price",
+    "time_in_force", "idempotency_key", "post_only", "stp",  "display_quantity", "stop_price"};
 constexpr std::string_view kOrderTextFields[] = {"client_id",     "instrument",      "side", "type",
                                                  "time_in_force", "idempotency_key", "stp"};
 
@@ -300,13 +301,14 @@ std::set<std::string> OrderProblems(const Reading& r, const OrderInput& in) {
         if (!Contains(kOrderFields, m.key)) p.insert("unknown_field");
         if (m.kind == Kind::Null) continue;
         if (Contains(kOrderTextFields, m.key) && m.kind != Kind::String) p.insert("invalid_field");
-        if (m.key == "quantity" || m.key == "price" || m.key == "display_quantity") {
+        if (m.key == "quantity" || m.key == "price" || m.key == "display_quantity" || m.key == "stop_price") {
             if (m.kind != Kind::String && m.kind != Kind::Number)
                 p.insert("invalid_field");
             else if (!ReferenceDecimal(m.text))
-                p.insert(m.key == "quantity" ? "invalid_quantity"
-                         : m.key == "price"  ? "invalid_price"
-                                             : "invalid_display");
+                p.insert(m.key == "quantity"           ? "invalid_quantity"
+                         : m.key == "price"            ? "invalid_price"
+                         : m.key == "display_quantity" ? "invalid_display"
+                                                       : "invalid_stop_price");
         }
         if (m.key == "post_only" && m.kind != Kind::Bool) p.insert("invalid_field");
         if (m.key == "client_id" && in.client && m.kind == Kind::String && m.text != *in.client)
@@ -338,6 +340,7 @@ void CheckPlaceItem(const pgx::OrderRequest& o) {
     if (o.idempotency_key) want["idempotency_key"] = *o.idempotency_key;
     if (o.stp) want["stp"] = *o.stp;
     if (o.display_quantity) want["display_quantity"] = *o.display_quantity;
+    if (o.stop_price) want["stop_price"] = *o.stop_price;
     CHECK(json.find('\0') == std::string::npos, "write_place_item wrote a raw NUL: " + Quote(json));
     // exchange.place_orders takes jsonb: valid UTF-8 and no U+0000.
     CHECK(IsUtf8(json), "an accepted order is not valid UTF-8 JSON: " + Quote(json));
@@ -394,6 +397,9 @@ void FuzzOrder(std::string_view input) {
     CHECK(o.display_quantity == r.text("display_quantity"), "display_quantity differs from the body's");
     CHECK(!o.display_quantity || pgx::is_decimal_text(*o.display_quantity),
           "display_quantity " + Quote(*o.display_quantity) + " is not decimal text");
+    CHECK(o.stop_price == r.text("stop_price"), "stop_price differs from the body's");
+    CHECK(!o.stop_price || pgx::is_decimal_text(*o.stop_price),
+          "stop_price " + Quote(*o.stop_price) + " is not decimal text");
     CHECK(o.idempotency_key == (in.header ? in.header : r.text("idempotency_key")),
           "idempotency_key is neither the header nor the body's");
     const Member* post_only = r.present("post_only");
@@ -472,7 +478,7 @@ void FuzzBody(std::string_view body) {
     CheckAllowOnly(*b, r, {"client_id", "quantity", "price"});
     CheckAllowOnly(*b, r,
                    {"client_id", "instrument", "side", "type", "quantity", "price", "time_in_force",
-                    "idempotency_key", "post_only", "stp", "display_quantity"});
+                    "idempotency_key", "post_only", "stp", "display_quantity", "stop_price"});
     std::set<std::string> names = {"", "quantity", "price", "client_id", "post_only", "absent"};
     for (const Member& m : r.members)
         if (names.size() < 40) names.insert(m.key);
@@ -530,7 +536,7 @@ feed::JournalRow JournalEntry(int64_t seq) {
     // Orders of two clients: alice's are the even sequences.
     const std::string id = "\"order_id\": \"00000000-0000-0000-0000-" + std::to_string(100000000000 + seq) +
                            "\", \"client_id\": \"" + (seq % 2 ? "bob" : "alice") + "\"";
-    switch (seq % 3) {
+    switch (seq % 4) {
         case 0:
             row.kind = "order_placed";
             row.payload = "{" + id +
@@ -547,6 +553,19 @@ feed::JournalRow JournalEntry(int64_t seq) {
                           ", \"levels\": [{\"side\": \"buy\", \"price\": 100.5, \"quantity\": 0, "
                           "\"order_count\": 0}], \"status\": \"cancelled\", \"cancel_reason\": \"user\", "
                           "\"cancelled_quantity\": 1.5}";
+            break;
+        case 2:
+            // A stop order's run (extension 0.13): side, type and price in the payload, none in the row.
+            row.kind = "order_triggered";
+            row.side = row.order_type = row.price = row.quantity = row.filled_quantity = "";
+            row.price_null = true;
+            row.payload = "{\"side\": \"sell\", \"type\": \"market\", \"price\": null, " + id +
+                          ", \"levels\": [{\"side\": \"buy\", \"price\": 99, \"quantity\": 0.000, "
+                          "\"order_count\": 0}], \"status\": \"filled\", \"trades\": [{\"price\": 99, "
+                          "\"quantity\": 1.0, \"trade_id\": \"t\", \"maker_order_id\": \"m\"}], "
+                          "\"quantity\": 1, \"stop_price\": 99.50, \"cancel_reason\": null, "
+                          "\"reject_reason\": null, \"stp_cancelled\": [], \"filled_quantity\": 1.0, "
+                          "\"remaining_quantity\": 0.0}";
             break;
         default:
             row.kind = "order_rejected";

@@ -143,6 +143,9 @@ Message order_message(const std::string& instrument, const JournalRow& row, cons
     string_field(w, "order_type", type);
     text_field(w, "status", payload);
     order_value(w, "price", payload, row.price, row.price_null);
+    // A stop order's (extension 0.13): its placed, rejected and triggered entries carry it, a cancel's
+    // or amend's payload does not (nor does the order row the journal view joins then).
+    if (payload.HasMember("stop_price")) text_field(w, "stop_price", payload);
     order_value(w, "quantity", payload, row.quantity, false);
     order_value(w, "filled_quantity", payload, row.filled_quantity, false);
     // A cancel leaves nothing resting; its payload says only how much it removed.
@@ -180,8 +183,8 @@ const Entry::Built& Entry::built() const {
         rapidjson::Document payload;
         payload.Parse<rapidjson::kParseNumbersAsStringsFlag>(row.payload.c_str(), row.payload.size());
         if (payload.HasParseError() || !payload.IsObject()) payload.SetObject();
-        // A placed or rejected order's payload has its side and type (its row is
-        // not read then, JournalRow); a cancel's or amend's comes from the row.
+        // A placed, rejected or triggered order's payload has its side and type (its
+        // row is not read then, JournalRow); a cancel's or amend's comes from the row.
         std::string side = member_text(payload, "side");
         if (side.empty()) side = row.side;
         std::string type = member_text(payload, "type");

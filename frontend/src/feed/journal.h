@@ -18,12 +18,13 @@ constexpr unsigned kAllChannels = kDeltas | kTrades | kOrders;
 // One journal entry as read from the database; every column as text.
 struct JournalRow {
     int64_t seq = 0;
-    std::string kind;     // order_placed, order_rejected, order_cancelled, order_amended
+    std::string kind;     // order_placed, order_rejected, order_cancelled, order_amended, order_triggered
     std::string payload;  // jsonb as text
     // The order's row, for what the payload of a cancel or amend omits. Side
     // and type never change; the rest is final once a cancel has happened.
-    // Empty (price_null) for a placed or rejected order, whose payload has
-    // all of it, when read through extension 0.8's exchange.journal_entries.
+    // Empty (price_null) for a placed, rejected or triggered (0.13) order,
+    // whose payload has all of it, when read through extension 0.8's
+    // exchange.journal_entries.
     std::string side, order_type, price, quantity, filled_quantity;
     bool price_null = true;
     int64_t created_us = 0;  // created_at, microseconds since the Unix epoch
