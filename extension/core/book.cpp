@@ -911,13 +911,9 @@ Reject Book::load_resting(const RestingOrder& o) {
     return rest(n, o.qty.v, shown, scratch_);  // rest() rejects before writing anything
 }
 
-void Book::set_seq(uint64_t seq) {
-    put(h_->seq, seq);
-}
+void Book::set_seq(uint64_t seq) { put(h_->seq, seq); }
 
-void Book::set_last_price(Price p) {
-    put(h_->last_price, p.v);
-}
+void Book::set_last_price(Price p) { put(h_->last_price, p.v); }
 
 // ------------------------------------------------------------- prefetch ---
 // Read-only hints; see book.h. Every index is checked against the region's

@@ -309,7 +309,7 @@ private:
     // Treap over a tree's levels, keyed so that "better" (for stops: sooner
     // to trigger) is smaller: bids and sell stops by -price, asks and buy
     // stops by price.
-    static int64_t key(int tree, int64_t price) { return ((tree ^ (tree >> 1)) & 1) ? price : -price; }
+    static int64_t key(int tree, int64_t price) { return (0x9 >> tree) & 1 ? -price : price; }  // trees 0, 3
     static int64_t key(Side s, int64_t price) { return key(static_cast<int>(s), price); }
     void split(uint32_t t, int64_t k, int tree, uint32_t& l, uint32_t& r);
     uint32_t merge(uint32_t l, uint32_t r);
