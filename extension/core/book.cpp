@@ -600,16 +600,26 @@ __attribute__((noinline, cold)) bool Book::refill(uint32_t oi) {
     return true;
 }
 
-// Puts a GTC remainder of `qty` at the back of its level, `visible` of it shown.
-Reject Book::rest(const NewOrder& o, int64_t qty, int64_t visible, Result& out) {
+// Where an order that adds `qty` to the level at `price` of `tree` goes:
+// checks that an order slot is free, makes the level if it is missing and
+// checks that its total stays <= INT64_MAX; the level in li. Writes nothing
+// when it rejects.
+inline Reject Book::level_for(int tree, int64_t price, int64_t qty, uint32_t& li) {
     if (h_->free_order == kNil && h_->order_watermark == h_->max_orders) return Reject::OrderCapacity;
-    uint32_t li = find_level(si(o.side), o.price.v);
+    li = find_level(tree, price);
     if (li == kNil) {
-        li = insert_level(si(o.side), o.price.v);
+        li = insert_level(tree, price);
         if (li == kNil) return Reject::LevelCapacity;
-    } else if (lvl(li).qty > std::numeric_limits<int64_t>::max() - visible) {
+    } else if (lvl(li).qty > std::numeric_limits<int64_t>::max() - qty) {
         return Reject::QuantityOverflow;
     }
+    return Reject::None;
+}
+
+// Puts a GTC remainder of `qty` at the back of its level, `visible` of it shown.
+Reject Book::rest(const NewOrder& o, int64_t qty, int64_t visible, Result& out) {
+    uint32_t li;
+    if (const Reject r = level_for(si(o.side), o.price.v, visible, li); r != Reject::None) return r;
     const uint32_t oi = alloc_order();
     Order& m = ord(oi);
     put(m.id, o.id);
@@ -689,15 +699,9 @@ bool Book::place(const NewOrder& o, Result& out) {
 
 // Puts a validated stop order at the back of its side's queue at its stop price.
 Reject Book::add_stop(const NewOrder& o) {
-    if (h_->free_order == kNil && h_->order_watermark == h_->max_orders) return Reject::OrderCapacity;
-    const int tree = kStopTrees + si(o.side);
-    uint32_t li = find_level(tree, o.stop.v);
-    if (li == kNil) {
-        li = insert_level(tree, o.stop.v);
-        if (li == kNil) return Reject::LevelCapacity;
-    } else if (lvl(li).qty > std::numeric_limits<int64_t>::max() - o.qty.v) {
-        return Reject::QuantityOverflow;
-    }
+    uint32_t li;
+    if (const Reject r = level_for(kStopTrees + si(o.side), o.stop.v, o.qty.v, li); r != Reject::None)
+        return r;
     const uint32_t oi = alloc_order();
     Order& m = ord(oi);
     put(m.id, o.id);

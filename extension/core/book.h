@@ -278,6 +278,7 @@ private:
     Qty fillable(const NewOrder& o) const;
     bool match(const NewOrder& o, Result& out, int64_t& remaining, Reject& reject);
     bool refill(uint32_t oi);
+    Reject level_for(int tree, int64_t price, int64_t qty, uint32_t& li);
     Reject rest(const NewOrder& o, int64_t qty, int64_t visible, Result& out);
     Reject execute(const NewOrder& o, Result& out);
     bool finish(Result& out, Savepoint sp, Reject r);

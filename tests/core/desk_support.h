@@ -103,6 +103,62 @@ inline void expect_rejected_result(const Result& r, uint64_t seq0) {
     EXPECT_FALSE(r.priority_kept);
 }
 
+// A fill: maker id, taker id, price, quantity, maker's remaining quantity.
+struct Fl {
+    OrderId maker;
+    OrderId taker;
+    int64_t price;
+    int64_t qty;
+    int64_t maker_left;
+};
+inline bool operator==(const Fl& a, const Fl& b) {
+    return a.maker == b.maker && a.taker == b.taker && a.price == b.price && a.qty == b.qty &&
+           a.maker_left == b.maker_left;
+}
+inline std::ostream& operator<<(std::ostream& os, const Fl& f) {
+    return os << "maker #" << f.maker << " x taker #" << f.taker << ": " << f.qty << " @ " << f.price
+              << " (maker left " << f.maker_left << ")";
+}
+using Fills = std::vector<Fl>;
+
+inline Fills fills(const Result& r) {
+    Fills v;
+    for (const Fill& f : r.fills) v.push_back({f.maker, f.taker, f.price.v, f.qty.v, f.maker_remaining.v});
+    return v;
+}
+
+inline Changes level_changes(const Result& r) {
+    Changes v;
+    for (const LevelChange& c : r.levels) v.push_back({c.side, c.price.v, c.qty.v, c.count});
+    return v;
+}
+
+// A resting order removed by self-trade prevention (checked to be one).
+struct Removal {
+    OrderId id;
+    OwnerId owner;
+    Side side;
+    int64_t price;
+    int64_t qty;
+};
+inline bool operator==(const Removal& a, const Removal& b) {
+    return a.id == b.id && a.owner == b.owner && a.side == b.side && a.price == b.price && a.qty == b.qty;
+}
+inline std::ostream& operator<<(std::ostream& os, const Removal& c) {
+    return os << "#" << c.id << " (owner " << c.owner << ") " << side_name(c.side) << " " << c.qty << " @ "
+              << c.price;
+}
+using Removals = std::vector<Removal>;
+
+inline Removals removals(const Result& r) {
+    Removals v;
+    for (const Cancelled& c : r.stp_cancelled) {
+        EXPECT_EQ(reason_name(c.reason), reason_name(CancelReason::SelfTrade)) << "#" << c.id;
+        v.push_back({c.id, c.owner, c.side, c.price.v, c.qty.v});
+    }
+    return v;
+}
+
 // A result full of leftovers from an earlier command: the book must clear it.
 inline Result stale_result() {
     Result r;

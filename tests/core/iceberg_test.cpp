@@ -74,40 +74,10 @@ std::ostream& operator<<(std::ostream& os, const IceOrder& o) {
 }
 using IceQueue = std::vector<IceOrder>;
 
-// A resting order removed by self-trade prevention.
-struct IceStp {
-    OrderId id;
-    OwnerId owner;
-    Side side;
-    int64_t price;
-    int64_t qty;
-};
-bool operator==(const IceStp& a, const IceStp& b) {
-    return a.id == b.id && a.owner == b.owner && a.side == b.side && a.price == b.price && a.qty == b.qty;
-}
-std::ostream& operator<<(std::ostream& os, const IceStp& c) {
-    return os << "#" << c.id << " (owner " << c.owner << ") " << side_name(c.side) << " " << c.qty << " @ "
-              << c.price;
-}
-using IceStps = std::vector<IceStp>;
-
 IceFills ice_fills(const Result& r) {
     IceFills v;
     for (const Fill& f : r.fills)
         v.push_back({f.maker, f.price.v, f.qty.v, f.maker_remaining.v, f.maker_visible.v, f.maker_requeued});
-    return v;
-}
-Changes ice_changes(const Result& r) {
-    Changes v;
-    for (const LevelChange& c : r.levels) v.push_back({c.side, c.price.v, c.qty.v, c.count});
-    return v;
-}
-IceStps ice_stp(const Result& r) {
-    IceStps v;
-    for (const Cancelled& c : r.stp_cancelled) {
-        EXPECT_EQ(c.reason, CancelReason::SelfTrade);
-        v.push_back({c.id, c.owner, c.side, c.price.v, c.qty.v});
-    }
     return v;
 }
 Out done(int64_t filled, int64_t resting, int64_t cancelled = 0, CancelReason reason = CancelReason::None) {
@@ -436,17 +406,17 @@ TEST_F(IcebergResting, LevelShowsOnlyTheTipWhileTheWholeQuantityRests) {
     const Result r = d.place(iceberg(1, Bob, Sell, 100, 10, 3));
     EXPECT_EQ(outcome(r), done(0, 10));
     EXPECT_EQ(ice_fills(r), IceFills{});
-    EXPECT_EQ(ice_changes(r), (Ladder{{Ask, 100, 3, 1}}));
+    EXPECT_EQ(level_changes(r), (Ladder{{Ask, 100, 3, 1}}));
     EXPECT_EQ(d.ladder(), (Ladder{{Ask, 100, 3, 1}}));
     EXPECT_EQ(d.order(1), (IceOrder{1, 100, 10, 3, 3}));
 
     const Result joined = d.place(plain(2, Carol, Sell, 100, 5));
-    EXPECT_EQ(ice_changes(joined), (Ladder{{Ask, 100, 8, 2}}));
+    EXPECT_EQ(level_changes(joined), (Ladder{{Ask, 100, 8, 2}}));
     EXPECT_EQ(d.queue(Ask), (IceQueue{{1, 100, 10, 3, 3}, {2, 100, 5, 5, 0}}));
 
     const Result bid = d.place(iceberg(3, Dave, Buy, 99, 50, 20));
     EXPECT_EQ(outcome(bid), done(0, 50));
-    EXPECT_EQ(ice_changes(bid), (Ladder{{Bid, 99, 20, 1}}));
+    EXPECT_EQ(level_changes(bid), (Ladder{{Bid, 99, 20, 1}}));
     EXPECT_EQ(d.ladder(), (Ladder{{Ask, 100, 8, 2}, {Bid, 99, 20, 1}}));
     EXPECT_EQ(d.order(3), (IceOrder{3, 99, 50, 20, 20}));
 }
@@ -459,7 +429,7 @@ TEST_F(IcebergResting, IncomingIcebergTradesItsWholeQuantityAndHidesOnlyWhatRest
 
     EXPECT_EQ(ice_fills(r), (IceFills{{1, 100, 5, 0, 0, false}, {2, 101, 5, 0, 0, false}}));
     EXPECT_EQ(outcome(r), done(10, 10));
-    EXPECT_EQ(ice_changes(r), (Ladder{{Ask, 100, 0, 0}, {Ask, 101, 0, 0}, {Bid, 101, 2, 1}}));
+    EXPECT_EQ(level_changes(r), (Ladder{{Ask, 100, 0, 0}, {Ask, 101, 0, 0}, {Bid, 101, 2, 1}}));
     EXPECT_EQ(d.ladder(), (Ladder{{Bid, 101, 2, 1}}));
     EXPECT_EQ(d.order(10), (IceOrder{10, 101, 10, 2, 2}));
 }
@@ -471,7 +441,7 @@ TEST_F(IcebergResting, RemainderSmallerThanTheDisplayIsAllShown) {
 
     EXPECT_EQ(ice_fills(r), (IceFills{{1, 100, 10, 0, 0, false}}));
     EXPECT_EQ(outcome(r), done(10, 2));
-    EXPECT_EQ(ice_changes(r), (Ladder{{Ask, 100, 0, 0}, {Bid, 100, 2, 1}}));
+    EXPECT_EQ(level_changes(r), (Ladder{{Ask, 100, 0, 0}, {Bid, 100, 2, 1}}));
     EXPECT_EQ(d.order(10), (IceOrder{10, 100, 2, 2, 5}));
 }
 
@@ -486,7 +456,7 @@ TEST_F(IcebergPriority, TakerSmallerThanTheTipKeepsTheIcebergFirst) {
 
     EXPECT_EQ(ice_fills(r), (IceFills{{1, 100, 3, 7, 1, false}}));
     EXPECT_EQ(outcome(r), done(3, 0));
-    EXPECT_EQ(ice_changes(r), (Ladder{{Ask, 100, 6, 2}}));
+    EXPECT_EQ(level_changes(r), (Ladder{{Ask, 100, 6, 2}}));
     EXPECT_EQ(d.queue(Ask), (IceQueue{{1, 100, 7, 1, 4}, {2, 100, 5, 5, 0}}));
 }
 
@@ -498,7 +468,7 @@ TEST_F(IcebergPriority, ExhaustedTipRefillsBehindTheOrdersThatCameLater) {
 
     EXPECT_EQ(ice_fills(r), (IceFills{{1, 100, 4, 6, 4, true}}));
     EXPECT_EQ(outcome(r), done(4, 0));
-    EXPECT_EQ(ice_changes(r), (Ladder{{Ask, 100, 9, 2}}));
+    EXPECT_EQ(level_changes(r), (Ladder{{Ask, 100, 9, 2}}));
     EXPECT_EQ(d.queue(Ask), (IceQueue{{2, 100, 5, 5, 0}, {1, 100, 6, 4, 4}}));
 
     // A later order queues behind the refilled iceberg, as behind a new order.
@@ -509,7 +479,7 @@ TEST_F(IcebergPriority, ExhaustedTipRefillsBehindTheOrdersThatCameLater) {
     const Result next = d.place(plain(11, Dave, Buy, 100, 6));
     EXPECT_EQ(ice_fills(next), (IceFills{{2, 100, 5, 0, 0, false}, {1, 100, 1, 5, 3, false}}));
     EXPECT_EQ(outcome(next), done(6, 0));
-    EXPECT_EQ(ice_changes(next), (Ladder{{Ask, 100, 5, 2}}));
+    EXPECT_EQ(level_changes(next), (Ladder{{Ask, 100, 5, 2}}));
     EXPECT_EQ(d.queue(Ask), (IceQueue{{1, 100, 5, 3, 4}, {3, 100, 2, 2, 0}}));
 }
 
@@ -523,7 +493,7 @@ TEST_F(IcebergPriority, BidIcebergRefillsTheSameWay) {
     EXPECT_EQ(ice_fills(r),
               (IceFills{{1, 100, 3, 6, 3, true}, {2, 100, 1, 0, 0, false}, {1, 100, 1, 5, 2, false}}));
     EXPECT_EQ(outcome(r), done(5, 0));
-    EXPECT_EQ(ice_changes(r), (Ladder{{Bid, 100, 2, 1}}));
+    EXPECT_EQ(level_changes(r), (Ladder{{Bid, 100, 2, 1}}));
     EXPECT_EQ(d.ladder(), (Ladder{{Bid, 100, 2, 1}, {Bid, 99, 4, 1}}));
 }
 
@@ -544,7 +514,7 @@ TEST_F(IcebergSweep, TakerMeetsTheIcebergAgainAfterTheOrdersAheadOfIt) {
                                       {1, 100, 3, 4, 3, true},
                                       {1, 100, 1, 3, 2, false}}));
     EXPECT_EQ(outcome(r), done(9, 0));
-    EXPECT_EQ(ice_changes(r), (Ladder{{Ask, 100, 2, 1}})) << "one change per level, the final shown total";
+    EXPECT_EQ(level_changes(r), (Ladder{{Ask, 100, 2, 1}})) << "one change per level, the final shown total";
     EXPECT_EQ(d.queue(Ask), (IceQueue{{1, 100, 3, 2, 3}}));
     EXPECT_EQ(d.ladder(), (Ladder{{Ask, 100, 2, 1}}));
 }
@@ -561,7 +531,7 @@ TEST_F(IcebergSweep, TwoIcebergsTakeTurns) {
                                       {1, 100, 2, 2, 2, true},
                                       {2, 100, 3, 0, 0, false}}));
     EXPECT_EQ(outcome(r), done(10, 0));
-    EXPECT_EQ(ice_changes(r), (Ladder{{Ask, 100, 2, 1}}));
+    EXPECT_EQ(level_changes(r), (Ladder{{Ask, 100, 2, 1}}));
     EXPECT_EQ(d.queue(Ask), (IceQueue{{1, 100, 2, 2, 2}}));
 }
 
@@ -571,18 +541,18 @@ TEST_F(IcebergSweep, LastTipIsWhatIsLeftAndTheFilledIcebergLeaves) {
 
     const Result first = d.place(plain(10, Alice, Buy, 100, 3));
     EXPECT_EQ(ice_fills(first), (IceFills{{1, 100, 3, 4, 3, true}}));
-    EXPECT_EQ(ice_changes(first), (Ladder{{Ask, 100, 3, 1}}));
+    EXPECT_EQ(level_changes(first), (Ladder{{Ask, 100, 3, 1}}));
     EXPECT_EQ(d.order(1), (IceOrder{1, 100, 4, 3, 3}));
 
     const Result second = d.place(plain(11, Alice, Buy, 100, 3));
     EXPECT_EQ(ice_fills(second), (IceFills{{1, 100, 3, 1, 1, true}}));
-    EXPECT_EQ(ice_changes(second), (Ladder{{Ask, 100, 1, 1}}));
+    EXPECT_EQ(level_changes(second), (Ladder{{Ask, 100, 1, 1}}));
     EXPECT_EQ(d.order(1), (IceOrder{1, 100, 1, 1, 3}));
 
     const Result last = d.place(plain(12, Alice, Buy, 100, 3));
     EXPECT_EQ(ice_fills(last), (IceFills{{1, 100, 1, 0, 0, false}}));
     EXPECT_EQ(outcome(last), done(1, 2));
-    EXPECT_EQ(ice_changes(last), (Ladder{{Ask, 100, 0, 0}, {Bid, 100, 2, 1}}));
+    EXPECT_EQ(level_changes(last), (Ladder{{Ask, 100, 0, 0}, {Bid, 100, 2, 1}}));
     EXPECT_FALSE(d.has(1));
     EXPECT_EQ(d.ladder(), (Ladder{{Ask, 101, 4, 1}, {Bid, 100, 2, 1}}));
 }
@@ -598,7 +568,7 @@ TEST_F(IcebergSweep, WholeIcebergInOneCommandThenTheNextLevel) {
                                       {1, 100, 1, 0, 0, false},
                                       {2, 101, 2, 2, 2, false}}));
     EXPECT_EQ(outcome(r), done(9, 0));
-    EXPECT_EQ(ice_changes(r), (Ladder{{Ask, 100, 0, 0}, {Ask, 101, 2, 1}}));
+    EXPECT_EQ(level_changes(r), (Ladder{{Ask, 100, 0, 0}, {Ask, 101, 2, 1}}));
     EXPECT_FALSE(d.has(1));
     EXPECT_EQ(d.queue(Ask), (IceQueue{{2, 101, 2, 2, 0}}));
 }
@@ -615,7 +585,7 @@ TEST_F(IcebergCancel, CancelsShownAndHiddenWhileTheLevelLosesOnlyTheTip) {
     const Result r = d.cancel(1);
 
     EXPECT_EQ(outcome(r), done(0, 0, 9, CancelReason::User));
-    EXPECT_EQ(ice_changes(r), (Ladder{{Ask, 100, 5, 1}}));
+    EXPECT_EQ(level_changes(r), (Ladder{{Ask, 100, 5, 1}}));
     EXPECT_FALSE(d.has(1));
     EXPECT_EQ(d.queue(Ask), (IceQueue{{2, 100, 5, 5, 0}}));
 }
@@ -626,7 +596,7 @@ TEST_F(IcebergCancel, LoneIcebergTakesItsLevelWithIt) {
     const Result r = d.cancel(3);
 
     EXPECT_EQ(outcome(r), done(0, 0, 30, CancelReason::User));
-    EXPECT_EQ(ice_changes(r), (Ladder{{Ask, 101, 0, 0}}));
+    EXPECT_EQ(level_changes(r), (Ladder{{Ask, 101, 0, 0}}));
     EXPECT_EQ(d.ladder(), Ladder{});
     EXPECT_REJECT(d.cancel(3), OrderNotFound);
 }
@@ -641,14 +611,14 @@ TEST_F(IcebergAmend, LowerQuantityGivesUpHiddenFirstAndKeepsPriority) {
     const Result r = d.amend(1, 100, 6);
     EXPECT_TRUE(r.priority_kept);
     EXPECT_EQ(outcome(r), done(0, 6));
-    EXPECT_EQ(ice_changes(r), (Ladder{{Ask, 100, 9, 2}}));
+    EXPECT_EQ(level_changes(r), (Ladder{{Ask, 100, 9, 2}}));
     EXPECT_EQ(d.queue(Ask), (IceQueue{{1, 100, 6, 4, 4}, {2, 100, 5, 5, 0}}));
 
     // Below the shown part: the tip shrinks, still first in line.
     const Result below = d.amend(1, 100, 3);
     EXPECT_TRUE(below.priority_kept);
     EXPECT_EQ(outcome(below), done(0, 3));
-    EXPECT_EQ(ice_changes(below), (Ladder{{Ask, 100, 8, 2}}));
+    EXPECT_EQ(level_changes(below), (Ladder{{Ask, 100, 8, 2}}));
     EXPECT_EQ(d.queue(Ask), (IceQueue{{1, 100, 3, 3, 4}, {2, 100, 5, 5, 0}}));
 
     // Nothing is hidden any more: filling the tip removes the order.
@@ -665,7 +635,7 @@ TEST_F(IcebergAmend, LowerQuantityOfAPartlyTradedTipKeepsTheTip) {
     const Result r = d.amend(1, 100, 5);
 
     EXPECT_TRUE(r.priority_kept);
-    EXPECT_EQ(ice_changes(r), (Ladder{{Ask, 100, 8, 2}}));
+    EXPECT_EQ(level_changes(r), (Ladder{{Ask, 100, 8, 2}}));
     EXPECT_EQ(d.queue(Ask), (IceQueue{{1, 100, 5, 3, 4}, {2, 100, 5, 5, 0}}));
 }
 
@@ -679,7 +649,7 @@ TEST_F(IcebergAmend, HigherQuantityRequeuesWithAFreshTip) {
 
     EXPECT_FALSE(r.priority_kept);
     EXPECT_EQ(outcome(r), done(0, 12));
-    EXPECT_EQ(ice_changes(r), (Ladder{{Ask, 100, 9, 2}}));
+    EXPECT_EQ(level_changes(r), (Ladder{{Ask, 100, 9, 2}}));
     EXPECT_EQ(d.queue(Ask), (IceQueue{{2, 100, 5, 5, 0}, {1, 100, 12, 4, 4}}));
 }
 
@@ -693,7 +663,7 @@ TEST_F(IcebergAmend, NewPriceReentersWithTheSameDisplayAndCanTrade) {
     EXPECT_FALSE(r.priority_kept);
     EXPECT_EQ(ice_fills(r), (IceFills{{3, 99, 2, 0, 0, false}}));
     EXPECT_EQ(outcome(r), done(2, 8));
-    EXPECT_EQ(ice_changes(r), (Ladder{{Ask, 101, 1, 1}, {Bid, 99, 0, 0}, {Ask, 99, 4, 1}}));
+    EXPECT_EQ(level_changes(r), (Ladder{{Ask, 101, 1, 1}, {Bid, 99, 0, 0}, {Ask, 99, 4, 1}}));
     EXPECT_EQ(d.order(1), (IceOrder{1, 99, 8, 4, 4}));
     EXPECT_EQ(d.ladder(), (Ladder{{Ask, 101, 1, 1}, {Ask, 99, 4, 1}}));
 
@@ -769,14 +739,14 @@ TEST_F(IcebergValidation, InvalidDisplayComesAfterPriceAndQuantityAndBeforeDupli
 TEST_F(IcebergValidation, DisplayEqualToQuantityBehavesAsAPlainOrder) {
     const Result r = d.place(iceberg(1, Bob, Sell, 100, 5, 5));
     EXPECT_EQ(outcome(r), done(0, 5));
-    EXPECT_EQ(ice_changes(r), (Ladder{{Ask, 100, 5, 1}}));
+    EXPECT_EQ(level_changes(r), (Ladder{{Ask, 100, 5, 1}}));
     EXPECT_EQ(d.order(1), (IceOrder{1, 100, 5, 5, 5}));
     d.rest(plain(2, Carol, Sell, 100, 5));
 
     EXPECT_EQ(ice_fills(d.place(plain(10, Alice, Buy, 100, 2))), (IceFills{{1, 100, 2, 3, 3, false}}));
     const Result t = d.place(plain(11, Alice, Buy, 100, 4));
     EXPECT_EQ(ice_fills(t), (IceFills{{1, 100, 3, 0, 0, false}, {2, 100, 1, 4, 4, false}}));
-    EXPECT_EQ(ice_changes(t), (Ladder{{Ask, 100, 4, 1}}));
+    EXPECT_EQ(level_changes(t), (Ladder{{Ask, 100, 4, 1}}));
     EXPECT_FALSE(d.has(1));
 }
 
@@ -787,7 +757,7 @@ TEST_F(IcebergValidation, PostOnlyIcebergRestsUnlessItWouldTake) {
 
     const Result r = d.place(post_only(iceberg(10, Alice, Buy, 100, 10, 2)));
     EXPECT_EQ(outcome(r), done(0, 10));
-    EXPECT_EQ(ice_changes(r), (Ladder{{Bid, 100, 2, 1}}));
+    EXPECT_EQ(level_changes(r), (Ladder{{Bid, 100, 2, 1}}));
     RestingOrder o;
     ASSERT_TRUE(d.book().find(10, o));
     EXPECT_TRUE(o.post_only);
@@ -815,7 +785,7 @@ TEST_F(IcebergFok, CountsHiddenQuantityAndFillsThroughRefills) {
                                       {1, 100, 3, 1, 1, true},
                                       {1, 100, 1, 0, 0, false}}));
     EXPECT_EQ(outcome(r), done(12, 0));
-    EXPECT_EQ(ice_changes(r), (Ladder{{Ask, 100, 0, 0}}));
+    EXPECT_EQ(level_changes(r), (Ladder{{Ask, 100, 0, 0}}));
     EXPECT_EQ(d.ladder(), (Ladder{{Ask, 101, 50, 1}}));
 }
 
@@ -849,7 +819,7 @@ TEST_F(IcebergFok, GtcWithCancelNewestStopsAtItsOwnOrderAfterTheRefill) {
 
     EXPECT_EQ(ice_fills(r), (IceFills{{1, 100, 3, 7, 3, true}}));
     EXPECT_EQ(outcome(r), done(3, 0, 3, CancelReason::SelfTrade));
-    EXPECT_EQ(ice_changes(r), (Ladder{{Ask, 100, 8, 2}}));
+    EXPECT_EQ(level_changes(r), (Ladder{{Ask, 100, 8, 2}}));
     EXPECT_EQ(d.queue(Ask), (IceQueue{{2, 100, 5, 5, 0}, {1, 100, 7, 3, 3}}));
     EXPECT_EQ(d.queue(Bid), IceQueue{});
 }
@@ -864,10 +834,10 @@ TEST_F(IcebergStp, CancelOldestRemovesTheWholeIcebergHiddenIncluded) {
 
     const Result r = d.place(stp(plain(10, Alice, Buy, 100, 5), Stp::CancelOldest));
 
-    EXPECT_EQ(ice_stp(r), (IceStps{{1, Alice, Sell, 100, 9}}));
+    EXPECT_EQ(removals(r), (Removals{{1, Alice, Sell, 100, 9}}));
     EXPECT_EQ(ice_fills(r), (IceFills{{2, 100, 4, 0, 0, false}}));
     EXPECT_EQ(outcome(r), done(4, 1));
-    EXPECT_EQ(ice_changes(r), (Ladder{{Ask, 100, 0, 0}, {Bid, 100, 1, 1}}));
+    EXPECT_EQ(level_changes(r), (Ladder{{Ask, 100, 0, 0}, {Bid, 100, 1, 1}}));
     EXPECT_FALSE(d.has(1));
     EXPECT_EQ(d.ladder(), (Ladder{{Bid, 100, 1, 1}}));
 }
@@ -877,10 +847,10 @@ TEST_F(IcebergStp, CancelBothRemovesTheWholeIceberg) {
 
     const Result r = d.place(stp(plain(10, Alice, Buy, 100, 2), Stp::CancelBoth));
 
-    EXPECT_EQ(ice_stp(r), (IceStps{{1, Alice, Sell, 100, 10}}));
+    EXPECT_EQ(removals(r), (Removals{{1, Alice, Sell, 100, 10}}));
     EXPECT_EQ(ice_fills(r), IceFills{});
     EXPECT_EQ(outcome(r), done(0, 0, 2, CancelReason::SelfTrade));
-    EXPECT_EQ(ice_changes(r), (Ladder{{Ask, 100, 0, 0}}));
+    EXPECT_EQ(level_changes(r), (Ladder{{Ask, 100, 0, 0}}));
     EXPECT_EQ(d.ladder(), Ladder{});
 }
 
@@ -891,9 +861,9 @@ TEST_F(IcebergStp, CancelOldestMeetsItsOwnOrderBetweenTwoVisitsToTheIceberg) {
     const Result r = d.place(stp(plain(10, Alice, Buy, 100, 6), Stp::CancelOldest));
 
     EXPECT_EQ(ice_fills(r), (IceFills{{1, 100, 3, 3, 3, true}, {1, 100, 3, 0, 0, false}}));
-    EXPECT_EQ(ice_stp(r), (IceStps{{2, Alice, Sell, 100, 5}}));
+    EXPECT_EQ(removals(r), (Removals{{2, Alice, Sell, 100, 5}}));
     EXPECT_EQ(outcome(r), done(6, 0));
-    EXPECT_EQ(ice_changes(r), (Ladder{{Ask, 100, 0, 0}}));
+    EXPECT_EQ(level_changes(r), (Ladder{{Ask, 100, 0, 0}}));
     EXPECT_EQ(d.ladder(), Ladder{});
 }
 
@@ -916,7 +886,7 @@ TEST_F(IcebergLoad, FreshOrPartialTipsAsStored) {
     // Loaded tips trade and refill like placed ones.
     const Result r = d.place(plain(10, Alice, Buy, 100, 6));
     EXPECT_EQ(ice_fills(r), (IceFills{{1, 100, 4, 6, 4, true}, {2, 100, 2, 7, 4, true}}));
-    EXPECT_EQ(ice_changes(r), (Ladder{{Ask, 100, 8, 2}}));
+    EXPECT_EQ(level_changes(r), (Ladder{{Ask, 100, 8, 2}}));
     EXPECT_EQ(d.queue(Ask), (IceQueue{{1, 100, 6, 4, 4}, {2, 100, 7, 4, 4}, {3, 101, 2, 2, 4}}));
 }
 
@@ -997,7 +967,7 @@ TEST_F(IcebergOverflow, RefillThatWouldOverflowTheLevelRejectsTheWholeCommand) {
     const Result r = d.place(plain(60, Alice, Buy, 100, 4));
     EXPECT_EQ(ice_fills(r), (IceFills{{12, 99, 3, 0, 0, false}, {1, 100, 1, kMaxQty - kTip, kTip, true}}));
     EXPECT_EQ(outcome(r), done(4, 0));
-    EXPECT_EQ(ice_changes(r), (Ladder{{Ask, 99, 0, 0}, {Ask, 100, kInt64Max - kMaxQty - 1 + kTip, 10}}));
+    EXPECT_EQ(level_changes(r), (Ladder{{Ask, 99, 0, 0}, {Ask, 100, kInt64Max - kMaxQty - 1 + kTip, 10}}));
 }
 
 TEST_F(IcebergOverflow, NewIcebergNeedsRoomOnlyForItsTip) {
@@ -1008,7 +978,7 @@ TEST_F(IcebergOverflow, NewIcebergNeedsRoomOnlyForItsTip) {
     EXPECT_REJECT(d.place(iceberg(20, Alice, Sell, 100, 500, 6)), QuantityOverflow);
     const Result r = d.place(iceberg(20, Alice, Sell, 100, 500, 5));
     EXPECT_EQ(outcome(r), done(0, 500));
-    EXPECT_EQ(ice_changes(r), (Ladder{{Ask, 100, kInt64Max, 11}}));
+    EXPECT_EQ(level_changes(r), (Ladder{{Ask, 100, kInt64Max, 11}}));
     EXPECT_EQ(d.order(20), (IceOrder{20, 100, 500, 5, 5}));
 }
 

@@ -232,17 +232,7 @@ private:
     const Side_& stop_side(Side s) const { return state_.stops[static_cast<int>(s)]; }
     std::deque<RestingOrder>& stop_queue(const StopWhere& w) { return stop_side(w.side)[w.key]; }
 
-    bool locate_stop(OrderId id, StopWhere& w) const {
-        if (id == 0) return false;
-        for (int s = 0; s < 2; ++s)
-            for (const auto& [k, q] : state_.stops[s])
-                for (size_t i = 0; i < q.size(); ++i)
-                    if (q[i].id == id) {
-                        w = StopWhere{static_cast<Side>(s), k, i};
-                        return true;
-                    }
-        return false;
-    }
+    bool locate_stop(OrderId id, StopWhere& w) const { return locate_in(state_.stops, id, w); }
 
     // Resting in the book or pending.
     bool known(OrderId id) const {
@@ -422,10 +412,13 @@ private:
         return o.side == Side::Buy ? level_price <= o.price.v : level_price >= o.price.v;
     }
 
-    bool locate(OrderId id, Where& w) const {
+    bool locate(OrderId id, Where& w) const { return locate_in(state_.sides, id, w); }
+
+    // Where order `id` is among `sides` (the book's or the pending stops'), by a linear search.
+    static bool locate_in(const Side_ (&sides)[2], OrderId id, Where& w) {
         if (id == 0) return false;
         for (int s = 0; s < 2; ++s)
-            for (const auto& [k, q] : state_.sides[s])
+            for (const auto& [k, q] : sides[s])
                 for (size_t i = 0; i < q.size(); ++i)
                     if (q[i].id == id) {
                         w = Where{static_cast<Side>(s), k, i};

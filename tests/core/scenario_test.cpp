@@ -42,24 +42,6 @@ std::ostream& operator<<(std::ostream& os, const Ord& o) {
 }
 using Queue = std::vector<Ord>;
 
-// A fill: maker id, taker id, price, quantity, maker's remaining quantity.
-struct Fl {
-    OrderId maker;
-    OrderId taker;
-    int64_t price;
-    int64_t qty;
-    int64_t maker_left;
-};
-bool operator==(const Fl& a, const Fl& b) {
-    return a.maker == b.maker && a.taker == b.taker && a.price == b.price && a.qty == b.qty &&
-           a.maker_left == b.maker_left;
-}
-std::ostream& operator<<(std::ostream& os, const Fl& f) {
-    return os << "maker #" << f.maker << " x taker #" << f.taker << ": " << f.qty << " @ " << f.price
-              << " (maker left " << f.maker_left << ")";
-}
-using Fills = std::vector<Fl>;
-
 // A resting order removed by self-trade prevention.
 struct Sc {
     OrderId id;
@@ -79,16 +61,6 @@ std::ostream& operator<<(std::ostream& os, const Sc& c) {
 }
 using Removed = std::vector<Sc>;
 
-Fills fills(const Result& r) {
-    Fills v;
-    for (const Fill& f : r.fills) v.push_back({f.maker, f.taker, f.price.v, f.qty.v, f.maker_remaining.v});
-    return v;
-}
-Changes changes(const Result& r) {
-    Changes v;
-    for (const LevelChange& c : r.levels) v.push_back({c.side, c.price.v, c.qty.v, c.count});
-    return v;
-}
 Removed stp_removed(const Result& r) {
     Removed v;
     for (const Cancelled& c : r.stp_cancelled)
@@ -332,7 +304,7 @@ TEST_F(ScenarioPriceTime, BuyerTakesTheCheapestAskFirstAtEachMakersPrice) {
 
     EXPECT_EQ(fills(r), (Fills{{2, 10, 101, 5, 0}, {1, 10, 102, 5, 0}, {3, 10, 103, 2, 3}}));
     EXPECT_EQ(outcome(r), (Out{12, 0, 0}));
-    EXPECT_EQ(changes(r), (Changes{{Ask, 101, 0, 0}, {Ask, 102, 0, 0}, {Ask, 103, 3, 1}}));
+    EXPECT_EQ(level_changes(r), (Changes{{Ask, 101, 0, 0}, {Ask, 102, 0, 0}, {Ask, 103, 3, 1}}));
     EXPECT_EQ(d.ladder(), (Ladder{{Ask, 103, 3, 1}}));
 }
 
@@ -345,7 +317,7 @@ TEST_F(ScenarioPriceTime, SellerHitsTheHighestBidFirst) {
 
     EXPECT_EQ(fills(r), (Fills{{2, 10, 100, 4, 0}, {3, 10, 99, 2, 2}}));
     EXPECT_EQ(outcome(r), (Out{6, 0, 0}));
-    EXPECT_EQ(changes(r), (Changes{{Bid, 100, 0, 0}, {Bid, 99, 2, 1}}));
+    EXPECT_EQ(level_changes(r), (Changes{{Bid, 100, 0, 0}, {Bid, 99, 2, 1}}));
     EXPECT_EQ(d.ladder(), (Ladder{{Bid, 99, 2, 1}, {Bid, 98, 4, 1}}));
 }
 
@@ -357,7 +329,7 @@ TEST_F(ScenarioPriceTime, AtEqualPriceTheOldestOrderTradesFirst) {
     const Result r = d.place(limit(10, Alice, Buy, 101, 4));
 
     EXPECT_EQ(fills(r), (Fills{{1, 10, 101, 2, 0}, {2, 10, 101, 2, 1}}));
-    EXPECT_EQ(changes(r), (Changes{{Ask, 101, 5, 2}}));
+    EXPECT_EQ(level_changes(r), (Changes{{Ask, 101, 5, 2}}));
     EXPECT_EQ(d.queue(Ask), (Queue{{2, 101, 1}, {3, 101, 4}}));
 }
 
@@ -383,7 +355,7 @@ TEST_F(ScenarioPriceTime, MakerPartiallyFilledKeepsItsPlace) {
 
     EXPECT_EQ(fills(r), (Fills{{1, 10, 100, 4, 6}}));
     EXPECT_EQ(outcome(r), (Out{4, 0, 0}));
-    EXPECT_EQ(changes(r), (Changes{{Ask, 100, 16, 2}}));
+    EXPECT_EQ(level_changes(r), (Changes{{Ask, 100, 16, 2}}));
     EXPECT_EQ(d.queue(Ask), (Queue{{1, 100, 6}, {2, 100, 10}}));
 
     const Result next = d.place(limit(11, Dave, Buy, 100, 7));
@@ -398,7 +370,7 @@ TEST_F(ScenarioPriceTime, TakerRemainderRestsAtItsOwnLimitPrice) {
 
     EXPECT_EQ(fills(r), (Fills{{1, 10, 100, 3, 0}}));
     EXPECT_EQ(outcome(r), (Out{3, 2, 0}));
-    EXPECT_EQ(changes(r), (Changes{{Ask, 100, 0, 0}, {Bid, 100, 2, 1}}));
+    EXPECT_EQ(level_changes(r), (Changes{{Ask, 100, 0, 0}, {Bid, 100, 2, 1}}));
     EXPECT_EQ(d.ladder(), (Ladder{{Ask, 101, 3, 1}, {Bid, 100, 2, 1}}));
     EXPECT_EQ(d.queue(Bid), (Queue{{10, 100, 2}}));
 }
@@ -406,7 +378,7 @@ TEST_F(ScenarioPriceTime, TakerRemainderRestsAtItsOwnLimitPrice) {
 TEST_F(ScenarioPriceTime, NewOrderJoinsTheBackOfItsLevel) {
     d.rest(1, Bob, Buy, 100, 5);
     const Result r = d.place(limit(10, Alice, Buy, 100, 3));
-    EXPECT_EQ(changes(r), (Changes{{Bid, 100, 8, 2}}));
+    EXPECT_EQ(level_changes(r), (Changes{{Bid, 100, 8, 2}}));
     EXPECT_EQ(d.queue(Bid), (Queue{{1, 100, 5}, {10, 100, 3}}));
 
     const Result sell = d.place(limit(11, Carol, Sell, 100, 6));
@@ -420,7 +392,7 @@ TEST_F(ScenarioPriceTime, NonCrossingLimitOrderJustRests) {
 
     EXPECT_EQ(fills(r), Fills{});
     EXPECT_EQ(outcome(r), (Out{0, 5, 0}));
-    EXPECT_EQ(changes(r), (Changes{{Bid, 100, 5, 1}}));
+    EXPECT_EQ(level_changes(r), (Changes{{Bid, 100, 5, 1}}));
     EXPECT_EQ(d.ladder(), (Ladder{{Ask, 101, 5, 1}, {Bid, 100, 5, 1}}));
 }
 
@@ -447,7 +419,7 @@ TEST_F(ScenarioMarket, SweepsSeveralLevelsAtEachMakersPrice) {
 
     EXPECT_EQ(fills(r), (Fills{{1, 10, 100, 2, 0}, {2, 10, 101, 3, 0}, {3, 10, 102, 1, 3}}));
     EXPECT_EQ(outcome(r), (Out{6, 0, 0}));
-    EXPECT_EQ(changes(r), (Changes{{Ask, 100, 0, 0}, {Ask, 101, 0, 0}, {Ask, 102, 3, 1}}));
+    EXPECT_EQ(level_changes(r), (Changes{{Ask, 100, 0, 0}, {Ask, 101, 0, 0}, {Ask, 102, 3, 1}}));
     EXPECT_EQ(d.ladder(), (Ladder{{Ask, 102, 3, 1}}));
 }
 
@@ -470,7 +442,7 @@ TEST_F(ScenarioMarket, IntoAnEmptyBookIsAcceptedAndCancelled) {
     EXPECT_TRUE(r.accepted());
     EXPECT_EQ(r.seq, 1u);
     EXPECT_EQ(fills(r), Fills{});
-    EXPECT_EQ(changes(r), Changes{});
+    EXPECT_EQ(level_changes(r), Changes{});
     EXPECT_EQ(outcome(r), (Out{0, 0, 5, CancelReason::MarketNoLiquidity}));
     EXPECT_EQ(d.ladder(), Ladder{});
 }
@@ -521,7 +493,7 @@ TEST_F(ScenarioTif, IocRemainderIsCancelled) {
 
     EXPECT_EQ(fills(r), (Fills{{1, 10, 100, 3, 0}}));
     EXPECT_EQ(outcome(r), (Out{3, 0, 2, CancelReason::Ioc}));
-    EXPECT_EQ(changes(r), (Changes{{Ask, 100, 0, 0}}));
+    EXPECT_EQ(level_changes(r), (Changes{{Ask, 100, 0, 0}}));
     EXPECT_EQ(d.ladder(), (Ladder{{Ask, 101, 3, 1}}));
     EXPECT_FALSE(d.has(10));
 }
@@ -533,7 +505,7 @@ TEST_F(ScenarioTif, IocThatCannotTradeIsAcceptedAndCancelled) {
 
     EXPECT_TRUE(r.accepted());
     EXPECT_EQ(fills(r), Fills{});
-    EXPECT_EQ(changes(r), Changes{});
+    EXPECT_EQ(level_changes(r), Changes{});
     EXPECT_EQ(outcome(r), (Out{0, 0, 5, CancelReason::Ioc}));
     EXPECT_EQ(d.ladder(), (Ladder{{Ask, 101, 3, 1}}));
 }
@@ -556,7 +528,7 @@ TEST_F(ScenarioTif, FokFillableAcrossLevelsTrades) {
 
     EXPECT_EQ(fills(r), (Fills{{1, 10, 100, 2, 0}, {2, 10, 101, 3, 0}}));
     EXPECT_EQ(outcome(r), (Out{5, 0, 0}));
-    EXPECT_EQ(changes(r), (Changes{{Ask, 100, 0, 0}, {Ask, 101, 0, 0}}));
+    EXPECT_EQ(level_changes(r), (Changes{{Ask, 100, 0, 0}, {Ask, 101, 0, 0}}));
     EXPECT_EQ(d.ladder(), (Ladder{{Ask, 102, 9, 1}}));
 }
 
@@ -627,7 +599,7 @@ TEST_F(ScenarioTif, FokWithCancelOldestDoesNotCountOwnQuantity) {
     EXPECT_EQ(fills(r), (Fills{{1, 11, 100, 2, 0}, {3, 11, 101, 3, 0}}));
     EXPECT_EQ(stp_removed(r), (Removed{{2, Alice, Sell, 100, 3}}));
     EXPECT_EQ(outcome(r), (Out{5, 0, 0}));
-    EXPECT_EQ(changes(r), (Changes{{Ask, 100, 0, 0}, {Ask, 101, 0, 0}}));
+    EXPECT_EQ(level_changes(r), (Changes{{Ask, 100, 0, 0}, {Ask, 101, 0, 0}}));
     EXPECT_EQ(d.ladder(), Ladder{});
 }
 
@@ -657,7 +629,7 @@ TEST_F(ScenarioPostOnly, RestsWhenItDoesNotCross) {
 
     EXPECT_EQ(fills(r), Fills{});
     EXPECT_EQ(outcome(r), (Out{0, 5, 0}));
-    EXPECT_EQ(changes(r), (Changes{{Bid, 100, 5, 1}}));
+    EXPECT_EQ(level_changes(r), (Changes{{Bid, 100, 5, 1}}));
     RestingOrder o;
     ASSERT_TRUE(d.book().find(10, o));
     EXPECT_TRUE(o.post_only);
@@ -731,7 +703,7 @@ TEST_F(ScenarioStpModes, NoneTradesWithItself) {
     EXPECT_EQ(r.fills[1].maker_owner, Alice);
     EXPECT_EQ(stp_removed(r), Removed{});
     EXPECT_EQ(outcome(r), (Out{7, 0, 0}));
-    EXPECT_EQ(changes(r), (Changes{{Ask, 100, 0, 0}, {Ask, 101, 2, 1}}));
+    EXPECT_EQ(level_changes(r), (Changes{{Ask, 100, 0, 0}, {Ask, 101, 2, 1}}));
     EXPECT_EQ(d.ladder(), (Ladder{{Ask, 101, 2, 1}}));
 }
 
@@ -741,7 +713,7 @@ TEST_F(ScenarioStpModes, CancelNewestCancelsTheTakersRemainder) {
     EXPECT_EQ(fills(r), (Fills{{1, 10, 100, 2, 0}}));
     EXPECT_EQ(stp_removed(r), Removed{});
     EXPECT_EQ(outcome(r), (Out{2, 0, 5, CancelReason::SelfTrade}));
-    EXPECT_EQ(changes(r), (Changes{{Ask, 100, 3, 1}}));
+    EXPECT_EQ(level_changes(r), (Changes{{Ask, 100, 3, 1}}));
     EXPECT_EQ(d.queue(Ask), (Queue{{2, 100, 3}, {3, 101, 4}}));
     EXPECT_EQ(d.queue(Bid), Queue{}) << "the remainder must not rest";
 }
@@ -752,7 +724,7 @@ TEST_F(ScenarioStpModes, CancelOldestRemovesTheRestingOrderAndKeepsMatching) {
     EXPECT_EQ(fills(r), (Fills{{1, 10, 100, 2, 0}, {3, 10, 101, 4, 0}}));
     EXPECT_EQ(stp_removed(r), (Removed{{2, Alice, Sell, 100, 3}}));
     EXPECT_EQ(outcome(r), (Out{6, 1, 0}));
-    EXPECT_EQ(changes(r), (Changes{{Ask, 100, 0, 0}, {Ask, 101, 0, 0}, {Bid, 101, 1, 1}}));
+    EXPECT_EQ(level_changes(r), (Changes{{Ask, 100, 0, 0}, {Ask, 101, 0, 0}, {Bid, 101, 1, 1}}));
     EXPECT_EQ(d.ladder(), (Ladder{{Bid, 101, 1, 1}}));
     EXPECT_FALSE(d.has(2));
 }
@@ -763,7 +735,7 @@ TEST_F(ScenarioStpModes, CancelBothRemovesTheRestingOrderAndCancelsTheTaker) {
     EXPECT_EQ(fills(r), (Fills{{1, 10, 100, 2, 0}}));
     EXPECT_EQ(stp_removed(r), (Removed{{2, Alice, Sell, 100, 3}}));
     EXPECT_EQ(outcome(r), (Out{2, 0, 5, CancelReason::SelfTrade}));
-    EXPECT_EQ(changes(r), (Changes{{Ask, 100, 0, 0}}));
+    EXPECT_EQ(level_changes(r), (Changes{{Ask, 100, 0, 0}}));
     EXPECT_EQ(d.ladder(), (Ladder{{Ask, 101, 4, 1}}));
 }
 
@@ -812,7 +784,7 @@ TEST_F(ScenarioStp, OwnOrderFirstInLineWithCancelNewestTradesNothing) {
 
     EXPECT_TRUE(r.accepted());
     EXPECT_EQ(fills(r), Fills{});
-    EXPECT_EQ(changes(r), Changes{});
+    EXPECT_EQ(level_changes(r), Changes{});
     EXPECT_EQ(outcome(r), (Out{0, 0, 5, CancelReason::SelfTrade}));
     EXPECT_EQ(d.ladder(), (Ladder{{Ask, 100, 6, 2}}));
 }
@@ -830,7 +802,7 @@ TEST_F(ScenarioStp, CancelOldestRemovesEachOwnOrderInTurn) {
               (Removed{{1, Alice, Sell, 100, 1}, {3, Alice, Sell, 100, 3}, {4, Alice, Sell, 101, 4}}));
     EXPECT_EQ(fills(r), (Fills{{2, 10, 100, 2, 0}, {5, 10, 102, 2, 3}}));
     EXPECT_EQ(outcome(r), (Out{4, 0, 0}));
-    EXPECT_EQ(changes(r), (Changes{{Ask, 100, 0, 0}, {Ask, 101, 0, 0}, {Ask, 102, 3, 1}}));
+    EXPECT_EQ(level_changes(r), (Changes{{Ask, 100, 0, 0}, {Ask, 101, 0, 0}, {Ask, 102, 3, 1}}));
     EXPECT_EQ(d.ladder(), (Ladder{{Ask, 102, 3, 1}}));
 }
 
@@ -843,7 +815,7 @@ TEST_F(ScenarioStp, SellerWithCancelOldest) {
     EXPECT_EQ(stp_removed(r), (Removed{{1, Alice, Buy, 100, 3}}));
     EXPECT_EQ(fills(r), (Fills{{2, 10, 99, 3, 0}}));
     EXPECT_EQ(outcome(r), (Out{3, 1, 0}));
-    EXPECT_EQ(changes(r), (Changes{{Bid, 100, 0, 0}, {Bid, 99, 0, 0}, {Ask, 99, 1, 1}}));
+    EXPECT_EQ(level_changes(r), (Changes{{Bid, 100, 0, 0}, {Bid, 99, 0, 0}, {Ask, 99, 1, 1}}));
     EXPECT_EQ(d.ladder(), (Ladder{{Ask, 99, 1, 1}}));
 }
 
@@ -855,7 +827,7 @@ TEST_F(ScenarioStp, MarketOrderStoppedBySelfTradeReportsSelfTrade) {
 
     EXPECT_EQ(fills(r), (Fills{{1, 10, 100, 2, 0}}));
     EXPECT_EQ(outcome(r), (Out{2, 0, 3, CancelReason::SelfTrade}));
-    EXPECT_EQ(changes(r), (Changes{{Ask, 100, 0, 0}})) << "Alice's own level 101 is untouched";
+    EXPECT_EQ(level_changes(r), (Changes{{Ask, 100, 0, 0}})) << "Alice's own level 101 is untouched";
     EXPECT_EQ(d.ladder(), (Ladder{{Ask, 101, 2, 1}}));
 }
 
@@ -882,7 +854,7 @@ TEST_F(ScenarioCancel, RemovesTheOrderAndReportsItsLevel) {
 
     EXPECT_EQ(outcome(r), (Out{0, 0, 2, CancelReason::User}));
     EXPECT_EQ(fills(r), Fills{});
-    EXPECT_EQ(changes(r), (Changes{{Bid, 100, 3, 1}}));
+    EXPECT_EQ(level_changes(r), (Changes{{Bid, 100, 3, 1}}));
     EXPECT_EQ(d.queue(Bid), (Queue{{2, 100, 3}}));
     EXPECT_FALSE(d.has(1));
 }
@@ -893,7 +865,7 @@ TEST_F(ScenarioCancel, LastOrderOfALevelReportsTheLevelGone) {
 
     const Result r = d.cancel(1);
 
-    EXPECT_EQ(changes(r), (Changes{{Bid, 100, 0, 0}}));
+    EXPECT_EQ(level_changes(r), (Changes{{Bid, 100, 0, 0}}));
     EXPECT_EQ(d.top(Bid), (Lv{Bid, 99, 3, 1}));
     EXPECT_EQ(d.book().level_count(Bid), 1u);
 }
@@ -921,7 +893,7 @@ TEST_F(ScenarioCancel, FilledOrderIsGonePartiallyFilledCancelsItsRemainder) {
     EXPECT_REJECT(d.cancel(10), OrderNotFound) << "the taker never rested";
     const Result r = d.cancel(2);
     EXPECT_EQ(outcome(r), (Out{0, 0, 2, CancelReason::User}));
-    EXPECT_EQ(changes(r), (Changes{{Ask, 100, 0, 0}}));
+    EXPECT_EQ(level_changes(r), (Changes{{Ask, 100, 0, 0}}));
 }
 
 TEST_F(ScenarioCancel, CancelFromTheMiddleKeepsTheOthersInOrder) {
@@ -975,7 +947,7 @@ TEST_F(ScenarioAmend, ReducingQuantityKeepsPriority) {
     EXPECT_TRUE(r.priority_kept);
     EXPECT_EQ(outcome(r), (Out{0, 3, 0}));
     EXPECT_EQ(fills(r), Fills{});
-    EXPECT_EQ(changes(r), (Changes{{Bid, 100, 8, 2}}));
+    EXPECT_EQ(level_changes(r), (Changes{{Bid, 100, 8, 2}}));
     EXPECT_EQ(d.queue(Bid), (Queue{{1, 100, 3}, {2, 100, 5}}));
 
     // Proof: the next seller hits #1 first.
@@ -991,7 +963,7 @@ TEST_F(ScenarioAmend, IncreasingQuantityLosesPriority) {
 
     EXPECT_FALSE(r.priority_kept);
     EXPECT_EQ(outcome(r), (Out{0, 8, 0}));
-    EXPECT_EQ(changes(r), (Changes{{Bid, 100, 13, 2}}));
+    EXPECT_EQ(level_changes(r), (Changes{{Bid, 100, 13, 2}}));
     EXPECT_EQ(d.queue(Bid), (Queue{{2, 100, 5}, {1, 100, 8}}));
 
     const Result sell = d.place(limit(10, Alice, Sell, 100, 6));
@@ -1007,7 +979,7 @@ TEST_F(ScenarioAmend, NewQuantityIsTheNewRemainingQuantity) {
     const Result r = d.amend(1, 100, 3);
     EXPECT_TRUE(r.priority_kept);
     EXPECT_EQ(outcome(r), (Out{0, 3, 0}));
-    EXPECT_EQ(changes(r), (Changes{{Ask, 100, 13, 2}}));
+    EXPECT_EQ(level_changes(r), (Changes{{Ask, 100, 13, 2}}));
     EXPECT_EQ(d.queue(Ask), (Queue{{1, 100, 3}, {2, 100, 10}}));
 }
 
@@ -1020,7 +992,7 @@ TEST_F(ScenarioAmend, PriceChangeRequeuesAtTheBackOfTheNewLevel) {
     EXPECT_FALSE(r.priority_kept);
     EXPECT_EQ(outcome(r), (Out{0, 5, 0}));
     EXPECT_EQ(fills(r), Fills{});
-    EXPECT_EQ(changes(r), (Changes{{Bid, 100, 0, 0}, {Bid, 101, 10, 2}})) << "old level first";
+    EXPECT_EQ(level_changes(r), (Changes{{Bid, 100, 0, 0}, {Bid, 101, 10, 2}})) << "old level first";
     EXPECT_EQ(d.queue(Bid), (Queue{{2, 101, 5}, {1, 101, 5}}));
 
     const Result sell = d.place(limit(10, Alice, Sell, 101, 5));
@@ -1035,7 +1007,7 @@ TEST_F(ScenarioAmend, PriceAndQuantityTogether) {
 
     EXPECT_FALSE(r.priority_kept);
     EXPECT_EQ(outcome(r), (Out{0, 2, 0}));
-    EXPECT_EQ(changes(r), (Changes{{Ask, 105, 0, 0}, {Ask, 104, 7, 2}}));
+    EXPECT_EQ(level_changes(r), (Changes{{Ask, 105, 0, 0}, {Ask, 104, 7, 2}}));
     EXPECT_EQ(d.queue(Ask), (Queue{{2, 104, 5}, {1, 104, 2}}));
 }
 
@@ -1048,7 +1020,7 @@ TEST_F(ScenarioAmend, PriceChangeThatCrossesTrades) {
 
     EXPECT_EQ(fills(r), (Fills{{2, 1, 102, 3, 0}}));
     EXPECT_EQ(outcome(r), (Out{3, 2, 0}));
-    EXPECT_EQ(changes(r), (Changes{{Bid, 100, 0, 0}, {Ask, 102, 0, 0}, {Bid, 103, 2, 1}}));
+    EXPECT_EQ(level_changes(r), (Changes{{Bid, 100, 0, 0}, {Ask, 102, 0, 0}, {Bid, 103, 2, 1}}));
     EXPECT_EQ(d.ladder(), (Ladder{{Ask, 104, 3, 1}, {Bid, 103, 2, 1}}));
 }
 
@@ -1060,7 +1032,7 @@ TEST_F(ScenarioAmend, PriceChangeThatFillsCompletelyLeavesTheBook) {
 
     EXPECT_EQ(fills(r), (Fills{{2, 1, 101, 3, 2}}));
     EXPECT_EQ(outcome(r), (Out{3, 0, 0}));
-    EXPECT_EQ(changes(r), (Changes{{Bid, 100, 0, 0}, {Ask, 101, 2, 1}}));
+    EXPECT_EQ(level_changes(r), (Changes{{Bid, 100, 0, 0}, {Ask, 101, 2, 1}}));
     EXPECT_FALSE(d.has(1));
     EXPECT_EQ(d.ladder(), (Ladder{{Ask, 101, 2, 1}}));
 }
@@ -1088,7 +1060,7 @@ TEST_F(ScenarioAmend, PriceChangeUsesTheOrdersStpMode) {
 
     EXPECT_EQ(fills(r), Fills{});
     EXPECT_EQ(outcome(r), (Out{0, 0, 5, CancelReason::SelfTrade}));
-    EXPECT_EQ(changes(r), (Changes{{Bid, 100, 0, 0}}));
+    EXPECT_EQ(level_changes(r), (Changes{{Bid, 100, 0, 0}}));
     EXPECT_FALSE(d.has(1));
     EXPECT_EQ(d.ladder(), (Ladder{{Ask, 102, 3, 1}}));
 }
@@ -1103,7 +1075,7 @@ TEST_F(ScenarioAmend, PriceChangeWithCancelOldestRemovesOwnOrder) {
     EXPECT_EQ(stp_removed(r), (Removed{{2, Alice, Sell, 102, 3}}));
     EXPECT_EQ(fills(r), (Fills{{3, 1, 102, 1, 0}}));
     EXPECT_EQ(outcome(r), (Out{1, 4, 0}));
-    EXPECT_EQ(changes(r), (Changes{{Bid, 100, 0, 0}, {Ask, 102, 0, 0}, {Bid, 102, 4, 1}}));
+    EXPECT_EQ(level_changes(r), (Changes{{Bid, 100, 0, 0}, {Ask, 102, 0, 0}, {Bid, 102, 4, 1}}));
     EXPECT_EQ(d.ladder(), (Ladder{{Bid, 102, 4, 1}}));
 }
 
@@ -1171,7 +1143,7 @@ TEST_F(ScenarioAmend, PriceChangeFreesTheOldLevelBeforeReentering) {
     // #1 is alone at 100: leaving frees that level for the new price.
     const Result r = small.amend(1, 98, 5);
     EXPECT_EQ(outcome(r), (Out{0, 5, 0}));
-    EXPECT_EQ(changes(r), (Changes{{Bid, 100, 0, 0}, {Bid, 98, 5, 1}}));
+    EXPECT_EQ(level_changes(r), (Changes{{Bid, 100, 0, 0}, {Bid, 98, 5, 1}}));
     EXPECT_EQ(small.ladder(), (Ladder{{Ask, 105, 5, 1}, {Bid, 98, 5, 1}}));
     small.expect_valid();
 }
@@ -1189,7 +1161,7 @@ TEST_F(ScenarioAmend, IncreaseThatWouldOverflowTheLevelIsRejected) {
 
     const Result r = d.amend(10, 100, last - 1);
     EXPECT_TRUE(r.priority_kept);
-    EXPECT_EQ(changes(r), (Changes{{Bid, 100, kInt64Max - 1, 10}}));
+    EXPECT_EQ(level_changes(r), (Changes{{Bid, 100, kInt64Max - 1, 10}}));
 }
 
 // ===========================================================================
@@ -1668,7 +1640,7 @@ TEST_F(ScenarioEvents, OneLevelChangePerTouchedLevelInFirstTouchedOrder) {
     const Result r = d.place(limit(10, Alice, Buy, 101, 10));
 
     EXPECT_EQ(fills(r), (Fills{{1, 10, 100, 2, 0}, {2, 10, 100, 2, 0}, {3, 10, 101, 3, 0}}));
-    EXPECT_EQ(changes(r), (Changes{{Ask, 100, 0, 0}, {Ask, 101, 0, 0}, {Bid, 101, 3, 1}}));
+    EXPECT_EQ(level_changes(r), (Changes{{Ask, 100, 0, 0}, {Ask, 101, 0, 0}, {Bid, 101, 3, 1}}));
     EXPECT_EQ(outcome(r), (Out{7, 3, 0}));
     EXPECT_EQ(d.ladder(), (Ladder{{Ask, 102, 3, 1}, {Bid, 101, 3, 1}}));
 }
@@ -1681,7 +1653,7 @@ TEST_F(ScenarioEvents, LevelTouchedBySelfTradePreventionAndAFillIsReportedOnce) 
 
     EXPECT_EQ(stp_removed(r), (Removed{{1, Alice, Sell, 100, 2}}));
     EXPECT_EQ(fills(r), (Fills{{2, 10, 100, 2, 1}}));
-    EXPECT_EQ(changes(r), (Changes{{Ask, 100, 1, 1}}));
+    EXPECT_EQ(level_changes(r), (Changes{{Ask, 100, 1, 1}}));
 }
 
 TEST_F(ScenarioEvents, AmendToABetterPriceReportsTheOldLevelFirst) {
@@ -1690,7 +1662,7 @@ TEST_F(ScenarioEvents, AmendToABetterPriceReportsTheOldLevelFirst) {
 
     const Result r = d.amend(1, 100, 5);
 
-    EXPECT_EQ(changes(r), (Changes{{Ask, 103, 0, 0}, {Ask, 100, 5, 1}}));
+    EXPECT_EQ(level_changes(r), (Changes{{Ask, 103, 0, 0}, {Ask, 100, 5, 1}}));
 }
 
 TEST_F(ScenarioEvents, ReusedResultIsClearedByARejectedCommand) {
@@ -1709,7 +1681,7 @@ TEST_F(ScenarioEvents, ReusedResultIsClearedByARejectedCommand) {
     EXPECT_TRUE(r.status == Status::Rejected);
     EXPECT_EQ(r.seq, seq);
     EXPECT_EQ(fills(r), Fills{});
-    EXPECT_EQ(changes(r), Changes{});
+    EXPECT_EQ(level_changes(r), Changes{});
     EXPECT_EQ(stp_removed(r), Removed{});
     EXPECT_EQ(outcome(r), (Out{0, 0, 0}));
 }
@@ -1722,7 +1694,7 @@ TEST_F(ScenarioEvents, FillsAreInExecutionOrderWithMakersRemaining) {
     const Result r = d.place(market(10, Alice, Sell, 8));
 
     EXPECT_EQ(fills(r), (Fills{{1, 10, 100, 1, 0}, {2, 10, 100, 4, 0}, {3, 10, 99, 3, 3}}));
-    EXPECT_EQ(changes(r), (Changes{{Bid, 100, 0, 0}, {Bid, 99, 3, 1}}));
+    EXPECT_EQ(level_changes(r), (Changes{{Bid, 100, 0, 0}, {Bid, 99, 3, 1}}));
 }
 
 }  // namespace

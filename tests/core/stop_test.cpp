@@ -88,59 +88,6 @@ std::ostream& operator<<(std::ostream& os, const Pend& p) {
 }
 using Pends = std::vector<Pend>;
 
-// A fill: maker, taker, price, quantity, what the maker has left.
-struct Fl {
-    OrderId maker;
-    OrderId taker;
-    int64_t price;
-    int64_t qty;
-    int64_t maker_left;
-};
-bool operator==(const Fl& a, const Fl& b) {
-    return a.maker == b.maker && a.taker == b.taker && a.price == b.price && a.qty == b.qty &&
-           a.maker_left == b.maker_left;
-}
-std::ostream& operator<<(std::ostream& os, const Fl& f) {
-    return os << "maker #" << f.maker << " x taker #" << f.taker << ": " << f.qty << " @ " << f.price
-              << " (maker left " << f.maker_left << ")";
-}
-using Fills = std::vector<Fl>;
-
-// A resting order removed by self-trade prevention.
-struct Sc {
-    OrderId id;
-    OwnerId owner;
-    Side side;
-    int64_t price;
-    int64_t qty;
-};
-bool operator==(const Sc& a, const Sc& b) {
-    return a.id == b.id && a.owner == b.owner && a.side == b.side && a.price == b.price && a.qty == b.qty;
-}
-std::ostream& operator<<(std::ostream& os, const Sc& c) {
-    return os << "#" << c.id << " (owner " << c.owner << ") " << side_name(c.side) << " " << c.qty << " @ "
-              << c.price;
-}
-using Removed = std::vector<Sc>;
-
-Fills fills(const Result& r) {
-    Fills v;
-    for (const Fill& f : r.fills) v.push_back({f.maker, f.taker, f.price.v, f.qty.v, f.maker_remaining.v});
-    return v;
-}
-Changes changes(const Result& r) {
-    Changes v;
-    for (const LevelChange& c : r.levels) v.push_back({c.side, c.price.v, c.qty.v, c.count});
-    return v;
-}
-Removed stp_removed(const Result& r) {
-    Removed v;
-    for (const Cancelled& c : r.stp_cancelled) {
-        EXPECT_EQ(reason_name(c.reason), reason_name(CancelReason::SelfTrade)) << "#" << c.id;
-        v.push_back({c.id, c.owner, c.side, c.price.v, c.qty.v});
-    }
-    return v;
-}
 Out done(int64_t filled, int64_t resting, int64_t cancelled = 0, CancelReason reason = CancelReason::None) {
     return {filled, resting, cancelled, reason};
 }
@@ -701,7 +648,7 @@ TEST_F(StopPlace, BuyStopLimitWaitsOutsideTheBook) {
     EXPECT_EQ(r.pending.v, 7);
     EXPECT_EQ(outcome(r), done(0, 0));
     EXPECT_EQ(fills(r), Fills{});
-    EXPECT_EQ(changes(r), Changes{});
+    EXPECT_EQ(level_changes(r), Changes{});
     EXPECT_EQ(triggered_of(r), Trigs{});
     EXPECT_EQ(d.ladder(), book);
     EXPECT_EQ(d.queue(Bid), (Queue{{2, 99, 5}}));
@@ -996,7 +943,7 @@ TEST_F(StopTrigger, BuyStopTriggersOnATradeExactlyAtItsStop) {
     EXPECT_EQ(outcome(r), done(1, 0));
     EXPECT_EQ(fills(r), (Fills{{1, 20, 100, 1, 1}, {1, 10, 100, 1, 0}, {2, 10, 101, 2, 3}}));
     EXPECT_EQ(triggered_of(r), (Trigs{trig(10, Dave, Buy, s + 2, done(3, 0), Reject::None, 1, 1)}));
-    EXPECT_EQ(changes(r), (Changes{{Ask, 100, 1, 1}, {Ask, 100, 0, 0}, {Ask, 101, 3, 1}}));
+    EXPECT_EQ(level_changes(r), (Changes{{Ask, 100, 1, 1}, {Ask, 100, 0, 0}, {Ask, 101, 3, 1}}));
     EXPECT_EQ(d.ladder(), (Ladder{{Ask, 101, 3, 1}}));
     EXPECT_EQ(d.seq(), s + 2);
     EXPECT_EQ(d.last(), 101);
@@ -1030,7 +977,7 @@ TEST_F(StopTrigger, SellStopTriggersOnATradeThroughItsStop) {
     EXPECT_EQ(outcome(r), done(4, 0));
     EXPECT_EQ(fills(r), (Fills{{1, 20, 100, 3, 0}, {2, 20, 98, 1, 5}, {2, 10, 98, 4, 1}}));
     EXPECT_EQ(triggered_of(r), (Trigs{trig(10, Dave, Sell, s + 2, done(4, 0), Reject::None, 2, 2)}));
-    EXPECT_EQ(changes(r), (Changes{{Bid, 100, 0, 0}, {Bid, 98, 5, 1}, {Bid, 98, 1, 1}}));
+    EXPECT_EQ(level_changes(r), (Changes{{Bid, 100, 0, 0}, {Bid, 98, 5, 1}, {Bid, 98, 1, 1}}));
     EXPECT_EQ(d.ladder(), (Ladder{{Bid, 98, 1, 1}}));
     EXPECT_EQ(d.last(), 98);
     EXPECT_EQ(d.seq(), s + 2);
@@ -1105,14 +1052,14 @@ TEST_F(StopPriority, BuyStopsRunLowestStopFirstOldestFirstAtOnePrice) {
                                       trig(13, Dave, Buy, s + 4, done(0, 4), Reject::None, 3, 5),
                                       trig(10, Dave, Buy, s + 5, done(0, 1), Reject::None, 3, 6),
                                       trig(14, Dave, Buy, s + 6, done(0, 5), Reject::None, 3, 7)}));
-    EXPECT_EQ(changes(r), (Changes{{Ask, 100, 0, 0},
-                                   {Ask, 101, 0, 0},
-                                   {Ask, 102, 0, 0},
-                                   {Bid, 90, 3, 1},
-                                   {Bid, 90, 5, 2},
-                                   {Bid, 90, 9, 3},
-                                   {Bid, 90, 10, 4},
-                                   {Bid, 90, 15, 5}}));
+    EXPECT_EQ(level_changes(r), (Changes{{Ask, 100, 0, 0},
+                                         {Ask, 101, 0, 0},
+                                         {Ask, 102, 0, 0},
+                                         {Bid, 90, 3, 1},
+                                         {Bid, 90, 5, 2},
+                                         {Bid, 90, 9, 3},
+                                         {Bid, 90, 10, 4},
+                                         {Bid, 90, 15, 5}}));
     // They joined the level in the order they ran.
     EXPECT_EQ(d.queue(Bid), (Queue{{12, 90, 3}, {11, 90, 2}, {13, 90, 4}, {10, 90, 1}, {14, 90, 5}}));
     EXPECT_EQ(d.pending(Buy), (Pends{{15, Dave, Buy, 103, 90, 6}}));
@@ -1171,7 +1118,7 @@ TEST_F(StopPriority, EachRunIsChosenAgainstTheLastPriceAfterThePreviousOne) {
                                       trig(10, Dave, Buy, s + 4, done(1, 0), Reject::None, 3, 3),
                                       trig(12, Dave, Buy, s + 5, done(1, 0), Reject::None, 4, 4)}));
     EXPECT_EQ(
-        changes(r),
+        level_changes(r),
         (Changes{{Ask, 100, 0, 0}, {Ask, 101, 9, 1}, {Ask, 101, 8, 1}, {Ask, 101, 7, 1}, {Ask, 101, 6, 1}}));
     EXPECT_EQ(d.ladder(), (Ladder{{Ask, 101, 6, 1}}));
     EXPECT_EQ(d.last(), 101);
@@ -1193,7 +1140,7 @@ TEST_F(StopPriority, BuyStopsRunBeforeSellStops) {
     EXPECT_EQ(fills(r), (Fills{{1, 20, 100, 1, 1}, {2, 11, 99, 1, 4}}));
     EXPECT_EQ(triggered_of(r), (Trigs{trig(10, Dave, Buy, s + 2, done(0, 3), Reject::None, 1, 1),
                                       trig(11, Carol, Sell, s + 3, done(1, 0), Reject::None, 1, 2)}));
-    EXPECT_EQ(changes(r), (Changes{{Ask, 100, 1, 1}, {Bid, 99, 8, 2}, {Bid, 99, 7, 2}}));
+    EXPECT_EQ(level_changes(r), (Changes{{Ask, 100, 1, 1}, {Bid, 99, 8, 2}, {Bid, 99, 7, 2}}));
     EXPECT_EQ(d.queue(Bid), (Queue{{2, 99, 4}, {10, 99, 3}}));
     EXPECT_EQ(d.last(), 99);
     EXPECT_EQ(d.book().stop_count(), 0u);
@@ -1254,7 +1201,7 @@ TEST_F(StopRun, TriggeredStopLimitRestsBehindTheOrdersAlreadyAtItsPrice) {
 
     EXPECT_EQ(fills(r), (Fills{{2, 20, 100, 1, 2}}));
     EXPECT_EQ(triggered_of(r), (Trigs{trig(10, Dave, Buy, s + 2, done(0, 4), Reject::None, 1, 1)}));
-    EXPECT_EQ(changes(r), (Changes{{Ask, 100, 2, 1}, {Bid, 99, 11, 3}}));
+    EXPECT_EQ(level_changes(r), (Changes{{Ask, 100, 2, 1}, {Bid, 99, 11, 3}}));
     EXPECT_EQ(d.queue(Bid), (Queue{{1, 99, 5}, {3, 99, 2}, {10, 99, 4}}));
     RestingOrder o;
     ASSERT_TRUE(d.book().find(10, o));
@@ -1283,7 +1230,8 @@ TEST_F(StopRun, TriggeredStopLimitTradesUpToItsLimitAndRestsTheRemainder) {
     EXPECT_EQ(outcome(r), done(1, 0));
     EXPECT_EQ(fills(r), (Fills{{1, 20, 100, 1, 2}, {1, 10, 100, 2, 0}, {2, 10, 101, 2, 0}}));
     EXPECT_EQ(triggered_of(r), (Trigs{trig(10, Dave, Buy, s + 2, done(4, 6), Reject::None, 1, 1)}));
-    EXPECT_EQ(changes(r), (Changes{{Ask, 100, 2, 1}, {Ask, 100, 0, 0}, {Ask, 101, 0, 0}, {Bid, 101, 6, 1}}));
+    EXPECT_EQ(level_changes(r),
+              (Changes{{Ask, 100, 2, 1}, {Ask, 100, 0, 0}, {Ask, 101, 0, 0}, {Bid, 101, 6, 1}}));
     EXPECT_EQ(d.ladder(), (Ladder{{Ask, 102, 5, 1}, {Bid, 101, 6, 1}}));
     EXPECT_EQ(d.order(10), (Ord{10, 101, 6}));
     EXPECT_EQ(d.last(), 101);
@@ -1301,7 +1249,7 @@ TEST_F(StopRun, StopMarketIntoAnEmptySideIsCancelledForNoLiquidity) {
     EXPECT_EQ(triggered_of(r),
               (Trigs{trig(10, Dave, Sell, s + 2, done(1, 0, 2, CancelReason::MarketNoLiquidity), Reject::None,
                           1, 1)}));
-    EXPECT_EQ(changes(r), (Changes{{Bid, 100, 1, 1}, {Bid, 100, 0, 0}}));
+    EXPECT_EQ(level_changes(r), (Changes{{Bid, 100, 1, 1}, {Bid, 100, 0, 0}}));
     EXPECT_EQ(d.ladder(), Ladder{});
 
     // With nothing at all to trade.
@@ -1312,7 +1260,7 @@ TEST_F(StopRun, StopMarketIntoAnEmptySideIsCancelledForNoLiquidity) {
     EXPECT_EQ(triggered_of(t),
               (Trigs{trig(11, Dave, Buy, s2 + 2, done(0, 0, 4, CancelReason::MarketNoLiquidity), Reject::None,
                           1, 1)}));
-    EXPECT_EQ(changes(t), (Changes{{Ask, 101, 0, 0}}));
+    EXPECT_EQ(level_changes(t), (Changes{{Ask, 101, 0, 0}}));
     EXPECT_EQ(d.seq(), s2 + 2);
 }
 
@@ -1345,7 +1293,7 @@ TEST_F(StopRun, TriggeredFokThatCannotFillIsRejectedCancelledAndNumbered) {
     EXPECT_EQ(fills(r), (Fills{{1, 20, 100, 1, 2}, {1, 11, 100, 2, 0}, {2, 11, 101, 2, 0}}));
     EXPECT_EQ(triggered_of(r), (Trigs{trig(10, Dave, Buy, s + 2, done(0, 0, 5), Reject::FokUnfillable, 1, 1),
                                       trig(11, Carol, Buy, s + 3, done(4, 0), Reject::None, 1, 1)}));
-    EXPECT_EQ(changes(r), (Changes{{Ask, 100, 2, 1}, {Ask, 100, 0, 0}, {Ask, 101, 0, 0}}));
+    EXPECT_EQ(level_changes(r), (Changes{{Ask, 100, 2, 1}, {Ask, 100, 0, 0}, {Ask, 101, 0, 0}}));
     EXPECT_EQ(d.ladder(), Ladder{});
     EXPECT_EQ(d.seq(), s + 3);
     EXPECT_FALSE(d.has(10));
@@ -1363,7 +1311,7 @@ TEST_F(StopRun, TriggeredFokAloneLeavesTheBookAsTheCommandLeftIt) {
     EXPECT_EQ(fills(r), (Fills{{1, 20, 100, 1, 2}}));
     EXPECT_EQ(triggered_of(r),
               (Trigs{trig(10, Dave, Buy, s + 2, done(0, 0, 5), Reject::FokUnfillable, 1, 1)}));
-    EXPECT_EQ(changes(r), (Changes{{Ask, 100, 2, 1}}));
+    EXPECT_EQ(level_changes(r), (Changes{{Ask, 100, 2, 1}}));
     EXPECT_EQ(d.ladder(), (Ladder{{Ask, 101, 2, 1}, {Ask, 100, 2, 1}}));
     EXPECT_EQ(d.last(), 100);
     EXPECT_EQ(d.seq(), s + 2);
@@ -1393,7 +1341,7 @@ TEST_F(StopRun, TriggeredOrderWhoseRefillOverflowsIsUndoneWithItsFills) {
     EXPECT_EQ(fills(r), (Fills{{12, 20, 99, 1, 2}}));
     EXPECT_EQ(triggered_of(r),
               (Trigs{trig(30, Erin, Buy, s + 2, done(0, 0, 4), Reject::QuantityOverflow, 1, 1)}));
-    EXPECT_EQ(changes(r), (Changes{{Ask, 99, 2, 1}}));
+    EXPECT_EQ(level_changes(r), (Changes{{Ask, 99, 2, 1}}));
     EXPECT_EQ(d.ladder(), (Ladder{{Ask, 100, kInt64Max, 11}, {Ask, 99, 2, 1}}));
     EXPECT_EQ(d.last(), 99);
     EXPECT_EQ(d.seq(), s + 2);
@@ -1431,7 +1379,7 @@ TEST_F(StopRun, TriggeredOrderTradesWithTheCommandsRestingRemainder) {
     EXPECT_EQ(r.cancelled.v, 0);
     EXPECT_EQ(fills(r), (Fills{{1, 20, 100, 2, 0}, {20, 10, 100, 3, 5}}));
     EXPECT_EQ(triggered_of(r), (Trigs{trig(10, Dave, Sell, s + 2, done(3, 0), Reject::None, 1, 2)}));
-    EXPECT_EQ(changes(r), (Changes{{Ask, 100, 0, 0}, {Bid, 100, 8, 1}, {Bid, 100, 5, 1}}));
+    EXPECT_EQ(level_changes(r), (Changes{{Ask, 100, 0, 0}, {Bid, 100, 8, 1}, {Bid, 100, 5, 1}}));
     EXPECT_EQ(d.order(20), (Ord{20, 100, 5}));
     EXPECT_EQ(d.last(), 100);
 }
@@ -1452,8 +1400,9 @@ TEST_F(StopRun, ResultSlicesBelongToTheOrderThatProducedThem) {
     EXPECT_EQ(outcome(r), done(3, 0));
     EXPECT_EQ(fills(r),
               (Fills{{2, 20, 100, 3, 0}, {4, 10, 101, 3, 1}, {4, 12, 101, 1, 0}, {5, 12, 102, 3, 7}}));
-    EXPECT_EQ(stp_removed(r), (Removed{{1, Alice, Sell, 100, 2}, {3, Dave, Sell, 101, 2}}));
-    EXPECT_EQ(changes(r), (Changes{{Ask, 100, 0, 0}, {Ask, 101, 1, 1}, {Ask, 101, 0, 0}, {Ask, 102, 7, 1}}));
+    EXPECT_EQ(removals(r), (Removals{{1, Alice, Sell, 100, 2}, {3, Dave, Sell, 101, 2}}));
+    EXPECT_EQ(level_changes(r),
+              (Changes{{Ask, 100, 0, 0}, {Ask, 101, 1, 1}, {Ask, 101, 0, 0}, {Ask, 102, 7, 1}}));
     EXPECT_EQ(triggered_of(r),
               (Trigs{trig(10, Dave, Buy, s + 2, done(3, 0), Reject::None, 1, 1, 1),
                      trig(11, Carol, Buy, s + 3, done(0, 0, 50), Reject::FokUnfillable, 2, 2, 2),
@@ -1489,12 +1438,12 @@ TEST_F(StopCascade, EachTriggeredSellTriggersTheNext) {
                                       trig(11, Carol, Sell, s + 3, done(2, 0), Reject::None, 2, 2),
                                       trig(13, Carol, Sell, s + 4, done(3, 0), Reject::None, 3, 3),
                                       trig(12, Dave, Sell, s + 5, done(2, 2), Reject::None, 4, 4)}));
-    EXPECT_EQ(changes(r), (Changes{{Bid, 100, 0, 0},
-                                   {Bid, 99, 0, 0},
-                                   {Bid, 98, 0, 0},
-                                   {Bid, 97, 2, 1},
-                                   {Bid, 97, 0, 0},
-                                   {Ask, 96, 2, 1}}));
+    EXPECT_EQ(level_changes(r), (Changes{{Bid, 100, 0, 0},
+                                         {Bid, 99, 0, 0},
+                                         {Bid, 98, 0, 0},
+                                         {Bid, 97, 2, 1},
+                                         {Bid, 97, 0, 0},
+                                         {Ask, 96, 2, 1}}));
     EXPECT_EQ(d.ladder(), (Ladder{{Ask, 96, 2, 1}}));
     EXPECT_EQ(d.pending(Sell), (Pends{{14, Dave, Sell, 95, 0, 1, Mkt}}));
     EXPECT_EQ(d.last(), 97);
@@ -1538,7 +1487,8 @@ TEST_F(StopCascade, AmendOfABookOrderThatTradesTriggersStops) {
     EXPECT_EQ(outcome(r), done(3, 2));
     EXPECT_EQ(fills(r), (Fills{{1, 3, 100, 3, 0}, {2, 10, 101, 2, 3}}));
     EXPECT_EQ(triggered_of(r), (Trigs{trig(10, Dave, Buy, s + 2, done(2, 0), Reject::None, 1, 3)}));
-    EXPECT_EQ(changes(r), (Changes{{Bid, 98, 0, 0}, {Ask, 100, 0, 0}, {Bid, 100, 2, 1}, {Ask, 101, 3, 1}}));
+    EXPECT_EQ(level_changes(r),
+              (Changes{{Bid, 98, 0, 0}, {Ask, 100, 0, 0}, {Bid, 100, 2, 1}, {Ask, 101, 3, 1}}));
     EXPECT_EQ(d.ladder(), (Ladder{{Ask, 101, 3, 1}, {Bid, 100, 2, 1}}));
     EXPECT_EQ(d.last(), 101);
     EXPECT_EQ(d.seq(), s + 2);
@@ -1573,7 +1523,7 @@ TEST_F(StopAmend, LowerQuantityKeepsItsPlace) {
     EXPECT_TRUE(r.priority_kept);
     EXPECT_EQ(r.pending.v, 3);
     EXPECT_EQ(outcome(r), done(0, 0));
-    EXPECT_EQ(changes(r), Changes{});
+    EXPECT_EQ(level_changes(r), Changes{});
     EXPECT_EQ(
         d.pending(Buy),
         (Pends{{10, Dave, Buy, 105, 106, 5}, {11, Carol, Buy, 105, 106, 3}, {12, Dave, Buy, 105, 106, 5}}));
@@ -1600,7 +1550,7 @@ TEST_F(StopAmend, HigherQuantityOrANewLimitPriceMovesItToTheBack) {
     EXPECT_FALSE(moved.priority_kept);
     EXPECT_EQ(moved.pending.v, 2);
     EXPECT_EQ(fills(moved), Fills{});
-    EXPECT_EQ(changes(moved), Changes{});
+    EXPECT_EQ(level_changes(moved), Changes{});
     EXPECT_EQ(d.pending(Buy), (Pends{{13, Dave, Buy, 104, 106, 5},
                                      {12, Dave, Buy, 105, 106, 5},
                                      {10, Dave, Buy, 105, 106, 8},
@@ -1703,7 +1653,7 @@ TEST_F(StopCancel, RemovesItWithoutTouchingTheBook) {
     EXPECT_EQ(r.seq, s + 1);
     EXPECT_EQ(outcome(r), done(0, 0, 7, CancelReason::User));
     EXPECT_EQ(r.pending.v, 0);
-    EXPECT_EQ(changes(r), Changes{});
+    EXPECT_EQ(level_changes(r), Changes{});
     EXPECT_EQ(fills(r), Fills{});
     EXPECT_EQ(d.book().stop_count(), 0u);
     EXPECT_EQ(d.pending(Buy), Pends{});
@@ -1813,7 +1763,7 @@ TEST(StopCapacity, TriggeredStopWithoutALevelSlotIsRejected) {
     EXPECT_EQ(fills(r), (Fills{{1, 40, 100, 1, 9}}));
     EXPECT_EQ(triggered_of(r), (Trigs{trig(20, Dave, Buy, s + 2, done(0, 0, 3), Reject::LevelCapacity, 1, 1),
                                       trig(21, Dave, Buy, s + 3, done(0, 3), Reject::None, 1, 1)}));
-    EXPECT_EQ(changes(r), (Changes{{Ask, 100, 9, 1}, {Bid, 95, 3, 1}}));
+    EXPECT_EQ(level_changes(r), (Changes{{Ask, 100, 9, 1}, {Bid, 95, 3, 1}}));
     EXPECT_EQ(d.ladder(), (Ladder{{Ask, 100, 9, 1}, {Bid, 95, 3, 1}, {Bid, 90, 5, 1}}));
     EXPECT_EQ(d.pending(Buy), Pends{});
     EXPECT_EQ(d.pending(Sell), (Pends{{30, Carol, Sell, 80, 0, 1, Mkt}}));
@@ -1850,7 +1800,7 @@ TEST(StopCapacity, TriggeredStopThatWouldOverflowItsLevelIsRejected) {
     EXPECT_EQ(triggered_of(r),
               (Trigs{trig(20, Dave, Buy, s + 2, done(0, 0, 3), Reject::QuantityOverflow, 1, 1),
                      trig(21, Dave, Buy, s + 3, done(0, 2), Reject::None, 1, 1)}));
-    EXPECT_EQ(changes(r), (Changes{{Ask, 100, 4, 1}, {Bid, 95, kInt64Max, 11}}));
+    EXPECT_EQ(level_changes(r), (Changes{{Ask, 100, 4, 1}, {Bid, 95, kInt64Max, 11}}));
     d.expect_consistent();
 }
 
@@ -1890,7 +1840,7 @@ TEST_F(StopStp, TriggeredOrderWithCancelNewestStopsAtItsOwnersOrder) {
     EXPECT_EQ(
         triggered_of(r),
         (Trigs{trig(10, Dave, Buy, s + 2, done(0, 0, 3, CancelReason::SelfTrade), Reject::None, 1, 1)}));
-    EXPECT_EQ(stp_removed(r), Removed{});
+    EXPECT_EQ(removals(r), Removals{});
     EXPECT_EQ(d.ladder(), (Ladder{{Ask, 102, 5, 1}, {Ask, 101, 5, 1}}));
 }
 
@@ -1904,9 +1854,9 @@ TEST_F(StopStp, TriggeredOrderWithCancelOldestRemovesItsOwnersOrder) {
     const Result r = d.place(limit(20, Alice, Buy, 100, 1));
 
     EXPECT_EQ(fills(r), (Fills{{1, 20, 100, 1, 0}, {3, 10, 102, 3, 2}}));
-    EXPECT_EQ(stp_removed(r), (Removed{{2, Dave, Sell, 101, 5}}));
+    EXPECT_EQ(removals(r), (Removals{{2, Dave, Sell, 101, 5}}));
     EXPECT_EQ(triggered_of(r), (Trigs{trig(10, Dave, Buy, s + 2, done(3, 0), Reject::None, 1, 1, 0)}));
-    EXPECT_EQ(changes(r), (Changes{{Ask, 100, 0, 0}, {Ask, 101, 0, 0}, {Ask, 102, 2, 1}}));
+    EXPECT_EQ(level_changes(r), (Changes{{Ask, 100, 0, 0}, {Ask, 101, 0, 0}, {Ask, 102, 2, 1}}));
     EXPECT_EQ(d.last(), 102);
 }
 
@@ -1920,7 +1870,7 @@ TEST_F(StopStp, TriggeredOrderWithCancelBothRemovesBoth) {
     const Result r = d.place(limit(20, Alice, Buy, 100, 1));
 
     EXPECT_EQ(fills(r), (Fills{{1, 20, 100, 1, 0}}));
-    EXPECT_EQ(stp_removed(r), (Removed{{2, Dave, Sell, 101, 5}}));
+    EXPECT_EQ(removals(r), (Removals{{2, Dave, Sell, 101, 5}}));
     EXPECT_EQ(
         triggered_of(r),
         (Trigs{trig(10, Dave, Buy, s + 2, done(0, 0, 3, CancelReason::SelfTrade), Reject::None, 1, 1, 0)}));
@@ -1954,7 +1904,7 @@ TEST_F(StopStp, TriggeredStopMeetsTheRemainderOfItsOwnersCommand) {
     EXPECT_EQ(
         triggered_of(r),
         (Trigs{trig(10, Alice, Sell, s + 2, done(0, 0, 3, CancelReason::SelfTrade), Reject::None, 1, 2)}));
-    EXPECT_EQ(changes(r), (Changes{{Ask, 100, 0, 0}, {Bid, 100, 8, 1}}));
+    EXPECT_EQ(level_changes(r), (Changes{{Ask, 100, 0, 0}, {Bid, 100, 8, 1}}));
     EXPECT_EQ(d.queue(Bid), (Queue{{20, 100, 8}, {2, 99, 5}}));
 }
 
@@ -1968,9 +1918,10 @@ TEST_F(StopStp, TriggeredStopWithCancelOldestRemovesTheRemainderOfItsOwnersComma
 
     EXPECT_EQ(r.filled.v, 2);
     EXPECT_EQ(fills(r), (Fills{{1, 20, 100, 2, 0}, {2, 10, 99, 3, 2}}));
-    EXPECT_EQ(stp_removed(r), (Removed{{20, Alice, Buy, 100, 8}}));
+    EXPECT_EQ(removals(r), (Removals{{20, Alice, Buy, 100, 8}}));
     EXPECT_EQ(triggered_of(r), (Trigs{trig(10, Alice, Sell, s + 2, done(3, 0), Reject::None, 1, 2, 0)}));
-    EXPECT_EQ(changes(r), (Changes{{Ask, 100, 0, 0}, {Bid, 100, 8, 1}, {Bid, 100, 0, 0}, {Bid, 99, 2, 1}}));
+    EXPECT_EQ(level_changes(r),
+              (Changes{{Ask, 100, 0, 0}, {Bid, 100, 8, 1}, {Bid, 100, 0, 0}, {Bid, 99, 2, 1}}));
     EXPECT_EQ(d.ladder(), (Ladder{{Bid, 99, 2, 1}}));
     EXPECT_FALSE(d.has(20));
     EXPECT_EQ(d.last(), 99);

@@ -750,6 +750,17 @@ def test_a_database_before_0_9_cancels_with_one_call_per_client(db):
         assert "failed, writing them one by one" not in log, log[-3000:]
 
 
+def post_together(api, calls):
+    """POST /orders with each body in `calls` at once (so that they meet in group-commit batches); the answers."""
+    gate = threading.Barrier(len(calls))
+
+    def send(call):
+        gate.wait()
+        return requests.post(f"{api}/orders", json=call, timeout=10)
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return list(pool.map(send, calls))
+
+
 def test_a_database_before_0_12_trades_plain_orders_and_refuses_icebergs(db):
     """Extension 0.11's order_result has no display_quantity: the frontend reads it as null there, so every
     order route answers as before; an order with display_quantity is 501 extension_outdated and places
@@ -784,13 +795,7 @@ def test_a_database_before_0_12_trades_plain_orders_and_refuses_icebergs(db):
         # Icebergs and plain orders at once (some in one batch): each gets its own answer.
         calls = [body("bob", f"{12 + i}.00", display_quantity="1") if i % 2 else body("cy", f"{12 + i}.00")
                  for i in range(8)]
-        gate = threading.Barrier(len(calls))
-
-        def send(call):
-            gate.wait()
-            return requests.post(f"{api}/orders", json=call, timeout=10)
-        with ThreadPoolExecutor(len(calls)) as pool:
-            replies = list(pool.map(send, calls))
+        replies = post_together(api, calls)
         for call, r in zip(calls, replies):
             if "display_quantity" in call:
                 assert r.status_code == 501 and r.json()["error"]["code"] == "extension_outdated", r.text
@@ -842,13 +847,7 @@ def test_a_database_before_0_13_trades_plain_orders_and_icebergs_and_refuses_sto
         # Stop orders and plain orders at once (some in one batch): each gets its own answer.
         calls = [body("bob", f"{12 + i}.00", stop_price=f"{20 + i}.00") if i % 2 else body("cy", f"{12 + i}.00")
                  for i in range(8)]
-        gate = threading.Barrier(len(calls))
-
-        def send(call):
-            gate.wait()
-            return requests.post(f"{api}/orders", json=call, timeout=10)
-        with ThreadPoolExecutor(len(calls)) as pool:
-            replies = list(pool.map(send, calls))
+        replies = post_together(api, calls)
         for call, r in zip(calls, replies):
             if "stop_price" in call:
                 assert r.status_code == 501 and r.json()["error"]["code"] == "extension_outdated", r.text
