@@ -949,13 +949,20 @@ struct OldMaker {
         remaining = visible = t.resting.v;
         requeued = true;
         if (t.resting.v > 0) priority = new_priority;
-        status = t.resting.v > 0     ? (t.filled.v > 0 ? "partially_filled" : "open")
-                 : t.cancelled.v > 0 ? "cancelled"
-                                     : "filled";
-        // A run the core refused (FOK unfillable, no capacity) cancels all of it, with that reason.
-        cancel_reason = t.cancelled.v == 0               ? nullptr
-                        : t.reject != core::Reject::None ? core::to_string(t.reject).data()
-                                                         : core::to_string(t.cancel_reason).data();
+        status = TriggeredStatus(t);
+        cancel_reason = TriggeredCancelReason(t);
+    }
+    // A triggered stop order's status and cancel reason after its run t.
+    static const char* TriggeredStatus(const core::Triggered& t) {
+        return t.resting.v > 0     ? (t.filled.v > 0 ? "partially_filled" : "open")
+               : t.cancelled.v > 0 ? "cancelled"
+                                   : "filled";
+    }
+    // (A run the core refused, FOK unfillable or no capacity, cancels all of it, with that reason.)
+    static const char* TriggeredCancelReason(const core::Triggered& t) {
+        return t.cancelled.v == 0               ? nullptr
+               : t.reject != core::Reject::None ? core::to_string(t.reject).data()
+                                                : core::to_string(t.cancel_reason).data();
     }
 };
 
@@ -1279,16 +1286,51 @@ TradeView Traded(Columns& trades, const Instrument& inst, int64 seq, bool buy, D
     return AddTrade(trades, inst, seq, buy, taker_id, taker_client, m.order_id, m.client_id, f);
 }
 
-// The stop orders a command triggered (out's entries past its own order's),
-// each pending before this flush (see Stage): its row's new state, the new
-// state of what it traded with or cancelled, its trades (views from its
-// first fill on) and its journal entry 'order_triggered' in `events`.
+// A triggered stop order as its journal entry shows it, after its run.
+struct TriggeredView {
+    pg_uuid_t* order_id;
+    const char* client_id;
+    const char* side;
+    const char* type;
+    Numeric price, quantity, stop_price, filled;
+    const char* status;
+    const char* cancel_reason;
+};
+
+// Stop order k of `out` ran: the new state of its row, staged in this flush
+// (a stop placed earlier in the same call) or pending before it; returns
+// how it looks now.
+TriggeredView RunTriggered(const Instrument& inst, const Outcome& out, int k) {
+    const core::Triggered& t = out.triggered[k];
+    if (auto it = staged_by_order_no.find(t.id); it != staged_by_order_no.end()) {
+        Staged& m = staged[it->second];
+        m.row_filled += t.filled.v;
+        m.row_remaining = m.row_visible = t.resting.v;
+        if (t.resting.v > 0) m.row_priority = out.triggered_priority[k];
+        m.row_status = OldMaker::TriggeredStatus(t);
+        m.row_cancel_reason = OldMaker::TriggeredCancelReason(t);
+        return TriggeredView{
+            m.order_id,   m.a->client_id,     m.o->side,       m.o->type,
+            m.a->price,   m.a->quantity,      m.o->stop_price, Mul(Num(m.row_filled), inst.lot),
+            m.row_status, m.row_cancel_reason};
+    }
+    OldMaker& m = old_makers[old_by_order_no.find(t.id)->second];
+    m.Triggered(t, inst.lot, out.triggered_priority[k]);
+    return TriggeredView{
+        m.order_id, m.client_id,    m.side,       m.type,
+        m.price,    m.quantity,     m.stop_price, Add(m.old_filled, Mul(Num(m.added), inst.lot)),
+        m.status,   m.cancel_reason};
+}
+
+// The stop orders a command triggered (out's entries past its own order's):
+// each one's row's new state, the new state of what it traded with or
+// cancelled, its trades (views from its first fill on) and its journal entry
+// 'order_triggered' in `events`.
 void WriteTriggered(const Instrument& inst, const Outcome& out, Columns& trades, Columns& events,
                     TradeView* views) {
     for (int k = 0; k < out.n_triggered; ++k) {
         const core::Triggered& t = out.triggered[k];
-        OldMaker& m = old_makers[old_by_order_no.find(t.id)->second];
-        m.Triggered(t, inst.lot, out.triggered_priority[k]);
+        const TriggeredView m = RunTriggered(inst, out, k);
         for (int i = static_cast<int>(t.first_stp); i < out.StpEnd(k); ++i) StpCancelled(out.stp[i].id, inst);
         const Datum taker_id = UUIDPGetDatum(m.order_id), taker_client = CStringGetTextDatum(m.client_id);
         const int f0 = static_cast<int>(t.first_fill), f1 = out.FillsEnd(k);
@@ -1310,7 +1352,7 @@ void WriteTriggered(const Instrument& inst, const Outcome& out, Columns& trades,
         j.Key("cancel_reason"), j.Text(m.cancel_reason);
         j.Key("reject_reason"), j.Text(nullptr);
         AddStpCancelled(j, out.stp + t.first_stp, out.StpEnd(k) - static_cast<int>(t.first_stp));
-        j.Key("filled_quantity"), j.Number(Add(m.old_filled, Mul(Num(m.added), inst.lot)));
+        j.Key("filled_quantity"), j.Number(m.filled);
         j.Key("remaining_quantity"), j.Number(Mul(Num(t.resting.v), inst.lot));
         j.EndObject(false);
         events.Set(0, Int32GetDatum(inst.id));
@@ -1323,17 +1365,15 @@ void WriteTriggered(const Instrument& inst, const Outcome& out, Columns& trades,
 }
 
 // Marks for FetchOldMakers the resting orders a command traded with or
-// cancelled that are not staged in this flush, and the stop orders it
-// triggered (which never are: see Stage).
+// cancelled and the stop orders it triggered, where they are not staged in
+// this flush.
 void WantOldMakers(const Outcome& out) {
     for (int k = 0; k < out.n_fills + out.n_stp; ++k) {
         const uint64 id = k < out.n_fills ? out.fills[k].maker : out.stp[k - out.n_fills].id;
         if (staged_by_order_no.count(id) == 0) WantOldMaker(id);
     }
     for (int k = 0; k < out.n_triggered; ++k) {
-        if (staged_by_order_no.count(out.triggered[k].id) != 0)
-            elog(ERROR, "stop order_no " UINT64_FORMAT " triggered before its row was written",
-                 out.triggered[k].id);
+        if (staged_by_order_no.count(out.triggered[k].id) != 0) continue;
         WantOldMaker(out.triggered[k].id);
         wanted_details = true;
     }
@@ -1688,10 +1728,6 @@ void Stage(const Args& a, const Order& o, Row& row) {
     // TakeLocksInOrder): the instrument's lock, the client's row, the
     // idempotency key's lock.
     core::Book& book = pg::EnsureBookForWrite(o.inst.id);
-    // Where the book has pending stop orders, this order may trigger one
-    // placed earlier in this call: the rows staged so far are written
-    // first, so that every stop order a flush sees triggered has its row.
-    if (n_staged > 0 && book.stop_count() > 0) Flush();
     const int64 client_no = ClientNo(a.client_id);
     if (a.idempotency_key != nullptr) {
         // Serialise requests with this key (any instrument), then answer a repeat with the original order.
