@@ -47,10 +47,34 @@ refused=$(psql -X -At -c "SELECT count(*) FROM bench_cancel_ids c JOIN exchange.
 echo "  (amend_orders: $refused of its 40,000 orders not amended)"
 row "place_orders x100, 1 client" "$(run place_batch.sql 1)" 100 "$base1"
 row "place_orders x100, 8 clients" "$(run place_batch.sql 8)" 100 "$base8"
-row "place_orders x100, 1 client, JSON text built before" "$(run place_batch_text.sql 1)" 100 "$base1"
+text1=$(run place_batch_text.sql 1)
+row "place_orders x100, 1 client, JSON text built before" "$text1" 100 "$base1"
 row "place_orders x100, 8 clients, JSON text built before" "$(run place_batch_text.sql 8)" 100 "$base8"
 # The same batches with each client on its own instrument (B1..B8): writers in parallel.
 row "place_orders x100, 8 clients, 8 instruments, JSON before" "$(run place_batch_text_8.sql 8)" 100 "$base8"
+# Stop orders (0.13), beside the batches above: the same batches on S1, a
+# book with 1,000 pending stops far from the price (never triggered), and
+# on S2 with one order in ten a stop order 2 ticks beyond its price (placed
+# pending, refused as already reached, or triggered by a later order).
+psql -X -q -c "SELECT exchange.create_instrument('S1', 1, 1)" -c "SELECT exchange.create_instrument('S2', 1, 1)" \
+  -c "SELECT count(*) FROM exchange.place_orders((SELECT jsonb_agg(jsonb_build_object('client_id', 'far' || g,
+        'instrument', 'S1', 'side', CASE WHEN g % 2 = 0 THEN 'buy' ELSE 'sell' END, 'type', 'market', 'quantity', 1,
+        'stop_price', CASE WHEN g % 2 = 0 THEN 100000 + g ELSE 1 + g % 50 END)) FROM generate_series(1, 1000) g))" \
+  -c "CREATE TABLE bench_stop_batches AS
+      SELECT b.id, (SELECT jsonb_agg(CASE WHEN random() < 0.1
+                                          THEN o || jsonb_build_object('stop_price', (o->>'price')::int +
+                                                      CASE WHEN o->>'side' = 'buy' THEN 2 ELSE -2 END)
+                                          ELSE o END)
+                      FROM jsonb_array_elements(replace(b.body, '\"B1\"', '\"S2\"')::jsonb) o)::text AS body
+        FROM bench_batches b" -c "ALTER TABLE bench_stop_batches ADD PRIMARY KEY (id)" >/dev/null
+far=$(run place_batch_far_stops.sql 1)
+row "place_orders x100, 1 client, 1,000 pending stops in the book" "$far" 100 "$base1"
+stops=$(run place_batch_stops.sql 1)
+row "place_orders x100, 1 client, one in ten a stop order" "$stops" 100 "$base1"
+psql -X -At -c "SELECT format('  (stop orders: %s pending, %s triggered, %s refused as reached; batches with stops in the book / without: %s, with stop orders / without: %s)',
+                  count(*) FILTER (WHERE status = 'pending'), count(*) FILTER (WHERE stop_price IS NOT NULL AND status NOT IN ('pending', 'rejected')),
+                  count(*) FILTER (WHERE reject_reason = 'stop_would_trigger'), round($far / $text1, 2), round($stops / $text1, 2))
+                FROM exchange.orders WHERE instrument = 'S2'"
 
 # cancel_order and amend_order (C since 0.3) beside exchange._cancel_order
 # and exchange._amend_order, the PL/pgSQL versions they replaced, on the same
