@@ -733,16 +733,8 @@ __attribute__((noinline)) void Book::trigger_stops(Result& out) {
             li = h_->best[kSellStops];
             if (li == kNil || !stop_reached(Side::Sell, lvl(li).price)) break;
         }
-        const RestingOrder m = view(ord(lvl(li).head));
-        NewOrder n;
-        n.id = m.id;
-        n.owner = m.owner;
-        n.side = m.side;
-        n.type = m.type;
-        n.tif = m.tif;
-        n.price = m.price;
-        n.qty = m.qty;
-        n.stp = m.stp;
+        NewOrder n = as_new_order(view(ord(lvl(li).head)));
+        n.stop = Price{0};  // (a pending stop is neither post-only nor an iceberg)
         remove_stop(lvl(li).head);
         Triggered t{};
         t.id = n.id;
@@ -880,18 +872,7 @@ bool Book::amend_stop(uint32_t oi, Price new_price, Qty new_qty, Result& out, Sa
 
 Reject Book::load_resting(const RestingOrder& o) {
     if (o.stop.v != 0) {  // a pending stop order, checked as place() checks it
-        NewOrder n;
-        n.id = o.id;
-        n.owner = o.owner;
-        n.side = o.side;
-        n.type = o.type;
-        n.tif = o.tif;
-        n.price = o.price;
-        n.qty = o.qty;
-        n.post_only = o.post_only;
-        n.stp = o.stp;
-        n.display = o.display;
-        n.stop = o.stop;
+        const NewOrder n = as_new_order(o);
         const Reject r = validate_new(n);
         return r != Reject::None ? r : add_stop(n);
     }

@@ -238,6 +238,25 @@ struct RestingOrder {
     Tif tif = Tif::Gtc;
 };
 
+// The incoming order that an order as seen from outside is: all its fields,
+// its whole quantity. (For a pending stop: placing it again; with stop 0,
+// running it.)
+inline NewOrder as_new_order(const RestingOrder& o) {
+    NewOrder n;
+    n.id = o.id;
+    n.owner = o.owner;
+    n.side = o.side;
+    n.type = o.type;
+    n.tif = o.tif;
+    n.price = o.price;
+    n.qty = o.qty;
+    n.post_only = o.post_only;
+    n.stp = o.stp;
+    n.display = o.display;
+    n.stop = o.stop;
+    return n;
+}
+
 // One aggregated price level as seen from outside.
 struct LevelView {
     Price price;

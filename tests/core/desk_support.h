@@ -121,6 +121,18 @@ inline std::ostream& operator<<(std::ostream& os, const Fl& f) {
 }
 using Fills = std::vector<Fl>;
 
+// Both sides of a book as a price ladder: asks from the highest price down,
+// then bids from the highest price down.
+inline Ladder ladder_of(const Book& b) {
+    Ladder v;
+    std::vector<LevelView> lv;
+    b.levels(Side::Sell, SIZE_MAX, lv);
+    for (auto it = lv.rbegin(); it != lv.rend(); ++it) v.push_back({Ask, it->price.v, it->qty.v, it->count});
+    b.levels(Side::Buy, SIZE_MAX, lv);
+    for (const LevelView& l : lv) v.push_back({Bid, l.price.v, l.qty.v, l.count});
+    return v;
+}
+
 inline Fills fills(const Result& r) {
     Fills v;
     for (const Fill& f : r.fills) v.push_back({f.maker, f.taker, f.price.v, f.qty.v, f.maker_remaining.v});

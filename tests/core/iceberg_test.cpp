@@ -235,18 +235,7 @@ public:
         EXPECT_EQ(outcome(r), done(0, o.qty.v)) << "setup order #" << o.id << " did not simply rest";
     }
 
-    // Both sides as a price ladder: asks from the highest price down, then bids
-    // from the highest price down.
-    Ladder ladder() const {
-        Ladder v;
-        std::vector<LevelView> lv;
-        book().levels(Sell, SIZE_MAX, lv);
-        for (auto it = lv.rbegin(); it != lv.rend(); ++it)
-            v.push_back({Ask, it->price.v, it->qty.v, it->count});
-        book().levels(Buy, SIZE_MAX, lv);
-        for (const LevelView& l : lv) v.push_back({Bid, l.price.v, l.qty.v, l.count});
-        return v;
-    }
+    Ladder ladder() const { return ladder_of(book()); }
 
     // One side's resting orders in priority order (best price first, then oldest first).
     IceQueue queue(Side s) const {

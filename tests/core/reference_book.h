@@ -293,19 +293,7 @@ private:
 
     // A stored stop order, checked exactly as place() checks a stop order.
     Reject load_stop(const RestingOrder& o) {
-        NewOrder n;
-        n.id = o.id;
-        n.owner = o.owner;
-        n.side = o.side;
-        n.type = o.type;
-        n.tif = o.tif;
-        n.price = o.price;
-        n.qty = o.qty;
-        n.post_only = o.post_only;
-        n.stp = o.stp;
-        n.display = o.display;
-        n.stop = o.stop;
-        const Reject r = validate(n);
+        const Reject r = validate(as_new_order(o));
         if (r != Reject::None) return r;
         RestingOrder s = o;
         s.visible = Qty{0};

@@ -181,18 +181,7 @@ public:
         EXPECT_EQ(outcome(r), (Out{0, qty, 0})) << "setup order #" << id << " did not simply rest";
     }
 
-    // Both sides as a price ladder: asks from the highest price down, then bids
-    // from the highest price down.
-    Ladder ladder() const {
-        Ladder v;
-        std::vector<LevelView> lv;
-        book_.levels(Side::Sell, book_.max_levels(), lv);
-        for (auto it = lv.rbegin(); it != lv.rend(); ++it)
-            v.push_back({Ask, it->price.v, it->qty.v, it->count});
-        book_.levels(Side::Buy, book_.max_levels(), lv);
-        for (const LevelView& l : lv) v.push_back({Bid, l.price.v, l.qty.v, l.count});
-        return v;
-    }
+    Ladder ladder() const { return ladder_of(book_); }
 
     // One side's resting orders in priority order (best price first, then oldest first).
     Queue queue(Side s) const {
