@@ -185,7 +185,8 @@ public:
     // Insert an order at the back of its level without matching, bumping
     // nothing: used to rebuild a book from storage in time-priority order.
     // Rejected (with the reason) if invalid, a duplicate, out of capacity, or
-    // if it would cross the opposite side.
+    // if it would cross the opposite side. An order with stop != 0 goes to
+    // the back of its stop price's queue, checked as place() checks a stop.
     Reject load_resting(const RestingOrder& o);
 
     // Set the sequence, and the last trade price (before loading stops), after a rebuild.

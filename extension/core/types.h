@@ -110,7 +110,7 @@ struct Fill {
 };
 
 // A price level's new state after the command (qty 0, count 0: level removed).
-// One entry per touched level per command, in the order levels were touched.
+// One entry per touched level per order (the command's, then each triggered stop's), in the order touched.
 struct LevelChange {
     Side side;
     Price price;
