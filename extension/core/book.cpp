@@ -412,20 +412,9 @@ void Book::unlink_order(uint32_t oi) {
     put(L.qty, L.qty - o.qty);
 }
 
-// Takes an order out of the book entirely; returns true if its level emptied
-// and was erased.
-bool Book::remove_order(uint32_t oi) {
-    return release(oi, h_->live_orders);
-}
-
-// Takes a pending stop order out of the pending stops entirely.
-void Book::remove_stop(uint32_t oi) {
-    release(oi, h_->live_stops);
-}
-
-// Unlinks order slot oi, frees it and its id, counts it out of `live`; true if its level emptied and was
-// erased.
-bool Book::release(uint32_t oi, uint32_t& live) {
+// Unlinks order slot oi, frees it and its id, counts it out of `live`; true
+// if its level emptied and was erased.
+inline bool Book::release(uint32_t oi, uint32_t& live) {
     const uint32_t li = ord(oi).level;
     unlink_order(oi);
     hash_erase(ord(oi).id, oi);
@@ -435,6 +424,13 @@ bool Book::release(uint32_t oi, uint32_t& live) {
     erase_level(li);
     return true;
 }
+
+// Takes an order out of the book entirely; returns true if its level emptied
+// and was erased.
+bool Book::remove_order(uint32_t oi) { return release(oi, h_->live_orders); }
+
+// Takes a pending stop order out of the pending stops entirely.
+void Book::remove_stop(uint32_t oi) { release(oi, h_->live_stops); }
 
 // Records a level's state after this command; consecutive touches of one
 // level collapse into one entry (a command touches each level in one run).
@@ -651,7 +647,11 @@ Reject Book::execute(const NewOrder& o, Result& out) {
     const size_t fills_before = out.fills.size();
     const bool stopped = match(o, out, remaining, reject);
     if (reject != Reject::None) return reject;
-    if (out.fills.size() != fills_before) put(h_->last_price, out.fills.back().price.v);
+    if (out.fills.size() != fills_before) {  // (no equality test: the price alternates, a branch would miss)
+        undo_.record(static_cast<uint64_t>(reinterpret_cast<char*>(&h_->last_price) - base_), sizeof(int64_t),
+                     &h_->last_price);
+        h_->last_price = out.fills.back().price.v;
+    }
     if (remaining == 0) return Reject::None;
     if (stopped) {
         out.cancel_reason = CancelReason::SelfTrade;
