@@ -647,11 +647,7 @@ Reject Book::execute(const NewOrder& o, Result& out) {
     const size_t fills_before = out.fills.size();
     const bool stopped = match(o, out, remaining, reject);
     if (reject != Reject::None) return reject;
-    if (out.fills.size() != fills_before) {  // (no equality test: the price alternates, a branch would miss)
-        undo_.record(static_cast<uint64_t>(reinterpret_cast<char*>(&h_->last_price) - base_), sizeof(int64_t),
-                     &h_->last_price);
-        h_->last_price = out.fills.back().price.v;
-    }
+    if (out.fills.size() != fills_before) put_always(h_->last_price, out.fills.back().price.v);
     if (remaining == 0) return Reject::None;
     if (stopped) {
         out.cancel_reason = CancelReason::SelfTrade;

@@ -271,6 +271,16 @@ private:
         field = value;
     }
 
+    // put() without its equality test, for a field that changes on most
+    // writes (the last trade price alternates between the sides: the test's
+    // branch would miss).
+    template <class T>
+    void put_always(T& field, T value) {
+        static_assert(std::is_trivially_copyable_v<T> && sizeof(T) <= 8);
+        undo_.record(static_cast<uint64_t>(reinterpret_cast<char*>(&field) - base_), sizeof(T), &field);
+        field = value;
+    }
+
     Order& ord(uint32_t i) const { return orders_[i]; }
     Level& lvl(uint32_t i) const { return levels_[i]; }
 
