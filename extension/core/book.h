@@ -17,9 +17,9 @@
 // (one per side, keyed by stop price, the next to trigger first), each level
 // a FIFO of the stops at that price; they are in the id hash too.
 //
-// Undo. Every write to the region goes through put(), which records the old
-// bytes in the book's UndoLog. savepoint()/rollback_to() restore the region
-// exactly; commit() forgets the log. A rejected command is rolled back
+// Undo. Every write to the region goes through put() (or put_always()),
+// which records the old bytes in the book's UndoLog. savepoint()/
+// rollback_to() restore the region exactly; commit() forgets the log. A rejected command is rolled back
 // internally, so a reject never changes anything.
 //
 // Threading. A Book handle is process-local and not thread-safe. The caller
