@@ -788,12 +788,13 @@ bool Book::cancel(OrderId id, Result& out) {
     return finish(out, sp, Reject::None);
 }
 
-bool Book::amend(OrderId id, Price new_price, Qty new_qty, Result& out) {
+bool Book::amend(OrderId id, Price new_price, Qty new_qty, Result& out, Price new_stop) {
     out.clear();
     const Savepoint sp = savepoint();
     const uint32_t oi = id == 0 ? kNil : hash_find(id);
     if (oi == kNil) return finish(out, sp, Reject::OrderNotFound);
-    if (lvl(ord(oi).level).stop) return amend_stop(oi, new_price, new_qty, out, sp);
+    if (lvl(ord(oi).level).stop) return amend_stop(oi, new_price, new_qty, new_stop, out, sp);
+    if (new_stop.v != 0) return finish(out, sp, Reject::InvalidStopPrice);  // in the book: no stop to move
     if (new_price.v <= 0 || new_price.v > kMaxPrice) return finish(out, sp, Reject::InvalidPrice);
     if (new_qty.v <= 0 || new_qty.v > kMaxQty) return finish(out, sp, Reject::InvalidQuantity);
     Order& m = ord(oi);
@@ -841,12 +842,27 @@ bool Book::amend(OrderId id, Price new_price, Qty new_qty, Result& out) {
     return ok;
 }
 
-// amend() of a pending stop order: a new quantity and limit price, the same stop price.
-bool Book::amend_stop(uint32_t oi, Price new_price, Qty new_qty, Result& out, Savepoint sp) {
+// amend() of a pending stop order: a new quantity and limit price, and a new
+// stop price unless new_stop is 0 or its own.
+bool Book::amend_stop(uint32_t oi, Price new_price, Qty new_qty, Price new_stop, Result& out, Savepoint sp) {
     Order& m = ord(oi);
     if ((m.flags & detail::kMarket) ? new_price.v != 0 : (new_price.v <= 0 || new_price.v > kMaxPrice))
         return finish(out, sp, Reject::InvalidPrice);
     if (new_qty.v <= 0 || new_qty.v > kMaxQty) return finish(out, sp, Reject::InvalidQuantity);
+    if (new_stop.v < 0 || new_stop.v > kMaxPrice) return finish(out, sp, Reject::InvalidStopPrice);
+    const int64_t stop = lvl(m.level).price;
+    if (new_stop.v != 0 && new_stop.v != stop) {  // to the back of the new stop price's queue
+        const Side s = static_cast<Side>(m.side);
+        if (stop_reached(s, new_stop.v)) return finish(out, sp, Reject::StopWouldTrigger);
+        NewOrder n = as_new_order(view(m));
+        n.price = new_price;
+        n.qty = new_qty;
+        n.stop = new_stop;
+        remove_stop(oi);  // frees its slot and maybe its level first, so a full book can still move it
+        const Reject r = add_stop(n);
+        if (r == Reject::None) out.pending = new_qty;
+        return finish(out, sp, r);
+    }
     if (new_price.v == m.price && new_qty.v == m.qty) return finish(out, sp, Reject::NoChange);
     Level& L = lvl(m.level);
     if (new_price.v == m.price && new_qty.v < m.qty) {  // keeps its place

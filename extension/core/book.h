@@ -179,8 +179,11 @@ public:
     // Same price, higher quantity: moves to the back of its level.
     // New price: leaves the book and re-enters as a GTC limit order with its
     // owner, post-only flag and STP mode, and may trade. A pending stop order
-    // changes its quantity and limit price and keeps its stop price.
-    bool amend(OrderId id, Price new_price, Qty new_qty, Result& out);
+    // changes its quantity and limit price, and its stop price when new_stop
+    // is neither 0 nor its own (then it goes to the back of the new stop
+    // price's queue; refused if the last trade price has reached it). Any
+    // other order given a new_stop != 0 is refused (InvalidStopPrice).
+    bool amend(OrderId id, Price new_price, Qty new_qty, Result& out, Price new_stop = Price{0});
 
     // Insert an order at the back of its level without matching, bumping
     // nothing: used to rebuild a book from storage in time-priority order.
@@ -237,6 +240,10 @@ public:
     uint32_t level_count() const { return h_->live_per_side[0] + h_->live_per_side[1]; }
     uint32_t level_count(Side s) const { return h_->live_per_side[static_cast<int>(s)]; }
     uint32_t stop_count() const { return h_->live_stops; }  // pending stop orders
+    // The level slots of their stop prices.
+    uint32_t stop_level_count() const {
+        return h_->live_per_side[kStopTrees] + h_->live_per_side[kStopTrees + 1];
+    }
     Price last_price() const { return Price{h_->last_price}; }
     uint32_t max_orders() const { return h_->max_orders; }
     uint32_t max_levels() const { return h_->max_levels; }
@@ -297,7 +304,7 @@ private:
     void remove_stop(uint32_t oi);
     bool stop_reached(Side s, int64_t stop) const;
     void trigger_stops(Result& out);
-    bool amend_stop(uint32_t oi, Price new_price, Qty new_qty, Result& out, Savepoint sp);
+    bool amend_stop(uint32_t oi, Price new_price, Qty new_qty, Price new_stop, Result& out, Savepoint sp);
     RestingOrder view(const Order& m) const;
 
     uint32_t alloc_order();

@@ -41,8 +41,20 @@ struct Coverage {
          multi = 0, max_triggered = 0;
     std::array<long, 32> triggered_rejects{};
     std::array<long, 32> stop_rejects{};  // of places, loads and amends of stop orders
+    // Amends that move a pending stop to a new stop price: accepted, and
+    // rejected by reason; amends of an order in the book given a stop price.
+    long stop_moves = 0, stop_amends_own_stop = 0;
+    std::array<long, 32> stop_move_rejects{};
+    std::array<long, 32> book_amend_with_stop{};  // by reject (None: accepted, which must not happen)
 
-    void add(const Command& c, const Result& r, bool pending_target) {
+    // `move`: an amend of a pending stop with a new stop price other than 0 and its own.
+    void add(const Command& c, const Result& r, bool pending_target, bool move = false) {
+        if (c.kind == Command::Amend && pending_target && move)
+            ++(r.accepted() ? stop_moves : stop_move_rejects[static_cast<size_t>(r.reject)]);
+        if (c.kind == Command::Amend && pending_target && !move && c.stop.v != 0 && r.accepted())
+            ++stop_amends_own_stop;
+        if (c.kind == Command::Amend && !pending_target && c.stop.v != 0)
+            ++book_amend_with_stop[static_cast<size_t>(r.reject)];
         const bool stop_cmd = (c.kind == Command::Place && c.order.stop.v > 0) ||
                               (c.kind == Command::Load && c.resting.stop.v > 0) ||
                               (c.kind == Command::Amend && pending_target);
@@ -83,6 +95,11 @@ struct Coverage {
         for (size_t i = 0; i < rejects.size(); ++i) rejects[i] += c.rejects[i];
         for (size_t i = 0; i < triggered_rejects.size(); ++i) triggered_rejects[i] += c.triggered_rejects[i];
         for (size_t i = 0; i < stop_rejects.size(); ++i) stop_rejects[i] += c.stop_rejects[i];
+        for (size_t i = 0; i < stop_move_rejects.size(); ++i) stop_move_rejects[i] += c.stop_move_rejects[i];
+        for (size_t i = 0; i < book_amend_with_stop.size(); ++i)
+            book_amend_with_stop[i] += c.book_amend_with_stop[i];
+        stop_moves += c.stop_moves;
+        stop_amends_own_stop += c.stop_amends_own_stop;
         accepted += c.accepted;
         fills += c.fills;
         for (int i = 0; i < 4; ++i) stp_by_mode[i] += c.stp_by_mode[i];
@@ -134,6 +151,18 @@ struct Coverage {
             if (stop_rejects[i])
                 std::printf(" %s=%ld", std::string(to_string(static_cast<Reject>(i))).c_str(),
                             stop_rejects[i]);
+        std::printf(
+            "\n  stop price moves: accepted %ld, amends naming their own stop price accepted %ld, refused:",
+            stop_moves, stop_amends_own_stop);
+        for (size_t i = 1; i < stop_move_rejects.size(); ++i)
+            if (stop_move_rejects[i])
+                std::printf(" %s=%ld", std::string(to_string(static_cast<Reject>(i))).c_str(),
+                            stop_move_rejects[i]);
+        std::printf("\n  amends of book orders (or unknown ids) with a stop price:");
+        for (size_t i = 0; i < book_amend_with_stop.size(); ++i)
+            if (book_amend_with_stop[i])
+                std::printf(" %s=%ld", std::string(to_string(static_cast<Reject>(i))).c_str(),
+                            book_amend_with_stop[i]);
         std::printf("\n");
     }
 };
@@ -162,7 +191,8 @@ Coverage run(const Config& cfg, long ops) {
     RandomStream stream(cfg.seed, cfg.lo, cfg.hi, cfg.owners, cfg.huge, cfg.stop_pct);
     Coverage cov;
     Result got, want;
-    std::vector<OrderId> live, pending;
+    std::vector<OrderId> live;
+    std::vector<RestingOrder> pending;
     std::unordered_map<OrderId, const RestingOrder*> pending_by_id;
     Snapshot expected = Snapshot::of(model);
     for (long step = 0; step < ops; ++step) {
@@ -173,7 +203,7 @@ Coverage run(const Config& cfg, long ops) {
             for (const auto& o : side) live.push_back(o.id);
         for (const auto& side : expected.stops)
             for (const auto& o : side) {
-                pending.push_back(o.id);
+                pending.push_back(o);
                 pending_by_id[o.id] = &o;
             }
         Command c = stream.next(live, pending, expected.last_price);
@@ -181,8 +211,11 @@ Coverage run(const Config& cfg, long ops) {
             RestingOrder cur;
             c.price = Price{model.find(c.id, cur) ? cur.price.v : cfg.lo};
         }
+        const auto target = pending_by_id.find(c.id);
         const bool pending_target =
-            (c.kind == Command::Cancel || c.kind == Command::Amend) && pending_by_id.count(c.id) != 0;
+            (c.kind == Command::Cancel || c.kind == Command::Amend) && target != pending_by_id.end();
+        const bool move =
+            c.kind == Command::Amend && pending_target && c.stop.v != 0 && c.stop.v != target->second->stop.v;
         apply_command(*real, c, got);
         apply_command(model, c, want);
         const auto where = [&] {  // built only for a failure
@@ -215,7 +248,7 @@ Coverage run(const Config& cfg, long ops) {
                     ++cov.cascades;
             }
         }
-        cov.add(c, got, pending_target);
+        cov.add(c, got, pending_target, move);
         expected = Snapshot::of(model);
         const std::string s = diff_snapshots(Snapshot::of(*real), expected);
         if (!s.empty()) {
@@ -294,6 +327,21 @@ TEST(Differential, RandomStreamsAgreeWithReference) {
                      Reject::InvalidStopPrice, Reject::InvalidCombination, Reject::StopWouldTrigger})
         EXPECT_GT(all.stop_rejects[static_cast<size_t>(r)], 0)
             << "no stop order rejected with " << to_string(r);
+    // Moving a pending stop's stop price (amend's new_stop).
+    EXPECT_GT(all.stop_moves, 0);
+    EXPECT_GT(all.stop_amends_own_stop, 0) << "an amend naming its own stop price";
+    for (Reject r : {Reject::StopWouldTrigger, Reject::InvalidStopPrice, Reject::LevelCapacity,
+                     Reject::InvalidPrice, Reject::InvalidQuantity})
+        EXPECT_GT(all.stop_move_rejects[static_cast<size_t>(r)], 0)
+            << "no stop move rejected with " << to_string(r);
+    if (total >= 1'000'000) {  // (a few in a million: a huge stop moved onto a pile of huge stops)
+        EXPECT_GT(all.stop_move_rejects[static_cast<size_t>(Reject::QuantityOverflow)], 0)
+            << "no stop move rejected with quantity_overflow";
+    }
+    EXPECT_GT(all.book_amend_with_stop[static_cast<size_t>(Reject::InvalidStopPrice)], 0)
+        << "an amend of an order in the book with a stop price";
+    EXPECT_EQ(all.book_amend_with_stop[static_cast<size_t>(Reject::None)], 0)
+        << "an amend of an order in the book with a stop price was accepted";
 }
 
 }  // namespace

@@ -2,10 +2,14 @@
 // orders with every TIF and STP mode, post-only, icebergs, stop orders
 // (stop-limit and stop-market, any TIF, their stop prices just beyond the
 // last trade price so that trades trigger them, often in cascades), cancels
-// and amends of live, pending and unknown ids, duplicates and invalid input,
-// and load_resting (the path that rebuilds a book from storage; it may cross
-// or duplicate, and loads pending stops too). With `huge`, half of the
-// quantities are near kMaxQty and most orders buy, so level totals overflow.
+// and amends of live, pending and unknown ids (an amend of a pending stop
+// sometimes moves its stop price: mostly just beyond the last price,
+// sometimes to one the last price has reached, to its own, or out of range;
+// rarely an amend of an order in the book asks for one), duplicates and
+// invalid input, and load_resting (the path that rebuilds a book from
+// storage; it may cross or duplicate, and loads pending stops too). With
+// `huge`, half of the quantities are near kMaxQty and most orders buy, so
+// level totals overflow.
 // Shared by the differential and undo tests.
 #pragma once
 
@@ -29,6 +33,7 @@ struct Command {
     OrderId id = 0;  // Cancel, Amend
     Price price{0};  // Amend
     Qty qty{0};      // Amend
+    Price stop{0};   // Amend: the new stop price (0: keep it)
 
     std::string describe() const {
         std::ostringstream s;
@@ -40,7 +45,7 @@ struct Command {
         else if (kind == Cancel)
             s << "cancel{id=" << id << "}";
         else if (kind == Amend)
-            s << "amend{id=" << id << " price=" << price.v << " qty=" << qty.v << "}";
+            s << "amend{id=" << id << " price=" << price.v << " qty=" << qty.v << " stop=" << stop.v << "}";
         else
             s << "load{id=" << resting.id << " owner=" << resting.owner << " side=" << int(resting.side)
               << " price=" << resting.price.v << " qty=" << resting.qty.v
@@ -59,7 +64,7 @@ void apply_command(B& b, const Command& c, Result& r) {
     switch (c.kind) {
         case Command::Place: b.place(c.order, r); break;
         case Command::Cancel: b.cancel(c.id, r); break;
-        case Command::Amend: b.amend(c.id, c.price, c.qty, r); break;
+        case Command::Amend: b.amend(c.id, c.price, c.qty, r, c.stop); break;
         case Command::Load: {
             r.clear();
             const Reject reject = b.load_resting(c.resting);
@@ -82,6 +87,23 @@ public:
     // (0: none, or unknown): cancels and amends then target pending stops too,
     // and new stops mostly get a stop price the last price has not reached.
     Command next(const std::vector<OrderId>& live, const std::vector<OrderId>& pending, int64_t last_price) {
+        stops_ = nullptr;
+        return next_command(live, pending, last_price);
+    }
+
+    // The same, given the pending stop orders themselves: an amend that moves
+    // one's stop price then knows its side and its own stop price.
+    Command next(const std::vector<OrderId>& live, const std::vector<RestingOrder>& pending_stops,
+                 int64_t last_price) {
+        pending_ids_.clear();
+        for (const RestingOrder& o : pending_stops) pending_ids_.push_back(o.id);
+        stops_ = &pending_stops;
+        return next_command(live, pending_ids_, last_price);
+    }
+
+private:
+    Command next_command(const std::vector<OrderId>& live, const std::vector<OrderId>& pending,
+                         int64_t last_price) {
         live_ = &live;
         pending_ = &pending;
         last_ = last_price;
@@ -106,11 +128,50 @@ public:
             c.qty = Qty{quantity()};
             if (pick(50) == 0) c.qty = Qty{-pick(3)};
             if (pick(60) == 0) c.price = Price{kMaxPrice + 1};
+            c.stop = Price{new_stop(c.id)};
         }
         return c;
     }
 
-private:
+    // The new stop price of an amend of `id` (0: keep its own). For a pending
+    // stop order, 2 times in 5 a move: mostly to a stop price the last trade
+    // price has not reached (another pending stop's, or a few ticks beyond
+    // it; with huge quantities one or two, where huge stops pile up),
+    // sometimes to one it has (StopWouldTrigger), to its own (no move), to
+    // the far end or out of range. For any other id rarely one
+    // (InvalidStopPrice for an order in the book).
+    int64_t new_stop(OrderId id) {
+        const RestingOrder* p = nullptr;
+        bool pending = false;
+        for (size_t i = 0; i < pending_->size() && !pending; ++i)
+            if ((*pending_)[i] == id) {
+                pending = true;
+                if (stops_) p = &(*stops_)[i];
+            }
+        if (!pending) return pick(40) == 0 ? (pick(4) == 0 ? -1 - pick(3) : price()) : 0;
+        if (pick(5) < 3) return 0;
+        const Side s = p ? p->side : pick(2) ? Side::Buy : Side::Sell;  // without the order, a guess
+        const int64_t k = pick(20);
+        if (k < 3 && p) {  // behind the stops waiting at another pending stop's stop price (of its side)
+            const RestingOrder& q =
+                (*stops_)[static_cast<size_t>(pick(static_cast<int64_t>(stops_->size())))];
+            if (q.side == s) return q.stop.v;
+        }
+        if (k < 12) {  // beyond the last price
+            if (last_ <= 0) return price();
+            const int64_t d = 1 + pick(huge_ ? 2 : 4);
+            return std::max<int64_t>(1, s == Side::Buy ? last_ + d : last_ - d);
+        }
+        if (k < 15) {  // reached by the last price (before any trade, any stop waits)
+            if (last_ <= 0) return price();
+            const int64_t d = pick(3);
+            return std::max<int64_t>(1, s == Side::Buy ? last_ - d : last_ + d);
+        }
+        if (k < 17) return p ? p->stop.v : price();  // its own: an amend without a move
+        if (k == 17) return kMaxPrice;
+        return pick(2) ? -1 - pick(3) : kMaxPrice + 1 + pick(3);
+    }
+
     int64_t pick(int64_t n) { return static_cast<int64_t>(rng_() % static_cast<uint64_t>(n)); }
     OrderId one_of(const std::vector<OrderId>& ids) {
         return ids[static_cast<size_t>(pick(static_cast<int64_t>(ids.size())))];
@@ -303,6 +364,8 @@ private:
     std::vector<OrderId> recent_;
     const std::vector<OrderId>* live_ = nullptr;
     const std::vector<OrderId>* pending_ = nullptr;
+    const std::vector<RestingOrder>* stops_ = nullptr;  // the pending stops, parallel to *pending_ (if known)
+    std::vector<OrderId> pending_ids_;
     const std::vector<OrderId> none_;
     int64_t last_ = 0;
 };

@@ -4,7 +4,8 @@
 // shown (an iceberg's tip), display its tip size (0: not an iceberg). A
 // pending stop order is a RestingOrder too (stop > 0, its type and tif, price
 // its limit or 0, visible 0), in a FIFO per side and stop price, outside the
-// book; the trades of a place or amend run the stops they trigger.
+// book; the trades of a place or amend run the stops they trigger, and an
+// amend may move a pending stop to the back of another stop price's queue.
 // The differential test holds the real Book to it after every step.
 #pragma once
 
@@ -72,13 +73,15 @@ public:
         return finish(out, Reject::None);
     }
 
-    // Changes price and/or remaining quantity of a resting order.
-    bool amend(OrderId id, Price price, Qty qty, Result& out) {
+    // Changes price and/or remaining quantity of a resting order; of a pending
+    // stop order also its stop price, when new_stop is neither 0 nor its own.
+    bool amend(OrderId id, Price price, Qty qty, Result& out, Price new_stop = Price{0}) {
         out.clear();
         StopWhere sw;
-        if (locate_stop(id, sw)) return amend_stop(sw, price, qty, out);
+        if (locate_stop(id, sw)) return amend_stop(sw, price, qty, new_stop, out);
         Where w;
         if (!locate(id, w)) return finish(out, Reject::OrderNotFound);
+        if (new_stop.v != 0) return finish(out, Reject::InvalidStopPrice);  // in the book: no stop price
         if (price.v <= 0 || price.v > kMaxPrice) return finish(out, Reject::InvalidPrice);
         if (qty.v <= 0 || qty.v > kMaxQty) return finish(out, Reject::InvalidQuantity);
         RestingOrder o = level(w)[w.index];
@@ -300,11 +303,25 @@ private:
         return add_stop(s);
     }
 
-    bool amend_stop(const StopWhere& w, Price price, Qty qty, Result& out) {
+    bool amend_stop(const StopWhere& w, Price price, Qty qty, Price new_stop, Result& out) {
         const RestingOrder o = stop_queue(w)[w.index];
         if (o.type == OrderType::Market ? price.v != 0 : price.v <= 0 || price.v > kMaxPrice)
             return finish(out, Reject::InvalidPrice);
         if (qty.v <= 0 || qty.v > kMaxQty) return finish(out, Reject::InvalidQuantity);
+        if (new_stop.v < 0 || new_stop.v > kMaxPrice) return finish(out, Reject::InvalidStopPrice);
+        if (new_stop.v != 0 && new_stop != o.stop) {  // a move: to the back of the new stop price's queue
+            if (reached(o.side, new_stop.v)) return finish(out, Reject::StopWouldTrigger);
+            State before = state_;
+            erase_stop(w);  // its slot (and its stop price, if it was alone there) first
+            RestingOrder m = o;
+            m.price = price;
+            m.qty = qty;
+            m.stop = new_stop;
+            const Reject r = add_stop(m);
+            if (r != Reject::None) state_ = before;
+            else out.pending = qty;
+            return finish(out, r);  // triggers nothing
+        }
         if (price == o.price && qty == o.qty) return finish(out, Reject::NoChange);
         if (price == o.price && qty < o.qty) {
             stop_queue(w)[w.index].qty = qty;

@@ -38,20 +38,19 @@ std::vector<OrderId> live_ids(const Book& b) {
     return ids;
 }
 
-// Ids of the pending stop orders now.
-std::vector<OrderId> pending_ids(const Book& b) {
-    std::vector<OrderId> ids;
-    std::vector<RestingOrder> os;
+// The pending stop orders now.
+std::vector<RestingOrder> pending_stops(const Book& b) {
+    std::vector<RestingOrder> all, os;
     for (Side s : {Side::Buy, Side::Sell}) {
         b.stops(s, os);
-        for (const auto& o : os) ids.push_back(o.id);
+        all.insert(all.end(), os.begin(), os.end());
     }
-    return ids;
+    return all;
 }
 
 // The stream's next command for the book as it is.
 Command next_for(RandomStream& stream, const Book& b) {
-    return stream.next(live_ids(b), pending_ids(b), b.last_price().v);
+    return stream.next(live_ids(b), pending_stops(b), b.last_price().v);
 }
 
 TEST(Undo, NestedSavepointsRestoreTheExactState) {

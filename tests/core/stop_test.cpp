@@ -225,23 +225,35 @@ public:
         return r;
     }
 
-    Result amend(OrderId id, int64_t price, int64_t qty) {
-        SCOPED_TRACE("amend #" + std::to_string(id));
+    // new_stop: a pending stop order's new stop price (0: keep it).
+    Result amend(OrderId id, int64_t price, int64_t qty, int64_t new_stop = 0) {
+        SCOPED_TRACE("amend #" + std::to_string(id) + (new_stop ? " stop " + std::to_string(new_stop) : ""));
         RestingOrder before;
         const bool found = id != 0 && book().find(id, before);
-        Result r = run(id, [&](Result& out) { return book().amend(id, Price{price}, Qty{qty}, out); });
+        Result r = run(
+            id, [&](Result& out) { return book().amend(id, Price{price}, Qty{qty}, out, Price{new_stop}); });
         if (!r.accepted()) return r;
         EXPECT_TRUE(found);
         if (found && before.stop.v > 0) {
+            const bool moved = new_stop != 0 && new_stop != before.stop.v;
             EXPECT_EQ(r.pending.v, qty) << "an amended stop order is pending with its new quantity";
             EXPECT_EQ(outcome(r), done(0, 0));
             EXPECT_TRUE(r.fills.empty());
             EXPECT_TRUE(r.levels.empty()) << "amending a pending stop changes no level";
             EXPECT_TRUE(r.triggered.empty()) << "amending a pending stop triggers nothing";
-            EXPECT_EQ(stop(id), (Pend{id, before.owner, before.side, before.stop.v, price, qty, before.type,
-                                      before.tif, before.stp}))
-                << "the stop price, type and tif never change";
+            EXPECT_EQ(stop(id), (Pend{id, before.owner, before.side, moved ? new_stop : before.stop.v, price,
+                                      qty, before.type, before.tif, before.stp}))
+                << "the stop price changes only when moved; type and tif never change";
+            if (moved) {
+                EXPECT_FALSE(r.priority_kept)
+                    << "a moved stop goes to the back of its new stop price's queue";
+                OrderId last_at_new = 0;
+                for (const Pend& p : pending(before.side))
+                    if (p.stop == new_stop) last_at_new = p.id;
+                EXPECT_EQ(last_at_new, id) << "a moved stop is the last one at its new stop price";
+            }
         } else {
+            EXPECT_EQ(new_stop, 0) << "an order in the book was amended with a stop price";
             EXPECT_EQ(r.pending.v, 0);
             if (r.triggered.empty()) {
                 EXPECT_EQ(r.filled.v + r.resting.v + r.cancelled.v, qty)
@@ -618,6 +630,7 @@ using StopLoad = StopScenario;
 using StopLastPrice = StopScenario;
 using StopRollback = StopScenario;
 using StopHash = StopScenario;
+using StopMove = StopScenario;
 
 // ===========================================================================
 // Placing: a stop order waits outside the book.
@@ -2243,6 +2256,590 @@ TEST_F(StopHash, LastPriceIsPartOfTheState) {
     EXPECT_EQ(b.seq(), a.seq()) << "set_last_price does not advance the sequence";
     a.book().set_last_price(Price{100});
     EXPECT_EQ(a.hash(), b.hash());
+}
+
+// ===========================================================================
+// Moving a pending stop order's stop price: amend(id, price, qty, new_stop).
+
+TEST_F(StopMove, BuyStopMovesUpThenDown) {
+    d.trade_at(100);
+    d.arm(stop_limit(10, Dave, Buy, 105, 106, 5));
+    d.arm(stop_limit(11, Carol, Buy, 107, 108, 5));
+    const uint64_t s = d.seq();
+
+    const Result up = d.amend(10, 106, 5, 108);
+
+    EXPECT_TRUE(up.accepted()) << reject_name(up);
+    EXPECT_EQ(up.seq, s + 1);
+    EXPECT_EQ(d.seq(), s + 1);
+    EXPECT_EQ(up.pending.v, 5);
+    EXPECT_FALSE(up.priority_kept);
+    EXPECT_EQ(outcome(up), done(0, 0));
+    EXPECT_EQ(level_changes(up), Changes{});
+    EXPECT_EQ(d.stop(10), (Pend{10, Dave, Buy, 108, 106, 5}));
+    EXPECT_EQ(d.pending(Buy), (Pends{{11, Carol, Buy, 107, 108, 5}, {10, Dave, Buy, 108, 106, 5}}));
+
+    const Result down = d.amend(10, 106, 5, 101);
+
+    EXPECT_TRUE(down.accepted()) << reject_name(down);
+    EXPECT_EQ(down.seq, s + 2);
+    EXPECT_EQ(d.stop(10), (Pend{10, Dave, Buy, 101, 106, 5}));
+    EXPECT_EQ(d.pending(Buy), (Pends{{10, Dave, Buy, 101, 106, 5}, {11, Carol, Buy, 107, 108, 5}}));
+    EXPECT_EQ(d.pending(Sell), Pends{});
+    EXPECT_EQ(d.ladder(), Ladder{}) << "moving a stop touches no level of the book";
+    EXPECT_EQ(d.book().stop_count(), 2u);
+    EXPECT_EQ(d.last(), 100);
+}
+
+TEST_F(StopMove, SellStopMovesDownThenUp) {
+    d.trade_at(100);
+    d.arm(stop_limit(10, Dave, Sell, 95, 94, 5));
+    d.arm(stop_market(11, Carol, Sell, 93, 5));
+    const uint64_t s = d.seq();
+
+    const Result down = d.amend(10, 94, 5, 90);
+
+    EXPECT_TRUE(down.accepted()) << reject_name(down);
+    EXPECT_EQ(down.seq, s + 1);
+    EXPECT_EQ(down.pending.v, 5);
+    EXPECT_EQ(d.stop(10), (Pend{10, Dave, Sell, 90, 94, 5}));
+    EXPECT_EQ(d.pending(Sell), (Pends{{11, Carol, Sell, 93, 0, 5, Mkt}, {10, Dave, Sell, 90, 94, 5}}));
+
+    const Result up = d.amend(10, 94, 5, 99);
+
+    EXPECT_TRUE(up.accepted()) << reject_name(up);
+    EXPECT_EQ(up.seq, s + 2);
+    EXPECT_EQ(d.pending(Sell), (Pends{{10, Dave, Sell, 99, 94, 5}, {11, Carol, Sell, 93, 0, 5, Mkt}}));
+    EXPECT_EQ(d.pending(Buy), Pends{});
+    EXPECT_EQ(d.ladder(), Ladder{});
+}
+
+TEST_F(StopMove, JoinsTheBackOfTheNewStopPricesQueueAndLeavesTheOld) {
+    d.arm(stop_limit(10, Dave, Buy, 105, 106, 1));
+    d.arm(stop_limit(11, Carol, Buy, 105, 106, 2));
+    d.arm(stop_limit(12, Erin, Buy, 107, 108, 3));
+    d.arm(stop_limit(13, Bob, Buy, 103, 104, 4));
+
+    // 10 leaves 11 alone at 105 and waits behind 12, older there, at 107.
+    EXPECT_TRUE(d.amend(10, 106, 1, 107).accepted());
+    EXPECT_EQ(d.pending(Buy), (Pends{{13, Bob, Buy, 103, 104, 4},
+                                     {11, Carol, Buy, 105, 106, 2},
+                                     {12, Erin, Buy, 107, 108, 3},
+                                     {10, Dave, Buy, 107, 106, 1}}));
+
+    // 13 was alone at 103: that stop price is gone.
+    EXPECT_TRUE(d.amend(13, 104, 4, 105).accepted());
+    EXPECT_EQ(d.pending(Buy), (Pends{{11, Carol, Buy, 105, 106, 2},
+                                     {13, Bob, Buy, 105, 104, 4},
+                                     {12, Erin, Buy, 107, 108, 3},
+                                     {10, Dave, Buy, 107, 106, 1}}));
+
+    // Even the oldest at a stop price goes to the back of another's, a lower quantity notwithstanding.
+    const Result r = d.amend(12, 108, 1, 105);
+    EXPECT_FALSE(r.priority_kept);
+    EXPECT_EQ(d.pending(Buy), (Pends{{11, Carol, Buy, 105, 106, 2},
+                                     {13, Bob, Buy, 105, 104, 4},
+                                     {12, Erin, Buy, 105, 108, 1},
+                                     {10, Dave, Buy, 107, 106, 1}}));
+
+    // Cancelling a moved stop takes it from its new queue.
+    EXPECT_EQ(outcome(d.cancel(13)), done(0, 0, 4, CancelReason::User));
+    EXPECT_EQ(
+        d.pending(Buy),
+        (Pends{{11, Carol, Buy, 105, 106, 2}, {12, Erin, Buy, 105, 108, 1}, {10, Dave, Buy, 107, 106, 1}}));
+    EXPECT_EQ(d.book().stop_count(), 3u);
+}
+
+TEST_F(StopMove, MovedStopsTriggerInTheirNewQueuesOrder) {
+    d.arm(stop_market(10, Dave, Buy, 105, 1));
+    d.arm(stop_market(11, Carol, Buy, 103, 1));
+    d.arm(stop_market(12, Erin, Buy, 103, 1));
+    EXPECT_TRUE(d.amend(10, 0, 1, 103).accepted());  // 11, 12, 10
+    EXPECT_TRUE(d.amend(11, 0, 1, 104).accepted());  // away ...
+    EXPECT_TRUE(d.amend(11, 0, 1, 103).accepted());  // ... and back, last: 12, 10, 11
+    EXPECT_EQ(d.pending(Buy), (Pends{{12, Erin, Buy, 103, 0, 1, Mkt},
+                                     {10, Dave, Buy, 103, 0, 1, Mkt},
+                                     {11, Carol, Buy, 103, 0, 1, Mkt}}));
+    d.rest(limit(1, Bob, Sell, 103, 1));
+    d.rest(limit(2, Bob, Sell, 120, 10));
+    const uint64_t s = d.seq();
+
+    const Result r = d.place(limit(20, Alice, Buy, 103, 1));
+
+    EXPECT_EQ(fills(r),
+              (Fills{{1, 20, 103, 1, 0}, {2, 12, 120, 1, 9}, {2, 10, 120, 1, 8}, {2, 11, 120, 1, 7}}));
+    EXPECT_EQ(triggered_of(r), (Trigs{trig(12, Erin, Buy, s + 2, done(1, 0), Reject::None, 1, 1),
+                                      trig(10, Dave, Buy, s + 3, done(1, 0), Reject::None, 2, 2),
+                                      trig(11, Carol, Buy, s + 4, done(1, 0), Reject::None, 3, 3)}));
+    EXPECT_EQ(d.book().stop_count(), 0u);
+}
+
+TEST_F(StopMove, BuyStopTriggersAtItsNewStopNotItsOld) {
+    d.rest(limit(1, Bob, Sell, 101, 1));
+    d.rest(limit(2, Bob, Sell, 103, 1));
+    d.rest(limit(3, Bob, Sell, 110, 10));
+    d.arm(stop_market(10, Dave, Buy, 101, 1));
+    EXPECT_TRUE(d.amend(10, 0, 1, 103).accepted());
+
+    // A trade at its old stop price: it would have run; now it waits.
+    const Result at_old = d.place(limit(20, Alice, Buy, 101, 1));
+    EXPECT_EQ(fills(at_old), (Fills{{1, 20, 101, 1, 0}}));
+    EXPECT_EQ(triggered_of(at_old), Trigs{});
+    EXPECT_EQ(d.last(), 101);
+    EXPECT_EQ(d.stop(10), (Pend{10, Dave, Buy, 103, 0, 1, Mkt}));
+    const uint64_t s = d.seq();
+
+    // A trade at its new one runs it.
+    const Result at_new = d.place(limit(21, Alice, Buy, 103, 1));
+    EXPECT_EQ(fills(at_new), (Fills{{2, 21, 103, 1, 0}, {3, 10, 110, 1, 9}}));
+    EXPECT_EQ(triggered_of(at_new), (Trigs{trig(10, Dave, Buy, s + 2, done(1, 0), Reject::None, 1, 1)}));
+    EXPECT_FALSE(d.has(10));
+    EXPECT_EQ(d.ladder(), (Ladder{{Ask, 110, 9, 1}}));
+}
+
+TEST_F(StopMove, SellStopTriggersAtItsNewStopNotItsOld) {
+    d.rest(limit(1, Carol, Buy, 99, 1));
+    d.rest(limit(2, Carol, Buy, 97, 1));
+    d.rest(limit(3, Carol, Buy, 90, 5));
+    d.arm(stop_limit(10, Erin, Sell, 99, 89, 2));
+    EXPECT_TRUE(d.amend(10, 89, 2, 97).accepted());
+
+    const Result at_old = d.place(limit(20, Alice, Sell, 99, 1));
+    EXPECT_EQ(fills(at_old), (Fills{{1, 20, 99, 1, 0}}));
+    EXPECT_EQ(triggered_of(at_old), Trigs{});
+    EXPECT_EQ(d.stop(10), (Pend{10, Erin, Sell, 97, 89, 2}));
+    const uint64_t s = d.seq();
+
+    const Result at_new = d.place(limit(21, Alice, Sell, 97, 1));
+    EXPECT_EQ(fills(at_new), (Fills{{2, 21, 97, 1, 0}, {3, 10, 90, 2, 3}}));
+    EXPECT_EQ(triggered_of(at_new), (Trigs{trig(10, Erin, Sell, s + 2, done(2, 0), Reject::None, 1, 1)}));
+    EXPECT_EQ(d.ladder(), (Ladder{{Bid, 90, 3, 1}}));
+}
+
+TEST_F(StopMove, MovedCloserItTriggersSooner) {
+    d.rest(limit(1, Bob, Sell, 102, 1));
+    d.rest(limit(2, Bob, Sell, 110, 10));
+    d.trade_at(100);
+    d.arm(stop_market(10, Dave, Buy, 108, 1));
+    EXPECT_TRUE(d.amend(10, 0, 1, 102).accepted());
+    const uint64_t s = d.seq();
+
+    const Result r = d.place(limit(20, Alice, Buy, 102, 1));
+
+    EXPECT_EQ(fills(r), (Fills{{1, 20, 102, 1, 0}, {2, 10, 110, 1, 9}}));
+    EXPECT_EQ(triggered_of(r), (Trigs{trig(10, Dave, Buy, s + 2, done(1, 0), Reject::None, 1, 1)}));
+}
+
+TEST_F(StopMove, BuyStopToAPriceTheLastTradeReachedIsRefused) {
+    d.trade_at(100);
+    d.arm(stop_limit(10, Dave, Buy, 105, 106, 5));
+    d.arm(stop_limit(11, Carol, Buy, 105, 106, 5));
+    const uint64_t seq0 = d.seq(), hash0 = d.hash();
+    const Pends buys0 = d.pending(Buy);
+
+    const Result at = d.amend(10, 106, 5, 100);
+    EXPECT_REJECT(at, StopWouldTrigger) << "a buy stop at the last price";
+    expect_rejected_result(at, seq0);
+    EXPECT_EQ(at.pending.v, 0);
+    EXPECT_REJECT(d.amend(10, 106, 5, 99), StopWouldTrigger) << "below it";
+    EXPECT_REJECT(d.amend(10, 106, 5, 1), StopWouldTrigger);
+    EXPECT_REJECT(d.amend(10, 107, 3, 90), StopWouldTrigger) << "with a new price and quantity too";
+    EXPECT_REJECT(d.amend(11, 106, 9, 100), StopWouldTrigger);
+
+    EXPECT_EQ(d.seq(), seq0);
+    EXPECT_EQ(d.hash(), hash0);
+    EXPECT_EQ(d.pending(Buy), buys0);
+    EXPECT_EQ(d.ladder(), Ladder{});
+
+    // One tick above the last price waits.
+    EXPECT_TRUE(d.amend(10, 106, 5, 101).accepted());
+    EXPECT_EQ(d.pending(Buy), (Pends{{10, Dave, Buy, 101, 106, 5}, {11, Carol, Buy, 105, 106, 5}}));
+}
+
+TEST_F(StopMove, SellStopToAPriceTheLastTradeReachedIsRefused) {
+    d.trade_at(100);
+    d.arm(stop_limit(10, Dave, Sell, 95, 94, 5));
+    d.arm(stop_market(11, Carol, Sell, 90, 5));
+    const uint64_t seq0 = d.seq(), hash0 = d.hash();
+    const Pends sells0 = d.pending(Sell);
+
+    EXPECT_REJECT(d.amend(10, 94, 5, 100), StopWouldTrigger) << "a sell stop at the last price";
+    EXPECT_REJECT(d.amend(10, 94, 5, 101), StopWouldTrigger) << "above it";
+    EXPECT_REJECT(d.amend(10, 94, 5, kMaxPrice), StopWouldTrigger);
+    EXPECT_REJECT(d.amend(10, 93, 2, 100), StopWouldTrigger) << "with a new price and quantity too";
+    EXPECT_REJECT(d.amend(11, 0, 5, 120), StopWouldTrigger) << "a stop-market";
+
+    EXPECT_EQ(d.seq(), seq0);
+    EXPECT_EQ(d.hash(), hash0);
+    EXPECT_EQ(d.pending(Sell), sells0);
+
+    EXPECT_TRUE(d.amend(10, 94, 5, 99).accepted());
+    EXPECT_EQ(d.pending(Sell), (Pends{{10, Dave, Sell, 99, 94, 5}, {11, Carol, Sell, 90, 0, 5, Mkt}}));
+}
+
+TEST_F(StopMove, BeforeAnyTradeAnyNewStopIsAccepted) {
+    d.rest(limit(1, Bob, Sell, 101, 5));
+    d.rest(limit(2, Bob, Buy, 99, 5));
+    d.arm(stop_market(10, Dave, Buy, 105, 1));
+    d.arm(stop_market(11, Carol, Sell, 95, 1));
+    ASSERT_EQ(d.last(), 0);
+
+    EXPECT_TRUE(d.amend(10, 0, 1, 1).accepted()) << "a buy stop below every price";
+    EXPECT_TRUE(d.amend(11, 0, 1, kMaxPrice).accepted()) << "a sell stop above every price";
+    EXPECT_EQ(d.pending(Buy), (Pends{{10, Dave, Buy, 1, 0, 1, Mkt}}));
+    EXPECT_EQ(d.pending(Sell), (Pends{{11, Carol, Sell, kMaxPrice, 0, 1, Mkt}}));
+    EXPECT_TRUE(d.amend(10, 0, 1, kMaxPrice).accepted());
+    EXPECT_TRUE(d.amend(11, 0, 1, 1).accepted());
+    EXPECT_EQ(d.pending(Buy), (Pends{{10, Dave, Buy, kMaxPrice, 0, 1, Mkt}}));
+    EXPECT_EQ(d.pending(Sell), (Pends{{11, Carol, Sell, 1, 0, 1, Mkt}}));
+    EXPECT_TRUE(d.amend(10, 0, 1, 1).accepted()) << "a buy and a sell stop at one stop price";
+    EXPECT_EQ(d.pending(Buy), (Pends{{10, Dave, Buy, 1, 0, 1, Mkt}}));
+    EXPECT_EQ(d.pending(Sell), (Pends{{11, Carol, Sell, 1, 0, 1, Mkt}}));
+    EXPECT_EQ(d.ladder(), (Ladder{{Ask, 101, 5, 1}, {Bid, 99, 5, 1}}));
+}
+
+TEST_F(StopMove, NewLimitPriceAndQuantityMoveWithIt) {
+    d.rest(limit(1, Bob, Sell, 104, 1));
+    d.rest(limit(2, Bob, Sell, 106, 2));
+    d.rest(limit(3, Bob, Sell, 107, 10));
+    d.arm(stop_limit(10, Dave, Buy, 110, 105, 5));
+
+    const Result m = d.amend(10, 106, 4, 104);
+
+    EXPECT_TRUE(m.accepted()) << reject_name(m);
+    EXPECT_EQ(m.pending.v, 4);
+    EXPECT_EQ(d.stop(10), (Pend{10, Dave, Buy, 104, 106, 4}));
+    const uint64_t s = d.seq();
+
+    // It runs as a buy of 4 limit 106: takes the 2 at 106 and rests 2.
+    const Result r = d.place(limit(20, Alice, Buy, 104, 1));
+
+    EXPECT_EQ(fills(r), (Fills{{1, 20, 104, 1, 0}, {2, 10, 106, 2, 0}}));
+    EXPECT_EQ(triggered_of(r), (Trigs{trig(10, Dave, Buy, s + 2, done(2, 2), Reject::None, 1, 1)}));
+    EXPECT_EQ(d.order(10), (Ord{10, 106, 2}));
+    EXPECT_EQ(d.ladder(), (Ladder{{Ask, 107, 10, 1}, {Bid, 106, 2, 1}}));
+}
+
+TEST_F(StopMove, StopMarketMovesWithPriceZeroOnly) {
+    d.trade_at(100);
+    d.arm(stop_market(10, Dave, Sell, 95, 5, Ioc));
+    d.arm(stop_market(11, Carol, Sell, 90, 5, Fok));
+    const uint64_t hash0 = d.hash();
+
+    EXPECT_REJECT(d.amend(10, 90, 5, 90), InvalidPrice) << "a stop-market order has no limit price";
+    EXPECT_REJECT(d.amend(10, 1, 5, 85), InvalidPrice);
+    EXPECT_REJECT(d.amend(10, -1, 5, 85), InvalidPrice);
+    EXPECT_REJECT(d.amend(10, 7, 5, 100), InvalidPrice) << "before StopWouldTrigger";
+    EXPECT_REJECT(d.amend(10, 7, 5, -1), InvalidPrice) << "before InvalidStopPrice";
+    EXPECT_EQ(d.hash(), hash0);
+
+    EXPECT_TRUE(d.amend(10, 0, 5, 90).accepted());
+    EXPECT_EQ(d.pending(Sell),
+              (Pends{{11, Carol, Sell, 90, 0, 5, Mkt, Fok}, {10, Dave, Sell, 90, 0, 5, Mkt, Ioc}}));
+    EXPECT_TRUE(d.amend(10, 0, 7, 92).accepted());
+    EXPECT_EQ(d.stop(10), (Pend{10, Dave, Sell, 92, 0, 7, Mkt, Ioc})) << "type and tif stay";
+}
+
+TEST_F(StopMove, ItsOwnStopPriceIsAnAmendWithoutAMove) {
+    d.arm(stop_limit(10, Dave, Buy, 105, 106, 5));
+    d.arm(stop_limit(11, Carol, Buy, 105, 106, 5));
+    d.arm(stop_limit(12, Erin, Buy, 105, 106, 5));
+    const uint64_t s = d.seq();
+
+    EXPECT_REJECT(d.amend(11, 106, 5, 105), NoChange);
+    EXPECT_EQ(d.seq(), s);
+
+    const Result down = d.amend(11, 106, 3, 105);
+    EXPECT_TRUE(down.priority_kept) << "same price, lower quantity: keeps its place";
+    EXPECT_EQ(down.seq, s + 1);
+    EXPECT_EQ(
+        d.pending(Buy),
+        (Pends{{10, Dave, Buy, 105, 106, 5}, {11, Carol, Buy, 105, 106, 3}, {12, Erin, Buy, 105, 106, 5}}));
+
+    const Result up = d.amend(11, 106, 4, 105);
+    EXPECT_FALSE(up.priority_kept);
+    EXPECT_EQ(
+        d.pending(Buy),
+        (Pends{{10, Dave, Buy, 105, 106, 5}, {12, Erin, Buy, 105, 106, 5}, {11, Carol, Buy, 105, 106, 4}}));
+
+    const Result price = d.amend(10, 107, 5, 105);
+    EXPECT_FALSE(price.priority_kept);
+    EXPECT_EQ(
+        d.pending(Buy),
+        (Pends{{12, Erin, Buy, 105, 106, 5}, {11, Carol, Buy, 105, 106, 4}, {10, Dave, Buy, 105, 107, 5}}));
+
+    d.arm(stop_market(13, Dave, Sell, 95, 2));
+    EXPECT_REJECT(d.amend(13, 0, 2, 95), NoChange);
+    EXPECT_TRUE(d.amend(13, 0, 1, 95).priority_kept);
+}
+
+TEST_F(StopMove, ANewStopWithTheSamePriceAndQuantityIsAChange) {
+    d.arm(stop_limit(10, Dave, Buy, 105, 106, 5));
+    d.arm(stop_limit(11, Carol, Buy, 107, 106, 5));
+    const uint64_t s = d.seq();
+
+    const Result r = d.amend(10, 106, 5, 107);
+
+    EXPECT_TRUE(r.accepted()) << reject_name(r);
+    EXPECT_EQ(r.seq, s + 1);
+    EXPECT_FALSE(r.priority_kept);
+    EXPECT_EQ(d.pending(Buy), (Pends{{11, Carol, Buy, 107, 106, 5}, {10, Dave, Buy, 107, 106, 5}}));
+}
+
+TEST_F(StopMove, OutOfRangeStopPricesAndTheOrderOfChecks) {
+    d.arm(stop_limit(10, Dave, Buy, 105, 106, 5));
+    const uint64_t hash0 = d.hash();
+
+    EXPECT_REJECT(d.amend(10, 106, 5, -1), InvalidStopPrice);
+    EXPECT_REJECT(d.amend(10, 106, 5, kInt64Min), InvalidStopPrice);
+    EXPECT_REJECT(d.amend(10, 106, 5, kMaxPrice + 1), InvalidStopPrice);
+    EXPECT_REJECT(d.amend(10, 106, 5, kInt64Max), InvalidStopPrice);
+    EXPECT_REJECT(d.amend(10, 107, 3, -1), InvalidStopPrice) << "with a valid new price and quantity";
+    // First failure wins: not found, then the price, then the quantity, then the stop price.
+    EXPECT_REJECT(d.amend(99, 106, 5, -1), OrderNotFound);
+    EXPECT_REJECT(d.amend(0, 106, 5, 107), OrderNotFound);
+    EXPECT_REJECT(d.amend(10, 0, 5, -1), InvalidPrice);
+    EXPECT_REJECT(d.amend(10, kMaxPrice + 1, 5, kMaxPrice + 1), InvalidPrice);
+    EXPECT_REJECT(d.amend(10, 106, 0, -1), InvalidQuantity);
+    EXPECT_REJECT(d.amend(10, 106, kMaxQty + 1, kMaxPrice + 1), InvalidQuantity);
+    EXPECT_EQ(d.hash(), hash0);
+    EXPECT_EQ(d.stop(10), (Pend{10, Dave, Buy, 105, 106, 5}));
+
+    // After a trade: the price and quantity still come before StopWouldTrigger.
+    d.trade_at(100);
+    EXPECT_REJECT(d.amend(10, 0, 5, 100), InvalidPrice);
+    EXPECT_REJECT(d.amend(10, 106, 0, 100), InvalidQuantity);
+    EXPECT_REJECT(d.amend(10, 106, 5, 100), StopWouldTrigger);
+    EXPECT_REJECT(d.amend(10, 106, 5, -100), InvalidStopPrice) << "InvalidStopPrice before StopWouldTrigger";
+
+    EXPECT_TRUE(d.amend(10, 106, 5, kMaxPrice).accepted()) << "kMaxPrice is a valid stop price";
+    EXPECT_EQ(d.stop(10), (Pend{10, Dave, Buy, kMaxPrice, 106, 5}));
+}
+
+TEST_F(StopMove, AnOrderInTheBookHasNoStopPriceToMove) {
+    d.rest(limit(1, Bob, Buy, 99, 5));
+    d.rest(limit(2, Carol, Buy, 99, 5));
+    d.rest(limit(3, Dave, Sell, 101, 5));
+    const uint64_t seq0 = d.seq(), hash0 = d.hash();
+    const Queue bids0 = d.queue(Buy);
+
+    const Result r = d.amend(1, 99, 3, 105);
+    EXPECT_REJECT(r, InvalidStopPrice) << "a lower quantity with a stop price";
+    expect_rejected_result(r, seq0);
+    EXPECT_REJECT(d.amend(1, 101, 5, 105), InvalidStopPrice) << "a crossing price: nothing trades";
+    EXPECT_REJECT(d.amend(1, 99, 5, 105), InvalidStopPrice) << "rather than NoChange";
+    EXPECT_REJECT(d.amend(1, 99, 5, -1), InvalidStopPrice) << "any stop price but 0";
+    EXPECT_REJECT(d.amend(1, 99, 5, kMaxPrice + 1), InvalidStopPrice);
+    EXPECT_REJECT(d.amend(1, 0, 0, 105), InvalidStopPrice) << "before the price and quantity";
+    EXPECT_REJECT(d.amend(3, 100, 5, 1), InvalidStopPrice);
+    EXPECT_REJECT(d.amend(4, 99, 5, 105), OrderNotFound);
+
+    EXPECT_EQ(d.seq(), seq0);
+    EXPECT_EQ(d.hash(), hash0);
+    EXPECT_EQ(d.queue(Buy), bids0);
+    EXPECT_EQ(d.ladder(), (Ladder{{Ask, 101, 5, 1}, {Bid, 99, 10, 2}}));
+    EXPECT_EQ(d.book().stop_count(), 0u);
+    EXPECT_EQ(d.last(), 0);
+
+    // Without one, the same amend is the usual one.
+    const Result ok = d.amend(1, 99, 3);
+    EXPECT_TRUE(ok.priority_kept);
+    EXPECT_EQ(d.queue(Buy), (Queue{{1, 99, 3}, {2, 99, 5}}));
+}
+
+TEST_F(StopMove, ATriggeredStopRestingInTheBookHasNoStopPriceToMove) {
+    d.rest(limit(1, Bob, Sell, 101, 1));
+    d.arm(stop_limit(10, Dave, Buy, 101, 100, 3));  // its limit under its stop: it rests when run
+    const Result r = d.place(limit(20, Alice, Buy, 101, 1));
+    ASSERT_EQ(triggered_of(r).size(), 1u);
+    ASSERT_EQ(d.order(10), (Ord{10, 100, 3}));
+    const uint64_t seq0 = d.seq(), hash0 = d.hash();
+
+    EXPECT_REJECT(d.amend(10, 100, 3, 105), InvalidStopPrice);
+    EXPECT_REJECT(d.amend(10, 100, 2, 102), InvalidStopPrice);
+    EXPECT_REJECT(d.amend(10, 100, 3, 101), InvalidStopPrice) << "its old stop price too";
+    EXPECT_EQ(d.seq(), seq0);
+    EXPECT_EQ(d.hash(), hash0);
+    EXPECT_EQ(d.ladder(), (Ladder{{Bid, 100, 3, 1}}));
+    EXPECT_EQ(d.pending(Buy), Pends{});
+
+    EXPECT_TRUE(d.amend(10, 100, 2).priority_kept);
+    EXPECT_EQ(d.order(10), (Ord{10, 100, 2}));
+}
+
+TEST_F(StopMove, SequenceAdvancesByOneOnAMoveAndNotOnARefusal) {
+    d.trade_at(100);
+    d.arm(stop_market(10, Dave, Buy, 105, 1));
+    d.arm(stop_market(11, Dave, Sell, 95, 1));
+    const uint64_t s = d.seq();
+
+    const Result a = d.amend(10, 0, 1, 102);
+    EXPECT_EQ(a.seq, s + 1);
+    EXPECT_EQ(d.seq(), s + 1);
+    const Result b = d.amend(10, 0, 1, 100);
+    EXPECT_REJECT(b, StopWouldTrigger);
+    EXPECT_EQ(b.seq, s + 1) << "a refusal reports the sequence as it is";
+    EXPECT_EQ(d.seq(), s + 1);
+    const Result c = d.amend(11, 0, 2, 97);
+    EXPECT_EQ(c.seq, s + 2);
+    EXPECT_EQ(c.triggered.size(), 0u);
+    const Result e = d.amend(11, 0, 2, -5);
+    EXPECT_EQ(e.seq, s + 2);
+    EXPECT_EQ(d.seq(), s + 2);
+}
+
+TEST_F(StopMove, RollbackRestoresTheQueuesBeforeTheMove) {
+    d.trade_at(100);
+    d.arm(stop_limit(10, Dave, Buy, 105, 106, 5));
+    d.arm(stop_limit(11, Carol, Buy, 105, 106, 5));
+    d.arm(stop_market(12, Erin, Buy, 107, 2));
+    d.arm(stop_market(13, Erin, Sell, 95, 2));
+    const Book::Savepoint sp0 = d.book().savepoint();
+    const uint64_t h0 = d.hash();
+    const Snapshot snap0 = Snapshot::of(d.book());
+
+    EXPECT_TRUE(d.amend(10, 106, 5, 107).accepted());
+    EXPECT_TRUE(d.amend(12, 0, 2, 103).accepted());  // it was alone at 107
+    const Book::Savepoint sp1 = d.book().savepoint();
+    const uint64_t h1 = d.hash();
+    const Pends buys1 = d.pending(Buy);
+    EXPECT_EQ(buys1, (Pends{{12, Erin, Buy, 103, 0, 2, Mkt},
+                            {11, Carol, Buy, 105, 106, 5},
+                            {10, Dave, Buy, 107, 106, 5}}));
+    EXPECT_TRUE(d.amend(11, 106, 9, 107).accepted());  // 105 empties
+    EXPECT_TRUE(d.amend(13, 0, 2, 99).accepted());
+    EXPECT_NE(d.hash(), h1);
+
+    d.book().rollback_to(sp1);
+    d.expect_consistent();
+    EXPECT_EQ(d.hash(), h1);
+    EXPECT_EQ(d.pending(Buy), buys1);
+    EXPECT_EQ(d.pending(Sell), (Pends{{13, Erin, Sell, 95, 0, 2, Mkt}}));
+
+    d.book().rollback_to(sp0);
+    d.expect_consistent();
+    EXPECT_EQ(d.hash(), h0);
+    EXPECT_EQ(diff_snapshots(Snapshot::of(d.book()), snap0), "");
+
+    // The same moves again give the same book.
+    EXPECT_TRUE(d.amend(10, 106, 5, 107).accepted());
+    EXPECT_TRUE(d.amend(12, 0, 2, 103).accepted());
+    EXPECT_EQ(d.hash(), h1);
+}
+
+TEST_F(StopMove, TheSameQueuesPlacedOrMovedHashTheSame) {
+    // Moved: 10 from 105 to 107, behind 11.
+    d.arm(stop_limit(10, Dave, Buy, 105, 106, 5));
+    d.arm(stop_limit(11, Carol, Buy, 107, 106, 5));
+    EXPECT_TRUE(d.amend(10, 106, 5, 107).accepted());
+    // Placed so: 11 then 10 at 107, at the same sequence.
+    StopDesk twin;
+    twin.arm(stop_limit(11, Carol, Buy, 107, 106, 5));
+    twin.arm(stop_limit(10, Dave, Buy, 107, 106, 5));
+    twin.book().set_seq(d.seq());
+    EXPECT_EQ(twin.hash(), d.hash());
+    twin.expect_consistent();
+}
+
+// Capacity: a move frees its own slot (and its old stop price's, if it was
+// alone there) before it takes one.
+
+TEST(StopMoveCapacity, EveryOrderSlotUsedAMoveStillSucceeds) {
+    StopDesk d(3, 8);
+    d.rest(limit(1, Bob, Sell, 101, 5));
+    d.rest(limit(2, Bob, Buy, 99, 5));
+    d.arm(stop_limit(10, Dave, Buy, 105, 106, 1));
+    EXPECT_REJECT(d.place(stop_limit(11, Dave, Buy, 107, 106, 1)), OrderCapacity) << "the book is full";
+
+    EXPECT_TRUE(d.amend(10, 106, 1, 107).accepted());
+    EXPECT_EQ(d.pending(Buy), (Pends{{10, Dave, Buy, 107, 106, 1}}));
+    EXPECT_TRUE(d.amend(10, 108, 4, 104).accepted());
+    EXPECT_EQ(d.pending(Buy), (Pends{{10, Dave, Buy, 104, 108, 4}}));
+    EXPECT_EQ(d.book().order_count(), 2u);
+    EXPECT_EQ(d.book().stop_count(), 1u);
+    d.expect_consistent();
+}
+
+TEST(StopMoveCapacity, EveryOrderSlotUsedAMoveBesideOthersSucceeds) {
+    StopDesk d(4, 8);
+    d.rest(limit(1, Bob, Sell, 101, 5));
+    d.arm(stop_limit(10, Dave, Buy, 105, 106, 1));
+    d.arm(stop_limit(11, Carol, Buy, 105, 106, 1));
+    d.arm(stop_limit(12, Carol, Buy, 107, 106, 1));
+    EXPECT_REJECT(d.place(limit(13, Carol, Buy, 99, 1)), OrderCapacity);
+
+    EXPECT_TRUE(d.amend(10, 106, 1, 107).accepted()) << "to an existing stop price";
+    EXPECT_TRUE(d.amend(11, 106, 1, 109).accepted()) << "to a new one";
+    EXPECT_EQ(
+        d.pending(Buy),
+        (Pends{{12, Carol, Buy, 107, 106, 1}, {10, Dave, Buy, 107, 106, 1}, {11, Carol, Buy, 109, 106, 1}}));
+    d.expect_consistent();
+}
+
+TEST(StopMoveCapacity, EveryLevelSlotUsedALoneStopStillMoves) {
+    StopDesk d(16, 3);
+    d.rest(limit(1, Bob, Sell, 101, 5));
+    d.rest(limit(2, Bob, Buy, 99, 5));
+    d.arm(stop_limit(10, Dave, Buy, 105, 106, 1));
+    EXPECT_REJECT(d.place(stop_limit(11, Dave, Buy, 107, 106, 1)), LevelCapacity)
+        << "every level slot is used";
+
+    EXPECT_TRUE(d.amend(10, 106, 1, 107).accepted());
+    EXPECT_EQ(d.pending(Buy), (Pends{{10, Dave, Buy, 107, 106, 1}}));
+    EXPECT_TRUE(d.amend(10, 106, 1, 103).accepted());
+    EXPECT_EQ(d.pending(Buy), (Pends{{10, Dave, Buy, 103, 106, 1}}));
+    EXPECT_EQ(d.book().level_count(), 2u);
+    d.expect_consistent();
+}
+
+TEST(StopMoveCapacity, EveryLevelSlotUsedAStopWithCompanyMovesOnlyToAnExistingStopPrice) {
+    StopDesk d(16, 4);
+    d.rest(limit(1, Bob, Sell, 101, 5));
+    d.rest(limit(2, Bob, Buy, 99, 5));
+    d.arm(stop_limit(10, Dave, Buy, 105, 106, 1));
+    d.arm(stop_limit(11, Carol, Buy, 105, 106, 1));
+    d.arm(stop_limit(12, Erin, Buy, 107, 106, 1));
+    const uint64_t seq0 = d.seq(), hash0 = d.hash();
+    const Pends buys0 = d.pending(Buy);
+
+    // 11 stays at 105, so 10 leaves no slot behind: a new stop price needs one.
+    EXPECT_REJECT(d.amend(10, 106, 1, 109), LevelCapacity);
+    EXPECT_REJECT(d.amend(10, 106, 1, 103), LevelCapacity);
+    EXPECT_EQ(d.seq(), seq0);
+    EXPECT_EQ(d.hash(), hash0);
+    EXPECT_EQ(d.pending(Buy), buys0);
+
+    EXPECT_TRUE(d.amend(10, 106, 1, 107).accepted()) << "an existing stop price needs no slot";
+    EXPECT_EQ(
+        d.pending(Buy),
+        (Pends{{11, Carol, Buy, 105, 106, 1}, {12, Erin, Buy, 107, 106, 1}, {10, Dave, Buy, 107, 106, 1}}));
+    // Now 11 is alone at 105: its slot serves its new stop price.
+    EXPECT_TRUE(d.amend(11, 106, 1, 109).accepted());
+    EXPECT_EQ(
+        d.pending(Buy),
+        (Pends{{12, Erin, Buy, 107, 106, 1}, {10, Dave, Buy, 107, 106, 1}, {11, Carol, Buy, 109, 106, 1}}));
+    d.expect_consistent();
+}
+
+TEST(StopMoveCapacity, PendingTotalAtTheNewStopPriceMustFitInt64) {
+    StopDesk d(32, 8);
+    for (OrderId id = 1; id <= 9; ++id) d.arm(stop_market(id, Bob, Buy, 105, kMaxQty));
+    const int64_t rest = kInt64Max - 9 * kMaxQty;
+    d.arm(stop_limit(10, Bob, Buy, 105, 106, rest));  // 105's total is INT64_MAX
+    d.arm(stop_market(11, Carol, Buy, 107, 5));
+    const uint64_t hash0 = d.hash();
+
+    EXPECT_REJECT(d.amend(11, 0, 1, 105), QuantityOverflow);
+    EXPECT_EQ(d.hash(), hash0);
+    EXPECT_EQ(d.stop(11), (Pend{11, Carol, Buy, 107, 0, 5, Mkt}));
+
+    // Its own quantity leaves its old stop price before the new one's total is judged.
+    EXPECT_TRUE(d.amend(10, 106, rest, 106).accepted());
+    EXPECT_TRUE(d.amend(11, 0, 5, 105).accepted());
+    EXPECT_REJECT(d.amend(10, 106, rest, 105), QuantityOverflow);
+    EXPECT_TRUE(d.amend(10, 106, rest - 5, 105).accepted()) << "exactly INT64_MAX";
+    EXPECT_EQ(d.pending(Buy).back(), (Pend{10, Bob, Buy, 105, 106, rest - 5}));
+    d.expect_consistent();
 }
 
 }  // namespace

@@ -4,7 +4,8 @@
 // cancel, amend, load_resting, set_last_price, savepoint, rollback, commit)
 // with ids from a small range (duplicates and unknown ids are common), prices
 // in a narrow band or at the extremes, quantities small or near kMaxQty, and
-// some stop orders (stop prices in the band or invalid; placed and loaded).
+// some stop orders (stop prices in the band or invalid; placed and loaded;
+// amends move their stop price, see AmendStop).
 // Both books run every command; results (with the stop orders each command
 // triggered) and whole books (pending stops and last price included) must
 // agree after each one, the real book's invariants must hold, and a rollback
@@ -15,6 +16,7 @@
 // briefly (scripts/fuzz.sh).
 #include <fuzzer/FuzzedDataProvider.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -80,6 +82,28 @@ int64_t FuzzStop(FuzzedDataProvider& in) {
     }
 }
 
+// The new stop price of an amend of `id`, from the part of the command's
+// byte that the command's kind (byte % 17) leaves unread, so that inputs
+// written before amend took a stop price decode to the same commands: half
+// of the amends keep their stop price (0); the rest name the order's own
+// stop price, one out of range, kMaxPrice, or one around the last trade price
+// on the order's side (one tick reached, at it, one or two ticks beyond it;
+// before any trade, in the band).
+int64_t AmendStop(uint8_t byte, const ref::ReferenceBook& model, OrderId id) {
+    const int hi = byte / 17;  // 0..15
+    RestingOrder o;
+    const bool found = model.find(id, o);
+    if (hi < 8) return 0;
+    if (hi == 8) return found && o.stop.v != 0 ? o.stop.v : 100;
+    if (hi == 9) return -1;
+    if (hi == 10) return kMaxPrice + 1;
+    if (hi == 11) return kMaxPrice;
+    const int64_t last = model.last_price().v;
+    if (last == 0) return 95 + (hi - 12) * 3;
+    const int64_t d = hi - 13;  // -1..2
+    return std::max<int64_t>(1, found && o.side == Side::Sell ? last - d : last + d);
+}
+
 // Empty if both books agree on what find(id) reports.
 std::string DiffFind(const Book& real, const ref::ReferenceBook& model, OrderId id) {
     RestingOrder a, b;
@@ -113,7 +137,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     int step = 0;
     while (in.remaining_bytes() > 0 && step < 2000) {
         ++step;
-        const int kind = in.ConsumeIntegralInRange<int>(0, 16);
+        const uint8_t byte = in.ConsumeIntegral<uint8_t>();
+        const int kind = byte % 17;  // as ConsumeIntegralInRange<int>(0, 16) reads it
         std::string what;
         OrderId subject = 0;
         if (kind <= 6) {
@@ -143,10 +168,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             const OrderId id = in.ConsumeIntegralInRange<OrderId>(0, 40);
             const pgx::core::Price price{FuzzPrice(in)};
             const Qty qty{FuzzQuantity(in)};
-            real->amend(id, price, qty, got);
-            model.amend(id, price, qty, want);
+            const pgx::core::Price stop{AmendStop(byte, model, id)};
+            real->amend(id, price, qty, got, stop);
+            model.amend(id, price, qty, want, stop);
             what = "amend id " + std::to_string(id) + " price " + std::to_string(price.v) + " qty " +
-                   std::to_string(qty.v);
+                   std::to_string(qty.v) + " stop " + std::to_string(stop.v);
             subject = id;
         } else if (kind == 11) {
             RestingOrder o;
