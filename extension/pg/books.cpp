@@ -720,14 +720,20 @@ bool SlotInfoAt(int i, SlotInfo& out) {
     const uint32 state = slot.state;
     LWLockRelease(shared->lock);
     if (state == kSlotFree || dbid != MyDatabaseId || slot_relid != relid) return false;
-    out = SlotInfo{dbid, instrument_id, state == kSlotReady, 0, 0, 0, 0, 0, shared->book_bytes,
-                   pg_atomic_read_u64(&shared->slots[i].published_seq)};
+    out = SlotInfo{};
+    out.dbid = dbid;
+    out.instrument_id = instrument_id;
+    out.loaded = state == kSlotReady;
+    out.bytes = shared->book_bytes;
+    out.published_seq = pg_atomic_read_u64(&shared->slots[i].published_seq);
     if (state == kSlotReady) {
         const Book& b = Handle(i);
         out.orders = b.order_count();
         out.levels = b.level_count();
         out.max_orders = b.max_orders();
         out.max_levels = b.max_levels();
+        out.stops = b.stop_count();
+        out.stop_levels = b.stop_level_count();
         out.seq = b.seq();
     }
     return true;

@@ -56,6 +56,7 @@ struct SlotInfo {
     int32 instrument_id;
     bool loaded;
     uint32 orders, levels, max_orders, max_levels;
+    uint32 stops, stop_levels;  // pending stop orders and their stop prices (they share the slots)
     uint64 seq;
     uint64 bytes;
     uint64 published_seq;  // announced on exchange_events (publisher.h)

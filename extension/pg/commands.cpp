@@ -1943,12 +1943,12 @@ enum OrderColumn {
 #define PGX_CANCEL_BY_SQL                                                                           \
     "UPDATE exchange.orders SET status = 'cancelled', cancel_reason = 'user', remaining_lots = 0, " \
     "updated_at = now() WHERE order_id = $1 RETURNING "
-#define PGX_AMEND_BY_SQL                                                                             \
-    "UPDATE exchange.orders SET quantity = $2, price = $3, price_ticks = $4, quantity_lots = $5, "   \
-    "remaining_lots = $6, filled_quantity = filled_quantity + $7, status = $8, cancel_reason = $9, " \
-    "priority = $10, updated_at = now() WHERE order_id = $1 RETURNING "
+#define PGX_AMEND_SET                                                                           \
+    "quantity = $2, price = $3, price_ticks = $4, quantity_lots = $5, remaining_lots = $6, "    \
+    "filled_quantity = filled_quantity + $7, status = $8, cancel_reason = $9, priority = $10, " \
+    "updated_at = now() WHERE order_id = $1 RETURNING "
 #define PGX_AMEND_TYPES \
-    { UUIDOID, NUMERICOID, NUMERICOID, INT8OID, INT8OID, INT8OID, NUMERICOID, TEXTOID, TEXTOID, INT8OID }
+    UUIDOID, NUMERICOID, NUMERICOID, INT8OID, INT8OID, INT8OID, NUMERICOID, TEXTOID, TEXTOID, INT8OID
 // Each statement in two forms: [0] for a table before 0.13, [1] also reading
 // its stop_price (ReadOrder picks by StopsSchema()).
 Plan p_order_now[2] = {
@@ -1958,12 +1958,18 @@ Plan p_order_now[2] = {
 // PL/pgSQL version ran, answering with the row as updated.
 Plan p_cancel_by_sql[2] = {{PGX_CANCEL_BY_SQL PGX_ORDER_COLUMNS, 1, {UUIDOID}, nullptr},
                            {PGX_CANCEL_BY_SQL PGX_ORDER_COLUMNS_013, 1, {UUIDOID}, nullptr}};
-Plan p_amend_by_sql[2] = {{PGX_AMEND_BY_SQL PGX_ORDER_COLUMNS, 10, PGX_AMEND_TYPES, nullptr},
-                          {PGX_AMEND_BY_SQL PGX_ORDER_COLUMNS_013, 10, PGX_AMEND_TYPES, nullptr}};
+// (The second also moves a pending stop's stop price: $11 and $12, NULL to keep it.)
+Plan p_amend_by_sql[2] = {
+    {"UPDATE exchange.orders SET " PGX_AMEND_SET PGX_ORDER_COLUMNS, 10, {PGX_AMEND_TYPES}, nullptr},
+    {"UPDATE exchange.orders SET stop_price = COALESCE($11, stop_price), stop_ticks = COALESCE($12, "
+     "stop_ticks), " PGX_AMEND_SET PGX_ORDER_COLUMNS_013,
+     12,
+     {PGX_AMEND_TYPES, NUMERICOID, INT8OID},
+     nullptr}};
 #undef PGX_ORDER_COLUMNS
 #undef PGX_ORDER_COLUMNS_013
 #undef PGX_CANCEL_BY_SQL
-#undef PGX_AMEND_BY_SQL
+#undef PGX_AMEND_SET
 #undef PGX_AMEND_TYPES
 
 struct OrderNow {
@@ -2210,21 +2216,29 @@ void RefusedItemRow(Datum order_id, bool null_id, const Problem& p, Row& row) {
 // price keeps the order's time priority; anything else re-queues it, and a
 // new price may trade: its fills update the makers and write trades as a
 // placed order's do.
+// A pending stop order's stop price moves with stop_price (0.14): it goes
+// behind the stops already waiting at the new one.
 // Returns false, having changed nothing, when the order cannot be amended
 // (the reason in p, as amend_order raises it).
-bool AmendOrder(Datum order_id, Numeric quantity, Numeric price, const char* client_id, Row& row, Problem& p) {
+bool AmendOrder(Datum order_id, Numeric quantity, Numeric price, Numeric stop_price, const char* client_id,
+                Row& row, Problem& p) {
     const char* id = UuidText(DatumGetUUIDP(order_id));
     OrderNow o;
     Instrument inst;
     core::Book* locked = LockRestingOrder(order_id, client_id, id, o, inst, p);
     if (locked == nullptr) return false;
     core::Book& book = *locked;
-    if (quantity == nullptr && price == nullptr)
-        return Fail(p, "no_change", ERRCODE_INVALID_PARAMETER_VALUE, "give a new quantity, a new price or both");
+    if (quantity == nullptr && price == nullptr && stop_price == nullptr)
+        return Fail(p, "no_change", ERRCODE_INVALID_PARAMETER_VALUE,
+                    "give a new quantity, a new price or a new stop_price");
     int64 lots = DatumGetInt64(o[kQuantityLots]);
     int64 ticks = o.Null(kPriceTicks) ? 0 : DatumGetInt64(o[kPriceTicks]);
+    int64 stop_ticks = 0;  // 0: the stop price stays
     if (quantity != nullptr && !ToUnits(quantity, inst.lot, "quantity", "invalid_quantity", lots, p)) return false;
     if (price != nullptr && !ToUnits(price, inst.tick, "price", "invalid_price", ticks, p)) return false;
+    if (stop_price != nullptr &&
+        !ToUnits(stop_price, inst.tick, "stop_price", "invalid_stop_price", stop_ticks, p))
+        return false;
     const int64 filled_lots = DatumGetInt64(o[kQuantityLots]) - DatumGetInt64(o[kRemainingLots]);
     if (lots <= filled_lots)
         return Fail(p, "invalid_quantity", ERRCODE_INVALID_PARAMETER_VALUE,
@@ -2237,9 +2251,20 @@ bool AmendOrder(Datum order_id, Numeric quantity, Numeric price, const char* cli
     if (before.stop.v > 0 && before.type == core::OrderType::Market && price != nullptr)
         return Fail(p, "invalid_price", ERRCODE_INVALID_PARAMETER_VALUE,
                     "order %s is a stop-market order: it has no price", id);
-    RunCore([&] { book.amend(order_no, core::Price{ticks}, core::Qty{lots - filled_lots}, cmd); });
+    if (stop_ticks > 0 && before.stop.v == 0)
+        return Fail(p, "invalid_stop_price", ERRCODE_INVALID_PARAMETER_VALUE,
+                    "order %s is not a pending stop order: it has no stop_price to amend", id);
+    if (stop_ticks == before.stop.v) stop_ticks = 0;  // its own: no move
+    RunCore([&] {
+        book.amend(order_no, core::Price{ticks}, core::Qty{lots - filled_lots}, cmd, core::Price{stop_ticks});
+    });
     if (!cmd.accepted()) {  // the core's reject changed nothing
         const bool capacity = cmd.reject == core::Reject::OrderCapacity || cmd.reject == core::Reject::LevelCapacity;
+        if (cmd.reject == core::Reject::StopWouldTrigger)
+            return Fail(
+                p, "stop_would_trigger", ERRCODE_INVALID_PARAMETER_VALUE,
+                "amend of order %s rejected: the last trade price %s has already reached stop_price %s", id,
+                Out(Mul(Num(book.last_price().v), inst.tick)), Out(Mul(Num(stop_ticks), inst.tick)));
         return Fail(p, pstrdup(core::to_string(cmd.reject).data()),
                     capacity ? ERRCODE_INSUFFICIENT_RESOURCES : ERRCODE_INVALID_PARAMETER_VALUE,
                     "amend of order %s rejected", id);
@@ -2257,12 +2282,15 @@ bool AmendOrder(Datum order_id, Numeric quantity, Numeric price, const char* cli
     LookupSequences();
     const int64 priority =
         cmd.priority_kept ? DatumGetInt64(o[kPriority]) : nextval_internal(priority_seq, false);
-    static const char* const names[10] = {"quantity",        "price",  "price_ticks",   "quantity_lots", "remaining_lots",
-                                          "filled_quantity", "status", "cancel_reason", "priority",      "updated_at"};
-    static const Oid types[10] = {NUMERICOID, NUMERICOID, INT8OID, INT8OID, INT8OID,
-                                  NUMERICOID, TEXTOID,    TEXTOID, INT8OID, TIMESTAMPTZOID};
+    static const char* const names[12] = {"quantity",       "price",           "price_ticks", "quantity_lots",
+                                          "remaining_lots", "filled_quantity", "status",      "cancel_reason",
+                                          "priority",       "updated_at",      "stop_price",  "stop_ticks"};
+    static const Oid types[12] = {NUMERICOID, NUMERICOID, INT8OID, INT8OID,        INT8OID,    NUMERICOID,
+                                  TEXTOID,    TEXTOID,    INT8OID, TIMESTAMPTZOID, NUMERICOID, INT8OID};
+    const Numeric new_stop = stop_ticks > 0 ? Mul(Num(stop_ticks), inst.tick) : nullptr;
+    const int n_columns = stop_ticks > 0 ? 12 : 10;  // the stop columns only when it moves
     Columns update;
-    update.Init(10, 1);
+    update.Init(n_columns, 1);
     update.Set(0, NumericGetDatum(Mul(Num(lots), inst.lot)));
     if (ticks > 0) {
         update.Set(1, NumericGetDatum(Mul(Num(ticks), inst.tick)));
@@ -2280,9 +2308,14 @@ bool AmendOrder(Datum order_id, Numeric quantity, Numeric price, const char* cli
     if (isnull) update.SetNull(7);
     update.Set(8, Int64GetDatum(priority));
     update.Set(9, TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()));
+    if (new_stop != nullptr) {
+        update.Set(10, NumericGetDatum(new_stop));
+        update.Set(11, Int64GetDatum(stop_ticks));
+    }
     update.Next();
     const ItemPointerData tid = *reinterpret_cast<ItemPointer>(DatumGetPointer(o[kCtid]));
-    if (pg::UpdateRows(pg::RowBatch{"orders", 10, names, types, update.v, update.null, 1}, &tid) == 1) {
+    if (pg::UpdateRows(pg::RowBatch{"orders", n_columns, names, types, update.v, update.null, 1}, &tid) ==
+        1) {
         o.Set(kQuantity, update.v[0][0]);
         o.Set(kPrice, update.v[1][0]), o.null[kPrice - 1] = ticks == 0;
         o.Set(kPriceTicks, update.v[2][0]), o.null[kPriceTicks - 1] = ticks == 0;
@@ -2292,19 +2325,20 @@ bool AmendOrder(Datum order_id, Numeric quantity, Numeric price, const char* cli
         o.Set(kStatus, update.v[6][0]);
         o.SetText(kCancelReason, cancel_reason);
         o.Set(kPriority, update.v[8][0]);
+        if (new_stop != nullptr) o.Set(kStopPrice, NumericGetDatum(new_stop));
     } else {
-        Datum v[10] = {order_id,         update.v[0][0], update.v[1][0], update.v[2][0], update.v[3][0],
-                       update.v[4][0],   NumericGetDatum(added), update.v[6][0], update.v[7][0], update.v[8][0]};
-        const char nulls[10] = {' ',
-                                ticks > 0 ? ' ' : 'n',
-                                ticks > 0 ? ' ' : 'n',
-                                ' ',
-                                ' ',
-                                ' ',
-                                ' ',
-                                ' ',
-                                cancel_reason != nullptr ? ' ' : 'n',
-                                ' '};
+        // The parameters from the update's columns (NULL where it has none).
+        Datum v[12];
+        char nulls[12];
+        auto param = [&](int k, int c) {  // $(k + 1) from column c
+            const bool given = c < n_columns && !update.null[c][0];
+            v[k] = given ? update.v[c][0] : (Datum)0;
+            nulls[k] = given ? ' ' : 'n';
+        };
+        v[0] = order_id, nulls[0] = ' ';
+        for (int c = 0; c < 9; ++c) param(c + 1, c);  // $2..$10: quantity .. priority
+        v[6] = NumericGetDatum(added);                // $7: what its fills add (column 5 is the sum)
+        param(10, 10), param(11, 11);                 // $11, $12: the stop columns, NULL if it stays
         Exec(p_amend_by_sql[StopsSchema()], v, nulls, 1);
         if (SPI_processed != 1) elog(ERROR, "order %s left exchange.orders during its amend", id);
         DeformOrder(o);
@@ -2358,6 +2392,7 @@ bool AmendOrder(Datum order_id, Numeric quantity, Numeric price, const char* cli
     j.Key("order_id"), j.Text(id);
     j.Key("quantity"), j.Number(DatumGetNumeric(o[kQuantity]));
     j.Key("client_id"), j.Text(o.Text(kClientId));
+    if (!o.Null(kStopPrice)) j.Key("stop_price"), j.Number(DatumGetNumeric(o[kStopPrice]));
     j.Key("priority_kept"), j.Bool(cmd.priority_kept);
     AddStpCancelled(j, out.stp, out.StpEnd(-1));
     j.Key("filled_quantity"), j.Number(DatumGetNumeric(o[kFilled]));
@@ -2528,15 +2563,16 @@ Datum exchange_cancel_order(PG_FUNCTION_ARGS) {
     });
 }
 
-// amend_order(order_id, quantity, price, client_id) -> exchange.order_result
+// amend_order(order_id, quantity, price, client_id, stop_price) -> exchange.order_result
 Datum exchange_amend_order(PG_FUNCTION_ARGS) {
     const Datum order_id = OrderIdArg(fcinfo);
     Numeric quantity = PG_ARGISNULL(1) ? nullptr : PG_GETARG_NUMERIC(1);
     Numeric price = PG_ARGISNULL(2) ? nullptr : PG_GETARG_NUMERIC(2);
     const char* client_id = ArgText(fcinfo, 3);
+    Numeric stop_price = PG_NARGS() > 4 && !PG_ARGISNULL(4) ? PG_GETARG_NUMERIC(4) : nullptr;  // 0.14
     return OrderResult(fcinfo, [&](Row& row) {
         Problem p;
-        if (!AmendOrder(order_id, quantity, price, client_id, row, p)) Raise(p);
+        if (!AmendOrder(order_id, quantity, price, stop_price, client_id, row, p)) Raise(p);
     });
 }
 
@@ -2577,7 +2613,7 @@ Datum exchange_cancel_orders_each(PG_FUNCTION_ARGS) {
 }
 
 // amend_orders(amends jsonb) -> SETOF exchange.order_result: each item
-// {"order_id", "quantity", "price", "client_id"} amended as by amend_order,
+// {"order_id", "quantity", "price", "client_id", "stop_price"} amended as by amend_order,
 // in order, in one transaction, one result per item; an item that cannot be
 // amended gets a 'rejected' row with amend_order's reason and message and
 // changes nothing (then also: not an object, invalid_order; order_id missing
@@ -2602,7 +2638,7 @@ Datum exchange_amend_orders(PG_FUNCTION_ARGS) {
         Problem p;
         Datum order_id = (Datum)0;
         bool have_id = false;
-        Numeric quantity = nullptr, price = nullptr;
+        Numeric quantity = nullptr, price = nullptr, stop_price = nullptr;
         bool ok = false;
         if (item->type != jbvBinary || !JsonContainerIsObject(item->val.binary.data)) {
             Fail(p, "invalid_order", ERRCODE_INVALID_PARAMETER_VALUE, "each amend must be a JSON object");
@@ -2619,7 +2655,8 @@ Datum exchange_amend_orders(PG_FUNCTION_ARGS) {
                 order_id = UUIDPGetDatum(uuid);
                 have_id = true;
                 ok = FieldDecimal(obj, "quantity", quantity, p) && FieldDecimal(obj, "price", price, p) &&
-                     AmendOrder(order_id, quantity, price, FieldText(obj, "client_id"), row, p);
+                     FieldDecimal(obj, "stop_price", stop_price, p, "invalid_stop_price") &&
+                     AmendOrder(order_id, quantity, price, stop_price, FieldText(obj, "client_id"), row, p);
             }
         }
         if (!ok) RefusedItemRow(order_id, !have_id, p, row);

@@ -270,7 +270,9 @@ Datum exchange_rebuild(PG_FUNCTION_ARGS) {
     PG_RETURN_INT64(pg::RebuildBook(PG_GETARG_INT32(0)));
 }
 
-// _stats() -> one row per book of this database in shared memory.
+// _stats() -> one row per book of this database in shared memory; since
+// 0.14 also its pending stop orders and their stop levels (the function
+// declared before has the first nine columns).
 Datum exchange_stats_raw(PG_FUNCTION_ARGS) {
     InitMaterializedSRF(fcinfo, 0);
     ReturnSetInfo* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
@@ -278,12 +280,19 @@ Datum exchange_stats_raw(PG_FUNCTION_ARGS) {
     for (int i = 0; i < n; ++i) {
         pg::SlotInfo s;
         if (!pg::SlotInfoAt(i, s)) continue;
-        Datum v[9] = {Int32GetDatum(s.instrument_id), BoolGetDatum(s.loaded),
-                      Int64GetDatum(s.orders),        Int64GetDatum(s.levels),
-                      Int64GetDatum(s.max_orders),    Int64GetDatum(s.max_levels),
-                      Int64GetDatum(static_cast<int64>(s.seq)), Int64GetDatum(static_cast<int64>(s.bytes)),
-                      Int64GetDatum(static_cast<int64>(s.published_seq))};
-        bool nulls[9] = {false};
+        Datum v[11] = {Int32GetDatum(s.instrument_id),
+                       BoolGetDatum(s.loaded),
+                       Int64GetDatum(s.orders),
+                       Int64GetDatum(s.levels),
+                       Int64GetDatum(s.max_orders),
+                       Int64GetDatum(s.max_levels),
+                       Int64GetDatum(static_cast<int64>(s.seq)),
+                       Int64GetDatum(static_cast<int64>(s.bytes)),
+                       Int64GetDatum(static_cast<int64>(s.published_seq)),
+                       Int64GetDatum(s.stops),
+                       Int64GetDatum(s.stop_levels)};
+        bool nulls[11] = {false};
+        Assert(rsinfo->setDesc->natts == 9 || rsinfo->setDesc->natts == 11);
         tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, nulls);
     }
     return (Datum)0;

@@ -237,7 +237,9 @@ SELECT (SELECT count(*) FROM am_rows('AMA-USD') r WHERE r LIKE 'event % order_am
 SELECT (SELECT array_agg(b) FROM book('AMA-USD') b) = (SELECT array_agg(b) FROM book('AMB-USD') b) AS same_book,
        (SELECT count(*) FROM book('AMA-USD')) > 0 AS orders_left, healthy('AMA-USD'), healthy('AMB-USD');
 
--- The same errors for the ways an amend is refused.
+-- The same errors for the ways an amend is refused (but for no_change's
+-- message, which since 0.14 names the C one's stop_price too: the PL/pgSQL
+-- reference has none).
 SELECT what, try(format($$SELECT exchange.amend_order(%L, %s, %s, %L)$$, cx_nth('AMA-USD', st, 1), q, p, who)) AS c,
        try(format($$SELECT exchange._amend_order(%L, %s, %s, %L)$$, cx_nth('AMB-USD', st, 1), q, p, who)) AS plpgsql
   FROM (VALUES ('nothing to change', 'open', 'NULL', 'NULL', NULL),

@@ -482,3 +482,305 @@ DROP TRIGGER stop_noop_orders ON exchange.orders;
 SELECT * FROM stop_journal('STOPF-USD', :base);
 SELECT client_id, status, filled_quantity, remaining_lots FROM exchange.orders WHERE client_id LIKE 'st_x_' ORDER BY client_id;
 SELECT * FROM exchange.verify('STOPF-USD');
+
+-- Moving a pending stop order's stop price (0.14): amend_order(...,
+-- stop_price => ...) and amend_orders' "stop_price". The order leaves its
+-- stop's queue for the back of the new stop's (a new, larger priority; the
+-- quantity and limit price given with it change too); its entry
+-- 'order_amended' has the new stop_price, priority_kept false, no trades and
+-- no levels; nothing triggers. A trade at the new stop triggers it, one at
+-- the old no longer does. stop_queue shows the book's pending stops (from
+-- shared memory, _book_stops) in trigger order, each with its place by the
+-- table's rows (ORDER BY stop, priority), which must be the same.
+SELECT symbol FROM exchange.create_instrument('STOPM-USD', 0.5, 0.1);
+CREATE FUNCTION mv(name text) RETURNS uuid LANGUAGE sql AS $$
+    SELECT order_id FROM exchange.orders WHERE client_id = name AND instrument = 'STOPM-USD'
+$$;
+CREATE FUNCTION stop_queue(symbol text) RETURNS SETOF text LANGUAGE sql AS $$
+    WITH b AS (SELECT s.*, i.tick_size FROM exchange.instruments i, exchange._book_stops(i.instrument_id) s
+                WHERE i.symbol = stop_queue.symbol),
+         t AS (SELECT o.order_no, o.client_id, o.side,
+                      row_number() OVER (PARTITION BY o.side ORDER BY CASE WHEN o.side = 'buy' THEN o.stop_ticks
+                                                                           ELSE -o.stop_ticks END, o.priority) AS place
+                 FROM exchange.orders o WHERE o.instrument = symbol AND o.status = 'pending')
+    SELECT format('%s #%s %s stop %s %s lots %s (table #%s)', coalesce(t.side, '?'), coalesce(b.rank::text, '-'),
+                  coalesce(t.client_id, '?'), b.stop * b.tick_size,
+                  CASE WHEN b.price = 0 THEN 'market' ELSE 'limit ' || b.price * b.tick_size END, b.qty,
+                  coalesce(t.place::text, '-'))
+      FROM b FULL JOIN t USING (order_no)
+     ORDER BY coalesce(b.side, CASE WHEN t.side = 'buy' THEN 0 ELSE 1 END), b.rank, t.place
+$$;
+-- Before any trade: three buy stops (mv_a's at 105 oldest), two sell stops.
+SELECT status, stop_price FROM exchange.place_order('mv_a', 'STOPM-USD', 'buy', 'limit', 1, 104, stop_price => 105);
+SELECT status, stop_price FROM exchange.place_order('mv_b', 'STOPM-USD', 'buy', 'market', 0.5, stop_price => 106);
+SELECT status, stop_price FROM exchange.place_order('mv_c', 'STOPM-USD', 'buy', 'limit', 0.3, 108, stop_price => 106);
+SELECT status, stop_price FROM exchange.place_order('mv_s', 'STOPM-USD', 'sell', 'market', 0.4, stop_price => 95);
+SELECT status, stop_price FROM exchange.place_order('mv_t', 'STOPM-USD', 'sell', 'limit', 0.2, 93, stop_price => 94);
+SELECT * FROM stop_queue('STOPM-USD');
+-- mv_a's stop 105 -> 106: it goes behind mv_b and mv_c, placed after it;
+-- its quantity and limit price stay. A sell stop moves too (94 -> 96), no
+-- trade yet to check it against.
+SELECT stop_seq('STOPM-USD') AS base \gset
+SELECT status, price, quantity, remaining_quantity, stop_price, seq - :base AS seq
+  FROM exchange.amend_order(mv('mv_a'), stop_price => 106);
+SELECT status, price, quantity, remaining_quantity, stop_price, seq - :base AS seq
+  FROM exchange.amend_order(mv('mv_t'), stop_price => 96);
+SELECT * FROM stop_queue('STOPM-USD');
+SELECT * FROM stop_pending('STOPM-USD');
+SELECT (SELECT priority FROM exchange.orders WHERE order_id = mv('mv_a'))
+       > (SELECT max(priority) FROM exchange.orders WHERE client_id IN ('mv_b', 'mv_c', 'mv_s')) AS new_larger_priority;
+SELECT client_id, type, price, quantity, remaining_lots, status, stop_price, stop_ticks
+  FROM exchange.orders WHERE client_id IN ('mv_a', 'mv_t') ORDER BY client_id;
+SELECT * FROM stop_journal('STOPM-USD', :base);
+SELECT payload->>'client_id' AS client_id, payload->>'stop_price' AS stop_price, payload->>'priority_kept' AS priority_kept,
+       jsonb_array_length(payload->'trades') AS trades, jsonb_array_length(payload->'levels') AS levels
+  FROM exchange.events WHERE kind = 'order_amended' AND order_id IN (mv('mv_a'), mv('mv_t')) ORDER BY seq;
+SELECT count(*) AS triggered FROM exchange.events e JOIN exchange.orders o USING (order_id)
+ WHERE e.kind = 'order_triggered' AND o.instrument = 'STOPM-USD';
+SELECT * FROM book('STOPM-USD');
+SELECT * FROM exchange.verify('STOPM-USD');
+-- A move with a new quantity and limit price at once (mv_c: 106 -> 105.5,
+-- 0.6 at 107). A move with a lower quantity still goes to the back (mv_b
+-- 106 -> 107, 0.4: priority_kept false); moved back to 106 it is behind mv_a,
+-- which it was ahead of.
+SELECT stop_seq('STOPM-USD') AS base \gset
+SELECT status, price, quantity, remaining_quantity, stop_price
+  FROM exchange.amend_order(mv('mv_c'), quantity => 0.6, price => 107, stop_price => 105.5);
+SELECT * FROM stop_queue('STOPM-USD');
+SELECT status, price, quantity, remaining_quantity, stop_price
+  FROM exchange.amend_order(mv('mv_b'), quantity => 0.4, stop_price => 107);
+SELECT * FROM stop_queue('STOPM-USD');
+SELECT status, price, quantity, remaining_quantity, stop_price FROM exchange.amend_order(mv('mv_b'), stop_price => 106);
+SELECT * FROM stop_queue('STOPM-USD');
+SELECT * FROM stop_journal('STOPM-USD', :base);
+SELECT payload->>'client_id' AS client_id, payload->>'priority_kept' AS priority_kept
+  FROM exchange.events e JOIN exchange.instruments i USING (instrument_id)
+ WHERE i.symbol = 'STOPM-USD' AND e.seq > :base ORDER BY e.seq;
+SELECT client_id, type, price, quantity, remaining_lots, status, stop_price, stop_ticks
+  FROM exchange.orders WHERE client_id IN ('mv_b', 'mv_c') ORDER BY client_id;
+SELECT * FROM exchange.verify('STOPM-USD');
+-- Its own stop price is no move: with a lower quantity mv_a keeps its place
+-- (priority_kept true); alone, or with its own quantity, it is no_change.
+SELECT stop_seq('STOPM-USD') AS base \gset
+SELECT status, quantity, stop_price FROM exchange.amend_order(mv('mv_a'), quantity => 0.9, stop_price => 106);
+SELECT payload->>'priority_kept' AS priority_kept FROM exchange.events
+ WHERE order_id = mv('mv_a') AND kind = 'order_amended' ORDER BY seq DESC LIMIT 1;
+SELECT try($$SELECT exchange.amend_order(mv('mv_a'), stop_price => 106)$$);
+SELECT try($$SELECT exchange.amend_order(mv('mv_a'), quantity => 0.9, stop_price => 106.0)$$);
+SELECT * FROM stop_queue('STOPM-USD');
+SELECT stop_seq('STOPM-USD') - :base AS entries;
+SELECT * FROM exchange.verify('STOPM-USD');
+
+-- Refused moves change nothing (the pending stops, the book, the last
+-- price, the journal's seq): no change given; a stop price not positive,
+-- not a multiple of the tick (0.5), NaN, infinite or too large; a price
+-- for a stop-market order; a stop price for an order in the book (mv_o);
+-- an unknown id, another client's order, a cancelled stop order.
+SELECT status FROM exchange.place_order('mv_o', 'STOPM-USD', 'buy', 'limit', 0.1, 90);
+SELECT status FROM exchange.place_order('mv_x', 'STOPM-USD', 'sell', 'market', 0.1, stop_price => 92);
+SELECT status FROM exchange.cancel_order(mv('mv_x'));
+TRUNCATE saved;
+INSERT INTO saved SELECT * FROM stop_state('STOPM-USD');
+SELECT try($$SELECT exchange.amend_order(mv('mv_a'))$$);
+SELECT try($$SELECT exchange.amend_order(mv('mv_a'), NULL, NULL, NULL, NULL)$$);
+SELECT try($$SELECT exchange.amend_order(mv('mv_a'), stop_price => 0)$$);
+SELECT try($$SELECT exchange.amend_order(mv('mv_a'), stop_price => -106)$$);
+SELECT try($$SELECT exchange.amend_order(mv('mv_a'), stop_price => 106.25)$$);
+SELECT try($$SELECT exchange.amend_order(mv('mv_a'), quantity => 0.5, stop_price => 106.25)$$);
+SELECT try($$SELECT exchange.amend_order(mv('mv_a'), stop_price => 'NaN')$$);
+SELECT try($$SELECT exchange.amend_order(mv('mv_a'), stop_price => 'Infinity')$$);
+SELECT try($$SELECT exchange.amend_order(mv('mv_a'), stop_price => 1e18)$$);
+SELECT try($$SELECT exchange.amend_order(mv('mv_b'), price => 107, stop_price => 107)$$);
+SELECT try($$SELECT exchange.amend_order(mv('mv_o'), stop_price => 95)$$);
+SELECT try($$SELECT exchange.amend_order(mv('mv_o'), quantity => 0.2, stop_price => 95)$$);
+SELECT try($$SELECT exchange.amend_order(gen_random_uuid(), stop_price => 107)$$);
+SELECT try($$SELECT exchange.amend_order(mv('mv_a'), stop_price => 107, client_id => 'mv_b')$$);
+SELECT try($$SELECT exchange.amend_order(mv('mv_x'), stop_price => 91)$$);
+SELECT * FROM stop_diff('STOPM-USD');
+SELECT status, price, quantity, stop_price FROM exchange.get_order(mv('mv_o'));
+SELECT * FROM exchange.verify('STOPM-USD');
+
+-- After the first trade (100): a new stop it has already reached is
+-- refused (stop_would_trigger: buy at or below 100, sell at or above), with
+-- a new quantity too; nothing changes.
+SELECT status FROM exchange.place_order('mv_m1', 'STOPM-USD', 'sell', 'limit', 0.2, 100);
+SELECT status FROM exchange.place_order('mv_m2', 'STOPM-USD', 'sell', 'limit', 0.1, 105.5);
+SELECT status FROM exchange.place_order('mv_m3', 'STOPM-USD', 'sell', 'limit', 0.5, 106);
+SELECT status FROM exchange.place_order('mv_m4', 'STOPM-USD', 'sell', 'limit', 0.5, 106.5);
+SELECT status FROM exchange.place_order('mv_m5', 'STOPM-USD', 'sell', 'limit', 0.1, 107);
+SELECT status FROM exchange.place_order('mv_m6', 'STOPM-USD', 'sell', 'limit', 2, 108);
+SELECT status FROM exchange.place_order('mv_m7', 'STOPM-USD', 'buy', 'limit', 0.1, 99);
+SELECT status FROM exchange.place_order('mv_m8', 'STOPM-USD', 'buy', 'limit', 0.5, 96);
+SELECT stop_seq('STOPM-USD') AS base \gset
+SELECT status, jsonb_path_query_array(trades, '$[*].price') AS prices
+  FROM exchange.place_order('mv_t1', 'STOPM-USD', 'buy', 'limit', 0.2, 100);
+SELECT * FROM stop_journal('STOPM-USD', :base);
+TRUNCATE saved;
+INSERT INTO saved SELECT * FROM stop_state('STOPM-USD');
+SELECT try($$SELECT exchange.amend_order(mv('mv_a'), stop_price => 100)$$);
+SELECT try($$SELECT exchange.amend_order(mv('mv_a'), stop_price => 99.5)$$);
+SELECT try($$SELECT exchange.amend_order(mv('mv_a'), quantity => 0.5, stop_price => 100)$$);
+SELECT try($$SELECT exchange.amend_order(mv('mv_b'), stop_price => 50)$$);
+SELECT try($$SELECT exchange.amend_order(mv('mv_t'), stop_price => 100)$$);
+SELECT try($$SELECT exchange.amend_order(mv('mv_t'), stop_price => 100.5)$$);
+SELECT * FROM stop_diff('STOPM-USD');
+SELECT * FROM exchange.verify('STOPM-USD');
+
+-- amend_orders: each item's "stop_price" (a JSON number or string); a
+-- refused item is a 'rejected' row with amend_order's reason and message
+-- and changes nothing, the others go through: mv_t 96 -> 97, mv_s 95 -> 99.5
+-- (one tick below the last trade price).
+SELECT stop_seq('STOPM-USD') AS base \gset
+SELECT r.ordinality AS k, status, reject_reason,
+       regexp_replace(reject_message, '[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}', '<uuid>') AS reject_message,
+       stop_price, quantity
+  FROM exchange.amend_orders(jsonb_build_array(
+    jsonb_build_object('order_id', mv('mv_t'), 'stop_price', '97'),
+    jsonb_build_object('order_id', mv('mv_a'), 'stop_price', 100),
+    jsonb_build_object('order_id', mv('mv_a'), 'stop_price', 'x', 'quantity', 0.5),
+    jsonb_build_object('order_id', mv('mv_a'), 'stop_price', true),
+    jsonb_build_object('order_id', mv('mv_a'), 'stop_price', 106.25),
+    jsonb_build_object('order_id', mv('mv_a'), 'stop_price', 0),
+    jsonb_build_object('order_id', mv('mv_o'), 'stop_price', 95),
+    jsonb_build_object('order_id', mv('mv_a'), 'stop_price', 106),
+    jsonb_build_object('order_id', mv('mv_a')),
+    jsonb_build_object('order_id', mv('mv_b'), 'price', 107, 'stop_price', 107),
+    jsonb_build_object('order_id', mv('mv_t'), 'stop_price', 98, 'client_id', 'mv_s'),
+    jsonb_build_object('order_id', mv('mv_x'), 'stop_price', 98),
+    jsonb_build_object('order_id', mv('mv_s'), 'stop_price', 99.5))) WITH ORDINALITY AS r
+ ORDER BY r.ordinality;
+SELECT * FROM stop_journal('STOPM-USD', :base);
+SELECT * FROM stop_queue('STOPM-USD');
+SELECT * FROM exchange.verify('STOPM-USD');
+
+-- ROLLBACK of a move gives the old stop and place back, in the book and the
+-- rows: mv_a moved by its owner to 100.5, one tick above the last trade
+-- price (allowed), then rolled back. ROLLBACK TO SAVEPOINT too, the
+-- transaction going on to move mv_c (105.5 -> 106.5), which commits.
+TRUNCATE saved;
+INSERT INTO saved SELECT * FROM stop_state('STOPM-USD');
+CREATE TEMP TABLE saved_queue AS SELECT * FROM stop_queue('STOPM-USD') q(line);
+BEGIN;
+SELECT status, stop_price FROM exchange.amend_order(mv('mv_a'), stop_price => 100.5, client_id => 'mv_a');
+SELECT * FROM stop_queue('STOPM-USD');
+SELECT * FROM stop_diff('STOPM-USD');
+SELECT * FROM exchange.verify('STOPM-USD');
+ROLLBACK;
+SELECT * FROM stop_queue('STOPM-USD');
+SELECT * FROM stop_diff('STOPM-USD');
+SELECT stop_price, stop_ticks FROM exchange.orders WHERE order_id = mv('mv_a');
+SELECT * FROM exchange.verify('STOPM-USD');
+BEGIN;
+SAVEPOINT before_move;
+SELECT status, stop_price FROM exchange.amend_order(mv('mv_b'), quantity => 0.3, stop_price => 105.5);
+SELECT * FROM stop_queue('STOPM-USD');
+ROLLBACK TO SAVEPOINT before_move;
+SELECT (SELECT array_agg(q) FROM stop_queue('STOPM-USD') q) = (SELECT array_agg(line) FROM saved_queue) AS queue_as_before;
+SELECT * FROM exchange.verify('STOPM-USD');
+SELECT status, stop_price FROM exchange.amend_order(mv('mv_c'), stop_price => 106.5);
+COMMIT;
+SELECT * FROM stop_queue('STOPM-USD');
+SELECT * FROM stop_diff('STOPM-USD');
+SELECT * FROM exchange.verify('STOPM-USD');
+
+-- The new stop triggers, the old no longer does. mv_t's stop goes down to
+-- 93 (it was 94, 96, then 97). A sale at 99 reaches mv_s's new stop 99.5
+-- (it was 95): mv_s sells at 96, which reaches neither mv_t's new stop nor
+-- triggers it at its old ones.
+SELECT status, stop_price FROM exchange.amend_order(mv('mv_t'), stop_price => 93);
+SELECT stop_seq('STOPM-USD') AS base \gset
+SELECT status, jsonb_path_query_array(trades, '$[*].price') AS prices
+  FROM exchange.place_order('mv_t2', 'STOPM-USD', 'sell', 'limit', 0.1, 99);
+SELECT * FROM stop_journal('STOPM-USD', :base);
+SELECT * FROM stop_queue('STOPM-USD');
+SELECT * FROM exchange.verify('STOPM-USD');
+-- A buy at 105.5, mv_c's old stop, triggers nothing (mv_c waits at 106.5,
+-- mv_a and mv_b at 106).
+SELECT stop_seq('STOPM-USD') AS base \gset
+SELECT status, jsonb_path_query_array(trades, '$[*].price') AS prices
+  FROM exchange.place_order('mv_t3', 'STOPM-USD', 'buy', 'limit', 0.1, 105.5);
+SELECT * FROM stop_journal('STOPM-USD', :base);
+SELECT * FROM stop_queue('STOPM-USD');
+-- A buy at 106 triggers mv_a, then mv_b (mv_b was placed before mv_a and
+-- was ahead of it at 106, but left and came back): mv_a (limit 104) rests,
+-- mv_b (market) buys the rest at 106. mv_c (106.5) waits.
+SELECT stop_seq('STOPM-USD') AS base \gset
+SELECT status, jsonb_path_query_array(trades, '$[*].price') AS prices
+  FROM exchange.place_order('mv_t4', 'STOPM-USD', 'buy', 'limit', 0.1, 106);
+SELECT * FROM stop_journal('STOPM-USD', :base);
+SELECT * FROM stop_queue('STOPM-USD');
+SELECT * FROM exchange.verify('STOPM-USD');
+-- A buy at 106.5 triggers mv_c at its new stop: it buys 0.4 at 106.5 and
+-- 0.1 at 107, the rest rests at its new limit price 107.
+SELECT stop_seq('STOPM-USD') AS base \gset
+SELECT status, jsonb_path_query_array(trades, '$[*].price') AS prices
+  FROM exchange.place_order('mv_t5', 'STOPM-USD', 'buy', 'limit', 0.1, 106.5);
+SELECT * FROM stop_journal('STOPM-USD', :base);
+SELECT * FROM stop_trades('STOPM-USD', 0);
+SELECT stop_trades_differing('STOPM-USD', 0) AS trades_differing;
+SELECT client_id, type, price, quantity, status, filled_quantity, remaining_lots, stop_price, cancel_reason
+  FROM exchange.orders WHERE client_id IN ('mv_a', 'mv_b', 'mv_c', 'mv_s', 'mv_t') ORDER BY client_id;
+SELECT * FROM stop_rows('STOPM-USD');
+SELECT * FROM stop_queue('STOPM-USD');
+SELECT * FROM exchange.verify('STOPM-USD');
+-- A stop order that triggered has no stop price to move: resting (mv_a
+-- open, mv_c partially filled) it is invalid_stop_price, filled (mv_b) not
+-- open; their quantity still amends.
+SELECT try($$SELECT exchange.amend_order(mv('mv_a'), stop_price => 110)$$);
+SELECT try($$SELECT exchange.amend_order(mv('mv_c'), stop_price => 110)$$);
+SELECT try($$SELECT exchange.amend_order(mv('mv_c'), quantity => 0.7, stop_price => 107)$$);
+SELECT try($$SELECT exchange.amend_order(mv('mv_b'), stop_price => 110)$$);
+SELECT status, reject_reason FROM exchange.amend_orders(jsonb_build_array(
+    jsonb_build_object('order_id', mv('mv_a'), 'stop_price', 110),
+    jsonb_build_object('order_id', mv('mv_c'), 'stop_price', '110')));
+SELECT status, quantity, remaining_quantity, stop_price FROM exchange.amend_order(mv('mv_a'), quantity => 0.8);
+SELECT * FROM exchange.verify('STOPM-USD');
+
+-- Moves with a BEFORE UPDATE trigger on exchange.orders (the rows written
+-- by statements, row_writer.sql): mv_v waits at 110, mv_u placed before it
+-- at 110.5 moves behind it, and mv_w, a stop-market order (no price: its
+-- statement's price parameters are NULL, the others not), moves behind both
+-- and then gives up a lot; the rows and the book agree.
+SELECT status FROM exchange.place_order('mv_u', 'STOPM-USD', 'buy', 'limit', 0.1, 112, stop_price => 110.5);
+SELECT status FROM exchange.place_order('mv_v', 'STOPM-USD', 'buy', 'limit', 0.2, 111, stop_price => 110);
+SELECT status FROM exchange.place_order('mv_w', 'STOPM-USD', 'buy', 'market', 0.3, stop_price => 111);
+CREATE TRIGGER stop_noop_orders BEFORE UPDATE ON exchange.orders FOR EACH ROW EXECUTE FUNCTION stop_noop();
+SELECT status, stop_price FROM exchange.amend_order(mv('mv_u'), stop_price => 110);
+SELECT status, quantity, stop_price FROM exchange.amend_order(mv('mv_v'), quantity => 0.1);
+SELECT status, price, quantity, stop_price FROM exchange.amend_order(mv('mv_w'), stop_price => 110);
+SELECT status, price, quantity, stop_price FROM exchange.amend_order(mv('mv_w'), quantity => 0.2);
+DROP TRIGGER stop_noop_orders ON exchange.orders;
+SELECT client_id, type, price, price_ticks, quantity, quantity_lots, remaining_lots, stop_price, stop_ticks
+  FROM exchange.orders WHERE client_id IN ('mv_u', 'mv_v', 'mv_w') ORDER BY client_id;
+SELECT * FROM stop_queue('STOPM-USD');
+SELECT * FROM exchange.verify('STOPM-USD');
+-- A rebuild reloads the moved stops at their new stop prices and places
+-- (by priority): the same queue, verify finds nothing; the journal has
+-- every move and gives the book back.
+TRUNCATE saved_queue;
+INSERT INTO saved_queue SELECT * FROM stop_queue('STOPM-USD');
+SELECT exchange.rebuild('STOPM-USD');
+SELECT (SELECT array_agg(q) FROM stop_queue('STOPM-USD') q) = (SELECT array_agg(line) FROM saved_queue) AS queue_as_before;
+SELECT * FROM exchange.verify('STOPM-USD');
+SELECT kind, count(*), count(*) FILTER (WHERE payload ? 'stop_price') AS with_stop_price
+  FROM exchange.events e JOIN exchange.instruments i USING (instrument_id)
+ WHERE i.symbol = 'STOPM-USD' GROUP BY kind ORDER BY kind;
+SELECT count(d.side) AS levels_differing
+  FROM ((SELECT * FROM exchange.orderbook_at('STOPM-USD', depth => 100)
+         EXCEPT ALL SELECT * FROM exchange.orderbook('STOPM-USD', 100))
+        UNION ALL
+        (SELECT * FROM exchange.orderbook('STOPM-USD', 100)
+         EXCEPT ALL SELECT * FROM exchange.orderbook_at('STOPM-USD', depth => 100))) d;
+SELECT count(*) = max(e.seq) AND min(e.seq) = 1 AS gap_free
+  FROM exchange.events e JOIN exchange.instruments i USING (instrument_id) WHERE i.symbol = 'STOPM-USD';
+SELECT * FROM exchange.verify('STOPM-USD');
+-- stats() (0.14) counts the pending stop orders and their stop prices
+-- apart from the book's orders and levels: here 3 buys at 110 and a sell
+-- at 93, 4 orders at 2 stop prices.
+SELECT s.pending_stops, s.stop_levels,
+       s.pending_stops = (SELECT count(*) FROM exchange.orders o WHERE o.instrument = 'STOPM-USD' AND o.status = 'pending')
+           AS rows_agree,
+       s.resting_orders = (SELECT count(*) FROM exchange.orders o
+                            WHERE o.instrument = 'STOPM-USD' AND o.status IN ('open', 'partially_filled'))
+           AS book_agrees
+  FROM exchange.stats() s WHERE s.instrument = 'STOPM-USD';

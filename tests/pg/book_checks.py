@@ -14,3 +14,65 @@ def consistency_problems(conn):
                          "(SELECT sum(t.quantity) FROM exchange.trades t "
                          "WHERE o.order_id IN (t.buy_order_id, t.sell_order_id)), 0)").fetchone()[0]
     return problems, gaps, fills
+
+
+def _reached(side, last, stop):
+    return last is not None and (last >= stop if side == "buy" else last <= stop)
+
+
+def stop_problems(conn, limit=10):
+    """Stop orders against the journal (0.13, moves of their stop price 0.14):
+    replaying each instrument's entries with the last trade price after each,
+    a stop order is pending from its entry 'order_placed' or 'order_amended'
+    with status pending, at that entry's stop_price (so a move replaces its
+    stop), until its 'order_cancelled' or 'order_triggered'; it must trigger
+    only when the last price before that entry reaches its current stop
+    (buy: >=, sell: <=), at that stop, and at the end of every command's run
+    (its entry and the triggered ones right after it) no pending stop may be
+    reached by the last price; the pending ones at the end are the rows with
+    status 'pending'. Returns up to `limit` problems (empty when healthy)."""
+    sides = dict(conn.execute("SELECT order_id, side FROM exchange.orders WHERE stop_price IS NOT NULL").fetchall())
+    last_trade = {(i, s): p for i, s, p in conn.execute(
+        "SELECT DISTINCT ON (instrument_id, seq) instrument_id, seq, price FROM exchange.trades "
+        "ORDER BY instrument_id, seq, trade_no DESC").fetchall()}
+    entries = conn.execute("SELECT instrument_id, seq, kind, order_id, payload->>'status', "
+                           "(payload->>'stop_price')::numeric FROM exchange.events "
+                           "WHERE instrument_id IN (SELECT instrument_id FROM exchange.instruments) "
+                           "ORDER BY instrument_id, seq").fetchall()
+    problems, pending, last, inst = [], {}, None, None
+    for n, (i, seq, kind, oid, status, stop) in enumerate(entries):
+        if i != inst:
+            inst, last, pending = i, None, {}
+        before = last
+        last = last_trade.get((i, seq), last)
+        if kind == "order_triggered":
+            if oid not in pending:
+                problems.append(f"instrument {i} seq {seq}: {oid} triggered while not pending")
+            else:
+                current = pending.pop(oid)
+                if stop != current or not _reached(sides[oid], before, current):
+                    problems.append(f"instrument {i} seq {seq}: {oid} ({sides[oid]}) triggered at stop {stop}, "
+                                    f"its stop {current}, the last price before {before}")
+        elif kind == "order_cancelled":
+            pending.pop(oid, None)
+        elif kind in ("order_placed", "order_amended") and oid in sides and stop is not None:
+            if status == "pending":
+                pending[oid] = stop
+            elif oid in pending:
+                problems.append(f"instrument {i} seq {seq}: pending {oid} {kind} with status {status}")
+                pending.pop(oid)
+        run_ends = n + 1 == len(entries) or entries[n + 1][0] != i or entries[n + 1][2] != "order_triggered"
+        if run_ends:
+            for o, s in pending.items():
+                if _reached(sides[o], last, s):
+                    problems.append(f"instrument {i} seq {seq}: {o} ({sides[o]}) still pending at stop {s} "
+                                    f"after the last price {last}")
+        if n + 1 == len(entries) or entries[n + 1][0] != i:
+            rows = {o for o, in conn.execute("SELECT order_id FROM exchange.orders WHERE instrument_id = %s "
+                                             "AND status = 'pending'", (i,)).fetchall()}
+            if rows != set(pending):
+                problems.append(f"instrument {i}: pending by the journal {len(pending)}, by the rows {len(rows)} "
+                                f"({len(rows ^ set(pending))} differ)")
+        if len(problems) >= limit:
+            break
+    return problems

@@ -7,9 +7,13 @@ one instrument: batches (place_orders), single orders with idempotency keys
 rejected as reached, the others wait and trigger as the sessions trade)
 that the sessions share (so that repeats race their originals), clients new
 to the exchange picked from a shared pool (so that first uses race),
-cancel_orders (without a client, or with a client per id) and
-amend_order of orders the sessions placed; most transactions are one
-call, the others two or three on one instrument with clients that exist
+cancel_orders (without a client, or with a client per id),
+amend_order of orders the sessions placed, and moves of pending stop
+orders' stop prices (0.14: amend_order's stop_price, mostly beyond the
+last trade price; in a savepoint, some the last price already reached,
+some invalid and some on orders in the book, each to be refused for its
+reason unless a race below came first); most transactions are one call,
+the others two or three on one instrument with clients that exist
 already; a transaction of one call may cancel orders of both instruments.
 A fifth session halts and resumes the second instrument now and then. A trading call takes what it may wait for in one order
 (commands.cpp, TakeLocksInOrder and LockInstrumentsOf), and the
@@ -18,9 +22,15 @@ may deadlock: every
 error must be one a session can expect from a race it lost (55000
 order_not_open or instrument_halted, P0002 for the id of an order whose
 transaction rolled back, 22023 no_change or an amend below what filled
+meanwhile, and for a move stop_would_trigger, the last price having moved
+past, or invalid_stop_price for an order that triggered and rests
 meanwhile), never 40P01. Afterwards every book verifies clean, the journals
-are gap-free, each order's filled quantity equals its trades and no client
-has two orders with one idempotency key. regress/specs/lock_order.spec
+are gap-free, each order's filled quantity equals its trades, no client
+has two orders with one idempotency key, every committed move is in the
+journal (an 'order_amended' entry of its order at its new stop), and
+replaying the journal every stop order triggered only once the last price
+reached its stop of the moment and none stayed pending past a command that
+reached it (book_checks.stop_problems). regress/specs/lock_order.spec
 shows the deadlocks of the lock order before, one step at a time; with
 that order a run of this test met 25 deadlocks.
 
@@ -35,11 +45,12 @@ import time
 
 import psycopg
 
-from book_checks import consistency_problems
+from book_checks import consistency_problems, stop_problems
 
 EXPECTED = {
     ("55000", "order_not_open"), ("55000", "instrument_halted"), ("P0002", "order_not_found"),
     ("22023", "no_change"), ("22023", "invalid_quantity"),
+    ("22023", "stop_would_trigger"), ("22023", "invalid_stop_price"),  # a move's races (move_stop)
 }
 INSTRUMENTS = ("C1", "C2")
 
@@ -54,10 +65,16 @@ class Shared:
         self.ids = {i: [] for i in INSTRUMENTS}
         self.outcomes = {}
         self.unexpected = []
+        self.moves = {}  # a stop price's moves: outcome -> count
+        self.moved = []  # (order_id, new stop price) of the committed moves
 
     def count(self, key):
         with self.lock:
             self.outcomes[key] = self.outcomes.get(key, 0) + 1
+
+    def count_move(self, key):
+        with self.lock:
+            self.moves[key] = self.moves.get(key, 0) + 1
 
 
 def order(rng, inst, new_clients):
@@ -82,7 +99,74 @@ def order(rng, inst, new_clients):
     return o
 
 
-def call(rng, conn, inst, shared, placed, new_clients):
+def move_stop(rng, conn, inst, shared, moved):
+    """amend_order with a stop_price: a pending stop of inst to a stop
+    beyond the last trade price (it may trigger, be cancelled or the price
+    move past meanwhile: those errors go up to the transaction as races);
+    or, in a savepoint, to one the last price reached, to an invalid one, or
+    an order in the book given one, each of which must be refused for its
+    reason."""
+    row = conn.execute("SELECT order_id, side, stop_ticks, exchange._book_last_price(instrument_id) "
+                       "FROM exchange.orders WHERE instrument = %s AND status = 'pending' ORDER BY random() LIMIT 1",
+                       (inst,)).fetchone()
+    w = rng.random()
+    if row is None:
+        return
+    oid, side, stop, last = row
+    if w < 0.6:
+        if last == 0:
+            new = rng.randint(94, 106)
+        else:
+            new = last + rng.randint(1, 6) if side == "buy" else max(1, last - rng.randint(1, 6))
+        if new == stop:  # its own would be no_change
+            new = new + 1 if side == "buy" or last == 0 else new - 1
+        if new <= 0:
+            return
+        try:
+            status = conn.execute("SELECT status FROM exchange.amend_order(%s, stop_price => %s)",
+                                  (oid, new)).fetchone()[0]
+        except psycopg.errors.DatabaseError as e:
+            shared.count_move(f"refused {reason(e)} (beyond the last price, a race)")
+            raise
+        if status != "pending":
+            raise AssertionError(f"a move of {oid} answered {status}")
+        shared.count_move("moved")
+        moved.append((oid, new))
+        return
+    if w < 0.75 and last != 0:
+        kind, want = "reached", "stop_would_trigger"
+        new = last - rng.randint(0, 3) if side == "buy" else last + rng.randint(0, 3)
+        if new == stop or new <= 0:
+            return
+    elif w < 0.9:
+        kind, want, new = "invalid", "invalid_stop_price", rng.choice(["0", "-3", "100.5", "NaN", "1e19"])
+    else:
+        kind, want = "in the book", "invalid_stop_price"
+        row = conn.execute("SELECT order_id FROM exchange.orders WHERE instrument = %s AND status IN "
+                           "('open', 'partially_filled') ORDER BY random() LIMIT 1", (inst,)).fetchone()
+        if row is None:
+            return
+        oid, new = row[0], rng.randint(94, 106)
+    try:
+        with conn.transaction():  # a savepoint
+            conn.execute("SELECT status FROM exchange.amend_order(%s, stop_price => %s::numeric)", (oid, new))
+    except psycopg.errors.DatabaseError as e:
+        if e.sqlstate == "22023" and reason(e) == want:
+            shared.count_move(f"refused {want} ({kind})")
+            return
+        # A race: the order triggered, filled or was cancelled meanwhile, the price moved, a halt.
+        if (e.sqlstate, reason(e)) in EXPECTED:
+            shared.count_move(f"refused {reason(e)} ({kind}, a race)")
+            return
+        raise
+    if kind == "reached":  # the last price moved back meanwhile (another session's trade)
+        shared.count_move("reached one accepted (a race)")
+        moved.append((oid, new))
+        return
+    raise AssertionError(f"a move ({kind}) of {oid} to {new} was accepted")
+
+
+def call(rng, conn, inst, shared, placed, moved, new_clients):
     r = rng.random()
     if r < 0.4:
         rows = conn.execute("SELECT order_id FROM exchange.place_orders(%s::jsonb)",
@@ -105,11 +189,13 @@ def call(rng, conn, inst, shared, placed, new_clients):
         else:  # a client per id (0.9): some own theirs, most do not (a refusal row), some name none
             clients = [rng.choice([None, f"old{rng.randrange(20)}"]) for _ in ids]
             conn.execute("SELECT count(*) FROM exchange.cancel_orders(%s::uuid[], %s::text[])", (ids, clients))
-    else:
+    elif r < 0.93:
         with shared.lock:
             oid = rng.choice(shared.ids[inst]) if shared.ids[inst] else None
         if oid is not None:
             conn.execute("SELECT status FROM exchange.amend_order(%s, quantity => %s)", (oid, rng.randint(1, 6)))
+    else:
+        move_stop(rng, conn, inst, shared, moved)
 
 
 def trader(dsn, seed, transactions, shared):
@@ -117,19 +203,25 @@ def trader(dsn, seed, transactions, shared):
     with psycopg.connect(dsn, autocommit=True) as conn:
         for _ in range(transactions):
             inst = rng.choice(INSTRUMENTS)
-            placed = []
+            placed, moved = [], []
             try:
                 calls = 1 if rng.random() < 0.6 else rng.randint(2, 3)
                 with conn.transaction():
                     for _ in range(calls):
-                        call(rng, conn, inst, shared, placed, calls == 1)
+                        call(rng, conn, inst, shared, placed, moved, calls == 1)
                 with shared.lock:
                     shared.ids[inst].extend(placed)
+                    shared.moved.extend(moved)
                 shared.count("ok")
+            except AssertionError as e:
+                with shared.lock:
+                    shared.unexpected.append(f"assertion: {e}")
             except psycopg.errors.DatabaseError as e:
                 key = (e.sqlstate, reason(e))
                 shared.count(key)
-                if key not in EXPECTED:
+                # invalid_stop_price is a race only for a stop that triggered and rests meanwhile
+                if key not in EXPECTED or (key == ("22023", "invalid_stop_price")
+                                           and "is not a pending stop order" not in str(e)):
                     with shared.lock:
                         shared.unexpected.append(f"{e.sqlstate}: {str(e).splitlines()[0]}")
 
@@ -169,6 +261,11 @@ def main():
     with psycopg.connect(dsn, autocommit=True) as conn:
         restarted = conn.execute("SELECT pg_postmaster_start_time()").fetchone()[0] != started
         problems, gaps, fills = consistency_problems(conn)
+        stop_trouble = stop_problems(conn)
+        # Every committed move is journaled: an 'order_amended' entry of its order at its new stop.
+        unjournaled = sum(1 for oid, stop in shared.moved if not conn.execute(
+            "SELECT EXISTS (SELECT FROM exchange.events WHERE order_id = %s AND kind = 'order_amended' "
+            "AND (payload->>'stop_price')::numeric = %s)", (oid, stop)).fetchone()[0])
         twice = conn.execute("SELECT count(*) FROM (SELECT 1 FROM exchange.orders WHERE idempotency_key IS NOT NULL "
                              "GROUP BY client_id, idempotency_key HAVING count(*) > 1) d").fetchone()[0]
         orders, trades = conn.execute("SELECT (SELECT count(*) FROM exchange.orders), "
@@ -180,16 +277,19 @@ def main():
             "SELECT 'triggered', count(*) FROM exchange.events WHERE kind = 'order_triggered'").fetchall())
     outcomes = {str(k): v for k, v in sorted(shared.outcomes.items(), key=str)}
     print(f"concurrency: 4 sessions x {transactions} transactions, {orders} orders, {trades} trades, "
-          f"stop orders {stops}, outcomes {outcomes}")
+          f"stop orders {stops}, outcomes {outcomes}, stop price moves {dict(sorted(shared.moves.items()))} "
+          f"({len(shared.moved)} committed)")
     failed = False
     if shared.unexpected:
         print(f"FAIL: {len(shared.unexpected)} unexpected errors, first: {shared.unexpected[:3]}", file=sys.stderr)
         failed = True
-    if restarted or problems or gaps or fills or twice:
+    if restarted or problems or gaps or fills or twice or stop_trouble or unjournaled:
         print(f"FAIL: restarted {restarted}, verify {problems}, journal gaps {gaps}, orders whose fills disagree "
-              f"with trades {fills}, idempotency keys used twice {twice}", file=sys.stderr)
+              f"with trades {fills}, idempotency keys used twice {twice}, stop orders against the journal "
+              f"{stop_trouble}, committed moves not journaled {unjournaled}", file=sys.stderr)
         failed = True
-    if shared.outcomes.get("ok", 0) < transactions or trades == 0 or stops["triggered"] == 0:
+    if shared.outcomes.get("ok", 0) < transactions or trades == 0 or stops["triggered"] == 0 or \
+            not shared.moves.get("moved") or not any(k.startswith("refused stop_would_trigger") for k in shared.moves):
         print("FAIL: the sessions exercised too little (see outcomes)", file=sys.stderr)
         failed = True
     return 1 if failed else 0

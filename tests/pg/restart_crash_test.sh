@@ -57,8 +57,28 @@ book_stops() {
 }
 
 # 1. Clean restart: the books are reloaded exactly, their pending stop
-#    orders (in trigger order) and last trade prices too.
+#    orders (in trigger order) and last trade prices too. On MMM (0.14) a
+#    stop moved before the restart: after a trade at 100, m1's buy stop
+#    105 -> 106 puts it behind m2 (placed after it at 106), s1's sell stop
+#    95 -> 94; reloaded, m1 is still at 106 behind m2, a trade at 105 (m1's
+#    old stop) triggers nothing and one at 106 triggers m2, then m1.
 order_script seed 400 1 | psql_db -At >/dev/null
+psql_db -At -c "SELECT exchange.create_instrument('MMM', 1, 1)" \
+  -c "SELECT status FROM exchange.place_order('mk', 'MMM', 'sell', 'limit', 1, 100)" \
+  -c "SELECT status FROM exchange.place_order('mt', 'MMM', 'buy', 'limit', 1, 100)" \
+  -c "SELECT status FROM exchange.place_order('m1', 'MMM', 'buy', 'market', 1, stop_price => 105)" \
+  -c "SELECT status FROM exchange.place_order('m2', 'MMM', 'buy', 'market', 1, stop_price => 106)" \
+  -c "SELECT status FROM exchange.place_order('s1', 'MMM', 'sell', 'market', 1, stop_price => 95)" >/dev/null
+moved=$(psql_db -At -c "SELECT string_agg(a.status || ' ' || a.stop_price, ', ' ORDER BY c) FROM (VALUES ('m1', 106),
+          ('s1', 94)) v(c, stop), exchange.amend_order((SELECT order_id FROM exchange.orders WHERE client_id = v.c),
+          stop_price => v.stop) a")
+[ "$moved" = "pending 106, pending 94" ] || fail "restart: moving the stops on MMM: $moved"
+mmm_stops() {
+  psql_db -At -c "SELECT string_agg(o.client_id || ' ' || s.stop || ' #' || s.rank, ', ' ORDER BY s.side, s.rank)
+                    FROM exchange._book_stops((SELECT instrument_id FROM exchange.instruments WHERE symbol = 'MMM')) s
+                    JOIN exchange.orders o USING (order_no)"
+}
+[ "$(mmm_stops)" = "m2 106 #1, m1 106 #2, s1 94 #1" ] || fail "restart: the moved stops before the restart: $(mmm_stops)"
 before=$(psql_db -At -c "SELECT symbol, o.* FROM exchange.instruments, exchange.orderbook(symbol, 1000) o")
 stops_before=$(book_stops)
 scripts/pg-cluster.sh stop "$dir"
@@ -69,6 +89,19 @@ after=$(psql_db -At -c "SELECT symbol, o.* FROM exchange.instruments, exchange.o
 [ "$stops_before" = "$(book_stops)" ] || fail "restart: pending stop orders or last trade prices differ"
 [ -n "$stops_before" ] || fail "restart: no pending stop order to reload"
 check_health restart
+[ "$(mmm_stops)" = "m2 106 #1, m1 106 #2, s1 94 #1" ] || fail "restart: the moved stops after the restart: $(mmm_stops)"
+psql_db -At -c "SELECT status FROM exchange.place_order('mk', 'MMM', 'sell', 'limit', 1, 105)" \
+  -c "SELECT status FROM exchange.place_order('mk', 'MMM', 'sell', 'limit', 3, 106)" \
+  -c "SELECT status FROM exchange.place_order('mt', 'MMM', 'buy', 'limit', 1, 105)" >/dev/null
+[ "$(mmm_stops)" = "m2 106 #1, m1 106 #2, s1 94 #1" ] || fail "restart: a trade at m1's old stop changed the stops: $(mmm_stops)"
+seq=$(psql_db -At -c "SELECT seq FROM exchange.place_order('mt', 'MMM', 'buy', 'limit', 1, 106)")
+triggered=$(psql_db -At -c "SELECT string_agg(e.kind || ' ' || o.client_id || ' ' || o.status, ', ' ORDER BY e.seq)
+              FROM exchange.events e JOIN exchange.orders o USING (order_id)
+             WHERE e.instrument_id = o.instrument_id AND o.instrument = 'MMM' AND e.seq > $seq")
+[ "$triggered" = "order_triggered m2 filled, order_triggered m1 filled" ] ||
+  fail "restart: the trade at the moved stop's new stop triggered: $triggered"
+[ "$(mmm_stops)" = "s1 94 #1" ] || fail "restart: the pending stops on MMM after the trigger: $(mmm_stops)"
+check_health "restart, moved stops triggered"
 passed=$((passed + 1))
 
 # 2. kill -9 the postmaster while three clients place orders on two

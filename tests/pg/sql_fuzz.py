@@ -2,7 +2,7 @@
 
 Seeded random and boundary arguments for place_order, place_orders (icebergs' display_quantity and stop
 orders' stop_price included),
-cancel_order, cancel_orders, amend_order and amend_orders: odd strings
+cancel_order, cancel_orders, amend_order and amend_orders (with a stop_price, 0.14): odd strings
 (empty, long, quotes, control and non-ASCII characters), NULLs, zero,
 negative, NaN, infinite, huge and very precise numerics, malformed and oddly
 typed JSON batches, unknown and foreign order ids, id arrays and amend
@@ -13,10 +13,21 @@ amend_orders answering one row per id or item); a place_order with a
 stop_price that fails changes nothing (the tables' counts, the books, their
 pending stops and last trade prices as before), and a place_orders item
 refused for its stop_price or its combination is written nowhere (a
-batch writes exactly its rows that have a seq); the server must never crash
+batch writes exactly its rows that have a seq); moves of pending stop
+orders' stop prices (amend_order's stop_price: beyond the last trade price,
+already reached by it, their own, anything, and on orders that are not
+pending stops): a refused one changes nothing (as above) and is refused for
+the reason its kind implies (stop_would_trigger, invalid_stop_price, ...),
+a move beyond the last trade price with nothing else given is accepted, and
+an accepted move leaves the order pending at its new stop, last of the
+orders there both in the book (_book_stops) and by the rows' priority,
+with one journal entry and nothing triggered; the server must never crash
 (same postmaster start time, the session still alive);
-afterwards every book verifies clean, the journals are gap-free and each
-order's filled quantity equals its trades.
+afterwards every book verifies clean, the journals are gap-free, each
+order's filled quantity equals its trades, and replaying the journal every
+stop order triggered only once the last price reached its stop of the
+moment (a move replacing it), and none stayed pending past a command that
+reached it (book_checks.stop_problems).
 
 Usage: sql_fuzz.py DSN [calls]   (the database must not have the extension)
 """
@@ -27,7 +38,7 @@ import uuid
 
 import psycopg
 
-from book_checks import consistency_problems
+from book_checks import consistency_problems, stop_problems
 
 # The extension's documented SQLSTATEs (README, "Errors") and PostgreSQL's own
 # input errors for arguments that cannot even be converted to the parameter type.
@@ -104,6 +115,9 @@ def amend_item(rng, order_ids):
         if rng.random() < 0.6:
             item[key] = pick(rng, ["1", "2", "0.5", "3", "99", "100.5"]) if rng.random() < 0.5 else \
                 pick(rng, NUMERICS + JSON_VALUES)
+    if rng.random() < 0.3:  # a stop price (0.14): for the pending stops among the ids, and any other
+        item["stop_price"] = pick(rng, ["98", "99", "100", "100.5", "101", "102", "103"]) \
+            if rng.random() < 0.5 else pick(rng, NUMERICS + JSON_VALUES)
     if rng.random() < 0.5:
         item["client_id"] = pick(rng, ["f1", "f2", "f3", "intruder", "", None])
     return item
@@ -120,7 +134,103 @@ STATE = ("SELECT (SELECT count(*) FROM exchange.orders), (SELECT count(*) FROM e
          "  ORDER BY i.symbol) FROM exchange.instruments i)")
 
 
-def call(rng, cur, order_ids):
+def move_stop(rng, cur, order_ids, moves):
+    """amend_order with a stop_price (0.14): on a pending stop order (mostly)
+    a stop beyond the last trade price, one it has reached, its own, or any
+    numeric; else on an order in the book, or any order id. Counts the
+    outcome in moves, checks it, and raises the call's error if it failed."""
+    pending = cur.execute(
+        "SELECT o.order_id, o.order_no, o.side, o.stop_ticks, o.priority, o.instrument_id, i.tick_size, o.client_id, "
+        "exchange._book_last_price(o.instrument_id) FROM exchange.orders o JOIN exchange.instruments i "
+        "USING (instrument_id) WHERE o.status = 'pending' ORDER BY o.order_no").fetchall()
+    quantity = client = target = None
+    r = rng.random()
+    if pending and r < 0.8:
+        target = pick(rng, pending)
+        oid, _, side, stop, _, _, tick, owner, last = target
+        w = rng.random()
+        if w < 0.45 or (w < 0.7 and last == 0):
+            # Beyond the last trade price (while nothing traded, any stop).
+            kind = "beyond"
+            if last == 0:
+                ticks = max(1, stop + rng.randint(-50, 50))
+            elif side == "buy":
+                ticks = last + rng.randint(1, 300)
+            else:
+                ticks = last - rng.randint(1, 300) if last > 300 else rng.randint(1, last - 1) if last > 1 else stop
+        elif w < 0.7:
+            kind = "reached"
+            ticks = max(1, last - rng.randint(0, 200)) if side == "buy" else last + rng.randint(0, 200)
+        elif w < 0.8:
+            kind, ticks = "own", stop
+        else:
+            kind, ticks = "any", None
+        if ticks == stop:
+            kind = "own"
+        stop_price = pick(rng, NUMERICS) if ticks is None else str(tick * ticks)
+        if kind in ("own", "any") and rng.random() < 0.5:
+            quantity = pick(rng, ["1", "2", "0.5", "3"]) if rng.random() < 0.7 else pick(rng, NUMERICS)
+        if rng.random() < 0.3:
+            client = owner if rng.random() < 0.7 else pick(rng, ["f1", "f2", "f3", "intruder"])
+    elif r < 0.9:
+        kind = "not_pending"
+        row = cur.execute("SELECT order_id FROM exchange.orders WHERE status IN ('open', 'partially_filled') "
+                          "ORDER BY random() LIMIT 1").fetchone()
+        oid = row[0] if row else str(uuid.uuid4())
+        stop_price = pick(rng, ["99", "100", "100.5", "101", "102"])
+        if not row:
+            kind = "any"
+    else:
+        kind = "any"
+        oid = pick(rng, order_ids) if order_ids and rng.random() < 0.8 else str(uuid.uuid4())
+        stop_price = pick(rng, NUMERICS + ["99", "100.5", "101"])
+    before = cur.execute(STATE).fetchone()
+    seq = cur.execute("SELECT coalesce(max(seq), 0) FROM exchange.events WHERE instrument_id = %s",
+                      (target[5] if target else 0,)).fetchone()[0]
+    try:
+        cur.execute("SELECT status, stop_price FROM exchange.amend_order(%s, %s::numeric, NULL, %s, %s::numeric)",
+                    (oid, quantity, client, stop_price))
+    except psycopg.errors.DatabaseError as e:
+        reason = (e.diag.message_primary or "").split(":", 1)[0]
+        moves["refused " + reason] = moves.get("refused " + reason, 0) + 1
+        after = cur.execute(STATE).fetchone()
+        if after != before:
+            raise AssertionError(f"a refused move ({kind}) of {oid} to {stop_price!r} changed {before} to {after}")
+        # Nothing but the stop price given (or the owner named): refused for what its kind implies.
+        alone = quantity is None and (client is None or target is not None and client == target[7])
+        if alone and kind == "beyond":
+            raise AssertionError(f"a move of {oid} beyond the last trade price to {stop_price} was refused: {e}")
+        want = {"reached": "stop_would_trigger", "not_pending": "invalid_stop_price", "own": "no_change"}.get(kind)
+        if alone and want is not None and reason != want:
+            raise AssertionError(f"a move ({kind}) of {oid} to {stop_price} was refused with {reason}, not {want}: {e}")
+        raise
+    status, new_stop = cur.fetchone()
+    if kind in ("reached", "not_pending"):
+        raise AssertionError(f"a move ({kind}) of {oid} to {stop_price} was accepted: {status} {new_stop}")
+    if target is None or new_stop == target[6] * target[3]:
+        moves["accepted, not moved"] = moves.get("accepted, not moved", 0) + 1
+        return
+    moves["moved"] = moves.get("moved", 0) + 1
+    # Pending at its new stop, last there both in the book and by priority (a
+    # new one); one journal entry, nothing triggered.
+    order_no, side, stop_ticks, priority, row_status, inst = cur.execute(
+        "SELECT order_no, side, stop_ticks, priority, status, instrument_id FROM exchange.orders WHERE order_id = %s",
+        (oid,)).fetchone()
+    queue = [n for n, sd, st in cur.execute("SELECT order_no, side, stop FROM exchange._book_stops(%s) "
+                                            "ORDER BY side, rank", (inst,)).fetchall()
+             if st == stop_ticks and sd == (0 if side == "buy" else 1)]
+    newest = cur.execute("SELECT max(priority) FROM exchange.orders WHERE instrument_id = %s AND status = 'pending' "
+                         "AND side = %s AND stop_ticks = %s", (inst, side, stop_ticks)).fetchone()[0]
+    entries = [k for k, in cur.execute("SELECT kind FROM exchange.events WHERE instrument_id = %s AND seq > %s "
+                                       "ORDER BY seq", (inst, seq)).fetchall()]
+    if (status, row_status) != ("pending", "pending") or new_stop != target[6] * stop_ticks or not queue \
+            or queue[-1] != order_no or priority != newest or priority <= target[4] or entries != ["order_amended"]:
+        raise AssertionError(f"the move of {oid} to {stop_price}: {status}/{row_status} at {new_stop} "
+                             f"({stop_ticks} ticks), queue there {queue} (it is {order_no}), priority {priority} "
+                             f"(newest {newest}, was {target[4]}), journal entries {entries}")
+
+
+def call(rng, cur, order_ids, moves):
     kind = rng.random()
     if kind < 0.45:
         a = place_args(rng)
@@ -187,10 +297,13 @@ def call(rng, cur, order_ids):
         rows = cur.fetchall()
         if len(rows) != len(ids) or any((status == "rejected") != (reason is not None) for status, reason in rows):
             raise AssertionError(f"cancel_orders answered {rows} for {len(ids)} ids")
-    elif kind < 0.93:
+    elif kind < 0.88:
         oid = pick(rng, order_ids) if order_ids and rng.random() < 0.8 else str(uuid.uuid4())
-        cur.execute("SELECT status FROM exchange.amend_order(%s, %s::numeric, %s::numeric, %s)",
-                    (oid, pick(rng, NUMERICS), pick(rng, NUMERICS), pick(rng, [None, "f1", "f3", "intruder"])))
+        stop = pick(rng, NUMERICS) if rng.random() < 0.2 else None
+        cur.execute("SELECT status FROM exchange.amend_order(%s, %s::numeric, %s::numeric, %s, %s::numeric)",
+                    (oid, pick(rng, NUMERICS), pick(rng, NUMERICS), pick(rng, [None, "f1", "f3", "intruder"]), stop))
+    elif kind < 0.95:
+        move_stop(rng, cur, order_ids, moves)
     else:
         if rng.random() < 0.1:
             batch = pick(rng, JSON_VALUES)
@@ -213,11 +326,11 @@ def main():
         conn.execute("SELECT exchange.create_instrument('BTC-USD', 0.01, 0.001)")
         conn.execute("SELECT exchange.create_instrument('ETH-USD', 0.5, 0.5, 1)")
         started = conn.execute("SELECT pg_postmaster_start_time()").fetchone()[0]
-        outcomes, order_ids = {}, []
+        outcomes, order_ids, moves = {}, [], {}
         for _ in range(calls):
             try:
                 with conn.cursor() as cur:
-                    call(rng, cur, order_ids)
+                    call(rng, cur, order_ids, moves)
                 outcomes["ok"] = outcomes.get("ok", 0) + 1
             except psycopg.errors.DatabaseError as e:
                 state = e.sqlstate
@@ -229,6 +342,7 @@ def main():
             print("FAIL: the server restarted during the fuzz pass", file=sys.stderr)
             return 1
         problems, gaps, fills = consistency_problems(conn)
+        stop_trouble = stop_problems(conn)
         trades = conn.execute("SELECT count(*) FROM exchange.trades").fetchone()[0]
         stops = dict(conn.execute(
             "SELECT 'placed', count(*) FROM exchange.orders WHERE stop_price IS NOT NULL UNION ALL "
@@ -236,12 +350,13 @@ def main():
             "SELECT 'would_trigger', count(*) FROM exchange.orders WHERE reject_reason = 'stop_would_trigger' UNION ALL "
             "SELECT 'triggered', count(*) FROM exchange.events WHERE kind = 'order_triggered'").fetchall())
     print(f"sql fuzz: {calls} calls, outcomes {dict(sorted(outcomes.items()))}, {len(order_ids)} orders, "
-          f"{trades} trades, stop orders {stops}")
-    if problems or gaps or fills:
-        print(f"FAIL: verify {problems}, journal gaps {gaps}, orders whose fills disagree with trades {fills}",
-              file=sys.stderr)
+          f"{trades} trades, stop orders {stops}, stop price moves {dict(sorted(moves.items()))}")
+    if problems or gaps or fills or stop_trouble:
+        print(f"FAIL: verify {problems}, journal gaps {gaps}, orders whose fills disagree with trades {fills}, "
+              f"stop orders against the journal {stop_trouble}", file=sys.stderr)
         return 1
-    if outcomes.get("ok", 0) < calls // 10 or trades == 0 or len(outcomes) < 4 or stops["triggered"] == 0:
+    if outcomes.get("ok", 0) < calls // 10 or trades == 0 or len(outcomes) < 4 or stops["triggered"] == 0 or \
+            not all(moves.get(k) for k in ("moved", "refused stop_would_trigger", "refused invalid_stop_price")):
         print("FAIL: the fuzz pass exercised too little (see outcomes)", file=sys.stderr)
         return 1
     return 0

@@ -8,10 +8,13 @@
 # 0.6's append-only clients table, 0.7's trigger on instruments, 0.8's
 # journal view, 0.9's cancel_orders with a client per id, 0.10's kept
 # history (the journal and the trades append-only, no order deleted), 0.11's candles,
-# book at a sequence and paging, 0.12's icebergs and 0.13's stop orders;
+# book at a sequence and paging, 0.12's icebergs, 0.13's stop orders and
+# 0.14's amend of a pending stop's stop price (amend_order with one
+# signature, the 5-argument one);
 # and a database at 0.12 whose book was loaded before its update to 0.13
 # (the server runs the new library first) keeps the last trade price that
-# stop orders are checked against. Runs against
+# stop orders are checked against, then, holding pending stops loaded in
+# memory at 0.13, is updated to 0.14 and moves one of them. Runs against
 # the cluster of scripts/test-pg.sh (PGHOST/PGPORT/PGUSER from there); the
 # databases are dropped at the end.
 set -euo pipefail
@@ -42,14 +45,15 @@ message=$(q "SELECT reject_message FROM exchange.place_orders('[{\"client_id\": 
 # 0.3: cancel_order, amend_order (and the new cancel_orders; 0.5's amend_orders) are C functions, SECURITY
 # DEFINER with their search_path and still granted to traders; they amend
 # and then cancel the order placed at 0.1.
-for f in "cancel_order(uuid, text)" "amend_order(uuid, numeric, numeric, text)" "cancel_orders(uuid[], text)" \
+for f in "cancel_order(uuid, text)" "amend_order(uuid, numeric, numeric, text, numeric)" "cancel_orders(uuid[], text)" \
   "amend_orders(jsonb)" "cancel_orders(uuid[], text[])"; do
   [ "$(q "SELECT l.lanname || ' ' || p.prosecdef || ' ' || array_to_string(p.proconfig, ',')
            || ' ' || has_function_privilege('exchange_trader', p.oid, 'EXECUTE')
            FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang WHERE p.oid = 'exchange.$f'::regprocedure")" \
     = "c true search_path=exchange, pg_catalog, pg_temp true" ] || fail "$f after the update is not the C one as granted"
 done
-for f in "cancel_orders(uuid[], text)" "amend_orders(jsonb)" "cancel_orders(uuid[], text[])"; do
+for f in "cancel_orders(uuid[], text)" "amend_orders(jsonb)" "cancel_orders(uuid[], text[])" \
+  "amend_order(uuid, numeric, numeric, text, numeric)"; do
   [ "$(q "SELECT has_function_privilege('exchange_auditor', 'exchange.$f', 'EXECUTE')")" = f ] ||
     fail "$f is executable beyond exchange_trader"
 done
@@ -169,7 +173,22 @@ trigger_seq=$(q "SELECT seq FROM exchange.place_order('u8', 'UP-USD', 'buy', 'li
 [ "$(q "SELECT count(*) FROM exchange.verify('UP-USD')") $(q "SELECT exchange.rebuild('UP-USD')") $(q "SELECT
         count(*) FROM exchange.verify('UP-USD')")" = "0 1 0" ] ||
   fail "verify after the stop order triggered, or the book rebuilt (the iceberg alone resting)"
-echo "upgrade: 0.1 -> $current keeps the order placed at 0.1; replays, reject_message, the C amend_order, amend_orders and cancel_order, the partial idempotency index, the append-only clients table, the instruments' change trigger, the journal view, cancel_orders with a client per id, the kept history, candles, the book at a sequence, paging, icebergs and stop orders work"
+# 0.14: amend_order has one signature, the one with stop_price (0.13's 4-argument one is dropped), which
+# moves a pending stop order: u10's stop 12 -> 13 puts it behind u9's (placed after it) in the book and
+# in the rows, and verify finds them equal.
+[ "$(q "SELECT string_agg(p.oid::regprocedure::text, ' ') FROM pg_proc p WHERE p.proname = 'amend_order'
+        AND p.pronamespace = 'exchange'::regnamespace")" = "exchange.amend_order(uuid,numeric,numeric,text,numeric)" ] ||
+  fail "amend_order after the update is not the one 5-argument function"
+s10=$(q "SELECT order_id FROM exchange.place_order('u10', 'UP-USD', 'buy', 'market', 1, stop_price => 12)")
+q "SELECT status FROM exchange.place_order('u9', 'UP-USD', 'buy', 'market', 1, stop_price => 13)" >/dev/null
+[ "$(q "SELECT status || ' ' || stop_price FROM exchange.amend_order('$s10', stop_price => 13, client_id => 'u10')")" \
+  = "pending 13.00" ] || fail "amend_order moving a stop price after the update"
+[ "$(q "SELECT string_agg(client_id || ' ' || stop_price, ', ' ORDER BY priority) FROM exchange.orders
+        WHERE status = 'pending'") | $(q "SELECT string_agg(o.client_id || ' ' || s.stop, ', ' ORDER BY s.rank)
+        FROM exchange._book_stops((SELECT instrument_id FROM exchange.instruments WHERE symbol = 'UP-USD')) s
+        JOIN exchange.orders o USING (order_no)") | $(q "SELECT count(*) FROM exchange.verify('UP-USD')")" \
+  = "u9 13.00, u10 13.00 | u9 1300, u10 1300 | 0" ] || fail "the moved stop order in the rows, the book, or verify"
+echo "upgrade: 0.1 -> $current keeps the order placed at 0.1; replays, reject_message, the C amend_order, amend_orders and cancel_order, the partial idempotency index, the append-only clients table, the instruments' change trigger, the journal view, cancel_orders with a client per id, the kept history, candles, the book at a sequence, paging, icebergs, stop orders and moving a stop price work"
 
 # 0.12 -> 0.13 with the book already in shared memory: the new library runs
 # first (a restart), trading at 0.12 loads the book (a trade at 10, then a
@@ -191,3 +210,61 @@ problems=$(q12 "SELECT string_agg(problem, '; ') FROM exchange.verify('UP12-USD'
   fail "a stop order that the trade at 0.12 already reached was not rejected after the update"
 [ "$(q12 "SELECT count(*) FROM exchange.verify('UP12-USD')")" = 0 ] || fail "verify after the stop order"
 echo "upgrade: 0.12 -> 0.13 with the book loaded at 0.12 keeps its last trade price"
+
+# 0.13 -> 0.14 with pending stop orders in the book in shared memory: placed
+# at 0.13 (v4's at stop 12, then v5's at 13) and reloaded by a rebuild,
+# the update, then v4's stop moves to 13: behind v5 in the book
+# (_book_stops) and the rows, verify finds nothing; a move to a stop the
+# trade at 10 already reached is refused (stop_would_trigger); trades at 10
+# (v1's ask left from 0.12) and 12, v4's old stop, trigger nothing, one at
+# 13 triggers v5 then v4. amend_order has the one signature, which
+# exchange_trader may execute (and only it).
+inst12=$(q12 "SELECT instrument_id FROM exchange.instruments WHERE symbol = 'UP12-USD'")
+s4=$(q12 "SELECT order_id FROM exchange.place_order('v4', 'UP12-USD', 'buy', 'market', 1, stop_price => 12)")
+q12 "SELECT status FROM exchange.place_order('v5', 'UP12-USD', 'buy', 'market', 1, stop_price => 13)" >/dev/null
+[ "$(q12 "SELECT exchange.rebuild('UP12-USD')")" = 1 ] || fail "the rebuild at 0.13"
+[ "$(q12 "SELECT string_agg(p.oid::regprocedure::text, ' ') FROM pg_proc p WHERE p.proname = 'amend_order'
+        AND p.pronamespace = 'exchange'::regnamespace") $(q12 "SELECT string_agg(stop || ':' || rank, ' ' ORDER BY rank)
+        FROM exchange._book_stops($inst12)")" = "exchange.amend_order(uuid,numeric,numeric,text) 12:1 13:2" ] ||
+  fail "at 0.13 before the update: amend_order's signature or the pending stops in the book"
+# stats() at 0.13 has its nine columns (the new library fills what the function declares), at 0.14
+# also the pending stop orders and their stop prices.
+[ "$(q12 "SELECT array_length(proargnames, 1) FROM pg_proc WHERE oid = 'exchange.stats'::regproc") $(q12 "SELECT
+        loaded || ' ' || resting_orders FROM exchange.stats() WHERE instrument = 'UP12-USD'")" = "9 true 1" ] ||
+  fail "stats() at 0.13 with the new library"
+q12 "ALTER EXTENSION exchange UPDATE TO '0.14'" >/dev/null
+[ "$(q12 "SELECT resting_orders || ' ' || pending_stops || ' ' || stop_levels FROM exchange.stats()
+        WHERE instrument = 'UP12-USD'")" = "1 2 2" ] || fail "stats()' pending stops after 0.13 -> 0.14"
+[ "$(q12 "SELECT extversion FROM pg_extension WHERE extname = 'exchange'")" = 0.14 ] || fail "not updated to 0.14"
+[ "$(q12 "SELECT string_agg(p.oid::regprocedure::text || ' ' || p.prosecdef || ' ' || array_to_string(p.proconfig, ',')
+        || ' ' || has_function_privilege('exchange_trader', p.oid, 'EXECUTE') || ' '
+        || has_function_privilege('exchange_auditor', p.oid, 'EXECUTE'), '; ')
+        FROM pg_proc p WHERE p.proname = 'amend_order' AND p.pronamespace = 'exchange'::regnamespace")" \
+  = "exchange.amend_order(uuid,numeric,numeric,text,numeric) true search_path=exchange, pg_catalog, pg_temp true false" ] ||
+  fail "amend_order after 0.13 -> 0.14 is not the one 5-argument function, SECURITY DEFINER, executable by exchange_trader alone"
+[ "$(q12 "SELECT count(*) FROM exchange.verify('UP12-USD')")" = 0 ] || fail "verify after 0.13 -> 0.14"
+[ "$(q12 "SELECT status || ' ' || stop_price FROM exchange.amend_order('$s4', stop_price => 13, client_id => 'v4')")" \
+  = "pending 13" ] || fail "amend_order moving the stop placed at 0.13 after the update"
+[ "$(q12 "SELECT string_agg(o.client_id || ' ' || s.stop || ':' || s.rank, ' ' ORDER BY s.rank) FROM
+        exchange._book_stops($inst12) s JOIN exchange.orders o USING (order_no)") $(q12 "SELECT string_agg(client_id || ' '
+        || stop_ticks, ' ' ORDER BY priority) FROM exchange.orders WHERE status = 'pending'") $(q12 "SELECT kind || ' '
+        || (payload->>'stop_price') || ' ' || (payload->>'priority_kept') FROM exchange.events ORDER BY seq DESC LIMIT 1")" \
+  = "v5 13:1 v4 13:2 v5 13 v4 13 order_amended 13 false" ] ||
+  fail "the moved stop in the book, the rows or the journal after 0.13 -> 0.14"
+[ "$(q12 "SELECT count(*) FROM exchange.verify('UP12-USD')") $(q12 "SELECT pending_stops || ' ' || stop_levels
+        FROM exchange.stats() WHERE instrument = 'UP12-USD'")" = "0 2 1" ] || fail "verify or stats() after the move"
+moved=$(psql -X -At -d "$db12" -c "SELECT exchange.amend_order('$s4', stop_price => 10)" 2>&1 || true)
+case "$moved" in *stop_would_trigger*) ;; *) fail "a move to a stop the last trade reached after 0.13 -> 0.14: $moved" ;; esac
+q12 "SELECT status FROM exchange.place_order('v6', 'UP12-USD', 'sell', 'limit', 1, 12)" >/dev/null
+q12 "SELECT status FROM exchange.place_order('v6', 'UP12-USD', 'sell', 'limit', 5, 13)" >/dev/null
+[ "$(q12 "SELECT (SELECT string_agg(t->>'price', ' ') FROM jsonb_array_elements(r.trades) t) FROM
+        exchange.place_order('v7', 'UP12-USD', 'buy', 'limit', 2, 12) r")" = "10 12" ] ||
+  fail "the trades at 10 and 12 after 0.13 -> 0.14"
+[ "$(q12 "SELECT count(*) FROM exchange.events WHERE kind = 'order_triggered'") $(q12 "SELECT count(*) FROM
+        exchange._book_stops($inst12)")" = "0 2" ] || fail "a trade at the moved stop's old stop price triggered it"
+trigger_seq=$(q12 "SELECT seq FROM exchange.place_order('v7', 'UP12-USD', 'buy', 'limit', 1, 13)")
+[ "$(q12 "SELECT string_agg(e.kind || ' ' || o.client_id || ' ' || o.status, ', ' ORDER BY e.seq) FROM exchange.events e
+        JOIN exchange.orders o USING (order_id) WHERE e.seq > $trigger_seq") $(q12 "SELECT count(*) FROM
+        exchange.verify('UP12-USD')")" = "order_triggered v5 filled, order_triggered v4 filled 0" ] ||
+  fail "a trade at the new stop price after 0.13 -> 0.14: the triggered stops, or verify"
+echo "upgrade: 0.13 -> 0.14 with pending stops loaded at 0.13 moves one (amend_order with stop_price, one signature)"
