@@ -47,7 +47,8 @@ Reply order_reply(const pqxx::row& row) {
 }
 
 // The batch statement's argument: cancel_orders' items [{"id", "client"}], or
-// amend_orders' [{"order_id", "quantity", "price", "client_id"}].
+// amend_orders' [{"order_id", "quantity", "price", "stop_price", "client_id"}]
+// (stop_price only when given: extension 0.14).
 std::string change_json(const std::vector<ChangeJob>& jobs, const std::vector<std::size_t>& which) {
     rapidjson::StringBuffer buf;
     JsonWriter w(buf);
@@ -69,6 +70,10 @@ std::string change_json(const std::vector<ChangeJob>& jobs, const std::vector<st
             text_or_null(j.quantity);
             w.Key("price");
             text_or_null(j.price);
+            if (j.stop_price) {
+                w.Key("stop_price");
+                write_string(w, *j.stop_price);
+            }
         }
         w.Key(cancel ? "client" : "client_id");
         text_or_null(j.client);
@@ -366,8 +371,35 @@ void DbPool::process_changes(Worker& w, std::vector<ChangeJob>& jobs) {
         else
             (jobs[i].kind == ChangeJob::Cancel ? cancels : amends).push_back(i);
     }
+    refuse_outdated_stop_amends(w, jobs, rates, amends);
     write_changes(w, jobs, rates, cancels);
     write_changes(w, jobs, rates, amends);
+}
+
+// A new stop_price needs extension 0.14 (amend_order's stop_price argument):
+// before it, those amends get 501 extension_outdated, as a stop order does
+// before 0.13, and are not sent. Both paths answer alike: 0.13's amend_orders
+// would move the stop (the library is the same), its amend_order could not.
+void DbPool::refuse_outdated_stop_amends(Worker& w, std::vector<ChangeJob>& jobs,
+                                         const std::vector<RateDecision>& rates,
+                                         std::vector<std::size_t>& amends) {
+    auto moves_stop = [&jobs](std::size_t i) { return jobs[i].stop_price.has_value(); };
+    if (std::none_of(amends.begin(), amends.end(), moves_stop)) return;
+    Reply refusal;
+    try {
+        if (w.session.amends_stop_price()) return;
+        refusal =
+            error_reply(501, "extension_outdated", "amending a stop_price needs the exchange extension 0.14");
+    } catch (const std::exception& e) {
+        refusal = reply_for(e);
+    }
+    for (std::size_t i : amends) {
+        if (!moves_stop(i)) continue;
+        Reply reply = refusal;
+        add_rate_headers(reply, rates[i]);
+        jobs[i].respond(std::move(reply));
+    }
+    amends.erase(std::remove_if(amends.begin(), amends.end(), moves_stop), amends.end());
 }
 
 // Writes jobs[which] (all of one kind) in one statement; alone, through the
@@ -387,9 +419,15 @@ void DbPool::write_changes(Worker& w, std::vector<ChangeJob>& jobs, const std::v
         Reply reply;
         observe(1);  // also when it is refused (an ERROR)
         try {
-            pqxx::result r = cancel ? w.session.exec(Stmt::CancelOrder, job.order_id, c_str(job.client))
-                                    : w.session.exec(Stmt::AmendOrder, job.order_id, c_str(job.quantity),
-                                                     c_str(job.price), c_str(job.client));
+            pqxx::result r;
+            if (cancel)
+                r = w.session.exec(Stmt::CancelOrder, job.order_id, c_str(job.client));
+            else if (job.stop_price)  // extension 0.14's amend_order (refuse_outdated_stop_amends)
+                r = w.session.exec(Stmt::AmendOrderStop, job.order_id, c_str(job.quantity), c_str(job.price),
+                                   c_str(job.client), c_str(job.stop_price));
+            else
+                r = w.session.exec(Stmt::AmendOrder, job.order_id, c_str(job.quantity), c_str(job.price),
+                                   c_str(job.client));
             reply = r.size() == 1 ? order_reply(r[0]) : error_reply(404, "order_not_found", "no such order");
         } catch (const std::exception& e) {
             reply = reply_for(e);

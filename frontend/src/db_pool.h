@@ -61,6 +61,7 @@ struct ChangeJob {
     std::string order_id;               // a well-formed uuid
     std::optional<std::string> client;  // must own the order when given; rate limited under it
     std::optional<std::string> quantity, price;  // an amend's, as given (decimal text)
+    std::optional<std::string> stop_price;       // an amend's new stop price (extension 0.14)
     Respond respond;
     Clock::time_point received;
 };
@@ -102,6 +103,9 @@ private:
     void process_changes(Worker& w, std::vector<ChangeJob>& jobs);
     void write_changes(Worker& w, std::vector<ChangeJob>& jobs, const std::vector<RateDecision>& rates,
                        const std::vector<std::size_t>& which);
+    void refuse_outdated_stop_amends(Worker& w, std::vector<ChangeJob>& jobs,
+                                     const std::vector<RateDecision>& rates,
+                                     std::vector<std::size_t>& amends);
     void process_task(Worker& w, Task& task);
     std::size_t queued_total() const { return orders_.size() + changes_.size() + tasks_.size(); }  // under mu_
 

@@ -47,8 +47,12 @@ std::string sql_of(Stmt s, const std::string& order_cols) {
             return "SELECT " + order_cols +
                    ", r.ordinality FROM exchange.amend_orders($1::jsonb) WITH ORDINALITY AS r";
         case Stmt::AmendOrder:
+            // Every version's amend_order (0.14's takes stop_price as a fifth argument, DEFAULT NULL).
             return "SELECT " + order_cols +
                    " FROM exchange.amend_order($1::uuid, $2::numeric, $3::numeric, $4)";
+        case Stmt::AmendOrderStop:  // extension 0.14: $5, a pending stop order's new stop price
+            return "SELECT " + order_cols +
+                   " FROM exchange.amend_order($1::uuid, $2::numeric, $3::numeric, $4, $5::numeric)";
         case Stmt::Orderbook:
             return "SELECT exchange.book_snapshot($1, $2::int)::text";
         case Stmt::OrderbookAt: {
@@ -127,6 +131,7 @@ bool reads_orders(Stmt s) {
         case Stmt::CancelOrders:
         case Stmt::AmendOrders:
         case Stmt::AmendOrder:
+        case Stmt::AmendOrderStop:
             return true;
         default:
             return false;
@@ -152,6 +157,7 @@ void DbSession::drop() {
     prepared_.reset();
     display_quantity_.reset();
     stop_price_.reset();
+    amend_stop_price_ = false;
     --connected_;
     retry_at_ = std::chrono::steady_clock::now() + kReconnectPause;
 }
@@ -197,6 +203,23 @@ void DbSession::prepare(pqxx::connection& c, Stmt s) {
     }
     c.prepare(name(s), sql);
     prepared_[i] = true;
+}
+
+bool DbSession::amends_stop_price() {
+    if (amend_stop_price_) return true;
+    pqxx::connection& c = connection();
+    try {
+        pqxx::nontransaction tx(c);
+        amend_stop_price_ =
+            tx.exec(
+                  "SELECT to_regprocedure('exchange.amend_order(uuid, numeric, numeric, text, numeric)') "
+                  "IS NOT NULL")[0][0]
+                .as<bool>();
+    } catch (const std::exception& e) {
+        if (is_connection_failure(e)) drop();
+        throw;
+    }
+    return amend_stop_price_;
 }
 
 std::string DbSession::order_columns_of(pqxx::connection& c) {

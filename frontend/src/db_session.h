@@ -27,6 +27,7 @@ enum class Stmt {
     CancelOrders,
     AmendOrders,
     AmendOrder,
+    AmendOrderStop,
     Orderbook,
     OrderbookAt,
     RecentTrades,
@@ -65,6 +66,11 @@ public:
         }
     }
 
+    // Whether the database's extension amends a pending stop order's stop price (0.14: amend_order
+    // has its stop_price argument). Remembered for the connection once it does; asked again while it
+    // does not, so that an ALTER EXTENSION UPDATE counts at once. Throws as exec does.
+    bool amends_stop_price();
+
 private:
     pqxx::connection& connection();
     void prepare(pqxx::connection& c, Stmt s);
@@ -82,6 +88,7 @@ private:
     // once per connection.
     std::optional<bool> display_quantity_;
     std::optional<bool> stop_price_;
+    bool amend_stop_price_ = false;  // amends_stop_price() said yes on this connection
     std::chrono::steady_clock::time_point retry_at_{};
 };
 

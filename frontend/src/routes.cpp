@@ -134,17 +134,19 @@ void cancel_order(DbPool& pool, const RequestContext& ctx, Respond respond) {
         body->allow_only({"client_id"});
     }
     pool.submit(ChangeJob{ChangeJob::Cancel, id, client_id_of(ctx, body), std::nullopt, std::nullopt,
-                          std::move(respond), Clock::now()});
+                          std::nullopt, std::move(respond), Clock::now()});
 }
 
 void amend_order(DbPool& pool, const RequestContext& ctx, Respond respond) {
     std::string id = order_id_param(ctx);
     std::optional<JsonBody> body = JsonBody::parse(ctx.body());
-    body->allow_only({"client_id", "quantity", "price"});
+    body->allow_only({"client_id", "quantity", "price", "stop_price"});
     auto quantity = body->decimal("quantity", "invalid_quantity");
     auto price = body->decimal("price", "invalid_price");
-    pool.submit(ChangeJob{ChangeJob::Amend, id, client_id_of(ctx, body), quantity, price, std::move(respond),
-                          Clock::now()});
+    // A pending stop order's new stop price (extension 0.14), checked as POST /orders checks one.
+    auto stop_price = body->decimal("stop_price", "invalid_stop_price");
+    pool.submit(ChangeJob{ChangeJob::Amend, id, client_id_of(ctx, body), quantity, price, stop_price,
+                          std::move(respond), Clock::now()});
 }
 
 void list_orders(DbPool& pool, const RequestContext& ctx, Respond respond) {

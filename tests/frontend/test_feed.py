@@ -658,6 +658,92 @@ def test_triggered_stop_orders_are_entries_of_their_own_with_their_trades_and_up
     assert db.execute("SELECT problem FROM exchange.verify(%s)", (symbol,)).fetchall() == []
 
 
+def test_an_amended_stop_orders_update_carries_its_stop_price(db, frontend):
+    """A stop order's amend (extension 0.14 moves its stop price) is an 'amended' order update with the order's
+    stop_price: the new one after a move (alone, with a new quantity, as a JSON number), the same one after an
+    amend of its quantity only; a plain order's amend has none. The delta has no level changes (pending stops
+    are in no level), the update's seq is the PATCH answer's, and a trade at the new stop prices triggers both
+    orders, whose triggered updates carry the new stop prices too."""
+    symbol = "STOP-USD"  # test_triggered_stop_orders_...'s instrument: the cluster has room for few more
+    db.execute("SELECT exchange.create_instrument(%s, 0.01, 0.001) "
+               "WHERE NOT EXISTS (SELECT FROM exchange.instruments WHERE symbol = %s)", (symbol, symbol))
+    db.execute("SELECT exchange.cancel_order(order_id) FROM exchange.orders "
+               "WHERE instrument = %s AND status IN ('open', 'partially_filled', 'pending')", (symbol,))
+    api = f"http://127.0.0.1:{HTTP_PORT}"
+
+    def post(client, side, quantity, price=None, **extra):
+        body = {"client_id": client, "instrument": symbol, "side": side, "quantity": quantity,
+                "type": "market" if price is None else "limit", **({"price": price} if price else {}), **extra}
+        r = requests.post(f"{api}/orders", json=body, timeout=10)
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    def patch(order_id, body):
+        r = requests.patch(f"{api}/orders/{order_id}", data=body, headers={"Content-Type": "application/json"},
+                           timeout=10)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    async def scenario():
+        ws = await connect()
+        await subscribe(ws, ["orderbook_deltas", "trades", "orders"], [symbol])
+        book = BookCopy(await recv_json(ws))
+        post("x", "sell", "1", "100.00")
+        post("y", "buy", "1", "100.00")  # the last trade price: 100.00
+        maker = post("m", "sell", "5", "102.00")
+        bid = post("b", "buy", "1", "95.00")
+        market = post("s", "buy", "2", stop_price="101.00")  # a stop-market order
+        limit = post("s", "buy", "1", "103.00", stop_price="101.50")  # a stop-limit order
+        amends = [
+            patch(market["order_id"], '{"stop_price": "102.00"}'),
+            patch(limit["order_id"], '{"quantity": "2", "stop_price": 101.2}'),
+            patch(limit["order_id"], '{"quantity": "1.5"}'),
+            patch(bid["order_id"], '{"quantity": "2"}'),
+        ]
+        assert [(a["status"], a["stop_price"]) for a in amends] == \
+            [("pending", "102.00"), ("pending", "101.20"), ("pending", "101.20"), ("open", None)]
+        up = post("t", "buy", "1", "102.00")  # triggers both
+        target = journal_seq(db, symbol)
+        assert target == up["seq"] + 2
+        messages = []
+        while book.seq < target:
+            msg = await recv_json(ws)
+            messages.append(msg)
+            if msg["type"] == "delta":
+                book.apply(msg)
+        messages += await until_pong(ws)
+        assert book.levels == orderbook(db, symbol)
+        deltas = {m["seq"]: m["changes"] for m in messages if m["type"] == "delta"}
+        updates = {m["seq"]: m for m in messages if m["type"] == "order"}
+
+        got = [updates[a["seq"]] for a in amends]
+        assert [(u["event"], u["order_id"], u["client_id"], u["side"], u["order_type"], u["status"], u["price"],
+                 u.get("stop_price", "absent"), u["quantity"], u["filled_quantity"], u["remaining_quantity"])
+                for u in got] == [
+            ("amended", market["order_id"], "s", "buy", "market", "pending", None, "102.00", "2.000", "0.000",
+             "2.000"),
+            ("amended", limit["order_id"], "s", "buy", "limit", "pending", "103.00", "101.20", "2.000", "0.000",
+             "2.000"),
+            ("amended", limit["order_id"], "s", "buy", "limit", "pending", "103.00", "101.20", "1.500", "0.000",
+             "1.500"),
+            ("amended", bid["order_id"], "b", "buy", "limit", "open", "95.00", "absent", "2.000", "0.000",
+             "2.000")]
+        assert [deltas[a["seq"]] for a in amends[:3]] == [[], [], []]
+        triggered = sorted((u["order_id"], u["stop_price"], u["status"], u["filled_quantity"])
+                           for u in updates.values() if u["event"] == "triggered")
+        assert triggered == sorted([(market["order_id"], "102.00", "filled", "2.000"),
+                                    (limit["order_id"], "101.20", "filled", "1.500")])
+        assert sorted((t["taker_order_id"], t["price"], t["quantity"], t["maker_order_id"]) for t in messages
+                      if t["type"] == "trade" and t["seq"] > up["seq"]) == \
+            sorted([(market["order_id"], "102.00", "2.000", maker["order_id"]),
+                    (limit["order_id"], "102.00", "1.500", maker["order_id"])])
+        assert book.levels[("sell", Decimal("102.00"))] == (Decimal("0.5"), 1), maker
+        await ws.close()
+
+    run(scenario())
+    assert db.execute("SELECT problem FROM exchange.verify(%s)", (symbol,)).fetchall() == []
+
+
 @contextlib.contextmanager
 def older_version(db, version, instruments, http_port, ws_port):
     """A database of its own with the extension at an older version and the instruments (tick 0.01,
@@ -856,6 +942,77 @@ def test_a_database_before_0_13_trades_plain_orders_and_icebergs_and_refuses_sto
         counts = dict(old.execute("SELECT client_id, count(*) FROM exchange.orders GROUP BY 1").fetchall())
         assert counts == {"ann": 1, "cy": 4}
         assert old.execute("SELECT problem FROM exchange.verify('OLD-STOP')").fetchall() == []
+
+
+def test_a_database_before_0_14_amends_stop_orders_but_refuses_to_move_their_stop_price(db):
+    """Extension 0.13's amend_order has no stop_price argument: a PATCH with stop_price is 501
+    extension_outdated there and changes nothing, alone and when sent at once with amends of quantities
+    (so that they can meet in one amend_orders batch, which on 0.13 would move the stop); the quantities are
+    amended (0.13's amend_order and amend_orders serve them as before). After
+    ALTER EXTENSION UPDATE the same frontend, not restarted, moves stop prices and still amends quantities."""
+    with older_version(db, "0.13", ["OLD-AMD"], 18112, 18113) as (dsn, old, fe):
+        assert old.execute("SELECT to_regprocedure('exchange.amend_order(uuid, numeric, numeric, text, numeric)')"
+                           ).fetchone()[0] is None
+        api = "http://127.0.0.1:18112"
+
+        def post(client, side, price, **extra):
+            r = requests.post(f"{api}/orders", json={"client_id": client, "instrument": "OLD-AMD", "side": side,
+                                                     "type": "limit", "quantity": "1", "price": price, **extra},
+                              timeout=10)
+            assert r.status_code == 201, r.text
+            return r.json()
+
+        def stop_prices(ids):
+            rows = old.execute("SELECT order_id::text, stop_price::text, quantity::text FROM exchange.orders "
+                               "WHERE order_id = ANY(%s::uuid[])", (ids,)).fetchall()
+            return {order_id: (stop, quantity) for order_id, stop, quantity in rows}
+
+        def amended():
+            return old.execute("SELECT count(*) FROM exchange.events WHERE kind = 'order_amended'").fetchone()[0]
+
+        post("x", "sell", "10.00")
+        assert post("y", "buy", "10.00")["status"] == "filled"  # the last trade price: 10.00
+        stops = [post("s", "buy", "30.00", stop_price=f"{11 + i}.00") for i in range(9)]
+        assert {o["status"] for o in stops} == {"pending"}
+        ids = [o["order_id"] for o in stops]
+        r = requests.patch(f"{api}/orders/{ids[0]}", json={"quantity": "2"}, timeout=10)
+        assert r.status_code == 200 and (r.json()["quantity"], r.json()["stop_price"]) == ("2.0000", "11.00"), r.text
+        for body in ({"stop_price": "12.50"}, {"stop_price": "12.50", "quantity": "3"}):
+            r = requests.patch(f"{api}/orders/{ids[0]}", json=body, timeout=10)
+            assert r.status_code == 501 and r.json()["error"] == {
+                "code": "extension_outdated",
+                "message": "amending a stop_price needs the exchange extension 0.14"}, r.text
+        assert stop_prices(ids[:1]) == {ids[0]: ("11.00", "2.0000")} and amended() == 1
+
+        # Moves and quantity amends at once (meeting in amend_orders batches): each gets its own answer.
+        calls = [(order_id, {"stop_price": f"{20 + i}.00"} if i % 2 else {"quantity": "2"})
+                 for i, order_id in enumerate(ids[1:])]
+        gate = threading.Barrier(len(calls))
+
+        def send(call):
+            gate.wait()
+            return requests.patch(f"{api}/orders/{call[0]}", json=call[1], timeout=10)
+        with ThreadPoolExecutor(len(calls)) as pool:
+            replies = list(pool.map(send, calls))
+        for (order_id, body), r in zip(calls, replies):
+            if "stop_price" in body:
+                assert r.status_code == 501 and r.json()["error"]["code"] == "extension_outdated", r.text
+            else:
+                assert r.status_code == 200 and r.json()["quantity"] == "2.0000", r.text
+        assert stop_prices(ids) == {o["order_id"]: (o["stop_price"], "2.0000" if i == 0 or i % 2 else "1")
+                                    for i, o in enumerate(stops)}
+        assert amended() == 1 + len(calls) // 2
+
+        old.execute("ALTER EXTENSION exchange UPDATE TO '0.14'")
+        r = requests.patch(f"{api}/orders/{ids[0]}", json={"stop_price": "12.50"}, timeout=10)
+        assert r.status_code == 200 and (r.json()["status"], r.json()["stop_price"]) == ("pending", "12.50"), r.text
+        r = requests.patch(f"{api}/orders/{ids[0]}", json={"quantity": "3"}, timeout=10)
+        assert r.status_code == 200 and (r.json()["quantity"], r.json()["stop_price"]) == ("3.0000", "12.50"), r.text
+        assert stop_prices(ids[:1]) == {ids[0]: ("12.50", "3.0000")}
+        assert old.execute("SELECT problem FROM exchange.verify('OLD-AMD')").fetchall() == []
+        fe.stop()
+        log = fe.log_path.read_text()
+        assert "failed, writing them one by one" not in log, log[-3000:]
 
 
 def test_silent_clients_are_dropped_and_connections_are_limited(db):

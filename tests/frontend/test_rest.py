@@ -684,6 +684,240 @@ def test_stop_orders_and_plain_orders_share_place_orders_batches(api, pg, stop_b
     assert "placing them one by one" not in (PG_DIR / "frontend.log").read_text()[len(log):]
 
 
+def amended_events(pg, order_id):
+    """The stop_price of each order_amended journal entry of the order, oldest first (None: the payload has none)."""
+    with pg.connect() as conn:
+        return [r[0] for r in conn.execute(
+            "SELECT payload->>'stop_price' FROM exchange.events WHERE kind = 'order_amended' AND order_id = %s "
+            "ORDER BY seq", (order_id,))]
+
+
+def test_an_amend_moves_a_pending_stop_orders_stop_price(api, pg, stop_book):
+    """PATCH stop_price (extension 0.14), alone, as a JSON number that binary floating point cannot hold: 200 with
+    the order still pending at the new stop price (a decimal string at the tick's scale), which GET, the list and
+    the table show too. A trade at the old stop price then leaves it pending; a trade at the new one triggers it."""
+    last_trade_at("100.00")
+    maker, stopper, taker = fresh_client("samk"), fresh_client("sams"), fresh_client("samt")
+    low = post_order(order(maker, instrument=STOP, side="sell", price="102.00", quantity="1")).json()
+    high = post_order(order(maker, instrument=STOP, side="sell", price="104.10", quantity="3")).json()
+    assert (low["status"], high["status"]) == ("open", "open")
+    r = post_order(stop_order(stopper, quantity="2", stop_price="102.00"))
+    assert r.status_code == 201 and r.json()["status"] == "pending", r.text
+    stop = r.json()
+
+    r = requests.patch(f"{api}/orders/{stop['order_id']}", data='{"stop_price": 104.1}', headers=JSON)
+    assert r.status_code == 200, r.text
+    moved = r.json()
+    assert (moved["order_id"], moved["status"], moved["type"], moved["price"], moved["stop_price"],
+            moved["quantity"], moved["remaining_quantity"], moved["filled_quantity"], moved["trades"]) == \
+        (stop["order_id"], "pending", "market", None, "104.10", "2.000", "2.000", "0.000", []), r.text
+    assert isinstance(moved["seq"], int) and moved["seq"] > stop["seq"]
+    got = requests.get(f"{api}/orders/{stop['order_id']}").json()
+    assert (got["status"], got["stop_price"], got["seq"]) == ("pending", "104.10", None), got
+    listed = requests.get(f"{api}/orders", params={"client_id": stopper, "status": "pending"}).json()["orders"]
+    assert [(o["order_id"], o["stop_price"]) for o in listed] == [(stop["order_id"], "104.10")]
+    assert pg.scalar("SELECT stop_price::text FROM exchange.orders WHERE order_id = %s", (stop["order_id"],)) == \
+        "104.10"
+    assert amended_events(pg, stop["order_id"]) == ["104.10"]
+    assert stop_levels() == ([], [{"price": "102.00", "quantity": "1.000", "order_count": 1},
+                                  {"price": "104.10", "quantity": "3.000", "order_count": 1}])
+
+    # A trade at the old stop price: it would have triggered the order before the amend.
+    r = post_order(order(taker, instrument=STOP, price="102.00", quantity="1"))
+    assert r.status_code == 201 and [t["price"] for t in r.json()["trades"]] == ["102.00"], r.text
+    got = requests.get(f"{api}/orders/{stop['order_id']}").json()
+    assert (got["status"], got["stop_price"], got["trades"]) == ("pending", "104.10", []), got
+
+    # A trade at the new one triggers it: it buys 2 of the 104.10 ask's other 2.
+    r = post_order(order(taker, instrument=STOP, price="104.10", quantity="1"))
+    assert r.status_code == 201 and [t["price"] for t in r.json()["trades"]] == ["104.10"], r.text
+    trigger = r.json()
+    got = requests.get(f"{api}/orders/{stop['order_id']}").json()
+    assert (got["status"], got["stop_price"], got["filled_quantity"], got["remaining_quantity"]) == \
+        ("filled", "104.10", "2.000", "0.000"), got
+    assert [(t["price"], t["quantity"], t["maker_order_id"]) for t in got["trades"]] == \
+        [("104.10", "2.000", high["order_id"])]
+    with pg.connect() as conn:
+        assert conn.execute("SELECT kind FROM exchange.events WHERE order_id = %s AND seq > %s",
+                            (stop["order_id"], trigger["seq"])).fetchall() == [("order_triggered",)]
+    assert stop_levels() == ([], [])
+    r = requests.patch(f"{api}/orders/{stop['order_id']}", json={"stop_price": "105.00"})
+    assert r.status_code == 409 and error_of(r) == "order_not_open", r.text  # filled: nothing to amend
+
+
+def test_an_amend_changes_a_stop_orders_quantity_price_and_stop_price_together(api, pg, stop_book):
+    """stop_price with quantity and/or price in one PATCH changes them all at once (a sell stop-limit moved down
+    and up); the same stop price with nothing else is 400 no_change, with a new quantity only the quantity
+    changes. Each amend's journal entry carries the order's stop price."""
+    last_trade_at("100.00")
+    client = fresh_client("samq")
+    r = post_order(stop_order(client, side="sell", price="97.00", quantity="2", stop_price="98.00"))
+    assert r.status_code == 201 and r.json()["status"] == "pending", r.text
+    order_id = r.json()["order_id"]
+
+    def amend(body):
+        r = requests.patch(f"{api}/orders/{order_id}", json=body)
+        assert r.status_code == 200, (body, r.text)
+        o = r.json()
+        return o["status"], o["side"], o["price"], o["stop_price"], o["quantity"], o["remaining_quantity"]
+    assert amend({"quantity": "3", "stop_price": "96.50"}) == ("pending", "sell", "97.00", "96.50", "3.000", "3.000")
+    assert amend({"quantity": 1.5, "price": "95.00", "stop_price": 99.99}) == \
+        ("pending", "sell", "95.00", "99.99", "1.500", "1.500")
+    assert amend({"price": "96.00", "stop_price": "99.00"}) == ("pending", "sell", "96.00", "99.00", "1.500", "1.500")
+    r = requests.patch(f"{api}/orders/{order_id}", json={"stop_price": "99.00"})
+    assert r.status_code == 400 and error_of(r) == "no_change", r.text
+    assert amend({"stop_price": "99.00", "quantity": "1"}) == ("pending", "sell", "96.00", "99.00", "1.000", "1.000")
+    got = requests.get(f"{api}/orders/{order_id}").json()
+    assert (got["status"], got["price"], got["stop_price"], got["quantity"]) == ("pending", "96.00", "99.00", "1.000")
+    assert amended_events(pg, order_id) == ["96.50", "99.99", "99.00", "99.00"]
+    assert stop_levels() == ([], [])
+
+
+@pytest.mark.parametrize("body, code", [
+    ({"stop_price": "0"}, "invalid_stop_price"),
+    ({"stop_price": "-1"}, "invalid_stop_price"),
+    ({"stop_price": "103.001"}, "invalid_stop_price"),  # not a multiple of the tick 0.01
+    ({"stop_price": 0}, "invalid_stop_price"),
+    ({"stop_price": -103}, "invalid_stop_price"),
+    ({"stop_price": "abc"}, "invalid_stop_price"),  # refused by the frontend itself
+    ({"stop_price": "NaN"}, "invalid_stop_price"),
+    ({"stop_price": ""}, "invalid_stop_price"),
+    ({"stop_price": True}, "invalid_field"),
+    ({"stop_price": {"value": "103.00"}}, "invalid_field"),
+    ({"stop_price": ["103.00"]}, "invalid_field"),
+    ({"stop_price": "103.00", "quantity": "0.0001"}, "invalid_quantity"),  # nothing of a refused amend happens
+    ({"stop_price": "103.00", "price": "1.001"}, "invalid_price"),
+    ({"stop_prise": "103.00"}, "unknown_field"),
+    ({"stop_price": "100.00"}, "stop_would_trigger"),  # the last trade price reached it: 400 like no_change
+    ({"stop_price": None}, "no_change"),  # null is no field
+])
+def test_bad_stop_price_amends_are_400_and_change_nothing(api, pg, stop_book, body, code):
+    last_trade_at("100.00")
+    client = fresh_client("sabad")
+    r = post_order(stop_order(client, price="102.00", quantity="2", stop_price="101.00"))
+    assert r.status_code == 201 and r.json()["status"] == "pending", r.text
+    order_id = r.json()["order_id"]
+    r = requests.patch(f"{api}/orders/{order_id}", json=body)
+    assert r.status_code == 400 and error_of(r) == code, r.text
+    got = requests.get(f"{api}/orders/{order_id}").json()
+    assert (got["status"], got["price"], got["stop_price"], got["quantity"]) == ("pending", "102.00", "101.00", "2")
+    assert amended_events(pg, order_id) == []
+
+
+def test_stop_price_amend_errors_say_what_is_wrong(api, pg, stop_book):
+    """The messages are the ones exchange.amend_order raises: a bad value; an order that is not a pending stop
+    order (a resting limit order; a cancelled stop order is 409 order_not_open as for any amend); a new stop
+    price the last trade price has already reached, buy and sell (at the price and through it)."""
+    last_trade_at("100.00")
+    client = fresh_client("samsg")
+    stop = post_order(stop_order(client, price="102.00", stop_price="101.00")).json()
+    sell = post_order(stop_order(client, side="sell", stop_price="99.00")).json()
+    plain = post_order(order(client, instrument=STOP, price="95.00")).json()
+    assert (stop["status"], sell["status"], plain["status"]) == ("pending", "pending", "open")
+
+    def refusal(order_id, body):
+        r = requests.patch(f"{api}/orders/{order_id}", json=body)
+        assert r.status_code == 400, r.text
+        return error_of(r), r.json()["error"]["message"]
+    assert refusal(stop["order_id"], {"stop_price": "101.005"}) == \
+        ("invalid_stop_price", "stop_price 101.005 is not a multiple of 0.01")
+    assert refusal(stop["order_id"], {"stop_price": "-2"}) == ("invalid_stop_price", "stop_price -2 must be positive")
+    assert refusal(plain["order_id"], {"stop_price": "96.00"}) == (
+        "invalid_stop_price",
+        f"order {plain['order_id']} is not a pending stop order: it has no stop_price to amend")
+    for order_id, new_stop in ((stop["order_id"], "100.00"), (stop["order_id"], "99.50"),
+                               (sell["order_id"], "100.00"), (sell["order_id"], "100.50")):
+        assert refusal(order_id, {"stop_price": new_stop}) == (
+            "stop_would_trigger",
+            f"amend of order {order_id} rejected: the last trade price 100.00 has already reached stop_price "
+            f"{new_stop}")
+    assert refusal(stop["order_id"], {"stop_price": "101.00"})[0] == "no_change"  # its own stop price
+    # stop_would_trigger is 400 as the other amend refusals that depend on the market: a post-only order's new
+    # price that would take.
+    post_only = post_order(order(client, instrument=STOP, side="sell", price="101.00", post_only=True)).json()
+    assert post_only["status"] == "open", post_only
+    assert refusal(post_only["order_id"], {"price": "95.00"})[0] == "post_only_would_take"
+    got = requests.get(f"{api}/orders/{plain['order_id']}").json()
+    assert (got["status"], got["price"], got["stop_price"]) == ("open", "95.00", None)
+    for o, want in ((stop, "101.00"), (sell, "99.00")):
+        got = requests.get(f"{api}/orders/{o['order_id']}").json()
+        assert (got["status"], got["stop_price"]) == ("pending", want), got
+    r = requests.delete(f"{api}/orders/{sell['order_id']}")
+    assert r.status_code == 200 and r.json()["status"] == "cancelled", r.text
+    r = requests.patch(f"{api}/orders/{sell['order_id']}", json={"stop_price": "98.00"})
+    assert r.status_code == 409 and error_of(r) == "order_not_open", r.text
+    assert pg.scalar("SELECT count(*) FROM exchange.events WHERE kind = 'order_amended' AND "
+                     "order_id = ANY(%s::uuid[])",
+                     ([stop["order_id"], sell["order_id"], plain["order_id"], post_only["order_id"]],)) == 0
+
+
+def test_concurrent_stop_price_amends_go_through_amend_orders(api, pg, stop_book):
+    """PATCHes of stop prices fired at once meet in amend_orders batches (stop_price in the items): each gets the
+    answer an amend_order of its own would give, moves included (200 with the new stop price, in the table and
+    the journal), and the refusals with the single function's code and message: stop_would_trigger,
+    invalid_stop_price (a plain order; a bad value), no_change."""
+    last_trade_at("100.00")
+    clients = [fresh_client("saconc") for _ in range(4)]
+    stops, plains = [], []
+    with requests.Session() as s:
+        for i in range(24):
+            r = post_order(stop_order(clients[i % 4], price="120.00", stop_price=f"{101 + i}.00"), session=s)
+            assert r.status_code == 201 and r.json()["status"] == "pending", r.text
+            stops.append(r.json()["order_id"])
+        for i in range(4):
+            r = post_order(order(clients[i], instrument=STOP, price=f"{90 + i}.00"), session=s)
+            assert r.status_code == 201 and r.json()["status"] == "open", r.text
+            plains.append(r.json()["order_id"])
+    calls = []  # (status, code, message or None, order_id, body)
+    for i, order_id in enumerate(stops):
+        if i % 6 == 5:
+            calls.append((400, "stop_would_trigger", f"amend of order {order_id} rejected: the last trade price "
+                          "100.00 has already reached stop_price 99.00", order_id, {"stop_price": "99.00"}))
+        elif i % 6 == 4:
+            calls.append((400, "no_change", None, order_id, {"stop_price": f"{101 + i}.00"}))
+        elif i % 6 == 3:
+            calls.append((400, "invalid_stop_price", "stop_price 150.001 is not a multiple of 0.01", order_id,
+                          {"stop_price": "150.001"}))
+        else:
+            body = {"stop_price": f"{130 + i}.50"}
+            if i % 2:
+                body["quantity"] = "2"
+            calls.append((200, None, None, order_id, body))
+    for order_id in plains:
+        calls.append((400, "invalid_stop_price",
+                      f"order {order_id} is not a pending stop order: it has no stop_price to amend", order_id,
+                      {"stop_price": "130.00"}))
+    seed = random.randrange(1 << 32)
+    random.Random(seed).shuffle(calls)
+    before = metrics_text()
+
+    replies = all_at_once(api, 24, calls,
+                          lambda session, call: session.patch(f"{api}/orders/{call[3]}", json=call[4], timeout=10))
+
+    moved = {}
+    for (status, code, message, order_id, body), r in zip(calls, replies):
+        where = (seed, order_id, body, r.status_code, r.text)
+        assert r.status_code == status, where
+        if code is not None:
+            assert error_of(r) == code, where
+            if message is not None:
+                assert r.json()["error"]["message"] == message, where
+            continue
+        o = r.json()
+        assert (o["order_id"], o["status"], o["stop_price"], o["remaining_quantity"]) == \
+            (order_id, "pending", body["stop_price"], "2.000" if "quantity" in body else "1.000"), where
+        moved[order_id] = body["stop_price"]
+    with pg.connect() as conn:
+        rows = dict(conn.execute("SELECT order_id::text, stop_price::text FROM exchange.orders "
+                                 "WHERE order_id = ANY(%s::uuid[])", (stops,)).fetchall())
+        assert rows == {order_id: moved.get(order_id, f"{101 + i}.00") for i, order_id in enumerate(stops)}, seed
+        events = conn.execute("SELECT order_id::text, payload->>'stop_price' FROM exchange.events "
+                              "WHERE kind = 'order_amended' AND order_id = ANY(%s::uuid[])",
+                              (stops + plains,)).fetchall()
+        assert sorted(events) == sorted(moved.items()), seed
+    assert_grouped("amend_batch_size", before, len(calls))
+
+
 def test_idempotency_header_must_be_text(api):
     body = '{"client_id": "x", "instrument": "BTC-USD", "side": "buy", "type": "limit", "quantity": "1", "price": "1"}'
     r = requests.post(f"{api}/orders", data=body, headers={**JSON, "Idempotency-Key": b"\xff\xfe"})

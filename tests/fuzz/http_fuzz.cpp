@@ -475,7 +475,7 @@ void FuzzBody(std::string_view body) {
     CheckAllowOnly(*b, r, {});
     CheckAllowOnly(*b, r, {"client_id"});
     CheckAllowOnly(*b, r, {"instrument"});
-    CheckAllowOnly(*b, r, {"client_id", "quantity", "price"});
+    CheckAllowOnly(*b, r, {"client_id", "quantity", "price", "stop_price"});  // PATCH /orders/{id}
     CheckAllowOnly(*b, r,
                    {"client_id", "instrument", "side", "type", "quantity", "price", "time_in_force",
                     "idempotency_key", "post_only", "stp", "display_quantity", "stop_price"});

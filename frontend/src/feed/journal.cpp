@@ -143,8 +143,9 @@ Message order_message(const std::string& instrument, const JournalRow& row, cons
     string_field(w, "order_type", type);
     text_field(w, "status", payload);
     order_value(w, "price", payload, row.price, row.price_null);
-    // A stop order's (extension 0.13): its placed, rejected and triggered entries carry it, a cancel's
-    // or amend's payload does not (nor does the order row the journal view joins then).
+    // A stop order's (extension 0.13): its placed, rejected, triggered and amended entries carry it (an
+    // amend's: the new one after a move, 0.14, else its own); a cancel's payload does not (nor does the
+    // order row the journal view joins then), nor does a plain order's.
     if (payload.HasMember("stop_price")) text_field(w, "stop_price", payload);
     order_value(w, "quantity", payload, row.quantity, false);
     order_value(w, "filled_quantity", payload, row.filled_quantity, false);
