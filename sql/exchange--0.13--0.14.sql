@@ -37,3 +37,40 @@ LANGUAGE sql SECURITY DEFINER SET search_path = exchange, pg_catalog, pg_temp AS
 $$;
 REVOKE ALL ON FUNCTION exchange.stats() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION exchange.stats() TO exchange_auditor, exchange_trader;
+
+-- Cancels all of a client's resting orders and pending stop orders, or
+-- those of one instrument: the orders it has when the call starts (found
+-- through orders_client_resting), cancelled by one cancel_orders call (its
+-- instruments' locks first, in one order). Returns the orders it cancelled,
+-- oldest first; an order that another transaction filled or cancelled
+-- between the two is left out. A client without orders gets no rows.
+CREATE FUNCTION exchange.cancel_all_orders(client_id text, instrument text DEFAULT NULL)
+RETURNS SETOF exchange.order_result
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = exchange, pg_catalog, pg_temp AS $$
+DECLARE
+    client bigint;
+    ids uuid[];
+BEGIN
+    IF client_id IS NULL THEN
+        PERFORM exchange._fail('invalid_client_id', 'client_id is required');
+    END IF;
+    IF instrument IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM exchange.instruments i WHERE i.symbol = cancel_all_orders.instrument) THEN
+        PERFORM exchange._fail('unknown_instrument', format('instrument %L does not exist', instrument), '42704');
+    END IF;
+    SELECT c.client_no INTO client FROM exchange.clients c WHERE c.client_id = cancel_all_orders.client_id;
+    IF client IS NULL THEN
+        RETURN;  -- a client that never placed an order
+    END IF;
+    -- The partial index: its predicate written as in the index, so the planner sees it applies.
+    SELECT array_agg(o.order_id ORDER BY o.order_no) INTO ids
+      FROM exchange.orders o
+     WHERE o.client_no = client AND o.status IN ('open', 'partially_filled', 'pending')
+       AND (cancel_all_orders.instrument IS NULL OR o.instrument = cancel_all_orders.instrument);
+    IF ids IS NULL THEN
+        RETURN;
+    END IF;
+    RETURN QUERY SELECT r.* FROM exchange.cancel_orders(ids, cancel_all_orders.client_id) r WHERE r.status = 'cancelled';
+END $$;
+REVOKE ALL ON FUNCTION exchange.cancel_all_orders(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION exchange.cancel_all_orders(text, text) TO exchange_trader;

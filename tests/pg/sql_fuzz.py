@@ -230,6 +230,21 @@ def move_stop(rng, cur, order_ids, moves):
                              f"(newest {newest}, was {target[4]}), journal entries {entries}")
 
 
+def cancel_all(rng, cur, moves):
+    # cancel_all_orders (0.14), now and then: a trading client, on one instrument or all, or anything. What
+    # it answers is cancelled, and the client has nothing left resting or pending there.
+    good = rng.random() < 0.7
+    client = pick(rng, ["f1", "f2", "f3"]) if good else pick(rng, STRINGS + [None])
+    instrument = pick(rng, [None, "BTC-USD", "ETH-USD"]) if good else pick(rng, STRINGS + [None])
+    rows = cur.execute("SELECT status FROM exchange.cancel_all_orders(%s, %s)", (client, instrument)).fetchall()
+    left = cur.execute("SELECT count(*) FROM exchange.orders WHERE client_id = %s AND (%s::text IS NULL OR "
+                       "instrument = %s) AND status IN ('open', 'partially_filled', 'pending')",
+                       (client, instrument, instrument)).fetchone()[0]
+    if any(r[0] != "cancelled" for r in rows) or left:
+        raise AssertionError(f"cancel_all_orders({client!r}, {instrument!r}) answered {rows}, left {left}")
+    moves["cancel_all_orders cancelled"] = moves.get("cancel_all_orders cancelled", 0) + len(rows)
+
+
 def call(rng, cur, order_ids, moves):
     kind = rng.random()
     if kind < 0.45:
@@ -327,10 +342,16 @@ def main():
         conn.execute("SELECT exchange.create_instrument('ETH-USD', 0.5, 0.5, 1)")
         started = conn.execute("SELECT pg_postmaster_start_time()").fetchone()[0]
         outcomes, order_ids, moves = {}, [], {}
+        # cancel_all_orders (0.14) with a generator of its own, about once in 500 calls, so that the other
+        # calls' stream stays what it was.
+        rng_all = random.Random(20261207)
         for _ in range(calls):
             try:
                 with conn.cursor() as cur:
-                    call(rng, cur, order_ids, moves)
+                    if rng_all.random() < 0.002:
+                        cancel_all(rng_all, cur, moves)
+                    else:
+                        call(rng, cur, order_ids, moves)
                 outcomes["ok"] = outcomes.get("ok", 0) + 1
             except psycopg.errors.DatabaseError as e:
                 state = e.sqlstate
@@ -349,8 +370,10 @@ def main():
             "SELECT 'pending', count(*) FROM exchange.orders WHERE status = 'pending' UNION ALL "
             "SELECT 'would_trigger', count(*) FROM exchange.orders WHERE reject_reason = 'stop_would_trigger' UNION ALL "
             "SELECT 'triggered', count(*) FROM exchange.events WHERE kind = 'order_triggered'").fetchall())
+    cancelled_all = moves.pop("cancel_all_orders cancelled", 0)
     print(f"sql fuzz: {calls} calls, outcomes {dict(sorted(outcomes.items()))}, {len(order_ids)} orders, "
-          f"{trades} trades, stop orders {stops}, stop price moves {dict(sorted(moves.items()))}")
+          f"{trades} trades, stop orders {stops}, stop price moves {dict(sorted(moves.items()))}, "
+          f"orders cancelled by cancel_all_orders {cancelled_all}")
     if problems or gaps or fills or stop_trouble:
         print(f"FAIL: verify {problems}, journal gaps {gaps}, orders whose fills disagree with trades {fills}, "
               f"stop orders against the journal {stop_trouble}", file=sys.stderr)
