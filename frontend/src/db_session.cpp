@@ -42,6 +42,10 @@ std::string sql_of(Stmt s, const std::string& order_cols) {
                    "coalesce(array_agg(i->>'client' ORDER BY n), '{}') AS clients "
                    "FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS items(i, n)) a "
                    "CROSS JOIN LATERAL exchange.cancel_orders(a.ids, a.clients) WITH ORDINALITY AS r";
+        case Stmt::CancelAllOrders:
+            // Extension 0.14: the client's ($1) resting and pending orders, of one instrument when $2 is
+            // not NULL, cancelled by one cancel_orders call; the rows oldest first.
+            return "SELECT " + order_cols + " FROM exchange.cancel_all_orders($1, $2)";
         case Stmt::AmendOrders:
             // $1: amend_orders' items; the rows in their order, each with its position (1-based) last.
             return "SELECT " + order_cols +
@@ -129,6 +133,7 @@ bool reads_orders(Stmt s) {
         case Stmt::ListOrdersBefore:
         case Stmt::CancelOrder:
         case Stmt::CancelOrders:
+        case Stmt::CancelAllOrders:
         case Stmt::AmendOrders:
         case Stmt::AmendOrder:
         case Stmt::AmendOrderStop:

@@ -25,6 +25,7 @@ enum class Stmt {
     ListOrdersBefore,
     CancelOrder,
     CancelOrders,
+    CancelAllOrders,
     AmendOrders,
     AmendOrder,
     AmendOrderStop,

@@ -115,6 +115,18 @@ Reply single_order(const pqxx::result& r) {
     return json_reply(200, order_json(r[0]));
 }
 
+// {"orders": [...]}: the rows in their order, each the order JSON of every order route.
+Reply order_list(const pqxx::result& r) {
+    return write_json(200, [&](JsonWriter& w) {
+        w.StartObject();
+        w.Key("orders");
+        w.StartArray();
+        for (const auto& row : r) write_order(w, row);
+        w.EndArray();
+        w.EndObject();
+    });
+}
+
 void place_order(DbPool& pool, Metrics& metrics, const RequestContext& ctx, Respond respond) {
     auto received = Clock::now();
     try {
@@ -160,14 +172,41 @@ void list_orders(DbPool& pool, const RequestContext& ctx, Respond respond) {
                              before
                                  ? db.exec(Stmt::ListOrdersBefore, client, opt_c_str(status), limit, *before)
                                  : db.exec(Stmt::ListOrders, client, opt_c_str(status), limit);
-                         return write_json(200, [&](JsonWriter& w) {
-                             w.StartObject();
-                             w.Key("orders");
-                             w.StartArray();
-                             for (const auto& row : r) write_order(w, row);
-                             w.EndArray();
-                             w.EndObject();
-                         });
+                         return order_list(r);
+                     },
+                     std::move(respond)});
+}
+
+// DELETE /orders: every resting and pending order of the client, or of the client in one instrument
+// (`instrument` in the query or the body), cancelled by exchange.cancel_all_orders (extension 0.14; before
+// it 42883, 501 extension_outdated). One statement that commits on its own, so a plain task on any
+// worker rather than the cancel batches: its orders are found inside the statement, so it cannot join a
+// cancel_orders array, and its answer is a list, not one row matched to one request. Its one
+// cancel_orders call locks the instruments in the same order as the batches' calls, so it runs beside
+// them without deadlocks; a held instrument fails it whole after --lock-timeout-ms (503 instrument_busy).
+// Rate limited as one request under the client.
+void cancel_all_orders(DbPool& pool, const RequestContext& ctx, Respond respond) {
+    std::optional<JsonBody> body;
+    if (!ctx.body().empty()) {
+        body = JsonBody::parse(ctx.body());
+        body->allow_only({"client_id", "instrument"});
+    }
+    std::optional<std::string> client = client_id_of(ctx, body);
+    if (!client || client->empty())
+        throw ApiError(400, "missing_parameter", "query parameter 'client_id' is required");
+    std::optional<std::string> from_body = body ? body->text("instrument") : std::nullopt;
+    std::optional<std::string> instrument = ctx.query("instrument");
+    if (from_body && instrument && *from_body != *instrument)
+        throw ApiError(400, "conflicting_instrument",
+                       "instrument differs between the body and the query string");
+    if (from_body) instrument = from_body;
+    // An empty instrument is a mistake, never "all instruments" (which is leaving it out).
+    if (instrument && instrument->empty())
+        throw ApiError(400, "invalid_parameter",
+                       "'instrument' must not be empty: leave it out to cancel on every instrument");
+    pool.submit(Task{*client,
+                     [client = *client, instrument](DbSession& db) {
+                         return order_list(db.exec(Stmt::CancelAllOrders, client, opt_c_str(instrument)));
                      },
                      std::move(respond)});
 }
@@ -403,6 +442,9 @@ std::vector<Route> api_routes(DbPool& pool, Metrics& metrics, const pgx::feed::S
          Client},
         {Method::Get, "/orders", B::None,
          [&pool](const RequestContext& ctx, Respond r) { list_orders(pool, ctx, std::move(r)); }, Client},
+        {Method::Delete, "/orders", B::Optional,
+         [&pool](const RequestContext& ctx, Respond r) { cancel_all_orders(pool, ctx, std::move(r)); },
+         Client},
         {Method::Get, "/orders/{id}", B::None, order_by_id, Client},
         {Method::Delete, "/orders/{id}", B::Optional, cancel, Client},
         {Method::Patch, "/orders/{id}", B::Json,

@@ -130,6 +130,7 @@ def test_trading_without_a_valid_key_is_refused_and_changes_nothing(db, frontend
     assert r.headers["WWW-Authenticate"].startswith("Bearer")
     for method, path in (("GET", "/orders"), ("GET", "/orders/00000000-0000-0000-0000-000000000000"),
                          ("DELETE", "/orders/00000000-0000-0000-0000-000000000000"),
+                         ("DELETE", "/orders"), ("DELETE", "/orders?client_id=alice"),
                          ("POST", "/orderbook/snapshot")):
         assert requests.request(method, BASE + path, headers=headers, timeout=10).status_code == 401, path
     assert count_orders(db) == before
@@ -183,6 +184,48 @@ def test_a_client_reads_cancels_and_amends_only_its_own_orders(db, keys, fronten
     assert r.status_code == 200 and r.json()["quantity"] == "3"
     r = requests.delete(BASE + f"/orders/{oid}", headers=h(keys["bob"]), timeout=10)
     assert r.status_code == 200 and r.json()["status"] == "cancelled"
+
+
+def resting_orders(db, client):
+    """The client's resting and pending orders, oldest first (order ids)."""
+    return [r[0] for r in db.execute(
+        "SELECT order_id::text FROM exchange.orders WHERE client_id = %s AND "
+        "status IN ('open', 'partially_filled', 'pending') ORDER BY order_no", (client,))]
+
+
+def test_delete_orders_cancels_the_key_clients_orders_only(db, keys, frontend):
+    """DELETE /orders cancels the API key's client's orders (the frontend's role, a member of exchange_trader,
+    may call cancel_all_orders): another client's client_id, in the query or the body, is 403 client_mismatch
+    and cancels nothing; without a key 401 (above); the other clients' orders stay."""
+    for client, price in (("alice", "3"), ("bob", "3"), ("alice", "4"), ("carol", "2"), ("bob", "12")):
+        side = "sell" if price == "12" else "buy"
+        r = requests.post(BASE + "/orders", json=order(side=side, price=price), headers=h(keys[client]), timeout=10)
+        assert r.status_code == 201 and r.json()["status"] == "open", r.text
+    before = {client: resting_orders(db, client) for client in ("alice", "bob", "carol")}
+    assert len(before["alice"]) >= 2 and len(before["bob"]) >= 2 and before["carol"]
+
+    for kwargs in ({"params": {"client_id": "bob"}}, {"json": {"client_id": "bob"}},
+                   {"params": {"client_id": "bob", "instrument": INSTRUMENT}}):
+        r = requests.delete(BASE + "/orders", headers=h(keys["alice"]), timeout=10, **kwargs)
+        assert r.status_code == 403 and r.json()["error"]["code"] == "client_mismatch", (kwargs, r.text)
+    assert {client: resting_orders(db, client) for client in before} == before
+
+    r = requests.delete(BASE + "/orders", headers=h(keys["alice"]), timeout=10)
+    assert r.status_code == 200, r.text
+    got = r.json()["orders"]
+    assert [o["order_id"] for o in got] == before["alice"], got
+    assert {(o["client_id"], o["status"]) for o in got} == {("alice", "cancelled")}
+    assert resting_orders(db, "alice") == []
+    assert resting_orders(db, "bob") == before["bob"] and resting_orders(db, "carol") == before["carol"]
+    listed = requests.get(BASE + "/orders", headers=h(keys["alice"]), timeout=10)
+    assert listed.status_code == 200 and listed.json()["orders"] == []
+    # The key's own client_id, as a Bearer token, with an instrument: nothing left to cancel.
+    r = requests.delete(BASE + "/orders", params={"client_id": "alice", "instrument": INSTRUMENT},
+                        headers={"Authorization": "Bearer " + keys["alice"]}, timeout=10)
+    assert r.status_code == 200 and r.json() == {"orders": []}, r.text
+    r = requests.delete(BASE + "/orders", params={"instrument": "NOPE-USD"}, headers=h(keys["bob"]), timeout=10)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "unknown_instrument", r.text
+    assert resting_orders(db, "bob") == before["bob"]
 
 
 def test_a_revoked_key_stops_working(db, frontend):

@@ -744,6 +744,90 @@ def test_an_amended_stop_orders_update_carries_its_stop_price(db, frontend):
     assert db.execute("SELECT problem FROM exchange.verify(%s)", (symbol,)).fetchall() == []
 
 
+def test_delete_orders_cancellations_reach_the_feed_like_single_cancels(db, frontend):
+    """DELETE /orders (extension 0.14's cancel_all_orders) on three instruments: each cancelled order is a
+    'cancelled' order update (status cancelled, cancelled_quantity what rested) with the seq of its answer,
+    shaped as a DELETE /orders/{id}'s, whose delta removes it from its level (a level another client's order
+    keeps has that order left; a pending stop order's cancel changes no level); the book copies stay the
+    exchange's, and the other client's orders get no update but their own cancel's."""
+    api = f"http://127.0.0.1:{HTTP_PORT}"
+    symbols = ["BTC-USD", "ETH-USD", "STOP-USD"]
+    db.execute("SELECT exchange.create_instrument('STOP-USD', 0.01, 0.001) "
+               "WHERE NOT EXISTS (SELECT FROM exchange.instruments WHERE symbol = 'STOP-USD')")
+    db.execute("SELECT exchange.cancel_order(order_id) FROM exchange.orders "
+               "WHERE instrument = 'STOP-USD' AND status IN ('open', 'partially_filled', 'pending')")
+
+    def post(client, symbol, side, quantity, price, **extra):
+        body = {"client_id": client, "instrument": symbol, "side": side, "quantity": quantity, "type": "limit",
+                "price": price, **extra}
+        r = requests.post(f"{api}/orders", json=body, timeout=10)
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    async def scenario():
+        ws = await connect()
+        await subscribe(ws, ["orderbook_deltas", "orders"], symbols)
+        books = {}
+        for _ in symbols:
+            snapshot = await recv_json(ws)
+            books[snapshot["instrument"]] = BookCopy(snapshot)
+        post("x", "STOP-USD", "sell", "1", "100.00")
+        post("y", "STOP-USD", "buy", "1", "100.00")  # STOP-USD's last trade price: 100.00
+        mine = [post("mass", "BTC-USD", "buy", "2", "50.00"), post("mass", "ETH-USD", "sell", "1", "9000.00"),
+                post("mass", "BTC-USD", "buy", "1", "49.00"),
+                post("mass", "STOP-USD", "buy", "1", "501.00", stop_price="500.00")]
+        theirs = [post("keep", "BTC-USD", "buy", "1", "50.00"), post("keep", "ETH-USD", "sell", "0.5", "9000.00")]
+        assert [o["status"] for o in mine] == ["open", "open", "open", "pending"]
+        r = requests.delete(f"{api}/orders", params={"client_id": "mass"}, timeout=10)
+        assert r.status_code == 200, r.text
+        cancelled = r.json()["orders"]
+        assert [(o["order_id"], o["status"]) for o in cancelled] == [(o["order_id"], "cancelled") for o in mine]
+        single = requests.delete(f"{api}/orders/{theirs[1]['order_id']}", timeout=10)
+        assert single.status_code == 200 and single.json()["order_id"] == theirs[1]["order_id"], single.text
+        single = single.json()
+        targets = {symbol: journal_seq(db, symbol) for symbol in symbols}
+        messages = []
+        while any(books[symbol].seq < target for symbol, target in targets.items()):
+            msg = await recv_json(ws)
+            messages.append(msg)
+            if msg["type"] == "delta":
+                books[msg["instrument"]].apply(msg)
+        messages += await until_pong(ws)
+        for symbol in symbols:
+            assert books[symbol].levels == orderbook(db, symbol), symbol
+
+        updates = {m["order_id"]: m for m in messages if m["type"] == "order" and m["event"] == "cancelled"}
+        assert set(updates) == {o["order_id"] for o in mine + [single]}
+        alone = updates.pop(single["order_id"])
+        assert (alone["client_id"], alone["status"], alone["seq"]) == ("keep", "cancelled", single["seq"])
+        for o in cancelled:
+            u = updates[o["order_id"]]
+            assert (u["instrument"], u["client_id"], u["status"], u["seq"]) == \
+                (o["instrument"], "mass", "cancelled", o["seq"]), (u, o)
+            assert {k: type(v) for k, v in u.items() if k not in ("price",)} == \
+                {k: type(v) for k, v in alone.items() if k not in ("price",)}, (u, alone)
+            assert u["cancel_reason"] == alone["cancel_reason"]
+        assert [Decimal(updates[o["order_id"]]["cancelled_quantity"]) for o in mine] == \
+            [Decimal("2"), Decimal("1"), Decimal("1"), Decimal("1")]
+        assert [m["order_id"] for m in messages if m["type"] == "order" and m["client_id"] == "keep"] == \
+            [o["order_id"] for o in theirs] + [single["order_id"]]
+        deltas = {(m["instrument"], m["seq"]): m["changes"] for m in messages if m["type"] == "delta"}
+        assert [deltas[(o["instrument"], o["seq"])] for o in cancelled] == [
+            [{"side": "buy", "price": "50.00", "quantity": "1.0000", "order_count": 1}],
+            [{"side": "sell", "price": "9000.00", "quantity": "0.500", "order_count": 1}],
+            [{"side": "buy", "price": "49.00", "quantity": "0", "order_count": 0}],
+            []]
+        assert deltas[("ETH-USD", single["seq"])] == [{"side": "sell", "price": "9000.00", "quantity": "0",
+                                                       "order_count": 0}]
+        await ws.close()
+
+    run(scenario())
+    for symbol in symbols:
+        assert db.execute("SELECT problem FROM exchange.verify(%s)", (symbol,)).fetchall() == []
+    db.execute("SELECT exchange.cancel_order(order_id) FROM exchange.orders "
+               "WHERE client_id = 'keep' AND status IN ('open', 'partially_filled', 'pending')")
+
+
 @contextlib.contextmanager
 def older_version(db, version, instruments, http_port, ws_port):
     """A database of its own with the extension at an older version and the instruments (tick 0.01,
@@ -948,8 +1032,9 @@ def test_a_database_before_0_14_amends_stop_orders_but_refuses_to_move_their_sto
     """Extension 0.13's amend_order has no stop_price argument: a PATCH with stop_price is 501
     extension_outdated there and changes nothing, alone and when sent at once with amends of quantities
     (so that they can meet in one amend_orders batch, which on 0.13 would move the stop); the quantities are
-    amended (0.13's amend_order and amend_orders serve them as before). After
-    ALTER EXTENSION UPDATE the same frontend, not restarted, moves stop prices and still amends quantities."""
+    amended (0.13's amend_order and amend_orders serve them as before). 0.13 has no cancel_all_orders either:
+    DELETE /orders is 501 extension_outdated and cancels nothing. After ALTER EXTENSION UPDATE the same
+    frontend, not restarted, moves stop prices, still amends quantities, and cancels all the client's orders."""
     with older_version(db, "0.13", ["OLD-AMD"], 18112, 18113) as (dsn, old, fe):
         assert old.execute("SELECT to_regprocedure('exchange.amend_order(uuid, numeric, numeric, text, numeric)')"
                            ).fetchone()[0] is None
@@ -983,6 +1068,10 @@ def test_a_database_before_0_14_amends_stop_orders_but_refuses_to_move_their_sto
                 "code": "extension_outdated",
                 "message": "amending a stop_price needs the exchange extension 0.14"}, r.text
         assert stop_prices(ids[:1]) == {ids[0]: ("11.00", "2.0000")} and amended() == 1
+        for params in ({"client_id": "s"}, {"client_id": "s", "instrument": "OLD-AMD"}):
+            r = requests.delete(f"{api}/orders", params=params, timeout=10)
+            assert r.status_code == 501 and r.json()["error"]["code"] == "extension_outdated", r.text
+        assert old.execute("SELECT count(*) FROM exchange.orders WHERE status = 'pending'").fetchone()[0] == len(ids)
 
         # Moves and quantity amends at once (meeting in amend_orders batches): each gets its own answer.
         calls = [(order_id, {"stop_price": f"{20 + i}.00"} if i % 2 else {"quantity": "2"})
@@ -1009,6 +1098,10 @@ def test_a_database_before_0_14_amends_stop_orders_but_refuses_to_move_their_sto
         r = requests.patch(f"{api}/orders/{ids[0]}", json={"quantity": "3"}, timeout=10)
         assert r.status_code == 200 and (r.json()["quantity"], r.json()["stop_price"]) == ("3.0000", "12.50"), r.text
         assert stop_prices(ids[:1]) == {ids[0]: ("12.50", "3.0000")}
+        r = requests.delete(f"{api}/orders", params={"client_id": "s", "instrument": "OLD-AMD"}, timeout=10)
+        assert r.status_code == 200, r.text
+        assert [(o["order_id"], o["status"]) for o in r.json()["orders"]] == [(i, "cancelled") for i in ids]
+        assert old.execute("SELECT count(*) FROM exchange.orders WHERE status = 'pending'").fetchone()[0] == 0
         assert old.execute("SELECT problem FROM exchange.verify('OLD-AMD')").fetchall() == []
         fe.stop()
         log = fe.log_path.read_text()

@@ -15,6 +15,7 @@ command answered: the status code when one is printed, and the body, where
 "…" stands for anything and a uuid printed as "070b3c06-…" for any uuid.
 Everything is stopped by the module's fixture.
 """
+import json
 import os
 import queue
 import re
@@ -296,13 +297,14 @@ def test_the_sql_example_answers_as_printed(exchange):
 
 def test_the_frontend_readme_example_runs(exchange):
     """frontend/README.md, Routes: place, read the book, cancel (the order id
-    from the first answer in place of <order_id>); no answers are printed
-    there, so the statuses are checked."""
+    from the first answer in place of <order_id>), cancel all of alice's
+    BTC-USD orders (after this test placed one more); no answers are printed
+    there, so the statuses and the orders are checked."""
     text = (ROOT / "frontend" / "README.md").read_text()
     start = text.index("## Routes")
     block = rewrite_ports(re.search(r"```sh\n(.*?)```", text[start:], re.S).group(1))
     commands = [c for c, _ in steps(block)]
-    assert len(commands) == 3 and all(c.startswith("curl ") for c in commands)
+    assert len(commands) == 4 and all(c.startswith("curl ") for c in commands)
     alice = new_api_key("alice")
 
     def run(command):
@@ -319,3 +321,21 @@ def test_the_frontend_readme_example_runs(exchange):
     assert "<order_id>" in commands[2]
     code, cancelled = run(commands[2].replace("<order_id>", order_id))
     assert code == 200 and '"status":"cancelled"' in cancelled, cancelled
+
+    # Cancel all: whatever alice still has on BTC-USD (the top-level README's examples may have left
+    # orders of hers too), among them one placed now; afterwards she has none there.
+    def resting():
+        with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+            return [r[0] for r in conn.execute(
+                "SELECT order_id::text FROM exchange.orders WHERE client_id = 'alice' AND instrument = 'BTC-USD' "
+                "AND status IN ('open', 'partially_filled', 'pending') ORDER BY order_no")]
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+        extra = conn.execute("SELECT order_id::text FROM exchange.place_order('alice', 'BTC-USD', 'buy', 'limit', "
+                             "1, 1.00)").fetchone()[0]
+    before = resting()
+    assert extra in before
+    code, body = run(commands[3])
+    assert code == 200, body
+    orders = json.loads(body)["orders"]
+    assert [o["order_id"] for o in orders] == before and {o["status"] for o in orders} == {"cancelled"}, body
+    assert resting() == []

@@ -1064,6 +1064,178 @@ def test_cancel_and_amend(api):
     assert r.status_code == 404 and error_of(r) == "order_not_found"
 
 
+def placed(body):
+    """POST /orders, which must answer 201: the order."""
+    r = post_order(body)
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def open_orders(api, client):
+    r = requests.get(f"{api}/orders", params={"client_id": client})
+    assert r.status_code == 200, r.text
+    return [(o["order_id"], o["status"]) for o in r.json()["orders"]]
+
+
+def test_delete_orders_cancels_every_resting_and_pending_order_of_the_client(api, pg, stop_book):
+    """DELETE /orders (extension 0.14's cancel_all_orders): a client's resting orders on two instruments, a
+    partially filled one and a pending stop order are cancelled by one request, which answers exactly those,
+    oldest first, in the order JSON of the other order routes (status cancelled, exact decimals, the stop
+    order's stop_price); its filled and already cancelled orders are not touched, nor is another client's on
+    the same instruments and levels. One request for the rate limit; the same again answers no orders; a
+    DELETE /orders/{id} still cancels that one order."""
+    last_trade_at("100.00")
+    client, other = fresh_client("ca"), fresh_client("ca")
+    btc = placed(order(client, price="7.00", quantity="0.5"))
+    theirs = [placed(order(other, price="7.00")), placed(order(other, instrument="ETH-USD", price="1.00")),
+              placed(stop_order(other, side="sell", stop_price="90.00"))]
+    filled = placed(order(client, instrument=STOP, side="sell", price="101.00"))
+    assert placed(order(other, instrument=STOP, price="101.00"))["status"] == "filled"
+    partial = placed(order(client, instrument=STOP, side="sell", price="102.00", quantity="2"))
+    assert placed(order(other, instrument=STOP, price="102.00"))["status"] == "filled"
+    eth = placed(order(client, instrument="ETH-USD", price="1.00", quantity="0.25"))
+    gone = placed(order(client, price="7.01"))
+    assert requests.delete(f"{api}/orders/{gone['order_id']}").json()["status"] == "cancelled"
+    stop = placed(stop_order(client, price="111.00", stop_price="110.00"))
+    assert stop["status"] == "pending"
+    want = [btc, partial, eth, stop]  # oldest first
+    assert [s for _, s in open_orders(api, client)] == ["pending", "open", "partially_filled", "open"]
+
+    remaining = int(requests.get(f"{api}/orders", params={"client_id": client}).headers["X-RateLimit-Remaining"])
+    r = requests.delete(f"{api}/orders", params={"client_id": client})
+    assert r.status_code == 200, r.text
+    assert r.headers["X-RateLimit-Remaining"] == str(remaining - 1)
+    got = r.json()
+    assert list(got) == ["orders"] and [o["order_id"] for o in got["orders"]] == [o["order_id"] for o in want]
+    for o, before in zip(got["orders"], want):
+        now = requests.get(f"{api}/orders/{o['order_id']}").json()
+        assert set(o) == set(before), o
+        assert (o["status"], o["cancel_reason"], o["client_id"], o["reject_reason"]) == \
+            ("cancelled", "user", client, None), o
+        for field in ("instrument", "side", "type", "time_in_force", "price", "quantity", "display_quantity",
+                      "stop_price", "created_at"):
+            assert o[field] == before[field], (field, o)
+        for field in ("status", "filled_quantity", "remaining_quantity", "cancel_reason"):
+            assert o[field] == now[field], (field, o, now)
+        assert isinstance(o["seq"], int)
+    answered = {o["order_id"]: o for o in got["orders"]}
+    assert answered[partial["order_id"]]["filled_quantity"] == "1.000"  # exact decimals, never floats
+    assert answered[btc["order_id"]]["price"] == "7.00" and answered[btc["order_id"]]["quantity"] == "0.5"
+    assert answered[stop["order_id"]]["stop_price"] == "110.00"
+
+    assert open_orders(api, client) == []
+    assert requests.get(f"{api}/orders/{filled['order_id']}").json()["status"] == "filled"
+    assert requests.get(f"{api}/orders/{gone['order_id']}").json()["status"] == "cancelled"
+    assert open_orders(api, other) == [(theirs[2]["order_id"], "pending"), (theirs[1]["order_id"], "open"),
+                                       (theirs[0]["order_id"], "open")]
+    book = requests.get(f"{api}/orderbook", params={"instrument": "BTC-USD", "levels": 1000}).json()
+    assert [lv for lv in book["bids"] if lv["price"] in ("7.00", "7.01")] == \
+        [{"price": "7.00", "quantity": "1.0000", "order_count": 1}]
+    assert stop_levels() == ([], [])
+    with pg.connect() as conn:
+        ids = [o["order_id"] for o in want]
+        events = conn.execute("SELECT order_id::text, count(*) FROM exchange.events WHERE kind = 'order_cancelled' "
+                              "AND order_id = ANY(%s::uuid[]) GROUP BY 1", (ids,)).fetchall()
+        assert sorted(events) == sorted((i, 1) for i in ids)
+        for symbol in ("BTC-USD", "ETH-USD"):
+            assert conn.execute("SELECT problem FROM exchange.verify(%s)", (symbol,)).fetchall() == []
+
+    r = requests.delete(f"{api}/orders", params={"client_id": client})
+    assert r.status_code == 200 and r.json() == {"orders": []}, r.text
+    # DELETE /orders/{id}: one order, answered as itself.
+    r = requests.delete(f"{api}/orders/{theirs[0]['order_id']}")
+    assert r.status_code == 200 and r.json()["order_id"] == theirs[0]["order_id"], r.text
+    assert r.json()["status"] == "cancelled"
+    assert open_orders(api, other) == [(theirs[2]["order_id"], "pending"), (theirs[1]["order_id"], "open")]
+    requests.delete(f"{api}/orders", params={"client_id": other})  # leaves STOP-USD empty for the fixture
+
+
+def test_delete_orders_with_an_instrument_cancels_only_that_instruments_orders(api):
+    """`instrument` (query or body): only the client's orders of that instrument, oldest first; the others stay."""
+    client = fresh_client("ci")
+    b1 = placed(order(client, price="6.00"))
+    e1 = placed(order(client, instrument="ETH-USD", price="1.10"))
+    b2 = placed(order(client, price="6.50"))
+    e2 = placed(order(client, instrument="ETH-USD", side="sell", price="9000.00"))
+    r = requests.delete(f"{api}/orders", params={"client_id": client, "instrument": "ETH-USD"})
+    assert r.status_code == 200, r.text
+    assert [(o["order_id"], o["instrument"], o["status"]) for o in r.json()["orders"]] == \
+        [(e1["order_id"], "ETH-USD", "cancelled"), (e2["order_id"], "ETH-USD", "cancelled")]
+    assert open_orders(api, client) == [(b2["order_id"], "open"), (b1["order_id"], "open")]
+    r = requests.delete(f"{api}/orders", params={"client_id": client, "instrument": "ETH-USD"})
+    assert r.status_code == 200 and r.json() == {"orders": []}, r.text
+    assert open_orders(api, client) == [(b2["order_id"], "open"), (b1["order_id"], "open")]
+    # The instrument in a JSON body, and the client_id there too.
+    r = requests.delete(f"{api}/orders", json={"client_id": client, "instrument": "BTC-USD"})
+    assert r.status_code == 200, r.text
+    assert [(o["order_id"], o["status"]) for o in r.json()["orders"]] == \
+        [(b1["order_id"], "cancelled"), (b2["order_id"], "cancelled")]
+    assert open_orders(api, client) == []
+
+
+def test_delete_orders_refusals_cancel_nothing(api):
+    """Every refusal of DELETE /orders leaves the orders as they were: an unknown instrument (400
+    unknown_instrument, from the function's 42704), an empty one (never "every instrument"), one with a NUL,
+    no client_id, conflicting body and query, unknown or mistyped body fields, a body that is not JSON. A client
+    without orders gets 200 and none; OPTIONS and 405 name DELETE among /orders' methods."""
+    client = fresh_client("ce")
+    mine = placed(order(client, price="6.00"))
+    cases = [
+        ({"params": {"client_id": client, "instrument": "NOPE-USD"}}, 400, "unknown_instrument"),
+        ({"params": {"client_id": client, "instrument": ""}}, 400, "invalid_parameter"),
+        ({"params": {"client_id": client}, "json": {"instrument": ""}}, 400, "invalid_parameter"),
+        ({"url": f"{api}/orders?client_id={client}&instrument=BTC-USD%00"}, 400, "invalid_parameter"),
+        ({"url": f"{api}/orders?client_id={client}%00x"}, 400, "invalid_parameter"),
+        ({}, 400, "missing_parameter"),
+        ({"params": {"client_id": ""}}, 400, "missing_parameter"),
+        ({"params": {"client_id": client}, "json": {"client_id": client + "x"}}, 400, "conflicting_client_id"),
+        ({"params": {"client_id": client, "instrument": "BTC-USD"}, "json": {"instrument": "ETH-USD"}}, 400,
+         "conflicting_instrument"),
+        ({"params": {"client_id": client}, "json": {"side": "buy"}}, 400, "unknown_field"),
+        ({"params": {"client_id": client}, "json": {"instrument": 5}}, 400, "invalid_field"),
+        ({"params": {"client_id": client}, "data": "{", "headers": JSON}, 400, "malformed_json"),
+        ({"params": {"client_id": client}, "data": "instrument=BTC-USD"}, 415, "unsupported_media_type"),
+    ]
+    for kwargs, status, code in cases:
+        url = kwargs.pop("url", f"{api}/orders")
+        r = requests.delete(url, timeout=10, **kwargs)
+        assert r.status_code == status and error_of(r) == code, (kwargs, r.text)
+        if code == "unknown_instrument":
+            assert "NOPE-USD" in r.json()["error"]["message"], r.text
+    assert open_orders(api, client) == [(mine["order_id"], "open")]
+
+    r = requests.delete(f"{api}/orders", params={"client_id": fresh_client("none")})
+    assert r.status_code == 200 and r.json() == {"orders": []}, r.text
+    r = requests.options(f"{api}/orders", headers={"Origin": "http://x", "Access-Control-Request-Method": "DELETE"})
+    assert r.status_code == 204
+    assert {m.strip() for m in r.headers["Access-Control-Allow-Methods"].split(",")} == \
+        {"GET", "POST", "DELETE", "OPTIONS"}
+    r = requests.put(f"{api}/orders")
+    assert r.status_code == 405 and "DELETE" in r.headers["Allow"]
+    assert open_orders(api, client) == [(mine["order_id"], "open")]
+    text = metrics_text()
+    assert metric(text, "http_requests_total", {"route": "/orders", "method": "DELETE", "status": "200"}) >= 1
+    assert metric(text, "http_requests_total", {"route": "/orders", "method": "DELETE", "status": "400"}) >= 11
+
+
+def test_delete_orders_is_rate_limited_as_one_request(api, pg):
+    """A client over its limit gets 429 (with the rate headers) and keeps its orders."""
+    client = fresh_client("crl")
+    with pg.connect() as conn:
+        ids = [conn.execute("SELECT order_id::text FROM exchange.place_order(%s, 'BTC-USD', 'buy', 'limit', 1, "
+                            "%s::numeric)", (client, price)).fetchone()[0] for price in ("5.00", "5.01")]
+    with requests.Session() as s:
+        for i in range(100):
+            assert s.get(f"{api}/orders", params={"client_id": client}).status_code == 200, i
+        r = s.delete(f"{api}/orders", params={"client_id": client})
+    assert r.status_code == 429 and error_of(r) == "rate_limited", r.text
+    assert r.headers["X-RateLimit-Remaining"] == "0" and "Retry-After" in r.headers
+    with pg.connect() as conn:
+        rows = conn.execute("SELECT order_id::text, status FROM exchange.orders WHERE client_id = %s",
+                            (client,)).fetchall()
+    assert sorted(rows) == sorted((i, "open") for i in ids)
+
+
 def all_at_once(api, threads, calls, send):
     """send(session, call) for every call from `threads` threads, each with its
     own keep-alive connection (opened by a /healthz before a barrier), so that
@@ -1349,10 +1521,13 @@ def test_an_instrument_held_by_another_transaction_fails_only_its_own_orders(api
     # A SQL session holds LT1-USD's instrument lock. Orders of LT1-USD and of
     # the free LT2-USD are sent together: the LT2-USD ones are placed, the
     # LT1-USD ones wait --lock-timeout-ms, then answer 503 instrument_busy
-    # (each batch once, not once per order) and were not placed.
+    # (each batch once, not once per order) and were not placed. A cancel
+    # and a DELETE /orders of a client with orders on both fail alike, whole.
     for symbol in ("LT1-USD", "LT2-USD"):
         pg.scalar("SELECT symbol FROM exchange.create_instrument(%s, 0.01, 0.0001)", (symbol,))
-    resting = post_order(order(fresh_client("lr"), instrument="LT1-USD", price="1.00")).json()
+    resting_client = fresh_client("lr")
+    resting = post_order(order(resting_client, instrument="LT1-USD", price="1.00")).json()
+    resting_free = post_order(order(resting_client, instrument="LT2-USD", price="1.00")).json()
     holder = pg.connect()
     holder.execute("BEGIN")
     holder.execute("SELECT exchange.place_order('lt-holder', 'LT1-USD', 'buy', 'limit', 1, 1.00)")
@@ -1371,6 +1546,8 @@ def test_an_instrument_held_by_another_transaction_fails_only_its_own_orders(api
         # A cancel waits as long, then gives the same answer, and the order stays open.
         cancel = requests.post(f"{api}/orders/{resting['order_id']}/cancel", timeout=10)
         assert cancel.status_code == 503 and error_of(cancel) == "instrument_busy", cancel.text
+        cancel = requests.delete(f"{api}/orders", params={"client_id": resting_client}, timeout=10)
+        assert cancel.status_code == 503 and error_of(cancel) == "instrument_busy", cancel.text
     finally:
         holder.execute("COMMIT")
         holder.close()
@@ -1381,8 +1558,12 @@ def test_an_instrument_held_by_another_transaction_fails_only_its_own_orders(api
     assert pg.scalar("SELECT count(*) FROM exchange.orders WHERE client_id = ANY(%s)", (free,)) == 4
     # Once the holder is gone the instrument trades again.
     assert post_order(order(held[0], instrument="LT1-USD", price="1.00")).status_code == 201
+    assert requests.get(f"{api}/orders/{resting_free['order_id']}").json()["status"] == "open"
     cancel = requests.post(f"{api}/orders/{resting['order_id']}/cancel", timeout=10)
     assert cancel.status_code == 200 and cancel.json()["status"] == "cancelled"
+    cancel = requests.delete(f"{api}/orders", params={"client_id": resting_client}, timeout=10)
+    assert cancel.status_code == 200 and [o["order_id"] for o in cancel.json()["orders"]] == \
+        [resting_free["order_id"]], cancel.text
 
 
 def test_metrics_have_the_design_names(api):
@@ -1440,6 +1621,10 @@ def test_postgres_outage_is_a_fast_503_then_recovers(api, pg):
         started = time.monotonic()
         r = requests.get(f"{api}/orders/{uuid.uuid4()}")
         assert r.status_code == 503 and time.monotonic() - started < 2
+        started = time.monotonic()
+        r = requests.delete(f"{api}/orders", params={"client_id": client})
+        assert r.status_code == 503 and error_of(r) == "database_unavailable", r.text
+        assert time.monotonic() - started < 2
         assert requests.get(f"{api}/readyz").status_code == 503
         assert requests.get(f"{api}/healthz").status_code == 200
     finally:

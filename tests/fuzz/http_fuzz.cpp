@@ -475,6 +475,7 @@ void FuzzBody(std::string_view body) {
     CheckAllowOnly(*b, r, {});
     CheckAllowOnly(*b, r, {"client_id"});
     CheckAllowOnly(*b, r, {"instrument"});
+    CheckAllowOnly(*b, r, {"client_id", "instrument"});                       // DELETE /orders
     CheckAllowOnly(*b, r, {"client_id", "quantity", "price", "stop_price"});  // PATCH /orders/{id}
     CheckAllowOnly(*b, r,
                    {"client_id", "instrument", "side", "type", "quantity", "price", "time_in_force",
