@@ -178,7 +178,7 @@ void Subscriptions::on_message(const std::string& text, Effects& fx) {
         auto it = states_.find(symbol);
         if (it == states_.end()) continue;
         it->second.channels &= ~req.channels;
-        if (it->second.channels == 0) states_.erase(it);  // also forgets a pending load
+        if (it->second.channels == 0) forget(it);  // also forgets a pending load
     }
 }
 
@@ -188,9 +188,26 @@ void Subscriptions::followed(std::vector<std::string>& instruments, bool& all) c
     all = wildcard_ != 0;
 }
 
+Subscriptions::State& Subscriptions::state_of(const std::string& instrument) {
+    auto [it, made] = states_.try_emplace(instrument);
+    if (made) {
+        if (auto before = sent_before_.find(instrument); before != sent_before_.end()) {
+            it->second.sent_trades = before->second.first;
+            it->second.sent_orders = before->second.second;
+            sent_before_.erase(before);
+        }
+    }
+    return it->second;
+}
+
+void Subscriptions::forget(std::map<std::string, State>::iterator it) {
+    sent_before_[it->first] = {it->second.sent_trades, it->second.sent_orders};
+    states_.erase(it);
+}
+
 void Subscriptions::subscribe(const std::string& instrument, unsigned channels, const int64_t* from_seq,
                               Effects& fx) {
-    State& state = states_[instrument];
+    State& state = state_of(instrument);
     state.channels |= channels;
     if (from_seq) {
         request(state, LoadKind::kReplay, instrument, *from_seq, fx);
@@ -215,9 +232,10 @@ void Subscriptions::on_batch(const std::shared_ptr<const Batch>& batch, Effects&
     if (it == states_.end()) {
         if (wildcard_ == 0) return;
         // An instrument the client has not seen yet under a subscription to all.
-        it = states_.emplace(batch->instrument, State{}).first;
-        it->second.channels = wildcard_;
-        if (wildcard_ & kDeltas) request(it->second, LoadKind::kSnapshot, batch->instrument, 0, fx);
+        State& made = state_of(batch->instrument);
+        made.channels = wildcard_;
+        if (wildcard_ & kDeltas) request(made, LoadKind::kSnapshot, batch->instrument, 0, fx);
+        it = states_.find(batch->instrument);
     }
     State& state = it->second;
     if (state.pending) return hold(state, batch, fx);
@@ -251,7 +269,7 @@ void Subscriptions::on_loaded(const LoadResult& result, Effects& fx) {
     State& state = it->second;
     if (!result.error_code.empty()) {
         fx.send.push_back(make_error(result.error_code, result.error_message));
-        states_.erase(it);
+        forget(it);
         return;
     }
     if (result.kind == LoadKind::kSnapshot && (state.channels & kDeltas) && result.snapshot) {

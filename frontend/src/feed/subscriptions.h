@@ -67,6 +67,8 @@ private:
         int64_t sent_deltas = 0, sent_trades = 0, sent_orders = 0;
     };
 
+    State& state_of(const std::string& instrument);
+    void forget(std::map<std::string, State>::iterator it);
     void subscribe(const std::string& instrument, unsigned channels, const int64_t* from_seq, Effects& fx);
     void request(State& state, LoadKind kind, const std::string& instrument, int64_t from_seq, Effects& fx);
     void emit(State& state, const Entry& entry, Effects& fx);
@@ -75,6 +77,11 @@ private:
     const Instruments& instruments_;
     std::size_t max_held_bytes_;
     std::map<std::string, State> states_;
+    // The trades and order updates sent of an instrument whose State is gone
+    // (unsubscribed, or its load failed): a State made for it again starts
+    // there, so a live batch that repeats entries already sent (the LISTEN
+    // thread behind a replay read from the journal) sends them once.
+    std::map<std::string, std::pair<int64_t, int64_t>> sent_before_;
     unsigned wildcard_ = 0;  // channels subscribed for every instrument, present and future
     uint64_t next_token_ = 1;
     int errors_ = 0;
