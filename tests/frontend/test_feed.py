@@ -552,6 +552,15 @@ def test_clients_coming_and_going_on_two_busy_instruments_see_no_gap(db, fronten
     assert 0 < read < written, (read, written)
 
 
+def post_order(api, client, symbol, side, quantity, price=None, **extra):
+    """POST /orders: a limit order at price, a market order without one; 201 asserted, the order returned."""
+    body = {"client_id": client, "instrument": symbol, "side": side, "quantity": quantity,
+            "type": "market" if price is None else "limit", **({"price": price} if price else {}), **extra}
+    r = requests.post(f"{api}/orders", json=body, timeout=10)
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
 def test_triggered_stop_orders_are_entries_of_their_own_with_their_trades_and_updates(db, frontend):
     """Stop orders (extension 0.13) wait outside the book: placing one is an entry without level changes, its
     order update pending with its stop_price. A trade at the stop price triggers it: its run is the next entry,
@@ -564,11 +573,7 @@ def test_triggered_stop_orders_are_entries_of_their_own_with_their_trades_and_up
     api = f"http://127.0.0.1:{HTTP_PORT}"
 
     def post(client, side, quantity, price=None, **extra):
-        body = {"client_id": client, "instrument": symbol, "side": side, "quantity": quantity,
-                "type": "market" if price is None else "limit", **({"price": price} if price else {}), **extra}
-        r = requests.post(f"{api}/orders", json=body, timeout=10)
-        assert r.status_code == 201, r.text
-        return r.json()
+        return post_order(api, client, symbol, side, quantity, price, **extra)
 
     async def scenario():
         ws = await connect()
@@ -672,11 +677,7 @@ def test_an_amended_stop_orders_update_carries_its_stop_price(db, frontend):
     api = f"http://127.0.0.1:{HTTP_PORT}"
 
     def post(client, side, quantity, price=None, **extra):
-        body = {"client_id": client, "instrument": symbol, "side": side, "quantity": quantity,
-                "type": "market" if price is None else "limit", **({"price": price} if price else {}), **extra}
-        r = requests.post(f"{api}/orders", json=body, timeout=10)
-        assert r.status_code == 201, r.text
-        return r.json()
+        return post_order(api, client, symbol, side, quantity, price, **extra)
 
     def patch(order_id, body):
         r = requests.patch(f"{api}/orders/{order_id}", data=body, headers={"Content-Type": "application/json"},
@@ -758,11 +759,7 @@ def test_delete_orders_cancellations_reach_the_feed_like_single_cancels(db, fron
                "WHERE instrument = 'STOP-USD' AND status IN ('open', 'partially_filled', 'pending')")
 
     def post(client, symbol, side, quantity, price, **extra):
-        body = {"client_id": client, "instrument": symbol, "side": side, "quantity": quantity, "type": "limit",
-                "price": price, **extra}
-        r = requests.post(f"{api}/orders", json=body, timeout=10)
-        assert r.status_code == 201, r.text
-        return r.json()
+        return post_order(api, client, symbol, side, quantity, price, **extra)
 
     async def scenario():
         ws = await connect()
