@@ -1,4 +1,5 @@
--- exchange 0.13 -> 0.14: a pending stop order's stop price can be amended.
+-- exchange 0.13 -> 0.14: a pending stop order's stop price can be amended;
+-- stats() counts pending stop orders; cancel_all_orders.
 -- amend_order takes stop_price as its last argument, amend_orders reads it
 -- from each item's "stop_price": the order goes behind the stop orders
 -- already waiting at the new stop price, and the new stop price must not be
