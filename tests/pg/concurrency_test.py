@@ -8,7 +8,8 @@ rejected as reached, the others wait and trigger as the sessions trade)
 that the sessions share (so that repeats race their originals), clients new
 to the exchange picked from a shared pool (so that first uses race),
 cancel_orders (without a client, or with a client per id),
-amend_order of orders the sessions placed, and moves of pending stop
+cancel_all_orders of an existing client (0.14, on both instruments or
+one), amend_order of orders the sessions placed, and moves of pending stop
 orders' stop prices (0.14: amend_order's stop_price, mostly beyond the
 last trade price; in a savepoint, some the last price already reached,
 some invalid and some on orders in the book, each to be refused for its
@@ -68,9 +69,9 @@ class Shared:
         self.moves = {}  # a stop price's moves: outcome -> count
         self.moved = []  # (order_id, new stop price) of the committed moves
 
-    def count(self, key):
+    def count(self, key, n=1):
         with self.lock:
-            self.outcomes[key] = self.outcomes.get(key, 0) + 1
+            self.outcomes[key] = self.outcomes.get(key, 0) + n
 
     def count_move(self, key):
         with self.lock:
@@ -179,6 +180,15 @@ def call(rng, conn, inst, shared, placed, moved, new_clients):
                            (o["client_id"], inst, o["side"], o["type"], o["quantity"], o.get("price"),
                             o.get("idempotency_key"), o.get("display_quantity"), o.get("stop_price"))).fetchone()
         placed.append(row[0])
+    elif r < 0.85 and new_clients and rng.random() < 0.05:
+        # cancel_all_orders (0.14), a call of its own transaction: one of the old clients' orders on both
+        # instruments or on this one, their instruments locked first as by cancel_orders. Whatever it answers
+        # is cancelled; what the other sessions placed for that client meanwhile may rest.
+        client = f"old{rng.randrange(20)}"
+        rows = conn.execute("SELECT status FROM exchange.cancel_all_orders(%s, %s)",
+                            (client, rng.choice([None, inst]))).fetchall()
+        assert all(row[0] == "cancelled" for row in rows), f"cancel_all_orders({client}) answered {rows}"
+        shared.count("cancel_all_orders cancelled", len(rows))
     elif r < 0.85:
         # A call of its own transaction may cancel on both instruments.
         with shared.lock:
@@ -289,7 +299,8 @@ def main():
               f"{stop_trouble}, committed moves not journaled {unjournaled}", file=sys.stderr)
         failed = True
     if shared.outcomes.get("ok", 0) < transactions or trades == 0 or stops["triggered"] == 0 or \
-            not shared.moves.get("moved") or not any(k.startswith("refused stop_would_trigger") for k in shared.moves):
+            not shared.moves.get("moved") or not any(k.startswith("refused stop_would_trigger") for k in shared.moves) \
+            or not shared.outcomes.get("cancel_all_orders cancelled"):
         print("FAIL: the sessions exercised too little (see outcomes)", file=sys.stderr)
         failed = True
     return 1 if failed else 0
