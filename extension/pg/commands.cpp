@@ -1943,6 +1943,11 @@ enum OrderColumn {
 #define PGX_CANCEL_BY_SQL                                                                           \
     "UPDATE exchange.orders SET status = 'cancelled', cancel_reason = 'user', remaining_lots = 0, " \
     "updated_at = now() WHERE order_id = $1 RETURNING "
+// (0.13's table has 0.12's iceberg columns: an iceberg shows nothing any more.)
+#define PGX_CANCEL_BY_SQL_013                                                                       \
+    "UPDATE exchange.orders SET status = 'cancelled', cancel_reason = 'user', remaining_lots = 0, " \
+    "visible_lots = CASE WHEN display_lots IS NOT NULL THEN 0 END, updated_at = now() "             \
+    "WHERE order_id = $1 RETURNING "
 #define PGX_AMEND_SET                                                                           \
     "quantity = $2, price = $3, price_ticks = $4, quantity_lots = $5, remaining_lots = $6, "    \
     "filled_quantity = filled_quantity + $7, status = $8, cancel_reason = $9, priority = $10, " \
@@ -1957,7 +1962,7 @@ Plan p_order_now[2] = {
 // When UpdateRows cannot write the row (see row_writer.h): the UPDATE the
 // PL/pgSQL version ran, answering with the row as updated.
 Plan p_cancel_by_sql[2] = {{PGX_CANCEL_BY_SQL PGX_ORDER_COLUMNS, 1, {UUIDOID}, nullptr},
-                           {PGX_CANCEL_BY_SQL PGX_ORDER_COLUMNS_013, 1, {UUIDOID}, nullptr}};
+                           {PGX_CANCEL_BY_SQL_013 PGX_ORDER_COLUMNS_013, 1, {UUIDOID}, nullptr}};
 // (The second also moves a pending stop's stop price: $11 and $12, NULL to keep it.)
 Plan p_amend_by_sql[2] = {
     {"UPDATE exchange.orders SET " PGX_AMEND_SET PGX_ORDER_COLUMNS, 10, {PGX_AMEND_TYPES}, nullptr},
@@ -1969,6 +1974,7 @@ Plan p_amend_by_sql[2] = {
 #undef PGX_ORDER_COLUMNS
 #undef PGX_ORDER_COLUMNS_013
 #undef PGX_CANCEL_BY_SQL
+#undef PGX_CANCEL_BY_SQL_013
 #undef PGX_AMEND_SET
 #undef PGX_AMEND_TYPES
 
@@ -2163,20 +2169,29 @@ bool StageCancel(Datum order_id, const char* client_id, Row& row, Problem& p, St
 }
 
 // Writes the staged cancels: the orders' new state in one update, the journal
-// entries in one insert; fills the callers' rows.
+// entries in one insert; fills the callers' rows. An iceberg shows nothing
+// any more (visible_lots 0, with 0.12's columns), as when it fills.
 void FlushCancels(StagedCancel* staged, int n) {
     if (n == 0) return;
-    static const char* const names[4] = {"status", "cancel_reason", "remaining_lots", "updated_at"};
-    static const Oid types[4] = {TEXTOID, TEXTOID, INT8OID, TIMESTAMPTZOID};
+    static const char* const names[5] = {"status", "cancel_reason", "remaining_lots", "updated_at",
+                                         "visible_lots"};
+    static const Oid types[5] = {TEXTOID, TEXTOID, INT8OID, TIMESTAMPTZOID, INT8OID};
+    const int ncols = IcebergsSchema() ? 5 : 4;
     Columns update, events;
-    update.Init(4, n);
+    update.Init(ncols, n);
     events.Init(5, n);
     ItemPointerData* tids = static_cast<ItemPointerData*>(palloc(sizeof(ItemPointerData) * n));
-    // Every row gets the same new values.
-    const Datum values[4] = {CStringGetTextDatum("cancelled"), CStringGetTextDatum("user"), Int64GetDatum(0),
-                             TimestampTzGetDatum(GetCurrentTransactionStartTimestamp())};
+    // Every row gets the same new values (visible_lots stays NULL for a plain order).
+    const Datum values[5] = {CStringGetTextDatum("cancelled"), CStringGetTextDatum("user"), Int64GetDatum(0),
+                             TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()), Int64GetDatum(0)};
     for (int i = 0; i < n; ++i) {
         for (int c = 0; c < 4; ++c) update.Set(c, values[c]);
+        if (ncols == 5) {
+            if (staged[i].display_lots > 0)
+                update.Set(4, values[4]);
+            else
+                update.SetNull(4);
+        }
         update.Next();
         tids[i] = staged[i].tid;
         events.Set(0, Int32GetDatum(staged[i].inst.id));
@@ -2188,7 +2203,8 @@ void FlushCancels(StagedCancel* staged, int n) {
     }
     // The rows the direct update did not take (changed since they were read,
     // or a table it cannot write) go through the UPDATE statement.
-    const int direct = pg::UpdateRows(pg::RowBatch{"orders", 4, names, types, update.v, update.null, n}, tids);
+    const int direct =
+        pg::UpdateRows(pg::RowBatch{"orders", ncols, names, types, update.v, update.null, n}, tids);
     for (int i = direct; i < n; ++i)
         if (!ReadOrder(p_cancel_by_sql, staged[i].order_id, staged[i].o))
             elog(ERROR, "order %s left exchange.orders during its cancel", UuidText(DatumGetUUIDP(staged[i].order_id)));

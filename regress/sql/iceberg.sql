@@ -110,3 +110,19 @@ SELECT count(*) AS levels_differing
 SELECT side, price, quantity, order_count FROM exchange.orderbook_at('ICE-USD',
     (SELECT seq FROM exchange.events WHERE payload->>'client_id' = 'dave' AND instrument_id =
         (SELECT instrument_id FROM exchange.instruments WHERE symbol = 'ICE-USD')));
+
+-- A cancelled iceberg shows nothing any more: its row's visible_lots is 0,
+-- as a filled one's (a plain order's stays NULL), whether the row is
+-- written directly or, under a BEFORE UPDATE trigger, by statement.
+SELECT status FROM exchange.place_order('ice_c1', 'ICE-USD', 'sell', 'limit', 1.0, 150, display_quantity => 0.3);
+SELECT status FROM exchange.place_order('ice_c2', 'ICE-USD', 'sell', 'limit', 1.0, 151, display_quantity => 0.4);
+SELECT status FROM exchange.place_order('ice_c3', 'ICE-USD', 'sell', 'limit', 0.5, 152);
+SELECT count(*) AS cancelled FROM exchange.cancel_orders(ARRAY(
+    SELECT order_id FROM exchange.orders WHERE client_id IN ('ice_c1', 'ice_c3') ORDER BY order_no));
+CREATE FUNCTION ice_noop() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+CREATE TRIGGER ice_noop BEFORE UPDATE ON exchange.orders FOR EACH ROW EXECUTE FUNCTION ice_noop();
+SELECT status FROM exchange.cancel_order((SELECT order_id FROM exchange.orders WHERE client_id = 'ice_c2'));
+DROP TRIGGER ice_noop ON exchange.orders;
+SELECT client_id, status, remaining_lots, display_lots, visible_lots FROM exchange.orders
+ WHERE client_id LIKE 'ice_c%' ORDER BY client_id;
+SELECT * FROM exchange.verify('ICE-USD');
