@@ -78,6 +78,17 @@ async def follow(ws, book, until_seq, trades=None, orders=None, timeout=20.0):
             raise AssertionError(f"unexpected {msg}")
 
 
+async def messages_until(ws, book, target):
+    """Every message until the book reaches target (its deltas applied), then those up to a pong."""
+    messages = []
+    while book.seq < target:
+        msg = await recv_json(ws)
+        messages.append(msg)
+        if msg["type"] == "delta":
+            book.apply(msg)
+    return messages + await until_pong(ws)
+
+
 def test_ping_pong_and_bad_messages(frontend):
     async def scenario():
         ws = await connect()
@@ -196,13 +207,7 @@ def test_resume_from_a_sequence_delivers_exactly_the_missed_entries(db, frontend
         await first.close()
         random_burst(60, 12)  # missed while away
         target = journal_seq(db, "BTC-USD")
-        seen = []
-        while book.seq < target:
-            msg = await recv_json(witness)
-            seen.append(msg)
-            if msg["type"] == "delta":
-                book.apply(msg)
-        seen += await until_pong(witness)
+        seen = await messages_until(witness, book, target)
         expected = [m for m in seen if m["type"] in ("delta", "trade") and m["seq"] > left_at]
 
         back = await connect()
@@ -600,13 +605,7 @@ def test_triggered_stop_orders_are_entries_of_their_own_with_their_trades_and_up
             [("101.00", "1.000"), ("99.00", "1.000")]
         target = journal_seq(db, symbol)
         assert target == fall["seq"] + 1 == up["seq"] + 4
-        messages = []
-        while book.seq < target:
-            msg = await recv_json(ws)
-            messages.append(msg)
-            if msg["type"] == "delta":
-                book.apply(msg)
-        messages += await until_pong(ws)
+        messages = await messages_until(ws, book, target)
         assert book.levels == orderbook(db, symbol)
         rest = requests.get(f"{api}/orderbook", params={"instrument": symbol, "levels": 100}, timeout=10).json()
         assert rest["seq"] == book.seq
@@ -706,13 +705,7 @@ def test_an_amended_stop_orders_update_carries_its_stop_price(db, frontend):
         up = post("t", "buy", "1", "102.00")  # triggers both
         target = journal_seq(db, symbol)
         assert target == up["seq"] + 2
-        messages = []
-        while book.seq < target:
-            msg = await recv_json(ws)
-            messages.append(msg)
-            if msg["type"] == "delta":
-                book.apply(msg)
-        messages += await until_pong(ws)
+        messages = await messages_until(ws, book, target)
         assert book.levels == orderbook(db, symbol)
         deltas = {m["seq"]: m["changes"] for m in messages if m["type"] == "delta"}
         updates = {m["seq"]: m for m in messages if m["type"] == "order"}
