@@ -188,7 +188,8 @@ void Subscriptions::followed(std::vector<std::string>& instruments, bool& all) c
     all = wildcard_ != 0;
 }
 
-Subscriptions::State& Subscriptions::state_of(const std::string& instrument) {
+// The instrument's State, made if missing (where a dropped one stood, see sent_before_).
+std::map<std::string, Subscriptions::State>::iterator Subscriptions::state_of(const std::string& instrument) {
     auto [it, made] = states_.try_emplace(instrument);
     if (made) {
         if (auto before = sent_before_.find(instrument); before != sent_before_.end()) {
@@ -197,7 +198,7 @@ Subscriptions::State& Subscriptions::state_of(const std::string& instrument) {
             sent_before_.erase(before);
         }
     }
-    return it->second;
+    return it;
 }
 
 void Subscriptions::forget(std::map<std::string, State>::iterator it) {
@@ -207,7 +208,7 @@ void Subscriptions::forget(std::map<std::string, State>::iterator it) {
 
 void Subscriptions::subscribe(const std::string& instrument, unsigned channels, const int64_t* from_seq,
                               Effects& fx) {
-    State& state = state_of(instrument);
+    State& state = state_of(instrument)->second;
     state.channels |= channels;
     if (from_seq) {
         request(state, LoadKind::kReplay, instrument, *from_seq, fx);
@@ -232,10 +233,9 @@ void Subscriptions::on_batch(const std::shared_ptr<const Batch>& batch, Effects&
     if (it == states_.end()) {
         if (wildcard_ == 0) return;
         // An instrument the client has not seen yet under a subscription to all.
-        State& made = state_of(batch->instrument);
-        made.channels = wildcard_;
-        if (wildcard_ & kDeltas) request(made, LoadKind::kSnapshot, batch->instrument, 0, fx);
-        it = states_.find(batch->instrument);
+        it = state_of(batch->instrument);
+        it->second.channels = wildcard_;
+        if (wildcard_ & kDeltas) request(it->second, LoadKind::kSnapshot, batch->instrument, 0, fx);
     }
     State& state = it->second;
     if (state.pending) return hold(state, batch, fx);

@@ -67,7 +67,7 @@ private:
         int64_t sent_deltas = 0, sent_trades = 0, sent_orders = 0;
     };
 
-    State& state_of(const std::string& instrument);
+    std::map<std::string, State>::iterator state_of(const std::string& instrument);
     void forget(std::map<std::string, State>::iterator it);
     void subscribe(const std::string& instrument, unsigned channels, const int64_t* from_seq, Effects& fx);
     void request(State& state, LoadKind kind, const std::string& instrument, int64_t from_seq, Effects& fx);
