@@ -921,6 +921,18 @@ def post_together(api, calls):
         return list(pool.map(send, calls))
 
 
+def refused_beside_plain_orders(api, body, field, value):
+    """Eight orders at once, bob's four with `field` (value(i)), which the database's extension lacks, and
+    cy's four without: each of bob's is 501 extension_outdated, each of cy's 201 with `field` null."""
+    calls = [body("bob", f"{12 + i}.00", **{field: value(i)}) if i % 2 else body("cy", f"{12 + i}.00")
+             for i in range(8)]
+    for call, r in zip(calls, post_together(api, calls)):
+        if field in call:
+            assert r.status_code == 501 and r.json()["error"]["code"] == "extension_outdated", r.text
+        else:
+            assert r.status_code == 201 and r.json()[field] is None, r.text
+
+
 def test_a_database_before_0_12_trades_plain_orders_and_refuses_icebergs(db):
     """Extension 0.11's order_result has no display_quantity: the frontend reads it as null there, so every
     order route answers as before; an order with display_quantity is 501 extension_outdated and places
@@ -953,14 +965,7 @@ def test_a_database_before_0_12_trades_plain_orders_and_refuses_icebergs(db):
         r = requests.post(f"{api}/orders", json=body("bob", "11.00", display_quantity="1"), timeout=10)
         assert r.status_code == 501 and r.json()["error"]["code"] == "extension_outdated", r.text
         # Icebergs and plain orders at once (some in one batch): each gets its own answer.
-        calls = [body("bob", f"{12 + i}.00", display_quantity="1") if i % 2 else body("cy", f"{12 + i}.00")
-                 for i in range(8)]
-        replies = post_together(api, calls)
-        for call, r in zip(calls, replies):
-            if "display_quantity" in call:
-                assert r.status_code == 501 and r.json()["error"]["code"] == "extension_outdated", r.text
-            else:
-                assert r.status_code == 201 and r.json()["display_quantity"] is None, r.text
+        refused_beside_plain_orders(api, body, "display_quantity", lambda i: "1")
         counts = dict(old.execute("SELECT client_id, count(*) FROM exchange.orders GROUP BY 1").fetchall())
         assert counts == {"ann": 1, "cy": 4}
         assert old.execute("SELECT problem FROM exchange.verify('OLD-ICE')").fetchall() == []
@@ -1005,14 +1010,7 @@ def test_a_database_before_0_13_trades_plain_orders_and_icebergs_and_refuses_sto
             "code": "extension_outdated",
             "message": "stop orders need the exchange extension 0.13"}, r.text
         # Stop orders and plain orders at once (some in one batch): each gets its own answer.
-        calls = [body("bob", f"{12 + i}.00", stop_price=f"{20 + i}.00") if i % 2 else body("cy", f"{12 + i}.00")
-                 for i in range(8)]
-        replies = post_together(api, calls)
-        for call, r in zip(calls, replies):
-            if "stop_price" in call:
-                assert r.status_code == 501 and r.json()["error"]["code"] == "extension_outdated", r.text
-            else:
-                assert r.status_code == 201 and r.json()["stop_price"] is None, r.text
+        refused_beside_plain_orders(api, body, "stop_price", lambda i: f"{20 + i}.00")
         counts = dict(old.execute("SELECT client_id, count(*) FROM exchange.orders GROUP BY 1").fetchall())
         assert counts == {"ann": 1, "cy": 4}
         assert old.execute("SELECT problem FROM exchange.verify('OLD-STOP')").fetchall() == []
