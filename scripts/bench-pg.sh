@@ -159,3 +159,32 @@ start=$(date +%s.%N)
 loaded=$(psql -X -At -c "SELECT exchange.rebuild('LOAD')")
 end=$(date +%s.%N)
 awk -v n="$loaded" -v s="$start" -v e="$end" 'BEGIN { printf "\nloading a book of %d resting orders: %.2f s\n", n, e - s }'
+
+# Loading a book whose journal holds 200,000 entries since its last trade (an
+# instrument quoted a long time without trading; the entries are copies of one
+# order's, inserted directly, then the book rebuilt). With a pending stop order the load reads the
+# last trade price, walking back through them (as every load did before
+# 2026-12-07); without, it does not, and the first stop placed reads it.
+psql -X -q -v ON_ERROR_STOP=1 <<'SQL' >/dev/null
+SELECT exchange.create_instrument('QUIET', 1, 1);
+SELECT exchange.place_order('q1', 'QUIET', 'sell', 'limit', 2, 100);
+SELECT exchange.place_order('q2', 'QUIET', 'buy', 'limit', 1, 100);
+SELECT exchange.place_order('q2', 'QUIET', 'buy', 'limit', 1, 90);
+INSERT INTO exchange.events (instrument_id, seq, kind, order_id, payload)
+SELECT e.instrument_id, e.seq + g, e.kind, e.order_id, e.payload
+  FROM (SELECT * FROM exchange.events WHERE instrument_id = (SELECT instrument_id FROM exchange.instruments
+                                                              WHERE symbol = 'QUIET') ORDER BY seq DESC LIMIT 1) e,
+       generate_series(1, 200000) g;
+SELECT exchange.rebuild('QUIET');  -- the book's sequence after the entries inserted beside it
+SQL
+quiet_load() { timed "SELECT exchange.rebuild('QUIET')"; }
+stop=$(psql -X -At -c "SELECT order_id FROM exchange.place_order('q3', 'QUIET', 'buy', 'market', 1, stop_price => 110)")
+ms_eager=$(quiet_load)
+psql -X -q -c "SELECT exchange.cancel_order('$stop')" >/dev/null
+ms_lazy=$(quiet_load)
+ms_first=$(timed "SELECT exchange.place_order('q3', 'QUIET', 'buy', 'market', 1, stop_price => 110)")
+ms_second=$(timed "SELECT exchange.place_order('q3', 'QUIET', 'buy', 'market', 1, stop_price => 111)")
+awk -v a="$ms_eager" -v b="$ms_lazy" -v f="$ms_first" -v s="$ms_second" 'BEGIN {
+  printf "loading a book with 200,000 journal entries since its last trade: %.1f ms with a pending stop (reads the last trade price), %.1f ms without (%.3f of it); then the first stop placed %.1f ms, the second %.1f ms\n",
+    a, b, b / a, f, s }'
+echo "verify QUIET: $(psql -X -At -c "SELECT count(*) FROM exchange.verify('QUIET')") problems"

@@ -912,6 +912,14 @@ void Book::set_seq(uint64_t seq) { put(h_->seq, seq); }
 
 void Book::set_last_price(Price p) { put(h_->last_price, p.v); }
 
+// No undo entry for last_price can be live while it is 0: only a fill writes
+// it, with a price > 0, and undoing that fill removes its entry.
+bool Book::learn_last_price(Price p) {
+    if (h_->last_price != 0 || p.v < 0 || p.v > kMaxPrice) return false;
+    h_->last_price = p.v;
+    return true;
+}
+
 // ------------------------------------------------------------- prefetch ---
 // Read-only hints; see book.h. Every index is checked against the region's
 // bounds so that a hint can never read outside it, whatever the id.

@@ -196,6 +196,14 @@ public:
     void set_seq(uint64_t seq);
     void set_last_price(Price p);
 
+    // The last trade price from before the book was loaded, learnt when it is
+    // first needed (a caller that reads it from storage lazily): written only
+    // while the book has seen no trade (last_price() == 0; otherwise false and
+    // nothing changes) and outside undo, as it describes what was committed
+    // before any change the book holds: rolling back a savepoint keeps it, so
+    // a rollback then restores everything but it (state_hash() counts it).
+    bool learn_last_price(Price p);
+
     // --- Prefetch hints. ---
     // None of these changes the book or any result: they only start loading
     // memory that a later command is likely to touch, so that a caller with a

@@ -81,6 +81,12 @@ struct Slot {
     // yet, and whoever shows the book (a reader, the publisher) flushes the
     // WAL up to it first.
     pg_atomic_uint64 commit_lsn;
+    // Whether the book holds the journal's last trade price. A book is loaded
+    // without it unless it has pending stop orders (reading it walks the
+    // journal back to its last trade); the first stop placed or moved before
+    // the book's own first trade reads it (LearnLastTradePrice). Written and
+    // read under the instrument's exclusive lock.
+    bool last_price_read;
 };
 
 struct Shared {
@@ -312,18 +318,28 @@ void LoadBook(int slot, int32 instrument_id) {
     Oid argtypes[1] = {INT4OID};
     Datum args[1] = {Int32GetDatum(instrument_id)};
     // The resting orders in time priority; an iceberg rests with the tip it
-    // had (visible_lots; a database before 0.12 has none). Then the last
-    // trade price, from the journal (also before 0.13: a book loaded then
-    // keeps it through ALTER EXTENSION UPDATE), and the pending stop orders
-    // (0.13) in the order they queued.
+    // had (visible_lots; a database before 0.12 has none). Then, if there are
+    // pending stop orders (0.13), the last trade price from the journal, and
+    // the stops in the order they queued, each checked against it. Without
+    // them the price is read when a stop first needs it, also for a book
+    // loaded before 0.13 and kept through ALTER EXTENSION UPDATE.
     const bool stops = OrdersHaveStops();
     LoadOrders(book, instrument_id,
                psprintf(kLoadSql,
                         OrdersHaveIcebergs() ? "coalesce(display_lots, 0), coalesce(visible_lots, 0)"
                                              : "0::int8, 0::int8",
                         "0::int8, false, 0", "status IN ('open', 'partially_filled')"));
-    book.set_last_price(core::Price{LastTradeTicks(instrument_id)});
+    bool pending = false;
     if (stops) {
+        SPI_execute_with_args(
+            "SELECT EXISTS (SELECT FROM exchange.orders WHERE instrument_id = $1 AND status = 'pending')",
+            1, argtypes, args, nullptr, true, 1);
+        bool isnull;
+        pending = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+    }
+    shared->slots[slot].last_price_read = pending;
+    if (pending) {
+        book.set_last_price(core::Price{LastTradeTicks(instrument_id)});
         LoadOrders(book, instrument_id,
                    psprintf(kLoadSql, "0::int8, 0::int8",
                             "stop_ticks, type = 'market', CASE time_in_force WHEN 'gtc' THEN 0 WHEN 'ioc' "
@@ -531,7 +547,7 @@ bool OrdersHaveStops() {
     return get_attnum(ExchangeRelid("orders"), "stop_ticks") != InvalidAttrNumber;
 }
 
-int64 LastTradeTicks(int32 instrument_id) {
+int64 LastTradeTicks(int32 instrument_id, bool fresh) {
     Oid argtypes[1] = {INT4OID};
     Datum args[1] = {Int32GetDatum(instrument_id)};
     SPI_execute_with_args(
@@ -539,7 +555,7 @@ int64 LastTradeTicks(int32 instrument_id) {
         "  FROM exchange.events e JOIN exchange.instruments i ON i.instrument_id = e.instrument_id "
         " WHERE e.instrument_id = $1 AND e.payload->'trades'->-1 IS NOT NULL "
         " ORDER BY e.seq DESC LIMIT 1",
-        1, argtypes, args, nullptr, true, 1);
+        1, argtypes, args, nullptr, !fresh, 1);
     bool isnull = true;
     const Datum ticks = SPI_processed == 1
                             ? SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)
@@ -646,6 +662,37 @@ Book& EnsureBookForRead(int32 instrument_id) {
     }
     FlushCommitted(slot);
     return Handle(slot);
+}
+
+void LearnLastTradePrice(Book& book) {
+    for (const int slot : touched) {
+        if (locals[slot].book.get() != &book) continue;
+        // A book with a trade since it was loaded (this transaction's too)
+        // knows a newer price than the journal had then.
+        if (shared->slots[slot].last_price_read || book.last_price().v != 0) return;
+        // A new snapshot: one from before the instrument lock could miss a
+        // trade committed just before a rebuild that loaded the book again.
+        SPI_connect();
+        const int64 ticks = LastTradeTicks(locals[slot].instrument_id, true);
+        SPI_finish();
+        book.learn_last_price(core::Price{ticks});  // writes one field, outside undo
+        shared->slots[slot].last_price_read = true;
+        return;
+    }
+}
+
+int64 BookLastTradeTicks(int32 instrument_id) {
+    const Book& book = EnsureBookForRead(instrument_id);
+    int64 ticks = book.last_price().v;
+    int slot;
+    if (ticks == 0 && SlotState(InstrumentsRelid(), instrument_id, slot) == kSlotReady &&
+        !shared->slots[slot].last_price_read) {
+        SPI_connect();
+        ticks = LastTradeTicks(instrument_id);
+        SPI_finish();
+    }
+    ReleaseBookForRead(instrument_id);
+    return ticks;
 }
 
 void FlushLastCommit(int32 instrument_id) {

@@ -24,8 +24,9 @@ Oid ExchangeRelid(const char* name);
 // display_lots, visible_lots): a database not yet updated has no icebergs.
 bool OrdersHaveIcebergs();
 bool OrdersHaveStops();  // 0.13
-// The price in ticks of the instrument's last trade, from the journal (0: none); inside SPI.
-int64 LastTradeTicks(int32 instrument_id);
+// The price in ticks of the instrument's last trade, from the journal (0: none); inside SPI. fresh: read
+// with a new snapshot (READ COMMITTED), not the statement's.
+int64 LastTradeTicks(int32 instrument_id, bool fresh = false);
 void InstallShmemHooks();
 void RegisterTransactionCallbacks();
 
@@ -41,6 +42,17 @@ pgx::core::Book& EnsureBookForWrite(int32 instrument_id, bool* locked_before = n
 // and returns it for reading; call ReleaseBookForRead when done.
 pgx::core::Book& EnsureBookForRead(int32 instrument_id);
 void ReleaseBookForRead(int32 instrument_id);
+
+// Before placing a stop order (the only command that compares a stop price
+// with the last trade price on a book that may not know it: a book holds
+// pending stops only if it read the price at its load, or placed them after
+// this or a trade): a book of this transaction (EnsureBookForWrite) loaded
+// without it and with no trade since reads it from the journal now (a walk
+// back to its last trade).
+void LearnLastTradePrice(pgx::core::Book& book);
+// The last trade price a book acts on, in ticks (0: none): the book's, or the
+// journal's for a book that has not read it yet (not stored: a reader).
+int64 BookLastTradeTicks(int32 instrument_id);
 // Flushes the WAL up to the last commit that changed the instrument's book,
 // which early lock release (books.cpp) may not have flushed yet: before
 // answering with what such a commit wrote.

@@ -1771,6 +1771,7 @@ void Stage(const Args& a, const Order& o, Row& row) {
             : strcmp(o.stp, "cancel_oldest") == 0 ? core::Stp::CancelOldest
                                                   : core::Stp::CancelBoth;
     n.stop = core::Price{o.stop_ticks};
+    if (n.stop.v > 0) pg::LearnLastTradePrice(book);
     RunCore([&] { book.place(n, cmd); });
     const bool accepted = cmd.accepted();
     if (!accepted) RunCore([&] { book.set_seq(book.seq() + 1); });  // the rejection is journaled too

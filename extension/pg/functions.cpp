@@ -233,13 +233,11 @@ Datum exchange_book_stops(PG_FUNCTION_ARGS) {
     return (Datum)0;
 }
 
-// _book_last_price(instrument_id) -> int8: the book's last trade price in ticks (0: none since it was loaded
-// from a journal without trades).
+// _book_last_price(instrument_id) -> int8: the last trade price in ticks the book acts on (0: no trade in
+// the journal it was loaded from nor since); for a book that has not read it from the journal yet, the
+// journal's.
 Datum exchange_book_last_price(PG_FUNCTION_ARGS) {
-    const int32 iid = PG_GETARG_INT32(0);
-    const int64 ticks = pg::EnsureBookForRead(iid).last_price().v;
-    pg::ReleaseBookForRead(iid);
-    PG_RETURN_INT64(ticks);
+    PG_RETURN_INT64(pg::BookLastTradeTicks(PG_GETARG_INT32(0)));
 }
 
 // _last_trade_ticks(instrument_id) -> int8: the journal's last trade price in ticks (0: none), as a book

@@ -784,3 +784,49 @@ SELECT s.pending_stops, s.stop_levels,
                             WHERE o.instrument = 'STOPM-USD' AND o.status IN ('open', 'partially_filled'))
            AS book_agrees
   FROM exchange.stats() s WHERE s.instrument = 'STOPM-USD';
+
+-- A book without pending stop orders is loaded without its last trade
+-- price: reading it walks the journal back to its last trade. The first
+-- stop placed or moved before the book's own first trade reads it; a
+-- rollback keeps what was read, as it describes what was committed before.
+-- (Index scans only, so that the journal rows each statement reads count
+-- the walk: 51 entries here, one for the sequence.)
+SELECT symbol FROM exchange.create_instrument('STOPL-USD', 1, 1);
+SELECT status FROM exchange.place_order('sl_a', 'STOPL-USD', 'sell', 'limit', 1, 100);
+SELECT status FROM exchange.place_order('sl_b', 'STOPL-USD', 'buy', 'limit', 1, 100);
+SELECT count(*) AS quotes FROM generate_series(1, 50) g,
+       LATERAL exchange.place_order('sl_q', 'STOPL-USD', 'buy', 'limit', 1, 50 + g % 40) p;
+SET enable_seqscan = off;
+CREATE TEMP VIEW journal_reads AS
+    SELECT idx_tup_fetch + seq_tup_read AS n FROM pg_stat_xact_user_tables
+     WHERE schemaname = 'exchange' AND relname = 'events';
+BEGIN;
+SELECT n AS before_rebuild FROM journal_reads \gset
+SELECT exchange.rebuild('STOPL-USD') AS resting;
+SELECT n - :before_rebuild < 10 AS rebuild_did_not_walk FROM journal_reads;
+SELECT n AS before_stop FROM journal_reads \gset
+SELECT status, reject_reason FROM exchange.place_order('sl_s', 'STOPL-USD', 'buy', 'market', 1, stop_price => 100);
+SELECT n - :before_stop >= 51 AS stop_walked FROM journal_reads;
+ROLLBACK;
+BEGIN;
+SELECT n AS before_stop FROM journal_reads \gset
+SELECT status, reject_reason FROM exchange.place_order('sl_s', 'STOPL-USD', 'sell', 'market', 1, stop_price => 100);
+SELECT status, stop_price FROM exchange.place_order('sl_s', 'STOPL-USD', 'buy', 'market', 1, stop_price => 101);
+SELECT n - :before_stop < 10 AS read_once FROM journal_reads;
+ROLLBACK;
+-- _book_last_price answers the journal's price before the book reads it.
+-- A book with pending stop orders reads it at the load, to check them.
+SELECT exchange.rebuild('STOPL-USD') AS resting;
+SELECT exchange._book_last_price(instrument_id) AS book_ticks, exchange._last_trade_ticks(instrument_id) AS journal_ticks
+  FROM exchange.instruments WHERE symbol = 'STOPL-USD';
+SELECT status, stop_price FROM exchange.place_order('sl_s', 'STOPL-USD', 'buy', 'market', 1, stop_price => 103);
+BEGIN;
+SELECT n AS before_rebuild FROM journal_reads \gset
+SELECT exchange.rebuild('STOPL-USD') AS resting;
+SELECT n - :before_rebuild >= 51 AS rebuild_walked FROM journal_reads;
+SELECT n AS before_stop FROM journal_reads \gset
+SELECT status, reject_reason FROM exchange.place_order('sl_s', 'STOPL-USD', 'sell', 'market', 1, stop_price => 100);
+SELECT n - :before_stop < 10 AS read_at_load FROM journal_reads;
+ROLLBACK;
+SELECT * FROM exchange.verify('STOPL-USD');
+RESET enable_seqscan;

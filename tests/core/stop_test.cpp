@@ -2136,6 +2136,58 @@ TEST_F(StopLastPrice, MovesWithFillsOnly) {
     EXPECT_EQ(d.last(), 95);
 }
 
+// A book loaded without its last trade price (PostgreSQL reads it from the
+// journal only when a stop order first needs it) learns it later; what it
+// learns is what was committed before the book's changes, so no rollback
+// takes it back.
+TEST_F(StopLastPrice, LearntLaterChecksStopsLikeATrade) {
+    d.rest(limit(1, Bob, Sell, 105, 5));
+    d.arm(stop_market(2, Dave, Buy, 104, 1));  // no trade yet: every stop waits
+    EXPECT_TRUE(d.book().learn_last_price(Price{100}));
+    EXPECT_EQ(d.last(), 100);
+    EXPECT_REJECT(d.place(stop_market(10, Alice, Buy, 100, 1)), StopWouldTrigger);
+    EXPECT_REJECT(d.place(stop_market(10, Alice, Sell, 101, 1)), StopWouldTrigger);
+    EXPECT_REJECT(d.amend(2, 0, 1, 99), StopWouldTrigger);
+    d.arm(stop_market(10, Alice, Sell, 99, 1));
+    EXPECT_FALSE(d.book().learn_last_price(Price{90})) << "learnt once";
+    EXPECT_EQ(d.last(), 100);
+    // A trade that reaches the waiting buy stop triggers it, as after any trade.
+    EXPECT_EQ(triggered_of(d.place(limit(11, Carol, Buy, 105, 1))).size(), 1u);
+    EXPECT_EQ(d.last(), 105);
+}
+
+TEST_F(StopLastPrice, LearntInsideASavepointOutlivesItsRollback) {
+    d.rest(limit(1, Bob, Sell, 105, 5));
+    const Book::Savepoint sp0 = d.book().savepoint();
+    d.rest(limit(2, Carol, Buy, 95, 5));
+    const Book::Savepoint sp1 = d.book().savepoint();
+    EXPECT_TRUE(d.book().learn_last_price(Price{100}));
+    d.book().rollback_to(sp1);
+    EXPECT_EQ(d.last(), 100);
+    // A trade after it is undone back to the learnt price, not to "none".
+    const Book::Savepoint sp2 = d.book().savepoint();
+    EXPECT_EQ(fills(d.place(limit(3, Alice, Buy, 105, 1))), (Fills{{1, 3, 105, 1, 4}}));
+    EXPECT_EQ(d.last(), 105);
+    d.book().rollback_to(sp2);
+    EXPECT_EQ(d.last(), 100);
+    d.book().rollback_to(sp0);
+    EXPECT_EQ(d.last(), 100);
+    EXPECT_FALSE(d.has(2));
+}
+
+TEST_F(StopLastPrice, NotLearntOverATradeOrOutOfRange) {
+    EXPECT_FALSE(d.book().learn_last_price(Price{-1}));
+    EXPECT_FALSE(d.book().learn_last_price(Price{kMaxPrice + 1}));
+    EXPECT_EQ(d.last(), 0);
+    EXPECT_TRUE(d.book().learn_last_price(Price{0})) << "nothing traded before either";
+    d.trade_at(100);
+    const uint64_t hash = d.hash();
+    EXPECT_FALSE(d.book().learn_last_price(Price{90}))
+        << "the book's own trade is newer than any it could learn";
+    EXPECT_EQ(d.last(), 100);
+    EXPECT_EQ(d.hash(), hash);
+}
+
 // ===========================================================================
 // Savepoints.
 

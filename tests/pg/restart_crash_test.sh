@@ -79,6 +79,12 @@ mmm_stops() {
                     JOIN exchange.orders o USING (order_no)"
 }
 [ "$(mmm_stops)" = "m2 106 #1, m1 106 #2, s1 94 #1" ] || fail "restart: the moved stops before the restart: $(mmm_stops)"
+# LLL traded at 100 and has no pending stop order: its book is reloaded
+# without its last trade price, which the first stop placed reads.
+psql_db -At -c "SELECT exchange.create_instrument('LLL', 1, 1)" \
+  -c "SELECT status FROM exchange.place_order('lk', 'LLL', 'sell', 'limit', 2, 100)" \
+  -c "SELECT status FROM exchange.place_order('lt', 'LLL', 'buy', 'limit', 1, 100)" \
+  -c "SELECT status FROM exchange.place_order('lq', 'LLL', 'buy', 'limit', 1, 90)" >/dev/null
 before=$(psql_db -At -c "SELECT symbol, o.* FROM exchange.instruments, exchange.orderbook(symbol, 1000) o")
 stops_before=$(book_stops)
 scripts/pg-cluster.sh stop "$dir"
@@ -102,6 +108,12 @@ triggered=$(psql_db -At -c "SELECT string_agg(e.kind || ' ' || o.client_id || ' 
   fail "restart: the trade at the moved stop's new stop triggered: $triggered"
 [ "$(mmm_stops)" = "s1 94 #1" ] || fail "restart: the pending stops on MMM after the trigger: $(mmm_stops)"
 check_health "restart, moved stops triggered"
+lll=$(psql_db -At -c "SELECT string_agg(p.status || coalesce(' ' || p.reject_reason, ''), ', ' ORDER BY v.stop DESC)
+        FROM (VALUES (100), (101)) v(stop),
+             exchange.place_order('ls', 'LLL', 'buy', 'market', 1, stop_price => v.stop) p")
+[ "$lll" = "pending, rejected stop_would_trigger" ] ||
+  fail "restart: buy stops at 101 and 100 after a trade at 100 on a book reloaded without stops: $lll"
+check_health "restart, the last trade price read when the first stop came"
 passed=$((passed + 1))
 
 # 2. kill -9 the postmaster while three clients place orders on two
