@@ -466,9 +466,9 @@ Reject Book::validate_new(const NewOrder& o) const {
         (o.display.v < 0 || o.display.v > o.qty.v || !iceberg_parts_ok(o.qty.v, o.display.v)))
         return Reject::InvalidDisplay;
     if (o.stop.v < 0 || o.stop.v > kMaxPrice) return Reject::InvalidStopPrice;
-    if ((o.post_only || o.display.v != 0) &&
-        (o.type == OrderType::Market || o.tif != Tif::Gtc || o.stop.v != 0))
+    if ((o.post_only || o.display.v != 0) && (o.type == OrderType::Market || o.tif != Tif::Gtc))
         return Reject::InvalidCombination;
+    if (o.post_only && o.stop.v != 0) return Reject::InvalidCombination;  // a stop-limit may be an iceberg
     if (hash_find(o.id) != kNil) return Reject::DuplicateOrderId;
     if (o.stop.v != 0 && stop_reached(o.side, o.stop.v)) return Reject::StopWouldTrigger;
     return Reject::None;
@@ -703,8 +703,8 @@ Reject Book::add_stop(const NewOrder& o) {
     put(m.id, o.id);
     put(m.owner, o.owner);
     put(m.price, o.price.v);
-    put(m.qty, o.qty.v);
-    put(m.display, int64_t{0});
+    put(m.qty, o.qty.v);  // all of it: nothing is shown or hidden while it waits
+    put(m.display, o.display.v);
     put(m.hidden, int64_t{0});
     put(m.side, static_cast<uint8_t>(o.side));
     put(m.flags, static_cast<uint8_t>((o.type == OrderType::Market ? detail::kMarket : 0) |
@@ -730,7 +730,7 @@ __attribute__((noinline)) void Book::trigger_stops(Result& out) {
             if (li == kNil || !stop_reached(Side::Sell, lvl(li).price)) break;
         }
         NewOrder n = as_new_order(view(ord(lvl(li).head)));
-        n.stop = Price{0};  // (a pending stop is neither post-only nor an iceberg)
+        n.stop = Price{0};  // an iceberg (a stop-limit with a display) rests as one
         remove_stop(lvl(li).head);
         Triggered t{};
         t.id = n.id;
@@ -849,6 +849,8 @@ bool Book::amend_stop(uint32_t oi, Price new_price, Qty new_qty, Price new_stop,
     if ((m.flags & detail::kMarket) ? new_price.v != 0 : (new_price.v <= 0 || new_price.v > kMaxPrice))
         return finish(out, sp, Reject::InvalidPrice);
     if (new_qty.v <= 0 || new_qty.v > kMaxQty) return finish(out, sp, Reject::InvalidQuantity);
+    if (m.display > 0 && !iceberg_parts_ok(new_qty.v, m.display))
+        return finish(out, sp, Reject::InvalidDisplay);
     if (new_stop.v < 0 || new_stop.v > kMaxPrice) return finish(out, sp, Reject::InvalidStopPrice);
     const int64_t stop = lvl(m.level).price;
     if (new_stop.v != 0 && new_stop.v != stop) {  // to the back of the new stop price's queue
@@ -885,7 +887,9 @@ bool Book::amend_stop(uint32_t oi, Price new_price, Qty new_qty, Price new_stop,
 Reject Book::load_resting(const RestingOrder& o) {
     if (o.stop.v != 0) {  // a pending stop order, checked as place() checks it
         const NewOrder n = as_new_order(o);
-        const Reject r = validate_new(n);
+        NewOrder checked = n;  // an amend may have taken an iceberg's quantity below its display
+        if (n.display.v <= kMaxQty) checked.display = Qty{std::min(n.display.v, n.qty.v)};
+        const Reject r = validate_new(checked);
         return r != Reject::None ? r : add_stop(n);
     }
     if (o.id == 0) return Reject::InvalidOrderId;

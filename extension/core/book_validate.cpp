@@ -71,10 +71,14 @@ std::vector<std::string> Book::validate() const {
                 if (stops &&
                     ((m.flags & detail::kMarket) ? m.price != 0 : (m.price <= 0 || m.price > kMaxPrice)))
                     p.add(o + ": limit price of a pending stop out of range");
-                if (stops && m.display != 0) p.add(o + ": a pending stop with a display quantity");
+                if (stops && m.display != 0 &&
+                    ((m.flags & (detail::kMarket | 3 << detail::kTifShift)) != 0 || m.display < 0 ||
+                     m.display > kMaxQty || !iceberg_parts_ok(m.qty, m.display)))
+                    p.add(o + ": display quantity of a pending stop not a stop-limit GTC iceberg's");
+                if (stops && m.hidden != 0) p.add(o + ": a pending stop with hidden quantity");
                 if (m.qty <= 0 || m.qty > kMaxQty) p.add(o + ": quantity out of range");
-                if (m.display < 0 || m.hidden < 0 || (m.display == 0 && m.hidden != 0) ||
-                    (m.display > 0 && m.qty > m.display) || m.hidden > kMaxQty - m.qty)
+                if (!stops && (m.display < 0 || m.hidden < 0 || (m.display == 0 && m.hidden != 0) ||
+                               (m.display > 0 && m.qty > m.display) || m.hidden > kMaxQty - m.qty))
                     p.add(o + ": iceberg shown/hidden/display quantities inconsistent");
                 if (m.prev != oprev) p.add(o + ": prev link broken");
                 if (hash_find(m.id) != oi) p.add(o + ": id hash does not lead to it");

@@ -8,6 +8,7 @@
 #include <array>
 #include <cstdio>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "random_stream.h"
 #include "reference_book.h"
@@ -46,6 +47,60 @@ struct Coverage {
     long stop_moves = 0, stop_amends_own_stop = 0;
     std::array<long, 32> stop_move_rejects{};
     std::array<long, 32> book_amend_with_stop{};  // by reject (None: accepted, which must not happen)
+    // Stop-limit icebergs (stop orders with a display): placed and loaded
+    // (loaded with a display above their quantity, as an amend leaves it),
+    // places and loads of stop orders with a display refused, by reason;
+    // amends of pending icebergs (accepted; to a quantity below the display;
+    // moves of their stop price; refused, by reason), cancels; triggered, how
+    // many of those rested, rested with a hidden part, rested whole with a
+    // display above what rested, and fills that later refilled the tip of a
+    // triggered iceberg resting in the book.
+    long ice_placed = 0, ice_loaded = 0, ice_loaded_above_qty = 0, ice_amended = 0, ice_amended_below = 0,
+         ice_moved = 0, ice_cancelled = 0, ice_triggered = 0, ice_rested = 0, ice_rested_hidden = 0,
+         ice_rested_whole = 0, ice_refilled = 0;
+    std::array<long, 32> ice_rejects{};        // places and loads of stops with a display
+    std::array<long, 32> ice_amend_rejects{};  // amends of pending iceberg stops
+    std::unordered_set<OrderId> ice_resting;   // triggered icebergs that rested (this run's ids)
+
+    // The stop iceberg part of add(): `target` is the pending stop the
+    // command names (before it ran; null if none), `before` the pending stops
+    // before it ran.
+    void add_icebergs(const Command& c, const Result& r, const RestingOrder* target, bool move,
+                      const std::unordered_map<OrderId, const RestingOrder*>& before) {
+        const bool placed = c.kind == Command::Place && c.order.stop.v > 0 && c.order.display.v != 0;
+        const bool loaded = c.kind == Command::Load && c.resting.stop.v > 0 && c.resting.display.v != 0;
+        const bool iceberg_target = target && target->display.v > 0;
+        if ((c.kind == Command::Place || c.kind == Command::Load) && r.accepted())
+            ice_resting.erase(c.kind == Command::Place ? c.order.id : c.resting.id);  // a new order
+        if (!r.accepted()) {
+            if (placed || loaded) ++ice_rejects[static_cast<size_t>(r.reject)];
+            if (iceberg_target && c.kind == Command::Amend)
+                ++ice_amend_rejects[static_cast<size_t>(r.reject)];
+            return;
+        }
+        if (placed) ++ice_placed;
+        if (loaded) ++ice_loaded;
+        if (loaded && c.resting.display > c.resting.qty) ++ice_loaded_above_qty;
+        if (iceberg_target && c.kind == Command::Amend) {
+            ++ice_amended;
+            if (c.qty < target->display) ++ice_amended_below;
+            if (move) ++ice_moved;
+        }
+        if (iceberg_target && c.kind == Command::Cancel) ++ice_cancelled;
+        for (const Fill& f : r.fills)
+            if (f.maker_requeued && ice_resting.count(f.maker)) ++ice_refilled;
+        for (const Triggered& t : r.triggered) {
+            const auto it = before.find(t.id);
+            if (it == before.end() || it->second->display.v == 0) continue;
+            const int64_t display = it->second->display.v;
+            ++ice_triggered;
+            if (t.resting.v == 0) continue;
+            ++ice_rested;
+            if (t.resting.v > display) ++ice_rested_hidden;
+            if (display > t.resting.v && display > it->second->qty.v) ++ice_rested_whole;
+            ice_resting.insert(t.id);
+        }
+    }
 
     // `move`: an amend of a pending stop with a new stop price other than 0 and its own.
     void add(const Command& c, const Result& r, bool pending_target, bool move = false) {
@@ -100,6 +155,20 @@ struct Coverage {
             book_amend_with_stop[i] += c.book_amend_with_stop[i];
         stop_moves += c.stop_moves;
         stop_amends_own_stop += c.stop_amends_own_stop;
+        for (size_t i = 0; i < ice_rejects.size(); ++i) ice_rejects[i] += c.ice_rejects[i];
+        for (size_t i = 0; i < ice_amend_rejects.size(); ++i) ice_amend_rejects[i] += c.ice_amend_rejects[i];
+        ice_placed += c.ice_placed;
+        ice_loaded += c.ice_loaded;
+        ice_loaded_above_qty += c.ice_loaded_above_qty;
+        ice_amended += c.ice_amended;
+        ice_amended_below += c.ice_amended_below;
+        ice_moved += c.ice_moved;
+        ice_cancelled += c.ice_cancelled;
+        ice_triggered += c.ice_triggered;
+        ice_rested += c.ice_rested;
+        ice_rested_hidden += c.ice_rested_hidden;
+        ice_rested_whole += c.ice_rested_whole;
+        ice_refilled += c.ice_refilled;
         accepted += c.accepted;
         fills += c.fills;
         for (int i = 0; i < 4; ++i) stp_by_mode[i] += c.stp_by_mode[i];
@@ -163,6 +232,22 @@ struct Coverage {
             if (book_amend_with_stop[i])
                 std::printf(" %s=%ld", std::string(to_string(static_cast<Reject>(i))).c_str(),
                             book_amend_with_stop[i]);
+        std::printf(
+            "\n  stop icebergs: placed %ld, loaded %ld (display above qty %ld), amended %ld "
+            "(below display %ld, moved %ld), cancelled %ld, triggered %ld (rested %ld, with a hidden part "
+            "%ld, whole with a display above its qty %ld), tips of triggered icebergs refilled %ld\n"
+            "  stop icebergs refused:",
+            ice_placed, ice_loaded, ice_loaded_above_qty, ice_amended, ice_amended_below, ice_moved,
+            ice_cancelled, ice_triggered, ice_rested, ice_rested_hidden, ice_rested_whole, ice_refilled);
+        for (size_t i = 1; i < ice_rejects.size(); ++i)
+            if (ice_rejects[i])
+                std::printf(" %s=%ld", std::string(to_string(static_cast<Reject>(i))).c_str(),
+                            ice_rejects[i]);
+        std::printf("; their amends refused:");
+        for (size_t i = 1; i < ice_amend_rejects.size(); ++i)
+            if (ice_amend_rejects[i])
+                std::printf(" %s=%ld", std::string(to_string(static_cast<Reject>(i))).c_str(),
+                            ice_amend_rejects[i]);
         std::printf("\n");
     }
 };
@@ -249,6 +334,7 @@ Coverage run(const Config& cfg, long ops) {
             }
         }
         cov.add(c, got, pending_target, move);
+        cov.add_icebergs(c, got, pending_target ? target->second : nullptr, move, pending_by_id);
         expected = Snapshot::of(model);
         const std::string s = diff_snapshots(Snapshot::of(*real), expected);
         if (!s.empty()) {
@@ -342,6 +428,23 @@ TEST(Differential, RandomStreamsAgreeWithReference) {
         << "an amend of an order in the book with a stop price";
     EXPECT_EQ(all.book_amend_with_stop[static_cast<size_t>(Reject::None)], 0)
         << "an amend of an order in the book with a stop price was accepted";
+    // Stop-limit icebergs.
+    EXPECT_GT(all.ice_placed, 0);
+    EXPECT_GT(all.ice_loaded, 0);
+    EXPECT_GT(all.ice_loaded_above_qty, 0) << "a stored iceberg stop with a display above its quantity";
+    EXPECT_GT(all.ice_amended, 0);
+    EXPECT_GT(all.ice_amended_below, 0) << "a pending iceberg amended below its display";
+    EXPECT_GT(all.ice_moved, 0) << "a pending iceberg's stop price moved";
+    EXPECT_GT(all.ice_cancelled, 0);
+    EXPECT_GT(all.ice_triggered, 0);
+    EXPECT_GT(all.ice_rested_hidden, 0) << "a triggered iceberg resting with a hidden part";
+    EXPECT_GT(all.ice_rested_whole, 0) << "a triggered iceberg amended below its display resting whole";
+    EXPECT_GT(all.ice_refilled, 0) << "the tip of a triggered iceberg refilled";
+    for (Reject r : {Reject::InvalidCombination, Reject::InvalidDisplay})
+        EXPECT_GT(all.ice_rejects[static_cast<size_t>(r)], 0)
+            << "no stop with a display refused with " << to_string(r);
+    EXPECT_GT(all.ice_amend_rejects[static_cast<size_t>(Reject::InvalidDisplay)], 0)
+        << "no amend of a pending iceberg refused for too many tips";
 }
 
 }  // namespace

@@ -1,15 +1,20 @@
 // A seeded random command stream over a narrow price band: limit and market
 // orders with every TIF and STP mode, post-only, icebergs, stop orders
 // (stop-limit and stop-market, any TIF, their stop prices just beyond the
-// last trade price so that trades trigger them, often in cascades), cancels
-// and amends of live, pending and unknown ids (an amend of a pending stop
-// sometimes moves its stop price: mostly just beyond the last price,
-// sometimes to one the last price has reached, to its own, or out of range;
-// rarely an amend of an order in the book asks for one), duplicates and
-// invalid input, and load_resting (the path that rebuilds a book from
-// storage; it may cross or duplicate, and loads pending stops too). With
-// `huge`, half of the quantities are near kMaxQty and most orders buy, so
-// level totals overflow.
+// last trade price so that trades trigger them, often in cascades; many
+// stop-limit GTC orders are icebergs, and some stops carry a display they
+// may not: on a stop-market or IOC/FOK stop, too many tips, above the
+// quantity), cancels and amends of live, pending and unknown ids (an amend of
+// a pending stop sometimes moves its stop price: mostly just beyond the last
+// price, sometimes to one the last price has reached, to its own, or out of
+// range; rarely an amend of an order in the book asks for one; an amend of a
+// pending iceberg stop sometimes takes its quantity below its display, to
+// exactly kMaxIcebergParts tips or beyond), duplicates and invalid input, and
+// load_resting (the path that rebuilds a book from storage; it may cross or
+// duplicate, and loads pending stops too, icebergs among them, some with a
+// display above their quantity as an amend leaves it). With `huge`, half of
+// the quantities are near kMaxQty and most orders buy, so level totals
+// overflow.
 // Shared by the differential and undo tests.
 #pragma once
 
@@ -126,11 +131,40 @@ private:
             const int a = pick(10);
             c.price = Price{a < 6 ? 0 : price()};  // 0 = keep; filled in by the caller
             c.qty = Qty{quantity()};
+            if (const RestingOrder* p = pending_stop(c.id); p && p->display.v > 0)
+                c.qty = Qty{iceberg_stop_quantity(p->display.v, c.qty.v)};
             if (pick(50) == 0) c.qty = Qty{-pick(3)};
             if (pick(60) == 0) c.price = Price{kMaxPrice + 1};
             c.stop = Price{new_stop(c.id)};
         }
         return c;
+    }
+
+    // The pending stop order `id`, if it is one and the stops are known.
+    const RestingOrder* pending_stop(OrderId id) const {
+        if (!stops_) return nullptr;
+        for (const RestingOrder& o : *stops_)
+            if (o.id == id) return &o;
+        return nullptr;
+    }
+
+    // The new quantity of an amend of a pending iceberg stop with tip
+    // `display` (`qty`: the one drawn for any amend): sometimes below its
+    // display (kept: it rests whole), exactly kMaxIcebergParts tips (the most
+    // it may have) or one lot more (InvalidDisplay).
+    int64_t iceberg_stop_quantity(int64_t display, int64_t qty) {
+        const bool fits = display <= (kMaxQty - 1) / kMaxIcebergParts;  // 100 tips and a lot more fit kMaxQty
+        switch (pick(8)) {
+            case 0:
+            case 1:
+                return display > 1 ? 1 + pick(display - 1) : qty;
+            case 2:
+                return fits ? display * kMaxIcebergParts : qty;
+            case 3:
+                return fits ? display * kMaxIcebergParts + 1 + pick(std::min<int64_t>(display, 50)) : qty;
+            default:
+                return qty;
+        }
     }
 
     // The new stop price of an amend of `id` (0: keep its own). For a pending
@@ -205,6 +239,17 @@ private:
         return qty > 1000 ? qty / (2 + pick(3)) : 0;  // (kMaxIcebergParts allows 100 tips)
     }
 
+    // A quantity and display with one tip too many (or more): InvalidDisplay.
+    void too_many_tips(Qty& qty, Qty& display) {
+        if (huge_) {
+            qty = Qty{kMaxQty - pick(1000)};
+            display = Qty{qty.v / kMaxIcebergParts - 1 - pick(1000)};
+        } else {
+            display = Qty{1 + pick(4)};
+            qty = Qty{display.v * kMaxIcebergParts + 1 + pick(display.v * 20)};
+        }
+    }
+
     // An order as storage would hand it back: new id (sometimes a resting
     // one), any price in the band (it may cross), rarely invalid.
     RestingOrder random_resting() {
@@ -235,6 +280,12 @@ private:
             o.price = Price{o.type == OrderType::Market ? 0 : stop_limit(o.side, o.stop.v, pick(5) - 1)};
             o.post_only = false;
             o.display = Qty{0};
+            // A stop-limit GTC iceberg; sometimes with a display above its quantity, as an amend leaves it.
+            if (o.type == OrderType::Limit && o.tif == Tif::Gtc && pick(3) == 0) {
+                o.display = Qty{tip(o.qty.v)};
+                if (o.display.v > 0 && pick(4) == 0)
+                    o.display = Qty{std::min(kMaxQty, o.qty.v + 1 + pick(5))};
+            }
             o.visible = Qty{pick(3) == 0 ? pick(5) : 0};  // not read
             switch (pick(30)) {
                 case 0:
@@ -258,6 +309,18 @@ private:
                 case 6:
                     o.stop = Price{-1 - pick(3)};
                     break;  // stop <= 0: a plain order, its stop not read
+                case 7:  // a display on a stop-market or an IOC/FOK stop (InvalidCombination)
+                    o.display = Qty{std::max<int64_t>(1, o.qty.v / (1 + pick(3)))};
+                    if (pick(2)) {
+                        o.type = OrderType::Market;
+                        o.price = Price{0};
+                    } else {
+                        o.tif = pick(2) ? Tif::Ioc : Tif::Fok;
+                    }
+                    break;
+                case 8:  // too many tips (InvalidDisplay)
+                    too_many_tips(o.qty, o.display);
+                    break;
                 default:
                     break;
             }
@@ -310,6 +373,8 @@ private:
             o.display = Qty{0};
             o.stop = Price{stop_price(o.side)};
             if (o.type == OrderType::Limit) o.price = Price{stop_limit(o.side, o.stop.v, pick(6) - 1)};
+            // A stop-limit GTC order is often an iceberg.
+            if (o.type == OrderType::Limit && o.tif == Tif::Gtc && pick(5) < 2) o.display = Qty{tip(o.qty.v)};
             switch (pick(25)) {  // occasional invalid stop input
                 case 0:
                     o.stop = Price{-1 - pick(3)};
@@ -318,10 +383,18 @@ private:
                     o.stop = Price{kMaxPrice + 1};
                     break;
                 case 2:
-                    o.post_only = o.type == OrderType::Limit && o.tif == Tif::Gtc;
+                    o.post_only = o.type == OrderType::Limit && o.tif == Tif::Gtc;  // maybe on an iceberg
                     break;
-                case 3:
-                    o.display = Qty{o.type == OrderType::Limit && o.tif == Tif::Gtc ? 1 : 0};
+                case 3:  // a display on any stop: InvalidCombination unless a stop-limit GTC
+                    o.display = Qty{std::max<int64_t>(1, o.qty.v / (1 + pick(3)))};
+                    break;
+                case 4:  // too many tips, or exactly kMaxIcebergParts
+                    too_many_tips(o.qty, o.display);
+                    if (pick(3) == 0 && o.display.v <= kMaxQty / kMaxIcebergParts)
+                        o.qty = Qty{o.display.v * kMaxIcebergParts};
+                    break;
+                case 5:  // a display above the quantity (InvalidDisplay)
+                    o.display = Qty{o.qty.v + 1 + pick(3)};
                     break;
                 default:
                     break;

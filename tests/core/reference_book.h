@@ -3,9 +3,11 @@
 // A resting order is a RestingOrder: qty all it has left, visible the part
 // shown (an iceberg's tip), display its tip size (0: not an iceberg). A
 // pending stop order is a RestingOrder too (stop > 0, its type and tif, price
-// its limit or 0, visible 0), in a FIFO per side and stop price, outside the
-// book; the trades of a place or amend run the stops they trigger, and an
-// amend may move a pending stop to the back of another stop price's queue.
+// its limit or 0, visible 0, display its tip size if a stop-limit iceberg,
+// qty all of it), in a FIFO per side and stop price, outside the book; the
+// trades of a place or amend run the stops they trigger (an iceberg as an
+// incoming iceberg: it rests with a tip), and an amend may move a pending
+// stop to the back of another stop price's queue.
 // The differential test holds the real Book to it after every step.
 #pragma once
 
@@ -272,7 +274,7 @@ private:
         r.qty = o.qty;
         r.post_only = false;
         r.stp = o.stp;
-        r.display = Qty{0};
+        r.display = o.display;  // a stop-limit iceberg keeps its tip size; nothing is shown while it waits
         r.visible = Qty{0};
         r.stop = o.stop;
         r.type = o.type;
@@ -294,9 +296,13 @@ private:
         return Reject::None;
     }
 
-    // A stored stop order, checked exactly as place() checks a stop order.
+    // A stored stop order, checked exactly as place() checks a stop order,
+    // except that a display above its quantity (an amend may leave one) is
+    // checked as one of its quantity, and kept.
     Reject load_stop(const RestingOrder& o) {
-        const Reject r = validate(as_new_order(o));
+        NewOrder n = as_new_order(o);
+        if (n.display.v > n.qty.v && n.display.v <= kMaxQty) n.display = n.qty;  // (left by an amend)
+        const Reject r = validate(n);
         if (r != Reject::None) return r;
         RestingOrder s = o;
         s.visible = Qty{0};
@@ -308,6 +314,8 @@ private:
         if (o.type == OrderType::Market ? price.v != 0 : price.v <= 0 || price.v > kMaxPrice)
             return finish(out, Reject::InvalidPrice);
         if (qty.v <= 0 || qty.v > kMaxQty) return finish(out, Reject::InvalidQuantity);
+        // An iceberg: too many tips; a quantity below its display is kept (it rests whole).
+        if (o.display.v > 0 && too_many_parts(qty.v, o.display.v)) return finish(out, Reject::InvalidDisplay);
         if (new_stop.v < 0 || new_stop.v > kMaxPrice) return finish(out, Reject::InvalidStopPrice);
         if (new_stop.v != 0 && new_stop != o.stop) {  // a move: to the back of the new stop price's queue
             if (reached(o.side, new_stop.v)) return finish(out, Reject::StopWouldTrigger);
@@ -371,6 +379,7 @@ private:
             o.qty = s.qty;
             o.post_only = false;
             o.stp = s.stp;
+            o.display = s.display;  // a stop-limit iceberg trades whole and rests with a tip
             Triggered t{};
             t.id = s.id;
             t.owner = s.owner;
@@ -463,8 +472,10 @@ private:
             return Reject::InvalidDisplay;
         if (o.stop.v < 0 || o.stop.v > kMaxPrice) return Reject::InvalidStopPrice;
         const bool rests_only = o.post_only || o.display.v > 0;
-        if (rests_only && (o.type == OrderType::Market || o.tif != Tif::Gtc || o.stop.v > 0))
+        if (rests_only && (o.type == OrderType::Market || o.tif != Tif::Gtc))
             return Reject::InvalidCombination;
+        // Post-only on a stop order too; a stop-limit GTC order may be an iceberg.
+        if (o.post_only && o.stop.v > 0) return Reject::InvalidCombination;
         if (known(o.id)) return Reject::DuplicateOrderId;
         if (o.stop.v > 0 && reached(o.side, o.stop.v)) return Reject::StopWouldTrigger;
         return Reject::None;

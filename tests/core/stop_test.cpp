@@ -9,9 +9,11 @@
 // number and each stop it triggered the ones after it; every fill names its
 // taker (the command's order, or the triggered stop whose slice it is in) and
 // the maker's owner; the level changes, applied in order, give the book
-// after the command; the last price is the last fill's; a rejected command
-// changes nothing (sequence, state_hash, orders, levels, pending stops, last
-// price, counts) and returns an empty result.
+// after the command; the last price is the last fill's; a pending stop shows
+// nothing and keeps its display (only a stop-limit GTC order has one), and a
+// triggered order rests as if placed then (an iceberg with a fresh tip); a
+// rejected command changes nothing (sequence, state_hash, orders, levels,
+// pending stops, last price, counts) and returns an empty result.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -65,7 +67,8 @@ std::ostream& operator<<(std::ostream& os, const Ord& o) {
 using Queue = std::vector<Ord>;
 
 // A pending stop order: id, owner, side, stop price, limit price (0: a
-// stop-market order), quantity, type, tif, STP mode.
+// stop-market order), quantity (all of it), type, tif, STP mode, display (a
+// stop-limit iceberg's tip size; 0: none).
 struct Pend {
     OrderId id;
     OwnerId owner;
@@ -76,17 +79,37 @@ struct Pend {
     OrderType type = Lmt;
     Tif tif = Gtc;
     Stp stp = kDefaultStp;
+    int64_t display = 0;
 };
 bool operator==(const Pend& a, const Pend& b) {
     return a.id == b.id && a.owner == b.owner && a.side == b.side && a.stop == b.stop && a.price == b.price &&
-           a.qty == b.qty && a.type == b.type && a.tif == b.tif && a.stp == b.stp;
+           a.qty == b.qty && a.type == b.type && a.tif == b.tif && a.stp == b.stp && a.display == b.display;
 }
 std::ostream& operator<<(std::ostream& os, const Pend& p) {
     return os << "#" << p.id << " (owner " << p.owner << ") " << (p.side == Buy ? "buy" : "sell") << " stop "
               << p.stop << (p.type == Mkt ? " market" : " limit") << " price " << p.price << " qty " << p.qty
-              << " type " << int(p.type) << " tif " << int(p.tif) << " stp " << int(p.stp);
+              << " type " << int(p.type) << " tif " << int(p.tif) << " stp " << int(p.stp) << " display "
+              << p.display;
 }
 using Pends = std::vector<Pend>;
+
+// An order in the book as find() reports it: price, all it has left, the
+// part shown (an iceberg's tip) and its display (0: a plain order).
+struct Shown {
+    OrderId id;
+    int64_t price;
+    int64_t qty;
+    int64_t visible;
+    int64_t display;
+};
+bool operator==(const Shown& a, const Shown& b) {
+    return a.id == b.id && a.price == b.price && a.qty == b.qty && a.visible == b.visible &&
+           a.display == b.display;
+}
+std::ostream& operator<<(std::ostream& os, const Shown& o) {
+    return os << "#" << o.id << " " << o.qty << " @ " << o.price << " (visible " << o.visible << ", display "
+              << o.display << ")";
+}
 
 Out done(int64_t filled, int64_t resting, int64_t cancelled = 0, CancelReason reason = CancelReason::None) {
     return {filled, resting, cancelled, reason};
@@ -133,6 +156,18 @@ NewOrder with_stp(NewOrder o, Stp mode) {
     return o;
 }
 
+// An order shown `display` lots at a time: a stop-limit GTC one is a stop-limit iceberg.
+NewOrder with_display(NewOrder o, int64_t display) {
+    o.display = Qty{display};
+    return o;
+}
+
+// The same pending stop order with a display.
+Pend with_display(Pend p, int64_t display) {
+    p.display = display;
+    return p;
+}
+
 // A stored pending stop order for load_resting.
 RestingOrder stored_stop(OrderId id, OwnerId owner, Side side, int64_t stop, int64_t price, int64_t qty,
                          OrderType type = Lmt, Tif tif = Gtc) {
@@ -154,7 +189,7 @@ RestingOrder stored(OrderId id, OwnerId owner, Side side, int64_t price, int64_t
 }
 
 Pend pend_of(const RestingOrder& o) {
-    return {o.id, o.owner, o.side, o.stop.v, o.price.v, o.qty.v, o.type, o.tif, o.stp};
+    return {o.id, o.owner, o.side, o.stop.v, o.price.v, o.qty.v, o.type, o.tif, o.stp, o.display.v};
 }
 
 // ---------------------------------------------------------------------------
@@ -189,8 +224,9 @@ public:
             EXPECT_TRUE(r.levels.empty()) << "a pending stop order changes no level";
             EXPECT_TRUE(r.stp_cancelled.empty());
             EXPECT_TRUE(r.triggered.empty());
-            EXPECT_EQ(stop(o.id),
-                      (Pend{o.id, o.owner, o.side, o.stop.v, o.price.v, o.qty.v, o.type, o.tif, o.stp}));
+            EXPECT_EQ(stop(o.id), (Pend{o.id, o.owner, o.side, o.stop.v, o.price.v, o.qty.v, o.type, o.tif,
+                                        o.stp, o.display.v}))
+                << "a placed stop order waits with its whole quantity and its display";
         } else {
             EXPECT_EQ(r.pending.v, 0);
             if (r.triggered.empty()) {
@@ -242,8 +278,8 @@ public:
             EXPECT_TRUE(r.levels.empty()) << "amending a pending stop changes no level";
             EXPECT_TRUE(r.triggered.empty()) << "amending a pending stop triggers nothing";
             EXPECT_EQ(stop(id), (Pend{id, before.owner, before.side, moved ? new_stop : before.stop.v, price,
-                                      qty, before.type, before.tif, before.stp}))
-                << "the stop price changes only when moved; type and tif never change";
+                                      qty, before.type, before.tif, before.stp, before.display.v}))
+                << "the stop price changes only when moved; type, tif and display never change";
             if (moved) {
                 EXPECT_FALSE(r.priority_kept)
                     << "a moved stop goes to the back of its new stop price's queue";
@@ -342,7 +378,11 @@ public:
         RestingOrder o;
         if (!book().find(id, o) || o.stop.v == 0) return {0, 0, Buy, 0, 0, 0};
         EXPECT_EQ(o.visible.v, 0) << "a pending stop order shows nothing";
-        EXPECT_EQ(o.display.v, 0) << "#" << id;
+        EXPECT_GE(o.display.v, 0) << "#" << id;
+        if (o.display.v != 0) {
+            EXPECT_EQ(o.type, Lmt) << "#" << id << ": only a stop-limit GTC order may have a display";
+            EXPECT_EQ(o.tif, Gtc) << "#" << id << ": only a stop-limit GTC order may have a display";
+        }
         EXPECT_FALSE(o.post_only) << "#" << id;
         return pend_of(o);
     }
@@ -352,6 +392,13 @@ public:
         RestingOrder o;
         if (!book().find(id, o) || o.stop.v != 0) return {0, 0, 0};
         return {o.id, o.price.v, o.qty.v};
+    }
+
+    // find() of an order in the book with its tip and display (all zeros if it is not one).
+    Shown shown(OrderId id) const {
+        RestingOrder o;
+        if (!book().find(id, o) || o.stop.v != 0) return {0, 0, 0, 0, 0};
+        return {o.id, o.price.v, o.qty.v, o.visible.v, o.display.v};
     }
 
     bool has(OrderId id) const {
@@ -407,6 +454,11 @@ public:
                 EXPECT_EQ(p.side, s) << "#" << p.id << " listed with the other side's stops";
                 EXPECT_GT(p.stop.v, 0) << "#" << p.id << " pending without a stop price";
                 EXPECT_EQ(p.visible.v, 0) << "#" << p.id;
+                EXPECT_GE(p.display.v, 0) << "#" << p.id;
+                if (p.display.v != 0) {
+                    EXPECT_TRUE(p.type == Lmt && p.tif == Gtc)
+                        << "#" << p.id << ": a display on other than a stop-limit GTC order";
+                }
                 EXPECT_TRUE(ids.insert(p.id).second) << "#" << p.id << " twice";
                 if (i > 0) {
                     if (s == Buy) {
@@ -588,7 +640,11 @@ private:
                 bool touched = stp_removed_ids.count(t.id) > 0;
                 for (size_t j = ff[i + 2]; j < r.fills.size(); ++j) touched |= r.fills[j].maker == t.id;
                 if (!touched) {
+                    // As if placed then: an iceberg with a fresh tip, a plain order all shown.
                     EXPECT_EQ(o.qty.v, t.resting.v);
+                    EXPECT_EQ(o.display.v, p.display.v) << "a triggered order keeps its display";
+                    EXPECT_EQ(o.visible.v, p.display.v > 0 ? std::min(p.display.v, t.resting.v) : t.resting.v)
+                        << "a triggered iceberg rests with a tip of min(display, remaining)";
                 }
             }
         }
@@ -631,6 +687,7 @@ using StopLastPrice = StopScenario;
 using StopRollback = StopScenario;
 using StopHash = StopScenario;
 using StopMove = StopScenario;
+using StopIceberg = StopScenario;
 
 // ===========================================================================
 // Placing: a stop order waits outside the book.
@@ -764,23 +821,36 @@ TEST_F(StopValidation, LimitPriceIsCheckedAsForAnyOrder) {
     EXPECT_EQ(d.stop(10), (Pend{10, Alice, Buy, 100, 1, kMaxQty}));
 }
 
-TEST_F(StopValidation, PostOnlyOrDisplayOnAStopIsAnInvalidCombination) {
+TEST_F(StopValidation, PostOnlyOrADisplayOnAnythingButAStopLimitGtcIsAnInvalidCombination) {
     NewOrder po = stop_limit(10, Alice, Buy, 100, 101, 10);
     po.post_only = true;
     EXPECT_REJECT(d.place(po), InvalidCombination);
-    NewOrder ice = stop_limit(10, Alice, Buy, 100, 101, 10);
-    ice.display = Qty{2};
-    EXPECT_REJECT(d.place(ice), InvalidCombination);
-    ice.display = Qty{10};
-    EXPECT_REJECT(d.place(ice), InvalidCombination) << "display equal to the quantity";
+    EXPECT_REJECT(d.place(with_display(po, 2)), InvalidCombination) << "post-only on a stop-limit iceberg";
     NewOrder po_market = stop_market(10, Alice, Sell, 90, 10);
     po_market.post_only = true;
     EXPECT_REJECT(d.place(po_market), InvalidCombination);
     NewOrder po_ioc = stop_limit(10, Alice, Sell, 90, 89, 10, Ioc);
     po_ioc.post_only = true;
     EXPECT_REJECT(d.place(po_ioc), InvalidCombination);
+    // A display on a stop-market order, or on an IOC or FOK stop, as without a stop.
+    EXPECT_REJECT(d.place(with_display(stop_market(10, Alice, Sell, 90, 10), 2)), InvalidCombination);
+    EXPECT_REJECT(d.place(with_display(stop_market(10, Alice, Buy, 110, 10, Ioc), 10)), InvalidCombination);
+    EXPECT_REJECT(d.place(with_display(stop_market(10, Alice, Buy, 110, 10, Fok), 1)), InvalidCombination);
+    EXPECT_REJECT(d.place(with_display(stop_limit(10, Alice, Buy, 100, 101, 10, Ioc), 2)),
+                  InvalidCombination);
+    EXPECT_REJECT(d.place(with_display(stop_limit(10, Alice, Sell, 90, 89, 10, Fok), 10)), InvalidCombination)
+        << "display equal to the quantity";
     EXPECT_EQ(d.book().stop_count(), 0u);
     EXPECT_EQ(d.seq(), 0u);
+
+    // A stop-limit GTC order may have one: a stop-limit iceberg, pending like any stop.
+    d.arm(with_display(stop_limit(10, Alice, Buy, 100, 101, 10), 2));
+    d.arm(with_display(stop_limit(11, Alice, Sell, 90, 89, 10), 10));  // display equal to the quantity
+    d.arm(with_display(stop_limit(12, Alice, Sell, 91, 89, 200), 2));  // exactly kMaxIcebergParts tips
+    EXPECT_EQ(d.pending(Buy), (Pends{with_display({10, Alice, Buy, 100, 101, 10}, 2)}));
+    EXPECT_EQ(d.pending(Sell), (Pends{with_display({12, Alice, Sell, 91, 89, 200}, 2),
+                                      with_display({11, Alice, Sell, 90, 89, 10}, 10)}));
+    EXPECT_EQ(d.seq(), 3u);
 }
 
 TEST_F(StopValidation, FirstFailureWins) {
@@ -816,6 +886,10 @@ TEST_F(StopValidation, FirstFailureWins) {
     EXPECT_REJECT(d.place(o), InvalidDisplay);
     o.display = Qty{6};
     EXPECT_REJECT(d.place(o), InvalidDisplay);
+    o = bad(stop_market(10, Alice, Buy, 0, 101, Ioc));
+    o.display = Qty{1};
+    o.post_only = true;
+    EXPECT_REJECT(d.place(o), InvalidDisplay) << "101 tips of 1, before the stop price and the combination";
 
     // The stop price, then the combination, then the id, then the last price.
     o = bad(stop_limit(1, Alice, Buy, 0, 101, 5));
@@ -825,18 +899,29 @@ TEST_F(StopValidation, FirstFailureWins) {
     o.stop = Price{kMaxPrice + 1};
     EXPECT_REJECT(d.place(o), InvalidStopPrice);
     o.stop = Price{100};  // a duplicate id that would trigger, with post-only and a display
-    EXPECT_REJECT(d.place(o), InvalidCombination);
+    EXPECT_REJECT(d.place(o), InvalidCombination) << "post-only";
     o.post_only = false;
-    EXPECT_REJECT(d.place(o), InvalidCombination);
+    o.tif = Fok;
+    EXPECT_REJECT(d.place(o), InvalidCombination) << "a display on a FOK stop";
+    o.tif = Gtc;
+    o.type = Mkt;
+    o.price = Price{0};
+    EXPECT_REJECT(d.place(o), InvalidCombination) << "a display on a stop-market order";
+    o.type = Lmt;
+    o.price = Price{101};
+    EXPECT_REJECT(d.place(o), DuplicateOrderId)
+        << "#1 rests (a stop-limit GTC iceberg is no invalid combination)";
     o.display = Qty{0};
     EXPECT_REJECT(d.place(o), DuplicateOrderId) << "#1 rests";
+    o.display = Qty{2};
     o.id = 2;
     EXPECT_REJECT(d.place(o), DuplicateOrderId) << "#2 is pending";
     o.id = 10;
     EXPECT_REJECT(d.place(o), StopWouldTrigger);
     o.stop = Price{101};
     EXPECT_TRUE(d.place(o).accepted());
-    EXPECT_EQ(d.pending(Buy), (Pends{{10, Alice, Buy, 101, 101, 5}, {2, Bob, Buy, 110, 111, 5}}));
+    EXPECT_EQ(d.pending(Buy),
+              (Pends{with_display({10, Alice, Buy, 101, 101, 5}, 2), {2, Bob, Buy, 110, 111, 5}}));
 }
 
 TEST_F(StopValidation, DuplicateIdsAmongRestingAndPendingOrders) {
@@ -1987,12 +2072,27 @@ TEST_F(StopLoad, EachRejectFirstFailureWins) {
     EXPECT_REJECT(d.load(o), InvalidQuantity);
     o = ok, o.qty = Qty{kMaxQty + 1};
     EXPECT_REJECT(d.load(o), InvalidQuantity);
+    o = ok, o.display = Qty{-1}, o.stop = Price{kBadStop}, o.post_only = true;
+    EXPECT_REJECT(d.load(o), InvalidDisplay);
+    o = ok, o.qty = Qty{101}, o.display = Qty{1}, o.stop = Price{kBadStop}, o.type = Mkt, o.price = Price{0};
+    EXPECT_REJECT(d.load(o), InvalidDisplay) << "101 tips of 1";
     o = ok, o.stop = Price{kBadStop}, o.post_only = true;
     EXPECT_REJECT(d.load(o), InvalidStopPrice);
     o = ok, o.post_only = true, o.id = 1;
     EXPECT_REJECT(d.load(o), InvalidCombination);
+    o = ok, o.post_only = true, o.display = Qty{2}, o.id = 1;
+    EXPECT_REJECT(d.load(o), InvalidCombination) << "post-only on a stop-limit iceberg";
+    o = ok, o.display = Qty{2}, o.type = Mkt, o.price = Price{0}, o.id = 2;
+    EXPECT_REJECT(d.load(o), InvalidCombination) << "a display on a stop-market order";
+    o = ok, o.display = Qty{7}, o.type = Mkt, o.price = Price{0}, o.id = 2;
+    EXPECT_REJECT(d.load(o), InvalidCombination) << "one above its quantity too";
+    o = ok, o.display = Qty{2}, o.tif = Ioc, o.id = 2;
+    EXPECT_REJECT(d.load(o), InvalidCombination) << "a display on an IOC stop";
+    o = ok, o.display = Qty{5}, o.tif = Fok, o.id = 2;
+    EXPECT_REJECT(d.load(o), InvalidCombination) << "a display on a FOK stop";
     o = ok, o.display = Qty{2}, o.id = 2;
-    EXPECT_REJECT(d.load(o), InvalidCombination);
+    EXPECT_REJECT(d.load(o), DuplicateOrderId)
+        << "#2 is pending (a stop-limit GTC iceberg is no invalid combination)";
     o = ok, o.id = 1, o.stop = Price{100};
     EXPECT_REJECT(d.load(o), DuplicateOrderId) << "#1 rests";
     o = ok, o.id = 2;
@@ -2010,24 +2110,49 @@ TEST_F(StopLoad, EachRejectFirstFailureWins) {
     EXPECT_REJECT(d.load(ok), None);
     o = ok, o.id = 11, o.side = Sell, o.stop = Price{99}, o.price = Price{98};
     EXPECT_REJECT(d.load(o), None);
-    EXPECT_EQ(d.pending(Buy), (Pends{{10, Carol, Buy, 102, 103, 5}, {2, Bob, Buy, 105, 106, 5}}));
+    o = ok, o.id = 12, o.display = Qty{2};
+    EXPECT_REJECT(d.load(o), None) << "a stop-limit GTC iceberg";
+    EXPECT_EQ(d.pending(Buy), (Pends{{10, Carol, Buy, 102, 103, 5},
+                                     with_display({12, Carol, Buy, 102, 103, 5}, 2),
+                                     {2, Bob, Buy, 105, 106, 5}}));
     EXPECT_EQ(d.pending(Sell), (Pends{{11, Carol, Sell, 99, 98, 5}}));
 }
 
-// SEMANTICS.md's list for a stored stop order has no InvalidDisplay: any
-// display other than 0 is InvalidCombination ("post-only or display != 0"),
-// also one that would be an invalid display on a plain order.
-// Checked as place() checks it: a display out of range is InvalidDisplay first, any other one on a stop
-// InvalidCombination.
-TEST_F(StopLoad, ADisplayOnAStoredStopIsRejectedAsPlaceRejectsIt) {
+// Checked as place() checks it: a display < 0 or with too many tips is
+// InvalidDisplay, one on a stop-market or an IOC/FOK stop InvalidCombination;
+// but one above the quantity, which an amend of a pending iceberg leaves, is
+// kept (its tips are counted as if it were the quantity).
+TEST_F(StopLoad, ADisplayOnAStoredStopIsCheckedAsPlaceChecksIt) {
     RestingOrder o = stored_stop(10, Carol, Buy, 102, 103, 5);
-    o.display = Qty{2};
-    EXPECT_REJECT(d.load(o), InvalidCombination);
     o.display = Qty{-1};
     EXPECT_REJECT(d.load(o), InvalidDisplay) << "display < 0";
+    o.qty = Qty{201};
+    o.display = Qty{2};
+    EXPECT_REJECT(d.load(o), InvalidDisplay) << "101 tips of 2";
+    o.qty = Qty{5};
+    o.type = Mkt;
+    o.price = Price{0};
+    EXPECT_REJECT(d.load(o), InvalidCombination) << "a stop-market order";
+    o = stored_stop(10, Carol, Buy, 102, 103, 5, Lmt, Ioc);
+    o.display = Qty{2};
+    EXPECT_REJECT(d.load(o), InvalidCombination) << "an IOC stop";
+    o.tif = Fok;
     o.display = Qty{6};
-    EXPECT_REJECT(d.load(o), InvalidDisplay) << "display > qty";
+    EXPECT_REJECT(d.load(o), InvalidCombination) << "a FOK stop, a display above its quantity";
     EXPECT_EQ(d.book().stop_count(), 0u);
+
+    o = stored_stop(10, Carol, Buy, 102, 103, 5);
+    o.display = Qty{2};
+    EXPECT_REJECT(d.load(o), None) << "a stop-limit GTC iceberg";
+    o = stored_stop(11, Carol, Buy, 102, 103, 5);
+    o.display = Qty{6};
+    EXPECT_REJECT(d.load(o), None) << "a display above its quantity is kept";
+    o = stored_stop(12, Carol, Buy, 102, 103, 200);
+    o.display = Qty{2};
+    EXPECT_REJECT(d.load(o), None) << "exactly kMaxIcebergParts tips";
+    EXPECT_EQ(d.pending(Buy), (Pends{with_display({10, Carol, Buy, 102, 103, 5}, 2),
+                                     with_display({11, Carol, Buy, 102, 103, 5}, 6),
+                                     with_display({12, Carol, Buy, 102, 103, 200}, 2)}));
 }
 
 TEST(StopLoadCapacity, CapacityAndOverflowRejects) {
@@ -2892,6 +3017,400 @@ TEST(StopMoveCapacity, PendingTotalAtTheNewStopPriceMustFitInt64) {
     EXPECT_TRUE(d.amend(10, 106, rest - 5, 105).accepted()) << "exactly INT64_MAX";
     EXPECT_EQ(d.pending(Buy).back(), (Pend{10, Bob, Buy, 105, 106, rest - 5}));
     d.expect_consistent();
+}
+
+// ===========================================================================
+// Stop-limit icebergs: a stop-limit GTC order with a display waits with all
+// of its quantity and shows nothing; triggered, it runs as an incoming
+// iceberg placed then: it trades all it can as a taker and rests with a tip.
+
+TEST_F(StopIceberg, PlacedItWaitsWithItsWholeQuantityAndShowsNothing) {
+    d.rest(limit(1, Bob, Sell, 101, 5));
+    d.rest(limit(2, Carol, Buy, 99, 5));
+    const Ladder book{{Ask, 101, 5, 1}, {Bid, 99, 5, 1}};
+    const uint64_t seq0 = d.seq();
+
+    // Buy stop 105 limit 106, 12 lots to be shown 3 at a time.
+    const Result r = d.place(with_display(stop_limit(10, Alice, Buy, 105, 106, 12), 3));
+
+    EXPECT_TRUE(r.accepted()) << reject_name(r);
+    EXPECT_EQ(r.seq, seq0 + 1);
+    EXPECT_EQ(r.pending.v, 12) << "all of it waits, not a tip";
+    EXPECT_EQ(outcome(r), done(0, 0));
+    EXPECT_EQ(fills(r), Fills{});
+    EXPECT_EQ(level_changes(r), Changes{});
+    EXPECT_EQ(d.ladder(), book) << "no tip in any level";
+    EXPECT_EQ(d.book().order_count(), 2u);
+    EXPECT_EQ(d.book().level_count(), 2u);
+    EXPECT_EQ(d.book().stop_count(), 1u);
+
+    RestingOrder o;
+    ASSERT_TRUE(d.book().find(10, o));
+    EXPECT_EQ(o.qty.v, 12);
+    EXPECT_EQ(o.visible.v, 0);
+    EXPECT_EQ(o.display.v, 3);
+    EXPECT_EQ(o.stop.v, 105);
+    EXPECT_EQ(o.price.v, 106);
+    EXPECT_EQ(o.type, Lmt);
+    EXPECT_EQ(o.tif, Gtc);
+    EXPECT_FALSE(o.post_only);
+    std::vector<RestingOrder> listed;
+    d.book().stops(Buy, listed);
+    ASSERT_EQ(listed.size(), 1u);
+    EXPECT_EQ(listed[0].qty.v, 12);
+    EXPECT_EQ(listed[0].visible.v, 0);
+    EXPECT_EQ(listed[0].display.v, 3);
+
+    // Beside plain stops, on either side.
+    d.arm(stop_limit(11, Bob, Buy, 105, 106, 2));
+    d.arm(with_display(stop_limit(12, Carol, Sell, 95, 94, 7), 7));
+    EXPECT_EQ(d.pending(Buy),
+              (Pends{with_display({10, Alice, Buy, 105, 106, 12}, 3), {11, Bob, Buy, 105, 106, 2}}));
+    EXPECT_EQ(d.pending(Sell), (Pends{with_display({12, Carol, Sell, 95, 94, 7}, 7)}));
+    EXPECT_EQ(d.ladder(), book);
+}
+
+TEST_F(StopIceberg, TriggeredItTradesItsWholeQuantityAndRestsWithATip) {
+    d.rest(limit(1, Bob, Sell, 100, 2));
+    d.rest(limit(2, Carol, Sell, 101, 6));
+    d.rest(limit(3, Bob, Sell, 103, 5));
+    d.arm(with_display(stop_limit(10, Dave, Buy, 100, 101, 15), 4));
+    const uint64_t s = d.seq();
+
+    const Result r = d.place(limit(20, Alice, Buy, 100, 1));
+
+    // Dave's stop takes 7, more than a tip of 4: a taker trades all it can. 8 rest, 4 of them shown.
+    EXPECT_EQ(outcome(r), done(1, 0));
+    EXPECT_EQ(fills(r), (Fills{{1, 20, 100, 1, 1}, {1, 10, 100, 1, 0}, {2, 10, 101, 6, 0}}));
+    EXPECT_EQ(triggered_of(r), (Trigs{trig(10, Dave, Buy, s + 2, done(7, 8), Reject::None, 1, 1)}));
+    EXPECT_EQ(level_changes(r),
+              (Changes{{Ask, 100, 1, 1}, {Ask, 100, 0, 0}, {Ask, 101, 0, 0}, {Bid, 101, 4, 1}}));
+    EXPECT_EQ(d.ladder(), (Ladder{{Ask, 103, 5, 1}, {Bid, 101, 4, 1}}));
+    EXPECT_EQ(d.shown(10), (Shown{10, 101, 8, 4, 4}));
+    EXPECT_EQ(d.book().stop_count(), 0u);
+    EXPECT_EQ(d.last(), 101);
+
+    // Its tip trades as any iceberg's: taken whole, it is refilled from the
+    // hidden part and goes to the back of its level, behind Bob's newer bid.
+    d.rest(limit(4, Bob, Buy, 101, 2));
+    const Result t = d.place(limit(21, Erin, Sell, 101, 4));
+    EXPECT_EQ(fills(t), (Fills{{10, 21, 101, 4, 4}}));
+    ASSERT_EQ(t.fills.size(), 1u);
+    EXPECT_TRUE(t.fills[0].maker_requeued);
+    EXPECT_EQ(t.fills[0].maker_visible.v, 4);
+    EXPECT_EQ(level_changes(t), (Changes{{Bid, 101, 6, 2}}));
+    EXPECT_EQ(d.queue(Bid), (Queue{{4, 101, 2}, {10, 101, 4}}));
+    EXPECT_EQ(d.shown(10), (Shown{10, 101, 4, 4, 4}));
+
+    const Result u = d.place(limit(22, Erin, Sell, 101, 5));
+    EXPECT_EQ(fills(u), (Fills{{4, 22, 101, 2, 0}, {10, 22, 101, 3, 1}}));
+    EXPECT_EQ(d.shown(10), (Shown{10, 101, 1, 1, 4}));
+    EXPECT_EQ(d.ladder(), (Ladder{{Ask, 103, 5, 1}, {Bid, 101, 1, 1}}));
+}
+
+TEST_F(StopIceberg, InACascadeATriggeredIcebergRestsAndTheNextStopQueuesBehindItsTip) {
+    d.rest(limit(1, Bob, Buy, 100, 2));
+    d.rest(limit(2, Bob, Buy, 99, 2));
+    d.rest(limit(3, Bob, Buy, 98, 3));
+    d.rest(limit(4, Bob, Buy, 96, 5));
+    d.arm(stop_market(10, Dave, Sell, 100, 2));
+    d.arm(with_display(stop_limit(11, Carol, Sell, 99, 97, 10), 2));
+    d.arm(stop_limit(12, Erin, Sell, 98, 97, 3));
+    d.arm(stop_market(13, Dave, Sell, 95, 1));
+    const uint64_t s = d.seq();
+
+    // Alice trades at 100: Dave's stop at 99, Carol's iceberg at 98, whose
+    // 7 left rest at 97 with a tip of 2; Erin's stop, triggered by that trade,
+    // rests behind the tip.
+    const Result r = d.place(limit(20, Alice, Sell, 100, 2));
+
+    EXPECT_EQ(outcome(r), done(2, 0));
+    EXPECT_EQ(fills(r), (Fills{{1, 20, 100, 2, 0}, {2, 10, 99, 2, 0}, {3, 11, 98, 3, 0}}));
+    EXPECT_EQ(triggered_of(r), (Trigs{trig(10, Dave, Sell, s + 2, done(2, 0), Reject::None, 1, 1),
+                                      trig(11, Carol, Sell, s + 3, done(3, 7), Reject::None, 2, 2),
+                                      trig(12, Erin, Sell, s + 4, done(0, 3), Reject::None, 3, 4)}));
+    EXPECT_EQ(
+        level_changes(r),
+        (Changes{{Bid, 100, 0, 0}, {Bid, 99, 0, 0}, {Bid, 98, 0, 0}, {Ask, 97, 2, 1}, {Ask, 97, 5, 2}}));
+    EXPECT_EQ(d.ladder(), (Ladder{{Ask, 97, 5, 2}, {Bid, 96, 5, 1}}));
+    EXPECT_EQ(d.queue(Ask), (Queue{{11, 97, 7}, {12, 97, 3}}));
+    EXPECT_EQ(d.shown(11), (Shown{11, 97, 7, 2, 2}));
+    EXPECT_EQ(d.pending(Sell), (Pends{{13, Dave, Sell, 95, 0, 1, Mkt}}));
+    EXPECT_EQ(d.last(), 98);
+    EXPECT_EQ(d.seq(), s + 4);
+
+    // A buyer takes Carol's tip, refilled behind Erin's order, then Erin's.
+    const Result t = d.place(limit(21, Bob, Buy, 97, 4));
+    EXPECT_EQ(fills(t), (Fills{{11, 21, 97, 2, 5}, {12, 21, 97, 2, 1}}));
+    EXPECT_EQ(d.queue(Ask), (Queue{{12, 97, 1}, {11, 97, 5}}));
+    EXPECT_EQ(d.ladder(), (Ladder{{Ask, 97, 3, 2}, {Bid, 96, 5, 1}}));
+}
+
+TEST_F(StopIceberg, AmendKeepsItsDisplayAndItsPlaceWhenReducedAtTheSamePrice) {
+    d.arm(with_display(stop_limit(10, Dave, Buy, 105, 106, 12), 3));
+    d.arm(stop_limit(11, Carol, Buy, 105, 106, 5));
+    d.arm(with_display(stop_limit(12, Erin, Buy, 105, 106, 8), 2));
+    const uint64_t s = d.seq();
+
+    const Result down = d.amend(10, 106, 9);
+
+    EXPECT_TRUE(down.accepted()) << reject_name(down);
+    EXPECT_EQ(down.seq, s + 1);
+    EXPECT_TRUE(down.priority_kept);
+    EXPECT_EQ(down.pending.v, 9);
+    EXPECT_EQ(level_changes(down), Changes{});
+    EXPECT_EQ(d.pending(Buy), (Pends{with_display({10, Dave, Buy, 105, 106, 9}, 3),
+                                     {11, Carol, Buy, 105, 106, 5},
+                                     with_display({12, Erin, Buy, 105, 106, 8}, 2)}));
+
+    // More quantity, or a new limit price: to the back, still an iceberg.
+    EXPECT_FALSE(d.amend(10, 106, 10).priority_kept);
+    EXPECT_FALSE(d.amend(12, 107, 8).priority_kept);
+    EXPECT_EQ(d.pending(Buy), (Pends{{11, Carol, Buy, 105, 106, 5},
+                                     with_display({10, Dave, Buy, 105, 106, 10}, 3),
+                                     with_display({12, Erin, Buy, 105, 107, 8}, 2)}));
+    EXPECT_EQ(d.ladder(), Ladder{});
+}
+
+TEST_F(StopIceberg, AmendToMoreThanKMaxIcebergPartsTipsIsInvalidDisplay) {
+    d.trade_at(100);
+    d.arm(with_display(stop_limit(10, Dave, Buy, 105, 106, 12), 3));
+    d.arm(stop_limit(11, Carol, Buy, 105, 106, 5));
+    const uint64_t seq0 = d.seq(), hash0 = d.hash();
+    const Pends buys0 = d.pending(Buy);
+
+    const Result r = d.amend(10, 106, 301);
+    EXPECT_REJECT(r, InvalidDisplay) << "101 tips of 3";
+    expect_rejected_result(r, seq0);
+    EXPECT_REJECT(d.amend(10, 107, 301), InvalidDisplay) << "with a new limit price";
+    EXPECT_REJECT(d.amend(10, 106, kMaxQty), InvalidDisplay);
+    // First failure wins: the price, the quantity, the tips, then the stop price.
+    EXPECT_REJECT(d.amend(10, 0, 301), InvalidPrice);
+    EXPECT_REJECT(d.amend(10, 106, kMaxQty + 1), InvalidQuantity);
+    EXPECT_REJECT(d.amend(10, 106, 301, -1), InvalidDisplay) << "before InvalidStopPrice";
+    EXPECT_REJECT(d.amend(10, 106, 301, 100), InvalidDisplay) << "before StopWouldTrigger";
+    EXPECT_REJECT(d.amend(10, 106, 301, 107), InvalidDisplay) << "a move too";
+    EXPECT_EQ(d.seq(), seq0);
+    EXPECT_EQ(d.hash(), hash0);
+    EXPECT_EQ(d.pending(Buy), buys0);
+
+    // A plain stop has no tips to count; exactly kMaxIcebergParts tips are allowed.
+    EXPECT_TRUE(d.amend(11, 106, 301).accepted());
+    EXPECT_TRUE(d.amend(10, 106, 300).accepted());
+    EXPECT_EQ(d.stop(10), with_display({10, Dave, Buy, 105, 106, 300}, 3));
+}
+
+TEST_F(StopIceberg, AQuantityBelowItsDisplayIsKeptAndRestsWhole) {
+    d.rest(limit(1, Bob, Sell, 100, 1));
+    d.rest(limit(2, Bob, Sell, 102, 5));
+    d.arm(with_display(stop_limit(10, Dave, Buy, 100, 101, 10), 6));
+
+    const Result a = d.amend(10, 101, 4);
+    EXPECT_TRUE(a.accepted()) << reject_name(a);
+    EXPECT_TRUE(a.priority_kept);
+    EXPECT_EQ(d.stop(10), with_display({10, Dave, Buy, 100, 101, 4}, 6))
+        << "its display stays above its quantity";
+    const uint64_t s = d.seq();
+
+    const Result r = d.place(limit(20, Alice, Buy, 100, 1));
+
+    EXPECT_EQ(fills(r), (Fills{{1, 20, 100, 1, 0}}));
+    EXPECT_EQ(triggered_of(r), (Trigs{trig(10, Dave, Buy, s + 2, done(0, 4), Reject::None, 1, 1)}));
+    EXPECT_EQ(level_changes(r), (Changes{{Ask, 100, 0, 0}, {Bid, 101, 4, 1}}));
+    EXPECT_EQ(d.shown(10), (Shown{10, 101, 4, 4, 6})) << "all of it shown";
+    EXPECT_EQ(d.ladder(), (Ladder{{Ask, 102, 5, 1}, {Bid, 101, 4, 1}}));
+
+    // Still an iceberg of display 6: amended up in the book, it shows a tip of 6.
+    EXPECT_TRUE(d.amend(10, 101, 9).accepted());
+    EXPECT_EQ(d.shown(10), (Shown{10, 101, 9, 6, 6}));
+    EXPECT_EQ(d.ladder(), (Ladder{{Ask, 102, 5, 1}, {Bid, 101, 6, 1}}));
+}
+
+TEST_F(StopIceberg, MovingItsStopKeepsItsDisplay) {
+    d.rest(limit(1, Bob, Sell, 102, 1));
+    d.rest(limit(2, Carol, Sell, 108, 5));
+    d.trade_at(100);
+    d.arm(with_display(stop_limit(10, Dave, Buy, 105, 106, 12), 3));
+    d.arm(stop_limit(11, Carol, Buy, 103, 104, 2));
+
+    const Result m = d.amend(10, 106, 12, 103);
+    EXPECT_TRUE(m.accepted()) << reject_name(m);
+    EXPECT_FALSE(m.priority_kept);
+    EXPECT_EQ(m.pending.v, 12);
+    EXPECT_EQ(d.pending(Buy),
+              (Pends{{11, Carol, Buy, 103, 104, 2}, with_display({10, Dave, Buy, 103, 106, 12}, 3)}));
+
+    // With a new limit price and quantity too.
+    EXPECT_TRUE(d.amend(10, 107, 8, 102).accepted());
+    EXPECT_EQ(d.pending(Buy),
+              (Pends{with_display({10, Dave, Buy, 102, 107, 8}, 3), {11, Carol, Buy, 103, 104, 2}}));
+    EXPECT_REJECT(d.amend(10, 107, 301, 101), InvalidDisplay) << "still counted in tips of 3";
+    const uint64_t s = d.seq();
+
+    // It runs at its new stop price as an iceberg of display 3.
+    const Result r = d.place(limit(20, Alice, Buy, 102, 1));
+
+    EXPECT_EQ(fills(r), (Fills{{1, 20, 102, 1, 0}}));
+    EXPECT_EQ(triggered_of(r), (Trigs{trig(10, Dave, Buy, s + 2, done(0, 8), Reject::None, 1, 1)}));
+    EXPECT_EQ(d.shown(10), (Shown{10, 107, 8, 3, 3}));
+    EXPECT_EQ(d.ladder(), (Ladder{{Ask, 108, 5, 1}, {Bid, 107, 3, 1}}));
+    EXPECT_EQ(d.pending(Buy), (Pends{{11, Carol, Buy, 103, 104, 2}}));
+}
+
+TEST_F(StopIceberg, CancelRemovesAllOfIt) {
+    d.rest(limit(1, Bob, Sell, 101, 5));
+    d.arm(with_display(stop_limit(10, Dave, Buy, 105, 106, 12), 3));
+    const uint64_t s = d.seq();
+    const uint64_t hash_before_stop = [&] {
+        StopDesk twin;
+        twin.rest(limit(1, Bob, Sell, 101, 5));
+        twin.book().set_seq(s + 1);
+        return twin.hash();
+    }();
+
+    const Result r = d.cancel(10);
+
+    EXPECT_EQ(r.seq, s + 1);
+    EXPECT_EQ(outcome(r), done(0, 0, 12, CancelReason::User)) << "its whole quantity";
+    EXPECT_EQ(level_changes(r), Changes{});
+    EXPECT_FALSE(d.has(10));
+    EXPECT_EQ(d.book().stop_count(), 0u);
+    EXPECT_EQ(d.hash(), hash_before_stop) << "the book is as if it had never been placed";
+
+    // Triggered and resting with a hidden part, it is cancelled whole too.
+    d.arm(with_display(stop_limit(11, Dave, Buy, 101, 101, 12), 3));
+    EXPECT_EQ(triggered_of(d.place(limit(20, Alice, Buy, 101, 1))).size(), 1u);
+    EXPECT_EQ(d.shown(11), (Shown{11, 101, 8, 3, 3}));
+    const Result c = d.cancel(11);
+    EXPECT_EQ(outcome(c), done(0, 0, 8, CancelReason::User));
+    EXPECT_EQ(level_changes(c), (Changes{{Bid, 101, 0, 0}}));
+    EXPECT_EQ(d.ladder(), Ladder{});
+}
+
+TEST_F(StopIceberg, LoadedADisplayAboveItsQuantityIsKeptAndTooManyTipsOrAStopMarketRefused) {
+    d.book().set_last_price(Price{99});
+    EXPECT_REJECT(d.load(stored(1, Bob, Sell, 100, 1)), None);
+    EXPECT_REJECT(d.load(stored(2, Bob, Sell, 103, 10)), None);
+    RestingOrder ice = stored_stop(10, Dave, Buy, 100, 101, 12);
+    ice.display = Qty{3};
+    EXPECT_REJECT(d.load(ice), None);
+    RestingOrder above = stored_stop(11, Carol, Buy, 100, 102, 4);
+    above.display = Qty{6};  // as an amend below its display leaves it
+    EXPECT_REJECT(d.load(above), None);
+
+    RestingOrder many = stored_stop(12, Erin, Buy, 100, 101, 301);
+    many.display = Qty{3};
+    EXPECT_REJECT(d.load(many), InvalidDisplay) << "101 tips of 3";
+    RestingOrder market = stored_stop(12, Erin, Buy, 100, 0, 12, Mkt);
+    market.display = Qty{3};
+    EXPECT_REJECT(d.load(market), InvalidCombination) << "a stop-market order with a display";
+    RestingOrder ioc = stored_stop(12, Erin, Buy, 100, 101, 12, Lmt, Ioc);
+    ioc.display = Qty{3};
+    EXPECT_REJECT(d.load(ioc), InvalidCombination) << "an IOC stop with a display";
+    RestingOrder huge = stored_stop(12, Erin, Buy, 100, 101, 5);
+    huge.display = Qty{kMaxQty + 1};  // above its quantity, but no display can be that large
+    EXPECT_REJECT(d.load(huge), InvalidDisplay) << "a display above kMaxQty";
+
+    EXPECT_EQ(d.pending(Buy), (Pends{with_display({10, Dave, Buy, 100, 101, 12}, 3),
+                                     with_display({11, Carol, Buy, 100, 102, 4}, 6)}));
+    EXPECT_EQ(d.ladder(), (Ladder{{Ask, 103, 10, 1}, {Ask, 100, 1, 1}}));
+    d.book().set_seq(500);
+
+    // They run as placed ones would: Dave's rests with a tip of 3, Carol's whole.
+    const Result r = d.place(limit(20, Alice, Buy, 100, 1));
+
+    EXPECT_EQ(fills(r), (Fills{{1, 20, 100, 1, 0}}));
+    EXPECT_EQ(triggered_of(r), (Trigs{trig(10, Dave, Buy, 502, done(0, 12), Reject::None, 1, 1),
+                                      trig(11, Carol, Buy, 503, done(0, 4), Reject::None, 1, 2)}));
+    EXPECT_EQ(d.shown(10), (Shown{10, 101, 12, 3, 3}));
+    EXPECT_EQ(d.shown(11), (Shown{11, 102, 4, 4, 6}));
+    EXPECT_EQ(d.ladder(), (Ladder{{Ask, 103, 10, 1}, {Bid, 102, 4, 1}, {Bid, 101, 3, 1}}));
+}
+
+TEST_F(StopIceberg, ABookReloadedWithItsPendingIcebergsEqualsIt) {
+    d.rest(limit(1, Bob, Sell, 101, 5));
+    d.arm(with_display(stop_limit(10, Dave, Buy, 105, 106, 12), 3));
+    d.arm(with_display(stop_limit(11, Erin, Sell, 95, 94, 10), 4));
+    d.arm(stop_limit(12, Erin, Sell, 95, 94, 3));
+    EXPECT_TRUE(d.amend(11, 94, 2).accepted());  // below its display
+    EXPECT_TRUE(d.amend(10, 106, 12, 104).accepted());
+
+    StopDesk loaded;
+    for (Side s : {Sell, Buy}) {
+        std::vector<RestingOrder> os;
+        d.book().orders(s, os);
+        for (const RestingOrder& o : os) EXPECT_REJECT(loaded.load(o), None);
+        d.book().stops(s, os);
+        for (const RestingOrder& o : os) EXPECT_REJECT(loaded.load(o), None);
+    }
+    loaded.book().set_seq(d.seq());
+
+    EXPECT_EQ(diff_snapshots(Snapshot::of(loaded.book()), Snapshot::of(d.book())), "");
+    EXPECT_EQ(loaded.hash(), d.hash());
+    EXPECT_EQ(loaded.stop(11), with_display({11, Erin, Sell, 95, 94, 2}, 4));
+}
+
+TEST_F(StopIceberg, RollbackRestoresItPendingAsItWas) {
+    d.rest(limit(1, Bob, Sell, 100, 2));
+    d.rest(limit(2, Carol, Sell, 101, 6));
+    d.arm(with_display(stop_limit(10, Dave, Buy, 100, 101, 15), 4));
+    const Book::Savepoint sp0 = d.book().savepoint();
+    const uint64_t h0 = d.hash();
+    const Snapshot snap0 = Snapshot::of(d.book());
+
+    EXPECT_TRUE(d.amend(10, 101, 3, 102).accepted());  // below its display, and moved
+    const Book::Savepoint sp1 = d.book().savepoint();
+    const uint64_t h1 = d.hash();
+    EXPECT_TRUE(d.amend(10, 101, 20, 100).accepted());
+    const Result r = d.place(limit(20, Alice, Buy, 100, 1));
+    EXPECT_EQ(triggered_of(r).size(), 1u);
+    EXPECT_EQ(d.shown(10), (Shown{10, 101, 13, 4, 4}));
+
+    d.book().rollback_to(sp1);
+    d.expect_consistent();
+    EXPECT_EQ(d.hash(), h1);
+    EXPECT_EQ(d.stop(10), with_display({10, Dave, Buy, 102, 101, 3}, 4));
+    EXPECT_EQ(d.ladder(), (Ladder{{Ask, 101, 6, 1}, {Ask, 100, 2, 1}}));
+
+    d.book().rollback_to(sp0);
+    d.expect_consistent();
+    EXPECT_EQ(d.hash(), h0);
+    EXPECT_EQ(diff_snapshots(Snapshot::of(d.book()), snap0), "");
+    EXPECT_EQ(d.stop(10), with_display({10, Dave, Buy, 100, 101, 15}, 4));
+
+    // It runs as it would have.
+    const uint64_t s = d.seq();
+    const Result again = d.place(limit(20, Alice, Buy, 100, 1));
+    EXPECT_EQ(triggered_of(again), (Trigs{trig(10, Dave, Buy, s + 2, done(7, 8), Reject::None, 1, 1)}));
+    EXPECT_EQ(d.shown(10), (Shown{10, 101, 8, 4, 4}));
+
+    // Dave cancels it and places another stop-limit iceberg instead; a rollback undoes both.
+    const Book::Savepoint sp2 = d.book().savepoint();
+    const uint64_t h2 = d.hash();
+    EXPECT_TRUE(d.cancel(10).accepted());
+    d.arm(with_display(stop_limit(11, Dave, Sell, 95, 94, 9), 2));
+    d.book().rollback_to(sp2);
+    d.expect_consistent();
+    EXPECT_EQ(d.hash(), h2);
+    EXPECT_EQ(d.shown(10), (Shown{10, 101, 8, 4, 4}));
+    EXPECT_EQ(d.book().stop_count(), 0u);
+}
+
+TEST_F(StopIceberg, StateHashCountsAPendingStopsDisplay) {
+    // Books with the same sequence, orders and pending stop but for its display.
+    const auto book_with = [](int64_t display) {
+        auto d = std::make_unique<StopDesk>();
+        d->rest(limit(1, Bob, Sell, 101, 5));
+        d->arm(with_display(stop_limit(10, Dave, Buy, 105, 106, 12), display));
+        d->book().set_seq(1000);
+        return d;
+    };
+    const uint64_t plain = book_with(0)->hash(), three = book_with(3)->hash();
+
+    EXPECT_EQ(book_with(3)->hash(), three) << "the same book hashes the same";
+    EXPECT_NE(three, plain) << "an iceberg and a plain stop order";
+    EXPECT_NE(book_with(4)->hash(), three) << "another display";
+    EXPECT_NE(book_with(12)->hash(), plain) << "a display of all of it is still an iceberg";
 }
 
 }  // namespace
