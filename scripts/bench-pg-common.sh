@@ -19,7 +19,7 @@ bench_db_start() {
   local dir=$1 port=$2
   scripts/pg-cluster.sh stop "$dir"
   rm -rf "$dir"
-  scripts/pg-cluster.sh start "$dir" "$port" exchange.max_instruments=12 shared_buffers=512MB max_wal_size=4GB
+  scripts/pg-cluster.sh start "$dir" "$port" exchange.max_instruments=16 shared_buffers=512MB max_wal_size=4GB
   psql -X -q -d postgres -c "CREATE DATABASE bench"
   psql -X -q -c "CREATE EXTENSION exchange" \
     -c "CREATE TABLE bench_plain (id bigserial PRIMARY KEY, client int, v float8, at timestamptz DEFAULT now())"

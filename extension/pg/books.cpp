@@ -341,7 +341,7 @@ void LoadBook(int slot, int32 instrument_id) {
     if (pending) {
         book.set_last_price(core::Price{LastTradeTicks(instrument_id)});
         LoadOrders(book, instrument_id,
-                   psprintf(kLoadSql, "0::int8, 0::int8",
+                   psprintf(kLoadSql, "coalesce(display_lots, 0), 0::int8",
                             "stop_ticks, type = 'market', CASE time_in_force WHEN 'gtc' THEN 0 WHEN 'ioc' "
                             "THEN 1 ELSE 2 END",
                             "status = 'pending'"));
@@ -681,12 +681,13 @@ void LearnLastTradePrice(Book& book) {
     }
 }
 
-int64 BookLastTradeTicks(int32 instrument_id) {
+int64 BookLastTradeTicks(int32 instrument_id, bool from_journal, bool* known) {
     const Book& book = EnsureBookForRead(instrument_id);
     int64 ticks = book.last_price().v;
     int slot;
-    if (ticks == 0 && SlotState(InstrumentsRelid(), instrument_id, slot) == kSlotReady &&
-        !shared->slots[slot].last_price_read) {
+    *known = ticks != 0 || SlotState(InstrumentsRelid(), instrument_id, slot) != kSlotReady ||
+             shared->slots[slot].last_price_read;
+    if (!*known && from_journal) {
         SPI_connect();
         ticks = LastTradeTicks(instrument_id);
         SPI_finish();

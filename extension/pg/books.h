@@ -50,9 +50,10 @@ void ReleaseBookForRead(int32 instrument_id);
 // without it and with no trade since reads it from the journal now (a walk
 // back to its last trade).
 void LearnLastTradePrice(pgx::core::Book& book);
-// The last trade price a book acts on, in ticks (0: none): the book's, or the
-// journal's for a book that has not read it yet (not stored: a reader).
-int64 BookLastTradeTicks(int32 instrument_id);
+// The last trade price a book acts on, in ticks (0: none). *known: whether
+// the book has it (read from the journal, or a trade since it was loaded);
+// if not, the journal's when from_journal (not stored: a reader), else 0.
+int64 BookLastTradeTicks(int32 instrument_id, bool from_journal, bool* known);
 // Flushes the WAL up to the last commit that changed the instrument's book,
 // which early lock release (books.cpp) may not have flushed yet: before
 // answering with what such a commit wrote.

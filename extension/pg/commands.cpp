@@ -624,9 +624,7 @@ bool Validate(const Args& a, Order& o, Problem& p) {
     if (a.stop_price != nullptr) {
         if (!ToUnits(a.stop_price, o.inst.tick, "stop_price", "invalid_stop_price", o.stop_ticks, p))
             return false;
-        if (a.post_only || a.display_quantity != nullptr)
-            return Fail(p, "invalid_combination", bad,
-                        "a stop order cannot be post_only or have a display_quantity");
+        if (a.post_only) return Fail(p, "invalid_combination", bad, "a stop order cannot be post_only");
         if (!StopsSchema())
             ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
                             errmsg("extension_outdated: stop orders need the exchange extension 0.13"),
@@ -912,6 +910,7 @@ struct OldMaker {
     Numeric old_filled;     // its filled_quantity
     Datum old_cancel_reason;  // and cancel_reason (0 if null)
     bool iceberg = false;     // display_lots is set
+    int64 display_lots = 0;   // then its value
     bool requeued = false;    // a triggered stop order: its priority is written
     int64 priority = 0;       // its priority, new if an iceberg refilled or a stop order triggered and rests
     // What a triggered stop order's journal entry shows (read when the flush has one).
@@ -920,6 +919,7 @@ struct OldMaker {
     Numeric price = nullptr;  // nullptr: a stop-market order
     Numeric quantity = nullptr;
     Numeric stop_price = nullptr;
+    Numeric display_quantity = nullptr;  // a stop-limit iceberg's
     Numeric lot;
     int64 added = 0;  // lots filled in this flush
     int64 remaining = 0;
@@ -946,11 +946,16 @@ struct OldMaker {
     void Triggered(const core::Triggered& t, Numeric lot_size, int64 new_priority) {
         lot = lot_size;
         added += t.filled.v;
-        remaining = visible = t.resting.v;
+        remaining = t.resting.v;
+        visible = RestingTip(t, display_lots);
         requeued = true;
         if (t.resting.v > 0) priority = new_priority;
         status = TriggeredStatus(t);
         cancel_reason = TriggeredCancelReason(t);
+    }
+    // The tip a triggered stop order rests with after its run t: all it rests, or an iceberg's display.
+    static int64 RestingTip(const core::Triggered& t, int64 display_lots) {
+        return display_lots > 0 ? Min(display_lots, t.resting.v) : t.resting.v;
     }
     // A triggered stop order's status and cancel reason after its run t.
     static const char* TriggeredStatus(const core::Triggered& t) {
@@ -1067,7 +1072,9 @@ void FetchOldMakers() {
                      display_col = IcebergsSchema() ? get_attnum(relid, "display_lots") : InvalidAttrNumber;
     const AttrNumber side_col = get_attnum(relid, "side"), type_col = get_attnum(relid, "type"),
                      price_col = get_attnum(relid, "price"), quantity_col = get_attnum(relid, "quantity"),
-                     stop_col = wanted_details ? get_attnum(relid, "stop_price") : InvalidAttrNumber;
+                     stop_col = wanted_details ? get_attnum(relid, "stop_price") : InvalidAttrNumber,
+                     display_quantity_col =
+                         wanted_details ? get_attnum(relid, "display_quantity") : InvalidAttrNumber;
     CommandCounterIncrement();
     Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
     TupleTableSlot* slot = table_slot_create(rel, nullptr);
@@ -1091,8 +1098,9 @@ void FetchOldMakers() {
         m.old_cancel_reason = isnull ? (Datum)0 : PointerGetDatum(PG_DETOAST_DATUM_COPY(reason));
         m.priority = DatumGetInt64(slot_getattr(slot, priority_col, &isnull));
         if (display_col != InvalidAttrNumber) {
-            slot_getattr(slot, display_col, &isnull);
+            const Datum display = slot_getattr(slot, display_col, &isnull);
             m.iceberg = !isnull;
+            m.display_lots = isnull ? 0 : DatumGetInt64(display);
         }
         if (stop_col != InvalidAttrNumber) {
             m.side = TextDatumGetCString(slot_getattr(slot, side_col, &isnull));
@@ -1102,6 +1110,8 @@ void FetchOldMakers() {
             m.quantity = DatumGetNumericCopy(slot_getattr(slot, quantity_col, &isnull));
             const Datum stop = slot_getattr(slot, stop_col, &isnull);
             m.stop_price = isnull ? nullptr : DatumGetNumericCopy(stop);
+            const Datum display = slot_getattr(slot, display_quantity_col, &isnull);
+            m.display_quantity = isnull ? nullptr : DatumGetNumericCopy(display);
         }
         old_by_order_no.find(static_cast<uint64>(DatumGetInt64(order_no)))->second = n_old++;
     }
@@ -1293,6 +1303,7 @@ struct TriggeredView {
     const char* side;
     const char* type;
     Numeric price, quantity, stop_price, filled;
+    Numeric display_quantity;  // nullptr: not an iceberg
     const char* status;
     const char* cancel_reason;
 };
@@ -1305,21 +1316,36 @@ TriggeredView RunTriggered(const Instrument& inst, const Outcome& out, int k) {
     if (auto it = staged_by_order_no.find(t.id); it != staged_by_order_no.end()) {
         Staged& m = staged[it->second];
         m.row_filled += t.filled.v;
-        m.row_remaining = m.row_visible = t.resting.v;
+        m.row_remaining = t.resting.v;
+        m.row_visible = OldMaker::RestingTip(t, m.o->display_lots);
         if (t.resting.v > 0) m.row_priority = out.triggered_priority[k];
         m.row_status = OldMaker::TriggeredStatus(t);
         m.row_cancel_reason = OldMaker::TriggeredCancelReason(t);
-        return TriggeredView{
-            m.order_id,   m.a->client_id,     m.o->side,       m.o->type,
-            m.a->price,   m.a->quantity,      m.o->stop_price, Mul(Num(m.row_filled), inst.lot),
-            m.row_status, m.row_cancel_reason};
+        return TriggeredView{m.order_id,
+                             m.a->client_id,
+                             m.o->side,
+                             m.o->type,
+                             m.a->price,
+                             m.a->quantity,
+                             m.o->stop_price,
+                             Mul(Num(m.row_filled), inst.lot),
+                             m.o->display_quantity,
+                             m.row_status,
+                             m.row_cancel_reason};
     }
     OldMaker& m = old_makers[old_by_order_no.find(t.id)->second];
     m.Triggered(t, inst.lot, out.triggered_priority[k]);
-    return TriggeredView{
-        m.order_id, m.client_id,    m.side,       m.type,
-        m.price,    m.quantity,     m.stop_price, Add(m.old_filled, Mul(Num(m.added), inst.lot)),
-        m.status,   m.cancel_reason};
+    return TriggeredView{m.order_id,
+                         m.client_id,
+                         m.side,
+                         m.type,
+                         m.price,
+                         m.quantity,
+                         m.stop_price,
+                         Add(m.old_filled, Mul(Num(m.added), inst.lot)),
+                         m.display_quantity,
+                         m.status,
+                         m.cancel_reason};
 }
 
 // The stop orders a command triggered (out's entries past its own order's):
@@ -1353,6 +1379,7 @@ void WriteTriggered(const Instrument& inst, const Outcome& out, Columns& trades,
         j.Key("reject_reason"), j.Text(nullptr);
         AddStpCancelled(j, out.stp + t.first_stp, out.StpEnd(k) - static_cast<int>(t.first_stp));
         j.Key("filled_quantity"), j.Number(m.filled);
+        if (m.display_quantity != nullptr) j.Key("display_quantity"), j.Number(m.display_quantity);
         j.Key("remaining_quantity"), j.Number(Mul(Num(t.resting.v), inst.lot));
         j.EndObject(false);
         events.Set(0, Int32GetDatum(inst.id));
@@ -1822,7 +1849,8 @@ void Stage(const Args& a, const Order& o, Row& row) {
     s.resting = cmd.resting.v + cmd.pending.v;
     s.row_filled = s.filled;
     s.row_remaining = s.resting;
-    s.row_visible = o.display_lots > 0 ? Min(o.display_lots, s.resting) : s.resting;  // (unused for a stop)
+    // A pending stop order shows nothing (an iceberg one gets its tip when it triggers and rests).
+    s.row_visible = cmd.pending.v > 0 ? 0 : o.display_lots > 0 ? Min(o.display_lots, s.resting) : s.resting;
     s.row_priority = s.priority;
     s.row_status = s.status;
     s.row_cancel_reason = s.cancel_reason;
@@ -2282,6 +2310,13 @@ bool AmendOrder(Datum order_id, Numeric quantity, Numeric price, Numeric stop_pr
                 p, "stop_would_trigger", ERRCODE_INVALID_PARAMETER_VALUE,
                 "amend of order %s rejected: the last trade price %s has already reached stop_price %s", id,
                 Out(Mul(Num(book.last_price().v), inst.tick)), Out(Mul(Num(stop_ticks), inst.tick)));
+        if (cmd.reject == core::Reject::InvalidDisplay)
+            return Fail(
+                p, "invalid_display", ERRCODE_INVALID_PARAMETER_VALUE,
+                "amend of order %s rejected: the remaining quantity %s would be more than %d times its "
+                "display_quantity %s",
+                id, Out(Mul(Num(lots - filled_lots), inst.lot)), static_cast<int>(core::kMaxIcebergParts),
+                Out(Mul(Num(before.display.v), inst.lot)));
         return Fail(p, pstrdup(core::to_string(cmd.reject).data()),
                     capacity ? ERRCODE_INSUFFICIENT_RESOURCES : ERRCODE_INVALID_PARAMETER_VALUE,
                     "amend of order %s rejected", id);

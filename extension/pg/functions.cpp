@@ -27,6 +27,7 @@ PG_FUNCTION_INFO_V1(exchange_levels);
 PG_FUNCTION_INFO_V1(exchange_book_orders);
 PG_FUNCTION_INFO_V1(exchange_book_stops);
 PG_FUNCTION_INFO_V1(exchange_book_last_price);
+PG_FUNCTION_INFO_V1(exchange_book_last_price_read);
 PG_FUNCTION_INFO_V1(exchange_last_trade_ticks);
 PG_FUNCTION_INFO_V1(exchange_validate);
 PG_FUNCTION_INFO_V1(exchange_rebuild);
@@ -197,9 +198,10 @@ void PutOrders(FunctionCallInfo fcinfo, List list, RowOf row_of) {
         RunCore([&] { list(book, static_cast<core::Side>(s), order_buf); });
         int64 rank = 0;
         for (const auto& o : order_buf) {
-            Datum v[6];
+            // (A function declared with fewer columns, of an older version, reads the first ones.)
+            Datum v[7] = {};
             row_of(o, s, ++rank, v);
-            bool nulls[6] = {false, false, false, false, false, false};
+            bool nulls[7] = {false, false, false, false, false, false, false};
             tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, nulls);
         }
     }
@@ -220,8 +222,9 @@ Datum exchange_book_orders(PG_FUNCTION_ARGS) {
     return (Datum)0;
 }
 
-// _book_stops(instrument_id) -> (order_no int8, side int2, stop int8, price int8, qty int8, rank int8): the
-// pending stop orders in trigger order (price 0: a stop-market order).
+// _book_stops(instrument_id) -> (order_no int8, side int2, stop int8, price int8, qty int8, rank int8[,
+// display int8]): the pending stop orders in trigger order (price 0: a stop-market order; display 0: not an
+// iceberg; 0.15 added the column).
 Datum exchange_book_stops(PG_FUNCTION_ARGS) {
     PutOrders(
         fcinfo, [](const core::Book& b, core::Side s, auto& out) { b.stops(s, out); },
@@ -229,6 +232,7 @@ Datum exchange_book_stops(PG_FUNCTION_ARGS) {
             v[0] = Int64GetDatum(static_cast<int64>(o.id)), v[1] = Int16GetDatum(s),
             v[2] = Int64GetDatum(o.stop.v);
             v[3] = Int64GetDatum(o.price.v), v[4] = Int64GetDatum(o.qty.v), v[5] = Int64GetDatum(rank);
+            v[6] = Int64GetDatum(o.display.v);
         });
     return (Datum)0;
 }
@@ -237,7 +241,17 @@ Datum exchange_book_stops(PG_FUNCTION_ARGS) {
 // the journal it was loaded from nor since); for a book that has not read it from the journal yet, the
 // journal's.
 Datum exchange_book_last_price(PG_FUNCTION_ARGS) {
-    PG_RETURN_INT64(pg::BookLastTradeTicks(PG_GETARG_INT32(0)));
+    bool known;
+    PG_RETURN_INT64(pg::BookLastTradeTicks(PG_GETARG_INT32(0), true, &known));
+}
+
+// _book_last_price_read(instrument_id) -> int8 (0.15): the book's last trade price in ticks if it has one
+// to compare with the journal's (read from it, or a trade since it was loaded), else NULL.
+Datum exchange_book_last_price_read(PG_FUNCTION_ARGS) {
+    bool known;
+    const int64 ticks = pg::BookLastTradeTicks(PG_GETARG_INT32(0), false, &known);
+    if (!known) PG_RETURN_NULL();
+    PG_RETURN_INT64(ticks);
 }
 
 // _last_trade_ticks(instrument_id) -> int8: the journal's last trade price in ticks (0: none), as a book

@@ -114,7 +114,8 @@ SELECT * FROM stop_pending('STOP-USD');
 SELECT * FROM stop_journal('STOP-USD', 0);
 SELECT * FROM exchange.verify('STOP-USD');
 
--- Bad input: the reason codes, nothing written.
+-- Bad input: the reason codes, nothing written. (A display_quantity is refused
+-- on a stop-market or IOC/FOK stop only: stop-limit icebergs, at the end.)
 SELECT count(*) AS orders_before FROM exchange.orders WHERE instrument = 'STOP-USD' \gset
 SELECT try($$SELECT exchange.place_order('st_g', 'STOP-USD', 'buy', 'limit', 1, 110, stop_price => 100.25)$$);
 SELECT try($$SELECT exchange.place_order('st_g', 'STOP-USD', 'buy', 'limit', 1, 110, stop_price => 0)$$);
@@ -122,7 +123,7 @@ SELECT try($$SELECT exchange.place_order('st_g', 'STOP-USD', 'sell', 'market', 1
 SELECT try($$SELECT exchange.place_order('st_g', 'STOP-USD', 'sell', 'market', 1, stop_price => 'NaN')$$);
 SELECT try($$SELECT exchange.place_order('st_g', 'STOP-USD', 'sell', 'market', 1, stop_price => 1e18)$$);
 SELECT try($$SELECT exchange.place_order('st_g', 'STOP-USD', 'buy', 'limit', 1, 110, post_only => true, stop_price => 108)$$);
-SELECT try($$SELECT exchange.place_order('st_g', 'STOP-USD', 'buy', 'limit', 1, 110, display_quantity => 0.5,
+SELECT try($$SELECT exchange.place_order('st_g', 'STOP-USD', 'buy', 'market', 1, display_quantity => 0.5,
                                          stop_price => 108)$$);
 SELECT status, reject_reason, reject_message, stop_price FROM exchange.place_orders('[
     {"client_id": "st_g", "instrument": "STOP-USD", "side": "buy", "type": "limit", "quantity": 1, "price": 110,
@@ -133,7 +134,7 @@ SELECT status, reject_reason, reject_message, stop_price FROM exchange.place_ord
     {"client_id": "st_g", "instrument": "STOP-USD", "side": "buy", "type": "limit", "quantity": 1, "price": 110,
      "stop_price": 108, "post_only": true},
     {"client_id": "st_g", "instrument": "STOP-USD", "side": "buy", "type": "limit", "quantity": 1, "price": 110,
-     "stop_price": 108, "display_quantity": 0.5}]');
+     "time_in_force": "ioc", "stop_price": 108, "display_quantity": 0.5}]');
 SELECT count(*) - :orders_before AS orders_written FROM exchange.orders WHERE instrument = 'STOP-USD';
 SELECT * FROM stop_pending('STOP-USD');
 
@@ -829,4 +830,327 @@ SELECT status, reject_reason FROM exchange.place_order('sl_s', 'STOPL-USD', 'sel
 SELECT n - :before_stop < 10 AS read_at_load FROM journal_reads;
 ROLLBACK;
 SELECT * FROM exchange.verify('STOPL-USD');
+-- verify (0.15) compares the last trade price only of a book that has read
+-- it (_book_last_price_read NULL until then): rebuilt without pending stop
+-- orders, its verify does not walk the journal. And it compares a pending
+-- stop order's display quantity with the book's.
+SELECT count(*) AS cancelled FROM exchange.orders o, exchange.cancel_order(o.order_id) c
+ WHERE o.instrument = 'STOPL-USD' AND o.status = 'pending';
+SELECT exchange.rebuild('STOPL-USD') AS resting;
+SELECT exchange._book_last_price_read(instrument_id) AS read_ticks FROM exchange.instruments WHERE symbol = 'STOPL-USD';
+BEGIN;
+SELECT n AS before_verify FROM journal_reads \gset
+SELECT * FROM exchange.verify('STOPL-USD');
+SELECT n - :before_verify < 10 AS verify_did_not_walk FROM journal_reads;
+SELECT order_id AS sl_ice FROM exchange.place_order('sl_i', 'STOPL-USD', 'buy', 'limit', 4, 110, stop_price => 105,
+                                                    display_quantity => 1) \gset
+SELECT exchange._book_last_price_read(instrument_id) AS read_ticks FROM exchange.instruments WHERE symbol = 'STOPL-USD';
+SELECT n AS before_verify FROM journal_reads \gset
+SELECT * FROM exchange.verify('STOPL-USD');
+SELECT n - :before_verify >= 51 AS verify_walked FROM journal_reads;
+UPDATE exchange.orders SET display_lots = 2 WHERE order_id = :'sl_ice';
+SELECT regexp_replace(problem, 'order_no \d+', 'order_no N') AS problem FROM exchange.verify('STOPL-USD');
+ROLLBACK;
 RESET enable_seqscan;
+
+-- Stop-limit icebergs: a stop-limit GTC order may have a display_quantity.
+-- It waits with its whole quantity and shows nothing (its row's
+-- visible_lots is 0, no level has it); triggered, it runs as an iceberg
+-- placed at that moment: it trades its whole quantity as a taker and rests
+-- with a tip of min(display, remaining), the rest hidden; its
+-- order_triggered entry carries its display_quantity. si_rows shows the
+-- resting orders of an instrument in book order with the part each shows.
+SELECT symbol FROM exchange.create_instrument('STOPI-USD', 0.5, 0.1);
+CREATE FUNCTION si(name text) RETURNS uuid LANGUAGE sql STABLE AS $$
+    SELECT order_id FROM exchange.orders WHERE client_id = name AND instrument = 'STOPI-USD'
+$$;
+-- STOPI-USD's journal entries after seq `after` (through its key, not a
+-- scan of every instrument's).
+CREATE FUNCTION si_entries(after bigint DEFAULT 0) RETURNS SETOF exchange.events LANGUAGE sql STABLE AS $$
+    SELECT * FROM exchange.events
+     WHERE instrument_id = (SELECT instrument_id FROM exchange.instruments WHERE symbol = 'STOPI-USD') AND seq > after
+$$;
+CREATE FUNCTION si_rows(symbol text) RETURNS SETOF text LANGUAGE sql AS $$
+    SELECT client_id || ' ' || side || ' ' || price || ' remaining ' || remaining_lots
+           || coalesce(' shown ' || visible_lots || ' of ' || display_lots, '') || ' ' || status
+           || coalesce(' (stop ' || stop_price || ')', '')
+      FROM exchange.orders o WHERE o.instrument = symbol AND status IN ('open', 'partially_filled')
+     ORDER BY side, CASE WHEN side = 'buy' THEN -price_ticks ELSE price_ticks END, priority
+$$;
+-- Before any trade: a buy (stop 105, limit 106, 2 showing 0.5) and a sell
+-- (stop 95, limit 94, 1 showing 0.2) wait; the answers, get_order, the rows
+-- and the order_placed entries carry the display; the book is empty.
+SELECT side, type, price, quantity, remaining_quantity, status, stop_price, display_quantity
+  FROM exchange.place_order('si_a', 'STOPI-USD', 'buy', 'limit', 2, 106, stop_price => 105, display_quantity => 0.5);
+SELECT side, type, price, quantity, remaining_quantity, status, stop_price, display_quantity
+  FROM exchange.place_order('si_b', 'STOPI-USD', 'sell', 'limit', 1, 94, stop_price => 95, display_quantity => 0.2);
+SELECT status, remaining_quantity, stop_price, display_quantity FROM exchange.get_order(si('si_a'));
+SELECT client_id, status, remaining_lots, display_quantity, display_lots, visible_lots, stop_price
+  FROM exchange.orders WHERE instrument = 'STOPI-USD' ORDER BY client_id;
+SELECT * FROM book('STOPI-USD');
+SELECT * FROM stop_queue('STOPI-USD');
+SELECT * FROM stop_journal('STOPI-USD', 0);
+SELECT e.payload->>'client_id' AS client_id, e.payload->>'display_quantity' AS journal_display,
+       jsonb_array_length(e.payload->'levels') AS levels
+  FROM si_entries() e WHERE e.order_id IN (si('si_a'), si('si_b')) ORDER BY e.seq;
+SELECT * FROM exchange.verify('STOPI-USD');
+
+-- Refused: post_only on a stop order (with a display or without); a display
+-- on a stop-market or an IOC/FOK stop (as without a stop); a display not a
+-- multiple of the lot, above the quantity, or under 1/100 of it. Nothing
+-- is written, in place_order and in place_orders.
+SELECT count(*) AS orders_before FROM exchange.orders WHERE instrument = 'STOPI-USD' \gset
+SELECT try($$SELECT exchange.place_order('si_g', 'STOPI-USD', 'buy', 'limit', 1, 110, post_only => true,
+                                         stop_price => 108, display_quantity => 0.5)$$);
+SELECT try($$SELECT exchange.place_order('si_g', 'STOPI-USD', 'buy', 'limit', 1, 110, post_only => true,
+                                         stop_price => 108)$$);
+SELECT try($$SELECT exchange.place_order('si_g', 'STOPI-USD', 'buy', 'market', 1, stop_price => 108,
+                                         display_quantity => 0.5)$$);
+SELECT try($$SELECT exchange.place_order('si_g', 'STOPI-USD', 'buy', 'limit', 1, 110, 'ioc', stop_price => 108,
+                                         display_quantity => 0.5)$$);
+SELECT try($$SELECT exchange.place_order('si_g', 'STOPI-USD', 'sell', 'limit', 1, 90, 'fok', stop_price => 92,
+                                         display_quantity => 0.5)$$);
+SELECT try($$SELECT exchange.place_order('si_g', 'STOPI-USD', 'buy', 'limit', 1, 110, stop_price => 108,
+                                         display_quantity => 0.05)$$);
+SELECT try($$SELECT exchange.place_order('si_g', 'STOPI-USD', 'buy', 'limit', 1, 110, stop_price => 108,
+                                         display_quantity => 1.5)$$);
+SELECT try($$SELECT exchange.place_order('si_g', 'STOPI-USD', 'buy', 'limit', 10.1, 110, stop_price => 108,
+                                         display_quantity => 0.1)$$);
+SELECT status, reject_reason, reject_message, stop_price, display_quantity FROM exchange.place_orders('[
+    {"client_id": "si_g", "instrument": "STOPI-USD", "side": "buy", "type": "limit", "quantity": 1, "price": 110,
+     "stop_price": 108, "display_quantity": 0.5, "post_only": true},
+    {"client_id": "si_g", "instrument": "STOPI-USD", "side": "buy", "type": "market", "quantity": 1,
+     "stop_price": 108, "display_quantity": "0.5"},
+    {"client_id": "si_g", "instrument": "STOPI-USD", "side": "buy", "type": "limit", "quantity": 1, "price": 110,
+     "time_in_force": "fok", "stop_price": 108, "display_quantity": 0.5},
+    {"client_id": "si_g", "instrument": "STOPI-USD", "side": "buy", "type": "limit", "quantity": 1, "price": 110,
+     "stop_price": 108, "display_quantity": 2}]');
+SELECT count(*) - :orders_before AS orders_written FROM exchange.orders WHERE instrument = 'STOPI-USD';
+SELECT * FROM stop_queue('STOPI-USD');
+
+-- The first trade (at 100) triggers nothing. Then si_t1's trade at 105
+-- triggers si_a in a later statement: it buys its whole quantity's worth,
+-- 0.3 at 105 and 0.4 at 106 (more than its display), and rests 1.3 at 106
+-- showing 0.5: the book shows only the tip, the row's visible_lots is 5.
+SELECT status FROM exchange.place_order('si_m1', 'STOPI-USD', 'sell', 'limit', 0.1, 100);
+SELECT status FROM exchange.place_order('si_m2', 'STOPI-USD', 'buy', 'limit', 0.1, 100);
+SELECT status FROM exchange.place_order('si_m3', 'STOPI-USD', 'sell', 'limit', 0.4, 105);
+SELECT status FROM exchange.place_order('si_m4', 'STOPI-USD', 'sell', 'limit', 0.4, 106);
+SELECT * FROM stop_queue('STOPI-USD');
+SELECT stop_seq('STOPI-USD') AS base \gset
+SELECT status, jsonb_path_query_array(trades, '$[*].price') AS prices, seq - :base AS seq
+  FROM exchange.place_order('si_t1', 'STOPI-USD', 'buy', 'limit', 0.1, 105);
+SELECT * FROM stop_journal('STOPI-USD', :base);
+SELECT e.seq - :base AS seq, e.kind, e.payload->>'client_id' AS client_id,
+       e.payload->>'display_quantity' AS journal_display, e.payload->>'remaining_quantity' AS remaining
+  FROM si_entries(:base) e ORDER BY e.seq;
+SELECT * FROM stop_trades('STOPI-USD', :base);
+SELECT client_id, status, filled_quantity, remaining_lots, display_lots, visible_lots, stop_price
+  FROM exchange.orders WHERE order_id = si('si_a');
+SELECT status, filled_quantity, remaining_quantity, display_quantity, stop_price FROM exchange.get_order(si('si_a'));
+SELECT * FROM book('STOPI-USD');
+SELECT * FROM si_rows('STOPI-USD');
+SELECT * FROM stop_queue('STOPI-USD');
+SELECT * FROM exchange.verify('STOPI-USD');
+
+-- A later fill refills it as any iceberg: si_p bids 0.2 at 106 behind it;
+-- si_r1 sells 0.6 at 106, takes si_a's tip (refilled with 0.5, to the back
+-- behind si_p), then 0.1 of si_p.
+SELECT status FROM exchange.place_order('si_p', 'STOPI-USD', 'buy', 'limit', 0.2, 106);
+SELECT * FROM book('STOPI-USD');
+SELECT stop_seq('STOPI-USD') AS base \gset
+SELECT status, jsonb_path_query_array(trades, '$[*].quantity') AS fills
+  FROM exchange.place_order('si_r1', 'STOPI-USD', 'sell', 'limit', 0.6, 106);
+SELECT * FROM stop_journal('STOPI-USD', :base);
+SELECT * FROM si_rows('STOPI-USD');
+SELECT * FROM book('STOPI-USD');
+SELECT * FROM exchange.verify('STOPI-USD');
+
+-- A trigger inside one place_orders call, the iceberg stop staged by the
+-- same call: si_c (stop 108, limit 109, 1 showing 0.2) waits, si_n3's trade
+-- at 108 triggers it, it buys 0.2 at 108 and 0.4 at 109 and rests 0.4 at
+-- 109 showing 0.2; si_n4 takes 0.1 of the tip, si_n5 the rest of it, which
+-- refills it with 0.2. The batch answers si_c as placed (pending); its row
+-- is written as the call leaves it.
+SELECT stop_seq('STOPI-USD') AS base \gset
+SELECT client_id, status, stop_price, display_quantity, filled_quantity,
+       jsonb_path_query_array(trades, '$[*].price') AS prices, seq - :base AS seq
+  FROM exchange.place_orders('[
+    {"client_id": "si_c", "instrument": "STOPI-USD", "side": "buy", "type": "limit", "quantity": 1, "price": 109,
+     "stop_price": 108, "display_quantity": "0.2"},
+    {"client_id": "si_n1", "instrument": "STOPI-USD", "side": "sell", "type": "limit", "quantity": 0.3, "price": 108},
+    {"client_id": "si_n2", "instrument": "STOPI-USD", "side": "sell", "type": "limit", "quantity": 0.4, "price": 109},
+    {"client_id": "si_n3", "instrument": "STOPI-USD", "side": "buy", "type": "limit", "quantity": 0.1, "price": 108},
+    {"client_id": "si_n4", "instrument": "STOPI-USD", "side": "sell", "type": "limit", "quantity": 0.1, "price": 109},
+    {"client_id": "si_n5", "instrument": "STOPI-USD", "side": "sell", "type": "limit", "quantity": 0.1, "price": 109}
+  ]');
+SELECT * FROM stop_journal('STOPI-USD', :base);
+SELECT e.seq - :base AS seq, e.kind, e.payload->>'client_id' AS client_id,
+       e.payload->>'display_quantity' AS journal_display, e.payload->>'remaining_quantity' AS remaining
+  FROM si_entries() e WHERE e.order_id = si('si_c') ORDER BY e.seq;
+SELECT * FROM stop_trades('STOPI-USD', :base);
+SELECT client_id, status, filled_quantity, remaining_lots, display_lots, visible_lots, stop_price
+  FROM exchange.orders WHERE order_id = si('si_c');
+SELECT status, filled_quantity, remaining_quantity, display_quantity FROM exchange.get_order(si('si_c'));
+SELECT * FROM si_rows('STOPI-USD');
+SELECT * FROM book('STOPI-USD');
+SELECT * FROM exchange.verify('STOPI-USD');
+
+-- A rebuild gives the same book: its levels show the same tips, and
+-- verify finds the tips, hidden parts and places of the rows and the
+-- pending si_b; the journal's level changes give it back too.
+TRUNCATE saved;
+INSERT INTO saved SELECT * FROM stop_state('STOPI-USD');
+SELECT exchange.rebuild('STOPI-USD');
+SELECT * FROM stop_diff('STOPI-USD');
+SELECT * FROM exchange.verify('STOPI-USD');
+SELECT count(d.side) AS levels_differing
+  FROM ((SELECT * FROM exchange.orderbook_at('STOPI-USD', depth => 100)
+         EXCEPT ALL SELECT * FROM exchange.orderbook('STOPI-USD', 100))
+        UNION ALL
+        (SELECT * FROM exchange.orderbook('STOPI-USD', 100)
+         EXCEPT ALL SELECT * FROM exchange.orderbook_at('STOPI-USD', depth => 100))) d;
+
+-- Amend of a pending iceberg stop. si_d (stop 111, 1 showing 0.2) waits
+-- ahead of si_e, a plain stop at the same stop. Less keeps its place and
+-- its display; more than 100 times the display is invalid_display (100
+-- times is allowed, and goes behind si_e: rolled back); less than the
+-- display is kept, and triggered it rests whole (0.1 shown of 0.1).
+SELECT status, display_quantity FROM exchange.place_order('si_d', 'STOPI-USD', 'buy', 'limit', 1, 112, stop_price => 111,
+                                                          display_quantity => 0.2);
+SELECT status, display_quantity FROM exchange.place_order('si_e', 'STOPI-USD', 'buy', 'limit', 0.5, 112, stop_price => 111);
+SELECT * FROM stop_queue('STOPI-USD');
+SELECT stop_seq('STOPI-USD') AS base \gset
+SELECT status, quantity, remaining_quantity, display_quantity, stop_price FROM exchange.amend_order(si('si_d'), quantity => 0.8);
+SELECT * FROM stop_queue('STOPI-USD');
+SELECT try($$SELECT exchange.amend_order(si('si_d'), quantity => 20.1)$$);
+SELECT try($$SELECT exchange.amend_order(si('si_d'), quantity => 25, price => 113)$$);
+SELECT status, reject_reason,
+       regexp_replace(reject_message, '[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}', '<uuid>') AS reject_message
+  FROM exchange.amend_orders(jsonb_build_array(jsonb_build_object('order_id', si('si_d'), 'quantity', '21')));
+BEGIN;
+SELECT status, quantity, display_quantity FROM exchange.amend_order(si('si_d'), quantity => 20);
+SELECT * FROM stop_queue('STOPI-USD');
+ROLLBACK;
+SELECT status, quantity, remaining_quantity, display_quantity FROM exchange.amend_order(si('si_d'), quantity => 0.1);
+SELECT * FROM stop_queue('STOPI-USD');
+SELECT * FROM stop_journal('STOPI-USD', :base);
+SELECT payload->>'priority_kept' AS priority_kept FROM si_entries()
+ WHERE order_id = si('si_d') AND kind = 'order_amended' ORDER BY seq;
+SELECT client_id, status, quantity, remaining_lots, display_quantity, display_lots, visible_lots, stop_price
+  FROM exchange.orders WHERE order_id = si('si_d');
+SELECT * FROM exchange.verify('STOPI-USD');
+SELECT status FROM exchange.place_order('si_m5', 'STOPI-USD', 'sell', 'limit', 0.1, 111);
+SELECT stop_seq('STOPI-USD') AS base \gset
+SELECT status, jsonb_path_query_array(trades, '$[*].price') AS prices
+  FROM exchange.place_order('si_t2', 'STOPI-USD', 'buy', 'limit', 0.1, 111);
+SELECT * FROM stop_journal('STOPI-USD', :base);
+SELECT e.payload->>'client_id' AS client_id, e.payload->>'display_quantity' AS journal_display
+  FROM si_entries(:base) e WHERE e.kind = 'order_triggered' ORDER BY e.seq;
+SELECT * FROM si_rows('STOPI-USD');
+SELECT * FROM book('STOPI-USD');
+SELECT * FROM exchange.verify('STOPI-USD');
+
+-- Moving its stop price keeps its display: si_f (stop 114, 1.2 showing
+-- 0.3) moves to 115; a rebuild reloads it with its display; a trade at 114
+-- (its old stop) triggers nothing, one at 115 triggers it: it buys 0.1 at
+-- 115 and rests 1.1 at 116 showing 0.3.
+SELECT status, stop_price, display_quantity FROM exchange.place_order('si_f', 'STOPI-USD', 'buy', 'limit', 1.2, 116,
+                                                                      stop_price => 114, display_quantity => 0.3);
+SELECT stop_seq('STOPI-USD') AS base \gset
+SELECT status, quantity, stop_price, display_quantity FROM exchange.amend_order(si('si_f'), stop_price => 115);
+SELECT * FROM stop_journal('STOPI-USD', :base);
+SELECT client_id, status, remaining_lots, display_quantity, display_lots, visible_lots, stop_price, stop_ticks
+  FROM exchange.orders WHERE order_id = si('si_f');
+SELECT * FROM stop_queue('STOPI-USD');
+SELECT exchange.rebuild('STOPI-USD');
+SELECT * FROM stop_queue('STOPI-USD');
+SELECT * FROM exchange.verify('STOPI-USD');
+SELECT status FROM exchange.place_order('si_m6', 'STOPI-USD', 'sell', 'limit', 0.1, 114);
+SELECT status FROM exchange.place_order('si_m7', 'STOPI-USD', 'sell', 'limit', 0.2, 115);
+SELECT stop_seq('STOPI-USD') AS base \gset
+SELECT status, jsonb_path_query_array(trades, '$[*].price') AS prices
+  FROM exchange.place_order('si_t3', 'STOPI-USD', 'buy', 'limit', 0.1, 114);
+SELECT * FROM stop_journal('STOPI-USD', :base);
+SELECT stop_seq('STOPI-USD') AS base \gset
+SELECT status, jsonb_path_query_array(trades, '$[*].price') AS prices
+  FROM exchange.place_order('si_t4', 'STOPI-USD', 'buy', 'limit', 0.1, 115);
+SELECT * FROM stop_journal('STOPI-USD', :base);
+SELECT e.payload->>'client_id' AS client_id, e.payload->>'display_quantity' AS journal_display
+  FROM si_entries() e WHERE e.order_id = si('si_f') AND e.kind = 'order_triggered';
+SELECT client_id, status, filled_quantity, remaining_lots, display_lots, visible_lots, stop_price
+  FROM exchange.orders WHERE order_id = si('si_f');
+SELECT * FROM book('STOPI-USD');
+SELECT * FROM exchange.verify('STOPI-USD');
+
+-- Cancel of a pending iceberg stop (si_b): it leaves the pending stops, no
+-- level changes; its row keeps its display and shows nothing.
+SELECT stop_seq('STOPI-USD') AS base \gset
+SELECT status, remaining_quantity, display_quantity, stop_price, cancel_reason
+  FROM exchange.cancel_order(si('si_b'));
+SELECT * FROM stop_journal('STOPI-USD', :base);
+SELECT client_id, status, remaining_lots, display_lots, visible_lots, cancel_reason
+  FROM exchange.orders WHERE order_id = si('si_b');
+SELECT * FROM stop_queue('STOPI-USD');
+SELECT * FROM exchange.verify('STOPI-USD');
+
+-- With a BEFORE UPDATE trigger on exchange.orders the triggered iceberg's
+-- row is written by a statement (row_writer.sql): si_x3's trade at 118
+-- triggers si_x1 (stop 118, limit 120, 1 showing 0.2), which buys 0.3 at
+-- 118 and rests 0.7 showing 0.2; si_x4 takes the tip, a refill. Then with
+-- a BEFORE INSERT OR UPDATE trigger, a batch whose iceberg stop (si_y1,
+-- staged in it) triggers on a later item: its row inserted by statement.
+-- visible_lots is the tip, as the book has it.
+CREATE TRIGGER stop_noop_orders BEFORE UPDATE ON exchange.orders FOR EACH ROW EXECUTE FUNCTION stop_noop();
+SELECT status FROM exchange.place_order('si_x1', 'STOPI-USD', 'buy', 'limit', 1, 120, stop_price => 118,
+                                        display_quantity => 0.2);
+SELECT status FROM exchange.place_order('si_x2', 'STOPI-USD', 'sell', 'limit', 0.5, 118);
+SELECT stop_seq('STOPI-USD') AS base \gset
+SELECT status, jsonb_path_query_array(trades, '$[*].price') AS prices
+  FROM exchange.place_order('si_x3', 'STOPI-USD', 'buy', 'limit', 0.2, 118);
+SELECT client_id, status, filled_quantity, remaining_lots, display_lots, visible_lots
+  FROM exchange.orders WHERE order_id = si('si_x1');
+SELECT status, jsonb_path_query_array(trades, '$[*].quantity') AS fills
+  FROM exchange.place_order('si_x4', 'STOPI-USD', 'sell', 'limit', 0.2, 120);
+DROP TRIGGER stop_noop_orders ON exchange.orders;
+SELECT * FROM stop_journal('STOPI-USD', :base);
+SELECT client_id, status, filled_quantity, remaining_lots, display_lots, visible_lots
+  FROM exchange.orders WHERE order_id = si('si_x1');
+SELECT * FROM exchange.verify('STOPI-USD');
+CREATE TRIGGER stop_noop_orders BEFORE INSERT OR UPDATE ON exchange.orders FOR EACH ROW EXECUTE FUNCTION stop_noop();
+SELECT stop_seq('STOPI-USD') AS base \gset
+SELECT client_id, status, filled_quantity, jsonb_path_query_array(trades, '$[*].price') AS prices
+  FROM exchange.place_orders('[
+    {"client_id": "si_y1", "instrument": "STOPI-USD", "side": "buy", "type": "limit", "quantity": 0.8, "price": 123,
+     "stop_price": 122, "display_quantity": 0.3},
+    {"client_id": "si_y2", "instrument": "STOPI-USD", "side": "sell", "type": "limit", "quantity": 0.4, "price": 122},
+    {"client_id": "si_y3", "instrument": "STOPI-USD", "side": "buy", "type": "limit", "quantity": 0.1, "price": 122}
+  ]');
+DROP TRIGGER stop_noop_orders ON exchange.orders;
+SELECT * FROM stop_journal('STOPI-USD', :base);
+SELECT client_id, status, filled_quantity, remaining_lots, display_lots, visible_lots
+  FROM exchange.orders WHERE order_id = si('si_y1');
+SELECT * FROM si_rows('STOPI-USD');
+SELECT * FROM book('STOPI-USD');
+SELECT * FROM exchange.verify('STOPI-USD');
+
+-- The end: every triggered iceberg's entry has its display, a rebuild gives
+-- the same book, the journal gives it back, the trades agree.
+SELECT o.client_id, e.payload->>'display_quantity' AS journal_display, o.display_quantity
+  FROM si_entries() e JOIN exchange.orders o USING (order_id)
+ WHERE e.kind = 'order_triggered' ORDER BY e.seq;
+TRUNCATE saved;
+INSERT INTO saved SELECT * FROM stop_state('STOPI-USD');
+SELECT exchange.rebuild('STOPI-USD');
+SELECT * FROM stop_diff('STOPI-USD');
+SELECT * FROM exchange.verify('STOPI-USD');
+SELECT count(d.side) AS levels_differing
+  FROM ((SELECT * FROM exchange.orderbook_at('STOPI-USD', depth => 100)
+         EXCEPT ALL SELECT * FROM exchange.orderbook('STOPI-USD', 100))
+        UNION ALL
+        (SELECT * FROM exchange.orderbook('STOPI-USD', 100)
+         EXCEPT ALL SELECT * FROM exchange.orderbook_at('STOPI-USD', depth => 100))) d;
+SELECT stop_trades_differing('STOPI-USD', 0) AS trades_differing;
+SELECT count(*) AS fills_differing FROM exchange.orders o
+ WHERE o.instrument = 'STOPI-USD' AND o.filled_quantity <> coalesce(
+       (SELECT sum(t.quantity) FROM exchange.trades t WHERE o.order_id IN (t.buy_order_id, t.sell_order_id)), 0);

@@ -738,6 +738,69 @@ def test_an_amended_stop_orders_update_carries_its_stop_price(db, frontend):
     assert db.execute("SELECT problem FROM exchange.verify(%s)", (symbol,)).fetchall() == []
 
 
+def test_a_triggered_stop_limit_iceberg_shows_only_its_tip_in_the_delta(db, frontend):
+    """A stop-limit iceberg (stop_price with display_quantity) waits in no level: its placing entry's delta is
+    empty. Triggered, it buys its whole quantity's worth as a taker and rests the rest: the delta of its
+    'order_triggered' entry gives its level the tip (min(display, remaining)), not all it rests, and a fill of
+    the tip is a delta with the next one; the client's copy stays the exchange's (GET /orderbook's too)."""
+    symbol = "STOP-USD"  # the stop order tests' instrument: the cluster has room for few more
+    db.execute("SELECT exchange.create_instrument(%s, 0.01, 0.001) "
+               "WHERE NOT EXISTS (SELECT FROM exchange.instruments WHERE symbol = %s)", (symbol, symbol))
+    db.execute("SELECT exchange.cancel_order(order_id) FROM exchange.orders "
+               "WHERE instrument = %s AND status IN ('open', 'partially_filled', 'pending')", (symbol,))
+    api = f"http://127.0.0.1:{HTTP_PORT}"
+
+    def post(client, side, quantity, price=None, **extra):
+        return post_order(api, client, symbol, side, quantity, price, **extra)
+
+    async def scenario():
+        ws = await connect()
+        await subscribe(ws, ["orderbook_deltas", "trades", "orders"], [symbol])
+        book = BookCopy(await recv_json(ws))
+        post("x", "sell", "1", "100.00")
+        post("y", "buy", "1", "100.00")  # the last trade price: 100.00
+        low = post("m", "sell", "1", "101.00")
+        high = post("m", "sell", "2", "102.00")
+        ice = post("s", "buy", "5", "102.00", stop_price="101.00", display_quantity="1.5")
+        assert (ice["status"], ice["stop_price"], ice["display_quantity"]) == ("pending", "101.00", "1.500")
+        # 0.5 at 101.00 triggers it: it buys 0.5 at 101.00 and 2 at 102.00, and rests 2.5 showing 1.5.
+        up = post("t", "buy", "0.5", "101.00")
+        # 1.5 at 102.00 takes the tip: the next one is the 1.0 left.
+        fill = post("u", "sell", "1.5", "102.00")
+        target = journal_seq(db, symbol)
+        assert target == fill["seq"] == up["seq"] + 2
+        messages = await messages_until(ws, book, target)
+        deltas = {m["seq"]: m["changes"] for m in messages if m["type"] == "delta"}
+        updates = {m["seq"]: m for m in messages if m["type"] == "order"}
+
+        assert deltas[ice["seq"]] == []
+        assert (updates[ice["seq"]]["event"], updates[ice["seq"]]["status"]) == ("placed", "pending")
+        assert deltas[up["seq"]] == [{"side": "sell", "price": "101.00", "quantity": "0.500", "order_count": 1}]
+        assert deltas[up["seq"] + 1] == [
+            {"side": "sell", "price": "101.00", "quantity": "0", "order_count": 0},
+            {"side": "sell", "price": "102.00", "quantity": "0", "order_count": 0},
+            {"side": "buy", "price": "102.00", "quantity": "1.500", "order_count": 1}]
+        triggered = updates[up["seq"] + 1]
+        assert (triggered["event"], triggered["order_id"], triggered["status"], triggered["stop_price"],
+                triggered["filled_quantity"], triggered["remaining_quantity"]) == \
+            ("triggered", ice["order_id"], "partially_filled", "101.00", "2.500", "2.500")
+        assert sorted((t["seq"], t["price"], t["quantity"], t["maker_order_id"]) for t in messages
+                      if t["type"] == "trade" and t["taker_order_id"] == ice["order_id"]) == \
+            [(up["seq"] + 1, "101.00", "0.500", low["order_id"]), (up["seq"] + 1, "102.00", "2.000", high["order_id"])]
+        assert deltas[fill["seq"]] == [{"side": "buy", "price": "102.00", "quantity": "1.000", "order_count": 1}]
+
+        assert book.levels == orderbook(db, symbol) == {("buy", Decimal("102.00")): (Decimal("1"), 1)}
+        rest = requests.get(f"{api}/orderbook", params={"instrument": symbol, "levels": 100}, timeout=10).json()
+        assert (rest["seq"], rest["bids"], rest["asks"]) == \
+            (book.seq, [{"price": "102.00", "quantity": "1.000", "order_count": 1}], [])
+        await ws.close()
+
+    run(scenario())
+    assert db.execute("SELECT problem FROM exchange.verify(%s)", (symbol,)).fetchall() == []
+    assert db.execute("SELECT remaining_lots, visible_lots FROM exchange.orders WHERE client_id = 's' "
+                      "AND instrument = %s AND display_lots IS NOT NULL", (symbol,)).fetchall() == [(1000, 1000)]
+
+
 def test_delete_orders_cancellations_reach_the_feed_like_single_cancels(db, frontend):
     """DELETE /orders (extension 0.14's cancel_all_orders) on three instruments: each cancelled order is a
     'cancelled' order update (status cancelled, cancelled_quantity what rested) with the seq of its answer,

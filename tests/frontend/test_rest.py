@@ -626,7 +626,13 @@ def test_a_stop_order_the_last_trade_already_reached_is_a_rejected_order(api, pg
     ({"stop_price": {"value": "1"}}, "invalid_field"),
     ({"stop_price": ["1"]}, "invalid_field"),
     ({"stop_price": "101.00", "post_only": True}, "invalid_combination"),
-    ({"stop_price": "101.00", "display_quantity": "0.5"}, "invalid_combination"),
+    ({"stop_price": "101.00", "post_only": True, "display_quantity": "0.5"}, "invalid_combination"),
+    # A display_quantity needs a GTC limit order, as without a stop (a stop-limit GTC iceberg is placed:
+    # test_a_stop_limit_iceberg_waits_then_rests_showing_only_its_tip).
+    ({"stop_price": "101.00", "type": "market", "price": None, "display_quantity": "0.5"}, "invalid_combination"),
+    ({"stop_price": "101.00", "time_in_force": "ioc", "display_quantity": "0.5"}, "invalid_combination"),
+    ({"stop_price": "101.00", "time_in_force": "fok", "display_quantity": "0.5"}, "invalid_combination"),
+    ({"stop_price": "101.00", "display_quantity": "3"}, "invalid_display"),  # more than the quantity 2
 ])
 def test_bad_stop_prices_are_400_and_place_nothing(api, pg, stop_book, extra, code):
     client = fresh_client("stopbad")
@@ -647,14 +653,78 @@ def test_stop_price_errors_say_what_is_wrong(api, pg, stop_book):
     assert r.json()["error"] == {"code": "invalid_stop_price",
                                  "message": "invalid_stop_price: stop_price -1 must be positive"}, r.text
     r = post_order(stop_order(client, price="100.00", stop_price="101.00", post_only=True))
-    assert r.json()["error"] == {
-        "code": "invalid_combination",
-        "message": "invalid_combination: a stop order cannot be post_only or have a display_quantity"}, r.text
+    assert r.json()["error"] == {"code": "invalid_combination",
+                                 "message": "invalid_combination: a stop order cannot be post_only"}, r.text
+    r = post_order(stop_order(client, stop_price="101.00", display_quantity="0.5"))  # a stop-market order
+    assert r.json()["error"] == {"code": "invalid_combination",
+                                 "message": "invalid_combination: display_quantity needs a gtc limit order"}, r.text
     body = json.dumps(stop_order(client, price="100.00"))[:-1] + ', "stop_price": 100.000000000000001}'
     r = requests.post(f"{api}/orders", data=body, headers=JSON)
     assert r.status_code == 400 and error_of(r) == "invalid_stop_price", r.text
     assert "100.000000000000001" in r.json()["error"]["message"], r.text
     assert pg.scalar("SELECT count(*) FROM exchange.orders WHERE client_id = %s", (client,)) == 0
+
+
+def test_a_stop_limit_iceberg_waits_then_rests_showing_only_its_tip(api, pg, stop_book):
+    """stop_price with display_quantity on a limit GTC order (a stop-limit iceberg): 201 pending with both as
+    exact decimals, in no level, its row showing nothing. A trade at its stop triggers it: it buys its whole
+    quantity's worth as a taker (more than its display), GET has it resting with the rest, the book shows only
+    its tip (min(display, remaining)) and, once a fill takes the tip, the next one. An amend to more than 100
+    times its display while it waits is 400 invalid_display, saying so."""
+    last_trade_at("100.00")
+    maker, stopper, taker = fresh_client("sicem"), fresh_client("sices"), fresh_client("sicet")
+    low = post_order(order(maker, instrument=STOP, side="sell", price="101.00", quantity="1")).json()
+    high = post_order(order(maker, instrument=STOP, side="sell", price="102.00", quantity="2")).json()
+    assert (low["status"], high["status"]) == ("open", "open")
+    r = post_order(stop_order(stopper, price="102.00", quantity="5", stop_price="101.00", display_quantity="1.5"))
+    assert r.status_code == 201, r.text
+    ice = r.json()
+    assert (ice["status"], ice["type"], ice["price"], ice["quantity"], ice["remaining_quantity"],
+            ice["stop_price"], ice["display_quantity"], ice["trades"]) == \
+        ("pending", "limit", "102.00", "5", "5.000", "101.00", "1.500", []), r.text
+    got = requests.get(f"{api}/orders/{ice['order_id']}").json()
+    assert (got["status"], got["stop_price"], got["display_quantity"], got["remaining_quantity"]) == \
+        ("pending", "101.00", "1.500", "5.000"), got
+    assert stop_levels() == ([], [{"price": "101.00", "quantity": "1.000", "order_count": 1},
+                                  {"price": "102.00", "quantity": "2.000", "order_count": 1}])
+    with pg.connect() as conn:
+        assert conn.execute("SELECT status, remaining_lots, display_lots, visible_lots FROM exchange.orders "
+                            "WHERE order_id = %s", (ice["order_id"],)).fetchone() == ("pending", 5000, 1500, 0)
+    r = requests.patch(f"{api}/orders/{ice['order_id']}", json={"quantity": "151"})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"] == {
+        "code": "invalid_display",
+        "message": f"amend of order {ice['order_id']} rejected: the remaining quantity 151.000 "
+                   f"would be more than 100 times its display_quantity 1.500"}, r.text
+
+    # 0.5 at 101.00 triggers it: it buys the other 0.5 at 101.00 and 2 at 102.00, and rests 2.5 showing 1.5.
+    r = post_order(order(taker, instrument=STOP, price="101.00", quantity="0.5"))
+    assert r.status_code == 201 and [t["price"] for t in r.json()["trades"]] == ["101.00"], r.text
+    trigger = r.json()
+    got = requests.get(f"{api}/orders/{ice['order_id']}").json()
+    assert (got["status"], got["price"], got["stop_price"], got["display_quantity"], got["filled_quantity"],
+            got["remaining_quantity"]) == ("partially_filled", "102.00", "101.00", "1.500", "2.500", "2.500"), got
+    assert [(t["price"], t["quantity"], t["maker_order_id"]) for t in got["trades"]] == \
+        [("101.00", "0.500", low["order_id"]), ("102.00", "2.000", high["order_id"])]
+    assert stop_levels() == ([{"price": "102.00", "quantity": "1.500", "order_count": 1}], [])
+    listed = requests.get(f"{api}/orders", params={"client_id": stopper}).json()["orders"]
+    assert [(o["order_id"], o["status"], o["display_quantity"]) for o in listed] == \
+        [(ice["order_id"], "partially_filled", "1.500")]
+    with pg.connect() as conn:
+        assert conn.execute("SELECT remaining_lots, visible_lots FROM exchange.orders WHERE order_id = %s",
+                            (ice["order_id"],)).fetchone() == (2500, 1500)
+        assert conn.execute("SELECT seq, payload->>'display_quantity' FROM exchange.events "
+                            "WHERE kind = 'order_triggered' AND order_id = %s", (ice["order_id"],)).fetchall() == \
+            [(trigger["seq"] + 1, "1.500")]
+
+    # A fill of the whole tip: the next one is the 1.0 left.
+    r = post_order(order(taker, instrument=STOP, side="sell", price="102.00", quantity="1.5"))
+    assert r.status_code == 201 and [(t["quantity"], t["maker_order_id"]) for t in r.json()["trades"]] == \
+        [("1.500", ice["order_id"])], r.text
+    got = requests.get(f"{api}/orders/{ice['order_id']}").json()
+    assert (got["status"], got["filled_quantity"], got["remaining_quantity"]) == \
+        ("partially_filled", "4.000", "1.000"), got
+    assert stop_levels() == ([{"price": "102.00", "quantity": "1.000", "order_count": 1}], [])
 
 
 def test_stop_orders_and_plain_orders_share_place_orders_batches(api, pg, stop_book):

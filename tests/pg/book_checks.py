@@ -76,3 +76,33 @@ def stop_problems(conn, limit=10):
         if len(problems) >= limit:
             break
     return problems
+
+
+def iceberg_stop_problems(conn, limit=10):
+    """Stop-limit icebergs (a stop-limit GTC order with a display_quantity,
+    since 2026-12-07): a pending one shows nothing (its row's visible_lots
+    0, its display_lots set); every 'order_placed' and 'order_triggered'
+    entry of a stop order carries its display_quantity (none for one without);
+    and each instrument's journal gives its book back (orderbook_at equals
+    orderbook), so the level a triggered iceberg's entry lists holds its tip,
+    not all it rests. (verify compares a resting iceberg's visible_lots with
+    the book.) Returns up to `limit` problems (empty when healthy)."""
+    problems = [f"pending stop {oid} with display_quantity {dq}: display_lots {dl}, visible_lots {vl}"
+                for oid, dq, dl, vl in conn.execute(
+                    "SELECT order_id, display_quantity, display_lots, visible_lots FROM exchange.orders "
+                    "WHERE status = 'pending' AND display_quantity IS NOT NULL "
+                    "AND (display_lots IS NULL OR visible_lots IS DISTINCT FROM 0) LIMIT %s", (limit,)).fetchall()]
+    problems += [f"instrument {i} seq {seq}: {kind} of stop order {oid} has display_quantity {journal}, "
+                 f"its row {row}" for i, seq, kind, oid, journal, row in conn.execute(
+                     "SELECT e.instrument_id, e.seq, e.kind, o.order_id, e.payload->>'display_quantity', "
+                     "o.display_quantity FROM exchange.events e JOIN exchange.orders o USING (order_id) "
+                     "WHERE o.stop_price IS NOT NULL AND e.kind IN ('order_placed', 'order_triggered') "
+                     "AND (e.payload->>'display_quantity')::numeric IS DISTINCT FROM o.display_quantity "
+                     "ORDER BY e.instrument_id, e.seq LIMIT %s", (limit,)).fetchall()]
+    problems += [f"{symbol}: {n} levels differ between orderbook_at and orderbook" for symbol, n in conn.execute(
+        "SELECT i.symbol, (SELECT count(*) FROM ((SELECT * FROM exchange.orderbook_at(i.symbol, depth => 100000) "
+        "EXCEPT ALL SELECT * FROM exchange.orderbook(i.symbol, 100000)) UNION ALL "
+        "(SELECT * FROM exchange.orderbook(i.symbol, 100000) "
+        "EXCEPT ALL SELECT * FROM exchange.orderbook_at(i.symbol, depth => 100000))) d) "
+        "FROM exchange.instruments i ORDER BY i.symbol").fetchall() if n]
+    return problems[:limit]

@@ -4,7 +4,9 @@ Four sessions run a fixed number of transactions each, every transaction on
 one instrument: batches (place_orders), single orders with idempotency keys
 (a quarter of the orders icebergs, 0.12; about one in six a stop order,
 0.13, limit or market, whose stop is near the prices traded: some are
-rejected as reached, the others wait and trigger as the sessions trade)
+rejected as reached, the others wait and trigger as the sessions trade;
+four in ten of the stop-limit ones icebergs, 2026-12-07, which rest with
+their tip when they trigger)
 that the sessions share (so that repeats race their originals), clients new
 to the exchange picked from a shared pool (so that first uses race),
 cancel_orders (without a client, or with a client per id),
@@ -31,7 +33,10 @@ has two orders with one idempotency key, every committed move is in the
 journal (an 'order_amended' entry of its order at its new stop), and
 replaying the journal every stop order triggered only once the last price
 reached its stop of the moment and none stayed pending past a command that
-reached it (book_checks.stop_problems). regress/specs/lock_order.spec
+reached it (book_checks.stop_problems), and the stop-limit icebergs hold
+(book_checks.iceberg_stop_problems: a pending one shows nothing, the
+journal's entries carry their display, each journal gives its book back).
+regress/specs/lock_order.spec
 shows the deadlocks of the lock order before, one step at a time; with
 that order a run of this test met 25 deadlocks.
 
@@ -46,7 +51,7 @@ import time
 
 import psycopg
 
-from book_checks import consistency_problems, stop_problems
+from book_checks import consistency_problems, iceberg_stop_problems, stop_problems
 
 EXPECTED = {
     ("55000", "order_not_open"), ("55000", "instrument_halted"), ("P0002", "order_not_found"),
@@ -97,6 +102,8 @@ def order(rng, inst, new_clients):
         if rng.random() < 0.3:  # a stop-market order
             o["type"] = "market"
             del o["price"]
+        elif rng.random() < 0.4:  # a stop-limit iceberg (2026-12-07)
+            o["display_quantity"] = rng.randint(1, o["quantity"])
     return o
 
 
@@ -271,7 +278,7 @@ def main():
     with psycopg.connect(dsn, autocommit=True) as conn:
         restarted = conn.execute("SELECT pg_postmaster_start_time()").fetchone()[0] != started
         problems, gaps, fills = consistency_problems(conn)
-        stop_trouble = stop_problems(conn)
+        stop_trouble = stop_problems(conn) + iceberg_stop_problems(conn)
         # Every committed move is journaled: an 'order_amended' entry of its order at its new stop.
         unjournaled = sum(1 for oid, stop in shared.moved if not conn.execute(
             "SELECT EXISTS (SELECT FROM exchange.events WHERE order_id = %s AND kind = 'order_amended' "
@@ -284,7 +291,11 @@ def main():
             "SELECT 'placed', count(*) FROM exchange.orders WHERE stop_price IS NOT NULL UNION ALL "
             "SELECT 'pending', count(*) FROM exchange.orders WHERE status = 'pending' UNION ALL "
             "SELECT 'would_trigger', count(*) FROM exchange.orders WHERE reject_reason = 'stop_would_trigger' UNION ALL "
-            "SELECT 'triggered', count(*) FROM exchange.events WHERE kind = 'order_triggered'").fetchall())
+            "SELECT 'triggered', count(*) FROM exchange.events WHERE kind = 'order_triggered' UNION ALL "
+            "SELECT 'iceberg_placed', count(*) FROM exchange.orders WHERE stop_price IS NOT NULL "
+            "AND display_quantity IS NOT NULL AND status <> 'rejected' UNION ALL "
+            "SELECT 'iceberg_triggered', count(*) FROM exchange.events e JOIN exchange.orders o USING (order_id) "
+            "WHERE e.kind = 'order_triggered' AND o.display_quantity IS NOT NULL").fetchall())
     outcomes = {str(k): v for k, v in sorted(shared.outcomes.items(), key=str)}
     print(f"concurrency: 4 sessions x {transactions} transactions, {orders} orders, {trades} trades, "
           f"stop orders {stops}, outcomes {outcomes}, stop price moves {dict(sorted(shared.moves.items()))} "
@@ -296,9 +307,10 @@ def main():
     if restarted or problems or gaps or fills or twice or stop_trouble or unjournaled:
         print(f"FAIL: restarted {restarted}, verify {problems}, journal gaps {gaps}, orders whose fills disagree "
               f"with trades {fills}, idempotency keys used twice {twice}, stop orders against the journal "
-              f"{stop_trouble}, committed moves not journaled {unjournaled}", file=sys.stderr)
+              f"and stop-limit icebergs {stop_trouble}, committed moves not journaled {unjournaled}", file=sys.stderr)
         failed = True
     if shared.outcomes.get("ok", 0) < transactions or trades == 0 or stops["triggered"] == 0 or \
+            stops["iceberg_triggered"] == 0 or \
             not shared.moves.get("moved") or not any(k.startswith("refused stop_would_trigger") for k in shared.moves) \
             or not shared.outcomes.get("cancel_all_orders cancelled"):
         print("FAIL: the sessions exercised too little (see outcomes)", file=sys.stderr)

@@ -57,11 +57,12 @@ book_stops() {
 }
 
 # 1. Clean restart: the books are reloaded exactly, their pending stop
-#    orders (in trigger order) and last trade prices too. On MMM (0.14) a
-#    stop moved before the restart: after a trade at 100, m1's buy stop
-#    105 -> 106 puts it behind m2 (placed after it at 106), s1's sell stop
-#    95 -> 94; reloaded, m1 is still at 106 behind m2, a trade at 105 (m1's
-#    old stop) triggers nothing and one at 106 triggers m2, then m1.
+#    orders (in trigger order, stop-limit icebergs with their display, III
+#    below) and last trade prices too. On MMM (0.14) a stop moved before
+#    the restart: after a trade at 100, m1's buy stop 105 -> 106 puts it
+#    behind m2 (placed after it at 106), s1's sell stop 95 -> 94; reloaded,
+#    m1 is still at 106 behind m2, a trade at 105 (m1's old stop) triggers
+#    nothing and one at 106 triggers m2, then m1.
 order_script seed 400 1 | psql_db -At >/dev/null
 psql_db -At -c "SELECT exchange.create_instrument('MMM', 1, 1)" \
   -c "SELECT status FROM exchange.place_order('mk', 'MMM', 'sell', 'limit', 1, 100)" \
@@ -85,6 +86,33 @@ psql_db -At -c "SELECT exchange.create_instrument('LLL', 1, 1)" \
   -c "SELECT status FROM exchange.place_order('lk', 'LLL', 'sell', 'limit', 2, 100)" \
   -c "SELECT status FROM exchange.place_order('lt', 'LLL', 'buy', 'limit', 1, 100)" \
   -c "SELECT status FROM exchange.place_order('lq', 'LLL', 'buy', 'limit', 1, 90)" >/dev/null
+# III (2026-12-07): pending stop-limit icebergs, i1 (buy stop 105, limit
+# 106, 10 showing 2) and i2 (sell stop 95, limit 94, 6 showing 4, amended
+# to 3, below its display), after a trade at 100. Reloaded with their
+# display: triggered after the restart, i2 rests whole (3 of 3 shown, as an
+# iceberg amended below its display does), i1 buys 2 at 106 and rests 8
+# showing 2; the book and the rows' visible_lots show only the tip.
+psql_db -At -c "SELECT exchange.create_instrument('III', 1, 1)" \
+  -c "SELECT status FROM exchange.place_order('ik', 'III', 'sell', 'limit', 1, 100)" \
+  -c "SELECT status FROM exchange.place_order('it', 'III', 'buy', 'limit', 1, 100)" \
+  -c "SELECT status FROM exchange.place_order('i1', 'III', 'buy', 'limit', 10, 106, stop_price => 105,
+                                             display_quantity => 2)" \
+  -c "SELECT status FROM exchange.place_order('i2', 'III', 'sell', 'limit', 6, 94, stop_price => 95,
+                                             display_quantity => 4)" \
+  -c "SELECT status FROM exchange.amend_order((SELECT order_id FROM exchange.orders WHERE client_id = 'i2'),
+                                             quantity => 3)" >/dev/null
+iii_rows() {
+  psql_db -At -c "SELECT string_agg(client_id || ' ' || status || ' ' || remaining_lots || ' shown ' || visible_lots
+                                    || ' of ' || display_lots, ', ' ORDER BY client_id)
+                    FROM exchange.orders WHERE instrument = 'III' AND client_id IN ('i1', 'i2')"
+}
+iii_book() {
+  psql_db -At -c "SELECT string_agg(side || ' ' || price || ' x ' || quantity || ' (' || order_count || ')', ', ')
+                    FROM exchange.orderbook('III')"
+}
+[ "$(iii_rows)" = "i1 pending 10 shown 0 of 2, i2 pending 3 shown 0 of 4" ] ||
+  fail "restart: the iceberg stops on III before the restart: $(iii_rows)"
+[ -z "$(iii_book)" ] || fail "restart: the pending iceberg stops show in the book: $(iii_book)"
 before=$(psql_db -At -c "SELECT symbol, o.* FROM exchange.instruments, exchange.orderbook(symbol, 1000) o")
 stops_before=$(book_stops)
 scripts/pg-cluster.sh stop "$dir"
@@ -114,6 +142,29 @@ lll=$(psql_db -At -c "SELECT string_agg(p.status || coalesce(' ' || p.reject_rea
 [ "$lll" = "pending, rejected stop_would_trigger" ] ||
   fail "restart: buy stops at 101 and 100 after a trade at 100 on a book reloaded without stops: $lll"
 check_health "restart, the last trade price read when the first stop came"
+[ "$(iii_rows)" = "i1 pending 10 shown 0 of 2, i2 pending 3 shown 0 of 4" ] ||
+  fail "restart: the iceberg stops on III after the restart: $(iii_rows)"
+psql_db -At -c "SELECT status FROM exchange.place_order('ic', 'III', 'buy', 'limit', 1, 95)" \
+  -c "SELECT status FROM exchange.place_order('id', 'III', 'sell', 'limit', 1, 95)" >/dev/null
+[ "$(iii_book)" = "sell 94 x 3 (1)" ] || fail "restart: i2 triggered after the restart: the book $(iii_book)"
+[ "$(iii_rows)" = "i1 pending 10 shown 0 of 2, i2 open 3 shown 3 of 4" ] ||
+  fail "restart: i2 triggered after the restart: $(iii_rows)"
+psql_db -At -c "SELECT status FROM exchange.cancel_order((SELECT order_id FROM exchange.orders
+                                                           WHERE client_id = 'i2'))" \
+  -c "SELECT status FROM exchange.place_order('ia', 'III', 'sell', 'limit', 1, 105)" \
+  -c "SELECT status FROM exchange.place_order('ib', 'III', 'sell', 'limit', 2, 106)" \
+  -c "SELECT status FROM exchange.place_order('iu', 'III', 'buy', 'limit', 1, 105)" >/dev/null
+[ "$(iii_book)" = "buy 106 x 2 (1)" ] || fail "restart: i1 triggered after the restart: the book $(iii_book)"
+[ "$(iii_rows)" = "i1 partially_filled 8 shown 2 of 2, i2 cancelled 0 shown 0 of 4" ] ||
+  fail "restart: i1 triggered after the restart: $(iii_rows)"
+triggered=$(psql_db -At -c "SELECT string_agg(o.client_id || ' display '
+                                              || coalesce(e.payload->>'display_quantity', '-') || ' remaining '
+                                              || (e.payload->>'remaining_quantity'), ', ' ORDER BY e.seq)
+              FROM exchange.events e JOIN exchange.orders o USING (order_id)
+             WHERE e.instrument_id = o.instrument_id AND o.instrument = 'III' AND e.kind = 'order_triggered'")
+[ "$triggered" = "i2 display 4 remaining 3, i1 display 2 remaining 8" ] ||
+  fail "restart: the iceberg stops' order_triggered entries: $triggered"
+check_health "restart, iceberg stops triggered"
 passed=$((passed + 1))
 
 # 2. kill -9 the postmaster while three clients place orders on two

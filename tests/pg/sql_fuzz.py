@@ -27,7 +27,10 @@ afterwards every book verifies clean, the journals are gap-free, each
 order's filled quantity equals its trades, and replaying the journal every
 stop order triggered only once the last price reached its stop of the
 moment (a move replacing it), and none stayed pending past a command that
-reached it (book_checks.stop_problems).
+reached it (book_checks.stop_problems); stop-limit icebergs (a share of
+the good stop-limit GTC orders carry a display_quantity, 2026-12-07): a
+pending one shows nothing, the journal's entries of stop orders carry their
+display, and each journal gives its book back (book_checks.iceberg_stop_problems).
 
 Usage: sql_fuzz.py DSN [calls]   (the database must not have the extension)
 """
@@ -38,7 +41,7 @@ import uuid
 
 import psycopg
 
-from book_checks import consistency_problems, stop_problems
+from book_checks import consistency_problems, iceberg_stop_problems, stop_problems
 
 # The extension's documented SQLSTATEs (README, "Errors") and PostgreSQL's own
 # input errors for arguments that cannot even be converted to the parameter type.
@@ -62,6 +65,7 @@ NUMERICS = ["0", "-0", "1", "-1", "0.01", "0.001", "0.0001", "0.00001", "100", "
             "-Infinity", "1.5", "2", "1000000000000000000", "0.3333333333333333333333", "7", "1e3", None]
 JSON_VALUES = [None, True, False, 0, -1, 1.5, "1", "abc", "1e999", "1e3", " 2 ", "0x10", "+3", ".5", "5.",
                [], {}, [1], {"a": 1}, "", 10 ** 30, -(10 ** 30), "NaN", "Infinity"]
+STOP_PRICES = ["98", "99", "100", "101", "102", "100.5"]  # a good order's, around its prices
 FIELDS = ["client_id", "instrument", "side", "type", "quantity", "price", "time_in_force",
           "idempotency_key", "post_only", "stp", "display_quantity", "stop_price"]
 
@@ -72,7 +76,7 @@ def pick(rng, values):
 
 def place_args(rng):
     good = rng.random() < 0.4
-    return {
+    a = {
         "client_id": pick(rng, ["f1", "f2", "f3"]) if good else pick(rng, STRINGS + [None]),
         "instrument": pick(rng, ["BTC-USD", "ETH-USD"]) if good else pick(rng, STRINGS + [None]),
         "side": pick(rng, ["buy", "sell"]) if good else pick(rng, STRINGS + [None]),
@@ -89,9 +93,15 @@ def place_args(rng):
         # they wait, are rejected as reached, and trigger), anything on an
         # otherwise good order now and then (its error alone), or anything.
         "stop_price": (pick(rng, NUMERICS) if rng.random() < 0.15 else
-                       pick(rng, [None, None, None, "98", "99", "100", "101", "102", "100.5"])) if good
+                       pick(rng, [None, None, None] + STOP_PRICES)) if good
         else pick(rng, NUMERICS),
     }
+    # Stop-limit icebergs (2026-12-07): a good stop-limit GTC order without a display gets one half the
+    # time (a tip of the good sizes or its whole quantity), so that some wait, trigger and rest as icebergs.
+    if good and a["stop_price"] in STOP_PRICES and a["type"] == "limit" and a["time_in_force"] == "gtc" \
+            and a["display_quantity"] is None and rng.random() < 0.5:
+        a["display_quantity"] = pick(rng, ["0.5", "0.1", a["quantity"]])
+    return a
 
 
 def batch_item(rng):
@@ -363,22 +373,27 @@ def main():
             print("FAIL: the server restarted during the fuzz pass", file=sys.stderr)
             return 1
         problems, gaps, fills = consistency_problems(conn)
-        stop_trouble = stop_problems(conn)
+        stop_trouble = stop_problems(conn) + iceberg_stop_problems(conn)
         trades = conn.execute("SELECT count(*) FROM exchange.trades").fetchone()[0]
         stops = dict(conn.execute(
             "SELECT 'placed', count(*) FROM exchange.orders WHERE stop_price IS NOT NULL UNION ALL "
             "SELECT 'pending', count(*) FROM exchange.orders WHERE status = 'pending' UNION ALL "
             "SELECT 'would_trigger', count(*) FROM exchange.orders WHERE reject_reason = 'stop_would_trigger' UNION ALL "
-            "SELECT 'triggered', count(*) FROM exchange.events WHERE kind = 'order_triggered'").fetchall())
+            "SELECT 'triggered', count(*) FROM exchange.events WHERE kind = 'order_triggered' UNION ALL "
+            "SELECT 'iceberg_placed', count(*) FROM exchange.orders WHERE stop_price IS NOT NULL "
+            "AND display_quantity IS NOT NULL AND status <> 'rejected' UNION ALL "
+            "SELECT 'iceberg_triggered', count(*) FROM exchange.events e JOIN exchange.orders o USING (order_id) "
+            "WHERE e.kind = 'order_triggered' AND o.display_quantity IS NOT NULL").fetchall())
     cancelled_all = moves.pop("cancel_all_orders cancelled", 0)
     print(f"sql fuzz: {calls} calls, outcomes {dict(sorted(outcomes.items()))}, {len(order_ids)} orders, "
           f"{trades} trades, stop orders {stops}, stop price moves {dict(sorted(moves.items()))}, "
           f"orders cancelled by cancel_all_orders {cancelled_all}")
     if problems or gaps or fills or stop_trouble:
         print(f"FAIL: verify {problems}, journal gaps {gaps}, orders whose fills disagree with trades {fills}, "
-              f"stop orders against the journal {stop_trouble}", file=sys.stderr)
+              f"stop orders against the journal, stop-limit icebergs {stop_trouble}", file=sys.stderr)
         return 1
     if outcomes.get("ok", 0) < calls // 10 or trades == 0 or len(outcomes) < 4 or stops["triggered"] == 0 or \
+            stops["iceberg_triggered"] == 0 or \
             not all(moves.get(k) for k in ("moved", "refused stop_would_trigger", "refused invalid_stop_price")):
         print("FAIL: the fuzz pass exercised too little (see outcomes)", file=sys.stderr)
         return 1

@@ -14,7 +14,8 @@
 # and a database at 0.12 whose book was loaded before its update to 0.13
 # (the server runs the new library first) keeps the last trade price that
 # stop orders are checked against, then, holding pending stops loaded in
-# memory at 0.13, is updated to 0.14 and moves one of them. Runs against
+# memory at 0.13, is updated to 0.14 and moves one of them, then to 0.15,
+# whose verify compares a pending stop's display quantity. Runs against
 # the cluster of scripts/test-pg.sh (PGHOST/PGPORT/PGUSER from there); the
 # databases are dropped at the end.
 set -euo pipefail
@@ -268,3 +269,36 @@ trigger_seq=$(q12 "SELECT seq FROM exchange.place_order('v7', 'UP12-USD', 'buy',
         exchange.verify('UP12-USD')")" = "order_triggered v5 filled, order_triggered v4 filled 0" ] ||
   fail "a trade at the new stop price after 0.13 -> 0.14: the triggered stops, or verify"
 echo "upgrade: 0.13 -> 0.14 with pending stops loaded at 0.13 moves one (amend_order with stop_price, one signature)"
+
+# 0.14 -> 0.15: verify compares a pending stop order's display quantity (the
+# library accepts a stop-limit iceberg at 0.14 already; a row whose
+# display_lots disagrees with the book is not seen by 0.14's verify, and is
+# by 0.15's), and reads the journal's last trade price only for a book that
+# has read it: UP12-USD, rebuilt without pending stops, has none to compare
+# (_book_last_price_read NULL) until a stop order is placed.
+ice=$(q12 "SELECT order_id FROM exchange.place_order('v8', 'UP12-USD', 'buy', 'limit', 10, 20, stop_price => 20,
+        display_quantity => 2)")
+[ "$(q12 "SELECT status || ' ' || display_lots || ' ' || visible_lots FROM exchange.orders WHERE order_id = '$ice'")" \
+  = "pending 2 0" ] || fail "a stop-limit iceberg at 0.14"
+q12 "UPDATE exchange.orders SET display_lots = 3 WHERE order_id = '$ice'" >/dev/null
+[ "$(q12 "SELECT count(*) FROM exchange.verify('UP12-USD')")" = 0 ] || fail "0.14's verify compared the display"
+q12 "ALTER EXTENSION exchange UPDATE TO '0.15'" >/dev/null
+[ "$(q12 "SELECT extversion FROM pg_extension WHERE extname = 'exchange'")" = 0.15 ] || fail "not updated to 0.15"
+case "$(q12 "SELECT string_agg(problem, '; ') FROM exchange.verify('UP12-USD')")" in
+  "stop order_no "*" differs: book side 0 stop 20 price 20 qty 10 display 2, table side 0 stop 20 price 20 qty 10 display 3") ;;
+  *) fail "0.15's verify did not report the display differing: $(q12 "SELECT string_agg(problem, '; ')
+       FROM exchange.verify('UP12-USD')")" ;;
+esac
+q12 "UPDATE exchange.orders SET display_lots = 2 WHERE order_id = '$ice'" >/dev/null
+q12 "SELECT status FROM exchange.cancel_order('$ice')" >/dev/null
+[ "$(q12 "SELECT count(*) FROM exchange.verify('UP12-USD')") $(q12 "SELECT count(*) FROM exchange.orders
+        WHERE instrument = 'UP12-USD' AND status = 'pending'")" = "0 0" ] || fail "verify at 0.15, or a stop left pending"
+[ "$(q12 "SELECT exchange.rebuild('UP12-USD') >= 0") $(q12 "SELECT coalesce(exchange._book_last_price_read($inst12)::text,
+        'null') || ' ' || exchange._book_last_price($inst12)")" = "t null 13" ] ||
+  fail "a book rebuilt without pending stops: its last trade price read (NULL) or the journal's (13)"
+[ "$(q12 "SELECT count(*) FROM exchange.verify('UP12-USD')")" = 0 ] || fail "verify of a book that has not read its last price"
+[ "$(q12 "SELECT status || ' ' || coalesce(reject_reason, '-') FROM exchange.place_order('v9', 'UP12-USD', 'buy',
+        'market', 1, stop_price => 13)")" = "rejected stop_would_trigger" ] || fail "a stop at the last price after the rebuild"
+[ "$(q12 "SELECT exchange._book_last_price_read($inst12)") $(q12 "SELECT count(*) FROM exchange.verify('UP12-USD')")" \
+  = "13 0" ] || fail "the last trade price read by the stop order, or verify after it"
+echo "upgrade: 0.14 -> 0.15 verify compares pending stops' display, and the last trade price only once read"
