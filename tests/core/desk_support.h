@@ -71,6 +71,24 @@ inline std::ostream& operator<<(std::ostream& os, const Lv& l) {
 using Ladder = std::vector<Lv>;   // the whole book: asks highest first, then bids highest first
 using Changes = std::vector<Lv>;  // result.levels
 
+// A resting order as find() reports it: price, all it has left, the part
+// shown (an iceberg's tip) and its display (0: a plain order).
+struct IceOrder {
+    OrderId id;
+    int64_t price;
+    int64_t qty;
+    int64_t visible;
+    int64_t display;
+};
+inline bool operator==(const IceOrder& a, const IceOrder& b) {
+    return a.id == b.id && a.price == b.price && a.qty == b.qty && a.visible == b.visible &&
+           a.display == b.display;
+}
+inline std::ostream& operator<<(std::ostream& os, const IceOrder& o) {
+    return os << "#" << o.id << " " << o.qty << " @ " << o.price << " (visible " << o.visible << ", display "
+              << o.display << ")";
+}
+
 // The subject order's outcome: filled, resting, cancelled, cancel reason.
 struct Out {
     int64_t filled;

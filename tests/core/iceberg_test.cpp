@@ -56,22 +56,6 @@ std::ostream& operator<<(std::ostream& os, const IceFill& f) {
 }
 using IceFills = std::vector<IceFill>;
 
-// A resting order: all it has left, the part shown, its display (0: plain).
-struct IceOrder {
-    OrderId id;
-    int64_t price;
-    int64_t qty;
-    int64_t visible;
-    int64_t display;
-};
-bool operator==(const IceOrder& a, const IceOrder& b) {
-    return a.id == b.id && a.price == b.price && a.qty == b.qty && a.visible == b.visible &&
-           a.display == b.display;
-}
-std::ostream& operator<<(std::ostream& os, const IceOrder& o) {
-    return os << "#" << o.id << " " << o.qty << " @ " << o.price << " (visible " << o.visible << ", display "
-              << o.display << ")";
-}
 using IceQueue = std::vector<IceOrder>;
 
 IceFills ice_fills(const Result& r) {

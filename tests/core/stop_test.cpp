@@ -93,24 +93,6 @@ std::ostream& operator<<(std::ostream& os, const Pend& p) {
 }
 using Pends = std::vector<Pend>;
 
-// An order in the book as find() reports it: price, all it has left, the
-// part shown (an iceberg's tip) and its display (0: a plain order).
-struct Shown {
-    OrderId id;
-    int64_t price;
-    int64_t qty;
-    int64_t visible;
-    int64_t display;
-};
-bool operator==(const Shown& a, const Shown& b) {
-    return a.id == b.id && a.price == b.price && a.qty == b.qty && a.visible == b.visible &&
-           a.display == b.display;
-}
-std::ostream& operator<<(std::ostream& os, const Shown& o) {
-    return os << "#" << o.id << " " << o.qty << " @ " << o.price << " (visible " << o.visible << ", display "
-              << o.display << ")";
-}
-
 Out done(int64_t filled, int64_t resting, int64_t cancelled = 0, CancelReason reason = CancelReason::None) {
     return {filled, resting, cancelled, reason};
 }
@@ -395,7 +377,7 @@ public:
     }
 
     // find() of an order in the book with its tip and display (all zeros if it is not one).
-    Shown shown(OrderId id) const {
+    IceOrder shown(OrderId id) const {
         RestingOrder o;
         if (!book().find(id, o) || o.stop.v != 0) return {0, 0, 0, 0, 0};
         return {o.id, o.price.v, o.qty.v, o.visible.v, o.display.v};
@@ -3086,7 +3068,7 @@ TEST_F(StopIceberg, TriggeredItTradesItsWholeQuantityAndRestsWithATip) {
     EXPECT_EQ(level_changes(r),
               (Changes{{Ask, 100, 1, 1}, {Ask, 100, 0, 0}, {Ask, 101, 0, 0}, {Bid, 101, 4, 1}}));
     EXPECT_EQ(d.ladder(), (Ladder{{Ask, 103, 5, 1}, {Bid, 101, 4, 1}}));
-    EXPECT_EQ(d.shown(10), (Shown{10, 101, 8, 4, 4}));
+    EXPECT_EQ(d.shown(10), (IceOrder{10, 101, 8, 4, 4}));
     EXPECT_EQ(d.book().stop_count(), 0u);
     EXPECT_EQ(d.last(), 101);
 
@@ -3100,11 +3082,11 @@ TEST_F(StopIceberg, TriggeredItTradesItsWholeQuantityAndRestsWithATip) {
     EXPECT_EQ(t.fills[0].maker_visible.v, 4);
     EXPECT_EQ(level_changes(t), (Changes{{Bid, 101, 6, 2}}));
     EXPECT_EQ(d.queue(Bid), (Queue{{4, 101, 2}, {10, 101, 4}}));
-    EXPECT_EQ(d.shown(10), (Shown{10, 101, 4, 4, 4}));
+    EXPECT_EQ(d.shown(10), (IceOrder{10, 101, 4, 4, 4}));
 
     const Result u = d.place(limit(22, Erin, Sell, 101, 5));
     EXPECT_EQ(fills(u), (Fills{{4, 22, 101, 2, 0}, {10, 22, 101, 3, 1}}));
-    EXPECT_EQ(d.shown(10), (Shown{10, 101, 1, 1, 4}));
+    EXPECT_EQ(d.shown(10), (IceOrder{10, 101, 1, 1, 4}));
     EXPECT_EQ(d.ladder(), (Ladder{{Ask, 103, 5, 1}, {Bid, 101, 1, 1}}));
 }
 
@@ -3134,7 +3116,7 @@ TEST_F(StopIceberg, InACascadeATriggeredIcebergRestsAndTheNextStopQueuesBehindIt
         (Changes{{Bid, 100, 0, 0}, {Bid, 99, 0, 0}, {Bid, 98, 0, 0}, {Ask, 97, 2, 1}, {Ask, 97, 5, 2}}));
     EXPECT_EQ(d.ladder(), (Ladder{{Ask, 97, 5, 2}, {Bid, 96, 5, 1}}));
     EXPECT_EQ(d.queue(Ask), (Queue{{11, 97, 7}, {12, 97, 3}}));
-    EXPECT_EQ(d.shown(11), (Shown{11, 97, 7, 2, 2}));
+    EXPECT_EQ(d.shown(11), (IceOrder{11, 97, 7, 2, 2}));
     EXPECT_EQ(d.pending(Sell), (Pends{{13, Dave, Sell, 95, 0, 1, Mkt}}));
     EXPECT_EQ(d.last(), 98);
     EXPECT_EQ(d.seq(), s + 4);
@@ -3217,12 +3199,12 @@ TEST_F(StopIceberg, AQuantityBelowItsDisplayIsKeptAndRestsWhole) {
     EXPECT_EQ(fills(r), (Fills{{1, 20, 100, 1, 0}}));
     EXPECT_EQ(triggered_of(r), (Trigs{trig(10, Dave, Buy, s + 2, done(0, 4), Reject::None, 1, 1)}));
     EXPECT_EQ(level_changes(r), (Changes{{Ask, 100, 0, 0}, {Bid, 101, 4, 1}}));
-    EXPECT_EQ(d.shown(10), (Shown{10, 101, 4, 4, 6})) << "all of it shown";
+    EXPECT_EQ(d.shown(10), (IceOrder{10, 101, 4, 4, 6})) << "all of it shown";
     EXPECT_EQ(d.ladder(), (Ladder{{Ask, 102, 5, 1}, {Bid, 101, 4, 1}}));
 
     // Still an iceberg of display 6: amended up in the book, it shows a tip of 6.
     EXPECT_TRUE(d.amend(10, 101, 9).accepted());
-    EXPECT_EQ(d.shown(10), (Shown{10, 101, 9, 6, 6}));
+    EXPECT_EQ(d.shown(10), (IceOrder{10, 101, 9, 6, 6}));
     EXPECT_EQ(d.ladder(), (Ladder{{Ask, 102, 5, 1}, {Bid, 101, 6, 1}}));
 }
 
@@ -3252,7 +3234,7 @@ TEST_F(StopIceberg, MovingItsStopKeepsItsDisplay) {
 
     EXPECT_EQ(fills(r), (Fills{{1, 20, 102, 1, 0}}));
     EXPECT_EQ(triggered_of(r), (Trigs{trig(10, Dave, Buy, s + 2, done(0, 8), Reject::None, 1, 1)}));
-    EXPECT_EQ(d.shown(10), (Shown{10, 107, 8, 3, 3}));
+    EXPECT_EQ(d.shown(10), (IceOrder{10, 107, 8, 3, 3}));
     EXPECT_EQ(d.ladder(), (Ladder{{Ask, 108, 5, 1}, {Bid, 107, 3, 1}}));
     EXPECT_EQ(d.pending(Buy), (Pends{{11, Carol, Buy, 103, 104, 2}}));
 }
@@ -3280,7 +3262,7 @@ TEST_F(StopIceberg, CancelRemovesAllOfIt) {
     // Triggered and resting with a hidden part, it is cancelled whole too.
     d.arm(with_display(stop_limit(11, Dave, Buy, 101, 101, 12), 3));
     EXPECT_EQ(triggered_of(d.place(limit(20, Alice, Buy, 101, 1))).size(), 1u);
-    EXPECT_EQ(d.shown(11), (Shown{11, 101, 8, 3, 3}));
+    EXPECT_EQ(d.shown(11), (IceOrder{11, 101, 8, 3, 3}));
     const Result c = d.cancel(11);
     EXPECT_EQ(outcome(c), done(0, 0, 8, CancelReason::User));
     EXPECT_EQ(level_changes(c), (Changes{{Bid, 101, 0, 0}}));
@@ -3322,8 +3304,8 @@ TEST_F(StopIceberg, LoadedADisplayAboveItsQuantityIsKeptAndTooManyTipsOrAStopMar
     EXPECT_EQ(fills(r), (Fills{{1, 20, 100, 1, 0}}));
     EXPECT_EQ(triggered_of(r), (Trigs{trig(10, Dave, Buy, 502, done(0, 12), Reject::None, 1, 1),
                                       trig(11, Carol, Buy, 503, done(0, 4), Reject::None, 1, 2)}));
-    EXPECT_EQ(d.shown(10), (Shown{10, 101, 12, 3, 3}));
-    EXPECT_EQ(d.shown(11), (Shown{11, 102, 4, 4, 6}));
+    EXPECT_EQ(d.shown(10), (IceOrder{10, 101, 12, 3, 3}));
+    EXPECT_EQ(d.shown(11), (IceOrder{11, 102, 4, 4, 6}));
     EXPECT_EQ(d.ladder(), (Ladder{{Ask, 103, 10, 1}, {Bid, 102, 4, 1}, {Bid, 101, 3, 1}}));
 }
 
@@ -3364,7 +3346,7 @@ TEST_F(StopIceberg, RollbackRestoresItPendingAsItWas) {
     EXPECT_TRUE(d.amend(10, 101, 20, 100).accepted());
     const Result r = d.place(limit(20, Alice, Buy, 100, 1));
     EXPECT_EQ(triggered_of(r).size(), 1u);
-    EXPECT_EQ(d.shown(10), (Shown{10, 101, 13, 4, 4}));
+    EXPECT_EQ(d.shown(10), (IceOrder{10, 101, 13, 4, 4}));
 
     d.book().rollback_to(sp1);
     d.expect_consistent();
@@ -3382,7 +3364,7 @@ TEST_F(StopIceberg, RollbackRestoresItPendingAsItWas) {
     const uint64_t s = d.seq();
     const Result again = d.place(limit(20, Alice, Buy, 100, 1));
     EXPECT_EQ(triggered_of(again), (Trigs{trig(10, Dave, Buy, s + 2, done(7, 8), Reject::None, 1, 1)}));
-    EXPECT_EQ(d.shown(10), (Shown{10, 101, 8, 4, 4}));
+    EXPECT_EQ(d.shown(10), (IceOrder{10, 101, 8, 4, 4}));
 
     // Dave cancels it and places another stop-limit iceberg instead; a rollback undoes both.
     const Book::Savepoint sp2 = d.book().savepoint();
@@ -3392,7 +3374,7 @@ TEST_F(StopIceberg, RollbackRestoresItPendingAsItWas) {
     d.book().rollback_to(sp2);
     d.expect_consistent();
     EXPECT_EQ(d.hash(), h2);
-    EXPECT_EQ(d.shown(10), (Shown{10, 101, 8, 4, 4}));
+    EXPECT_EQ(d.shown(10), (IceOrder{10, 101, 8, 4, 4}));
     EXPECT_EQ(d.book().stop_count(), 0u);
 }
 
