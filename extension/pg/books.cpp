@@ -83,8 +83,8 @@ struct Slot {
     pg_atomic_uint64 commit_lsn;
     // Whether the book holds the journal's last trade price. A book is loaded
     // without it unless it has pending stop orders (reading it walks the
-    // journal back to its last trade); the first stop placed or moved before
-    // the book's own first trade reads it (LearnLastTradePrice). Written and
+    // journal back to its last trade); the first stop placed before the
+    // book's own first trade reads it (LearnLastTradePrice). Written and
     // read under the instrument's exclusive lock.
     bool last_price_read;
 };
@@ -679,6 +679,7 @@ void LearnLastTradePrice(Book& book) {
         shared->slots[slot].last_price_read = true;
         return;
     }
+    elog(ERROR, "a stop order on a book this transaction has not taken for writing");
 }
 
 int64 BookLastTradeTicks(int32 instrument_id, bool from_journal, bool* known) {
