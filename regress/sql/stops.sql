@@ -851,6 +851,17 @@ SELECT n - :before_verify >= 51 AS verify_walked FROM journal_reads;
 UPDATE exchange.orders SET display_lots = 2 WHERE order_id = :'sl_ice';
 SELECT regexp_replace(problem, 'order_no \d+', 'order_no N') AS problem FROM exchange.verify('STOPL-USD');
 ROLLBACK;
+-- place_orders reads it as place_order does: after a rebuild without
+-- pending stops, in a batch whose first item does not trade, the second,
+-- its first stop, reads it (101 waits) and the third, a stop the last
+-- trade (100) has reached, is refused.
+SELECT exchange.rebuild('STOPL-USD') AS resting;
+BEGIN;
+SELECT status, reject_reason, stop_price FROM exchange.place_orders('[
+  {"client_id": "sl_b1", "instrument": "STOPL-USD", "side": "buy", "type": "limit", "quantity": 1, "price": 60},
+  {"client_id": "sl_b1", "instrument": "STOPL-USD", "side": "buy", "type": "market", "quantity": 1, "stop_price": 101},
+  {"client_id": "sl_b1", "instrument": "STOPL-USD", "side": "sell", "type": "market", "quantity": 1, "stop_price": 100}]');
+ROLLBACK;
 RESET enable_seqscan;
 
 -- Stop-limit icebergs: a stop-limit GTC order may have a display_quantity.
