@@ -774,7 +774,8 @@ def test_a_triggered_stop_limit_iceberg_shows_only_its_tip_in_the_delta(db, fron
         updates = {m["seq"]: m for m in messages if m["type"] == "order"}
 
         assert deltas[ice["seq"]] == []
-        assert (updates[ice["seq"]]["event"], updates[ice["seq"]]["status"]) == ("placed", "pending")
+        assert (updates[ice["seq"]]["event"], updates[ice["seq"]]["status"],
+                updates[ice["seq"]]["display_quantity"]) == ("placed", "pending", "1.500")
         assert deltas[up["seq"]] == [{"side": "sell", "price": "101.00", "quantity": "0.500", "order_count": 1}]
         assert deltas[up["seq"] + 1] == [
             {"side": "sell", "price": "101.00", "quantity": "0", "order_count": 0},
@@ -782,8 +783,10 @@ def test_a_triggered_stop_limit_iceberg_shows_only_its_tip_in_the_delta(db, fron
             {"side": "buy", "price": "102.00", "quantity": "1.500", "order_count": 1}]
         triggered = updates[up["seq"] + 1]
         assert (triggered["event"], triggered["order_id"], triggered["status"], triggered["stop_price"],
-                triggered["filled_quantity"], triggered["remaining_quantity"]) == \
-            ("triggered", ice["order_id"], "partially_filled", "101.00", "2.500", "2.500")
+                triggered["display_quantity"], triggered["filled_quantity"], triggered["remaining_quantity"]) == \
+            ("triggered", ice["order_id"], "partially_filled", "101.00", "1.500", "2.500", "2.500")
+        assert all("display_quantity" not in m for m in messages if m["type"] == "order"
+                   and m["order_id"] != ice["order_id"]), "a plain order's update has no display_quantity"
         assert sorted((t["seq"], t["price"], t["quantity"], t["maker_order_id"]) for t in messages
                       if t["type"] == "trade" and t["taker_order_id"] == ice["order_id"]) == \
             [(up["seq"] + 1, "101.00", "0.500", low["order_id"]), (up["seq"] + 1, "102.00", "2.000", high["order_id"])]

@@ -147,6 +147,8 @@ Message order_message(const std::string& instrument, const JournalRow& row, cons
     // amend's: the new one after a move, 0.14, else its own); a cancel's payload does not (nor does the
     // order row the journal view joins then), nor does a plain order's.
     if (payload.HasMember("stop_price")) text_field(w, "stop_price", payload);
+    // An iceberg's (0.12; a stop-limit one's too): its placed, rejected and triggered entries carry it.
+    if (payload.HasMember("display_quantity")) text_field(w, "display_quantity", payload);
     order_value(w, "quantity", payload, row.quantity, false);
     order_value(w, "filled_quantity", payload, row.filled_quantity, false);
     // A cancel leaves nothing resting; its payload says only how much it removed.
