@@ -6,7 +6,8 @@
 # (tests/pg/concurrency_test.py), the NOTIFY publisher's test
 # (tests/pg/publisher_test.py), the upgrade from the base version
 # (tests/pg/upgrade_test.sh), the WAL preallocator's (tests/pg/wal_prealloc_test.sh,
-# on a cluster of its own), then the restart and crash tests. The cluster is
+# on a cluster of its own), a streaming standby of the cluster
+# (tests/pg/standby_test.sh), then the restart and crash tests. The cluster is
 # stopped and removed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -67,6 +68,9 @@ if [ $status -eq 0 ]; then
 fi
 if [ $status -eq 0 ]; then
   tests/pg/wal_prealloc_test.sh || status=1
+fi
+if [ $status -eq 0 ]; then
+  PGX_CLUSTER_DIR=$dir tests/pg/standby_test.sh || status=1
 fi
 if [ $status -eq 0 ]; then
   PGX_CLUSTER_DIR=$dir tests/pg/restart_crash_test.sh || status=1

@@ -172,6 +172,18 @@ void EnsureReadCommitted() {
 
 Oid InstrumentsRelid() { return ExchangeRelid("instruments"); }
 
+// A standby replays the tables, not the books: they live in the primary
+// server's memory (a book loaded here would never see the primary's changes).
+void RefuseDuringRecovery() {
+    if (RecoveryInProgress())
+        ereport(ERROR,
+                (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                 errmsg("order books are not kept on a standby"),
+                 errdetail("A standby replays the tables; the books live in the primary server's memory."),
+                 errhint("On a standby read exchange.orderbook_at(), the journal and the tables, or ask the "
+                         "primary.")));
+}
+
 char* Region(int slot) { return reinterpret_cast<char*>(shared) + shared->books_offset + shared->book_bytes * slot; }
 
 // Index of the slot for this instrument, or -1. Caller holds the directory lock.
@@ -619,6 +631,7 @@ void RegisterTransactionCallbacks() {
 
 Book& EnsureBookForWrite(int32 instrument_id, bool* locked_before) {
     EnsureAttached();
+    RefuseDuringRecovery();
     EnsureReadCommitted();
     const Oid relid = InstrumentsRelid();
     // LockDatabaseObject's steps, keeping LockAcquire's answer.
@@ -648,6 +661,7 @@ void FlushCommitted(int slot) {
 
 Book& EnsureBookForRead(int32 instrument_id) {
     EnsureAttached();
+    RefuseDuringRecovery();
     const Oid relid = InstrumentsRelid();
     LockDatabaseObject(relid, instrument_id, 0, ShareLock);
     read_lock_mode = ShareLock;

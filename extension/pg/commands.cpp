@@ -2456,10 +2456,21 @@ bool AmendOrder(Datum order_id, Numeric quantity, Numeric price, Numeric stop_pr
     return true;
 }
 
+// A trading function writes rows and changes a book: where it cannot (a
+// read-only transaction, a standby in recovery) it is refused at once, naming
+// itself (25006), rather than by whichever statement would write first.
+void RequireWritable(FunctionCallInfo fcinfo) {
+    if (!XactReadOnly && !RecoveryInProgress()) return;
+    const char* what = psprintf("exchange.%s()", get_func_name(fcinfo->flinfo->fn_oid));
+    PreventCommandDuringRecovery(what);
+    PreventCommandIfReadOnly(what);
+}
+
 // A command with one exchange.order_result: runs command(row) inside SPI
 // and returns the row it filled, made in the caller's memory context.
 template <class Command>
 Datum OrderResult(FunctionCallInfo fcinfo, Command command) {
+    RequireWritable(fcinfo);
     TupleDesc desc;
     if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE)
         ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED), errmsg("function must return a composite")));
@@ -2483,6 +2494,7 @@ struct Batch {
     ReturnSetInfo* rsinfo;
 };
 Batch StartBatch(FunctionCallInfo fcinfo, const char* name) {
+    RequireWritable(fcinfo);
     Jsonb* json = PG_ARGISNULL(0) ? nullptr : PG_GETARG_JSONB_P(0);
     if (json == nullptr || !JB_ROOT_IS_ARRAY(json) || JB_ROOT_IS_SCALAR(json))
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid_batch: %s must be a JSON array", name)));
@@ -2517,6 +2529,7 @@ ArrayType* ArrayArg(FunctionCallInfo fcinfo, int i, const char* name) {
 // (LockInstrumentsOf), so that two batches never wait for each other in a
 // cycle.
 Datum CancelOrders(FunctionCallInfo fcinfo, ArrayType* order_ids, const char* const* clients) {
+    RequireWritable(fcinfo);
     Datum* ids;
     bool* nulls;
     int count;

@@ -100,8 +100,8 @@ SELECT c.status FROM exchange.orders o, exchange.cancel_order(o.order_id) c WHER
 TRUNCATE rw_audit;
 
 -- In a read-only transaction a call fails with 25006 and writes nothing
--- (the client exists already, so no INSERT statement catches it: the call's
--- lock on the instrument row does; its nextval and the row writer check too).
+-- (the client exists already, so no INSERT statement would catch it: the
+-- call refuses itself first, naming itself).
 BEGIN READ ONLY;
 SELECT try($$SELECT exchange.place_order('rw-m4', 'RW-USD', 'sell', 'limit', 1, 110)$$);
 COMMIT;

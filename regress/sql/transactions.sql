@@ -68,3 +68,30 @@ SELECT book('ETH-USD');
 SELECT exchange.rebuild('ETH-USD');
 SELECT book('ETH-USD');
 SELECT healthy('ETH-USD'), healthy('BTC-USD'), healthy('SOL-USD');
+
+-- A read-only transaction (and SET TRANSACTION READ ONLY after a trade) is
+-- refused by every trading function at once, naming it (25006), and
+-- changes nothing; reading the book and verify still work there.
+SELECT order_id AS ro_order, client_id AS ro_client FROM exchange.orders
+ WHERE instrument = 'ETH-USD' AND status = 'open' ORDER BY order_no LIMIT 1 \gset
+SELECT count(*) AS orders_before FROM exchange.orders \gset
+BEGIN READ ONLY;
+SELECT try($$SELECT exchange.place_order('$$ || :'ro_client' || $$', 'ETH-USD', 'buy', 'limit', 1, 1000)$$);
+SELECT try($$SELECT exchange.place_orders('[{"client_id": "$$ || :'ro_client' || $$", "instrument": "ETH-USD", "side": "buy", "type": "limit", "quantity": 1, "price": 1000}]')$$);
+SELECT try($$SELECT exchange.cancel_order('$$ || :'ro_order' || $$')$$);
+SELECT try($$SELECT exchange.cancel_orders(ARRAY['$$ || :'ro_order' || $$']::uuid[])$$);
+SELECT try($$SELECT exchange.cancel_orders(ARRAY['$$ || :'ro_order' || $$']::uuid[], ARRAY['$$ || :'ro_client' || $$'])$$);
+SELECT try($$SELECT exchange.amend_order('$$ || :'ro_order' || $$', quantity => 2)$$);
+SELECT try($$SELECT exchange.amend_orders('[{"order_id": "$$ || :'ro_order' || $$", "quantity": 2}]')$$);
+SELECT try($$SELECT exchange.cancel_all_orders('$$ || :'ro_client' || $$')$$);
+SELECT count(*) > 0 AS book_readable FROM exchange.orderbook('ETH-USD');
+SELECT count(*) AS problems FROM exchange.verify('ETH-USD');
+ROLLBACK;
+BEGIN;
+SELECT status FROM exchange.cancel_order(:'ro_order');
+SET TRANSACTION READ ONLY;
+SELECT try($$SELECT exchange.place_order('$$ || :'ro_client' || $$', 'ETH-USD', 'sell', 'limit', 1, 2502)$$);
+ROLLBACK;
+SELECT count(*) = :orders_before AS nothing_written, (SELECT status FROM exchange.get_order(:'ro_order')) AS still
+  FROM exchange.orders;
+SELECT healthy('ETH-USD');

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# A streaming standby of the test cluster (pg_basebackup -R, 127.0.0.1, the
+# cluster's port + 5): it replays the tables, not the books, which live in the
+# primary's memory. There every function that needs a book is refused with
+# 55000 "order books are not kept on a standby" (orderbook, verify), every
+# trading function with 25006 "cannot execute exchange.place_order() during
+# recovery" (before, a lock error named neither), and what reads the tables
+# works: orderbook_at rebuilds the primary's book from the replayed journal,
+# also after more trading on the primary, and get_order, list_orders and
+# candles answer. The standby is stopped and removed at the end, with its
+# database on the primary. Runs against the cluster of scripts/test-pg.sh.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+dir=${PGX_CLUSTER_DIR:?}
+port=${PGPORT:?}
+sb=$(cd "$(dirname "$dir")" && pwd)/$(basename "$dir")-standby  # absolute: the server runs in its data folder
+sb_port=$((port + 5))
+db=exchange_standby
+BIN=/usr/lib/postgresql/15/bin
+as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+fail() { echo "standby: $*" >&2; exit 1; }
+primary() { psql -X -At -v ON_ERROR_STOP=1 -d "$db" -c "$1"; }
+standby() { psql -X -At -v ON_ERROR_STOP=1 -p "$sb_port" -d "$db" -c "$1"; }
+stop_standby() {
+  if [ -f "$sb/data/postmaster.pid" ]; then as_pg "$BIN/pg_ctl" -D "$sb/data" -m fast -w -t 60 stop >/dev/null || true; fi
+  rm -rf "$sb"
+}
+cleanup() {
+  stop_standby
+  psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+stop_standby
+
+psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
+psql -X -q -v ON_ERROR_STOP=1 -d "$db" >/dev/null <<'SQL'
+CREATE EXTENSION exchange;
+CREATE FUNCTION try(sql text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE sql;
+    RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+    RETURN SQLSTATE || ' ' || SQLERRM;
+END $$;
+SELECT exchange.create_instrument('SB-USD', 0.01, 0.001);
+SELECT exchange.place_order('s1', 'SB-USD', 'sell', 'limit', 2, 101);
+SELECT exchange.place_order('s2', 'SB-USD', 'buy', 'limit', 0.5, 101);
+SELECT exchange.place_order('s3', 'SB-USD', 'buy', 'limit', 1, 99.5, display_quantity => 0.2);
+SELECT exchange.place_order('s4', 'SB-USD', 'sell', 'market', 0.1, stop_price => 98);
+SQL
+
+mkdir -p "$sb"
+if [ "$(id -u)" -eq 0 ]; then chown postgres: "$sb"; fi
+as_pg "$BIN/pg_basebackup" -h 127.0.0.1 -p "$port" -U postgres -D "$sb/data" -R -X stream -c fast
+printf "port = %s\nunix_socket_directories = '%s'\nhot_standby = on\n" "$sb_port" "$sb" |
+  as_pg tee -a "$sb/data/postgresql.conf" >/dev/null
+as_pg "$BIN/pg_ctl" -D "$sb/data" -l "$sb/server.log" -o "-p $sb_port" -w -t 120 start >/dev/null
+
+# Waits until the standby has replayed everything the primary has written.
+caught_up() {
+  local lsn i
+  lsn=$(primary "SELECT pg_current_wal_lsn()")
+  for i in $(seq 200); do
+    [ "$(standby "SELECT pg_last_wal_replay_lsn() >= '$lsn'::pg_lsn")" = t ] && return 0
+    sleep 0.05
+  done
+  fail "the standby did not replay up to $lsn"
+}
+caught_up
+[ "$(standby "SELECT pg_is_in_recovery()")" = t ] || fail "not in recovery"
+
+case "$(standby "SELECT try('SELECT * FROM exchange.orderbook(''SB-USD'')')")" in
+  "55000 order books are not kept on a standby") ;;
+  *) fail "orderbook on the standby: $(standby "SELECT try('SELECT * FROM exchange.orderbook(''SB-USD'')')")" ;;
+esac
+[ "$(standby "SELECT try('SELECT * FROM exchange.verify(''SB-USD'')')")" = "55000 order books are not kept on a standby" ] ||
+  fail "verify on the standby"
+for call in "place_order('s5', 'SB-USD', 'buy', 'limit', 1, 100)|place_order" \
+  "place_orders('[]')|place_orders" "cancel_all_orders('s1')|cancel_orders" \
+  "amend_orders('[]')|amend_orders"; do
+  sql=${call%|*} name=${call#*|}
+  got=$(standby "SELECT try(\$q\$SELECT * FROM exchange.$sql\$q\$)")
+  [ "$got" = "25006 cannot execute exchange.$name() during recovery" ] || fail "$sql on the standby: $got"
+done
+order=$(primary "SELECT order_id FROM exchange.orders WHERE client_id = 's1'")
+got=$(standby "SELECT try('SELECT exchange.cancel_order(''$order'')')")
+[ "$got" = "25006 cannot execute exchange.cancel_order() during recovery" ] || fail "cancel_order on the standby: $got"
+
+# What reads the tables: the journal gives the primary's book back.
+book_primary() { primary "SELECT string_agg(b::text, ' ') FROM exchange.orderbook('SB-USD', 100) b"; }
+book_standby() { standby "SELECT string_agg(b::text, ' ') FROM exchange.orderbook_at('SB-USD', depth => 100) b"; }
+[ -n "$(book_primary)" ] && [ "$(book_standby)" = "$(book_primary)" ] ||
+  fail "orderbook_at on the standby '$(book_standby)' is not the primary's book '$(book_primary)'"
+primary "SELECT exchange.place_order('s6', 'SB-USD', 'buy', 'limit', 1.5, 101)" >/dev/null
+caught_up
+[ "$(book_standby)" = "$(book_primary)" ] || fail "after more trading: '$(book_standby)' against '$(book_primary)'"
+[ "$(standby "SELECT status || ' ' || filled_quantity FROM exchange.get_order('$order')")" = "filled 2.000" ] ||
+  fail "get_order on the standby"
+[ "$(standby "SELECT count(*) FROM exchange.list_orders('s3')")" = 1 ] || fail "list_orders on the standby"
+[ "$(standby "SELECT trade_count FROM exchange.candles('SB-USD', '1 day', max_rows => 1)")" = \
+  "$(primary "SELECT count(*) FROM exchange.trades WHERE instrument = 'SB-USD'")" ] || fail "candles on the standby"
+[ "$(primary "SELECT count(*) FROM exchange.verify('SB-USD')")" = 0 ] || fail "verify on the primary"
+echo "standby: books refused (55000), trading refused (25006), orderbook_at equal to the primary's book, also after more trading"
