@@ -82,6 +82,11 @@ ApiError api_error_from(const std::exception& e) {
     if (state == "53000") return make(503, "capacity");
     if (state.rfind("22", 0) == 0) return make(400, "invalid_value");
     if (state == "40001" || state == "40P01") return ApiError(503, "database_busy", "retry the request");
+    // The database takes no writes: a standby (before or without a failover), or a read-only default.
+    if (state == "25006")
+        return ApiError(503, "database_read_only",
+                        "the database is read-only (a standby, or default_transaction_read_only): point the "
+                        "frontend at the primary");
     if (state == "57014") return ApiError(503, "database_timeout", "the database did not answer in time");
     if (state == "55P03")
         return ApiError(503, "instrument_busy", "another transaction holds the instrument; retry the request");

@@ -1707,3 +1707,38 @@ def test_postgres_outage_is_a_fast_503_then_recovers(api, pg):
         assert r.status_code == 503 and time.monotonic() < deadline, r.text
         time.sleep(0.2)
     assert requests.get(f"{api}/readyz").status_code == 200
+
+
+def test_a_read_only_database_answers_503_database_read_only(api, pg):
+    """A database that takes no writes (a standby, or default_transaction_read_only, as when the frontend is
+    pointed at the wrong server after a failover): POST /orders is 503 database_read_only (the trading
+    function's own 25006, raised before it reads anything), not 500, and writes nothing; once the database
+    takes writes again the same request places the order."""
+    client = fresh_client("ro")
+    body = order(client, side="buy", price="1.00")
+    with pg.connect() as admin:  # read-write: opened before the setting
+        admin.execute("ALTER DATABASE postgres SET default_transaction_read_only = on")
+        try:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                          "WHERE application_name = 'pgx-frontend'")
+            deadline = time.time() + 20
+            while True:  # the workers notice their lost connections, then connect again, read-only
+                r = post_order(body)
+                if r.status_code != 503 or error_of(r) != "database_unavailable" or time.time() > deadline:
+                    break
+                time.sleep(0.2)
+            assert r.status_code == 503 and r.json()["error"]["code"] == "database_read_only", r.text
+            assert "read-only" in r.json()["error"]["message"], r.text
+            assert admin.execute("SELECT count(*) FROM exchange.orders WHERE client_id = %s",
+                                 (client,)).fetchone()[0] == 0
+        finally:
+            admin.execute("ALTER DATABASE postgres RESET default_transaction_read_only")
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                          "WHERE application_name = 'pgx-frontend'")
+    deadline = time.time() + 20
+    while True:
+        r = post_order(body)
+        if r.status_code == 201 or time.time() > deadline:
+            break
+        time.sleep(0.2)
+    assert r.status_code == 201 and r.json()["status"] == "open", r.text
