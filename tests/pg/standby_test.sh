@@ -7,7 +7,8 @@
 # recovery" (before, a lock error named neither), and what reads the tables
 # works: orderbook_at rebuilds the primary's book from the replayed journal,
 # also after more trading on the primary, and get_order, list_orders and
-# candles answer. The standby is stopped and removed at the end, with its
+# candles answer. Promoted, it loads the primary's books from the tables
+# and trades on. The standby is stopped and removed at the end, with its
 # database on the primary. Runs against the cluster of scripts/test-pg.sh.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -100,4 +101,21 @@ caught_up
 [ "$(standby "SELECT trade_count FROM exchange.candles('SB-USD', '1 day', max_rows => 1)")" = \
   "$(primary "SELECT count(*) FROM exchange.trades WHERE instrument = 'SB-USD'")" ] || fail "candles on the standby"
 [ "$(primary "SELECT count(*) FROM exchange.verify('SB-USD')")" = 0 ] || fail "verify on the primary"
-echo "standby: books refused (55000), trading refused (25006), orderbook_at equal to the primary's book, also after more trading"
+
+# Promoted (the primary lost), it loads its books from the tables on first
+# use, as after a restart: the primary's book, its pending stop (at 98), and
+# the journal goes on where the primary's ended.
+caught_up
+book=$(book_primary)
+next=$(primary "SELECT max(seq) + 1 FROM exchange.events e JOIN exchange.instruments i USING (instrument_id)
+                 WHERE i.symbol = 'SB-USD'")
+as_pg "$BIN/pg_ctl" -D "$sb/data" -w -t 60 promote >/dev/null
+[ "$(standby "SELECT pg_is_in_recovery()")" = f ] || fail "still in recovery after the promotion"
+[ "$(standby "SELECT string_agg(b::text, ' ') FROM exchange.orderbook('SB-USD', 100) b")" = "$book" ] ||
+  fail "the promoted server's book is not the primary's"
+[ "$(standby "SELECT s.stop FROM exchange._book_stops((SELECT instrument_id FROM exchange.instruments
+               WHERE symbol = 'SB-USD')) s")" = 9800 ] || fail "the pending stop order in the promoted server's book"
+[ "$(standby "SELECT seq FROM exchange.place_order('s7', 'SB-USD', 'sell', 'limit', 1, 101.5)")" = "$next" ] ||
+  fail "the promoted server's journal does not go on at $next"
+[ "$(standby "SELECT count(*) FROM exchange.verify('SB-USD')")" = 0 ] || fail "verify on the promoted server"
+echo "standby: books refused (55000), trading refused (25006), orderbook_at equal to the primary's book, also after more trading; promoted, it trades on from the primary's book and journal"
