@@ -725,6 +725,7 @@ void ReleaseBookForRead(int32 instrument_id) {
 
 uint32 RebuildBook(int32 instrument_id) {
     EnsureAttached();
+    RefuseDuringRecovery();
     EnsureReadCommitted();
     const Oid relid = InstrumentsRelid();
     LockDatabaseObject(relid, instrument_id, 0, ExclusiveLock);
