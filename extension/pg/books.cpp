@@ -178,7 +178,7 @@ void RefuseDuringRecovery() {
     if (RecoveryInProgress())
         ereport(ERROR,
                 (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-                 errmsg("order books are not kept on a standby"),
+                 errmsg("book_unavailable: order books are not kept on a standby"),
                  errdetail("A standby replays the tables; the books live in the primary server's memory."),
                  errhint("On a standby read exchange.orderbook_at(), the journal and the tables, or ask the "
                          "primary.")));

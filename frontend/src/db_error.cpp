@@ -78,6 +78,8 @@ ApiError api_error_from(const std::exception& e) {
     // a stop order before 0.13).
     if (state == "0A000" && code == "extension_outdated") return make(501, "extension_outdated");
     if (state == "42501") return make(403, "forbidden");
+    // A standby keeps no books (the extension's 55000 book_unavailable): the request is right, the server wrong.
+    if (state == "55000" && code == "book_unavailable") return make(503, "book_unavailable");
     if (state == "55000") return make(409, "conflict");
     if (state == "53000") return make(503, "capacity");
     if (state.rfind("22", 0) == 0) return make(400, "invalid_value");

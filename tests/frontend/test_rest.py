@@ -4,8 +4,11 @@ Tests run in file order; the outage tests (Redis, then PostgreSQL) come last.
 """
 import io
 import json
+import os
 import random
 import re
+import shutil
+import subprocess
 import threading
 import time
 import uuid
@@ -16,9 +19,9 @@ from decimal import Decimal
 import pytest
 import requests
 
-from harness import place_deep_book, unread_connection
-from rest_fixtures import (BASE, MAX_BODY, PG_DIR, api, fresh_client, metric, metrics_text, order,  # noqa: F401
-                           pg, post_order, redis)
+from harness import FRONTEND, Process, place_deep_book, unread_connection, wait_for_port  # noqa: F401
+from rest_fixtures import (BASE, MAX_BODY, PG_DIR, PG_PORT, REDIS_PORT, api, fresh_client, metric,  # noqa: F401
+                           metrics_text, order, pg, post_order, redis)
 
 JSON = {"Content-Type": "application/json"}
 
@@ -1742,3 +1745,60 @@ def test_a_read_only_database_answers_503_database_read_only(api, pg):
             break
         time.sleep(0.2)
     assert r.status_code == 201 and r.json()["status"] == "open", r.text
+
+
+STANDBY_DIR = PG_DIR.parent / "fetest-standby"
+STANDBY_PORT, STANDBY_HTTP, STANDBY_WS = PG_PORT + 3, 18040, 18041
+
+
+def test_a_frontend_on_a_standby_reads_and_refuses_what_needs_the_primary(api, pg):
+    """A second pgx-frontend pointed at a streaming standby of the test cluster (pg_basebackup -R; a read
+    replica): what reads the tables answers as on the primary (GET /orders/{id}, GET /candles), the book is
+    503 book_unavailable (the extension's 55000: the books live in the primary's memory) and an order 503
+    database_read_only (25006), both saying why, with nothing written anywhere. Both servers are stopped by
+    the test."""
+    client = fresh_client("sb")
+    placed = post_order(order(client, side="sell", price="999.00")).json()
+    assert placed["status"] == "open", placed
+    as_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    shutil.rmtree(STANDBY_DIR, ignore_errors=True)
+    STANDBY_DIR.mkdir(parents=True)
+    if os.geteuid() == 0:
+        shutil.chown(STANDBY_DIR, "postgres", "postgres")
+    pg_bin = "/usr/lib/postgresql/15/bin"
+    data = STANDBY_DIR / "data"
+    fe = None
+    try:
+        subprocess.run(as_pg + [f"{pg_bin}/pg_basebackup", "-h", "127.0.0.1", "-p", str(PG_PORT), "-U", "postgres",
+                                "-D", str(data), "-R", "-X", "stream", "-c", "fast"], check=True)
+        subprocess.run(as_pg + ["tee", "-a", str(data / "postgresql.conf")], check=True, stdout=subprocess.DEVNULL,
+                       input=f"port = {STANDBY_PORT}\nunix_socket_directories = '{STANDBY_DIR}'\n", text=True)
+        subprocess.run(as_pg + [f"{pg_bin}/pg_ctl", "-D", str(data), "-l", str(STANDBY_DIR / "server.log"), "-o",
+                                f"-p {STANDBY_PORT}", "-w", "-t", "60", "start"], check=True, stdout=subprocess.DEVNULL)
+        fe = Process([str(FRONTEND), "--db", f"host=127.0.0.1 port={STANDBY_PORT} user=postgres dbname=postgres",
+                      "--http-host", "127.0.0.1", "--http-port", str(STANDBY_HTTP), "--ws-port", str(STANDBY_WS),
+                      "--redis", f"127.0.0.1:{REDIS_PORT}", "--log-level", "info", "--no-auth"],
+                     STANDBY_DIR / "frontend.log", STANDBY_HTTP)
+        base = f"http://127.0.0.1:{STANDBY_HTTP}"
+        deadline = time.time() + 20
+        while True:  # the standby has replayed the order
+            got = requests.get(f"{base}/orders/{placed['order_id']}", timeout=10)
+            if got.status_code == 200 or time.time() > deadline:
+                break
+            time.sleep(0.2)
+        assert got.status_code == 200 and (got.json()["status"], got.json()["price"]) == ("open", "999.00"), got.text
+        r = requests.get(f"{base}/candles", params={"instrument": "BTC-USD", "interval": "1d"}, timeout=10)
+        assert r.status_code == 200 and "candles" in r.json(), r.text
+        r = requests.get(f"{base}/orderbook", params={"instrument": "BTC-USD"}, timeout=10)
+        assert r.status_code == 503 and r.json()["error"] == {
+            "code": "book_unavailable", "message": "order books are not kept on a standby"}, r.text
+        r = requests.post(f"{base}/orders", json=order(client, side="buy", price="1.00"), timeout=10)
+        assert r.status_code == 503 and error_of(r) == "database_read_only", r.text
+        assert pg.scalar("SELECT count(*) FROM exchange.orders WHERE client_id = %s", (client,)) == 1
+    finally:
+        if fe is not None:
+            assert fe.stop() == 0, f"the standby's frontend did not exit cleanly, see {fe.log_path}"
+        if (data / "postmaster.pid").exists():
+            subprocess.run(as_pg + [f"{pg_bin}/pg_ctl", "-D", str(data), "-m", "fast", "-w", "stop"],
+                           stdout=subprocess.DEVNULL)
+        shutil.rmtree(STANDBY_DIR, ignore_errors=True)

@@ -2,7 +2,7 @@
 # A streaming standby of the test cluster (pg_basebackup -R, 127.0.0.1, the
 # cluster's port + 5): it replays the tables, not the books, which live in the
 # primary's memory. There every function that needs a book is refused with
-# 55000 "order books are not kept on a standby" (orderbook, verify), every
+# 55000 "book_unavailable: order books are not kept on a standby" (orderbook, verify), every
 # trading function with 25006 "cannot execute exchange.place_order() during
 # recovery" (before, a lock error named neither), and what reads the tables
 # works: orderbook_at rebuilds the primary's book from the replayed journal,
@@ -71,11 +71,11 @@ caught_up
 [ "$(standby "SELECT pg_is_in_recovery()")" = t ] || fail "not in recovery"
 
 case "$(standby "SELECT try('SELECT * FROM exchange.orderbook(''SB-USD'')')")" in
-  "55000 order books are not kept on a standby") ;;
+  "55000 book_unavailable: order books are not kept on a standby") ;;
   *) fail "orderbook on the standby: $(standby "SELECT try('SELECT * FROM exchange.orderbook(''SB-USD'')')")" ;;
 esac
 for f in verify rebuild; do
-  [ "$(standby "SELECT try('SELECT * FROM exchange.$f(''SB-USD'')')")" = "55000 order books are not kept on a standby" ] ||
+  [ "$(standby "SELECT try('SELECT * FROM exchange.$f(''SB-USD'')')")" = "55000 book_unavailable: order books are not kept on a standby" ] ||
     fail "$f on the standby: $(standby "SELECT try('SELECT * FROM exchange.$f(''SB-USD'')')")"
 done
 for call in "place_order('s5', 'SB-USD', 'buy', 'limit', 1, 100)|place_order" \
