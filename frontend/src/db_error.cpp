@@ -78,7 +78,7 @@ ApiError api_error_from(const std::exception& e) {
     // a stop order before 0.13).
     if (state == "0A000" && code == "extension_outdated") return make(501, "extension_outdated");
     if (state == "42501") return make(403, "forbidden");
-    // A standby keeps no books (the extension's 55000 book_unavailable): the request is right, the server wrong.
+    // A standby keeps no books (the extension's 55000 book_unavailable): the server is the wrong one.
     if (state == "55000" && code == "book_unavailable") return make(503, "book_unavailable");
     if (state == "55000") return make(409, "conflict");
     if (state == "53000") return make(503, "capacity");
