@@ -114,11 +114,17 @@ done
 problems=$(verify_problems)
 echo "verify after the run: $problems problems"
 
+# ms SQL...: the milliseconds of each statement, run in one session.
+ms() {
+  local args=(-c "\\timing on") q
+  for q in "$@"; do args+=(-c "$q"); done
+  psql -X -At "${args[@]}" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tr '\n' ' '
+}
 # timed SQL [N]: the milliseconds of the last of N runs of SQL in one session (default 1).
 timed() {
-  local args=(-c "\\timing on") i
-  for ((i = 0; i < ${2:-1}; i++)); do args+=(-c "$1"); done
-  psql -X -At "${args[@]}" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -1
+  local runs=() i
+  for ((i = 0; i < ${2:-1}; i++)); do runs+=("$1"); done
+  ms "${runs[@]}" | awk '{ print $NF }'
 }
 # The read functions of 0.11 over what the run left on B1: candles aggregate every trade of the window,
 # orderbook_at reads every journal entry (time per trade and per entry), and rebuilds the book.
@@ -177,12 +183,6 @@ SELECT e.instrument_id, e.seq + g, e.kind, e.order_id, e.payload
        generate_series(1, 200000) g;
 SELECT exchange.rebuild('QUIET');  -- the book's sequence after the entries inserted beside it
 SQL
-# ms SQL...: the milliseconds of each statement, run in one session.
-ms() {
-  local args=(-c "\\timing on") q
-  for q in "$@"; do args+=(-c "$q"); done
-  psql -X -At "${args[@]}" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tr '\n' ' '
-}
 rebuild="SELECT exchange.rebuild('QUIET')"
 stop="SELECT exchange.place_order('q3', 'QUIET', 'buy', 'market', 1, stop_price => 110)"
 cancel="SELECT count(exchange.cancel_order(order_id)) FROM exchange.orders WHERE instrument = 'QUIET' AND status = 'pending'"

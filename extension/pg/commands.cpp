@@ -901,6 +901,12 @@ struct Staged {
     const char* row_cancel_reason;
 };
 
+// What an order that has just rested (placed, or a stop order triggered)
+// shows of `resting`: all of it, or an iceberg's tip, its display at most.
+int64 RestingTip(int64 resting, int64 display_lots) {
+    return display_lots > 0 ? Min(display_lots, resting) : resting;
+}
+
 // Makers that rested before the flush began, and stop orders that were
 // pending then and triggered in it: their ids, and what the flush does to them.
 struct OldMaker {
@@ -947,15 +953,11 @@ struct OldMaker {
         lot = lot_size;
         added += t.filled.v;
         remaining = t.resting.v;
-        visible = RestingTip(t, display_lots);
+        visible = RestingTip(t.resting.v, display_lots);
         requeued = true;
         if (t.resting.v > 0) priority = new_priority;
         status = TriggeredStatus(t);
         cancel_reason = TriggeredCancelReason(t);
-    }
-    // The tip a triggered stop order rests with after its run t: all it rests, or an iceberg's display.
-    static int64 RestingTip(const core::Triggered& t, int64 display_lots) {
-        return display_lots > 0 ? Min(display_lots, t.resting.v) : t.resting.v;
     }
     // A triggered stop order's status and cancel reason after its run t.
     static const char* TriggeredStatus(const core::Triggered& t) {
@@ -1317,7 +1319,7 @@ TriggeredView RunTriggered(const Instrument& inst, const Outcome& out, int k) {
         Staged& m = staged[it->second];
         m.row_filled += t.filled.v;
         m.row_remaining = t.resting.v;
-        m.row_visible = OldMaker::RestingTip(t, m.o->display_lots);
+        m.row_visible = RestingTip(t.resting.v, m.o->display_lots);
         if (t.resting.v > 0) m.row_priority = out.triggered_priority[k];
         m.row_status = OldMaker::TriggeredStatus(t);
         m.row_cancel_reason = OldMaker::TriggeredCancelReason(t);
@@ -1850,7 +1852,7 @@ void Stage(const Args& a, const Order& o, Row& row) {
     s.row_filled = s.filled;
     s.row_remaining = s.resting;
     // A pending stop order shows nothing (an iceberg one gets its tip when it triggers and rests).
-    s.row_visible = cmd.pending.v > 0 ? 0 : o.display_lots > 0 ? Min(o.display_lots, s.resting) : s.resting;
+    s.row_visible = cmd.pending.v > 0 ? 0 : RestingTip(s.resting, o.display_lots);
     s.row_priority = s.priority;
     s.row_status = s.status;
     s.row_cancel_reason = s.cancel_reason;
@@ -1969,14 +1971,9 @@ enum OrderColumn {
     "quantity, filled_quantity, reject_reason, created_at, quantity_lots, remaining_lots, price_ticks, priority, " \
     "cancel_reason"
 #define PGX_ORDER_COLUMNS_013 PGX_ORDER_COLUMNS ", stop_price"
-#define PGX_CANCEL_BY_SQL                                                                           \
-    "UPDATE exchange.orders SET status = 'cancelled', cancel_reason = 'user', remaining_lots = 0, " \
-    "updated_at = now() WHERE order_id = $1 RETURNING "
-// (0.13's table has 0.12's iceberg columns: an iceberg shows nothing any more.)
-#define PGX_CANCEL_BY_SQL_013                                                                       \
-    "UPDATE exchange.orders SET status = 'cancelled', cancel_reason = 'user', remaining_lots = 0, " \
-    "visible_lots = CASE WHEN display_lots IS NOT NULL THEN 0 END, updated_at = now() "             \
-    "WHERE order_id = $1 RETURNING "
+#define PGX_CANCEL_SET \
+    "UPDATE exchange.orders SET status = 'cancelled', cancel_reason = 'user', remaining_lots = 0, "
+#define PGX_CANCEL_WHERE "updated_at = now() WHERE order_id = $1 RETURNING "
 #define PGX_AMEND_SET                                                                           \
     "quantity = $2, price = $3, price_ticks = $4, quantity_lots = $5, remaining_lots = $6, "    \
     "filled_quantity = filled_quantity + $7, status = $8, cancel_reason = $9, priority = $10, " \
@@ -1990,8 +1987,14 @@ Plan p_order_now[2] = {
     {"SELECT " PGX_ORDER_COLUMNS_013 " FROM exchange.orders WHERE order_id = $1", 1, {UUIDOID}, nullptr}};
 // When UpdateRows cannot write the row (see row_writer.h): the UPDATE the
 // PL/pgSQL version ran, answering with the row as updated.
-Plan p_cancel_by_sql[2] = {{PGX_CANCEL_BY_SQL PGX_ORDER_COLUMNS, 1, {UUIDOID}, nullptr},
-                           {PGX_CANCEL_BY_SQL_013 PGX_ORDER_COLUMNS_013, 1, {UUIDOID}, nullptr}};
+// (0.13's table has 0.12's iceberg columns: a cancelled iceberg shows nothing any more.)
+Plan p_cancel_by_sql[2] = {
+    {PGX_CANCEL_SET PGX_CANCEL_WHERE PGX_ORDER_COLUMNS, 1, {UUIDOID}, nullptr},
+    {PGX_CANCEL_SET
+     "visible_lots = CASE WHEN display_lots IS NOT NULL THEN 0 END, " PGX_CANCEL_WHERE PGX_ORDER_COLUMNS_013,
+     1,
+     {UUIDOID},
+     nullptr}};
 // (The second also moves a pending stop's stop price: $11 and $12, NULL to keep it.)
 Plan p_amend_by_sql[2] = {
     {"UPDATE exchange.orders SET " PGX_AMEND_SET PGX_ORDER_COLUMNS, 10, {PGX_AMEND_TYPES}, nullptr},
@@ -2002,8 +2005,8 @@ Plan p_amend_by_sql[2] = {
      nullptr}};
 #undef PGX_ORDER_COLUMNS
 #undef PGX_ORDER_COLUMNS_013
-#undef PGX_CANCEL_BY_SQL
-#undef PGX_CANCEL_BY_SQL_013
+#undef PGX_CANCEL_SET
+#undef PGX_CANCEL_WHERE
 #undef PGX_AMEND_SET
 #undef PGX_AMEND_TYPES
 
