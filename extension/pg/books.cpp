@@ -562,6 +562,7 @@ bool OrdersHaveStops() {
 int64 LastTradeTicks(int32 instrument_id, bool fresh) {
     Oid argtypes[1] = {INT4OID};
     Datum args[1] = {Int32GetDatum(instrument_id)};
+    SPI_connect();  // (nested in a caller's connection, as LoadBook's)
     SPI_execute_with_args(
         "SELECT ((e.payload->'trades'->-1->>'price')::numeric / i.tick_size)::int8 "
         "  FROM exchange.events e JOIN exchange.instruments i ON i.instrument_id = e.instrument_id "
@@ -572,7 +573,9 @@ int64 LastTradeTicks(int32 instrument_id, bool fresh) {
     const Datum ticks = SPI_processed == 1
                             ? SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)
                             : (Datum)0;
-    return isnull ? 0 : DatumGetInt64(ticks);
+    const int64 result = isnull ? 0 : DatumGetInt64(ticks);  // (int8 is by value: read before SPI_finish)
+    SPI_finish();
+    return result;
 }
 
 void DefineSettings() {
@@ -686,9 +689,7 @@ void LearnLastTradePrice(Book& book) {
         if (shared->slots[slot].last_price_read || book.last_price().v != 0) return;
         // A new snapshot: one from before the instrument lock could miss a
         // trade committed just before a rebuild that loaded the book again.
-        SPI_connect();
         const int64 ticks = LastTradeTicks(locals[slot].instrument_id, true);
-        SPI_finish();
         book.learn_last_price(core::Price{ticks});  // writes one field, outside undo
         shared->slots[slot].last_price_read = true;
         return;
@@ -702,11 +703,7 @@ int64 BookLastTradeTicks(int32 instrument_id, bool from_journal, bool* known) {
     int slot;
     *known = ticks != 0 || SlotState(InstrumentsRelid(), instrument_id, slot) != kSlotReady ||
              shared->slots[slot].last_price_read;
-    if (!*known && from_journal) {
-        SPI_connect();
-        ticks = LastTradeTicks(instrument_id);
-        SPI_finish();
-    }
+    if (!*known && from_journal) ticks = LastTradeTicks(instrument_id);
     ReleaseBookForRead(instrument_id);
     return ticks;
 }

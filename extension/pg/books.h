@@ -24,8 +24,8 @@ Oid ExchangeRelid(const char* name);
 // display_lots, visible_lots): a database not yet updated has no icebergs.
 bool OrdersHaveIcebergs();
 bool OrdersHaveStops();  // 0.13
-// The price in ticks of the instrument's last trade, from the journal (0: none); inside SPI. fresh: read
-// with a new snapshot (READ COMMITTED), not the statement's.
+// The price in ticks of the instrument's last trade, from the journal (0: none), through its own SPI
+// connection. fresh: read with a new snapshot (READ COMMITTED), not the statement's.
 int64 LastTradeTicks(int32 instrument_id, bool fresh = false);
 void InstallShmemHooks();
 void RegisterTransactionCallbacks();

@@ -257,11 +257,7 @@ Datum exchange_book_last_price_read(PG_FUNCTION_ARGS) {
 // _last_trade_ticks(instrument_id) -> int8: the journal's last trade price in ticks (0: none), as a book
 // loads it.
 Datum exchange_last_trade_ticks(PG_FUNCTION_ARGS) {
-    const int32 iid = PG_GETARG_INT32(0);
-    SPI_connect();
-    const int64 ticks = pg::LastTradeTicks(iid);
-    SPI_finish();
-    PG_RETURN_INT64(ticks);
+    PG_RETURN_INT64(pg::LastTradeTicks(PG_GETARG_INT32(0)));
 }
 
 // _validate(instrument_id) -> text[] of broken invariants (empty = valid).
