@@ -198,3 +198,31 @@ awk -v a="$(median3 "${eager[@]:2:3}")" -v b="$(median3 "${lazy[@]:1:3}")" -v f1
   printf "loading a book with 200,000 journal entries since its last trade (median of 3): %.1f ms with a pending stop (reads the last trade price), %.1f ms without (%.3f of it); the first stop placed after a load without %.1f / %.1f ms, the next %.1f / %.1f ms\n",
     a, b, b / a, f1, f2, s1, s2 }'
 echo "verify QUIET: $(psql -X -At -c "SELECT count(*) FROM exchange.verify('QUIET')") problems"
+
+# Settlement (0.16): 20,000 orders on SETTLE dated yesterday (the columns'
+# defaults; the trading functions stamp now()), then settle() through
+# yesterday: it reads every journal entry not yet settled (all of this run's,
+# stamped today, to find where yesterday ends) and aggregates yesterday's
+# trades; then reconcile() of that date, which reads its entries and trades
+# again and each traded order's trades.
+yesterday=$(psql -X -At -c "SELECT (now() AT TIME ZONE 'UTC')::date - 1")
+psql -X -q -v ON_ERROR_STOP=1 <<SQL >/dev/null
+SELECT exchange.create_instrument('SETTLE', 1, 1);
+ALTER TABLE exchange.events ALTER created_at SET DEFAULT '$yesterday 12:00+00';
+ALTER TABLE exchange.trades ALTER executed_at SET DEFAULT '$yesterday 12:00+00';
+SELECT count(*) FROM generate_series(0, 199) b,
+       LATERAL exchange.place_orders((SELECT jsonb_agg(jsonb_build_object(
+           'client_id', 'k' || g % 50, 'instrument', 'SETTLE', 'side', CASE WHEN g % 2 = 0 THEN 'buy' ELSE 'sell' END,
+           'type', 'limit', 'quantity', 1 + g % 3, 'price', 1000 + (g * 7919) % 11 - 5))
+         FROM generate_series(b * 100, b * 100 + 99) g));
+ALTER TABLE exchange.events ALTER created_at SET DEFAULT now();
+ALTER TABLE exchange.trades ALTER executed_at SET DEFAULT now();
+SQL
+unsettled=$(psql -X -At -c "SELECT count(*) FROM exchange.events")
+read -r -a st <<<"$(ms "SELECT count(*) FROM exchange.settle()" "SELECT count(*) FROM exchange.reconcile('$yesterday')")"
+read -r days settled_trades clients <<<"$(psql -X -At -F ' ' -c "SELECT count(*), sum(trade_count),
+  (SELECT count(*) FROM exchange.settlements) FROM exchange.settlement_days")"
+awk -v ms="${st[0]}" -v rc="${st[1]}" -v e="$unsettled" -v t="$settled_trades" -v c="$clients" -v d="$days" 'BEGIN {
+  printf "settle() over %d unsettled journal entries: %.0f ms, settling %d trades of %d client(s) on %d instrument-date(s) (%.2f us per entry read); reconcile of that date %.0f ms (%.2f us per trade)\n",
+    e, ms, t, c, d, ms * 1000 / e, rc, rc * 1000 / t }'
+echo "reconcile: $(psql -X -At -c "SELECT count(*) FROM exchange.reconcile()") problems"

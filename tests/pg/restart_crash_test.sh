@@ -222,16 +222,32 @@ check_health "after backend crash"
 passed=$((passed + 1))
 
 # 4. Backup and restore with pg_dump/pg_restore into another database: every
-#    row, the books and the API keys come back, and trading continues the
+#    row, the books, the API keys and the settled dates come back (reconciled), and trading continues the
 #    journal and the sequences where they stopped.
 key=$(psql_db -At -c "SELECT api_key FROM exchange.create_api_key('backup-client')")
 psql_db -c "SELECT exchange.snapshot('AAA')" >/dev/null
+# A settled trade date (0.16): trades on SETL stamped 2021-01-04 (the columns' defaults), settled.
+psql_db -At >/dev/null <<'SQL'
+SELECT exchange.create_instrument('SETL', 1, 1);
+ALTER TABLE exchange.events ALTER created_at SET DEFAULT '2021-01-04 12:00+00';
+ALTER TABLE exchange.trades ALTER executed_at SET DEFAULT '2021-01-04 12:00+00';
+SELECT exchange.place_order('s1', 'SETL', 'sell', 'limit', 5, 10);
+SELECT exchange.place_order('s2', 'SETL', 'buy', 'limit', 3, 11);
+ALTER TABLE exchange.events ALTER created_at SET DEFAULT now();
+ALTER TABLE exchange.trades ALTER executed_at SET DEFAULT now();
+SELECT exchange.settle('2021-01-04');
+SQL
+[ "$(psql_db -At -c "SELECT count(*) FROM exchange.settlements")" = 2 ] || fail "restore: the date was not settled"
 digest() {  # every table's rows, the books and the next journal seq per instrument
   psql -X -q -At -v ON_ERROR_STOP=1 -d "$1" \
     -c "SELECT 'orders', count(*), md5(string_agg(o::text, ',' ORDER BY order_no)) FROM exchange.orders o" \
     -c "SELECT 'trades', count(*), md5(string_agg(t::text, ',' ORDER BY trade_no)) FROM exchange.trades t" \
     -c "SELECT 'events', count(*), md5(string_agg(e::text, ',' ORDER BY instrument_id, seq)) FROM exchange.events e" \
     -c "SELECT 'keys', md5(string_agg(k::text, ',' ORDER BY key_id)) FROM exchange.api_keys k" \
+    -c "SELECT 'settled', (SELECT md5(string_agg(r::text, ',' ORDER BY through)) FROM exchange.settlement_runs r),
+               (SELECT md5(string_agg(d::text, ',' ORDER BY instrument_id, trade_date)) FROM exchange.settlement_days d),
+               (SELECT md5(string_agg(s::text, ',' ORDER BY trade_date, client_id, instrument_id))
+                  FROM exchange.settlements s)" \
     -c "SELECT 'misc', (SELECT md5(string_agg(c::text, ',' ORDER BY client_no)) FROM exchange.clients c),
                (SELECT count(*) FROM exchange.orderbook_snapshots), (SELECT count(*) FROM exchange.instruments)" \
     -c "SELECT symbol, o.* FROM exchange.instruments, exchange.orderbook(symbol, 1000) o" \
@@ -246,6 +262,8 @@ after=$(digest restore_test)
 db=restore_test check_health "restore"
 [ "$(psql -X -At -d restore_test -c "SELECT exchange.authenticate('$key')")" = backup-client ] ||
   fail "restore: the API key does not work"
+[ "$(psql -X -At -d restore_test -c "SELECT count(*) FROM exchange.reconcile()")" = 0 ] ||
+  fail "restore: reconcile of the restored settlement"
 next_seq=$(psql -X -At -d restore_test -c "SELECT coalesce(max(seq), 0) + 1 FROM exchange.events e
                                           JOIN exchange.instruments i USING (instrument_id) WHERE symbol = 'AAA'")
 got=$(psql -X -At -d restore_test -c "SELECT seq FROM exchange.place_order('restored', 'AAA', 'buy', 'limit', 1, 2)")

@@ -15,7 +15,8 @@
 # (the server runs the new library first) keeps the last trade price that
 # stop orders are checked against, then, holding pending stops loaded in
 # memory at 0.13, is updated to 0.14 and moves one of them, then to 0.15,
-# whose verify compares a pending stop's display quantity. Runs against
+# whose verify compares a pending stop's display quantity, then to 0.16, which
+# settles the trades made at 0.15. Runs against
 # the cluster of scripts/test-pg.sh (PGHOST/PGPORT/PGUSER from there); the
 # databases are dropped at the end.
 set -euo pipefail
@@ -302,3 +303,23 @@ q12 "SELECT status FROM exchange.cancel_order('$ice')" >/dev/null
 [ "$(q12 "SELECT exchange._book_last_price_read($inst12)") $(q12 "SELECT count(*) FROM exchange.verify('UP12-USD')")" \
   = "13 0" ] || fail "the last trade price read by the stop order, or verify after it"
 echo "upgrade: 0.14 -> 0.15 verify compares pending stops' display, and the last trade price only once read"
+
+# 0.15 -> 0.16: settlement. Trades made at 0.15 (dated 2021-06-01 through
+# the columns' defaults; the trading functions stamp now()) are settled at
+# 0.16, and reconcile finds nothing to report.
+q12 "ALTER TABLE exchange.events ALTER created_at SET DEFAULT '2021-06-01 12:00+00'" >/dev/null
+q12 "ALTER TABLE exchange.trades ALTER executed_at SET DEFAULT '2021-06-01 12:00+00'" >/dev/null
+q12 "SELECT symbol FROM exchange.create_instrument('UP16-USD', 0.5, 1)" >/dev/null
+q12 "SELECT status FROM exchange.place_order('s1', 'UP16-USD', 'sell', 'limit', 5, 10)" >/dev/null
+q12 "SELECT status FROM exchange.place_order('b1', 'UP16-USD', 'buy', 'limit', 3, 10.5)" >/dev/null
+q12 "ALTER TABLE exchange.events ALTER created_at SET DEFAULT now()" >/dev/null
+q12 "ALTER TABLE exchange.trades ALTER executed_at SET DEFAULT now()" >/dev/null
+q12 "ALTER EXTENSION exchange UPDATE TO '0.16'" >/dev/null
+[ "$(q12 "SELECT extversion FROM pg_extension WHERE extname = 'exchange'")" = 0.16 ] || fail "not updated to 0.16"
+[ "$(q12 "SELECT string_agg(instrument || ' ' || from_seq || '-' || to_seq || ' ' || trade_count || ' ' || volume
+        || ' ' || notional, '; ') FROM exchange.settle('2021-06-01')")" = "UP16-USD 1-2 1 3 30.0" ] ||
+  fail "settle at 0.16 of the trades made at 0.15"
+[ "$(q12 "SELECT string_agg(client_id || ' ' || net_quantity || ' ' || net_notional, '; ')
+        FROM exchange.settlement('2021-06-01')")" = "b1 3 -30.0; s1 -3 30.0" ] || fail "the positions settled at 0.16"
+[ "$(q12 "SELECT count(*) FROM exchange.reconcile()")" = 0 ] || fail "reconcile at 0.16"
+echo "upgrade: 0.15 -> 0.16 settles the trades made at 0.15 and reconciles them"
