@@ -80,6 +80,8 @@ ApiError api_error_from(const std::exception& e) {
     if (state == "42501") return make(403, "forbidden");
     // A standby keeps no books (the extension's 55000 book_unavailable): the server is the wrong one.
     if (state == "55000" && code == "book_unavailable") return make(503, "book_unavailable");
+    // A trade date not settled yet (extension 0.16): its positions do not exist (yet), nothing conflicts.
+    if (state == "55000" && code == "not_settled") return make(404, "not_settled");
     if (state == "55000") return make(409, "conflict");
     if (state == "53000") return make(503, "capacity");
     if (state.rfind("22", 0) == 0) return make(400, "invalid_value");

@@ -85,6 +85,13 @@ std::string sql_of(Stmt s, const std::string& order_cols) {
             return "SELECT to_json(bucket) #>> '{}', open::text, high::text, low::text, close::text, "
                    "volume::text, notional::text, trade_count FROM exchange.candles($1, "
                    "make_interval(secs => $2::int), $3::timestamptz, $4::timestamptz, $5::int)";
+        case Stmt::Settlement:
+            // Extension 0.16: one client's ($2) positions on a settled trade date ($1), on one instrument
+            // when $3 is not NULL, in the function's order (by instrument); every quantity and notional as
+            // PostgreSQL prints it.
+            return "SELECT instrument, bought_quantity::text, bought_notional::text, sold_quantity::text, "
+                   "sold_notional::text, net_quantity::text, net_notional::text, maker_quantity::text, "
+                   "taker_quantity::text, trade_count FROM exchange.settlement($1::date, $2, $3)";
         case Stmt::Snapshot:
             return "SELECT exchange.snapshot($1)";
         case Stmt::ListInstruments:

@@ -35,6 +35,7 @@ enum class Stmt {
     RecentTradesBefore,
     TradeStats,
     Candles,
+    Settlement,
     Snapshot,
     ListInstruments,
     Ready,

@@ -3,6 +3,7 @@
 #include <cctype>
 #include <charconv>
 #include <limits>
+#include <pqxx/except>
 
 #include "db_pool.h"
 #include "feed.h"
@@ -357,6 +358,58 @@ void candles(DbPool& pool, const RequestContext& ctx, Respond respond) {
                      std::move(respond)});
 }
 
+ApiError invalid_date(const std::string& name) {
+    return ApiError(400, "invalid_date", "'" + name + "' must be a date YYYY-MM-DD, e.g. 2026-12-06");
+}
+
+// A required calendar date YYYY-MM-DD; the shape is checked here, PostgreSQL checks the values.
+std::string date_query(const RequestContext& ctx, const std::string& name) {
+    std::string s = required_query(ctx, name);
+    bool ok = s.size() == 10 && s[4] == '-' && s[7] == '-';
+    for (std::size_t i = 0; ok && i < s.size(); ++i)
+        ok = i == 4 || i == 7 || std::isdigit(static_cast<unsigned char>(s[i]));
+    if (!ok) throw invalid_date(name);
+    return s;
+}
+
+// GET /settlements: the client's positions on a settled trade date (a UTC day), from
+// exchange.settlement (extension 0.16; before it 42883, 501 extension_outdated). The client as GET
+// /orders finds it, and rate limited like it; a date not settled yet is 404 not_settled.
+void settlements(DbPool& pool, const RequestContext& ctx, Respond respond) {
+    std::string client = ctx.client ? *client_id_of(ctx, std::nullopt) : required_query(ctx, "client_id");
+    std::string date = date_query(ctx, "date");
+    std::optional<std::string> instrument = ctx.query("instrument");
+    pool.submit(Task{client,
+                     [client, date, instrument](DbSession& db) {
+                         static const char* const names[] = {
+                             "instrument",     "bought_quantity", "bought_notional", "sold_quantity",
+                             "sold_notional",  "net_quantity",    "net_notional",    "maker_quantity",
+                             "taker_quantity", "trade_count"};
+                         pqxx::result r;
+                         try {
+                             r = db.exec(Stmt::Settlement, date, client, opt_c_str(instrument));
+                         } catch (const pqxx::sql_error& e) {
+                             // The $1::date of a well-shaped date that is no calendar day (2026-02-30,
+                             // 2026-13-01): the route's own invalid_date, not the generic 22xxx
+                             // invalid_value (which other routes keep for their timestamps).
+                             if (e.sqlstate() == "22008" || e.sqlstate() == "22007")
+                                 throw invalid_date("date");
+                             throw;
+                         }
+                         return write_json(200, [&](JsonWriter& w) {
+                             w.StartObject();
+                             w.Key("trade_date");
+                             write_string(w, date);
+                             w.Key("client_id");
+                             write_string(w, client);
+                             w.Key("settlements");
+                             write_rows(w, r, names, "trade_count");
+                             w.EndObject();
+                         });
+                     },
+                     std::move(respond)});
+}
+
 void take_snapshot(DbPool& pool, const RequestContext& ctx, Respond respond) {
     std::optional<JsonBody> body;
     if (!ctx.body().empty()) {
@@ -460,6 +513,8 @@ std::vector<Route> api_routes(DbPool& pool, Metrics& metrics, const pgx::feed::S
          [&pool](const RequestContext& ctx, Respond r) { trade_stats(pool, ctx, std::move(r)); }},
         {Method::Get, "/candles", B::None,
          [&pool](const RequestContext& ctx, Respond r) { candles(pool, ctx, std::move(r)); }},
+        {Method::Get, "/settlements", B::None,
+         [&pool](const RequestContext& ctx, Respond r) { settlements(pool, ctx, std::move(r)); }, Client},
         {Method::Get, "/instruments", B::None,
          [&pool](const RequestContext&, Respond r) { list_instruments(pool, std::move(r)); }},
         {Method::Get, "/healthz", B::None,
