@@ -201,10 +201,10 @@ echo "verify QUIET: $(psql -X -At -c "SELECT count(*) FROM exchange.verify('QUIE
 
 # Settlement (0.16): 20,000 orders on SETTLE dated yesterday (the columns'
 # defaults; the trading functions stamp now()), then settle() through
-# yesterday: it reads every journal entry not yet settled (all of this run's,
-# stamped today, to find where yesterday ends) and aggregates yesterday's
-# trades; then reconcile() of that date, which reads its entries and trades
-# again and each traded order's trades.
+# yesterday, beside this run's other entries (stamped today, not settled:
+# each instrument's journal is read up to its first entry of today only);
+# then reconcile() of that date, which reads its entries and trades again and
+# each traded order's trades.
 yesterday=$(psql -X -At -c "SELECT (now() AT TIME ZONE 'UTC')::date - 1")
 psql -X -q -v ON_ERROR_STOP=1 <<SQL >/dev/null
 SELECT exchange.create_instrument('SETTLE', 1, 1);
@@ -220,9 +220,10 @@ ALTER TABLE exchange.trades ALTER executed_at SET DEFAULT now();
 SQL
 unsettled=$(psql -X -At -c "SELECT count(*) FROM exchange.events")
 read -r -a st <<<"$(ms "SELECT count(*) FROM exchange.settle()" "SELECT count(*) FROM exchange.reconcile('$yesterday')")"
-read -r days settled_trades clients <<<"$(psql -X -At -F ' ' -c "SELECT count(*), sum(trade_count),
-  (SELECT count(*) FROM exchange.settlements) FROM exchange.settlement_days")"
-awk -v ms="${st[0]}" -v rc="${st[1]}" -v e="$unsettled" -v t="$settled_trades" -v c="$clients" -v d="$days" 'BEGIN {
-  printf "settle() over %d unsettled journal entries: %.0f ms, settling %d trades of %d client(s) on %d instrument-date(s) (%.2f us per entry read); reconcile of that date %.0f ms (%.2f us per trade)\n",
-    e, ms, t, c, d, ms * 1000 / e, rc, rc * 1000 / t }'
+read -r days settled_entries settled_trades positions <<<"$(psql -X -At -F ' ' -c "SELECT count(*), sum(entries),
+  sum(trade_count), (SELECT count(*) FROM exchange.settlements) FROM exchange.settlement_days")"
+awk -v ms="${st[0]}" -v rc="${st[1]}" -v e="$unsettled" -v se="$settled_entries" -v t="$settled_trades" \
+    -v p="$positions" -v d="$days" 'BEGIN {
+  printf "settle() among %d journal entries: %.0f ms for the %d entries and %d trades of %d instrument-date(s), %d positions (%.2f us per settled entry); reconcile of that date %.0f ms (%.2f us per trade)\n",
+    e, ms, se, t, d, p, ms * 1000 / se, rc, rc * 1000 / t }'
 echo "reconcile: $(psql -X -At -c "SELECT count(*) FROM exchange.reconcile()") problems"

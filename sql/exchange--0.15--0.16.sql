@@ -168,6 +168,9 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = exchange, pg_catalog, pg_tem
 DECLARE
     today date := (now() AT TIME ZONE 'UTC')::date;
     last date;
+    inst exchange.instruments;
+    after bigint;
+    upto bigint;
     d exchange.settlement_days;
 BEGIN
     IF through IS NULL THEN
@@ -182,34 +185,42 @@ BEGIN
     IF last >= through THEN
         RETURN;
     END IF;
-    FOR d IN
-        WITH unsettled AS (
-            SELECT i.instrument_id, i.symbol, e.seq, e.created_at,
-                   greatest(max((e.created_at AT TIME ZONE 'UTC')::date)
-                                OVER (PARTITION BY i.instrument_id ORDER BY e.seq),
-                            last + 1) AS day
-              FROM exchange.instruments i
-              JOIN exchange.events e ON e.instrument_id = i.instrument_id
-             WHERE e.seq > coalesce((SELECT max(s.to_seq) FROM exchange.settlement_days s
-                                      WHERE s.instrument_id = i.instrument_id), 0)
-        )
-        SELECT u.day, u.instrument_id, min(u.symbol), min(u.seq), max(u.seq), count(*), 0, 0, 0,
-               min(u.created_at), max(u.created_at), now()
-          FROM unsettled u
-         WHERE u.day <= through
-         GROUP BY u.instrument_id, u.day
-         ORDER BY u.instrument_id, u.day
-    LOOP
-        SELECT count(*), coalesce(sum(t.quantity), 0), coalesce(sum(t.quantity * t.price), 0)
-          INTO d.trade_count, d.volume, d.notional
-          FROM exchange._day_trades(d) t;
-        INSERT INTO exchange.settlement_days SELECT d.*;
-        INSERT INTO exchange.settlements
-        SELECT d.trade_date, d.instrument_id, d.instrument, p.client_id, p.bought_quantity, p.bought_notional,
-               p.sold_quantity, p.sold_notional, p.bought_quantity - p.sold_quantity,
-               p.sold_notional - p.bought_notional, p.maker_quantity, p.taker_quantity, p.trade_count
-          FROM exchange._day_positions(d) p;
-        RETURN NEXT d;
+    FOR inst IN SELECT * FROM exchange.instruments ORDER BY instrument_id LOOP
+        after := coalesce((SELECT max(s.to_seq) FROM exchange.settlement_days s
+                            WHERE s.instrument_id = inst.instrument_id), 0);
+        -- The first entry stamped after `through` ends what can be settled:
+        -- it and every entry after it belong to a later date. Found by the
+        -- key's order, so the entries after it (today's) are not read.
+        upto := (SELECT e.seq - 1 FROM exchange.events e
+                  WHERE e.instrument_id = inst.instrument_id AND e.seq > after
+                    AND e.created_at >= ((through + 1)::timestamp AT TIME ZONE 'UTC')
+                  ORDER BY e.seq LIMIT 1);
+        FOR d IN
+            WITH unsettled AS (
+                SELECT e.seq, e.created_at,
+                       greatest(max((e.created_at AT TIME ZONE 'UTC')::date) OVER (ORDER BY e.seq), last + 1) AS day
+                  FROM exchange.events e
+                 WHERE e.instrument_id = inst.instrument_id AND e.seq > after
+                   AND (upto IS NULL OR e.seq <= upto)
+            )
+            SELECT u.day, inst.instrument_id, inst.symbol, min(u.seq), max(u.seq), count(*), 0, 0, 0,
+                   min(u.created_at), max(u.created_at), now()
+              FROM unsettled u
+             WHERE u.day <= through
+             GROUP BY u.day
+             ORDER BY u.day
+        LOOP
+            SELECT count(*), coalesce(sum(t.quantity), 0), coalesce(sum(t.quantity * t.price), 0)
+              INTO d.trade_count, d.volume, d.notional
+              FROM exchange._day_trades(d) t;
+            INSERT INTO exchange.settlement_days SELECT d.*;
+            INSERT INTO exchange.settlements
+            SELECT d.trade_date, d.instrument_id, d.instrument, p.client_id, p.bought_quantity, p.bought_notional,
+                   p.sold_quantity, p.sold_notional, p.bought_quantity - p.sold_quantity,
+                   p.sold_notional - p.bought_notional, p.maker_quantity, p.taker_quantity, p.trade_count
+              FROM exchange._day_positions(d) p;
+            RETURN NEXT d;
+        END LOOP;
     END LOOP;
     INSERT INTO exchange.settlement_runs (through) VALUES (through);
 END $$;
