@@ -423,3 +423,121 @@ BEGIN
 END $$;
 REVOKE ALL ON FUNCTION exchange.reconcile(date, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION exchange.reconcile(date, text) TO exchange_auditor;
+
+-- ------------------------------------------------ the book on a standby
+-- A standby replays the tables, not the books in the primary's memory. Its
+-- orderbook() and book_snapshot() answer from what it replays instead: the
+-- newest stored snapshot (exchange.snapshot(), at or before the journal's
+-- head; none: the empty book at 0) with the journal entries after it, each
+-- of which lists the levels it changed with their new quantity and order
+-- count (as orderbook_at() reads them, from entry 1). So the cost is the
+-- entries since the last snapshot (~2.6 us each): a primary that takes
+-- snapshots now and then bounds it. The answer is the book at the newest
+-- entry the standby has replayed. verify() and rebuild() stay refused
+-- (book_unavailable), and the trading functions (25006).
+CREATE INDEX orderbook_snapshots_instrument_seq ON exchange.orderbook_snapshots (instrument, seq);
+
+-- The book right after journal entry `upto` of an instrument, best first, at
+-- most `depth` levels a side: the newest snapshot at or before it, then the
+-- entries after it.
+CREATE FUNCTION exchange._journal_book(inst exchange.instruments, upto bigint, depth int)
+RETURNS TABLE (side text, price numeric, quantity numeric, order_count int)
+LANGUAGE sql STABLE AS $$
+    WITH snap AS (
+        SELECT s.seq, s.bids, s.asks FROM exchange.orderbook_snapshots s
+         WHERE s.instrument = inst.symbol AND s.seq <= upto
+         ORDER BY s.seq DESC, s.id DESC LIMIT 1
+    ), changes AS (
+        SELECT x.side, (l->>'price')::numeric AS price, (l->>'quantity')::numeric AS quantity,
+               (l->>'order_count')::int AS order_count, snap.seq AS at, 0::bigint AS k
+          FROM snap CROSS JOIN LATERAL (VALUES ('buy', snap.bids), ('sell', snap.asks)) AS x(side, levels)
+               CROSS JOIN LATERAL jsonb_array_elements(x.levels) AS l
+        UNION ALL
+        SELECT l.change->>'side', (l.change->>'price')::numeric, (l.change->>'quantity')::numeric,
+               (l.change->>'order_count')::int, e.seq, l.k
+          FROM exchange.events e
+               CROSS JOIN LATERAL jsonb_array_elements(e.payload->'levels') WITH ORDINALITY AS l(change, k)
+         WHERE e.instrument_id = inst.instrument_id AND e.seq <= upto
+           AND e.seq > coalesce((SELECT snap.seq FROM snap), 0)
+    ), last AS (
+        SELECT DISTINCT ON (c.side, c.price) c.side, c.price, c.quantity, c.order_count
+          FROM changes c
+         ORDER BY c.side, c.price, c.at DESC, c.k DESC
+    ), ranked AS (
+        SELECT last.*, row_number() OVER (PARTITION BY last.side
+                                          ORDER BY CASE WHEN last.side = 'buy' THEN -last.price ELSE last.price END) AS r
+          FROM last
+         WHERE last.order_count > 0
+    )
+    SELECT ranked.side, ranked.price, ranked.quantity, ranked.order_count
+      FROM ranked WHERE ranked.r <= depth ORDER BY ranked.side, ranked.r
+$$;
+REVOKE ALL ON FUNCTION exchange._journal_book(exchange.instruments, bigint, int) FROM PUBLIC;
+
+-- The newest entry of an instrument's journal (0: none).
+CREATE FUNCTION exchange._journal_head(instrument_id int) RETURNS bigint
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce((SELECT e.seq FROM exchange.events e WHERE e.instrument_id = _journal_head.instrument_id
+                      ORDER BY e.seq DESC LIMIT 1), 0)
+$$;
+REVOKE ALL ON FUNCTION exchange._journal_head(int) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION exchange.orderbook(instrument text, depth int DEFAULT 20)
+RETURNS TABLE (side text, price numeric, quantity numeric, order_count int)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = exchange, pg_catalog, pg_temp AS $$
+DECLARE
+    inst exchange.instruments := exchange._instrument(instrument);
+BEGIN
+    IF depth IS NULL OR depth < 0 THEN
+        PERFORM exchange._fail('invalid_depth', 'depth must be zero or positive');
+    END IF;
+    IF pg_is_in_recovery() THEN
+        RETURN QUERY SELECT * FROM exchange._journal_book(inst, exchange._journal_head(inst.instrument_id), depth);
+        RETURN;
+    END IF;
+    RETURN QUERY
+        SELECT CASE WHEN l.side = 0 THEN 'buy' ELSE 'sell' END, l.price * inst.tick_size, l.qty * inst.lot_size,
+               l.order_count
+          FROM exchange._levels(inst.instrument_id, depth) WITH ORDINALITY AS l(side, price, qty, order_count, n)
+         ORDER BY l.n;
+END $$;
+
+CREATE OR REPLACE FUNCTION exchange.book_snapshot(instrument text, depth int DEFAULT 2147483647) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = exchange, pg_catalog, pg_temp AS $$
+DECLARE
+    inst exchange.instruments := exchange._instrument(instrument);
+    v_seq bigint;
+BEGIN
+    IF depth IS NULL OR depth < 0 THEN
+        PERFORM exchange._fail('invalid_depth', 'depth must be zero or positive');
+    END IF;
+    IF pg_is_in_recovery() THEN
+        v_seq := exchange._journal_head(inst.instrument_id);
+        RETURN (WITH book AS (SELECT * FROM exchange._journal_book(inst, v_seq, depth))
+                SELECT jsonb_build_object(
+                    'instrument', inst.symbol, 'seq', v_seq,
+                    'bids', coalesce((SELECT jsonb_agg(jsonb_build_object('price', b.price::text,
+                                                                          'quantity', b.quantity::text,
+                                                                          'order_count', b.order_count)
+                                                       ORDER BY b.price DESC)
+                                        FROM book b WHERE b.side = 'buy'), '[]'::jsonb),
+                    'asks', coalesce((SELECT jsonb_agg(jsonb_build_object('price', b.price::text,
+                                                                          'quantity', b.quantity::text,
+                                                                          'order_count', b.order_count)
+                                                       ORDER BY b.price)
+                                        FROM book b WHERE b.side = 'sell'), '[]'::jsonb)));
+    END IF;
+    v_seq := exchange._read_lock(inst.instrument_id);
+    RETURN jsonb_build_object(
+        'instrument', inst.symbol, 'seq', v_seq,
+        'bids', coalesce((SELECT jsonb_agg(jsonb_build_object('price', (l.price * inst.tick_size)::text,
+                                                              'quantity', (l.qty * inst.lot_size)::text,
+                                                              'order_count', l.order_count) ORDER BY l.n)
+                            FROM exchange._levels(inst.instrument_id, depth) WITH ORDINALITY
+                                 AS l(side, price, qty, order_count, n) WHERE l.side = 0), '[]'::jsonb),
+        'asks', coalesce((SELECT jsonb_agg(jsonb_build_object('price', (l.price * inst.tick_size)::text,
+                                                              'quantity', (l.qty * inst.lot_size)::text,
+                                                              'order_count', l.order_count) ORDER BY l.n)
+                            FROM exchange._levels(inst.instrument_id, depth) WITH ORDINALITY
+                                 AS l(side, price, qty, order_count, n) WHERE l.side = 1), '[]'::jsonb));
+END $$;
