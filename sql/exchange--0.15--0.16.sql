@@ -482,6 +482,25 @@ LANGUAGE sql STABLE AS $$
 $$;
 REVOKE ALL ON FUNCTION exchange._journal_head(int) FROM PUBLIC;
 
+-- A book's levels, best first, at most `depth` a side (orderbook()'s rows):
+-- on a primary the book in memory, on a standby the book right after entry
+-- `upto` from the journal.
+CREATE FUNCTION exchange._book_levels(inst exchange.instruments, depth int, upto bigint)
+RETURNS TABLE (side text, price numeric, quantity numeric, order_count int)
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF pg_is_in_recovery() THEN
+        RETURN QUERY SELECT * FROM exchange._journal_book(inst, upto, depth);
+        RETURN;
+    END IF;
+    RETURN QUERY
+        SELECT CASE WHEN l.side = 0 THEN 'buy' ELSE 'sell' END, l.price * inst.tick_size, l.qty * inst.lot_size,
+               l.order_count
+          FROM exchange._levels(inst.instrument_id, depth) WITH ORDINALITY AS l(side, price, qty, order_count, n)
+         ORDER BY l.n;
+END $$;
+REVOKE ALL ON FUNCTION exchange._book_levels(exchange.instruments, int, bigint) FROM PUBLIC;
+
 CREATE OR REPLACE FUNCTION exchange.orderbook(instrument text, depth int DEFAULT 20)
 RETURNS TABLE (side text, price numeric, quantity numeric, order_count int)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = exchange, pg_catalog, pg_temp AS $$
@@ -491,15 +510,8 @@ BEGIN
     IF depth IS NULL OR depth < 0 THEN
         PERFORM exchange._fail('invalid_depth', 'depth must be zero or positive');
     END IF;
-    IF pg_is_in_recovery() THEN
-        RETURN QUERY SELECT * FROM exchange._journal_book(inst, exchange._journal_head(inst.instrument_id), depth);
-        RETURN;
-    END IF;
-    RETURN QUERY
-        SELECT CASE WHEN l.side = 0 THEN 'buy' ELSE 'sell' END, l.price * inst.tick_size, l.qty * inst.lot_size,
-               l.order_count
-          FROM exchange._levels(inst.instrument_id, depth) WITH ORDINALITY AS l(side, price, qty, order_count, n)
-         ORDER BY l.n;
+    RETURN QUERY SELECT * FROM exchange._book_levels(inst, depth, CASE WHEN pg_is_in_recovery()
+                                                                       THEN exchange._journal_head(inst.instrument_id) END);
 END $$;
 
 CREATE OR REPLACE FUNCTION exchange.book_snapshot(instrument text, depth int DEFAULT 2147483647) RETURNS jsonb
@@ -511,33 +523,17 @@ BEGIN
     IF depth IS NULL OR depth < 0 THEN
         PERFORM exchange._fail('invalid_depth', 'depth must be zero or positive');
     END IF;
-    IF pg_is_in_recovery() THEN
-        v_seq := exchange._journal_head(inst.instrument_id);
-        RETURN (WITH book AS (SELECT * FROM exchange._journal_book(inst, v_seq, depth))
-                SELECT jsonb_build_object(
-                    'instrument', inst.symbol, 'seq', v_seq,
-                    'bids', coalesce((SELECT jsonb_agg(jsonb_build_object('price', b.price::text,
-                                                                          'quantity', b.quantity::text,
-                                                                          'order_count', b.order_count)
-                                                       ORDER BY b.price DESC)
-                                        FROM book b WHERE b.side = 'buy'), '[]'::jsonb),
-                    'asks', coalesce((SELECT jsonb_agg(jsonb_build_object('price', b.price::text,
-                                                                          'quantity', b.quantity::text,
-                                                                          'order_count', b.order_count)
-                                                       ORDER BY b.price)
-                                        FROM book b WHERE b.side = 'sell'), '[]'::jsonb)));
-    END IF;
-    v_seq := exchange._read_lock(inst.instrument_id);
-    RETURN jsonb_build_object(
-        'instrument', inst.symbol, 'seq', v_seq,
-        'bids', coalesce((SELECT jsonb_agg(jsonb_build_object('price', (l.price * inst.tick_size)::text,
-                                                              'quantity', (l.qty * inst.lot_size)::text,
-                                                              'order_count', l.order_count) ORDER BY l.n)
-                            FROM exchange._levels(inst.instrument_id, depth) WITH ORDINALITY
-                                 AS l(side, price, qty, order_count, n) WHERE l.side = 0), '[]'::jsonb),
-        'asks', coalesce((SELECT jsonb_agg(jsonb_build_object('price', (l.price * inst.tick_size)::text,
-                                                              'quantity', (l.qty * inst.lot_size)::text,
-                                                              'order_count', l.order_count) ORDER BY l.n)
-                            FROM exchange._levels(inst.instrument_id, depth) WITH ORDINALITY
-                                 AS l(side, price, qty, order_count, n) WHERE l.side = 1), '[]'::jsonb));
+    -- The sequence the levels reflect: on a primary the book's, whose writers
+    -- now wait until this transaction ends; on a standby the newest replayed.
+    v_seq := CASE WHEN pg_is_in_recovery() THEN exchange._journal_head(inst.instrument_id)
+                  ELSE exchange._read_lock(inst.instrument_id) END;
+    RETURN (WITH book AS (SELECT * FROM exchange._book_levels(inst, depth, v_seq))
+            SELECT jsonb_build_object(
+                'instrument', inst.symbol, 'seq', v_seq,
+                'bids', coalesce((SELECT jsonb_agg(jsonb_build_object('price', b.price::text, 'quantity', b.quantity::text,
+                                                                      'order_count', b.order_count) ORDER BY b.price DESC)
+                                    FROM book b WHERE b.side = 'buy'), '[]'::jsonb),
+                'asks', coalesce((SELECT jsonb_agg(jsonb_build_object('price', b.price::text, 'quantity', b.quantity::text,
+                                                                      'order_count', b.order_count) ORDER BY b.price)
+                                    FROM book b WHERE b.side = 'sell'), '[]'::jsonb)));
 END $$;
