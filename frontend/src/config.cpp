@@ -45,6 +45,10 @@ Config parse_config(int argc, char** argv) {
                    "WebSocket messages a client may send per second (bursts of twice as many)")
         ->envname("PGX_WS_MAX_MESSAGES_PER_SECOND")
         ->check(CLI::Range(1, 100000));
+    app.add_option("--feed-poll-ms", c.feed_poll_ms,
+                   "on a standby, which refuses LISTEN: how often the feed reads the journal for new entries")
+        ->envname("PGX_FEED_POLL_MS")
+        ->check(CLI::Range(1, 60000));
     bool no_auth = false;
     app.add_flag("--no-auth", no_auth,
                  "no API keys: trading routes take client_id from the request and the orders channel is "

@@ -19,6 +19,7 @@ struct Config {
     std::size_t ws_max_queue_bytes = 4u << 20;  // per client; a client further behind is disconnected
     std::size_t ws_max_message_bytes = 64u << 10;  // largest client message; larger closes with 1009
     int ws_max_messages_per_second = 50;           // per client, bursts of twice as many
+    int feed_poll_ms = 10;  // on a standby (LISTEN refused): how often the feed reads the journal heads
     bool auth = true;                 // API keys on trading routes and the orders channel (--no-auth: off)
     int auth_cache_ms = 5000;         // how long a key's answer is reused (a revocation takes this long)
     std::size_t http_max_connections = 4096;

@@ -51,6 +51,7 @@ int main(int argc, char** argv) {
     feed_config.max_client_queue_bytes = config.ws_max_queue_bytes;
     feed_config.max_message_bytes = config.ws_max_message_bytes;
     feed_config.max_messages_per_second = config.ws_max_messages_per_second;
+    feed_config.poll_interval_ms = config.feed_poll_ms;
     std::unique_ptr<pgx::ApiKeys> keys;
     if (config.auth) {
         keys = std::make_unique<pgx::ApiKeys>(pool, std::chrono::milliseconds(config.auth_cache_ms));

@@ -2,6 +2,7 @@
 
 Tests run in file order; the outage tests (Redis, then PostgreSQL) come last.
 """
+import asyncio
 import io
 import json
 import os
@@ -16,9 +17,12 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from decimal import Decimal
 
+import psycopg
 import pytest
 import requests
+import websockets
 
+from feed_fixtures import BookCopy
 from harness import FRONTEND, Process, place_deep_book, unread_connection, wait_for_port  # noqa: F401
 from rest_fixtures import (BASE, MAX_BODY, PG_DIR, PG_PORT, REDIS_PORT, api, fresh_client, metric,  # noqa: F401
                            metrics_text, order, pg, post_order, redis)
@@ -1749,17 +1753,30 @@ def test_a_read_only_database_answers_503_database_read_only(api, pg):
 
 STANDBY_DIR = PG_DIR.parent / "fetest-standby"
 STANDBY_PORT, STANDBY_HTTP, STANDBY_WS = PG_PORT + 3, 18040, 18041
+STANDBY_POLL_MS = 20  # the standby frontend's --feed-poll-ms
 
 
-def test_a_frontend_on_a_standby_reads_and_refuses_what_needs_the_primary(api, pg):
-    """A second pgx-frontend pointed at a streaming standby of the test cluster (pg_basebackup -R; a read
-    replica): what reads the tables answers as on the primary (GET /orders/{id}, GET /candles), the book is
-    503 book_unavailable (the extension's 55000: the books live in the primary's memory) and an order 503
-    database_read_only (25006), both saying why, with nothing written anywhere. Both servers are stopped by
-    the test."""
-    client = fresh_client("sb")
-    placed = post_order(order(client, side="sell", price="999.00")).json()
-    assert placed["status"] == "open", placed
+class Standby:
+    """A streaming standby of the test cluster and a pgx-frontend pointed at it."""
+    dsn = f"host=127.0.0.1 port={STANDBY_PORT} user=postgres dbname=postgres"
+    base = f"http://127.0.0.1:{STANDBY_HTTP}"
+    ws_url = f"ws://127.0.0.1:{STANDBY_WS}/stream"
+    log_path = PG_DIR.parent / "fetest-standby-frontend.log"  # kept for a post-mortem
+
+    def journal_head(self, symbol="BTC-USD"):
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            return conn.execute("SELECT seq FROM exchange.journal_heads() WHERE symbol = %s", (symbol,)).fetchone()[0]
+
+
+def primary_journal_head(pg, symbol="BTC-USD"):
+    return pg.scalar("SELECT seq FROM exchange.journal_heads() WHERE symbol = %s", (symbol,))
+
+
+@pytest.fixture(scope="module")
+def standby(api, pg):
+    """One standby per module run (pg_basebackup -R of the test cluster, a read replica, on 127.0.0.1:PG_PORT+3)
+    with its own pgx-frontend (REST 18040, WebSocket 18041, --feed-poll-ms 20); both stopped at the end, the
+    frontend by SIGTERM, which it must survive with exit code 0."""
     as_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     shutil.rmtree(STANDBY_DIR, ignore_errors=True)
     STANDBY_DIR.mkdir(parents=True)
@@ -1775,30 +1792,175 @@ def test_a_frontend_on_a_standby_reads_and_refuses_what_needs_the_primary(api, p
                        input=f"port = {STANDBY_PORT}\nunix_socket_directories = '{STANDBY_DIR}'\n", text=True)
         subprocess.run(as_pg + [f"{pg_bin}/pg_ctl", "-D", str(data), "-l", str(STANDBY_DIR / "server.log"), "-o",
                                 f"-p {STANDBY_PORT}", "-w", "-t", "60", "start"], check=True, stdout=subprocess.DEVNULL)
-        fe = Process([str(FRONTEND), "--db", f"host=127.0.0.1 port={STANDBY_PORT} user=postgres dbname=postgres",
-                      "--http-host", "127.0.0.1", "--http-port", str(STANDBY_HTTP), "--ws-port", str(STANDBY_WS),
-                      "--redis", f"127.0.0.1:{REDIS_PORT}", "--log-level", "info", "--no-auth"],
-                     STANDBY_DIR / "frontend.log", STANDBY_HTTP)
-        base = f"http://127.0.0.1:{STANDBY_HTTP}"
-        deadline = time.time() + 20
-        while True:  # the standby has replayed the order
-            got = requests.get(f"{base}/orders/{placed['order_id']}", timeout=10)
-            if got.status_code == 200 or time.time() > deadline:
-                break
-            time.sleep(0.2)
-        assert got.status_code == 200 and (got.json()["status"], got.json()["price"]) == ("open", "999.00"), got.text
-        r = requests.get(f"{base}/candles", params={"instrument": "BTC-USD", "interval": "1d"}, timeout=10)
-        assert r.status_code == 200 and "candles" in r.json(), r.text
-        r = requests.get(f"{base}/orderbook", params={"instrument": "BTC-USD"}, timeout=10)
-        assert r.status_code == 503 and r.json()["error"] == {
-            "code": "book_unavailable", "message": "order books are not kept on a standby"}, r.text
-        r = requests.post(f"{base}/orders", json=order(client, side="buy", price="1.00"), timeout=10)
-        assert r.status_code == 503 and error_of(r) == "database_read_only", r.text
-        assert pg.scalar("SELECT count(*) FROM exchange.orders WHERE client_id = %s", (client,)) == 1
+        fe = Process([str(FRONTEND), "--db", Standby.dsn, "--http-host", "127.0.0.1", "--http-port", str(STANDBY_HTTP),
+                      "--ws-port", str(STANDBY_WS), "--redis", f"127.0.0.1:{REDIS_PORT}", "--log-level", "info",
+                      "--no-auth", "--feed-poll-ms", str(STANDBY_POLL_MS)],
+                     Standby.log_path, STANDBY_HTTP)
+        yield Standby()
     finally:
-        if fe is not None:
-            assert fe.stop() == 0, f"the standby's frontend did not exit cleanly, see {fe.log_path}"
-        if (data / "postmaster.pid").exists():
-            subprocess.run(as_pg + [f"{pg_bin}/pg_ctl", "-D", str(data), "-m", "fast", "-w", "stop"],
-                           stdout=subprocess.DEVNULL)
-        shutil.rmtree(STANDBY_DIR, ignore_errors=True)
+        try:
+            if fe is not None:
+                assert fe.stop() == 0, f"the standby's frontend did not exit cleanly, see {fe.log_path}"
+        finally:
+            if (data / "postmaster.pid").exists():
+                subprocess.run(as_pg + [f"{pg_bin}/pg_ctl", "-D", str(data), "-m", "fast", "-w", "stop"],
+                               stdout=subprocess.DEVNULL)
+            shutil.rmtree(STANDBY_DIR, ignore_errors=True)
+
+
+def test_a_frontend_on_a_standby_reads_and_refuses_what_needs_the_primary(api, pg, standby):
+    """A second pgx-frontend pointed at a streaming standby of the test cluster (a read replica): what reads
+    the tables answers as on the primary (GET /orders/{id}, GET /candles), and so does GET /orderbook (the
+    extension, 0.16, answers a standby's book from the stored snapshots and the replicated journal): once the
+    standby has replayed, the same levels, exact decimals and `seq` as the primary's frontend. An order is 503
+    database_read_only (25006), saying why, with nothing written anywhere."""
+    client = fresh_client("sb")
+    placed = post_order(order(client, side="sell", price="999.00")).json()
+    assert placed["status"] == "open", placed
+    base = standby.base
+    deadline = time.time() + 20
+    while True:  # the standby has replayed the order
+        got = requests.get(f"{base}/orders/{placed['order_id']}", timeout=10)
+        if got.status_code == 200 or time.time() > deadline:
+            break
+        time.sleep(0.2)
+    assert got.status_code == 200 and (got.json()["status"], got.json()["price"]) == ("open", "999.00"), got.text
+    r = requests.get(f"{base}/candles", params={"instrument": "BTC-USD", "interval": "1d"}, timeout=10)
+    assert r.status_code == 200 and "candles" in r.json(), r.text
+
+    book = {"instrument": "BTC-USD", "levels": 10000}
+    primary = requests.get(f"{BASE}/orderbook", params=book, timeout=10)
+    assert primary.status_code == 200, primary.text
+    primary = primary.json()
+    assert primary["seq"] >= placed["seq"] and primary["asks"], primary
+    assert any(level["price"] == "999.00" for level in primary["asks"]), primary
+    deadline = time.time() + 20
+    while True:  # the standby has replayed up to the primary's book
+        r = requests.get(f"{base}/orderbook", params=book, timeout=10)
+        if r.status_code != 200 or r.json()["seq"] >= primary["seq"] or time.time() > deadline:
+            break
+        time.sleep(0.1)
+    assert r.status_code == 200, f"GET /orderbook on the standby: {r.status_code} {r.text}"
+    assert r.json() == primary, (r.json(), primary)
+
+    r = requests.post(f"{base}/orders", json=order(client, side="buy", price="1.00"), timeout=10)
+    assert r.status_code == 503 and error_of(r) == "database_read_only", r.text
+    assert "read-only" in r.json()["error"]["message"], r.text
+    assert pg.scalar("SELECT count(*) FROM exchange.orders WHERE client_id = %s", (client,)) == 1
+
+
+def standby_burst(seed, midway, orders=40, cancels=2):
+    """`orders` limit orders on BTC-USD through the primary's frontend, around 500.00 from a few clients (buys
+    and sells overlapping by up to 1.80, so some cross), each placed alone, and `cancels` of them, open when
+    placed, cancelled right after (at orders 15 and 30 or the next open one); midway() is called after half
+    the orders. Returns the POST /orders answers, in order."""
+    rng = random.Random(seed)
+    clients = [fresh_client("sbf") for _ in range(4)]
+    placed, cancelled = [], 0
+    for i in range(orders):
+        side = rng.choice(["buy", "sell"])
+        cents = 50000 + rng.randint(-120, 120) + (-30 if side == "buy" else 30)
+        r = post_order(order(rng.choice(clients), side=side, price=f"{cents // 100}.{cents % 100:02d}",
+                             quantity=str(Decimal(rng.randint(1, 20000)) / 10000)))
+        assert r.status_code == 201, r.text
+        placed.append(r.json())
+        if cancelled < cancels and i >= 15 * (cancelled + 1) and placed[-1]["status"] == "open":
+            r = requests.delete(f"{BASE}/orders/{placed[-1]['order_id']}", timeout=10)
+            assert r.status_code == 200 and r.json()["status"] == "cancelled", r.text
+            cancelled += 1
+        if i == orders // 2:
+            midway()
+        time.sleep(0.01)  # over half a second or so: several polls of the standby's feed
+    assert cancelled == cancels, "not enough open orders to cancel"
+    return placed
+
+
+def test_the_feed_of_a_frontend_on_a_standby_follows_the_journal_by_polling(api, pg, standby):
+    """The standby refuses LISTEN (25006 during recovery), so its frontend's feed polls the replicated journal
+    (--feed-poll-ms) instead and says so once in its log: a WebSocket client of the standby's frontend gets a
+    snapshot, then every entry of a burst placed on the primary (40 limit orders, some crossing, and 2 cancels)
+    as deltas without a gap, and the trades; its book is then the primary's exchange.orderbook, its trades the
+    primary's exchange.trades rows, in order. The feed's connection to the standby is killed in the middle of
+    the burst: it connects again, is refused LISTEN again and catches up from where it was, polling on (the
+    entries committed meanwhile are not missed). No notification is counted."""
+    deadline = time.monotonic() + 20
+    while standby.journal_head() != (head_before := primary_journal_head(pg)):  # the standby has replayed
+        assert time.monotonic() < deadline, "the standby did not replay the primary's journal"
+        time.sleep(0.1)
+
+    def kill_the_feeds_connection():
+        with psycopg.connect(standby.dsn, autocommit=True) as conn:
+            killed = conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                  " WHERE application_name = 'pgx-feed-listen'").fetchall()
+        assert killed == [(True,)], killed
+
+    async def recv_json(ws, timeout=10.0):
+        return json.loads(await asyncio.wait_for(ws.recv(), timeout))
+
+    async def scenario():
+        ws = await websockets.connect(standby.ws_url, max_size=1 << 24, max_queue=None)
+        await ws.send(json.dumps({"type": "subscribe", "channels": ["orderbook_deltas", "trades"],
+                                  "instruments": ["BTC-USD"]}))
+        ack = await recv_json(ws)
+        assert ack["type"] == "subscribed", ack
+        try:  # the loader answers once the feed is ready: follows the journal
+            first = await recv_json(ws)
+        except asyncio.TimeoutError:
+            raise AssertionError(f"no snapshot from the standby's feed in 10 s, see {standby.log_path}") from None
+        assert first["type"] == "snapshot" and first["instrument"] == "BTC-USD", (
+            f"no snapshot from the standby's feed: {first}")
+        book = BookCopy(first)
+        assert book.seq == head_before, (book.seq, head_before)
+        placed = await asyncio.to_thread(standby_burst, 11, kill_the_feeds_connection)
+        head = primary_journal_head(pg)
+        assert head == head_before + 42, (head_before, head)  # one journal entry per order and per cancel
+        deltas, trades = [], []
+        loop = asyncio.get_running_loop()
+        until = loop.time() + 20
+        while book.seq < head:  # deltas and trades until the client has the primary's journal head
+            assert loop.time() < until, f"the standby's feed stopped at {book.seq}, the primary is at {head}"
+            msg = await recv_json(ws, max(0.1, until - loop.time()))
+            if msg["type"] == "delta":
+                deltas.append(msg["seq"])
+                book.apply(msg)  # asserts the sequence has no gap
+            elif msg["type"] == "trade":
+                trades.append(msg)
+            else:
+                raise AssertionError(f"unexpected {msg}")
+        await ws.send(json.dumps({"type": "ping"}))  # the trades of the last entry, up to the pong
+        while (msg := await recv_json(ws))["type"] != "pong":
+            assert msg["type"] == "trade", msg
+            trades.append(msg)
+        await ws.close()
+        return book, deltas, trades, placed, head
+
+    book, deltas, trades, placed, head = asyncio.run(scenario())
+    assert deltas == list(range(head_before + 1, head + 1))
+    with pg.connect() as conn:
+        rows = conn.execute("SELECT side, price, quantity, order_count FROM exchange.orderbook('BTC-USD', 1000)")
+        expected = {(side, Decimal(price)): (Decimal(qty), count) for side, price, qty, count in rows.fetchall()}
+        primary_trades = conn.execute(
+            "SELECT trade_id::text, price, quantity, seq FROM exchange.trades "
+            " WHERE instrument = 'BTC-USD' AND seq > %s ORDER BY seq, trade_no", (head_before,)).fetchall()
+    assert all(sum(1 for s, _ in expected if s == side) < 1000 for side in ("buy", "sell"))  # not cut at 1000
+    assert any(Decimal("498") <= price <= Decimal("502") for _, price in expected), expected  # the burst's levels
+    assert book.levels == expected
+    assert len(primary_trades) >= 3, primary_trades  # some crossed
+    assert [(t["trade_id"], Decimal(t["price"]), Decimal(t["quantity"]), t["seq"]) for t in trades] == [
+        tuple(row) for row in primary_trades]
+    assert all(isinstance(t["price"], str) and isinstance(t["quantity"], str) for t in trades)
+    assert [t["trade_id"] for t in trades] == [t["trade_id"] for o in placed for t in o["trades"]]
+
+    text = requests.get(f"{standby.base}/metrics", timeout=10).text
+    assert "\nfeed_notifications_total " in text and "\nfeed_listen_reconnects_total " in text, text
+    assert metric(text, "feed_notifications_total") == 0
+    assert metric(text, "feed_listen_reconnects_total") == 1
+    assert metric(text, "feed_journal_entries_read_total") >= 42
+    log = standby.log_path.read_text()
+    announced = (r" info \[\d+\] feed: the database is in recovery \(a standby\): LISTEN refused, following the "
+                 rf"journal every {STANDBY_POLL_MS} ms\n")
+    assert len(re.findall(announced, log)) == 1, log  # once, not again on reconnecting
+    assert len(re.findall(r" warning \[\d+\] feed: LISTEN connection lost", log)) == 1, log
+    assert len(re.findall(r" info \[\d+\] feed: following the journal of \d+ instruments every "
+                          rf"{STANDBY_POLL_MS} ms \(reconnected, caught up\)\n", log)) == 1, log
+    assert "listening on exchange_events" not in log, log

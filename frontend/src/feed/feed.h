@@ -1,5 +1,6 @@
 // The WebSocket market-data feed: one LISTEN connection per process on
-// channel exchange_events, fan-out to subscribed clients on its own port.
+// channel exchange_events (on a standby, which refuses LISTEN, it polls the
+// journal heads instead), fan-out to subscribed clients on its own port.
 // Owned by frontend/src/feed/; the REST process (frontend/src/main.cpp)
 // creates one Server, starts it, reads stats() for /metrics, stops it on
 // SIGTERM.
@@ -30,6 +31,8 @@ struct Config {
     // net.ipv4.tcp_wmem's maximum): part of what a slow client can hold.
     int socket_send_buffer_bytes = 256 << 10;
     int max_messages_per_second = 50;  // per client, bursts of twice as many; beyond: error, then close
+    // Where LISTEN is refused (a standby): the journal heads are read this often instead.
+    int poll_interval_ms = 10;
     // With auth, the orders channel carries only the connected API key's own
     // orders (none without a key); a key is given when connecting (X-API-Key,
     // Authorization: Bearer, or ?api_key=). `authenticate` checks one and calls

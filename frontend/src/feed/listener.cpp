@@ -42,12 +42,13 @@ bool parse_notification(const char* payload, int& instrument_id, int64_t& last_s
 }  // namespace
 
 Listener::Listener(std::string conninfo, Instruments& instruments, const Interest& interest, Publish publish,
-                   ListenerCounters& counters)
+                   ListenerCounters& counters, int poll_interval_ms)
     : conninfo_(std::move(conninfo)),
       instruments_(instruments),
       interest_(interest),
       publish_(std::move(publish)),
-      counters_(counters) {}
+      counters_(counters),
+      poll_interval_ms_(std::max(1, poll_interval_ms)) {}
 
 Listener::~Listener() {
     stop();
@@ -97,11 +98,21 @@ void Listener::run() {
 }
 
 // LISTENs, catches up every instrument from the journal, then follows the
-// notifications until stop() or a connection error (thrown).
+// notifications until stop() or a connection error (thrown). Where LISTEN is
+// refused because the database is a standby, polls the journal instead.
 void Listener::serve(pg::Connection& conn, bool first) {
     // LISTEN before reading the journal: whatever commits in between is
     // both read now and notified later, and re-reading is harmless.
-    conn.exec("LISTEN exchange_events");
+    bool polling = false;
+    try {
+        conn.exec("LISTEN exchange_events");
+    } catch (const pg::Error& e) {
+        // 25006 "cannot execute LISTEN during recovery": a standby, where no
+        // NOTIFY is ever delivered (a read-only transaction may LISTEN). The
+        // statement failed alone (autocommit): the connection is usable.
+        if (e.sqlstate != "25006") throw;
+        polling = true;
+    }
     for (const auto& row : instruments_.reload(conn)) {
         // At first start the feed begins at the present; later (after a
         // reconnect) an instrument it has never seen began while it was away.
@@ -109,6 +120,18 @@ void Listener::serve(pg::Connection& conn, bool first) {
         follow(conn, row.id, row.last_seq);
     }
     ready_ = true;
+    if (polling) {
+        if (!polling_announced_)
+            spdlog::info(
+                "feed: the database is in recovery (a standby): LISTEN refused, following the journal "
+                "every {} ms",
+                poll_interval_ms_);
+        else
+            spdlog::info("feed: following the journal of {} instruments every {} ms (reconnected, caught up)",
+                         last_seen_.size(), poll_interval_ms_);
+        polling_announced_ = true;
+        return poll_journal(conn);
+    }
     spdlog::info("feed: listening on exchange_events for {} instruments{}", last_seen_.size(),
                  first ? "" : " (reconnected, caught up)");
 
@@ -139,6 +162,25 @@ void Listener::serve(pg::Connection& conn, bool first) {
         if (poll(fds, 2, -1) < 0 && errno != EINTR) throw std::runtime_error("poll failed");
         if (stopping_) return;
         if (!PQconsumeInput(conn.raw())) throw pg::Error(PQerrorMessage(conn.raw()), "");
+    }
+}
+
+// The notification loop's work, driven by the journal heads: an instrument
+// whose head is past its last seen sequence is followed to that head (read,
+// or skipped to it if nobody follows it: the head was learnt before the
+// interest is asked, as with a notification). A promoted standby is still
+// polled: the next reconnect LISTENs again.
+void Listener::poll_journal(pg::Connection& conn) {
+    while (sleep_unless_stopped(poll_interval_ms_)) {
+        for (const auto& row : instruments_.reload(conn)) {
+            auto it = last_seen_.find(row.id);
+            if (it == last_seen_.end())
+                last_seen_[row.id] = 0;  // created after the feed started: its whole journal is new
+            else if (row.last_seq <= it->second)
+                continue;
+            follow(conn, row.id, row.last_seq);
+            if (stopping_) return;
+        }
     }
 }
 

@@ -4,6 +4,12 @@
 // or a lost connection is caught up from the journal. The journal of an
 // instrument no client follows (interest.h) is not read: its position moves
 // to the notified sequence.
+//
+// On a standby (a read replica) PostgreSQL refuses LISTEN (25006: no NOTIFY
+// is delivered during recovery), so the listener follows the journal by
+// polling instead: every poll_interval_ms it reads the journal heads and
+// reads on from its last seen sequence wherever a head moved, exactly as it
+// does for a notification.
 #pragma once
 
 #include <atomic>
@@ -36,17 +42,22 @@ public:
     // publish runs on the listener thread and must not block.
     using Publish = std::function<void(std::shared_ptr<const Batch>)>;
     Listener(std::string conninfo, Instruments& instruments, const Interest& interest, Publish publish,
-             ListenerCounters& counters);
+             ListenerCounters& counters, int poll_interval_ms = 10);
     ~Listener();
     void start();
     void stop();
-    // True once the first LISTEN is in place: from then on every committed
-    // entry reaches publish, so snapshots may be served.
+    // True once the first LISTEN is in place (or, on a standby, the first
+    // journal heads are read): from then on every committed entry reaches
+    // publish, so snapshots may be served.
     bool ready() const { return ready_; }
 
 private:
     void run();
     void serve(pg::Connection& conn, bool first);
+    // Where LISTEN is refused (a standby): reads the journal heads every
+    // poll_interval_ms_ and follows each instrument whose head moved, until
+    // stop() or a connection error (thrown).
+    void poll_journal(pg::Connection& conn);
     // Reads and publishes what follows last_seen_[id] if a client follows the
     // instrument; else moves last_seen_[id] to `head`, which must have been
     // learnt (from a notification or the journal heads) before this call.
@@ -59,6 +70,8 @@ private:
     const Interest& interest_;
     Publish publish_;
     ListenerCounters& counters_;
+    const int poll_interval_ms_;
+    bool polling_announced_ = false;    // listener thread only
     std::map<int, int64_t> last_seen_;  // listener thread only
     std::atomic<bool> stopping_{false};
     std::atomic<bool> ready_{false};

@@ -456,7 +456,8 @@ void Server::start() {
     }
     s.listener = std::make_unique<Listener>(
         s.config.conninfo, s.instruments, s.interest,
-        [&s](std::shared_ptr<const Batch> batch) { s.publish(batch); }, s.listener_counters);
+        [&s](std::shared_ptr<const Batch> batch) { s.publish(batch); }, s.listener_counters,
+        s.config.poll_interval_ms);
     s.loader =
         std::make_unique<Loader>(s.config.conninfo, s.instruments, s.config.max_replay_entries,
                                  s.config.max_client_queue_bytes / 2, [&s] { return s.listener->ready(); });
