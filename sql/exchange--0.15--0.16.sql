@@ -161,8 +161,8 @@ REVOKE ALL ON FUNCTION exchange._day_positions(exchange.settlement_days) FROM PU
 -- Settle every trade date up to `through` (default: yesterday, UTC) that is
 -- not settled yet, for every instrument; returns the dates it settled, one
 -- row per instrument and date with journal entries. A date that has not
--- ended is refused (22023 settle_too_early); settling a date again does
--- nothing. One settlement runs at a time (the others wait); trading goes on.
+-- ended is refused (22023 settle_too_early), and so is +-infinity (22023
+-- invalid_date); settling a date again does nothing. One settlement runs at a time (the others wait); trading goes on.
 CREATE FUNCTION exchange.settle(through date DEFAULT NULL) RETURNS SETOF exchange.settlement_days
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = exchange, pg_catalog, pg_temp AS $$
 DECLARE
@@ -175,6 +175,8 @@ DECLARE
 BEGIN
     IF through IS NULL THEN
         through := today - 1;
+    ELSIF NOT isfinite(through) THEN
+        PERFORM exchange._fail('invalid_date', format('trade date %s is not a day', through), '22023');
     ELSIF through >= today THEN
         PERFORM exchange._fail('settle_too_early',
                                format('trade date %s has not ended (today is %s, UTC)', to_char(through, 'YYYY-MM-DD'),

@@ -62,6 +62,7 @@ SELECT count(*) FROM exchange.reconcile();
 -- A date that has not ended is refused, and nothing is stored.
 SELECT try_dated('SELECT exchange.settle((now() AT TIME ZONE ''UTC'')::date)');
 SELECT try_dated('SELECT exchange.settle(''2999-01-01'')');
+SELECT try('SELECT exchange.settle(''-infinity'')'), try('SELECT exchange.settle(''infinity'')');
 SELECT (SELECT count(*) FROM exchange.settlement_runs), (SELECT count(*) FROM exchange.settlement_days);
 
 -- Settling 2020-03-02: SETL-USD's entries of that date (the other

@@ -31,6 +31,9 @@ reached it (book_checks.stop_problems); stop-limit icebergs (a share of
 the good stop-limit GTC orders carry a display_quantity, 2026-12-07): a
 pending one shows nothing, the journal's entries of stop orders carry their
 display, and each journal gives its book back (book_checks.iceberg_stop_problems).
+Now and then (a generator of its own) settle, settlement and reconcile (0.16) with odd trade dates
+(infinities, impossible days, words), clients and instruments: a refused settle() stores nothing, and
+reconcile() is empty at the end.
 
 Usage: sql_fuzz.py DSN [calls]   (the database must not have the extension)
 """
@@ -54,7 +57,12 @@ DOCUMENTED = {
     "53000",  # capacity on amend
     "22P02",  # invalid text representation (PostgreSQL's input functions)
     "22003",  # numeric value out of range (PostgreSQL's input functions)
+    "22007",  # invalid datetime format (a date argument: PostgreSQL's input function)
+    "22008",  # datetime field overflow (a date argument: PostgreSQL's input function)
 }
+# Arguments for the settlement functions' trade dates (0.16).
+DATES = [None, "2020-03-02", "1999-12-31", "0001-01-01", "4000-01-01", "2020-02-30", "2020-13-01", "infinity",
+         "-infinity", "epoch", "today", "yesterday", "tomorrow", "", "x", "2020-3-4", "20200304", "1e9"]
 
 STRINGS = ["", " ", "x", "BUY", "Sell", "limit", "LIMIT", "market", "gtc", "IOC", "fok", "day", "none",
            "cancel_both", "Cancel_Oldest", "a'b", 'q"q', "back\\slash", "tab\there", "nl\nx", "\u00e9t\u00e9",
@@ -255,6 +263,28 @@ def cancel_all(rng, cur, moves):
     moves["cancel_all_orders cancelled"] = moves.get("cancel_all_orders cancelled", 0) + len(rows)
 
 
+def settlement_call(rng, cur, moves):
+    # settle, settlement and reconcile (0.16) with odd dates, clients and instruments: each succeeds or
+    # fails with a documented SQLSTATE; a refused settle() stores nothing.
+    day, what = pick(rng, DATES), rng.random()
+    if what < 0.4:
+        runs = cur.execute("SELECT count(*) FROM exchange.settlement_runs").fetchone()[0]
+        try:
+            cur.execute("SELECT count(*) FROM exchange.settle(%s::date)", (day,))
+        except psycopg.errors.DatabaseError:
+            if cur.connection.execute("SELECT count(*) FROM exchange.settlement_runs").fetchone()[0] != runs:
+                raise AssertionError(f"a refused settle({day!r}) stored a run")
+            raise
+        moves["settle() calls answered"] = moves.get("settle() calls answered", 0) + 1
+    elif what < 0.8:
+        cur.execute("SELECT count(*) FROM exchange.settlement(%s::date, %s, %s)",
+                    (day, pick(rng, [None, "f1", "x" * 300, pick(rng, STRINGS)]),
+                     pick(rng, [None, "BTC-USD", pick(rng, STRINGS)])))
+    else:
+        cur.execute("SELECT count(*) FROM exchange.reconcile(%s::date, %s)", (day, pick(rng, [None, "ETH-USD",
+                                                                                          pick(rng, STRINGS)])))
+
+
 def call(rng, cur, order_ids, moves):
     kind = rng.random()
     if kind < 0.45:
@@ -355,10 +385,13 @@ def main():
         # cancel_all_orders (0.14) with a generator of its own, about once in 500 calls, so that the other
         # calls' stream stays what it was.
         rng_all = random.Random(20261207)
+        rng_settle = random.Random(20261208)  # and the settlement functions (0.16), about once in 100
         for _ in range(calls):
             try:
                 with conn.cursor() as cur:
-                    if rng_all.random() < 0.002:
+                    if rng_settle.random() < 0.01:
+                        settlement_call(rng_settle, cur, moves)
+                    elif rng_all.random() < 0.002:
                         cancel_all(rng_all, cur, moves)
                     else:
                         call(rng, cur, order_ids, moves)
@@ -373,6 +406,7 @@ def main():
             print("FAIL: the server restarted during the fuzz pass", file=sys.stderr)
             return 1
         problems, gaps, fills = consistency_problems(conn)
+        reconciled = conn.execute("SELECT count(*) FROM exchange.reconcile()").fetchone()[0]
         stop_trouble = stop_problems(conn) + iceberg_stop_problems(conn)
         trades = conn.execute("SELECT count(*) FROM exchange.trades").fetchone()[0]
         stops = dict(conn.execute(
@@ -388,13 +422,17 @@ def main():
     print(f"sql fuzz: {calls} calls, outcomes {dict(sorted(outcomes.items()))}, {len(order_ids)} orders, "
           f"{trades} trades, stop orders {stops}, stop price moves {dict(sorted(moves.items()))}, "
           f"orders cancelled by cancel_all_orders {cancelled_all}")
+    if reconciled:
+        print(f"FAIL: reconcile() found {reconciled} problems", file=sys.stderr)
+        return 1
     if problems or gaps or fills or stop_trouble:
         print(f"FAIL: verify {problems}, journal gaps {gaps}, orders whose fills disagree with trades {fills}, "
               f"stop orders against the journal, stop-limit icebergs {stop_trouble}", file=sys.stderr)
         return 1
     if outcomes.get("ok", 0) < calls // 10 or trades == 0 or len(outcomes) < 4 or stops["triggered"] == 0 or \
             stops["iceberg_triggered"] == 0 or \
-            not all(moves.get(k) for k in ("moved", "refused stop_would_trigger", "refused invalid_stop_price")):
+            not all(moves.get(k) for k in ("moved", "refused stop_would_trigger", "refused invalid_stop_price",
+                                           "settle() calls answered")):
         print("FAIL: the fuzz pass exercised too little (see outcomes)", file=sys.stderr)
         return 1
     return 0
