@@ -14,7 +14,11 @@
 # (loadgen --amend 0.0002: each order's quantity from one lot to two, which
 # re-queues it), counting the orders whose quantity is 0.0002.
 # Then the commit-to-WebSocket latency with 1,000 subscribers
-# (tests/perf/ws_latency.py).
+# (tests/perf/ws_latency.py), and the same with the subscribers on the feed
+# of a second pgx-frontend pointed at a streaming standby of the cluster (a
+# read replica: pg_basebackup -R after the runs above; its listener polls the
+# journal every --feed-poll-ms, 10 by default), the orders still placed
+# through the primary's frontend (PGX_BENCH_NO_STANDBY=1 skips it).
 # PGX_BENCH_SECONDS (default 10) per rate; PGX_BENCH_RATES overrides the rates;
 # PGX_BENCH_CANCEL_RATES (default "2000 5000 10000") the cancel rates;
 # PGX_BENCH_NO_CANCEL=1 skips the cancel part; PGX_BENCH_AMEND_RATES and
@@ -49,7 +53,9 @@ PGBENCH=/usr/lib/postgresql/15/bin/pgbench
 export PGHOST=127.0.0.1 PGPORT=$pg_port PGUSER=postgres PGDATABASE=postgres
 
 cleanup() {
+  scripts/frontend-ctl.sh stop "$dir/run-standby" >/dev/null 2>&1 || true
   scripts/frontend-ctl.sh stop "$dir/run" >/dev/null 2>&1 || true
+  scripts/pg-cluster.sh stop "$dir/standby"
   scripts/pg-cluster.sh stop "$dir/pg"
 }
 trap cleanup EXIT
@@ -191,4 +197,20 @@ if [ -z "${PGX_BENCH_NO_WS:-}" ]; then
   # shellcheck disable=SC2086  # arguments are words
   /usr/bin/python3 tests/perf/ws_latency.py --http-port "$http_port" --ws-port "$ws_port" \
     ${PGX_BENCH_WS_ARGS:---subscribers 1000}
+  if [ -z "${PGX_BENCH_NO_STANDBY:-}" ]; then
+    sb=$dir/standby sb_port=$((pg_port + 1)) sb_http=$((http_port + 10)) sb_ws=$((ws_port + 10))
+    mkdir -p "$sb"
+    as_pg=()
+    if [ "$(id -u)" -eq 0 ]; then chown postgres: "$sb"; as_pg=(runuser -u postgres --); fi
+    "${as_pg[@]}" /usr/lib/postgresql/15/bin/pg_basebackup -h 127.0.0.1 -p "$pg_port" -U postgres -D "$sb/data" -R \
+      -X stream -c fast
+    scripts/pg-cluster.sh start "$sb" "$sb_port"
+    PGX_RATE_LIMIT=0 PGX_NO_AUTH=1 scripts/frontend-ctl.sh start "$dir/run-standby" \
+      "${PGX_BENCH_FRONTEND:-build/frontend/pgx-frontend}" "host=127.0.0.1 port=$sb_port user=postgres dbname=postgres" \
+      "$redis_port" "$sb_http" "$sb_ws"
+    printf '\nthe same, the subscribers on the feed of a frontend on a streaming standby (orders through the primary):\n'
+    # shellcheck disable=SC2086  # arguments are words
+    /usr/bin/python3 tests/perf/ws_latency.py --http-port "$http_port" --ws-port "$sb_ws" \
+      ${PGX_BENCH_WS_ARGS:---subscribers 1000}
+  fi
 fi
