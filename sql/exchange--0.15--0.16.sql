@@ -75,37 +75,26 @@ CREATE TABLE exchange.settlements (
     FOREIGN KEY (instrument_id, trade_date) REFERENCES exchange.settlement_days
 );
 
--- What was settled stays, for the owner too (0.10's function and rules).
-CREATE OR REPLACE FUNCTION exchange._history_kept() RETURNS trigger
+-- What was settled stays, for the owner too (as the journal since 0.10).
+CREATE FUNCTION exchange._settlement_kept() RETURNS trigger
 LANGUAGE plpgsql SET search_path = exchange, pg_catalog, pg_temp AS $$
 BEGIN
-    IF TG_TABLE_NAME = 'clients' THEN
-        RAISE EXCEPTION 'clients_append_only: % of exchange.clients refused: a client''s number never changes',
-            TG_OP USING ERRCODE = '55000';
-    END IF;
-    IF TG_TABLE_NAME = 'orders' THEN
-        RAISE EXCEPTION 'orders_kept: % of exchange.orders refused: an order''s row is never removed (cancel the order instead)',
-            TG_OP USING ERRCODE = '55000';
-    END IF;
-    IF TG_TABLE_NAME LIKE 'settlement%' THEN
-        RAISE EXCEPTION 'settlement_kept: % of exchange.% refused: a settled trade date never changes',
-            TG_OP, TG_TABLE_NAME USING ERRCODE = '55000';
-    END IF;
-    RAISE EXCEPTION '%_append_only: % of exchange.% refused: what was committed there never changes',
-        TG_TABLE_NAME, TG_OP, TG_TABLE_NAME USING ERRCODE = '55000';
+    RAISE EXCEPTION 'settlement_kept: % of exchange.% refused: a settled trade date never changes',
+        TG_OP, TG_TABLE_NAME USING ERRCODE = '55000';
 END $$;
+REVOKE ALL ON FUNCTION exchange._settlement_kept() FROM PUBLIC;
 CREATE TRIGGER settlement_runs_kept BEFORE UPDATE OR DELETE ON exchange.settlement_runs
-    FOR EACH ROW EXECUTE FUNCTION exchange._history_kept();
+    FOR EACH ROW EXECUTE FUNCTION exchange._settlement_kept();
 CREATE TRIGGER settlement_runs_no_truncate BEFORE TRUNCATE ON exchange.settlement_runs
-    FOR EACH STATEMENT EXECUTE FUNCTION exchange._history_kept();
+    FOR EACH STATEMENT EXECUTE FUNCTION exchange._settlement_kept();
 CREATE TRIGGER settlement_days_kept BEFORE UPDATE OR DELETE ON exchange.settlement_days
-    FOR EACH ROW EXECUTE FUNCTION exchange._history_kept();
+    FOR EACH ROW EXECUTE FUNCTION exchange._settlement_kept();
 CREATE TRIGGER settlement_days_no_truncate BEFORE TRUNCATE ON exchange.settlement_days
-    FOR EACH STATEMENT EXECUTE FUNCTION exchange._history_kept();
+    FOR EACH STATEMENT EXECUTE FUNCTION exchange._settlement_kept();
 CREATE TRIGGER settlements_kept BEFORE UPDATE OR DELETE ON exchange.settlements
-    FOR EACH ROW EXECUTE FUNCTION exchange._history_kept();
+    FOR EACH ROW EXECUTE FUNCTION exchange._settlement_kept();
 CREATE TRIGGER settlements_no_truncate BEFORE TRUNCATE ON exchange.settlements
-    FOR EACH STATEMENT EXECUTE FUNCTION exchange._history_kept();
+    FOR EACH STATEMENT EXECUTE FUNCTION exchange._settlement_kept();
 ALTER TABLE exchange.settlement_runs ENABLE ALWAYS TRIGGER settlement_runs_kept;
 ALTER TABLE exchange.settlement_runs ENABLE ALWAYS TRIGGER settlement_runs_no_truncate;
 ALTER TABLE exchange.settlement_days ENABLE ALWAYS TRIGGER settlement_days_kept;
