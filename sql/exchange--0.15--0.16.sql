@@ -151,7 +151,8 @@ REVOKE ALL ON FUNCTION exchange._day_positions(exchange.settlement_days) FROM PU
 -- not settled yet, for every instrument; returns the dates it settled, one
 -- row per instrument and date with journal entries. A date that has not
 -- ended is refused (22023 settle_too_early), and so is +-infinity (22023
--- invalid_date); settling a date again does nothing. One settlement runs at a time (the others wait); trading goes on.
+-- invalid_date); a journal with entries missing (55000 journal_gap)
+-- settles nothing; settling a date again does nothing. One settlement runs at a time (the others wait); trading goes on.
 CREATE FUNCTION exchange.settle(through date DEFAULT NULL) RETURNS SETOF exchange.settlement_days
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = exchange, pg_catalog, pg_temp AS $$
 DECLARE
@@ -201,6 +202,14 @@ BEGIN
              GROUP BY u.day
              ORDER BY u.day
         LOOP
+            -- The journal is gap-free (what the owner removed behind the
+            -- extension's back aside): a settlement covers all of it.
+            IF d.from_seq <> after + 1 OR d.entries <> d.to_seq - d.from_seq + 1 THEN
+                PERFORM exchange._fail('journal_gap', format(
+                    'the journal of %s has %s entries from %s to %s after entry %s: entries are missing',
+                    inst.symbol, d.entries, d.from_seq, d.to_seq, after), '55000');
+            END IF;
+            after := d.to_seq;
             SELECT count(*), coalesce(sum(t.quantity), 0), coalesce(sum(t.quantity * t.price), 0)
               INTO d.trade_count, d.volume, d.notional
               FROM exchange._day_trades(d) t;
