@@ -149,7 +149,8 @@ REVOKE ALL ON FUNCTION exchange._day_positions(exchange.settlement_days) FROM PU
 
 -- Settle every trade date up to `through` (default: yesterday, UTC) that is
 -- not settled yet, for every instrument; returns the dates it settled, one
--- row per instrument and date with journal entries. A date that has not
+-- row per instrument and date with journal entries, and stores each one's
+-- closing book in orderbook_snapshots (seq = its to_seq). A date that has not
 -- ended is refused (22023 settle_too_early), and so is +-infinity (22023
 -- invalid_date); a journal with entries missing (55000 journal_gap)
 -- settles nothing; settling a date again does nothing. One settlement runs at a time (the others wait); trading goes on.
@@ -219,6 +220,19 @@ BEGIN
                    p.sold_quantity, p.sold_notional, p.bought_quantity - p.sold_quantity,
                    p.sold_notional - p.bought_notional, p.maker_quantity, p.taker_quantity, p.trade_count
               FROM exchange._day_positions(d) p;
+            -- The date's closing book (right after its last entry), from the
+            -- newest snapshot before it and the entries after that (the
+            -- previous date's close once there is one): a record for audit,
+            -- and where a standby's book starts (orderbook on a standby).
+            INSERT INTO exchange.orderbook_snapshots (instrument, seq, bids, asks)
+            SELECT inst.symbol, d.to_seq,
+                   coalesce(jsonb_agg(jsonb_build_object('price', b.price, 'quantity', b.quantity,
+                                                         'order_count', b.order_count) ORDER BY b.price DESC)
+                                FILTER (WHERE b.side = 'buy'), '[]'::jsonb),
+                   coalesce(jsonb_agg(jsonb_build_object('price', b.price, 'quantity', b.quantity,
+                                                         'order_count', b.order_count) ORDER BY b.price)
+                                FILTER (WHERE b.side = 'sell'), '[]'::jsonb)
+              FROM exchange._journal_book(inst, d.to_seq, 2147483647) b;
             RETURN NEXT d;
         END LOOP;
     END LOOP;
@@ -481,6 +495,16 @@ LANGUAGE sql STABLE AS $$
                       ORDER BY e.seq DESC LIMIT 1), 0)
 $$;
 REVOKE ALL ON FUNCTION exchange._journal_head(int) FROM PUBLIC;
+
+-- journal_heads() (the feed reads it at start and, on a standby, every few
+-- milliseconds) finds each head the same way: max(seq) may be planned as a
+-- read of every entry when the statistics say an instrument has few (the
+-- book load met it, 2026-12-07).
+CREATE OR REPLACE FUNCTION exchange.journal_heads() RETURNS TABLE (instrument_id int, symbol text, seq bigint)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = exchange, pg_catalog, pg_temp AS $$
+    SELECT i.instrument_id, i.symbol, exchange._journal_head(i.instrument_id)
+      FROM exchange.instruments i ORDER BY i.instrument_id
+$$;
 
 -- A book's levels, best first, at most `depth` a side (orderbook()'s rows):
 -- on a primary the book in memory, on a standby the book right after entry

@@ -105,6 +105,30 @@ SELECT client_id, bought_quantity, sold_quantity, trade_count FROM exchange.sett
 SELECT count(*) FROM exchange.settlement('2020-03-04');
 SELECT count(*) AS problems FROM exchange.reconcile();
 SELECT count(*) AS problems FROM exchange.reconcile('2020-03-02', 'SETL-USD');
+-- Each settled date's closing book is stored (orderbook_snapshots, seq = its
+-- last entry), equal to orderbook_at there.
+CREATE FUNCTION closing_differs(sym text, at bigint) RETURNS bigint LANGUAGE sql AS $$
+    WITH snap AS (
+        SELECT s.bids, s.asks FROM exchange.orderbook_snapshots s WHERE s.instrument = sym AND s.seq = at
+    ), levels AS (
+        SELECT 'buy' AS side, (l->>'price')::numeric AS price, (l->>'quantity')::numeric AS quantity,
+               (l->>'order_count')::int AS order_count FROM snap, jsonb_array_elements(snap.bids) l
+        UNION ALL
+        SELECT 'sell', (l->>'price')::numeric, (l->>'quantity')::numeric, (l->>'order_count')::int
+          FROM snap, jsonb_array_elements(snap.asks) l
+    ), book AS (
+        SELECT * FROM exchange.orderbook_at(sym, at, 100000)
+    )
+    SELECT count(*) FROM ((SELECT * FROM levels EXCEPT ALL SELECT * FROM book)
+                          UNION ALL (SELECT * FROM book EXCEPT ALL SELECT * FROM levels)) x
+$$;
+SELECT d.instrument, d.trade_date, d.to_seq,
+       (SELECT count(*) FROM exchange.orderbook_snapshots s WHERE s.instrument = d.instrument AND s.seq = d.to_seq)
+           AS stored,
+       (SELECT jsonb_array_length(s.bids) || ' bids, ' || jsonb_array_length(s.asks) || ' asks'
+          FROM exchange.orderbook_snapshots s WHERE s.instrument = d.instrument AND s.seq = d.to_seq) AS levels,
+       closing_differs(d.instrument, d.to_seq) AS differing
+  FROM exchange.settlement_days d WHERE d.instrument LIKE 'SETL%' ORDER BY 1, 2;
 
 -- What was settled stays, for the owner too.
 SELECT try('UPDATE exchange.settlements SET net_quantity = 0');
