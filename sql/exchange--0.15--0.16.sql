@@ -224,15 +224,7 @@ BEGIN
             -- newest snapshot before it and the entries after that (the
             -- previous date's close once there is one): a record for audit,
             -- and where a standby's book starts (orderbook on a standby).
-            INSERT INTO exchange.orderbook_snapshots (instrument, seq, bids, asks)
-            SELECT inst.symbol, d.to_seq,
-                   coalesce(jsonb_agg(jsonb_build_object('price', b.price, 'quantity', b.quantity,
-                                                         'order_count', b.order_count) ORDER BY b.price DESC)
-                                FILTER (WHERE b.side = 'buy'), '[]'::jsonb),
-                   coalesce(jsonb_agg(jsonb_build_object('price', b.price, 'quantity', b.quantity,
-                                                         'order_count', b.order_count) ORDER BY b.price)
-                                FILTER (WHERE b.side = 'sell'), '[]'::jsonb)
-              FROM exchange._journal_book(inst, d.to_seq, 2147483647) b;
+            PERFORM exchange._store_snapshot(inst, d.to_seq, d.to_seq);
             RETURN NEXT d;
         END LOOP;
     END LOOP;
@@ -507,13 +499,13 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = exchange, pg_catalog, pg_
 $$;
 
 -- A book's levels, best first, at most `depth` a side (orderbook()'s rows):
--- on a primary the book in memory, on a standby the book right after entry
--- `upto` from the journal.
+-- with `upto` NULL the book in memory (a primary's), else the book right
+-- after entry `upto`, from the journal (a standby's; a settled date's close).
 CREATE FUNCTION exchange._book_levels(inst exchange.instruments, depth int, upto bigint)
 RETURNS TABLE (side text, price numeric, quantity numeric, order_count int)
 LANGUAGE plpgsql AS $$
 BEGIN
-    IF pg_is_in_recovery() THEN
+    IF upto IS NOT NULL THEN
         RETURN QUERY SELECT * FROM exchange._journal_book(inst, upto, depth);
         RETURN;
     END IF;
@@ -551,7 +543,8 @@ BEGIN
     -- now wait until this transaction ends; on a standby the newest replayed.
     v_seq := CASE WHEN pg_is_in_recovery() THEN exchange._journal_head(inst.instrument_id)
                   ELSE exchange._read_lock(inst.instrument_id) END;
-    RETURN (WITH book AS (SELECT * FROM exchange._book_levels(inst, depth, v_seq))
+    RETURN (WITH book AS (SELECT * FROM exchange._book_levels(inst, depth,
+                                                              CASE WHEN pg_is_in_recovery() THEN v_seq END))
             SELECT jsonb_build_object(
                 'instrument', inst.symbol, 'seq', v_seq,
                 'bids', coalesce((SELECT jsonb_agg(jsonb_build_object('price', b.price::text, 'quantity', b.quantity::text,
@@ -560,4 +553,29 @@ BEGIN
                 'asks', coalesce((SELECT jsonb_agg(jsonb_build_object('price', b.price::text, 'quantity', b.quantity::text,
                                                                       'order_count', b.order_count) ORDER BY b.price)
                                     FROM book b WHERE b.side = 'sell'), '[]'::jsonb)));
+END $$;
+
+-- Stores a whole book in orderbook_snapshots at journal entry `seq` (its
+-- levels as _book_levels(upto) gives them, decimals as JSON numbers) and
+-- returns the row's id: snapshot() the book in memory, settle() a date's
+-- close from the journal.
+CREATE FUNCTION exchange._store_snapshot(inst exchange.instruments, seq bigint, upto bigint) RETURNS bigint
+LANGUAGE sql AS $$
+    INSERT INTO exchange.orderbook_snapshots (instrument, seq, bids, asks)
+    SELECT inst.symbol, seq,
+           coalesce(jsonb_agg(jsonb_build_object('price', b.price, 'quantity', b.quantity, 'order_count', b.order_count)
+                              ORDER BY b.price DESC) FILTER (WHERE b.side = 'buy'), '[]'::jsonb),
+           coalesce(jsonb_agg(jsonb_build_object('price', b.price, 'quantity', b.quantity, 'order_count', b.order_count)
+                              ORDER BY b.price) FILTER (WHERE b.side = 'sell'), '[]'::jsonb)
+      FROM exchange._book_levels(inst, 2147483647, upto) b
+    RETURNING id
+$$;
+REVOKE ALL ON FUNCTION exchange._store_snapshot(exchange.instruments, bigint, bigint) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION exchange.snapshot(instrument text) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = exchange, pg_catalog, pg_temp AS $$
+DECLARE
+    inst exchange.instruments := exchange._instrument(instrument);
+BEGIN
+    RETURN exchange._store_snapshot(inst, exchange._lock(inst.instrument_id), NULL);
 END $$;
