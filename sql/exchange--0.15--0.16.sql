@@ -153,7 +153,8 @@ REVOKE ALL ON FUNCTION exchange._day_positions(exchange.settlement_days) FROM PU
 -- closing book in orderbook_snapshots (seq = its to_seq). A date that has not
 -- ended is refused (22023 settle_too_early), and so is +-infinity (22023
 -- invalid_date); a journal with entries missing (55000 journal_gap)
--- settles nothing; settling a date again does nothing. One settlement runs at a time (the others wait); trading goes on.
+-- settles nothing; settling a date again does nothing. One settlement runs
+-- at a time (the others wait); trading goes on.
 CREATE FUNCTION exchange.settle(through date DEFAULT NULL) RETURNS SETOF exchange.settlement_days
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = exchange, pg_catalog, pg_temp AS $$
 DECLARE
