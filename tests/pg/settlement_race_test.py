@@ -22,7 +22,6 @@ trades; and reconcile() reports nothing. Every settle() call must succeed.
 Usage: settlement_race_test.py DSN [transactions per trader]
 (the database must not have the extension)
 """
-import datetime
 import random
 import sys
 import threading
@@ -30,9 +29,9 @@ import time
 
 import psycopg
 
+from race_clock import LAST_DATE, first_clock, prepare, settler, stamped, tick
+
 INSTRUMENTS = ["R1", "R2", "R3"]
-START = datetime.datetime(2020, 1, 1, 20, 0, tzinfo=datetime.timezone.utc)
-LAST_DATE = datetime.date(2020, 1, 9)
 
 
 def fail(message):
@@ -43,27 +42,20 @@ def fail(message):
 def main():
     dsn = sys.argv[1]
     per_trader = int(sys.argv[2]) if len(sys.argv) > 2 else 150
-    with psycopg.connect(dsn, autocommit=True) as c:
-        c.execute("CREATE EXTENSION exchange")
-        for s in INSTRUMENTS:
-            c.execute("SELECT exchange.create_instrument(%s, 0.5, 1)", (s,))
-        for table, column in (("events", "created_at"), ("trades", "executed_at")):
-            c.execute(f"ALTER TABLE exchange.{table} ALTER {column} SET DEFAULT "
-                      "coalesce(nullif(current_setting('race.now', true), '')::timestamptz, now())")
+    prepare(dsn, INSTRUMENTS)
 
     errors = []
     clocks = {}
+    settled = []
     done = threading.Event()
 
     def trader(n):
         rng = random.Random(1000 + n)
-        clock = START + datetime.timedelta(minutes=rng.randrange(0, 90))
+        clock = first_clock(rng)
         try:
             with psycopg.connect(dsn, autocommit=True) as c:
                 for _ in range(per_trader):
-                    clock += datetime.timedelta(minutes=rng.randrange(0, 60))
-                    # Now and then a transaction that started a little earlier.
-                    stamp = clock - datetime.timedelta(minutes=rng.randrange(1, 20)) if rng.random() < 0.2 else clock
+                    clock, stamp = tick(rng, clock)
                     clocks[n] = clock
                     symbol = rng.choice(INSTRUMENTS)
                     orders = [{"client_id": f"t{n}c{rng.randrange(6)}", "instrument": symbol,
@@ -71,7 +63,7 @@ def main():
                                "quantity": rng.randrange(1, 5), "price": str(100 + rng.randrange(-4, 5) / 2)}
                               for _ in range(rng.randrange(1, 12))]
                     with c.transaction():
-                        c.execute("SELECT set_config('race.now', %s, true)", (stamp.isoformat(),))
+                        stamped(c, stamp)
                         c.execute("SELECT count(*) FROM exchange.place_orders(%s::jsonb)",
                                   (psycopg.types.json.Jsonb(orders),))
                         if rng.random() < 0.1:
@@ -79,25 +71,8 @@ def main():
         except Exception as e:  # noqa: BLE001
             errors.append(f"trader {n}: {e!r}")
 
-    settled = []
-
-    def settler(n):
-        rng = random.Random(2000 + n)
-        try:
-            with psycopg.connect(dsn, autocommit=True) as c:
-                while not done.is_set():
-                    time.sleep(rng.random() * 0.05)
-                    if not clocks:
-                        continue
-                    # A date some trader is still on, or has just left.
-                    day = min(clocks.values()).date() - datetime.timedelta(days=rng.randrange(0, 2))
-                    rows = c.execute("SELECT trade_date, instrument FROM exchange.settle(%s)", (day,)).fetchall()
-                    settled.append((day, len(rows)))
-        except Exception as e:  # noqa: BLE001
-            errors.append(f"settler {n}: {e!r}")
-
     traders = [threading.Thread(target=trader, args=(n,)) for n in range(4)]
-    settlers = [threading.Thread(target=settler, args=(n,)) for n in range(2)]
+    settlers = [threading.Thread(target=settler, args=(dsn, n, clocks, done, settled, errors)) for n in range(2)]
     for t in traders + settlers:
         t.start()
     for t in traders:
