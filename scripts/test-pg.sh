@@ -4,7 +4,8 @@
 # (regress/sql), isolation specs (regress/specs), the SQL fuzz pass
 # (tests/pg/sql_fuzz.py), concurrent sessions trading
 # (tests/pg/concurrency_test.py), settlement while trading goes on
-# (tests/pg/settlement_race_test.py), the NOTIFY publisher's test
+# (tests/pg/settlement_race_test.py), pruning while trading goes on
+# (tests/pg/prune_race_test.py), the NOTIFY publisher's test
 # (tests/pg/publisher_test.py), the upgrade from the base version
 # (tests/pg/upgrade_test.sh), the WAL preallocator's (tests/pg/wal_prealloc_test.sh,
 # on a cluster of its own), a streaming standby of the cluster
@@ -66,6 +67,12 @@ if [ $status -eq 0 ]; then
   /usr/bin/python3 tests/pg/settlement_race_test.py "host=$PGHOST port=$port user=$PGUSER dbname=exchange_settlement" \
     150 || status=1
   psql -X -q -d postgres -c "DROP DATABASE exchange_settlement" || status=1
+fi
+if [ $status -eq 0 ]; then
+  psql -X -q -d postgres -c "DROP DATABASE IF EXISTS exchange_prune" -c "CREATE DATABASE exchange_prune"
+  /usr/bin/python3 tests/pg/prune_race_test.py "host=$PGHOST port=$port user=$PGUSER dbname=exchange_prune" \
+    150 || status=1
+  psql -X -q -d postgres -c "DROP DATABASE exchange_prune" || status=1
 fi
 if [ $status -eq 0 ]; then
   /usr/bin/python3 tests/pg/publisher_test.py "host=$PGHOST port=$port user=$PGUSER dbname=postgres" || status=1

@@ -23,7 +23,10 @@ check_health() {
   local problems gaps
   problems=$(psql_db -At -c "SELECT i.symbol || ': ' || v.problem FROM exchange.instruments i, exchange.verify(i.symbol) v")
   [ -z "$problems" ] || fail "$1: verify found: $problems"
-  gaps=$(psql_db -At -c "SELECT instrument_id FROM exchange.events GROUP BY instrument_id HAVING count(*) <> max(seq) OR min(seq) <> 1")
+  # Gap-free from entry 1, or after the last entry prune() removed (0.17).
+  gaps=$(psql_db -At -c "SELECT instrument_id FROM exchange.events GROUP BY instrument_id
+                         HAVING count(*) FILTER (WHERE seq > exchange._pruned_seq(instrument_id))
+                                <> max(seq) - exchange._pruned_seq(instrument_id)")
   [ -z "$gaps" ] || fail "$1: journal gaps for instruments $gaps"
 }
 
@@ -222,8 +225,8 @@ check_health "after backend crash"
 passed=$((passed + 1))
 
 # 4. Backup and restore with pg_dump/pg_restore into another database: every
-#    row, the books, the API keys and the settled dates come back (reconciled), and trading continues the
-#    journal and the sequences where they stopped.
+#    row, the books, the API keys and the settled and pruned dates come back (reconciled), and trading
+#    continues the journal and the sequences where they stopped.
 key=$(psql_db -At -c "SELECT api_key FROM exchange.create_api_key('backup-client')")
 psql_db -c "SELECT exchange.snapshot('AAA')" >/dev/null
 # A settled trade date (0.16): trades on SETL stamped 2021-01-04 (the columns' defaults), settled.
@@ -236,8 +239,13 @@ SELECT exchange.place_order('s2', 'SETL', 'buy', 'limit', 3, 11);
 ALTER TABLE exchange.events ALTER created_at SET DEFAULT now();
 ALTER TABLE exchange.trades ALTER executed_at SET DEFAULT now();
 SELECT exchange.settle('2021-01-04');
+SELECT exchange.prune('2021-01-04');
 SQL
 [ "$(psql_db -At -c "SELECT count(*) FROM exchange.settlements")" = 2 ] || fail "restore: the date was not settled"
+# Pruned (0.17): entry 1 and s2's filled order go; entry 2 (the newest, with the last trade) and s1's
+# resting order with its trade stay.
+[ "$(psql_db -At -c "SELECT entries || ' ' || trades || ' ' || orders FROM exchange.prunes")" = "1 0 1" ] ||
+  fail "restore: the date was not pruned"
 digest() {  # every table's rows, the books and the next journal seq per instrument
   psql -X -q -At -v ON_ERROR_STOP=1 -d "$1" \
     -c "SELECT 'orders', count(*), md5(string_agg(o::text, ',' ORDER BY order_no)) FROM exchange.orders o" \
@@ -247,7 +255,8 @@ digest() {  # every table's rows, the books and the next journal seq per instrum
     -c "SELECT 'settled', (SELECT md5(string_agg(r::text, ',' ORDER BY through)) FROM exchange.settlement_runs r),
                (SELECT md5(string_agg(d::text, ',' ORDER BY instrument_id, trade_date)) FROM exchange.settlement_days d),
                (SELECT md5(string_agg(s::text, ',' ORDER BY trade_date, client_id, instrument_id))
-                  FROM exchange.settlements s)" \
+                  FROM exchange.settlements s),
+               (SELECT md5(string_agg(p::text, ',' ORDER BY instrument_id, through)) FROM exchange.prunes p)" \
     -c "SELECT 'misc', (SELECT md5(string_agg(c::text, ',' ORDER BY client_no)) FROM exchange.clients c),
                (SELECT count(*) FROM exchange.orderbook_snapshots), (SELECT count(*) FROM exchange.instruments)" \
     -c "SELECT symbol, o.* FROM exchange.instruments, exchange.orderbook(symbol, 1000) o" \
@@ -268,6 +277,8 @@ next_seq=$(psql -X -At -d restore_test -c "SELECT coalesce(max(seq), 0) + 1 FROM
                                           JOIN exchange.instruments i USING (instrument_id) WHERE symbol = 'AAA'")
 got=$(psql -X -At -d restore_test -c "SELECT seq FROM exchange.place_order('restored', 'AAA', 'buy', 'limit', 1, 2)")
 [ "$got" = "$next_seq" ] || fail "restore: the journal went on at $got, not $next_seq"
+got=$(psql -X -At -d restore_test -c "SELECT seq FROM exchange.place_order('restored', 'SETL', 'buy', 'limit', 1, 10)")
+[ "$got" = 3 ] || fail "restore: the pruned journal of SETL went on at $got, not 3"
 db=restore_test check_health "after restore"
 psql -X -q -d postgres -c "DROP DATABASE restore_test"
 echo "backup and restore: $(echo "$before" | head -1 | cut -d'|' -f2) orders, identical after pg_restore"

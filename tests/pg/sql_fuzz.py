@@ -31,9 +31,9 @@ reached it (book_checks.stop_problems); stop-limit icebergs (a share of
 the good stop-limit GTC orders carry a display_quantity, 2026-12-07): a
 pending one shows nothing, the journal's entries of stop orders carry their
 display, and each journal gives its book back (book_checks.iceberg_stop_problems).
-Now and then (a generator of its own) settle, settlement and reconcile (0.16) with odd trade dates
-(infinities, impossible days, words), clients and instruments: a refused settle() stores nothing, and
-reconcile() is empty at the end.
+Now and then (a generator of its own) settle, settlement and reconcile (0.16) and prune (0.17) with odd
+trade dates (infinities, impossible days, words), clients and instruments: a refused settle() stores
+nothing, a refused prune() removes nothing, and reconcile() is empty at the end.
 
 Usage: sql_fuzz.py DSN [calls]   (the database must not have the extension)
 """
@@ -276,6 +276,22 @@ def settlement_call(rng, cur, moves):
                 raise AssertionError(f"a refused settle({day!r}) stored a run")
             raise
         moves["settle() calls answered"] = moves.get("settle() calls answered", 0) + 1
+    elif what < 0.5:
+        # prune (0.17): refused or nothing to remove (this pass's entries are stamped today; yesterday is
+        # left out for a pass that runs over midnight); a refused prune() removes nothing.
+        day = pick(rng, [d for d in DATES if d != "yesterday"])
+        before = cur.execute("SELECT (SELECT count(*) FROM exchange.prunes), (SELECT count(*) FROM exchange.events)"
+                             ).fetchone()
+        try:
+            removed = cur.execute("SELECT count(*) FROM exchange.prune(%s::date)", (day,)).fetchone()[0]
+        except psycopg.errors.DatabaseError:
+            if cur.connection.execute("SELECT (SELECT count(*) FROM exchange.prunes), "
+                                      "(SELECT count(*) FROM exchange.events)").fetchone() != before:
+                raise AssertionError(f"a refused prune({day!r}) removed something")
+            raise
+        if removed:
+            raise AssertionError(f"prune({day!r}) removed entries stamped today")
+        moves["prune() calls answered"] = moves.get("prune() calls answered", 0) + 1
     elif what < 0.8:
         cur.execute("SELECT count(*) FROM exchange.settlement(%s::date, %s, %s)",
                     (day, pick(rng, [None, "f1", "x" * 300, pick(rng, STRINGS)]),

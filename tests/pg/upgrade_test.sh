@@ -16,7 +16,7 @@
 # stop orders are checked against, then, holding pending stops loaded in
 # memory at 0.13, is updated to 0.14 and moves one of them, then to 0.15,
 # whose verify compares a pending stop's display quantity, then to 0.16, which
-# settles the trades made at 0.15. Runs against
+# settles the trades made at 0.15, then to 0.17, which prunes them. Runs against
 # the cluster of scripts/test-pg.sh (PGHOST/PGPORT/PGUSER from there); the
 # databases are dropped at the end.
 set -euo pipefail
@@ -323,3 +323,19 @@ q12 "ALTER EXTENSION exchange UPDATE TO '0.16'" >/dev/null
         FROM exchange.settlement('2021-06-01')")" = "b1 3 -30.0; s1 -3 30.0" ] || fail "the positions settled at 0.16"
 [ "$(q12 "SELECT count(*) FROM exchange.reconcile()")" = 0 ] || fail "reconcile at 0.16"
 echo "upgrade: 0.15 -> 0.16 settles the trades made at 0.15 and reconciles them"
+
+# 0.16 -> 0.17: retention. The date settled at 0.16 is pruned at 0.17: b1's
+# filled order and entry 1 go; s1's resting order stays with its trade, and
+# entry 2 (the newest, with the last trade); the book and reconcile agree.
+q12 "ALTER EXTENSION exchange UPDATE TO '0.17'" >/dev/null
+[ "$(q12 "SELECT extversion FROM pg_extension WHERE extname = 'exchange'")" = 0.17 ] || fail "not updated to 0.17"
+[ "$(q12 "SELECT string_agg(instrument || ' ' || through_seq || ' ' || entries || ' ' || trades || ' ' || orders, '; ')
+        FROM exchange.prune('2021-06-01')")" = "UP16-USD 2 1 0 1" ] || fail "prune at 0.17 of the date settled at 0.16"
+[ "$(q12 "SELECT string_agg(o.client_id || ' ' || o.status, '; ' ORDER BY o.order_no) FROM exchange.orders o
+        WHERE o.instrument = 'UP16-USD'")" = "s1 partially_filled" ] || fail "the orders left by the prune"
+[ "$(q12 "SELECT count(*) FROM exchange.verify('UP16-USD')") $(q12 "SELECT count(*) FROM exchange.reconcile()")" \
+  = "0 0" ] || fail "verify or reconcile after the prune"
+[ "$(q12 "SELECT count(*) FROM exchange.settlement('2021-06-01')")" = 2 ] || fail "the settled positions after the prune"
+[ "$(q12 "SELECT count(*) FROM (SELECT * FROM exchange.orderbook_at('UP16-USD') EXCEPT ALL
+        SELECT * FROM exchange.orderbook('UP16-USD')) d")" = 0 ] || fail "orderbook_at after the prune"
+echo "upgrade: 0.16 -> 0.17 prunes the date settled at 0.16"
