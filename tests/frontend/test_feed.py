@@ -273,6 +273,67 @@ def test_a_resume_across_entries_removed_from_the_journal_gets_a_snapshot(db, fr
     run(scenario())
 
 
+def test_a_resume_from_inside_a_pruned_date_gets_a_snapshot(db, frontend):
+    """exchange.prune (extension 0.17) removes a settled trade date's journal entries (all but the
+    newest and the newest with a trade) and its finished orders. A client resuming from inside the
+    pruned entries gets a snapshot equal to the book, one resuming from the last pruned entry the
+    replay of what came after; GET /orders/{id} of a removed order is 404, of an order resting since
+    that date 200. (The date's entries are stamped 2019-01-02 through the columns' defaults: the
+    trading functions stamp now(). Nothing else in this module trades on a past date.)"""
+    db.execute("SELECT exchange.create_instrument('PRUNE-USD', 0.01, 0.0001)")
+    try:
+        for table, column in (("events", "created_at"), ("trades", "executed_at")):
+            db.execute(f"ALTER TABLE exchange.{table} ALTER {column} SET DEFAULT '2019-01-02 12:00+00'")
+        random_burst(60, 44, "PRUNE-USD")
+    finally:
+        for table, column in (("events", "created_at"), ("trades", "executed_at")):
+            db.execute(f"ALTER TABLE exchange.{table} ALTER {column} SET DEFAULT now()")
+    day_end = journal_seq(db, "PRUNE-USD")
+    day_resting = {o for (o,) in db.execute("SELECT order_id FROM exchange.orders WHERE instrument = 'PRUNE-USD' "
+                                            "AND status IN ('open', 'partially_filled')").fetchall()}
+    [settled] = db.execute("SELECT to_seq FROM exchange.settle('2019-01-02') WHERE instrument = 'PRUNE-USD'"
+                           ).fetchone()
+    assert settled == day_end
+    random_burst(30, 45, "PRUNE-USD")
+    end = journal_seq(db, "PRUNE-USD")
+    assert end > day_end + 5
+    query = "SELECT order_id, status FROM exchange.orders WHERE instrument = 'PRUNE-USD'"
+    before = dict(db.execute(query).fetchall())
+    [(through_seq, entries, orders)] = db.execute(
+        "SELECT through_seq, entries, orders FROM exchange.prune('2019-01-02') WHERE instrument = 'PRUNE-USD'"
+    ).fetchall()
+    assert through_seq == day_end and entries >= day_end - 2 and orders > 0
+    after = dict(db.execute(query).fetchall())
+    gone = set(before) - set(after)
+    assert len(gone) == orders and all(before[o] in ("filled", "cancelled", "rejected") for o in gone)
+    # An order resting at the end of the date stays, whether it rests on or finished after the date.
+    assert day_resting and day_resting <= set(after)
+    base = f"http://127.0.0.1:{HTTP_PORT}"
+    r = requests.get(f"{base}/orders/{next(iter(gone))}", timeout=10)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "order_not_found", r.text
+    for order_id in sorted(day_resting)[:3]:
+        r = requests.get(f"{base}/orders/{order_id}", timeout=10)
+        assert r.status_code == 200 and r.json()["order_id"] == str(order_id), r.text
+
+    async def scenario():
+        inside = await connect()
+        await subscribe(inside, ["orderbook_deltas"], ["PRUNE-USD"], from_seq={"PRUNE-USD": 1})
+        first = await recv_json(inside)
+        assert first["type"] == "snapshot" and first["seq"] == end
+        assert BookCopy(first).levels == orderbook(db, "PRUNE-USD")
+        after_it = await connect()
+        await subscribe(after_it, ["orderbook_deltas"], ["PRUNE-USD"], from_seq={"PRUNE-USD": day_end})
+        got = []
+        while not got or got[-1]["seq"] < end:
+            got.append(await recv_json(after_it))
+        assert [m["seq"] for m in got] == list(range(day_end + 1, end + 1))
+        assert {m["type"] for m in got} == {"delta"}
+        for ws in (inside, after_it):
+            await ws.close()
+
+    run(scenario())
+
+
 def test_a_client_that_asks_for_batches_gets_the_same_messages_batched(db, frontend):
     """With "batch": true in its subscribe, the messages ready for a client at the same time come as
     one {"type":"batch","messages":[...]} (never a batch of one); flattened, its stream is exactly

@@ -171,11 +171,13 @@ LoadResult Loader::replay(pg::Connection& conn, const LoadRequest& request) {
         const auto count = static_cast<int>(newest - request.from_seq);
         std::vector<JournalRow> rows = read_journal(conn, *id, request.from_seq, newest, count);
         // Fewer entries than sequence numbers: some were removed from the journal (since extension
-        // 0.10 only by its owner disabling a trigger). A replay with a hole would be a gap for the
-        // client: a snapshot instead. (The key (instrument_id, seq) makes count rows contiguous.)
+        // 0.17 the settled ones by exchange.prune; before, only by its owner disabling a trigger). A
+        // replay with a hole would be a gap for the client: a snapshot instead. (The key
+        // (instrument_id, seq) makes count rows contiguous.)
         if (rows.size() != static_cast<std::size_t>(count)) {
-            spdlog::warn("feed: the journal of {} lacks entries after {}: a snapshot instead of a replay",
-                         request.instrument, request.from_seq);
+            spdlog::info(
+                "feed: the journal of {} lacks entries after {} (pruned): a snapshot instead of a replay",
+                request.instrument, request.from_seq);
             return snapshot(conn, request.instrument);
         }
         Batch replayed;
