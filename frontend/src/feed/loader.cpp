@@ -175,9 +175,8 @@ LoadResult Loader::replay(pg::Connection& conn, const LoadRequest& request) {
         // replay with a hole would be a gap for the client: a snapshot instead. (The key
         // (instrument_id, seq) makes count rows contiguous.)
         if (rows.size() != static_cast<std::size_t>(count)) {
-            spdlog::info(
-                "feed: the journal of {} lacks entries after {} (pruned): a snapshot instead of a replay",
-                request.instrument, request.from_seq);
+            spdlog::info("feed: the journal of {} lacks entries after {}: a snapshot instead of a replay",
+                         request.instrument, request.from_seq);
             return snapshot(conn, request.instrument);
         }
         Batch replayed;
