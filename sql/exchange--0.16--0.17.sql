@@ -18,7 +18,9 @@
 --     keeps all its trades (filled_quantity = the sum of its trades, as
 --     reconcile() checks);
 --   - settlement_days and settlements (the dates' totals and positions), and
---     the record of the run in exchange.prunes.
+--     the record of the run in exchange.prunes;
+--   - of the stored books before the last pruned entry only the settled
+--     dates' closing books (one a date).
 -- A pruned date no longer reconciles (55000 pruned), the book before the
 -- last pruned entry is gone (orderbook_at: 55000 pruned), and an order's
 -- idempotency key is remembered as long as its row.
@@ -26,7 +28,8 @@
 
 -- One row per instrument and call of prune() that removed some of its
 -- history: its journal's entries up to through_seq are gone (but the two it
--- keeps), and what the call removed.
+-- keeps), and what the call removed (entries, trades, orders, and stored
+-- books before through_seq but the settled dates' closing books).
 CREATE TABLE exchange.prunes (
     through date NOT NULL,
     instrument_id int NOT NULL REFERENCES exchange.instruments,
@@ -35,6 +38,7 @@ CREATE TABLE exchange.prunes (
     entries bigint NOT NULL,
     trades bigint NOT NULL,
     orders bigint NOT NULL,
+    snapshots bigint NOT NULL,
     pruned_at timestamptz NOT NULL DEFAULT now(),
     pruned_by text NOT NULL DEFAULT session_user,
     PRIMARY KEY (instrument_id, through)
@@ -133,6 +137,7 @@ DECLARE
     head bigint;
     last_trade bigint;
     n_entries bigint;
+    n_snapshots bigint;
     p exchange.prunes;
 BEGIN
     IF through IS NULL THEN
@@ -216,8 +221,19 @@ BEGIN
         DELETE FROM exchange.events e
          WHERE e.instrument_id = inst.instrument_id AND e.seq <= upto AND e.seq <> head AND e.seq <> last_trade;
         GET DIAGNOSTICS n_entries = ROW_COUNT;
-        INSERT INTO exchange.prunes (through, instrument_id, instrument, through_seq, entries, trades, orders)
-        VALUES (through, inst.instrument_id, inst.symbol, upto, n_entries, n_trades, coalesce(array_length(gone, 1), 0))
+        -- The books stored before the last pruned entry (snapshot(), say every
+        -- few minutes from cron) no longer start anything: orderbook_at()
+        -- refuses a sequence before it and a standby starts from the newest.
+        -- The settled dates' closing books stay, one a date, for audit.
+        DELETE FROM exchange.orderbook_snapshots s
+         WHERE s.instrument = inst.symbol AND s.seq < upto
+           AND NOT EXISTS (SELECT 1 FROM exchange.settlement_days d
+                            WHERE d.instrument_id = inst.instrument_id AND d.to_seq = s.seq);
+        GET DIAGNOSTICS n_snapshots = ROW_COUNT;
+        INSERT INTO exchange.prunes (through, instrument_id, instrument, through_seq, entries, trades, orders,
+                                     snapshots)
+        VALUES (through, inst.instrument_id, inst.symbol, upto, n_entries, n_trades, coalesce(array_length(gone, 1), 0),
+                n_snapshots)
         RETURNING * INTO p;
         RETURN NEXT p;
     END LOOP;

@@ -67,7 +67,17 @@ SELECT try('TRUNCATE exchange.prunes');
 -- trade) and mm's resting order with all its trades; SETL2-USD keeps entry 2
 -- and mm's resting order; bob's filled market order goes, its trade stays
 -- with mm's order.
-SELECT through, instrument, through_seq, entries, trades, orders FROM exchange.prune('2020-03-04') ORDER BY instrument;
+-- A book stored at entry 12 (as snapshot() from cron would have) goes: the
+-- pruned entries' books start nothing any more; the settled dates' closing
+-- books (11, 13, 14) stay.
+INSERT INTO exchange.orderbook_snapshots (instrument, seq, bids, asks)
+SELECT 'SETL-USD', 12, coalesce(jsonb_agg(to_jsonb(b) - 'side') FILTER (WHERE side = 'buy'), '[]'),
+       coalesce(jsonb_agg(to_jsonb(b) - 'side') FILTER (WHERE side = 'sell'), '[]')
+  FROM exchange.orderbook_at('SETL-USD', 12, 1000) b;
+SELECT string_agg(seq::text, ' ' ORDER BY seq) AS stored FROM exchange.orderbook_snapshots WHERE instrument = 'SETL-USD';
+SELECT through, instrument, through_seq, entries, trades, orders, snapshots FROM exchange.prune('2020-03-04')
+ ORDER BY instrument;
+SELECT string_agg(seq::text, ' ' ORDER BY seq) AS stored FROM exchange.orderbook_snapshots WHERE instrument = 'SETL-USD';
 SELECT * FROM setl_state('SETL-USD');
 SELECT * FROM setl_state('SETL2-USD');
 -- The books load from what is left: the sequence goes on from the kept
