@@ -35,6 +35,9 @@ Now and then (a generator of its own) settle, settlement and reconcile (0.16) an
 trade dates (infinities, impossible days, words), clients and instruments: a refused settle() stores
 nothing, a refused prune() removes nothing, and reconcile() is empty at the end.
 
+And (a generator of its own) the TWAP functions (0.18) with odd arguments: a refused place_twap stores
+nothing, run_twaps never fails, and the TWAPs' children are checked with every other order at the end.
+
 Usage: sql_fuzz.py DSN [calls]   (the database must not have the extension)
 """
 import json
@@ -301,6 +304,54 @@ def settlement_call(rng, cur, moves):
                                                                                           pick(rng, STRINGS)])))
 
 
+INTERVALS = [None, "10 minutes", "1 second", "0.5 seconds", "0", "-1 minute", "7 days", "8 days", "1 hour", "x",
+             "", "1e9 years", "P1D", "00:00:05"]
+
+
+def twap_call(rng, cur, twap_ids, moves):
+    # place_twap, cancel_twap, get_twap, list_twaps, twap_orders and run_twaps (0.18) with odd arguments:
+    # each succeeds or fails with a documented SQLSTATE; a refused place_twap stores nothing, and run_twaps
+    # never fails (a child the exchange refuses is the TWAP's last_error).
+    what = rng.random()
+    if what < 0.4:
+        good = rng.random() < 0.6
+        args = (pick(rng, ["f1", "f2", "f3"]) if good else pick(rng, STRINGS + [None]),
+                pick(rng, ["BTC-USD", "ETH-USD"]) if good else pick(rng, STRINGS + [None]),
+                pick(rng, ["buy", "sell"]) if good else pick(rng, STRINGS + [None]),
+                pick(rng, ["1", "3", "10"]) if good else pick(rng, NUMERICS),
+                pick(rng, ["10 minutes", "1 minute"]) if good else pick(rng, INTERVALS),
+                pick(rng, [None, 1, 3]) if good else pick(rng, [None, 0, -1, 1, 10001, 2 ** 31 - 1]),
+                pick(rng, [None, "100.00", "1000", "50"]) if good else pick(rng, NUMERICS),
+                pick(rng, ["-3 minutes", "-1 hour", "0", "1 minute"]),
+                pick(rng, [None, None, "k1", "k2", "", "x" * 300]))
+        before = cur.execute("SELECT count(*) FROM exchange.twaps").fetchone()[0]
+        try:
+            row = cur.execute("SELECT twap_id FROM exchange.place_twap(%s, %s, %s, %s::numeric, %s::interval, %s, "
+                              "%s::numeric, now() + %s::interval, %s)", args).fetchone()
+        except psycopg.errors.DatabaseError:
+            if cur.connection.execute("SELECT count(*) FROM exchange.twaps").fetchone()[0] != before:
+                raise AssertionError(f"a refused place_twap{args!r} stored a TWAP")
+            raise
+        twap_ids.append(row[0])
+        moves["place_twap answered"] = moves.get("place_twap answered", 0) + 1
+    elif what < 0.6:
+        placed = cur.execute("SELECT count(*) FROM exchange.run_twaps()").fetchone()[0]
+        moves["TWAP children placed"] = moves.get("TWAP children placed", 0) + placed
+    elif what < 0.75:
+        twap_id = pick(rng, twap_ids) if twap_ids and rng.random() < 0.8 else str(uuid.uuid4())
+        cur.execute("SELECT status FROM exchange.cancel_twap(%s, %s)",
+                    (twap_id, pick(rng, [None, "f1", "f2", "f3", pick(rng, STRINGS)])))
+        moves["cancel_twap answered"] = moves.get("cancel_twap answered", 0) + 1
+    elif what < 0.85:
+        twap_id = pick(rng, twap_ids) if twap_ids and rng.random() < 0.8 else str(uuid.uuid4())
+        cur.execute("SELECT count(*) FROM exchange.twap_orders(%s)", (twap_id,))
+        cur.execute("SELECT status FROM exchange.get_twap(%s)", (twap_id,))
+    else:
+        cur.execute("SELECT count(*) FROM exchange.list_twaps(%s, %s, %s)",
+                    (pick(rng, ["f1", None, pick(rng, STRINGS)]), pick(rng, [None, "active", "done", ""]),
+                     pick(rng, [100, 0, 10001, None])))
+
+
 def call(rng, cur, order_ids, moves):
     kind = rng.random()
     if kind < 0.45:
@@ -402,11 +453,14 @@ def main():
         # calls' stream stays what it was.
         rng_all = random.Random(20261207)
         rng_settle = random.Random(20261208)  # and the settlement functions (0.16), about once in 100
+        rng_twap, twap_ids = random.Random(20261209), []  # and the TWAP functions (0.18), about once in 50
         for _ in range(calls):
             try:
                 with conn.cursor() as cur:
                     if rng_settle.random() < 0.01:
                         settlement_call(rng_settle, cur, moves)
+                    elif rng_twap.random() < 0.02:
+                        twap_call(rng_twap, cur, twap_ids, moves)
                     elif rng_all.random() < 0.002:
                         cancel_all(rng_all, cur, moves)
                     else:

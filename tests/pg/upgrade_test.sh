@@ -16,7 +16,8 @@
 # stop orders are checked against, then, holding pending stops loaded in
 # memory at 0.13, is updated to 0.14 and moves one of them, then to 0.15,
 # whose verify compares a pending stop's display quantity, then to 0.16, which
-# settles the trades made at 0.15, then to 0.17, which prunes them. Runs against
+# settles the trades made at 0.15, then to 0.17, which prunes them, then to
+# 0.18, whose TWAP trades on the book loaded at 0.17. Runs against
 # the cluster of scripts/test-pg.sh (PGHOST/PGPORT/PGUSER from there); the
 # databases are dropped at the end.
 set -euo pipefail
@@ -339,3 +340,16 @@ q12 "ALTER EXTENSION exchange UPDATE TO '0.17'" >/dev/null
 [ "$(q12 "SELECT count(*) FROM (SELECT * FROM exchange.orderbook_at('UP16-USD') EXCEPT ALL
         SELECT * FROM exchange.orderbook('UP16-USD')) d")" = 0 ] || fail "orderbook_at after the prune"
 echo "upgrade: 0.16 -> 0.17 prunes the date settled at 0.16"
+
+# 0.17 -> 0.18: TWAP orders. A TWAP started 3 minutes ago over 10 in 5
+# slices buys slices 1 and 2 from s1's order left resting at 0.17.
+q12 "ALTER EXTENSION exchange UPDATE TO '0.18'" >/dev/null
+[ "$(q12 "SELECT extversion FROM pg_extension WHERE extname = 'exchange'")" = 0.18 ] || fail "not updated to 0.18"
+twap=$(q12 "SELECT twap_id FROM exchange.place_twap('t1', 'UP16-USD', 'buy', 1, '10 minutes', 1, 10,
+            now() - interval '3 minutes')")
+[ "$(q12 "SELECT string_agg(quantity || ' ' || filled_quantity || ' ' || status, '; ') FROM exchange.run_twaps()")" \
+  = "1 1 filled" ] || fail "run_twaps at 0.18"
+[ "$(q12 "SELECT status || ' ' || children FROM exchange.get_twap('$twap')")" = "completed 1" ] ||
+  fail "the TWAP after its run"
+[ "$(q12 "SELECT count(*) FROM exchange.verify('UP16-USD')")" = 0 ] || fail "verify after the TWAP"
+echo "upgrade: 0.17 -> 0.18 runs a TWAP on a book loaded at 0.17"
