@@ -227,3 +227,14 @@ awk -v ms="${st[0]}" -v rc="${st[1]}" -v e="$unsettled" -v se="$settled_entries"
   printf "settle() among %d journal entries: %.0f ms for the %d entries and %d trades of %d instrument-date(s), %d positions (%.2f us per settled entry); reconcile of that date %.0f ms (%.2f us per trade)\n",
     e, ms, se, t, d, p, ms * 1000 / se, rc, rc * 1000 / t }'
 echo "reconcile: $(psql -X -At -c "SELECT count(*) FROM exchange.reconcile()") problems"
+# Retention (0.17): prune() of that date, which removes its entries, its
+# finished orders (found among all orders: a scan of the table) and their
+# trades.
+all_orders=$(psql -X -At -c "SELECT count(*) FROM exchange.orders")
+pruned_ms=$(timed "SELECT count(*) FROM exchange.prune('$yesterday')")
+read -r p_entries p_trades p_orders <<<"$(psql -X -At -F ' ' -c "SELECT sum(entries), sum(trades), sum(orders)
+  FROM exchange.prunes")"
+awk -v ms="$pruned_ms" -v e="$p_entries" -v t="$p_trades" -v o="$p_orders" -v all="$all_orders" 'BEGIN {
+  printf "prune() of that date: %.0f ms for %d entries, %d trades and %d orders removed among %d orders (%.2f us per removed order)\n",
+    ms, e, t, o, all, ms * 1000 / o }'
+echo "after prune: verify SETTLE $(psql -X -At -c "SELECT count(*) FROM exchange.verify('SETTLE')") problems, reconcile $(psql -X -At -c "SELECT count(*) FROM exchange.reconcile()") problems"
