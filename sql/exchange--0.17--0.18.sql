@@ -6,15 +6,17 @@
 -- trades like any other, is journaled, and never rests. A child asks for
 -- what the schedule wants filled by then, less what is filled: a slice that
 -- found no liquidity is caught up by the next, and the last slice asks for
--- the rest. What a child can not take is left; at the end the TWAP is
--- completed, filled or not.
+-- the rest. What a child can not take is left; once the end has passed and
+-- the last slice went out, the TWAP is completed, filled or not.
 --
 -- Time moves the schedule only when run_twaps() runs: the frontend calls it
 -- every --twap-tick-ms (1 s by default); without a frontend, cron or psql
 -- can. A run places the children that are due, each in the run's
--- transaction with the idempotency key 'twap:<twap_id>:<n>' (n = 1, 2, ...),
--- so a child is placed once even if two runs race (the second skips TWAPs
--- the first holds) or a run is retried.
+-- transaction with the idempotency key 'twap:<twap_id>:<secret>:<n>' (n =
+-- 1, 2, ...; the secret, drawn at random, is not shown to the client, so no
+-- order of the client can take a child's key), so a child is placed once
+-- even if two runs race (the second skips TWAPs the first holds) or a run
+-- is retried.
 \echo Use "ALTER EXTENSION exchange UPDATE TO '0.18'" to load this file. \quit
 
 CREATE TABLE exchange.twaps (
@@ -36,6 +38,7 @@ CREATE TABLE exchange.twaps (
     status text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'completed', 'cancelled')),
     last_error text,                             -- the last refusal of a child (e.g. instrument_halted)
     idempotency_key text,
+    child_key text NOT NULL DEFAULT replace(gen_random_uuid()::text, '-', ''),  -- the secret of the children's keys
     created_at timestamptz NOT NULL DEFAULT now(),
     updated_at timestamptz NOT NULL DEFAULT now(),
     CHECK (end_at > start_at),
@@ -78,7 +81,7 @@ REVOKE ALL ON FUNCTION exchange._twap_result(exchange.twaps, boolean) FROM PUBLI
 
 -- A TWAP: `quantity` over `duration` from `start_at` (default now; one in
 -- the past catches up at the next run), in `slices` children (default one a
--- minute, at least one), each a limit IOC at `price` or, without one, a
+-- minute, at least one, at most 10,000), each a limit IOC at `price` or, without one, a
 -- market order. Errors (22023 unless said): invalid_client_id, invalid_side,
 -- invalid_quantity (also: a slice smaller than the instrument's
 -- min_quantity), invalid_price, invalid_duration (1 second to 7 days),
@@ -92,9 +95,10 @@ CREATE FUNCTION exchange.place_twap(client_id text, instrument text, side text, 
 RETURNS exchange.twap_result
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = exchange, pg_catalog, pg_temp AS $$
 DECLARE
-    inst exchange.instruments := exchange._instrument(instrument);
+    inst exchange.instruments;
     t exchange.twaps;
     lots bigint;
+    ticks bigint;
     min_lots bigint;
     n int;
 BEGIN
@@ -112,17 +116,18 @@ BEGIN
             RETURN exchange._twap_result(t, true);
         END IF;
     END IF;
+    inst := exchange._instrument(instrument);
     IF side IS NULL OR side NOT IN ('buy', 'sell') THEN
         PERFORM exchange._fail('invalid_side', format('side %L is not buy or sell', side));
     END IF;
     lots := exchange._units(quantity, inst.lot_size, 'quantity');
     IF price IS NOT NULL THEN
-        PERFORM exchange._units(price, inst.tick_size, 'price');
+        ticks := exchange._units(price, inst.tick_size, 'price');
     END IF;
     IF duration IS NULL OR duration < interval '1 second' OR duration > interval '7 days' THEN
         PERFORM exchange._fail('invalid_duration', format('duration %s is not between 1 second and 7 days', duration));
     END IF;
-    n := coalesce(slices, greatest(1, ceil(extract(epoch FROM duration) / 60)::int));
+    n := coalesce(slices, least(10000, greatest(1, ceil(extract(epoch FROM duration) / 60)::int)));
     PERFORM exchange._in_range(n, 1, 10000, 'invalid_slices', 'slices');
     IF lots < n THEN
         PERFORM exchange._fail('invalid_slices', format('%s slices of quantity %s are less than a lot (%s) each', n,
@@ -139,9 +144,10 @@ BEGIN
     END IF;
     BEGIN
         INSERT INTO exchange.twaps (client_id, instrument, instrument_id, side, quantity, price, start_at, end_at,
-                                    slices, quantity_lots, idempotency_key)
+                                    slices, quantity_lots, filled_quantity, idempotency_key)
         VALUES (place_twap.client_id, inst.symbol, inst.instrument_id, side, lots * inst.lot_size,
-                price, coalesce(start_at, now()), coalesce(start_at, now()) + duration, n, lots, idempotency_key)
+                ticks * inst.tick_size, coalesce(start_at, now()), coalesce(start_at, now()) + duration, n, lots,
+                0 * inst.lot_size, idempotency_key)
         RETURNING * INTO t;
     EXCEPTION WHEN unique_violation THEN
         -- The same key placed by a concurrent call that committed first.
@@ -215,7 +221,13 @@ REVOKE ALL ON FUNCTION exchange.list_twaps(text, text, int) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION exchange.get_twap(uuid), exchange.list_twaps(text, text, int)
     TO exchange_trader, exchange_auditor;
 
--- The child orders of a TWAP, oldest first, as order_result rows.
+-- The idempotency key of a TWAP's n-th child.
+CREATE FUNCTION exchange._twap_child_key(t exchange.twaps, n int) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$ SELECT 'twap:' || t.twap_id || ':' || t.child_key || ':' || n $$;
+REVOKE ALL ON FUNCTION exchange._twap_child_key(exchange.twaps, int) FROM PUBLIC;
+
+-- The child orders of a TWAP (removed by prune() once finished and settled
+-- like any order), oldest first, as order_result rows with their trades.
 CREATE FUNCTION exchange.twap_orders(twap_id uuid) RETURNS SETOF exchange.order_result
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = exchange, pg_catalog, pg_temp AS $$
 DECLARE
@@ -226,9 +238,9 @@ BEGIN
         PERFORM exchange._fail('twap_not_found', format('TWAP %s does not exist', twap_id), 'P0002');
     END IF;
     RETURN QUERY
-    SELECT (exchange._result(o, '[]'::jsonb, NULL)).* FROM exchange.orders o
+    SELECT (exchange._result(o, exchange._order_trades(o), NULL)).* FROM exchange.orders o
      WHERE o.client_id = t.client_id
-       AND o.idempotency_key = ANY (ARRAY(SELECT 'twap:' || t.twap_id || ':' || k FROM generate_series(1, t.children) k))
+       AND o.idempotency_key = ANY (ARRAY(SELECT exchange._twap_child_key(t, k) FROM generate_series(1, t.children) k))
      ORDER BY o.order_no;
 END $$;
 REVOKE ALL ON FUNCTION exchange.twap_orders(uuid) FROM PUBLIC;
@@ -238,9 +250,10 @@ GRANT EXECUTE ON FUNCTION exchange.twap_orders(uuid) TO exchange_trader, exchang
 -- and returns one row per child placed. TWAPs another run holds are skipped;
 -- instruments are taken in one order (by id). A child the exchange refuses
 -- with an error (the instrument halted, say) leaves the TWAP as it was,
--- with the error in last_error, and the run goes on with the others; a TWAP
--- whose end has passed is completed after its last child, or its last
--- refusal.
+-- with the error in last_error, and the run goes on with the others; the
+-- next run tries again (after the end too, until the child goes out or the
+-- TWAP is cancelled). A TWAP whose end has passed is completed once its
+-- last slice went out, filled or not.
 CREATE FUNCTION exchange.run_twaps()
 RETURNS TABLE (twap_id uuid, order_id uuid, quantity numeric, filled_quantity numeric, status text)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = exchange, pg_catalog, pg_temp AS $$
@@ -269,7 +282,7 @@ BEGIN
             BEGIN
                 SELECT * INTO r FROM exchange.place_order(
                     t.client_id, t.instrument, t.side, CASE WHEN t.price IS NULL THEN 'market' ELSE 'limit' END,
-                    want * inst.lot_size, t.price, 'ioc', 'twap:' || t.twap_id || ':' || (t.children + 1));
+                    want * inst.lot_size, t.price, 'ioc', exchange._twap_child_key(t, t.children + 1));
                 t.children := t.children + 1;
                 t.slices_done := due;
                 t.filled_lots := t.filled_lots + (r.filled_quantity / inst.lot_size)::bigint;
@@ -282,19 +295,24 @@ BEGIN
                 status := r.status;
                 RETURN NEXT;
             EXCEPTION WHEN OTHERS THEN
-                -- Tried again at the next run, until the end.
+                -- Tried again at the next run (after the end too, until it
+                -- goes out or the TWAP is cancelled).
                 t.last_error := SQLSTATE || ' ' || SQLERRM;
             END;
         ELSIF due > t.slices_done THEN
             t.slices_done := due;
         END IF;
-        IF t.filled_lots >= t.quantity_lots OR final THEN
+        IF t.filled_lots >= t.quantity_lots OR (final AND t.slices_done = t.slices) THEN
             t.status := 'completed';
         END IF;
+        -- Written only when something moved: a run with nothing due writes
+        -- nothing (the ticker runs every second).
         UPDATE exchange.twaps x
-           SET slices_done = t.slices_done, children = t.children, filled_lots = t.filled_lots, filled_quantity = t.filled_quantity,
-               last_error = t.last_error, status = t.status, updated_at = now()
-         WHERE x.twap_id = t.twap_id;
+           SET slices_done = t.slices_done, children = t.children, filled_lots = t.filled_lots,
+               filled_quantity = t.filled_quantity, last_error = t.last_error, status = t.status, updated_at = now()
+         WHERE x.twap_id = t.twap_id
+           AND (x.slices_done, x.children, x.last_error, x.status)
+               IS DISTINCT FROM (t.slices_done, t.children, t.last_error, t.status);
     END LOOP;
 END $$;
 REVOKE ALL ON FUNCTION exchange.run_twaps() FROM PUBLIC;

@@ -87,6 +87,10 @@ Config parse_config(int argc, char** argv) {
                    "longest wait for an instrument another transaction holds (503 instrument_busy; 0: no limit)")
         ->envname("PGX_LOCK_TIMEOUT_MS")
         ->check(CLI::Range(0, 10000));
+    app.add_option("--twap-tick-ms", c.twap_tick_ms,
+                   "how often to place the TWAP orders' due child orders (exchange.run_twaps; 0: never)")
+        ->envname("PGX_TWAP_TICK_MS")
+        ->check(CLI::Range(0, 3600000));
     app.add_option("--max-body-bytes", c.max_body_bytes, "largest accepted request body")
         ->envname("PGX_MAX_BODY_BYTES")
         ->check(CLI::Range(std::size_t{256}, std::size_t{16} << 20));

@@ -31,6 +31,7 @@ struct Config {
     int batch_max = 256;
     int batch_wait_us = 200;
     int lock_timeout_ms = 1000;  // longest wait of a worker's statement for a lock (0: no limit)
+    int twap_tick_ms = 1000;  // how often exchange.run_twaps() places the TWAPs' due child orders (0: never)
     std::size_t max_body_bytes = 64 * 1024;
     int shutdown_timeout_ms = 10000;
     std::string log_level = "info";

@@ -34,6 +34,15 @@ std::string sqlstate_of(const pqxx::sql_error& e) {
     return "";
 }
 
+}  // namespace
+
+std::string sqlstate_of(const std::exception& e) {
+    auto* sql = dynamic_cast<const pqxx::sql_error*>(&e);
+    return sql ? sqlstate_of(*sql) : std::string();
+}
+
+namespace {
+
 bool is_connection_state(const std::string& s) {
     return s.rfind("08", 0) == 0 || s == "57P01" || s == "57P02" || s == "57P03";
 }

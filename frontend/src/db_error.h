@@ -2,6 +2,7 @@
 #pragma once
 
 #include <exception>
+#include <string>
 
 #include "reply.h"
 
@@ -18,6 +19,9 @@ ApiError api_error_from_refusal(const std::string& code, const std::string& mess
 // True when the connection itself failed (lost, refused, server shutting down):
 // the outcome of the statement is unknown and the connection must be replaced.
 bool is_connection_failure(const std::exception& e);
+
+// The SQLSTATE of a failed statement ("42883"), or "" for anything else.
+std::string sqlstate_of(const std::exception& e);
 
 // True when the statement gave up waiting: lock_timeout (another transaction
 // holds the instrument) or statement_timeout. Nothing was committed.

@@ -19,6 +19,13 @@ constexpr const char* kTradeColumns =
     "SELECT trade_id, symbol, price::text, quantity::text, buy_order_id, sell_order_id, buy_client_id, "
     "sell_client_id, maker_side, seq, to_json(executed_at) #>> '{}' ";
 
+// The columns of a TWAP (exchange.twap_result, extension 0.18) as the TWAP routes read them (write_twap
+// in routes.cpp): decimals and timestamps as text, the counts as integers, `replayed` last.
+constexpr const char* kTwapColumns =
+    "SELECT twap_id, client_id, instrument, side, quantity::text, price::text, to_json(start_at) #>> '{}', "
+    "to_json(end_at) #>> '{}', slices, filled_quantity::text, remaining_quantity::text, slices_done, "
+    "children, status, last_error, to_json(created_at) #>> '{}', to_json(updated_at) #>> '{}', replayed ";
+
 // order_cols: the select list of the statements that read order_result rows (order_columns()).
 std::string sql_of(Stmt s, const std::string& order_cols) {
     switch (s) {
@@ -92,6 +99,20 @@ std::string sql_of(Stmt s, const std::string& order_cols) {
             return "SELECT instrument, bought_quantity::text, bought_notional::text, sold_quantity::text, "
                    "sold_notional::text, net_quantity::text, net_notional::text, maker_quantity::text, "
                    "taker_quantity::text, trade_count FROM exchange.settlement($1::date, $2, $3)";
+        case Stmt::PlaceTwap:
+            // Extension 0.18: $5 the duration in whole seconds; $6 slices, $7 price, $8 start_at and $9 the
+            // idempotency key NULL when not given (the function's defaults).
+            return std::string(kTwapColumns) +
+                   "FROM exchange.place_twap($1, $2, $3, $4::numeric, make_interval(secs => $5::int), "
+                   "$6::int, $7::numeric, $8::timestamptz, $9)";
+        case Stmt::GetTwap:
+            return std::string(kTwapColumns) + "FROM exchange.get_twap($1::uuid)";
+        case Stmt::ListTwaps:
+            return std::string(kTwapColumns) + "FROM exchange.list_twaps($1, $2, $3::int)";
+        case Stmt::CancelTwap:
+            return std::string(kTwapColumns) + "FROM exchange.cancel_twap($1::uuid, $2)";
+        case Stmt::TwapOrders:  // the TWAP's child orders, oldest first
+            return "SELECT " + order_cols + " FROM exchange.twap_orders($1::uuid)";
         case Stmt::Snapshot:
             return "SELECT exchange.snapshot($1)";
         case Stmt::ListInstruments:
@@ -144,6 +165,7 @@ bool reads_orders(Stmt s) {
         case Stmt::AmendOrders:
         case Stmt::AmendOrder:
         case Stmt::AmendOrderStop:
+        case Stmt::TwapOrders:
             return true;
         default:
             return false;

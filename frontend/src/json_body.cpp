@@ -4,6 +4,7 @@
 #include <rapidjson/reader.h>
 
 #include <cctype>
+#include <charconv>
 #include <optional>
 
 #include "reply.h"
@@ -119,6 +120,23 @@ std::optional<bool> JsonBody::boolean(const std::string& name) const {
     if (v->kind != JsonScalar::Kind::Bool)
         throw ApiError(400, "invalid_field", "field '" + name + "' must be true or false");
     return v->boolean;
+}
+
+std::optional<long long> JsonBody::integer(const std::string& name, const char* bad_code, long long lo,
+                                           long long hi, bool required) const {
+    const JsonScalar* v = present(fields_, name, required);
+    if (!v) return std::nullopt;
+    if (v->kind != JsonScalar::Kind::String && v->kind != JsonScalar::Kind::Number)
+        throw ApiError(400, "invalid_field", "field '" + name + "' must be an integer number or string");
+    const std::string& s = v->text;
+    long long n = 0;
+    const char* first = s.data() + (!s.empty() && s[0] == '+' ? 1 : 0);
+    auto [end, ec] = std::from_chars(first, s.data() + s.size(), n);
+    if (s.empty() || ec != std::errc() || end != s.data() + s.size() || n < lo || n > hi)
+        throw ApiError(400, bad_code,
+                       "field '" + name + "' must be an integer from " + std::to_string(lo) + " to " +
+                           std::to_string(hi));
+    return n;
 }
 
 bool is_valid_text(std::string_view s) {

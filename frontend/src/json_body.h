@@ -33,6 +33,10 @@ public:
     std::optional<std::string> decimal(const std::string& name, const char* bad_code,
                                        bool required = false) const;
     std::optional<bool> boolean(const std::string& name) const;
+    // A whole number in [lo, hi] given as a JSON number or string of digits ("600", 600; not 600.0 or
+    // 6e2); `bad_code` names one that is not, or is out of range.
+    std::optional<long long> integer(const std::string& name, const char* bad_code, long long lo,
+                                     long long hi, bool required = false) const;
     bool has(const std::string& name) const;
 
 private:

@@ -3,10 +3,9 @@
 // feed, close the database connections, exit 0.
 #include <pthread.h>
 #include <spdlog/spdlog.h>
-
-#include <csignal>
 #include <sys/resource.h>
 
+#include <csignal>
 #include <cstdlib>
 #include <memory>
 
@@ -17,6 +16,7 @@
 #include "http_server.h"
 #include "metrics.h"
 #include "routes.h"
+#include "twap_ticker.h"
 
 int main(int argc, char** argv) {
     pgx::Config config = pgx::parse_config(argc, argv);
@@ -67,6 +67,7 @@ int main(int argc, char** argv) {
     }
     pgx::feed::Server feed(feed_config);
     pgx::HttpServer http(config, pgx::api_routes(pool, metrics, feed), metrics, keys.get());
+    pgx::TwapTicker twaps(config, metrics);
 
     pool.start();
     try {
@@ -90,11 +91,13 @@ int main(int argc, char** argv) {
         "redis {}, API keys {})",
         config.http_host, config.http_port, config.db_workers, config.batch_max, config.batch_wait_us,
         config.rate_limit, config.redis.empty() ? "off" : config.redis, config.auth ? "required" : "off");
+    twaps.start();
 
     int sig = 0;
     sigwait(&signals, &sig);
     spdlog::info("signal {}: draining", sig);
     http.drain();
+    twaps.stop();  // no child order is placed once the process is stopping
     if (!http.wait_idle(std::chrono::milliseconds(config.shutdown_timeout_ms)))
         spdlog::warn("requests still in flight after {} ms, stopping anyway", config.shutdown_timeout_ms);
     feed.stop();

@@ -88,6 +88,12 @@ Metrics::Metrics()
                         .Help("Redis calls that failed (the frontend fell back)")
                         .Register(*registry_)
                         .Add({})),
+      twap_child_orders_(
+          BuildCounter()
+              .Name("twap_child_orders_total")
+              .Help("Child orders of TWAPs placed by this process's ticker (exchange.run_twaps)")
+              .Register(*registry_)
+              .Add({})),
       http_answers_queued_(BuildCounter()
                                .Name("http_answers_queued_total")
                                .Help("HTTP answers the socket could not take whole (a client not reading): "
@@ -167,6 +173,10 @@ void Metrics::amend_batch(std::size_t size) {
 
 void Metrics::redis_error() {
     redis_errors_.Increment();
+}
+
+void Metrics::twap_child_orders(std::size_t n) {
+    twap_child_orders_.Increment(static_cast<double>(n));
 }
 
 void Metrics::http_answer_queued() {

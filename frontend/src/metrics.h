@@ -32,6 +32,8 @@ public:
     void cancel_batch(std::size_t size);
     void amend_batch(std::size_t size);
     void redis_error();
+    // Child orders the TWAP ticker's exchange.run_twaps() calls placed.
+    void twap_child_orders(std::size_t n);
     // An HTTP answer the socket could not take whole: the rest waits in the connection's queue.
     void http_answer_queued();
     void db_connections(int connected, int total, std::size_t queued_orders);
@@ -57,6 +59,7 @@ private:
     prometheus::Histogram& cancel_batch_size_;
     prometheus::Histogram& amend_batch_size_;
     prometheus::Counter& redis_errors_;
+    prometheus::Counter& twap_child_orders_;
     prometheus::Counter& http_answers_queued_;
     prometheus::Gauge& websocket_connections_;
     prometheus::Gauge& notify_lag_;

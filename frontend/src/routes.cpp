@@ -296,12 +296,9 @@ int width_seconds(const std::string& v) {
     return static_cast<int>(seconds);
 }
 
-// An optional RFC 3339 timestamp with its offset (2026-01-05T10:00:00Z,
-// 2026-01-05T10:00:00.5+01:00); PostgreSQL checks the values.
-std::optional<std::string> time_query(const RequestContext& ctx, const std::string& name) {
-    auto v = ctx.query(name);
-    if (!v) return std::nullopt;
-    const std::string& s = *v;
+// An RFC 3339 timestamp with its offset (2026-01-05T10:00:00Z, 2026-01-05T10:00:00.5+01:00), by its
+// shape; PostgreSQL checks the values.
+bool is_rfc3339(const std::string& s) {
     auto digits = [&](std::size_t at, std::size_t n) {
         if (at + n > s.size()) return false;
         for (std::size_t i = at; i < at + n; ++i)
@@ -318,13 +315,16 @@ std::optional<std::string> time_query(const RequestContext& ctx, const std::stri
         ok = j > i + 1;
         i = j;
     }
-    if (ok && i < s.size() && (s[i] == 'Z' || s[i] == 'z'))
-        ok = i + 1 == s.size();
-    else if (ok && i < s.size() && (s[i] == '+' || s[i] == '-'))
-        ok = i + 6 == s.size() && digits(i + 1, 2) && s[i + 3] == ':' && digits(i + 4, 2);
-    else
-        ok = false;
-    if (!ok)
+    if (ok && i < s.size() && (s[i] == 'Z' || s[i] == 'z')) return i + 1 == s.size();
+    if (ok && i < s.size() && (s[i] == '+' || s[i] == '-'))
+        return i + 6 == s.size() && digits(i + 1, 2) && s[i + 3] == ':' && digits(i + 4, 2);
+    return false;
+}
+
+// An optional RFC 3339 timestamp with its offset (is_rfc3339).
+std::optional<std::string> time_query(const RequestContext& ctx, const std::string& name) {
+    auto v = ctx.query(name);
+    if (v && !is_rfc3339(*v))
         throw ApiError(
             400, "invalid_time",
             "'" + name + "' must be an RFC 3339 timestamp with its offset, e.g. 2026-01-05T10:00:00Z");
@@ -410,6 +410,178 @@ void settlements(DbPool& pool, const RequestContext& ctx, Respond respond) {
                      std::move(respond)});
 }
 
+// TWAP orders (extension 0.18; before it every TWAP function is missing: 42883, 501 extension_outdated).
+// The routes are plain tasks on any worker, rate limited under their client like GET /orders and
+// DELETE /orders; the child orders are placed by the TWAP ticker (twap_ticker.h), not here.
+
+// The columns of a TWAP row (db_session.cpp's kTwapColumns) the routes look at.
+constexpr int kTwapClientId = 1;
+constexpr int kTwapReplayed = 17;
+
+// The TWAP JSON of every TWAP route: decimals and timestamps as strings (price and last_error null when
+// none), slices, slices_done and children as numbers. `replayed` is not shown: it is the status (200).
+void write_twap(JsonWriter& w, const pqxx::row& row) {
+    static const char* const names[] = {"twap_id",   "client_id",       "instrument",         "side",
+                                        "quantity",  "price",           "start_at",           "end_at",
+                                        "slices",    "filled_quantity", "remaining_quantity", "slices_done",
+                                        "children",  "status",          "last_error",         "created_at",
+                                        "updated_at"};
+    w.StartObject();
+    for (int i = 0; i < kTwapReplayed; ++i) {
+        w.Key(names[i]);
+        if (i == 8 || i == 11 || i == 12)
+            w.Int(row[i].as<int>());
+        else
+            write_text(w, row[i]);
+    }
+    w.EndObject();
+}
+
+Reply twap_reply(int status, const pqxx::row& row) {
+    return write_json(status, [&](JsonWriter& w) { write_twap(w, row); });
+}
+
+ApiError twap_not_found(const std::string& id) {
+    return ApiError(404, "twap_not_found", "TWAP " + id + " does not exist");
+}
+
+// The {id} of a TWAP route. One that is not a UUID names no TWAP: 404 twap_not_found.
+std::string twap_id_param(const RequestContext& ctx) {
+    if (!is_uuid(ctx.params.at(0))) throw twap_not_found(ctx.params[0]);
+    return ctx.params[0];
+}
+
+// The TWAP `id`. With an API key (`client`), only one of the key's client: another client's is 404
+// twap_not_found, as if it did not exist.
+pqxx::row owned_twap(DbSession& db, const std::string& id, const std::optional<std::string>& client) {
+    pqxx::result r = db.exec(Stmt::GetTwap, id);
+    if (r.size() != 1 || (client && r[0][kTwapClientId].c_str() != *client)) throw twap_not_found(id);
+    return r[0];
+}
+
+ApiError invalid_start_at() {
+    return ApiError(400, "invalid_start_at",
+                    "'start_at' must be an RFC 3339 timestamp with its offset, e.g. 2026-01-05T10:00:00Z");
+}
+
+// POST /twaps: exchange.place_twap. Fields as POST /orders checks them (unknown ones 400 unknown_field,
+// decimals as JSON numbers or strings, the client as POST /orders finds it, the idempotency key in the
+// body or the Idempotency-Key header); duration_seconds and slices whole numbers (as numbers or strings).
+// 201 a new TWAP, 200 one its idempotency key placed before (as it is now).
+void place_twap(DbPool& pool, const RequestContext& ctx, Respond respond) {
+    JsonBody b = JsonBody::parse(ctx.body());
+    b.allow_only({"client_id", "instrument", "side", "quantity", "duration_seconds", "slices", "price",
+                  "start_at", "idempotency_key"});
+    std::optional<std::string> client = b.text("client_id", !ctx.client);
+    if (ctx.client) {
+        if (client && *client != *ctx.client)
+            throw ApiError(403, "client_mismatch", "client_id is not the client of this API key");
+        client = ctx.client;
+    }
+    std::string instrument = *b.text("instrument", true);
+    std::string side = *b.text("side", true);
+    std::string quantity = *b.decimal("quantity", "invalid_quantity", true);
+    const int duration =
+        static_cast<int>(*b.integer("duration_seconds", "invalid_duration", 1, 604800, true));
+    std::optional<std::string> slices;
+    if (auto n = b.integer("slices", "invalid_slices", 1, 10000)) slices = std::to_string(*n);
+    std::optional<std::string> price = b.decimal("price", "invalid_price");
+    std::optional<std::string> start_at = b.text("start_at");
+    if (start_at && !is_rfc3339(*start_at)) throw invalid_start_at();
+    std::optional<std::string> key = b.text("idempotency_key");
+    if (auto header = ctx.header("Idempotency-Key")) {
+        if (!is_valid_text(*header))
+            throw ApiError(400, "invalid_field", "the Idempotency-Key header must be UTF-8 text without NUL");
+        if (key && *key != *header)
+            throw ApiError(400, "conflicting_idempotency_key",
+                           "the Idempotency-Key header and the idempotency_key field differ");
+        key = header;
+    }
+    pool.submit(Task{*client,
+                     [client = *client, instrument, side, quantity, duration, slices, price, start_at,
+                      key](DbSession& db) {
+                         pqxx::result r;
+                         try {
+                             r = db.exec(Stmt::PlaceTwap, client, instrument, side, quantity, duration,
+                                         opt_c_str(slices), opt_c_str(price), opt_c_str(start_at),
+                                         opt_c_str(key));
+                         } catch (const pqxx::sql_error& e) {
+                             // A well-shaped start_at that is no time (2026-13-01T00:00:00Z, 2026-02-30...).
+                             const std::string state = sqlstate_of(e);
+                             if (state == "22007" || state == "22008") throw invalid_start_at();
+                             throw;
+                         }
+                         const pqxx::row row = r.at(0);
+                         return twap_reply(row[kTwapReplayed].as<bool>() ? 200 : 201, row);
+                     },
+                     std::move(respond)});
+}
+
+void get_twap(DbPool& pool, const RequestContext& ctx, Respond respond) {
+    std::string id = twap_id_param(ctx);
+    std::optional<std::string> client = ctx.client;
+    pool.submit(Task{client.value_or(""),
+                     [id, client](DbSession& db) { return twap_reply(200, owned_twap(db, id, client)); },
+                     std::move(respond)});
+}
+
+// GET /twaps/{id}/orders: the TWAP's child orders, oldest first, {"orders": [...]} as GET /orders.
+void twap_orders(DbPool& pool, const RequestContext& ctx, Respond respond) {
+    std::string id = twap_id_param(ctx);
+    std::optional<std::string> client = ctx.client;
+    pool.submit(Task{client.value_or(""),
+                     [id, client](DbSession& db) {
+                         if (client) owned_twap(db, id, client);
+                         return order_list(db.exec(Stmt::TwapOrders, id));
+                     },
+                     std::move(respond)});
+}
+
+// DELETE /twaps/{id}, POST /twaps/{id}/cancel: exchange.cancel_twap, with the client as a cancel of an
+// order finds it (optional without API keys: 403 not_twap_owner when it is not the TWAP's). With a key,
+// another client's TWAP is 404 twap_not_found, as GET /twaps/{id} answers it.
+void cancel_twap(DbPool& pool, const RequestContext& ctx, Respond respond) {
+    std::string id = twap_id_param(ctx);
+    std::optional<JsonBody> body;
+    if (!ctx.body().empty()) {
+        body = JsonBody::parse(ctx.body());
+        body->allow_only({"client_id"});
+    }
+    std::optional<std::string> client = client_id_of(ctx, body);
+    const bool keyed = ctx.client.has_value();
+    pool.submit(Task{client.value_or(""),
+                     [id, client, keyed](DbSession& db) {
+                         try {
+                             return twap_reply(200, db.exec(Stmt::CancelTwap, id, opt_c_str(client)).at(0));
+                         } catch (const pqxx::sql_error& e) {
+                             if (keyed && api_error_from(e).code() == "not_twap_owner")
+                                 throw twap_not_found(id);
+                             throw;
+                         }
+                     },
+                     std::move(respond)});
+}
+
+// GET /twaps?client_id=&status=&limit=: the client's TWAPs, newest first, {"twaps": [...]}.
+void list_twaps(DbPool& pool, const RequestContext& ctx, Respond respond) {
+    std::string client = ctx.client ? *client_id_of(ctx, std::nullopt) : required_query(ctx, "client_id");
+    std::optional<std::string> status = ctx.query("status");
+    int limit = int_query(ctx, "limit", 100, 1, 1000);
+    pool.submit(Task{client,
+                     [client, status, limit](DbSession& db) {
+                         pqxx::result r = db.exec(Stmt::ListTwaps, client, opt_c_str(status), limit);
+                         return write_json(200, [&](JsonWriter& w) {
+                             w.StartObject();
+                             w.Key("twaps");
+                             w.StartArray();
+                             for (const auto& row : r) write_twap(w, row);
+                             w.EndArray();
+                             w.EndObject();
+                         });
+                     },
+                     std::move(respond)});
+}
+
 void take_snapshot(DbPool& pool, const RequestContext& ctx, Respond respond) {
     std::optional<JsonBody> body;
     if (!ctx.body().empty()) {
@@ -487,6 +659,9 @@ std::vector<Route> api_routes(DbPool& pool, Metrics& metrics, const pgx::feed::S
                          std::move(respond)});
     };
     auto cancel = [&pool](const RequestContext& ctx, Respond r) { cancel_order(pool, ctx, std::move(r)); };
+    auto cancel_twap_route = [&pool](const RequestContext& ctx, Respond r) {
+        cancel_twap(pool, ctx, std::move(r));
+    };
     return {
         {Method::Post, "/orders", B::Json,
          [&pool, &metrics](const RequestContext& ctx, Respond r) {
@@ -515,6 +690,16 @@ std::vector<Route> api_routes(DbPool& pool, Metrics& metrics, const pgx::feed::S
          [&pool](const RequestContext& ctx, Respond r) { candles(pool, ctx, std::move(r)); }},
         {Method::Get, "/settlements", B::None,
          [&pool](const RequestContext& ctx, Respond r) { settlements(pool, ctx, std::move(r)); }, Client},
+        {Method::Post, "/twaps", B::Json,
+         [&pool](const RequestContext& ctx, Respond r) { place_twap(pool, ctx, std::move(r)); }, Client},
+        {Method::Get, "/twaps", B::None,
+         [&pool](const RequestContext& ctx, Respond r) { list_twaps(pool, ctx, std::move(r)); }, Client},
+        {Method::Get, "/twaps/{id}", B::None,
+         [&pool](const RequestContext& ctx, Respond r) { get_twap(pool, ctx, std::move(r)); }, Client},
+        {Method::Delete, "/twaps/{id}", B::Optional, cancel_twap_route, Client},
+        {Method::Get, "/twaps/{id}/orders", B::None,
+         [&pool](const RequestContext& ctx, Respond r) { twap_orders(pool, ctx, std::move(r)); }, Client},
+        {Method::Post, "/twaps/{id}/cancel", B::Optional, cancel_twap_route, Client},
         {Method::Get, "/instruments", B::None,
          [&pool](const RequestContext&, Respond r) { list_instruments(pool, std::move(r)); }},
         {Method::Get, "/healthz", B::None,

@@ -40,8 +40,13 @@ SELECT quantity, filled_quantity, status FROM exchange.run_twaps() WHERE twap_id
 SELECT count(*) FROM exchange.run_twaps() WHERE twap_id = :'alice';
 SELECT * FROM twap_state(:'alice');
 SELECT side, type, time_in_force, price, quantity, filled_quantity, status FROM exchange.twap_orders(:'alice');
-SELECT client_id, idempotency_key = 'twap:' || :'alice' || ':1' AS keyed FROM exchange.orders
- WHERE client_id = 'tw_alice';
+-- The child's idempotency key has a part the client is not shown: an order
+-- of the client with the key it could guess does not become a child.
+SELECT o.client_id, o.idempotency_key = exchange._twap_child_key(t, 1) AS keyed,
+       o.idempotency_key LIKE 'twap:' || :'alice' || ':________________________________:1' AS shape
+  FROM exchange.orders o, exchange.twaps t WHERE o.client_id = 'tw_alice' AND t.twap_id = :'alice';
+SELECT status FROM exchange.place_order('tw_alice', 'TWAP-USD', 'buy', 'limit', 1, 8, 'ioc', 'twap:' || :'alice' || ':2');
+SELECT count(*) AS children FROM exchange.twap_orders(:'alice');
 
 -- No liquidity at its price: the child (IOC) is cancelled, nothing rests,
 -- and the next slice asks for what this one left.
@@ -68,14 +73,20 @@ SELECT * FROM twap_state(:'dan');
 
 -- The instrument halted: the child is refused, the TWAP keeps the error and
 -- tries again at the next run; resumed, it catches up.
+-- One past its end stays active until its last slice goes out.
 SELECT twap_id AS erin FROM exchange.place_twap('tw_erin', 'TWAP-USD', 'buy', 10, '10 minutes', 5, 10.5,
                                                 now() - interval '3 minutes') \gset
+SELECT twap_id AS hal FROM exchange.place_twap('tw_hal', 'TWAP-USD', 'buy', 3, '10 minutes', 3, 10.5,
+                                               now() - interval '1 hour') \gset
 UPDATE exchange.instruments SET status = 'halted' WHERE symbol = 'TWAP-USD';
-SELECT count(*) FROM exchange.run_twaps() WHERE twap_id = :'erin';
+SELECT count(*) FROM exchange.run_twaps() WHERE twap_id IN (:'erin', :'hal');
 SELECT * FROM twap_state(:'erin');
+SELECT * FROM twap_state(:'hal');
 UPDATE exchange.instruments SET status = 'active' WHERE symbol = 'TWAP-USD';
-SELECT quantity, filled_quantity, status FROM exchange.run_twaps() WHERE twap_id = :'erin';
+SELECT quantity, filled_quantity, status FROM exchange.run_twaps() WHERE twap_id IN (:'erin', :'hal')
+ ORDER BY quantity;
 SELECT * FROM twap_state(:'erin');
+SELECT * FROM twap_state(:'hal');
 
 -- A run rolled back leaves the TWAP, its children and the book as they were.
 SELECT twap_id AS fay FROM exchange.place_twap('tw_fay', 'TWAP-USD', 'buy', 10, '10 minutes', 5, 10.5,

@@ -32,6 +32,7 @@ def db():
     """A fresh cluster with the extension and the test instruments; yields a psycopg connection."""
     fresh_cluster(PG_DIR, PG_PORT,
                   "exchange.max_orders_per_instrument=100000", "exchange.max_levels_per_instrument=20000",
+                  "exchange.max_instruments=16",  # the module's instruments and those of its older-version databases
                   "fsync=off", "synchronous_commit=off")  # the feed is under test here, not durability
     try:
         conn = psycopg.connect(DSN, autocommit=True)
