@@ -162,6 +162,20 @@ REVOKE ALL ON FUNCTION exchange.place_twap(text, text, text, numeric, interval, 
 GRANT EXECUTE ON FUNCTION exchange.place_twap(text, text, text, numeric, interval, int, numeric, timestamptz, text)
     TO exchange_trader;
 
+-- A TWAP's row (P0002 twap_not_found).
+CREATE FUNCTION exchange._twap(twap_id uuid) RETURNS exchange.twaps
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    t exchange.twaps;
+BEGIN
+    SELECT * INTO t FROM exchange.twaps x WHERE x.twap_id = _twap.twap_id;
+    IF NOT FOUND THEN
+        PERFORM exchange._fail('twap_not_found', format('TWAP %s does not exist', twap_id), 'P0002');
+    END IF;
+    RETURN t;
+END $$;
+REVOKE ALL ON FUNCTION exchange._twap(uuid) FROM PUBLIC;
+
 -- Stops an active TWAP (its children are IOC: nothing of it rests). Errors:
 -- P0002 twap_not_found, 42501 not_twap_owner (client_id given and not the
 -- TWAP's), 55000 twap_not_active (completed or cancelled already).
@@ -170,10 +184,8 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = exchange, pg_catalog, pg_tem
 DECLARE
     t exchange.twaps;
 BEGIN
+    PERFORM exchange._twap(twap_id);
     SELECT * INTO t FROM exchange.twaps x WHERE x.twap_id = cancel_twap.twap_id FOR UPDATE;
-    IF NOT FOUND THEN
-        PERFORM exchange._fail('twap_not_found', format('TWAP %s does not exist', twap_id), 'P0002');
-    END IF;
     IF cancel_twap.client_id IS NOT NULL AND t.client_id <> cancel_twap.client_id THEN
         PERFORM exchange._fail('not_twap_owner', format('TWAP %s is not a TWAP of %s', twap_id, cancel_twap.client_id),
                                '42501');
@@ -191,16 +203,9 @@ GRANT EXECUTE ON FUNCTION exchange.cancel_twap(uuid, text) TO exchange_trader;
 -- One TWAP (P0002 twap_not_found), or a client's, newest first (status NULL:
 -- every status).
 CREATE FUNCTION exchange.get_twap(twap_id uuid) RETURNS exchange.twap_result
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = exchange, pg_catalog, pg_temp AS $$
-DECLARE
-    t exchange.twaps;
-BEGIN
-    SELECT * INTO t FROM exchange.twaps x WHERE x.twap_id = get_twap.twap_id;
-    IF NOT FOUND THEN
-        PERFORM exchange._fail('twap_not_found', format('TWAP %s does not exist', twap_id), 'P0002');
-    END IF;
-    RETURN exchange._twap_result(t);
-END $$;
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = exchange, pg_catalog, pg_temp AS $$
+    SELECT exchange._twap_result(exchange._twap(twap_id))
+$$;
 
 CREATE FUNCTION exchange.list_twaps(client_id text, status text DEFAULT NULL, max_rows int DEFAULT 100)
 RETURNS SETOF exchange.twap_result
@@ -231,12 +236,8 @@ REVOKE ALL ON FUNCTION exchange._twap_child_key(exchange.twaps, int) FROM PUBLIC
 CREATE FUNCTION exchange.twap_orders(twap_id uuid) RETURNS SETOF exchange.order_result
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = exchange, pg_catalog, pg_temp AS $$
 DECLARE
-    t exchange.twaps;
+    t exchange.twaps := exchange._twap(twap_id);
 BEGIN
-    SELECT * INTO t FROM exchange.twaps x WHERE x.twap_id = twap_orders.twap_id;
-    IF NOT FOUND THEN
-        PERFORM exchange._fail('twap_not_found', format('TWAP %s does not exist', twap_id), 'P0002');
-    END IF;
     RETURN QUERY
     SELECT (exchange._result(o, exchange._order_trades(o), NULL)).* FROM exchange.orders o
      WHERE o.client_id = t.client_id

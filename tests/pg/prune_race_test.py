@@ -42,7 +42,7 @@ import time
 
 import psycopg
 
-from race_clock import LAST_DATE, first_clock, prepare, settler, stamped, tick
+from race_clock import LAST_DATE, first_clock, prepare, race, stamped, tick
 
 INSTRUMENTS = ["P1", "P2", "P3"]
 UNFINISHED = ("open", "partially_filled", "pending")
@@ -137,20 +137,7 @@ def main():
         except Exception as e:  # noqa: BLE001
             errors.append(f"pruner {n}: {e!r}")
 
-    traders = [threading.Thread(target=trader, args=(n,)) for n in range(4)]
-    others = [threading.Thread(target=settler, args=(dsn, n, clocks, done, settled, errors)) for n in range(2)]
-    others += [threading.Thread(target=pruner, args=(n,)) for n in range(2)]
-    for t in traders + others:
-        t.start()
-    for t in traders:
-        t.join()
-    done.set()
-    for t in others:
-        t.join()
-    if errors:
-        fail("; ".join(errors))
-    if max(clocks.values()).date() >= LAST_DATE:
-        fail(f"the clocks ran past {LAST_DATE}: {max(clocks.values())}")
+    race(dsn, trader, [lambda n=n: pruner(n) for n in range(2)], clocks, done, settled, errors, fail)
     prunes_during = sum(1 for _, rows in pruned if rows)
     if prunes_during == 0:
         fail(f"no prune() call during the trading removed anything ({len(pruned)} calls): the race did not happen")

@@ -8,6 +8,7 @@ settle() on the dates the traders are on or have just left.
 """
 import datetime
 import random
+import threading
 import time
 
 import psycopg
@@ -59,3 +60,22 @@ def settler(dsn, n, clocks, done, settled, errors):
                 settled.append((day, len(rows)))
     except Exception as e:  # noqa: BLE001
         errors.append(f"settler {n}: {e!r}")
+
+
+def race(dsn, trader, others, clocks, done, settled, errors, fail):
+    """Four traders (trader(n)), two settlers and the `others` (functions of no argument) at once, until
+    the traders are done; then fails on any session's error or a clock past LAST_DATE."""
+    traders = [threading.Thread(target=trader, args=(n,)) for n in range(4)]
+    rest = [threading.Thread(target=settler, args=(dsn, n, clocks, done, settled, errors)) for n in range(2)]
+    rest += [threading.Thread(target=f) for f in others]
+    for t in traders + rest:
+        t.start()
+    for t in traders:
+        t.join()
+    done.set()
+    for t in rest:
+        t.join()
+    if errors:
+        fail("; ".join(errors))
+    if max(clocks.values()).date() >= LAST_DATE:
+        fail(f"the clocks ran past {LAST_DATE}: {max(clocks.values())}")

@@ -29,7 +29,7 @@ import time
 
 import psycopg
 
-from race_clock import LAST_DATE, first_clock, prepare, settler, stamped, tick
+from race_clock import LAST_DATE, first_clock, prepare, race, stamped, tick
 
 INSTRUMENTS = ["R1", "R2", "R3"]
 
@@ -71,19 +71,7 @@ def main():
         except Exception as e:  # noqa: BLE001
             errors.append(f"trader {n}: {e!r}")
 
-    traders = [threading.Thread(target=trader, args=(n,)) for n in range(4)]
-    settlers = [threading.Thread(target=settler, args=(dsn, n, clocks, done, settled, errors)) for n in range(2)]
-    for t in traders + settlers:
-        t.start()
-    for t in traders:
-        t.join()
-    done.set()
-    for t in settlers:
-        t.join()
-    if errors:
-        fail("; ".join(errors))
-    if max(clocks.values()).date() >= LAST_DATE:
-        fail(f"the clocks ran past {LAST_DATE}: {max(clocks.values())}")
+    race(dsn, trader, [], clocks, done, settled, errors, fail)
 
     with psycopg.connect(dsn, autocommit=True) as c:
         c.execute("SELECT count(*) FROM exchange.settle(%s)", (LAST_DATE,))
