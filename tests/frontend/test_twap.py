@@ -316,15 +316,15 @@ def test_cancel(api, pg):
     r = delete_twap(str(uuid.uuid4()))
     assert r.status_code == 404 and error_of(r) == "twap_not_found", r.text
 
+    # While the ticker runs on (the other TWAP gets a child for each new slice, one a second), the
+    # cancelled one gets none.
     others = get_twap(ids[b]).json()["children"]
-    time.sleep(3.2)  # three ticks
+    twap = wait_for(ids[b], lambda t: t["children"] >= others + 2, "two more child orders of the other TWAP")
+    assert twap["status"] == "active", twap
     twap = get_twap(ids[a]).json()
     assert (twap["status"], twap["children"]) == ("cancelled", children), twap
     assert len(twap_orders(ids[a]).json()["orders"]) == children
     assert pg.scalar("SELECT count(*) FROM exchange.orders WHERE client_id = %s", (a,)) == children
-    # The ticker did run meanwhile: the other TWAP placed a child for each new slice.
-    twap = get_twap(ids[b]).json()
-    assert twap["status"] == "active" and twap["children"] >= others + 2, (others, twap)
     r = requests.post(f"{BASE}/twaps/{ids[b]}/cancel", json={"client_id": b}, timeout=10)
     assert r.status_code == 200 and r.json()["status"] == "cancelled", r.text
     orders = twap_orders(ids[b]).json()["orders"]
