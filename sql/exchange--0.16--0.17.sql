@@ -126,7 +126,6 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = exchange, pg_catalog, pg_tem
 -- took 0.88-0.93 s, 0.49-0.59 s with this setting.
 SET random_page_cost = 1.1 AS $$
 DECLARE
-    settled date;
     ids int[];
     bounds bigint[];
     inst exchange.instruments;
@@ -140,18 +139,11 @@ DECLARE
     n_snapshots bigint;
     p exchange.prunes;
 BEGIN
-    IF through IS NULL THEN
-        PERFORM exchange._fail('missing_field', 'a trade date is required');
-    ELSIF NOT isfinite(through) THEN
+    IF NOT isfinite(through) THEN
         PERFORM exchange._fail('invalid_date', format('trade date %s is not a day', through));
     END IF;
     LOCK TABLE exchange.settlement_runs IN EXCLUSIVE MODE;
-    settled := exchange._settled_through();
-    IF settled IS NULL OR through > settled THEN
-        PERFORM exchange._fail('not_settled', format('trade date %s has not been settled (settled through %s)',
-                                                     to_char(through, 'YYYY-MM-DD'),
-                                                     coalesce(to_char(settled, 'YYYY-MM-DD'), 'none')), '55000');
-    END IF;
+    PERFORM exchange._require_settled(through);  -- missing_field, not_settled
     -- Each instrument's last settled entry up to `through`, where it moves.
     SELECT array_agg(s.instrument_id ORDER BY s.instrument_id), array_agg(s.upto ORDER BY s.instrument_id)
       INTO ids, bounds
