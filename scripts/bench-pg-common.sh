@@ -99,3 +99,96 @@ install_build() {
 verify_problems() {
   psql -X -At -c "SELECT count(*) FROM exchange.instruments i, exchange.verify(i.symbol)"
 }
+
+# The storage ceiling (bench-pg.sh): the rows that place_order(s) wrote for
+# B1's first 100,000 orders, to be written again without the extension.
+# rows_src_orders holds each order as it was inserted (its own fills as the
+# taker applied, none of its later fills as a maker), rows_src_events its
+# journal entry, rows_src_trades the trades it took, with its number k (its
+# place in order_no order) and the maker's id; rows_orders, rows_events and
+# rows_trades are empty tables LIKE the extension's (the same columns,
+# defaults, CHECK constraints and indexes; no foreign key, no trigger).
+bench_rows_prepare() {
+  psql -X -q -v ON_ERROR_STOP=1 <<'SQL'
+SET client_min_messages = warning;
+DROP TABLE IF EXISTS rows_src_orders, rows_src_events, rows_src_trades, rows_orders, rows_events, rows_trades,
+                     rows_orders_bare, rows_events_bare, rows_trades_bare;
+DROP SEQUENCE IF EXISTS rows_next;
+CREATE TABLE rows_src_orders AS
+  SELECT row_number() OVER (ORDER BY order_no) AS k, o.* FROM exchange.orders o
+   WHERE instrument = 'B1' ORDER BY order_no LIMIT 100000;
+CREATE TABLE rows_src_events AS SELECT s.k, e.* FROM exchange.events e JOIN rows_src_orders s USING (order_id);
+CREATE TABLE rows_src_trades AS
+  SELECT s.k, t.*, t.quantity::bigint AS quantity_lots,  -- B1: lot size 1
+         CASE WHEN t.maker_side = 'buy' THEN t.buy_order_id ELSE t.sell_order_id END AS maker_id
+    FROM exchange.trades t
+    JOIN rows_src_orders s ON s.order_id = CASE WHEN t.maker_side = 'buy' THEN t.sell_order_id ELSE t.buy_order_id END;
+CREATE INDEX ON rows_src_orders (k);
+CREATE INDEX ON rows_src_events (k);
+CREATE INDEX ON rows_src_trades (k);
+UPDATE rows_src_orders s
+   SET filled_quantity = coalesce(f.q, 0), remaining_lots = s.quantity_lots - coalesce(f.q, 0),
+       status = CASE WHEN s.status IN ('cancelled', 'rejected') THEN s.status WHEN f.q = s.quantity_lots THEN 'filled'
+                     WHEN f.q > 0 THEN 'partially_filled' ELSE 'open' END
+  FROM (SELECT o.k, (SELECT sum(quantity_lots) FROM rows_src_trades t WHERE t.k = o.k) AS q FROM rows_src_orders o) f
+ WHERE f.k = s.k;
+CREATE TABLE rows_orders (LIKE exchange.orders INCLUDING ALL);
+CREATE TABLE rows_events (LIKE exchange.events INCLUDING ALL);
+CREATE TABLE rows_trades (LIKE exchange.trades INCLUDING ALL);
+-- The same columns without any index or constraint: the heap and its WAL alone.
+CREATE TABLE rows_orders_bare (LIKE exchange.orders);
+CREATE TABLE rows_events_bare (LIKE exchange.events);
+CREATE TABLE rows_trades_bare (LIKE exchange.trades);
+CREATE SEQUENCE rows_next;
+ANALYZE rows_src_orders, rows_src_events, rows_src_trades;
+SQL
+}
+
+# Milliseconds to COPY the prepared rows into the empty copies in SESSIONS
+# parallel sessions (1 or 8), each one transaction with a durable commit
+# (SUFFIX _bare: into the copies without indexes or constraints):
+# COPY's binary format from files the server wrote (bench_rows_prepare's
+# rows split by k modulo 8 into the data directory), PostgreSQL's fastest way
+# in for rows, without the makers' updates, the journal's payloads or the
+# trades built.
+bench_rows_copy_ms() {
+  local sessions=$1 suffix=${2:-} data p s e pids=()
+  data=$(psql -X -At -c "SHOW data_directory") || return 1
+  psql -X -q -v ON_ERROR_STOP=1 -c "TRUNCATE rows_orders$suffix, rows_events$suffix, rows_trades$suffix" -c "CHECKPOINT" || return 1
+  if [ ! -f "$data/rows-o0.bin" ] && [ "$(psql -X -At -c "SELECT count(*) FROM pg_ls_dir('.') f WHERE f = 'rows-o0.bin'")" = 0 ]; then
+    for p in 0 1 2 3 4 5 6 7; do
+      psql -X -q -v ON_ERROR_STOP=1 \
+        -c "COPY (SELECT order_id, order_no, client_id, client_no, instrument, instrument_id, side, type, time_in_force,
+                         post_only, stp, price, quantity, filled_quantity, price_ticks, quantity_lots, remaining_lots,
+                         status, reject_reason, cancel_reason, idempotency_key, priority, created_at, updated_at,
+                         display_quantity, display_lots, visible_lots, stop_price, stop_ticks
+                    FROM rows_src_orders WHERE k % 8 = $p) TO '$data/rows-o$p.bin' (FORMAT binary)" \
+        -c "COPY (SELECT instrument_id, seq, kind, order_id, payload, created_at FROM rows_src_events WHERE k % 8 = $p)
+              TO '$data/rows-e$p.bin' (FORMAT binary)" \
+        -c "COPY (SELECT trade_id, instrument, instrument_id, seq, trade_no, price, quantity, buy_order_id, sell_order_id,
+                         buy_client_id, sell_client_id, maker_side, executed_at FROM rows_src_trades WHERE k % 8 = $p)
+              TO '$data/rows-t$p.bin' (FORMAT binary)" || return 1
+    done
+  fi
+  copy_part() {  # parts $@ in one session and one transaction
+    local q="BEGIN;" p
+    for p in "$@"; do
+      q+=" COPY rows_orders$suffix FROM '$data/rows-o$p.bin' (FORMAT binary);"
+      q+=" COPY rows_events$suffix FROM '$data/rows-e$p.bin' (FORMAT binary);"
+      q+=" COPY rows_trades$suffix FROM '$data/rows-t$p.bin' (FORMAT binary);"
+    done
+    psql -X -q -v ON_ERROR_STOP=1 -c "$q COMMIT;"
+  }
+  s=$(date +%s%N)
+  if [ "$sessions" = 1 ]; then
+    copy_part 0 1 2 3 4 5 6 7 || return 1
+  else
+    for p in 0 1 2 3 4 5 6 7; do
+      copy_part "$p" &
+      pids+=($!)
+    done
+    for p in "${pids[@]}"; do wait "$p" || return 1; done
+  fi
+  e=$(date +%s%N)
+  echo $(((e - s) / 1000000))
+}

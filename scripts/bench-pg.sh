@@ -26,7 +26,8 @@ base8=$(run plain_insert.sql 8)
 row() { awk -v n="$1" -v t="$2" -v per="$3" -v b="$4" 'BEGIN { printf "%-58s %12.0f %12.0f %9.0f%%\n", n, t, t * per, 100 * t / b }'; }
 row "plain single-row INSERT, 1 client" "$base1" 1 "$base1"
 row "plain single-row INSERT, 8 clients" "$base8" 1 "$base8"
-row "place_order, 1 client, 1 instrument" "$(run place_one.sql 1)" 1 "$base1"
+one1=$(run place_one.sql 1)
+row "place_order, 1 client, 1 instrument" "$one1" 1 "$base1"
 row "place_order, 8 clients, 1 instrument" "$(run place_one.sql 8)" 1 "$base8"
 row "place_order, 8 clients, 8 instruments" "$(run place_one_8.sql 8)" 1 "$base8"
 row "  the same without NOTIFY (exchange.notify=off)" "$(PGOPTIONS='-c exchange.notify=off' run place_one_8.sql 8)" 1 "$base8"
@@ -51,7 +52,29 @@ text1=$(run place_batch_text.sql 1)
 row "place_orders x100, 1 client, JSON text built before" "$text1" 100 "$base1"
 row "place_orders x100, 8 clients, JSON text built before" "$(run place_batch_text.sql 8)" 100 "$base8"
 # The same batches with each client on its own instrument (B1..B8): writers in parallel.
-row "place_orders x100, 8 clients, 8 instruments, JSON before" "$(run place_batch_text_8.sql 8)" 100 "$base8"
+batch8=$(run place_batch_text_8.sql 8)
+row "place_orders x100, 8 clients, 8 instruments, JSON before" "$batch8" 100 "$base8"
+# The storage ceiling: the rows place_order(s) wrote for B1's first 100,000
+# orders (bench_rows_prepare), written again into copies of the tables
+# without the extension. One order's rows per transaction by one plain SQL
+# statement (index scans forced: the tables grow from empty while the plan
+# is cached); then all of them by binary COPY, without the makers' updates.
+bench_rows_prepare
+rows1=$(PGOPTIONS='-c enable_seqscan=off' run rows_one.sql 1)
+row "the same rows, one order per transaction, plain SQL, 1 client" "$rows1" 1 "$base1"
+awk -v p="$one1" -v r="$rows1" 'BEGIN { printf "  (place_order / its rows by plain SQL, 1 client: %.2f)\n", p / r }'
+copy1=$(bench_rows_copy_ms 1)
+copy8=$(bench_rows_copy_ms 8)
+bare1=$(bench_rows_copy_ms 1 _bare)
+bare8=$(bench_rows_copy_ms 8 _bare)
+rows_n=$(psql -X -At -c "SELECT count(*) FROM rows_src_orders")
+awk -v n="$rows_n" -v c1="$copy1" -v c8="$copy8" -v b1="$bare1" -v b8="$bare8" -v t1="$text1" -v t8="$batch8" 'BEGIN {
+  printf "%-58s %12s %12.0f\n", sprintf("the same rows of %d orders by COPY, 1 session", n), "-", n * 1000 / c1
+  printf "%-58s %12s %12.0f\n", sprintf("the same rows of %d orders by COPY, 8 sessions", n), "-", n * 1000 / c8
+  printf "%-58s %12s %12.0f\n", "  the same into tables without indexes, 1 session", "-", n * 1000 / b1
+  printf "%-58s %12s %12.0f\n", "  the same into tables without indexes, 8 sessions", "-", n * 1000 / b8
+  printf "  (place_orders x100 / COPY of its rows: 1 client %.2f, 8 clients on 8 instruments %.2f)\n",
+    t1 * 100 * c1 / (n * 1000), t8 * 100 * c8 / (n * 1000) }'
 # Stop orders (0.13), beside the batches above: the same batches on S1, a
 # book with 1,000 pending stops far from the price (never triggered), and
 # on S2 with one order in ten a stop order 2 ticks beyond its price (placed
