@@ -62,7 +62,7 @@ void TwapTicker::stop() {
 }
 
 void TwapTicker::run() {
-    spdlog::info("twap ticker: exchange.run_twaps() every {} ms", interval_.count());
+    spdlog::info("twap ticker: the due TWAP orders every {} ms", interval_.count());
     auto next = Clock::now();
     std::chrono::milliseconds retry{0};
     for (;;) {
@@ -100,8 +100,24 @@ TwapTicker::Outcome TwapTicker::tick() {
                 std::to_string(lock_timeout_ms_));
             conn_ = std::move(c);
         }
-        pqxx::nontransaction tx(*conn_);
-        const auto placed = tx.exec1("SELECT count(*) FROM exchange.run_twaps()")[0].as<long long>();
+        long long placed = 0;
+        if (each_) {
+            try {
+                pqxx::nontransaction tx(*conn_);  // autocommit: the procedure commits after each TWAP
+                placed = tx.exec1("CALL exchange.run_twaps_each()")[0].as<long long>();
+            } catch (const pqxx::sql_error& e) {
+                if (sqlstate_of(e) != "42883") throw;
+                each_ = false;
+                spdlog::info(
+                    "twap ticker: the database's exchange extension is older than 0.19 (no "
+                    "exchange.run_twaps_each()): each run places its TWAPs' children in one transaction "
+                    "(exchange.run_twaps())");
+            }
+        }
+        if (!each_) {
+            pqxx::nontransaction tx(*conn_);
+            placed = tx.exec1("SELECT count(*) FROM exchange.run_twaps()")[0].as<long long>();
+        }
         if (placed > 0) {
             metrics_.twap_child_orders(static_cast<std::size_t>(placed));
             spdlog::debug("twap ticker: {} child orders placed", placed);
@@ -127,7 +143,8 @@ TwapTicker::Outcome TwapTicker::tick() {
         if (is_connection_failure(e) || (conn_ && !conn_->is_open())) conn_.reset();
         if (!failing_)
             spdlog::warn(
-                "twap ticker: exchange.run_twaps() failed ({}); trying again every {} to {} ms until it runs",
+                "twap ticker: running the TWAP orders failed ({}); trying again every {} to {} ms until it "
+                "runs",
                 first_line(e), std::max(interval_, kMinRetry).count(),
                 std::max(interval_, kMaxRetry).count());
         failing_ = true;

@@ -1,9 +1,13 @@
 // The TWAP ticker: a thread of its own, with a long-lived connection of its
-// own, that calls exchange.run_twaps() (extension 0.18) every --twap-tick-ms.
-// Time moves a TWAP's schedule only when run_twaps() runs: each run places
-// the child orders that are due (IOC orders of the TWAP's client, each in the
-// run's transaction with an idempotency key of its own, so a run that races
-// another frontend's, or is retried, places nothing twice) and commits.
+// own, that runs the due TWAPs every --twap-tick-ms: CALL
+// exchange.run_twaps_each() (extension 0.19), which commits after each TWAP,
+// so that a child's instrument is locked only while that child is placed; on
+// a database at 0.18 (no procedure: 42883, logged once at INFO) SELECT
+// exchange.run_twaps(), all of them in one transaction. Time moves a TWAP's
+// schedule only when a run runs: each places the child orders that are due
+// (IOC orders of the TWAP's client, each with an idempotency key of its own,
+// so a run that races another frontend's, or is retried, places nothing
+// twice).
 //
 // Not on the database workers: a run is a write that may take an instrument's
 // lock (up to --lock-timeout-ms, as the workers' statements), and it must
@@ -56,6 +60,7 @@ private:
     Metrics& metrics_;
     std::unique_ptr<pqxx::connection> conn_;  // the ticker thread's
     bool failing_ = false;                    // the ticker thread's: the current outage is logged
+    bool each_ = true;  // the ticker thread's: run_twaps_each() exists (until a 42883 says it does not)
 
     std::mutex mu_;
     std::condition_variable cv_;

@@ -131,3 +131,48 @@ SELECT r.role, f.fn, has_function_privilege(r.role, f.fn, 'EXECUTE') AS may
 SELECT r.role, has_table_privilege(r.role, 'exchange.twaps', 'SELECT') AS may_read
   FROM (VALUES ('exchange_trader'), ('exchange_auditor')) AS r(role) ORDER BY 1;
 SELECT * FROM exchange.verify('TWAP-USD');
+
+-- 0.19: run_twaps_each() runs the same TWAPs, each in its own transaction
+-- (twap_each.spec shows an instrument freed while a later TWAP waits). The
+-- TWAPs left active above are cancelled first, so that only these are due.
+SELECT count(*) AS cancelled FROM exchange.twaps t, LATERAL exchange.cancel_twap(t.twap_id) c
+ WHERE t.status = 'active';
+SELECT symbol FROM exchange.create_instrument('TWAP3-USD', 1, 1);
+SELECT status FROM exchange.place_order('mm', 'TWAP3-USD', 'sell', 'limit', 100, 10);
+SELECT twap_id AS ivy FROM exchange.place_twap('tw_ivy', 'TWAP-USD', 'buy', 10, '10 minutes', 5, 10.5,
+                                               now() - interval '3 minutes') \gset
+SELECT twap_id AS jon FROM exchange.place_twap('tw_jon', 'TWAP3-USD', 'buy', 10, '10 minutes', 5, 10,
+                                               now() - interval '3 minutes') \gset
+CALL exchange.run_twaps_each();
+SELECT * FROM twap_state(:'ivy');
+SELECT * FROM twap_state(:'jon');
+-- Nothing due: no child, nothing written.
+SELECT updated_at AS jon_updated FROM exchange.twaps WHERE twap_id = :'jon' \gset
+CALL exchange.run_twaps_each();
+SELECT updated_at = :'jon_updated' AS unchanged FROM exchange.twaps WHERE twap_id = :'jon';
+-- A refused child (its instrument halted) is kept in last_error and does
+-- not stop the TWAPs after it; as exchange_trader, the frontend's role.
+SELECT twap_id AS kim FROM exchange.place_twap('tw_kim', 'TWAP-USD', 'buy', 4, '10 minutes', 2, 10.5,
+                                               now() - interval '6 minutes') \gset
+SELECT twap_id AS lou FROM exchange.place_twap('tw_lou', 'TWAP3-USD', 'buy', 4, '10 minutes', 2, 10,
+                                               now() - interval '6 minutes') \gset
+UPDATE exchange.instruments SET status = 'halted' WHERE symbol = 'TWAP-USD';
+SET ROLE exchange_trader;
+CALL exchange.run_twaps_each();
+RESET ROLE;
+UPDATE exchange.instruments SET status = 'active' WHERE symbol = 'TWAP-USD';
+SELECT * FROM twap_state(:'kim');
+SELECT * FROM twap_state(:'lou');
+-- Inside a transaction block it can not commit: refused, and the rollback
+-- takes back what it did (run_twaps() is for one transaction).
+BEGIN;
+CALL exchange.run_twaps_each();
+ROLLBACK;
+SELECT * FROM twap_state(:'kim');
+SELECT count(*) FROM exchange.orders WHERE client_id = 'tw_kim';
+CALL exchange.run_twaps_each();
+SELECT * FROM twap_state(:'kim');
+SELECT has_function_privilege('exchange_trader', 'exchange.run_twaps_each(int)', 'EXECUTE') AS trader_may,
+       has_function_privilege('exchange_auditor', 'exchange.run_twaps_each(int)', 'EXECUTE') AS auditor_may;
+SELECT * FROM exchange.verify('TWAP-USD');
+SELECT * FROM exchange.verify('TWAP3-USD');

@@ -1,6 +1,7 @@
 """TWAP orders (extension 0.18) end to end: POST /twaps, GET /twaps/{id}, GET /twaps/{id}/orders,
 DELETE /twaps/{id} and POST /twaps/{id}/cancel, GET /twaps, and the frontend's ticker, which calls
-exchange.run_twaps() every --twap-tick-ms (the default, 1 s, here) to place the child orders that are due.
+exchange.run_twaps_each() (0.19) every --twap-tick-ms (the default, 1 s, here) to place the child orders
+that are due.
 
 The REST cluster, Redis and frontend (no API keys) of rest_fixtures.py. Each test trades instruments of its
 own (the cluster has room for 10: BTC-USD, ETH-USD and the seven here), so that none sees another's orders.
@@ -416,8 +417,9 @@ def test_with_api_keys_a_client_sees_and_cancels_only_its_own_twaps(api, pg, red
         code = fe.stop()
         assert code == 0, f"pgx-frontend exited with {code}, see {fe.log_path}"
     log = fe.log_path.read_text()
-    assert "twap ticker: exchange.run_twaps() every 1000 ms" in log, log
-    assert "twap ticker: exchange.run_twaps() failed" not in log, log
+    assert "twap ticker: the due TWAP orders every 1000 ms" in log, log
+    assert "twap ticker: running the TWAP orders failed" not in log, log
+    assert "older than 0.19" not in log, log  # it ran them with exchange.run_twaps_each()
 
 
 def test_the_ticker_stops_on_a_database_before_0_18(api, pg):
@@ -444,8 +446,46 @@ def test_the_ticker_stops_on_a_database_before_0_18(api, pg):
         time.sleep(0.5)  # five ticks more, were it still ticking
         log = fe.log_path.read_text()
         lines = [ln for ln in log.splitlines() if "twap ticker" in ln]
-        assert len(lines) == 2 and " info [" in lines[0] and "every 100 ms" in lines[0], lines
-        assert " info [" in lines[1] and "older than 0.18 (no exchange.run_twaps())" in lines[1], lines
+        assert len(lines) == 3 and " info [" in lines[0] and "every 100 ms" in lines[0], lines
+        assert " info [" in lines[1] and "older than 0.19 (no exchange.run_twaps_each())" in lines[1], lines
+        assert " info [" in lines[2] and "older than 0.18 (no exchange.run_twaps())" in lines[2], lines
+    finally:
+        if fe is not None:
+            code = fe.stop()
+            assert code == 0, f"pgx-frontend exited with {code}, see {fe.log_path}"
+        with pg.connect() as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def test_the_ticker_runs_a_0_18_database_in_one_transaction(api, pg):
+    """A frontend on a database whose extension is 0.18 (no exchange.run_twaps_each, 0.19): its ticker logs
+    once, at INFO, that it runs the TWAPs with exchange.run_twaps(), and does: a TWAP placed there completes."""
+    name = "twap_v018"
+    with pg.connect() as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name}")
+        conn.execute(f"CREATE DATABASE {name} TEMPLATE template0")
+    dsn = DSN.replace("dbname=postgres", f"dbname={name}")
+    fe = None
+    try:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION exchange VERSION '0.18'")
+            conn.execute("SELECT exchange.create_instrument('T18-USD', 1, 1)")
+            conn.execute("SELECT exchange.place_order('m18', 'T18-USD', 'sell', 'limit', 10, 100)")
+            twap_id = conn.execute("SELECT twap_id FROM exchange.place_twap('b18', 'T18-USD', 'buy', 4, "
+                                   "'10 minutes', 2, 100, now() - interval '6 minutes')").fetchone()[0]
+        fe = Process([str(FRONTEND), "--db", dsn, "--http-host", "127.0.0.1", "--http-port", str(OLD_HTTP_PORT),
+                      "--ws-port", str(OLD_WS_PORT), "--redis", f"127.0.0.1:{REDIS_PORT}", "--no-auth",
+                      "--twap-tick-ms", "100"], PG_DIR / "twap-v018-frontend.log", OLD_HTTP_PORT)
+        deadline = time.monotonic() + 10
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            while (row := conn.execute("SELECT status, children, filled_quantity FROM exchange.get_twap(%s)",
+                                       (twap_id,)).fetchone())[0] == "active" and time.monotonic() < deadline:
+                time.sleep(0.1)
+        assert row == ("completed", 1, 4), row
+        lines = [ln for ln in fe.log_path.read_text().splitlines() if "twap ticker" in ln]
+        assert len(lines) == 2 and "every 100 ms" in lines[0], lines
+        assert " info [" in lines[1] and "older than 0.19 (no exchange.run_twaps_each())" in lines[1], lines
+        assert "(exchange.run_twaps())" in lines[1], lines
     finally:
         if fe is not None:
             code = fe.stop()
@@ -477,5 +517,5 @@ def test_the_ticker_reconnects_after_a_database_restart(api, pg):
     assert (twap["status"], twap["filled_quantity"], twap["children"]) == ("completed", "0.500", 1), twap
     lines = [ln for ln in log_path.read_text()[seen:].splitlines() if "twap ticker" in ln]
     assert len(lines) == 2, lines
-    assert " warning [" in lines[0] and "twap ticker: exchange.run_twaps() failed" in lines[0], lines
+    assert " warning [" in lines[0] and "twap ticker: running the TWAP orders failed" in lines[0], lines
     assert " info [" in lines[1] and lines[1].endswith("twap ticker: running again"), lines

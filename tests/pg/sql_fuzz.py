@@ -35,8 +35,9 @@ Now and then (a generator of its own) settle, settlement and reconcile (0.16) an
 trade dates (infinities, impossible days, words), clients and instruments: a refused settle() stores
 nothing, a refused prune() removes nothing, and reconcile() is empty at the end.
 
-And (a generator of its own) the TWAP functions (0.18) with odd arguments: a refused place_twap stores
-nothing, run_twaps never fails, and the TWAPs' children are checked with every other order at the end.
+And (a generator of its own) the TWAP functions (0.18, 0.19) with odd arguments: a refused place_twap stores
+nothing, run_twaps and run_twaps_each never fail, and the TWAPs' children are checked with every other order
+at the end.
 
 Usage: sql_fuzz.py DSN [calls]   (the database must not have the extension)
 """
@@ -309,7 +310,8 @@ INTERVALS = [None, "10 minutes", "1 second", "0.5 seconds", "0", "-1 minute", "7
 
 
 def twap_call(rng, cur, twap_ids, moves):
-    # place_twap, cancel_twap, get_twap, list_twaps, twap_orders and run_twaps (0.18) with odd arguments:
+    # place_twap, cancel_twap, get_twap, list_twaps, twap_orders, run_twaps (0.18) and run_twaps_each (0.19)
+    # with odd arguments:
     # each succeeds or fails with a documented SQLSTATE; a refused place_twap stores nothing, and run_twaps
     # never fails (a child the exchange refuses is the TWAP's last_error).
     what = rng.random()
@@ -335,7 +337,12 @@ def twap_call(rng, cur, twap_ids, moves):
         twap_ids.append(row[0])
         moves["place_twap answered"] = moves.get("place_twap answered", 0) + 1
     elif what < 0.6:
-        placed = cur.execute("SELECT count(*) FROM exchange.run_twaps()").fetchone()[0]
+        # Every other run by 0.19's procedure, each TWAP in its own transaction (the connection autocommits).
+        runs = moves["TWAP runs"] = moves.get("TWAP runs", 0) + 1
+        if runs % 2:
+            placed = cur.execute("SELECT count(*) FROM exchange.run_twaps()").fetchone()[0]
+        else:
+            placed = cur.execute("CALL exchange.run_twaps_each()").fetchone()[0]
         moves["TWAP children placed"] = moves.get("TWAP children placed", 0) + placed
     elif what < 0.75:
         twap_id = pick(rng, twap_ids) if twap_ids and rng.random() < 0.8 else str(uuid.uuid4())

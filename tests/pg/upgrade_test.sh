@@ -17,7 +17,8 @@
 # memory at 0.13, is updated to 0.14 and moves one of them, then to 0.15,
 # whose verify compares a pending stop's display quantity, then to 0.16, which
 # settles the trades made at 0.15, then to 0.17, which prunes them, then to
-# 0.18, whose TWAP trades on the book loaded at 0.17. Runs against
+# 0.18, whose TWAP trades on the book loaded at 0.17, then to 0.19, whose
+# run_twaps_each runs a TWAP placed at 0.18. Runs against
 # the cluster of scripts/test-pg.sh (PGHOST/PGPORT/PGUSER from there); the
 # databases are dropped at the end.
 set -euo pipefail
@@ -353,3 +354,16 @@ twap=$(q12 "SELECT twap_id FROM exchange.place_twap('t1', 'UP16-USD', 'buy', 1, 
   fail "the TWAP after its run"
 [ "$(q12 "SELECT count(*) FROM exchange.verify('UP16-USD')")" = 0 ] || fail "verify after the TWAP"
 echo "upgrade: 0.17 -> 0.18 runs a TWAP on a book loaded at 0.17"
+
+# 0.18 -> 0.19: run_twaps_each. A TWAP placed at 0.18 with its one slice due
+# is run by the procedure after the update, as the frontend's ticker calls it.
+q12 "SELECT status FROM exchange.place_order('s2', 'UP16-USD', 'sell', 'limit', 1, 10)" >/dev/null
+twap=$(q12 "SELECT twap_id FROM exchange.place_twap('t2', 'UP16-USD', 'buy', 1, '10 minutes', 1, 10,
+            now() - interval '3 minutes')")
+q12 "ALTER EXTENSION exchange UPDATE TO '0.19'" >/dev/null
+[ "$(q12 "SELECT extversion FROM pg_extension WHERE extname = 'exchange'")" = 0.19 ] || fail "not updated to 0.19"
+[ "$(q12 "CALL exchange.run_twaps_each()")" = 1 ] || fail "run_twaps_each at 0.19"
+[ "$(q12 "SELECT status || ' ' || children || ' ' || filled_quantity FROM exchange.get_twap('$twap')")" \
+  = "completed 1 1" ] || fail "the TWAP after run_twaps_each"
+[ "$(q12 "SELECT count(*) FROM exchange.verify('UP16-USD')")" = 0 ] || fail "verify after run_twaps_each"
+echo "upgrade: 0.18 -> 0.19 runs a TWAP placed at 0.18 with run_twaps_each"
