@@ -877,6 +877,7 @@ def test_delete_orders_cancellations_reach_the_feed_like_single_cancels(db, fron
                "WHERE NOT EXISTS (SELECT FROM exchange.instruments WHERE symbol = 'STOP-USD')")
     db.execute("SELECT exchange.cancel_order(order_id) FROM exchange.orders "
                "WHERE instrument = 'STOP-USD' AND status IN ('open', 'partially_filled', 'pending')")
+    before = {symbol: journal_seq(db, symbol) for symbol in symbols}
 
     def post(client, symbol, side, quantity, price, **extra):
         return post_order(api, client, symbol, side, quantity, price, **extra)
@@ -888,6 +889,12 @@ def test_delete_orders_cancellations_reach_the_feed_like_single_cancels(db, fron
         for _ in symbols:
             snapshot = await recv_json(ws)
             books[snapshot["instrument"]] = BookCopy(snapshot)
+        # A snapshot the feed took before the cancels above reached it is followed by those cancels, as
+        # updates of their own: they are not this test's, so the copies are brought past them first.
+        while any(books[symbol].seq < seq for symbol, seq in before.items()):
+            msg = await recv_json(ws)
+            if msg["type"] == "delta":
+                books[msg["instrument"]].apply(msg)
         post("x", "STOP-USD", "sell", "1", "100.00")
         post("y", "STOP-USD", "buy", "1", "100.00")  # STOP-USD's last trade price: 100.00
         mine = [post("mass", "BTC-USD", "buy", "2", "50.00"), post("mass", "ETH-USD", "sell", "1", "9000.00"),

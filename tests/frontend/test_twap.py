@@ -9,6 +9,7 @@ The API key test starts a second frontend on the same database with keys on (RES
 in as a member of exchange_trader; the test of a database at 0.17 a third one on a database of its own
 (18062, 18063).
 """
+import contextlib
 import threading
 import time
 import uuid
@@ -422,10 +423,10 @@ def test_with_api_keys_a_client_sees_and_cancels_only_its_own_twaps(api, pg, red
     assert "older than 0.19" not in log, log  # it ran them with exchange.run_twaps_each()
 
 
-def test_the_ticker_stops_on_a_database_before_0_18(api, pg):
-    """A frontend on a database whose extension is 0.17: its ticker logs once, at INFO, that TWAPs are not
-    run, and stops; the TWAP routes are 501 there; the frontend still stops cleanly."""
-    name = "twap_v017"
+@contextlib.contextmanager
+def frontend_on_old_database(pg, name, version):
+    """A database of its own whose extension is at version, and a frontend on it (REST 18062, WS 18063)
+    whose ticker runs every 100 ms; yields (dsn, the frontend), then stops it and drops the database."""
     with pg.connect() as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {name}")
         conn.execute(f"CREATE DATABASE {name} TEMPLATE template0")
@@ -433,10 +434,27 @@ def test_the_ticker_stops_on_a_database_before_0_18(api, pg):
     fe = None
     try:
         with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute("CREATE EXTENSION exchange VERSION '0.17'")
+            conn.execute(f"CREATE EXTENSION exchange VERSION '{version}'")
         fe = Process([str(FRONTEND), "--db", dsn, "--http-host", "127.0.0.1", "--http-port", str(OLD_HTTP_PORT),
                       "--ws-port", str(OLD_WS_PORT), "--redis", f"127.0.0.1:{REDIS_PORT}", "--no-auth",
-                      "--twap-tick-ms", "100"], PG_DIR / "twap-v017-frontend.log", OLD_HTTP_PORT)
+                      "--twap-tick-ms", "100"], PG_DIR / f"{name.replace('_', '-')}-frontend.log", OLD_HTTP_PORT)
+        yield dsn, fe
+    finally:
+        if fe is not None:
+            code = fe.stop()
+            assert code == 0, f"pgx-frontend exited with {code}, see {fe.log_path}"
+        with pg.connect() as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def ticker_lines(fe):
+    return [ln for ln in fe.log_path.read_text().splitlines() if "twap ticker" in ln]
+
+
+def test_the_ticker_stops_on_a_database_before_0_18(api, pg):
+    """A frontend on a database whose extension is 0.17: its ticker logs once, at INFO, that TWAPs are not
+    run, and stops; the TWAP routes are 501 there; the frontend still stops cleanly."""
+    with frontend_on_old_database(pg, "twap_v017", "0.17") as (_, fe):
         r = post_twap({"client_id": "x", "instrument": "X", "side": "buy", "quantity": "1", "duration_seconds": 60},
                       base=f"http://127.0.0.1:{OLD_HTTP_PORT}")
         assert r.status_code == 501 and error_of(r) == "extension_outdated", r.text
@@ -444,54 +462,30 @@ def test_the_ticker_stops_on_a_database_before_0_18(api, pg):
         while "older than 0.18" not in fe.log_path.read_text() and time.monotonic() < deadline:
             time.sleep(0.1)
         time.sleep(0.5)  # five ticks more, were it still ticking
-        log = fe.log_path.read_text()
-        lines = [ln for ln in log.splitlines() if "twap ticker" in ln]
+        lines = ticker_lines(fe)
         assert len(lines) == 3 and " info [" in lines[0] and "every 100 ms" in lines[0], lines
         assert " info [" in lines[1] and "older than 0.19 (no exchange.run_twaps_each())" in lines[1], lines
         assert " info [" in lines[2] and "older than 0.18 (no exchange.run_twaps())" in lines[2], lines
-    finally:
-        if fe is not None:
-            code = fe.stop()
-            assert code == 0, f"pgx-frontend exited with {code}, see {fe.log_path}"
-        with pg.connect() as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def test_the_ticker_runs_a_0_18_database_in_one_transaction(api, pg):
     """A frontend on a database whose extension is 0.18 (no exchange.run_twaps_each, 0.19): its ticker logs
     once, at INFO, that it runs the TWAPs with exchange.run_twaps(), and does: a TWAP placed there completes."""
-    name = "twap_v018"
-    with pg.connect() as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name}")
-        conn.execute(f"CREATE DATABASE {name} TEMPLATE template0")
-    dsn = DSN.replace("dbname=postgres", f"dbname={name}")
-    fe = None
-    try:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute("CREATE EXTENSION exchange VERSION '0.18'")
-            conn.execute("SELECT exchange.create_instrument('T18-USD', 1, 1)")
-            conn.execute("SELECT exchange.place_order('m18', 'T18-USD', 'sell', 'limit', 10, 100)")
-            twap_id = conn.execute("SELECT twap_id FROM exchange.place_twap('b18', 'T18-USD', 'buy', 4, "
-                                   "'10 minutes', 2, 100, now() - interval '6 minutes')").fetchone()[0]
-        fe = Process([str(FRONTEND), "--db", dsn, "--http-host", "127.0.0.1", "--http-port", str(OLD_HTTP_PORT),
-                      "--ws-port", str(OLD_WS_PORT), "--redis", f"127.0.0.1:{REDIS_PORT}", "--no-auth",
-                      "--twap-tick-ms", "100"], PG_DIR / "twap-v018-frontend.log", OLD_HTTP_PORT)
+    with frontend_on_old_database(pg, "twap_v018", "0.18") as (dsn, fe), \
+            psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SELECT exchange.create_instrument('T18-USD', 1, 1)")
+        conn.execute("SELECT exchange.place_order('m18', 'T18-USD', 'sell', 'limit', 10, 100)")
+        twap_id = conn.execute("SELECT twap_id FROM exchange.place_twap('b18', 'T18-USD', 'buy', 4, "
+                               "'10 minutes', 2, 100, now() - interval '6 minutes')").fetchone()[0]
         deadline = time.monotonic() + 10
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            while (row := conn.execute("SELECT status, children, filled_quantity FROM exchange.get_twap(%s)",
-                                       (twap_id,)).fetchone())[0] == "active" and time.monotonic() < deadline:
-                time.sleep(0.1)
+        while (row := conn.execute("SELECT status, children, filled_quantity FROM exchange.get_twap(%s)",
+                                   (twap_id,)).fetchone())[0] == "active" and time.monotonic() < deadline:
+            time.sleep(0.1)
         assert row == ("completed", 1, 4), row
-        lines = [ln for ln in fe.log_path.read_text().splitlines() if "twap ticker" in ln]
+        lines = ticker_lines(fe)
         assert len(lines) == 2 and "every 100 ms" in lines[0], lines
         assert " info [" in lines[1] and "older than 0.19 (no exchange.run_twaps_each())" in lines[1], lines
         assert "(exchange.run_twaps())" in lines[1], lines
-    finally:
-        if fe is not None:
-            code = fe.stop()
-            assert code == 0, f"pgx-frontend exited with {code}, see {fe.log_path}"
-        with pg.connect() as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def test_the_ticker_reconnects_after_a_database_restart(api, pg):
