@@ -1,7 +1,8 @@
--- The rows one place_order of the run wrote (rows_src_*, see bench-pg.sh),
--- written by one plain SQL statement per transaction without any matching:
--- the order as it was inserted, its journal entry, its trades, and its
--- makers' fills. Numbered from rows_next, so that no key repeats.
+-- The rows one place_order of the run wrote (rows_src_*: bench_rows_prepare
+-- in scripts/bench-pg-common.sh), written by one plain SQL statement per
+-- transaction without any matching: the order as it was inserted, its
+-- journal entry, its trades, and its makers' fills. Numbered from rows_next,
+-- so that no key repeats.
 WITH n AS MATERIALIZED (SELECT nextval('rows_next') AS k),
 o AS (INSERT INTO rows_orders SELECT s.order_id, s.order_no, s.client_id, s.client_no, s.instrument, s.instrument_id,
              s.side, s.type, s.time_in_force, s.post_only, s.stp, s.price, s.quantity, s.filled_quantity, s.price_ticks,
