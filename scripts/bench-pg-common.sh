@@ -112,7 +112,7 @@ bench_rows_prepare() {
   psql -X -q -v ON_ERROR_STOP=1 <<'SQL'
 SET client_min_messages = warning;
 DROP TABLE IF EXISTS rows_src_orders, rows_src_events, rows_src_trades, rows_orders, rows_events, rows_trades,
-                     rows_orders_bare, rows_events_bare, rows_trades_bare;
+                     rows_orders_bare, rows_events_bare, rows_trades_bare, rows_orders_pk, rows_events_pk;
 DROP SEQUENCE IF EXISTS rows_next;
 CREATE TABLE rows_src_orders AS
   SELECT row_number() OVER (ORDER BY order_no) AS k, o.* FROM exchange.orders o
@@ -139,7 +139,11 @@ CREATE TABLE rows_trades (LIKE exchange.trades INCLUDING ALL);
 CREATE TABLE rows_orders_bare (LIKE exchange.orders);
 CREATE TABLE rows_events_bare (LIKE exchange.events);
 CREATE TABLE rows_trades_bare (LIKE exchange.trades);
+-- An order's row and its journal entry with their primary keys only (rows_two.sql).
+CREATE TABLE rows_orders_pk (LIKE exchange.orders INCLUDING DEFAULTS, PRIMARY KEY (order_id));
+CREATE TABLE rows_events_pk (LIKE exchange.events INCLUDING DEFAULTS, PRIMARY KEY (instrument_id, seq));
 CREATE SEQUENCE rows_next;
+CREATE SEQUENCE rows_two_next;
 ANALYZE rows_src_orders, rows_src_events, rows_src_trades;
 SQL
 }

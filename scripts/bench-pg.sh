@@ -58,11 +58,14 @@ row "place_orders x100, 8 clients, 8 instruments, JSON before" "$batch8" 100 "$b
 # orders (bench_rows_prepare), written again into copies of the tables
 # without the extension. One order's rows per transaction by one plain SQL
 # statement (index scans forced: the tables grow from empty while the plan
-# is cached); then all of them by binary COPY, without the makers' updates.
+# is cached), and less than any order writes: its row and its journal entry
+# with primary keys only; then all of them by binary COPY, without the
+# makers' updates.
 bench_rows_prepare
 rows1=$(PGOPTIONS='-c enable_seqscan=off' run rows_one.sql 1)
 row "the same rows, one order per transaction, plain SQL, 1 client" "$rows1" 1 "$base1"
 awk -v p="$one1" -v r="$rows1" 'BEGIN { printf "  (place_order / its rows by plain SQL, 1 client: %.2f)\n", p / r }'
+row "  only the order's row and its journal entry, primary keys only" "$(PGOPTIONS='-c enable_seqscan=off' run rows_two.sql 1)" 1 "$base1"
 copy1=$(bench_rows_copy_ms 1)
 copy8=$(bench_rows_copy_ms 8)
 bare1=$(bench_rows_copy_ms 1 _bare)

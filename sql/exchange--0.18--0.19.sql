@@ -129,10 +129,10 @@ GRANT EXECUTE ON PROCEDURE exchange.run_twaps_each(int) TO exchange_trader;
 -- them by reading each pruned instrument's whole remaining journal (the
 -- entries it removes and every entry after them), so a prune cost what the
 -- kept history holds: with a retention of N days, N days of entries for
--- each day pruned. Now it reads the entries it removes, and looks up the
--- orders they finished and the later trades of the makers they filled by
--- their indexes. The same orders go (an order
--- filled, cancelled or rejected is named by no later entry: see below), and
+-- each day pruned. Now it reads the entries it removes, 50,000 at a time,
+-- and looks up the orders they finished and the later trades of the makers
+-- they filled by their indexes. The same orders go (an order filled,
+-- cancelled or rejected is named by no later entry: see below), and
 -- everything else is 0.17's.
 CREATE OR REPLACE FUNCTION exchange.prune(through date) RETURNS SETOF exchange.prunes
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = exchange, pg_catalog, pg_temp
@@ -150,6 +150,9 @@ DECLARE
     done uuid[];
     stp_nos bigint[];
     makers uuid[];
+    lo bigint;
+    hi bigint;
+    n_orders bigint;
     n_trades bigint;
     n_sold bigint;
     head bigint;
@@ -196,46 +199,59 @@ BEGIN
         -- it; or another order's that filled it as a maker, by its last trade.
         -- Read from the pruned entries only (0.17 read every later entry too,
         -- to find the orders they name: a cost that grew with the history
-        -- kept), and gathered into arrays first, so that the orders and the
-        -- makers' trades are then looked up by their indexes.
-        done := ARRAY(SELECT e.order_id FROM exchange.events e
-                       WHERE e.instrument_id = inst.instrument_id AND e.seq <= upto
-                         AND e.payload->>'status' IN ('filled', 'cancelled', 'rejected'));
-        stp_nos := ARRAY(SELECT n::bigint FROM exchange.events e
-                          CROSS JOIN LATERAL jsonb_array_elements_text(e.payload->'stp_cancelled') AS n
-                          WHERE e.instrument_id = inst.instrument_id AND e.seq <= upto
-                            AND jsonb_typeof(e.payload->'stp_cancelled') = 'array');
-        makers := ARRAY(SELECT DISTINCT (x->>'maker_order_id')::uuid FROM exchange.events e
-                         CROSS JOIN LATERAL jsonb_array_elements(e.payload->'trades') AS x
-                         WHERE e.instrument_id = inst.instrument_id AND e.seq <= upto
-                           AND jsonb_typeof(e.payload->'trades') = 'array');
-        -- Entries up to `upto` are settled, so committed before this call:
-        -- every snapshot sees them. Whether a maker's last trade is among
-        -- them is decided in the DELETE's own snapshot, with its status: a
-        -- maker filled further after `upto` has a later trade and stays.
-        WITH removed AS (
-            DELETE FROM exchange.orders o
-             WHERE o.status IN ('filled', 'cancelled', 'rejected')
-               AND (o.order_id = ANY (done) OR o.order_no = ANY (stp_nos)
-                    OR (o.order_id = ANY (makers) AND o.status = 'filled'
-                        AND NOT EXISTS (SELECT 1 FROM exchange.trades t
-                                         WHERE t.buy_order_id = o.order_id AND t.seq > upto)
-                        AND NOT EXISTS (SELECT 1 FROM exchange.trades t
-                                         WHERE t.sell_order_id = o.order_id AND t.seq > upto)))
-            RETURNING o.order_id
-        )
-        SELECT array_agg(r.order_id) INTO gone FROM removed r;
-        -- A trade goes with the last of its two orders: those of the orders
-        -- just removed, found by the trades' indexes on each side.
-        DELETE FROM exchange.trades t USING unnest(gone) AS g(id)
-         WHERE t.buy_order_id = g.id
-           AND NOT EXISTS (SELECT 1 FROM exchange.orders o WHERE o.order_id = t.sell_order_id);
-        GET DIAGNOSTICS n_trades = ROW_COUNT;
-        DELETE FROM exchange.trades t USING unnest(gone) AS g(id)
-         WHERE t.sell_order_id = g.id
-           AND NOT EXISTS (SELECT 1 FROM exchange.orders o WHERE o.order_id = t.buy_order_id);
-        GET DIAGNOSTICS n_sold = ROW_COUNT;
-        n_trades := n_trades + n_sold;
+        -- kept), 50,000 entries at a time (a day's orders at a high rate would
+        -- not fit in memory at once), each window's ids gathered into arrays
+        -- first, so that the orders and the makers' trades are then looked up
+        -- by their indexes. Entries before the last prune are gone but two,
+        -- whose finished orders went with them.
+        n_orders := 0;
+        n_trades := 0;
+        lo := exchange._pruned_seq(inst.instrument_id);
+        WHILE lo < upto LOOP
+            hi := least(lo + 50000, upto);
+            done := ARRAY(SELECT e.order_id FROM exchange.events e
+                           WHERE e.instrument_id = inst.instrument_id AND e.seq > lo AND e.seq <= hi
+                             AND e.payload->>'status' IN ('filled', 'cancelled', 'rejected'));
+            stp_nos := ARRAY(SELECT n::bigint FROM exchange.events e
+                              CROSS JOIN LATERAL jsonb_array_elements_text(e.payload->'stp_cancelled') AS n
+                              WHERE e.instrument_id = inst.instrument_id AND e.seq > lo AND e.seq <= hi
+                                AND jsonb_typeof(e.payload->'stp_cancelled') = 'array');
+            makers := ARRAY(SELECT DISTINCT (x->>'maker_order_id')::uuid FROM exchange.events e
+                             CROSS JOIN LATERAL jsonb_array_elements(e.payload->'trades') AS x
+                             WHERE e.instrument_id = inst.instrument_id AND e.seq > lo AND e.seq <= hi
+                               AND jsonb_typeof(e.payload->'trades') = 'array');
+            -- Entries up to `upto` are settled, so committed before this call:
+            -- every snapshot sees them. Whether a maker's last trade is among
+            -- them is decided in the DELETE's own snapshot, with its status: a
+            -- maker filled further after `upto` has a later trade and stays.
+            WITH removed AS (
+                DELETE FROM exchange.orders o
+                 WHERE o.status IN ('filled', 'cancelled', 'rejected')
+                   AND (o.order_id = ANY (done) OR o.order_no = ANY (stp_nos)
+                        OR (o.order_id = ANY (makers) AND o.status = 'filled'
+                            AND NOT EXISTS (SELECT 1 FROM exchange.trades t
+                                             WHERE t.buy_order_id = o.order_id AND t.seq > upto)
+                            AND NOT EXISTS (SELECT 1 FROM exchange.trades t
+                                             WHERE t.sell_order_id = o.order_id AND t.seq > upto)))
+                RETURNING o.order_id
+            )
+            SELECT array_agg(r.order_id) INTO gone FROM removed r;
+            n_orders := n_orders + coalesce(array_length(gone, 1), 0);
+            -- A trade goes with the last of its two orders: those of the
+            -- orders just removed, found by the trades' indexes on each side
+            -- (a trade whose other order goes in a later window goes then).
+            DELETE FROM exchange.trades t USING unnest(gone) AS g(id)
+             WHERE t.buy_order_id = g.id
+               AND NOT EXISTS (SELECT 1 FROM exchange.orders o WHERE o.order_id = t.sell_order_id);
+            GET DIAGNOSTICS n_sold = ROW_COUNT;
+            n_trades := n_trades + n_sold;
+            DELETE FROM exchange.trades t USING unnest(gone) AS g(id)
+             WHERE t.sell_order_id = g.id
+               AND NOT EXISTS (SELECT 1 FROM exchange.orders o WHERE o.order_id = t.buy_order_id);
+            GET DIAGNOSTICS n_sold = ROW_COUNT;
+            n_trades := n_trades + n_sold;
+            lo := hi;
+        END LOOP;
         -- The journal, but the two entries it keeps.
         head := exchange._journal_head(inst.instrument_id);
         last_trade := coalesce((SELECT e.seq FROM exchange.events e
@@ -255,7 +271,7 @@ BEGIN
         GET DIAGNOSTICS n_snapshots = ROW_COUNT;
         INSERT INTO exchange.prunes (through, instrument_id, instrument, through_seq, entries, trades, orders,
                                      snapshots)
-        VALUES (through, inst.instrument_id, inst.symbol, upto, n_entries, n_trades, coalesce(array_length(gone, 1), 0),
+        VALUES (through, inst.instrument_id, inst.symbol, upto, n_entries, n_trades, n_orders,
                 n_snapshots)
         RETURNING * INTO p;
         RETURN NEXT p;
