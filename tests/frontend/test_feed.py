@@ -889,12 +889,19 @@ def test_delete_orders_cancellations_reach_the_feed_like_single_cancels(db, fron
         for _ in symbols:
             snapshot = await recv_json(ws)
             books[snapshot["instrument"]] = BookCopy(snapshot)
+
+        async def until(targets):
+            """Every message until each book copy reaches its instrument's target, its deltas applied."""
+            got = []
+            while any(books[symbol].seq < seq for symbol, seq in targets.items()):
+                got.append(msg := await recv_json(ws))
+                if msg["type"] == "delta":
+                    books[msg["instrument"]].apply(msg)
+            return got
+
         # A snapshot the feed took before the cancels above reached it is followed by those cancels, as
         # updates of their own: they are not this test's, so the copies are brought past them first.
-        while any(books[symbol].seq < seq for symbol, seq in before.items()):
-            msg = await recv_json(ws)
-            if msg["type"] == "delta":
-                books[msg["instrument"]].apply(msg)
+        await until(before)
         post("x", "STOP-USD", "sell", "1", "100.00")
         post("y", "STOP-USD", "buy", "1", "100.00")  # STOP-USD's last trade price: 100.00
         mine = [post("mass", "BTC-USD", "buy", "2", "50.00"), post("mass", "ETH-USD", "sell", "1", "9000.00"),
@@ -909,13 +916,7 @@ def test_delete_orders_cancellations_reach_the_feed_like_single_cancels(db, fron
         single = requests.delete(f"{api}/orders/{theirs[1]['order_id']}", timeout=10)
         assert single.status_code == 200 and single.json()["order_id"] == theirs[1]["order_id"], single.text
         single = single.json()
-        targets = {symbol: journal_seq(db, symbol) for symbol in symbols}
-        messages = []
-        while any(books[symbol].seq < target for symbol, target in targets.items()):
-            msg = await recv_json(ws)
-            messages.append(msg)
-            if msg["type"] == "delta":
-                books[msg["instrument"]].apply(msg)
+        messages = await until({symbol: journal_seq(db, symbol) for symbol in symbols})
         messages += await until_pong(ws)
         for symbol in symbols:
             assert books[symbol].levels == orderbook(db, symbol), symbol
