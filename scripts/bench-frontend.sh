@@ -4,7 +4,10 @@
 # at the design's 2,000 orders/s and at rising rates, against PostgreSQL with
 # the extension, Redis and pgx-frontend on loopback. Baseline measured in the
 # same run: plain single-row INSERT transactions with 8 pgbench clients (the
-# machine's durable-commit ceiling for one row per transaction).
+# machine's durable-commit ceiling for one row per transaction), and the
+# floor: the same load at the same rates against tests/perf/http_floor.cpp,
+# which answers without parsing and without a database (what the load
+# generator, loopback TCP and the two shared cores cost by themselves).
 # Then DELETE /orders/{id} the same way: for each cancel rate, resting buys on
 # BTC-USD far below the market (50.00-59.99, nothing trades) placed directly in
 # the database beforehand (rate x (2 s warm-up + PGX_BENCH_SECONDS) plus 5%),
@@ -49,10 +52,12 @@ pg_port=25379
 redis_port=63799
 http_port=18200
 ws_port=18201
+floor_port=18202
 PGBENCH=/usr/lib/postgresql/15/bin/pgbench
 export PGHOST=127.0.0.1 PGPORT=$pg_port PGUSER=postgres PGDATABASE=postgres
 
 cleanup() {
+  if [ -n "${floor_pid:-}" ]; then kill "$floor_pid" 2>/dev/null || true; fi
   scripts/frontend-ctl.sh stop "$dir/run-standby" >/dev/null 2>&1 || true
   scripts/frontend-ctl.sh stop "$dir/run" >/dev/null 2>&1 || true
   scripts/pg-cluster.sh stop "$dir/standby"
@@ -100,6 +105,30 @@ feed_backend() {
   psql -X -At -c "SELECT pid FROM pg_stat_activity WHERE application_name = 'pgx-feed-listen'" | head -1
 }
 hz=$(getconf CLK_TCK)
+
+# The floor, before the frontend's rates: loadgen against tests/perf/http_floor.cpp (one thread
+# answering every request 201 with an order-sized body; no parsing, no database), at the same rates:
+# what the load generator, loopback TCP and the sharing of the cores cost before a server does
+# anything. Its CPU per request is the first term of the frontend's.
+build/http_floor "$floor_port" >"$dir/floor.log" &
+floor_pid=$!
+for _ in $(seq 50); do
+  (echo >"/dev/tcp/127.0.0.1/$floor_port") 2>/dev/null && break
+  sleep 0.1
+done
+printf 'the floor (tests/perf/http_floor.cpp: no parsing, no database)\n'
+for rate in $rates; do
+  f0=$(cpu_ticks "$floor_pid")
+  line=$(build/loadgen --port "$floor_port" --rate "$rate" --seconds "$secs" --warmup "$warmup" --connections 32 \
+    --max-connections 512 --instruments "$instruments")
+  f1=$(cpu_ticks "$floor_pid")
+  printf '%-8s %s  cpu floor %.1f us\n' "$rate" "$line" \
+    "$(awk -v f=$((f1 - f0)) -v hz="$hz" -v n=$((rate * (secs + warmup))) 'BEGIN { print f * 1e6 / hz / n }')"
+done
+kill "$floor_pid"
+wait "$floor_pid" 2>/dev/null || true
+floor_pid=
+printf '\nthe frontend\n'
 printf '%-8s %s\n' "rate/s" "result (latency from due time; ratio = achieved orders/s / INSERT tx/s;"
 printf '%-8s %s\n' "" "CPU per request (of PostgreSQL's: the feed's LISTEN connection) and orders per"
 printf '%-8s %s\n' "" "place_orders statement, warm-up included)"

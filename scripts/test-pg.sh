@@ -8,7 +8,8 @@
 # (tests/pg/prune_race_test.py), the NOTIFY publisher's test
 # (tests/pg/publisher_test.py), the upgrade from the base version
 # (tests/pg/upgrade_test.sh), the WAL preallocator's (tests/pg/wal_prealloc_test.sh,
-# on a cluster of its own), a streaming standby of the cluster
+# on a cluster of its own), the writeback worker's (tests/pg/writeback_test.sh,
+# on a cluster of its own, first), a streaming standby of the cluster
 # (tests/pg/standby_test.sh), then the restart and crash tests. The cluster is
 # stopped and removed on exit.
 set -euo pipefail
@@ -23,6 +24,11 @@ cleanup() { scripts/pg-cluster.sh stop "$dir"; }
 trap cleanup EXIT
 scripts/pg-cluster.sh stop "$dir"
 rm -rf "$dir"
+status=0
+# First, before this suite's cluster starts: a writeback worker's syncfs
+# covers the whole file system, so another cluster's would write the test's
+# pages too and leave nothing to compare.
+tests/pg/writeback_test.sh || status=1
 # A database keeps its books' slots while it exists; the regress and fuzz
 # databases stay until the end, the isolation and concurrency ones are
 # dropped when their suites passed: 64 slots cover every instrument the
@@ -33,7 +39,6 @@ scripts/pg-cluster.sh start "$dir" "$port" \
 
 out=$dir/out
 mkdir -p "$out"
-status=0
 tests=$(sed -n 's/^test: *//p' regress/schedule | tr '\n' ' ')
 "$PGXS_TEST/regress/pg_regress" --inputdir=regress --outputdir="$out/regress" \
   --dbname=exchange_regress $tests || status=1

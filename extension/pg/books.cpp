@@ -43,6 +43,7 @@
 #include "books.h"
 #include "publisher.h"
 #include "wal_prealloc.h"
+#include "writeback.h"
 
 extern "C" {
 #include "access/xlog.h"
@@ -621,6 +622,13 @@ void DefineSettings() {
                             "0: none (a commit that needs a new segment creates it, as without the extension). "
                             "Each costs one WAL segment of disk (16 MB by default).",
                             &wal_prealloc_segments, 4, 0, 64, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable(
+        "exchange.writeback_ms",
+        "How often a background worker has the kernel write out what is dirty on the data "
+        "directory's file system (syncfs), so that a growing table's pages go out a little at a "
+        "time instead of in one burst every 30 s that every commit's WAL flush waits behind.",
+        "0: never (the kernel writes them when it sees fit).", &writeback_ms, 1000, 0, 60000, PGC_SIGHUP,
+        GUC_UNIT_MS, nullptr, nullptr, nullptr);
     MarkGUCPrefixReserved("exchange");
 }
 

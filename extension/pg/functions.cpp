@@ -13,6 +13,7 @@
 #include "publisher.h"
 #include "run_core.h"
 #include "wal_prealloc.h"
+#include "writeback.h"
 
 extern "C" {
 #include "commands/trigger.h"
@@ -124,6 +125,7 @@ void _PG_init(void) {
     pg::RegisterTransactionCallbacks();
     pg::InstallPublisherHooks();
     pg::RegisterWalPreallocWorker();
+    pg::RegisterWritebackWorker();
 }
 
 // _cancel(instrument_id, order_no)

@@ -15,6 +15,7 @@
 #include "publisher.h"
 
 #include "books.h"
+#include "workers.h"
 
 extern "C" {
 #include "access/xlog.h"
@@ -287,9 +288,7 @@ void PublisherRelease(bool committed) {
 void exchange_publisher_main(Datum arg) {
     using namespace pgx::pg;
     const Oid db = DatumGetObjectId(arg);
-    pqsignal(SIGTERM, die);
-    pqsignal(SIGHUP, SignalHandlerForConfigReload);
-    BackgroundWorkerUnblockSignals();
+    WorkerStarted();
 
     // Nothing to do (the transaction that asked for it aborted, or this is a
     // restart after everything was sent), or too many failed starts: exit
@@ -346,12 +345,7 @@ void exchange_publisher_main(Datum arg) {
     bool polling = false;
     TimestampTz idle_since = GetCurrentTimestamp();
     for (;;) {
-        ResetLatch(MyLatch);
-        CHECK_FOR_INTERRUPTS();
-        if (ConfigReloadPending) {
-            ConfigReloadPending = false;
-            ProcessConfigFile(PGC_SIGHUP);
-        }
+        WorkerRound();
         if (PublishRound(db) > 0) {
             idle_since = GetCurrentTimestamp();
             if (publisher_poll_ms > 0) {

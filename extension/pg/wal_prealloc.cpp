@@ -1,15 +1,14 @@
 // The WAL segment preallocator (see wal_prealloc.h).
 #include "wal_prealloc.h"
 
+#include "workers.h"
+
 extern "C" {
 #include "access/xlog.h"
 #include "access/xlog_internal.h"
-#include "postmaster/bgworker.h"
-#include "postmaster/interrupt.h"
 #include "storage/fd.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
-#include "tcop/tcopprot.h"
 #include "utils/wait_event.h"
 }
 
@@ -106,32 +105,17 @@ int PreallocateAhead(int ahead) {
 }  // namespace
 
 void RegisterWalPreallocWorker() {
-    BackgroundWorker w;
-    memset(&w, 0, sizeof w);
-    w.bgw_flags = BGWORKER_SHMEM_ACCESS;
-    w.bgw_start_time = BgWorkerStart_RecoveryFinished;
-    w.bgw_restart_time = kRestartSeconds;
-    snprintf(w.bgw_library_name, BGW_MAXLEN, "exchange");
-    snprintf(w.bgw_function_name, BGW_MAXLEN, "exchange_wal_prealloc_main");
-    snprintf(w.bgw_name, BGW_MAXLEN, "exchange WAL preallocator");
-    snprintf(w.bgw_type, BGW_MAXLEN, "exchange WAL preallocator");
-    RegisterBackgroundWorker(&w);
+    RegisterClusterWorker("exchange_wal_prealloc_main", "exchange WAL preallocator", BgWorkerStart_RecoveryFinished,
+                          kRestartSeconds);
 }
 
 }  // namespace pgx::pg
 
 void exchange_wal_prealloc_main(Datum) {
     using namespace pgx::pg;
-    pqsignal(SIGHUP, SignalHandlerForConfigReload);
-    pqsignal(SIGTERM, die);
-    BackgroundWorkerUnblockSignals();
+    WorkerStarted();
     for (;;) {
-        ResetLatch(MyLatch);
-        CHECK_FOR_INTERRUPTS();
-        if (ConfigReloadPending) {
-            ConfigReloadPending = false;
-            ProcessConfigFile(PGC_SIGHUP);
-        }
+        WorkerRound();
         // A standby that was promoted inserts from then on; before that,
         // the startup process owns pg_wal.
         if (wal_prealloc_segments > 0 && !RecoveryInProgress()) {
