@@ -4,10 +4,11 @@
 // kernel's page cache, and nothing asks the kernel to write those pages out
 // soon: its *_flush_after settings cover pages written from shared buffers
 // (a backend's only with backend_flush_after, off by default), not a
-// relation's extension. Linux writes a file's dirty pages back once the file has been
-// dirty for vm.dirty_expire_centisecs (30 s by default), all of them at once,
-// so the tables an exchange appends to all the time are written in one burst
-// every 30 s, and every commit's WAL flush in that burst waits behind it:
+// relation's extension. Linux writes a file's dirty pages back once the file
+// has been dirty for vm.dirty_expire_centisecs (30 s by default), all of them
+// at once, so the tables an exchange appends to all the time are written in
+// one burst every 30 s, and every commit's WAL flush in that burst waits
+// behind it:
 // measured at 2,000 orders/s end to end over 70 s, stalls of 58 and 45 ms at
 // 31 and 61 s (p99.9 22.0 ms), and with this worker none (largest 17.7 ms,
 // p99.9 5.5 ms; README, Benchmark). A background worker (one per cluster,
