@@ -18,7 +18,6 @@ int writeback_ms = 1000;
 
 namespace {
 
-constexpr long kIdlePollMs = 1000;   // with exchange.writeback_ms = 0: how often the setting is looked at
 constexpr int kRestartSeconds = 10;  // after an error
 
 }  // namespace
@@ -51,7 +50,8 @@ void exchange_writeback_main(Datum) {
                 failing = false;
             }
         }
-        (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-                        writeback_ms > 0 ? writeback_ms : kIdlePollMs, PG_WAIT_EXTENSION);
+        // With 0 it sleeps until woken: a reload's SIGHUP sets the latch.
+        (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_EXIT_ON_PM_DEATH | (writeback_ms > 0 ? WL_TIMEOUT : 0),
+                        writeback_ms, PG_WAIT_EXTENSION);
     }
 }

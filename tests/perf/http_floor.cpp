@@ -100,7 +100,6 @@ int main(int argc, char** argv) {
                     ev.events = EPOLLIN;
                     ev.data.fd = c;
                     if (epoll_ctl(ep, EPOLL_CTL_ADD, c, &ev) < 0) Die("epoll_ctl");
-                    pending[c];
                 }
                 continue;
             }

@@ -5,7 +5,7 @@
 # (/proc/meminfo, Dirty) shows whether what a table's growth left in the
 # page cache is written out:
 #   - the worker runs (a child of the postmaster titled "exchange writeback");
-#   - with exchange.writeback_ms = 0, a 256 MB table written by a bulk insert
+#   - with exchange.writeback_ms = 0, a ~230 MB table written by a bulk insert
 #     leaves its pages dirty and 3 s later they still are (the kernel writes a
 #     file back 30 s after it became dirty);
 #   - set to 500 and reloaded, they are written within 5 s.
