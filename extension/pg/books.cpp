@@ -627,7 +627,7 @@ void DefineSettings() {
         "How often a background worker has the kernel write out what is dirty on the data "
         "directory's file system (syncfs), so that a growing table's pages go out a little at a "
         "time instead of in one burst every 30 s that every commit's WAL flush waits behind.",
-        "0: never (the kernel writes them when it sees fit).", &writeback_ms, 1000, 0, 60000, PGC_SIGHUP,
+        "0: never (the kernel writes them when it sees fit).", &writeback_ms, 50, 0, 60000, PGC_SIGHUP,
         GUC_UNIT_MS, nullptr, nullptr, nullptr);
     MarkGUCPrefixReserved("exchange");
 }

@@ -14,7 +14,7 @@ extern "C" {
 
 namespace pgx::pg {
 
-int writeback_ms = 1000;
+int writeback_ms = 50;
 
 namespace {
 

@@ -2,6 +2,7 @@
 
 #include <prometheus/text_serializer.h>
 
+#include <cstdio>
 #include <sstream>
 
 namespace pgx {
@@ -137,21 +138,67 @@ Metrics::Metrics()
                            .Register(*registry_)
                            .Add({})) {}
 
-void Metrics::http_request(const std::string& route, const std::string& method, int status, double seconds) {
-    http_requests_.Add({{"route", route}, {"method", method}, {"status", std::to_string(status)}})
-        .Increment();
-    http_duration_.Add({{"route", route}}, kLatencyBuckets).Observe(seconds);
+namespace {
+
+// The labels' values joined by NULs (which no label here contains: routes are patterns, methods and
+// statuses fixed, instruments the database's): the key of a label set.
+template <typename... Parts>
+std::string series_key(const Parts&... parts) {
+    std::string key;
+    ((key.append(parts.data(), parts.size()), key.push_back('\0')), ...);
+    return key;
 }
 
-void Metrics::order_result(const std::string& instrument, const std::string& type, const std::string& side,
-                           const std::string& status, const std::string& reject_reason, std::size_t trades,
+}  // namespace
+
+void Metrics::http_request(std::string_view route, std::string_view method, int status, double seconds) {
+    char digits[12];
+    const int n = std::snprintf(digits, sizeof digits, "%d", status);
+    const std::string_view code(digits, static_cast<std::size_t>(n));
+    HttpSeries series;
+    {
+        std::lock_guard<std::mutex> lock(series_mu_);
+        auto [it, added] = http_series_.try_emplace(series_key(route, method, code));
+        if (added) {
+            it->second.requests = &http_requests_.Add({{"route", std::string(route)},
+                                                       {"method", std::string(method)},
+                                                       {"status", std::string(code)}});
+            it->second.duration = &http_duration_.Add({{"route", std::string(route)}}, kLatencyBuckets);
+        }
+        series = it->second;
+    }
+    series.requests->Increment();
+    series.duration->Observe(seconds);
+}
+
+void Metrics::order_result(std::string_view instrument, std::string_view type, std::string_view side,
+                           std::string_view status, std::string_view reject_reason, std::size_t trades,
                            bool matched, double seconds) {
-    orders_received_.Add({{"instrument", instrument}, {"type", type}, {"side", side}}).Increment();
+    OrderSeries series;
+    {
+        std::lock_guard<std::mutex> lock(series_mu_);
+        auto [it, added] = order_series_.try_emplace(series_key(instrument, type, side));
+        OrderSeries& s = it->second;
+        if (added) {
+            s.received = &orders_received_.Add({{"instrument", std::string(instrument)},
+                                                {"type", std::string(type)},
+                                                {"side", std::string(side)}});
+            s.latency = &order_latency_.Add(
+                {{"instrument", std::string(instrument)}, {"type", std::string(type)}}, kLatencyBuckets);
+        }
+        if (matched && !s.matched)
+            s.matched = &orders_matched_.Add({{"instrument", std::string(instrument)}});
+        if (trades && !s.trades) s.trades = &trades_.Add({{"instrument", std::string(instrument)}});
+        series = s;
+    }
+    series.received->Increment();
     if (status == "rejected")
-        orders_rejected_.Add({{"instrument", instrument}, {"reason", reject_reason}}).Increment();
-    if (matched) orders_matched_.Add({{"instrument", instrument}}).Increment();
-    if (trades) trades_.Add({{"instrument", instrument}}).Increment(static_cast<double>(trades));
-    order_latency_.Add({{"instrument", instrument}, {"type", type}}, kLatencyBuckets).Observe(seconds);
+        orders_rejected_
+            .Add({{"instrument", std::string(instrument)}, {"reason", std::string(reject_reason)}})
+            .Increment();
+    if (matched) series.matched->Increment();
+    if (trades) series.trades->Increment(static_cast<double>(trades));
+    series.latency->Observe(seconds);
 }
 
 void Metrics::order_refused(const std::string& reason) {

@@ -12,6 +12,8 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 
 #include "feed.h"
 
@@ -21,10 +23,10 @@ class Metrics {
 public:
     Metrics();
 
-    void http_request(const std::string& route, const std::string& method, int status, double seconds);
+    void http_request(std::string_view route, std::string_view method, int status, double seconds);
     // One answered POST /orders whose item reached the engine or was refused by it.
-    void order_result(const std::string& instrument, const std::string& type, const std::string& side,
-                      const std::string& status, const std::string& reject_reason, std::size_t trades,
+    void order_result(std::string_view instrument, std::string_view type, std::string_view side,
+                      std::string_view status, std::string_view reject_reason, std::size_t trades,
                       bool matched, double seconds);
     // A POST /orders refused before it reached the engine (validation, 429, 503 ...).
     void order_refused(const std::string& reason);
@@ -68,6 +70,23 @@ private:
     prometheus::Counter& ws_listen_reconnects_;
     prometheus::Counter& ws_notifications_;
     prometheus::Counter& ws_entries_read_;
+
+    // The series of a label set, found once: Family::Add builds a label map, hashes it and takes the
+    // family's lock on every call (~1.6 us per order in two calls, 5% of the frontend's CPU at 20,000
+    // orders/s). Series are never removed, so the pointers stay valid.
+    struct HttpSeries {
+        prometheus::Counter* requests;
+        prometheus::Histogram* duration;
+    };
+    struct OrderSeries {
+        prometheus::Counter* received;
+        prometheus::Histogram* latency;
+        prometheus::Counter* matched = nullptr;  // made when the instrument's first order trades, as before
+        prometheus::Counter* trades = nullptr;
+    };
+    std::mutex series_mu_;
+    std::unordered_map<std::string, HttpSeries> http_series_;    // route, method, status
+    std::unordered_map<std::string, OrderSeries> order_series_;  // instrument, type, side
 
     std::mutex feed_mu_;  // the feed's totals are copied in as deltas
     pgx::feed::Stats feed_seen_{};

@@ -1,6 +1,8 @@
 #include "order_json.h"
 
-#include <rapidjson/document.h>
+#include <rapidjson/encodedstream.h>
+#include <rapidjson/memorystream.h>
+#include <rapidjson/reader.h>
 
 #include <pqxx/field>
 
@@ -95,12 +97,77 @@ void write_text(JsonWriter& w, const pqxx::field& f) {
         w.String(f.c_str(), static_cast<rapidjson::SizeType>(f.size()));
 }
 
+namespace {
+
+// Hands a parsed document's events straight to the writer, every number as
+// its text (kParseNumbersAsStringsFlag gives them as RawNumber), and counts
+// the elements of an outermost array. No document is built: a Document's
+// first allocation is a 64 KiB pool, per order answered.
+struct NumbersAsStrings {
+    JsonWriter& w;
+    int depth = 0;
+    bool top_array = false;
+    std::size_t items = 0;
+
+    void item() {
+        if (depth == 1 && top_array) ++items;
+    }
+    bool Null() {
+        item();
+        return w.Null();
+    }
+    bool Bool(bool b) {
+        item();
+        return w.Bool(b);
+    }
+    // Numbers come as RawNumber with the flag; these are never called.
+    bool Int(int) { return false; }
+    bool Uint(unsigned) { return false; }
+    bool Int64(int64_t) { return false; }
+    bool Uint64(uint64_t) { return false; }
+    bool Double(double) { return false; }
+    bool RawNumber(const char* s, rapidjson::SizeType n, bool) {
+        item();
+        return w.String(s, n);
+    }
+    bool String(const char* s, rapidjson::SizeType n, bool) {
+        item();
+        return w.String(s, n);
+    }
+    bool StartObject() {
+        item();
+        ++depth;
+        return w.StartObject();
+    }
+    bool Key(const char* s, rapidjson::SizeType n, bool) { return w.Key(s, n); }
+    bool EndObject(rapidjson::SizeType n) {
+        --depth;
+        return w.EndObject(n);
+    }
+    bool StartArray() {
+        if (depth == 0) top_array = true;
+        item();
+        ++depth;
+        return w.StartArray();
+    }
+    bool EndArray(rapidjson::SizeType n) {
+        --depth;
+        return w.EndArray(n);
+    }
+};
+
+}  // namespace
+
 std::size_t write_json_numbers_as_strings(JsonWriter& w, std::string_view json) {
-    rapidjson::Document d;
-    d.Parse<rapidjson::kParseNumbersAsStringsFlag>(json.data(), json.size());
-    if (d.HasParseError()) throw std::runtime_error("the database returned malformed JSON");
-    d.Accept(w);
-    return d.IsArray() ? d.Size() : 0;
+    rapidjson::MemoryStream bytes(json.data(), json.size());
+    rapidjson::EncodedInputStream<rapidjson::UTF8<>, rapidjson::MemoryStream> in(bytes);
+    NumbersAsStrings forward{w};
+    rapidjson::Reader reader;
+    // A malformed document stops the events where it breaks; the caller's half-written answer is
+    // dropped with the exception.
+    if (reader.Parse<rapidjson::kParseNumbersAsStringsFlag>(in, forward).IsError())
+        throw std::runtime_error("the database returned malformed JSON");
+    return forward.items;
 }
 
 std::size_t write_order(JsonWriter& w, const pqxx::row& row) {

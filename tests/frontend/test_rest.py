@@ -1657,6 +1657,35 @@ def test_metrics_have_the_design_names(api):
     assert metric(text, "db_pool_connections", {"state": "connected"}) >= 1
 
 
+def test_order_metrics_move_by_exactly_the_orders_answered(api, pg):
+    """Each answered order counts once in its instrument's series (found once, then reused); the matched
+    and trades series appear with the instrument's first trade; trades in the answer are exact strings."""
+    symbol = "MTR-USD"
+    with pg.connect() as conn:
+        conn.execute("SELECT exchange.create_instrument(%s, 0.01, 1)", (symbol,))
+    before = metrics_text()
+    created = {"route": "/orders", "method": "POST", "status": "201"}
+    assert metric(before, "orders_received_total", {"instrument": symbol}) == 0
+    maker, taker = fresh_client("mtr"), fresh_client("mtr")
+    first = post_order(order(maker, side="sell", price="10.00", quantity="3", instrument=symbol))
+    assert first.status_code == 201 and first.json()["trades"] == [], first.text
+    rested = metrics_text()
+    assert metric(rested, "orders_received_total", {"instrument": symbol, "type": "limit", "side": "sell"}) == 1
+    assert f'orders_matched_total{{instrument="{symbol}"}}' not in rested
+    assert f'trades_total{{instrument="{symbol}"}}' not in rested
+    answers = [post_order(order(taker, price="10.00", quantity="2", instrument=symbol)) for _ in range(2)]
+    assert [r.status_code for r in answers] == [201, 201], [r.text for r in answers]
+    assert [(t["price"], t["quantity"], t["maker_order_id"]) for r in answers for t in r.json()["trades"]] == \
+        [("10.00", "2", first.json()["order_id"]), ("10.00", "1", first.json()["order_id"])]
+    after = metrics_text()
+    assert metric(after, "orders_received_total", {"instrument": symbol, "type": "limit", "side": "buy"}) == 2
+    assert metric(after, "orders_received_total", {"instrument": symbol, "type": "limit", "side": "sell"}) == 1
+    assert metric(after, "orders_matched_total", {"instrument": symbol}) == 2
+    assert metric(after, "trades_total", {"instrument": symbol}) == 2
+    assert metric(after, "order_latency_seconds_count", {"instrument": symbol, "type": "limit"}) == 3
+    assert metric(after, "http_requests_total", created) == metric(before, "http_requests_total", created) + 3
+
+
 def test_redis_outage_keeps_orders_and_idempotency_correct(api, pg, redis):
     client = fresh_client("nored")
     redis.stop()
