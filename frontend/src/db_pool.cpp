@@ -109,6 +109,7 @@ DbPool::~DbPool() {
 }
 
 void DbPool::start() {
+    answerer_ = std::thread([this] { answer_loop(); });
     for (auto& w : workers_) w->thread = std::thread([this, &w] { run(*w); });
 }
 
@@ -120,6 +121,37 @@ void DbPool::stop() {
     cv_.notify_all();
     for (auto& w : workers_)
         if (w->thread.joinable()) w->thread.join();
+    {
+        std::lock_guard<std::mutex> lock(answer_mu_);
+        answers_stop_ = true;
+    }
+    answer_cv_.notify_all();
+    if (answerer_.joinable()) answerer_.join();
+}
+
+void DbPool::hand_over(std::function<void()> answers) {
+    {
+        std::lock_guard<std::mutex> lock(answer_mu_);
+        if (!answers_stop_ && answerer_.joinable()) {
+            answers_.push_back(std::move(answers));
+            answer_cv_.notify_one();
+            return;
+        }
+    }
+    answers();  // no answerer (stopped, or never started): the worker writes them itself
+}
+
+void DbPool::answer_loop() {
+    std::unique_lock<std::mutex> lock(answer_mu_);
+    for (;;) {
+        answer_cv_.wait(lock, [&] { return !answers_.empty() || answers_stop_; });
+        if (answers_.empty()) return;  // stopping, and everything handed over is answered
+        auto answers = std::move(answers_.front());
+        answers_.pop_front();
+        lock.unlock();
+        answers();
+        lock.lock();
+    }
 }
 
 void DbPool::submit(OrderJob job) {
@@ -318,8 +350,29 @@ void DbPool::place(Worker& w, std::vector<OrderJob>& jobs, const std::vector<Adm
         for (std::size_t i : which) jobs[i].respond(error_reply(500, "internal_error", "internal error"));
         return;
     }
+    // What the idempotency cache learns, now (the worker's Redis connection); the answers later,
+    // on the answerer, while this worker places the instrument's next batch.
+    std::vector<OrderJob> placed;
+    std::vector<RateDecision> rates;
+    placed.reserve(which.size());
+    rates.reserve(which.size());
     for (std::size_t k = 0; k < which.size(); ++k) {
         OrderJob& job = jobs[which[k]];
+        if (job.order.idempotency_key && !rows[k][kOrderId].is_null())
+            remember.emplace_back(AdmitRequest{job.order.client_id, job.order.idempotency_key},
+                                  rows[k][kOrderId].c_str());
+        placed.push_back(std::move(job));
+        rates.push_back(admissions[which[k]].rate);
+    }
+    hand_over([this, rows, placed = std::move(placed), rates = std::move(rates)]() mutable {
+        answer_placed(rows, placed, rates);
+    });
+}
+
+void DbPool::answer_placed(const pqxx::result& rows, std::vector<OrderJob>& jobs,
+                           const std::vector<RateDecision>& rates) {
+    for (std::size_t k = 0; k < jobs.size(); ++k) {
+        OrderJob& job = jobs[k];
         const pqxx::row& row = rows[k];
         const std::string reason = row[kRejectReason].is_null() ? "" : row[kRejectReason].c_str();
         if (row[kOrderId].is_null()) {
@@ -328,24 +381,27 @@ void DbPool::place(Worker& w, std::vector<OrderJob>& jobs, const std::vector<Adm
             const std::string message = row[kRejectMessage].is_null() ? "order rejected: " + reason
                                                                       : reason + ": " + row[kRejectMessage].c_str();
             Reply r = error_reply(400, reason, message);
-            add_rate_headers(r, admissions[which[k]].rate);
+            add_rate_headers(r, rates[k]);
             job.respond(std::move(r));
             continue;
         }
         Reply reply;
         std::size_t trades = 0;
-        reply.body = order_json(row, &trades);
+        try {
+            reply.body = order_json(row, &trades);
+        } catch (const std::exception& e) {
+            spdlog::error("order {}: {}", row[kOrderId].c_str(), e.what());
+            job.respond(error_reply(500, "internal_error", "internal error"));
+            continue;
+        }
         bool replay = row[kSeq].is_null();
         reply.status = replay ? 200 : 201;
-        add_rate_headers(reply, admissions[which[k]].rate);
+        add_rate_headers(reply, rates[k]);
         if (!replay) {
             metrics_.order_result(row[kInstrument].c_str(), row[kType].c_str(), row[kSide].c_str(),
                                   row[kStatus].c_str(), reason, trades, trades > 0,
                                   seconds_since(job.received));
         }
-        if (job.order.idempotency_key)
-            remember.emplace_back(AdmitRequest{job.order.client_id, job.order.idempotency_key},
-                                  row[kOrderId].c_str());
         job.respond(std::move(reply));
     }
 }

@@ -1,5 +1,7 @@
 // The database workers. HTTP handlers never touch the database: they queue
-// work here and a worker answers through the request's Respond.
+// work here and a worker answers through the request's Respond (a committed
+// order batch's answers are written by the answerer thread, in commit order,
+// while the worker places the instrument's next batch on its connection).
 //
 // Orders are group-committed per instrument: a worker takes up to batch_max
 // queued orders of one instrument, waiting at most batch_wait_us after the
@@ -100,6 +102,9 @@ private:
                const std::vector<std::size_t>& which,
                std::vector<std::pair<AdmitRequest, std::string>>& remember);
     bool answer_from_cache(Worker& w, OrderJob& job, const Admission& admission);
+    // The answers of a committed batch: rows[k] is jobs[k]'s.
+    void answer_placed(const pqxx::result& rows, std::vector<OrderJob>& jobs,
+                       const std::vector<RateDecision>& rates);
     void process_changes(Worker& w, std::vector<ChangeJob>& jobs);
     void write_changes(Worker& w, std::vector<ChangeJob>& jobs, const std::vector<RateDecision>& rates,
                        const std::vector<std::size_t>& which);
@@ -109,8 +114,18 @@ private:
     void process_task(Worker& w, Task& task);
     std::size_t queued_total() const { return orders_.size() + changes_.size() + tasks_.size(); }  // under mu_
 
+    // Writes the answers of committed order batches, in the order they committed, so that the
+    // worker that placed a batch goes on with the next one at once (on the same connection).
+    void answer_loop();
+    void hand_over(std::function<void()> answers);
+
     const Config& config_;
     Metrics& metrics_;
+    std::mutex answer_mu_;
+    std::condition_variable answer_cv_;
+    std::deque<std::function<void()>> answers_;
+    bool answers_stop_ = false;
+    std::thread answerer_;
     LocalRateLimiter local_limiter_;
     std::atomic<int> connected_{0};
     std::vector<std::unique_ptr<Worker>> workers_;
