@@ -14,17 +14,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 dir=build/waltest
 port=${PGX_WAL_TEST_PORT:-25334}
-export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres
-
-cleanup() {
-  scripts/pg-cluster.sh stop "$dir"
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-cleanup
-scripts/pg-cluster.sh start "$dir" "$port" exchange.wal_prealloc_segments=0 checkpoint_timeout=1h max_wal_size=1GB
-
-q() { psql -X -q -At -v ON_ERROR_STOP=1 -d postgres -c "$1"; }
+. tests/pg/own_cluster.sh
+own_cluster "$dir" "$port" exchange.wal_prealloc_segments=0 checkpoint_timeout=1h max_wal_size=1GB
 fail() {
   echo "wal_prealloc: $*" >&2
   echo "pg_wal holds: $(q "SELECT string_agg(name, ' ' ORDER BY name) FROM pg_ls_waldir()")" >&2

@@ -19,17 +19,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 dir=build/writebacktest
 port=${PGX_WRITEBACK_TEST_PORT:-25335}
-export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres
-
-cleanup() {
-  scripts/pg-cluster.sh stop "$dir"
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-cleanup
-scripts/pg-cluster.sh start "$dir" "$port" exchange.writeback_ms=0 checkpoint_timeout=1h max_wal_size=2GB
-
-q() { psql -X -q -At -v ON_ERROR_STOP=1 -d postgres -c "$1"; }
+. tests/pg/own_cluster.sh
+own_cluster "$dir" "$port" exchange.writeback_ms=0 checkpoint_timeout=1h max_wal_size=2GB
 fail() {
   echo "writeback: $*" >&2
   exit 1
