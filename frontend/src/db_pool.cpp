@@ -119,6 +119,7 @@ void DbPool::stop() {
         stopping_ = true;
     }
     cv_.notify_all();
+    collect_cv_.notify_all();
     for (auto& w : workers_)
         if (w->thread.joinable()) w->thread.join();
     {
@@ -162,13 +163,15 @@ void DbPool::submit(OrderJob job) {
             const bool busy = writing_.count(instrument) != 0;
             const std::size_t queued = ++queued_[instrument];
             orders_.push_back(std::move(job));
-            // A worker that is writing this instrument takes the order with its next batch and wakes the
-            // others when it is done; only the one collecting a batch wants to know that it is full.
-            // Nor can anybody take it while the most order writers are at work: the first of them to
-            // finish looks at the queue. Waking every worker for every order cost a wake-up, a lock
-            // and a scan of the queue each.
-            const bool takeable = !busy && order_writers_ < max_order_writers_;
-            if (takeable || queued == static_cast<std::size_t>(config_.batch_max)) cv_.notify_all();
+            // A worker that is writing this instrument takes the order with its next batch; only the
+            // one collecting a batch wants to know that it is full. Nor can anybody take it while the
+            // most order writers are at work: the first of them to finish looks at the queue.
+            // Otherwise one idle worker is enough: waking every worker for every order cost a wake-up,
+            // a lock and a scan of the queue each, and most of them found nothing to do.
+            if (!busy && order_writers_ < max_order_writers_)
+                cv_.notify_one();
+            else if (busy && queued == static_cast<std::size_t>(config_.batch_max))
+                collect_cv_.notify_all();
             return;
         }
     }
@@ -187,7 +190,10 @@ void DbPool::submit(ChangeJob job) {
         if (!stopping_ && queued_total() < kMaxQueued) {
             changes_.push_back(std::move(job));
             // As for orders: while a worker writes changes, it takes these with its next batch.
-            if (!changing_ || changes_.size() == static_cast<std::size_t>(config_.batch_max)) cv_.notify_all();
+            if (!changing_)
+                cv_.notify_one();
+            else if (changes_.size() == static_cast<std::size_t>(config_.batch_max))
+                collect_cv_.notify_all();
             return;
         }
     }
@@ -199,7 +205,7 @@ void DbPool::submit(Task task) {
         std::lock_guard<std::mutex> lock(mu_);
         if (!stopping_ && queued_total() < kMaxQueued) {
             tasks_.push_back(std::move(task));
-            cv_.notify_all();
+            cv_.notify_one();
             return;
         }
     }
@@ -218,6 +224,12 @@ void DbPool::run(Worker& w) {
         return nullptr;
     };
     auto changes_takeable = [&] { return !changes_.empty() && !changing_; };
+    // Called once this worker has taken its work: if there is more that another worker could take
+    // now, one idle worker is woken for it (and it does the same in turn). A worker that finishes
+    // wakes nobody: it looks at the queue itself before it waits again.
+    auto pass_on = [&] {
+        if (changes_takeable() || next_order() || !tasks_.empty()) cv_.notify_one();
+    };
     for (;;) {
         cv_.wait(lock, [&] {
             return changes_takeable() || next_order() || !tasks_.empty() ||
@@ -225,9 +237,10 @@ void DbPool::run(Worker& w) {
         });
         if (changes_takeable()) {
             changing_ = true;
+            pass_on();
             const auto deadline = changes_.front().received + batch_wait;
             while (!stopping_ && changes_.size() < batch_max && Clock::now() < deadline)
-                cv_.wait_until(lock, deadline);
+                collect_cv_.wait_until(lock, deadline);
             std::vector<ChangeJob> batch;
             while (!changes_.empty() && batch.size() < batch_max) {
                 batch.push_back(std::move(changes_.front()));
@@ -237,18 +250,18 @@ void DbPool::run(Worker& w) {
             process_changes(w, batch);
             lock.lock();
             changing_ = false;
-            cv_.notify_all();
             continue;
         }
         if (const OrderJob* first = next_order()) {
             const std::string instrument = first->order.instrument;
             writing_.insert(instrument);
             ++order_writers_;
+            pass_on();
             // Group commit: let more orders join the batch, but never hold the oldest one longer than
             // batch_wait.
             const auto deadline = first->received + batch_wait;
             while (!stopping_ && queued_[instrument] < batch_max && Clock::now() < deadline)
-                cv_.wait_until(lock, deadline);
+                collect_cv_.wait_until(lock, deadline);
             std::vector<OrderJob> batch;
             for (auto it = orders_.begin(); it != orders_.end() && batch.size() < batch_max;) {
                 if (it->order.instrument == instrument) {
@@ -264,18 +277,20 @@ void DbPool::run(Worker& w) {
             lock.lock();
             writing_.erase(instrument);
             --order_writers_;
-            cv_.notify_all();
             continue;
         }
         if (!tasks_.empty()) {
             Task task = std::move(tasks_.front());
             tasks_.pop_front();
+            pass_on();
             lock.unlock();
             process_task(w, task);
             lock.lock();
             continue;
         }
-        return;  // stopping, and nothing is left to answer
+        // Stopping, and nothing is left to answer: the workers still waiting see it too.
+        cv_.notify_all();
+        return;
     }
 }
 

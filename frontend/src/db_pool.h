@@ -131,7 +131,8 @@ private:
     std::vector<std::unique_ptr<Worker>> workers_;
 
     std::mutex mu_;
-    std::condition_variable cv_;
+    std::condition_variable cv_;          // idle workers wait here for work they can take
+    std::condition_variable collect_cv_;  // a worker collecting a batch waits here until it is full
     std::deque<OrderJob> orders_;
     std::deque<ChangeJob> changes_;
     std::deque<Task> tasks_;

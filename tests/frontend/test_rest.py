@@ -9,6 +9,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -24,7 +25,7 @@ import websockets
 
 from feed_fixtures import BookCopy
 from harness import FRONTEND, Process, place_deep_book, unread_connection, wait_for_port  # noqa: F401
-from rest_fixtures import (BASE, MAX_BODY, PG_DIR, PG_PORT, REDIS_PORT, api, fresh_client, metric,  # noqa: F401
+from rest_fixtures import (BASE, DSN, MAX_BODY, PG_DIR, PG_PORT, REDIS_PORT, api, fresh_client, metric,  # noqa: F401
                            metrics_text, order, pg, post_order, redis)
 
 JSON = {"Content-Type": "application/json"}
@@ -1641,6 +1642,72 @@ def test_an_instrument_held_by_another_transaction_fails_only_its_own_orders(api
     cancel = requests.delete(f"{api}/orders", params={"client_id": resting_client}, timeout=10)
     assert cancel.status_code == 200 and [o["order_id"] for o in cancel.json()["orders"]] == \
         [resting_free["order_id"]], cancel.text
+
+
+SHUTDOWN_HTTP, SHUTDOWN_WS = 18030, 18031
+
+
+def test_sigterm_with_orders_still_queued_places_them_and_exits(api, pg):
+    """A second frontend with two database workers (so one order writer at a time) and a short
+    --shutdown-timeout-ms. A SQL session holds SD1-USD's instrument lock: the batch of SD1-USD orders waits in
+    PostgreSQL, the SD2-USD orders queue behind it (no second order writer may start) and the other worker,
+    with nothing it may take, sleeps. SIGTERM comes then, and the lock is released only after the shutdown
+    timeout has passed, so the pool stops with orders still queued. They are placed all the same (the pool
+    works off its queue before the workers end, and the worker that slept while the last order was taken
+    ends too), and the process exits 0 by itself."""
+    for symbol in ("SD1-USD", "SD2-USD"):
+        pg.scalar("SELECT symbol FROM exchange.create_instrument(%s, 0.01, 0.0001)", (symbol,))
+    holder = pg.connect()
+    holder.execute("BEGIN")
+    holder.execute("SELECT exchange.place_order('sd-holder', 'SD1-USD', 'buy', 'limit', 1, 1.00)")
+    fe = Process([str(FRONTEND), "--db", DSN, "--http-host", "127.0.0.1", "--http-port", str(SHUTDOWN_HTTP),
+                  "--ws-port", str(SHUTDOWN_WS), "--redis", f"127.0.0.1:{REDIS_PORT}", "--log-level", "info",
+                  "--no-auth", "--db-workers", "2", "--shutdown-timeout-ms", "300", "--lock-timeout-ms", "10000"],
+                 PG_DIR / "frontend-shutdown.log", SHUTDOWN_HTTP)
+    base = f"http://127.0.0.1:{SHUTDOWN_HTTP}"
+    held = [fresh_client("sd") for _ in range(3)]
+    queued = [fresh_client("sq") for _ in range(3)]
+
+    def send(body):
+        try:
+            return requests.post(f"{base}/orders", json=body, timeout=60).status_code
+        except requests.RequestException:
+            return None  # the server stopped taking requests before this one was answered
+
+    def wait_for(what, check):
+        deadline = time.monotonic() + 20
+        while not check():
+            assert time.monotonic() < deadline, what
+            time.sleep(0.05)
+
+    committed = False
+    try:
+        with ThreadPoolExecutor(len(held) + len(queued)) as pool:
+            for c in held:
+                pool.submit(send, order(c, instrument="SD1-USD", price="1.00"))
+            wait_for("the SD1-USD batch waits for the instrument lock", lambda: pg.scalar(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND position('place_orders' in query) > 0") >= 1)
+            for c in queued:
+                pool.submit(send, order(c, instrument="SD2-USD", price="1.00"))
+            # Queued in the frontend, where nothing shows them without a worker (GET /metrics reads the
+            # books, SD1-USD's too, which waits for the lock): given a second to arrive. Had one come late,
+            # after SIGTERM, it would be refused and the count of placed orders below would fail.
+            time.sleep(1.0)
+            fe.proc.send_signal(signal.SIGTERM)
+            time.sleep(1.0)  # past --shutdown-timeout-ms: the HTTP server is gone, the pool is stopping
+            assert fe.proc.poll() is None, "the frontend ended with orders still queued"
+            holder.execute("COMMIT")
+            committed = True
+            code = fe.proc.wait(30)
+    finally:
+        if not committed:
+            holder.execute("ROLLBACK")
+        holder.close()
+        fe.stop()
+    assert code == 0, f"pgx-frontend exited with {code}, see {fe.log_path}"
+    assert pg.scalar("SELECT count(*) FROM exchange.orders WHERE client_id = ANY(%s)", (held,)) == len(held)
+    assert pg.scalar("SELECT count(*) FROM exchange.orders WHERE client_id = ANY(%s)", (queued,)) == len(queued)
 
 
 def test_metrics_have_the_design_names(api):
