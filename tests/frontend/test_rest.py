@@ -1649,17 +1649,16 @@ SHUTDOWN_HTTP, SHUTDOWN_WS = 18030, 18031
 
 def test_sigterm_with_orders_still_queued_places_them_and_exits(api, pg):
     """A second frontend with two database workers (so one order writer at a time) and a short
-    --shutdown-timeout-ms. A SQL session holds SD1-USD's instrument lock: the batch of SD1-USD orders waits in
-    PostgreSQL, the SD2-USD orders queue behind it (no second order writer may start) and the other worker,
+    --shutdown-timeout-ms. A SQL session holds ETH-USD's instrument lock: the batch of ETH-USD orders waits in
+    PostgreSQL, the BTC-USD orders queue behind it (no second order writer may start) and the other worker,
     with nothing it may take, sleeps. SIGTERM comes then, and the lock is released only after the shutdown
     timeout has passed, so the pool stops with orders still queued. They are placed all the same (the pool
     works off its queue before the workers end, and the worker that slept while the last order was taken
-    ends too), and the process exits 0 by itself."""
-    for symbol in ("SD1-USD", "SD2-USD"):
-        pg.scalar("SELECT symbol FROM exchange.create_instrument(%s, 0.01, 0.0001)", (symbol,))
+    ends too), and the process exits 0 by itself. (The module's own instruments: a new one would take one of
+    the cluster's few book slots, exchange.max_instruments, which later tests need.)"""
     holder = pg.connect()
     holder.execute("BEGIN")
-    holder.execute("SELECT exchange.place_order('sd-holder', 'SD1-USD', 'buy', 'limit', 1, 1.00)")
+    holder.execute("SELECT exchange.place_order('sd-holder', 'ETH-USD', 'buy', 'limit', 1, 1.00)")
     fe = Process([str(FRONTEND), "--db", DSN, "--http-host", "127.0.0.1", "--http-port", str(SHUTDOWN_HTTP),
                   "--ws-port", str(SHUTDOWN_WS), "--redis", f"127.0.0.1:{REDIS_PORT}", "--log-level", "info",
                   "--no-auth", "--db-workers", "2", "--shutdown-timeout-ms", "300", "--lock-timeout-ms", "10000"],
@@ -1684,14 +1683,14 @@ def test_sigterm_with_orders_still_queued_places_them_and_exits(api, pg):
     try:
         with ThreadPoolExecutor(len(held) + len(queued)) as pool:
             for c in held:
-                pool.submit(send, order(c, instrument="SD1-USD", price="1.00"))
-            wait_for("the SD1-USD batch waits for the instrument lock", lambda: pg.scalar(
+                pool.submit(send, order(c, instrument="ETH-USD", price="1.00"))
+            wait_for("the ETH-USD batch waits for the instrument lock", lambda: pg.scalar(
                 "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
                 "AND position('place_orders' in query) > 0") >= 1)
             for c in queued:
-                pool.submit(send, order(c, instrument="SD2-USD", price="1.00"))
+                pool.submit(send, order(c, instrument="BTC-USD", price="1.00"))
             # Queued in the frontend, where nothing shows them without a worker (GET /metrics reads the
-            # books, SD1-USD's too, which waits for the lock): given a second to arrive. Had one come late,
+            # books, ETH-USD's too, which waits for the lock): given a second to arrive. Had one come late,
             # after SIGTERM, it would be refused and the count of placed orders below would fail.
             time.sleep(1.0)
             fe.proc.send_signal(signal.SIGTERM)
