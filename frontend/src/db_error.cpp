@@ -93,6 +93,13 @@ ApiError api_error_from(const std::exception& e) {
     if (state == "55000" && code == "not_settled") return make(404, "not_settled");
     if (state == "55000") return make(409, "conflict");
     if (state == "53000") return make(503, "capacity");
+    // Every order book slot in the server's shared memory is taken (the extension's 53400, at an
+    // instrument's first order): nothing was written; it trades once exchange.max_instruments is raised.
+    if (state == "53400")
+        return ApiError(
+            503, "instrument_capacity",
+            "every order book slot of the server is in use (exchange.max_instruments): raise it and "
+            "restart the database");
     if (state.rfind("22", 0) == 0) return make(400, "invalid_value");
     if (state == "40001" || state == "40P01") return ApiError(503, "database_busy", "retry the request");
     // The database takes no writes: a standby (before or without a failover), or a read-only default.

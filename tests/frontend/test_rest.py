@@ -25,8 +25,8 @@ import websockets
 
 from feed_fixtures import BookCopy
 from harness import FRONTEND, Process, place_deep_book, unread_connection, wait_for_port  # noqa: F401
-from rest_fixtures import (BASE, DSN, MAX_BODY, PG_DIR, PG_PORT, REDIS_PORT, api, fresh_client, metric,  # noqa: F401
-                           metrics_text, order, pg, post_order, redis)
+from rest_fixtures import (BASE, DSN, MAX_BODY, MAX_INSTRUMENTS, PG_DIR, PG_PORT, REDIS_PORT, api,  # noqa: F401
+                           fresh_client, metric, metrics_text, order, pg, post_order, redis)
 
 JSON = {"Content-Type": "application/json"}
 
@@ -1750,6 +1750,26 @@ def test_order_metrics_move_by_exactly_the_orders_answered(api, pg):
     assert metric(after, "trades_total", {"instrument": symbol}) == 2
     assert metric(after, "order_latency_seconds_count", {"instrument": symbol, "type": "limit"}) == 3
     assert metric(after, "http_requests_total", created) == metric(before, "http_requests_total", created) + 3
+
+
+def test_an_instrument_beyond_the_servers_book_slots_answers_503_instrument_capacity(api, pg):
+    """The test cluster keeps MAX_INSTRUMENTS order books in shared memory (exchange.max_instruments); an
+    instrument takes a slot at its first order. New instruments, each with an order, until one finds no slot
+    left: its order is 503 instrument_capacity (the extension's SQLSTATE 53400), saying what to raise, and
+    nothing of it is written; an instrument with a book still trades. Late in the module: the slots stay
+    taken until the server restarts."""
+    assert post_order(order(fresh_client("cap"), price="1.00")).status_code == 201  # BTC-USD has its book
+    for k in range(MAX_INSTRUMENTS + 1):
+        symbol = f"CAP{k}-USD"
+        pg.scalar("SELECT symbol FROM exchange.create_instrument(%s, 0.01, 0.0001)", (symbol,))
+        client = fresh_client("cap")
+        r = post_order(order(client, instrument=symbol, price="1.00"))
+        if r.status_code != 201:
+            break
+    assert r.status_code == 503 and error_of(r) == "instrument_capacity", r.text
+    assert "exchange.max_instruments" in r.json()["error"]["message"], r.text
+    assert pg.scalar("SELECT count(*) FROM exchange.orders WHERE client_id = %s", (client,)) == 0
+    assert post_order(order(fresh_client("cap"), price="1.00")).status_code == 201
 
 
 def test_redis_outage_keeps_orders_and_idempotency_correct(api, pg, redis):
