@@ -224,17 +224,24 @@ void DbPool::run(Worker& w) {
         return nullptr;
     };
     auto changes_takeable = [&] { return !changes_.empty() && !changing_; };
+    // Whether next_order() would find one, from the per-instrument counts: a look at each queued
+    // instrument instead of a walk over every queued order, which under a backlog of one instrument
+    // (all of them skipped while it is being written) is thousands of steps under the lock.
+    auto orders_takeable = [&] {
+        if (order_writers_ >= max_order_writers_) return false;
+        for (const auto& [instrument, count] : queued_)
+            if (count > 0 && writing_.count(instrument) == 0) return true;
+        return false;
+    };
+    auto takeable = [&] { return changes_takeable() || orders_takeable() || !tasks_.empty(); };
     // Called once this worker has taken its work: if there is more that another worker could take
     // now, one idle worker is woken for it (and it does the same in turn). A worker that finishes
     // wakes nobody: it looks at the queue itself before it waits again.
     auto pass_on = [&] {
-        if (changes_takeable() || next_order() || !tasks_.empty()) cv_.notify_one();
+        if (takeable()) cv_.notify_one();
     };
     for (;;) {
-        cv_.wait(lock, [&] {
-            return changes_takeable() || next_order() || !tasks_.empty() ||
-                   (stopping_ && orders_.empty() && changes_.empty());
-        });
+        cv_.wait(lock, [&] { return takeable() || (stopping_ && orders_.empty() && changes_.empty()); });
         if (changes_takeable()) {
             changing_ = true;
             pass_on();
