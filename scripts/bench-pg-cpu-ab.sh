@@ -8,7 +8,12 @@
 #     random limit orders from 1,000 clients (bench_batches: the JSON text the
 #     frontend would send, built before the clock starts), on B1;
 #   - place_order: 200 orders to warm up, then 2,000 one at a time from the
-#     same 1,000 clients, on B2.
+#     same 1,000 clients, on B2;
+#   - cancel_orders x100: 20 batches to warm up, then 300 batches of 100 of
+#     C1's resting orders (bench_cancel_ids 60,001-92,000), each batch's id
+#     array read from bench_cancel_ids in the same statement;
+#   - amend_orders x100: the same with 100 of C1's orders (140,001-172,000)
+#     each from one lot to two (re-queued), the JSON built in the statement.
 # For each it prints the backend's CPU time (utime + stime from
 # /proc/<pid>/stat, 10 ms ticks) and the session's elapsed time per order.
 # CPU time does not include the wait for the WAL flush, so it moves much less
@@ -66,6 +71,14 @@ single() {
     "'limit', $((1 + $1 % 5)), $((95 + $1 * 31 % 11)))"
 }
 
+# Batch i of 100 ids of bench_cancel_ids from FIRST on: FIRST I.
+ids() { echo "FROM bench_cancel_ids WHERE n BETWEEN $(($1 + ($2 - 1) * 100)) AND $(($1 - 1 + $2 * 100))"; }
+cancels() { echo "SELECT count(*) FROM exchange.cancel_orders(ARRAY(SELECT order_id $(ids 60001 "$1") ORDER BY n))"; }
+amends() {
+  echo "SELECT count(*) FROM exchange.amend_orders((SELECT jsonb_agg(jsonb_build_object('order_id', order_id," \
+    "'quantity', 2) ORDER BY n) $(ids 140001 "$1")))"
+}
+
 results=$work/results
 : >"$results"
 echo "base: $rev ($(git log -1 --format='%h %s' "$rev" | cut -c1-70)); new: the working tree"
@@ -77,14 +90,21 @@ for round in $(seq "$rounds"); do
     bench_db_start "$work/pg" "$port" >/dev/null
     read -r bcpu bwall < <(measure 30000 50 300 batch)
     read -r scpu swall < <(measure 2000 200 2000 single)
+    read -r ccpu cwall < <(measure 30000 20 300 cancels)
+    read -r acpu awall < <(measure 30000 20 300 amends)
     {
       echo "$b|place_orders x100: CPU µs per order|$bcpu"
       echo "$b|place_orders x100: elapsed µs per order|$bwall"
       echo "$b|place_order: CPU µs per order|$scpu"
       echo "$b|place_order: elapsed µs per order|$swall"
+      echo "$b|cancel_orders x100: CPU µs per cancel|$ccpu"
+      echo "$b|cancel_orders x100: elapsed µs per cancel|$cwall"
+      echo "$b|amend_orders x100: CPU µs per amend|$acpu"
+      echo "$b|amend_orders x100: elapsed µs per amend|$awall"
     } >>"$results"
     problems=$(verify_problems)
-    echo "round $round $b  x100 CPU $bcpu elapsed $bwall  single CPU $scpu elapsed $swall  (verify: $problems problems)"
+    echo "round $round $b  x100 CPU $bcpu elapsed $bwall  single CPU $scpu elapsed $swall " \
+      " cancels CPU $ccpu elapsed $cwall  amends CPU $acpu elapsed $awall  (verify: $problems problems)"
   done
 done
 echo

@@ -9,8 +9,11 @@
 // then matches each one in the book (Stage) and finally writes the rows of
 // all of them together, table by table (Flush). Orders of one call that
 // trade with each other or repeat an idempotency key end exactly as if placed
-// one by one (regress/sql/batch.sql compares both). Errors past validation (a
-// broken table, out of memory) abort the caller's transaction as usual.
+// one by one (regress/sql/batch.sql compares both). Cancels, and amends that
+// change no order but their own, are written the same way, a call's together
+// (FlushCancels, FlushAmends; regress/sql/cancel_amend.sql compares them with
+// the one-by-one functions). Errors past validation (a broken table, out of
+// memory) abort the caller's transaction as usual.
 //
 // Memory and errors: everything lives in SPI's procedure context until
 // SPI_finish (the journal's jsonb is built in a scratch context reset per
@@ -96,6 +99,14 @@ MemoryContext call_cxt = nullptr;
 std::unordered_map<std::string, int64> client_cache;
 std::unordered_set<int32> key_share_locked;  // instruments this call locked FOR KEY SHARE
 std::unordered_set<uint64> cancelled_in_call;  // order_no of the cancels staged by this call
+std::unordered_set<uint64> amends_staged;      // OrderKey of the order_id of each amend staged by this call
+// A cancel_orders or amend_orders call's orders, read in one statement once
+// all their instruments are locked (LockInstrumentsOf): LockRestingOrder
+// takes an order's row from here instead of reading it. An order's row
+// leaves when the call changes it, and all leave when a command may have
+// changed other orders (an amend that traded).
+SPITupleTable* orders_read = nullptr;
+std::unordered_map<uint64, uint64> orders_read_at;  // OrderKey(order_id) -> its row in orders_read
 
 // Client numbers read from exchange.clients rows that a committed transaction
 // inserted, kept across calls and transactions: such a row never changes (the
@@ -534,6 +545,9 @@ void ResetCaches() {
     client_cache.clear();
     key_share_locked.clear();
     cancelled_in_call.clear();
+    amends_staged.clear();
+    orders_read = nullptr;
+    orders_read_at.clear();
 }
 
 // The instrument of the single row SPI_tuptable holds (the columns of
@@ -1985,6 +1999,17 @@ enum OrderColumn {
 Plan p_order_now[2] = {
     {"SELECT " PGX_ORDER_COLUMNS " FROM exchange.orders WHERE order_id = $1", 1, {UUIDOID}, nullptr},
     {"SELECT " PGX_ORDER_COLUMNS_013 " FROM exchange.orders WHERE order_id = $1", 1, {UUIDOID}, nullptr}};
+// The rows of the orders of an array of ids, each with its order_id after
+// the columns above (stop_price NULL before 0.13).
+Plan p_orders_now[2] = {
+    {"SELECT " PGX_ORDER_COLUMNS ", NULL::numeric, order_id FROM exchange.orders WHERE order_id = ANY($1)",
+     1,
+     {UUIDARRAYOID},
+     nullptr},
+    {"SELECT " PGX_ORDER_COLUMNS_013 ", order_id FROM exchange.orders WHERE order_id = ANY($1)",
+     1,
+     {UUIDARRAYOID},
+     nullptr}};
 // When UpdateRows cannot write the row (see row_writer.h): the UPDATE the
 // PL/pgSQL version ran, answering with the row as updated.
 // (0.13's table has 0.12's iceberg columns: a cancelled iceberg shows nothing any more.)
@@ -2039,16 +2064,53 @@ bool ReadOrder(Plan (&p)[2], Datum order_id, OrderNow& o) {
     return true;
 }
 
+// A hash of an order id (equal ids, equal keys).
+uint64 OrderKey(Datum order_id) {
+    uint64 half[2];
+    memcpy(half, DatumGetUUIDP(order_id)->data, sizeof half);
+    return half[0] ^ half[1];
+}
+
+// Reads the rows of the orders of the uuid array ids into orders_read.
+void ReadOrdersOf(ArrayType* ids) {
+    Datum v[1] = {PointerGetDatum(ids)};
+    Exec(p_orders_now[StopsSchema()], v, nullptr, 0);
+    orders_read = SPI_tuptable;
+    for (uint64 i = 0; i < SPI_processed; ++i) {
+        bool isnull;
+        const Datum id =
+            SPI_getbinval(orders_read->vals[i], orders_read->tupdesc, kOrderColumns + 1, &isnull);
+        // Two ids of one key: the later row (TakeOrderRead checks the id).
+        RunCore([&] { orders_read_at[OrderKey(id)] = i; });
+    }
+}
+
+// The row of order_id from orders_read into o; false when it has none.
+bool TakeOrderRead(Datum order_id, OrderNow& o) {
+    const auto it = orders_read_at.find(OrderKey(order_id));
+    if (it == orders_read_at.end()) return false;
+    Datum v[kOrderColumns + 1];
+    bool null[kOrderColumns + 1];
+    heap_deform_tuple(orders_read->vals[it->second], orders_read->tupdesc, v, null);
+    if (memcmp(DatumGetUUIDP(v[kOrderColumns])->data, DatumGetUUIDP(order_id)->data, UUID_LEN) != 0)
+        return false;
+    memcpy(o.v, v, sizeof o.v);
+    memcpy(o.null, null, sizeof o.null);
+    return true;
+}
+
 // The steps _resting_order takes for cancel and amend: the order must exist
 // and belong to client_id (when given); then its instrument is locked and
 // the row read again, which must still rest. Returns the book (`o` is the
 // row as of now, `inst` its instrument), or nullptr with the refusal in p.
 // When this transaction held the instrument's lock before the first read (the
-// second and later cancels of a batch), that read is already the row as of
-// now: nobody else can have changed it since, so it is not read again.
+// second and later cancels of a batch, every order of a cancel_orders or
+// amend_orders call, whose rows LockInstrumentsOf read), that read is
+// already the row as of now: nobody else can have changed it since, so it
+// is not read again.
 core::Book* LockRestingOrder(Datum order_id, const char* client_id, const char* id, OrderNow& o, Instrument& inst,
                              Problem& p) {
-    if (!ReadOrder(p_order_now, order_id, o))
+    if (!TakeOrderRead(order_id, o) && !ReadOrder(p_order_now, order_id, o))
         return Fail(p, "order_not_found", ERRCODE_NO_DATA_FOUND, "order %s does not exist", id), nullptr;
     if (client_id != nullptr && strcmp(o.Text(kClientId), client_id) != 0)
         return Fail(p, "not_order_owner", ERRCODE_INSUFFICIENT_PRIVILEGE, "order %s belongs to another client", id),
@@ -2080,9 +2142,9 @@ int ArrayCount(ArrayType* a) {
 // call's orders (the uuid array ids; NULL elements match nothing), by
 // instrument id, before the first change (the rule of TakeLocksInOrder), so
 // that two such batches, or one and a place_orders batch, never wait for
-// each other in a cycle. Costs one lookup of the orders; LockRestingOrder
-// then reads each order once, after the lock. Nothing to do for one order
-// (its instrument is taken when it comes).
+// each other in a cycle. Then reads the orders' rows (ReadOrdersOf), for
+// LockRestingOrder. Nothing to do for one order (its instrument is taken
+// when it comes).
 void LockInstrumentsOf(ArrayType* ids) {
     if (ArrayCount(ids) < 2) return;
     Datum v[1] = {PointerGetDatum(ids)};
@@ -2096,6 +2158,7 @@ void LockInstrumentsOf(ArrayType* ids) {
     SPI_freetuptable(SPI_tuptable);
     for (uint64 i = 0; i < k; ++i) pg::EnsureBookForWrite(instruments[i]);
     pfree(instruments);
+    ReadOrdersOf(ids);
 }
 
 // The journal entry of a cancel or amend (one row of exchange.events).
@@ -2196,6 +2259,7 @@ bool StageCancel(Datum order_id, const char* client_id, Row& row, Problem& p, St
     j.EndObject(false);
     s.payload = j.Result();
     RunCore([&] { cancelled_in_call.insert(order_no); });
+    orders_read_at.erase(OrderKey(order_id));
     ++n_staged;
     return true;
 }
@@ -2258,6 +2322,141 @@ void RefusedItemRow(Datum order_id, bool null_id, const Problem& p, Row& row) {
     row.v[16] = CStringGetTextDatum(p.message), row.null[16] = false;
 }
 
+// The columns of exchange.orders an amend writes (the last two, the stop
+// price's, only when a pending stop's stop price moves).
+constexpr int kAmendColumns = 12;
+const char* const kAmendNames[kAmendColumns] = {
+    "quantity", "price",         "price_ticks", "quantity_lots", "remaining_lots", "filled_quantity",
+    "status",   "cancel_reason", "priority",    "updated_at",    "stop_price",     "stop_ticks"};
+const Oid kAmendTypes[kAmendColumns] = {NUMERICOID, NUMERICOID,     INT8OID,    INT8OID,
+                                        INT8OID,    NUMERICOID,     TEXTOID,    TEXTOID,
+                                        INT8OID,    TIMESTAMPTZOID, NUMERICOID, INT8OID};
+
+// An amend done in the book whose order row, journal entry and answer are
+// still to write (WriteAmends, then AmendEntry and ResultOf).
+struct AmendWrite {
+    Datum order_id;
+    const char* id;
+    OrderNow o;  // the row as read; after WriteAmends, as written
+    Instrument inst;
+    ItemPointerData tid;  // the version read
+    Datum v[kAmendColumns];
+    bool null[kAmendColumns];  // the new values of kAmendNames' columns
+    Numeric added;             // what its fills add to filled_quantity
+    uint64 seq;
+    bool priority_kept;
+    const core::LevelChange* levels;  // its own book changes
+    int n_levels;
+    int64 display_lots;  // an iceberg's (else 0)
+    Row* row;            // the caller's result
+};
+
+// The amends of a call that changed no order but their own (no trade, no
+// self-trade cancel, no stop triggered, not an iceberg, no stop price moved:
+// the common case), kept until the table must be current, then written
+// together (FlushAmends): one update of their rows, one insert of their
+// journal entries. amends_staged has their ids.
+struct AmendStage {
+    AmendWrite* w;
+    int n;
+};
+AmendStage NewAmendStage(int capacity) {
+    return AmendStage{static_cast<AmendWrite*>(palloc(sizeof(AmendWrite) * Max(capacity, 1))), 0};
+}
+// Writes the rows of the amends w[0..n) (the first n_columns of
+// kAmendNames) and sets each w[i].o to the row as written. The rows the
+// direct update did not take (changed since they were read, or a table it
+// cannot write) go through the UPDATE statement.
+void WriteAmends(AmendWrite* w, int n, int n_columns) {
+    Columns update;
+    update.Init(n_columns, n);
+    ItemPointerData* tids = static_cast<ItemPointerData*>(palloc(sizeof(ItemPointerData) * n));
+    for (int i = 0; i < n; ++i) {
+        for (int c = 0; c < n_columns; ++c)
+            if (w[i].null[c])
+                update.SetNull(c);
+            else
+                update.Set(c, w[i].v[c]);
+        update.Next();
+        tids[i] = w[i].tid;
+    }
+    const int direct = pg::UpdateRows(
+        pg::RowBatch{"orders", n_columns, kAmendNames, kAmendTypes, update.v, update.null, n}, tids);
+    for (int i = 0; i < direct; ++i) {
+        OrderNow& o = w[i].o;
+        const OrderColumn written[9] = {kQuantity, kPrice,  kPriceTicks,   kQuantityLots, kRemainingLots,
+                                        kFilled,   kStatus, kCancelReason, kPriority};
+        for (int c = 0; c < 9; ++c) o.v[written[c] - 1] = w[i].v[c], o.null[written[c] - 1] = w[i].null[c];
+        if (n_columns == kAmendColumns) o.Set(kStopPrice, w[i].v[10]);
+    }
+    for (int i = direct; i < n; ++i) {
+        // The parameters from the update's columns (NULL where it has none).
+        Datum v[kAmendColumns];
+        char nulls[kAmendColumns];
+        auto param = [&](int k, int c) {  // $(k + 1) from column c
+            const bool given = c < n_columns && !w[i].null[c];
+            v[k] = given ? w[i].v[c] : (Datum)0;
+            nulls[k] = given ? ' ' : 'n';
+        };
+        v[0] = w[i].order_id, nulls[0] = ' ';
+        for (int c = 0; c < 9; ++c) param(c + 1, c);  // $2..$10: quantity .. priority
+        v[6] = NumericGetDatum(w[i].added);           // $7: what its fills add (column 5 is the sum)
+        param(10, 10), param(11, 11);                 // $11, $12: the stop columns, NULL if it stays
+        Exec(p_amend_by_sql[StopsSchema()], v, nulls, 1);
+        if (SPI_processed != 1) elog(ERROR, "order %s left exchange.orders during its amend", w[i].id);
+        DeformOrder(w[i].o);
+    }
+}
+
+// The journal entry of the amend w, written (WriteAmends), with its trades
+// and the makers it cancelled (self-trade prevention).
+Datum AmendEntry(const AmendWrite& w, const TradeView* views, int n_fills, const core::Cancelled* stp,
+                 int n_stp) {
+    const OrderNow& o = w.o;
+    JsonBuilder j;
+    j.BeginObject();
+    j.Key("price"), j.Number(o.Null(kPrice) ? nullptr : DatumGetNumeric(o[kPrice]));
+    AddLevels(j, w.inst, w.levels, w.n_levels);
+    j.Key("status"), j.Text(o.Text(kStatus));
+    j.Key("trades"), AddTrades(j, views, n_fills);
+    j.Key("order_id"), j.Text(w.id);
+    j.Key("quantity"), j.Number(DatumGetNumeric(o[kQuantity]));
+    j.Key("client_id"), j.Text(o.Text(kClientId));
+    if (!o.Null(kStopPrice)) j.Key("stop_price"), j.Number(DatumGetNumeric(o[kStopPrice]));
+    j.Key("priority_kept"), j.Bool(w.priority_kept);
+    AddStpCancelled(j, stp, n_stp);
+    j.Key("filled_quantity"), j.Number(DatumGetNumeric(o[kFilled]));
+    j.Key("remaining_quantity"), j.Number(Mul(Num(DatumGetInt64(o[kRemainingLots])), w.inst.lot));
+    j.EndObject(false);
+    return j.Result();
+}
+
+// Writes the staged amends: their rows, their journal entries (in the order
+// they were made) and their answers.
+void FlushAmends(AmendStage& stage) {
+    const int n = stage.n;
+    if (n == 0) return;
+    WriteAmends(stage.w, n, kAmendColumns - 2);
+    Columns events;
+    events.Init(5, n);
+    for (int i = 0; i < n; ++i) {
+        const AmendWrite& w = stage.w[i];
+        events.Set(0, Int32GetDatum(w.inst.id));
+        events.Set(1, Int64GetDatum(static_cast<int64>(w.seq)));
+        events.Set(2, CStringGetTextDatum("order_amended"));
+        events.Set(3, w.order_id);
+        events.Set(4, AmendEntry(w, nullptr, 0, nullptr, 0));
+        events.Next();
+    }
+    events.Insert(t_events);
+    const Datum no_trades = EmptyJsonbArray();
+    for (int i = 0; i < n; ++i)
+        ResultOf(stage.w[i].order_id, stage.w[i].o, stage.w[i].inst, no_trades, stage.w[i].seq, 0,
+                 *stage.w[i].row);
+    stage.n = 0;
+    amends_staged.clear();
+}
+
 // exchange.amend_order: the same checks, messages, rows and result as the
 // PL/pgSQL exchange._amend_order it replaces (the reference
 // regress/sql/cancel_amend.sql compares it with). A lower quantity at the same
@@ -2266,14 +2465,22 @@ void RefusedItemRow(Datum order_id, bool null_id, const Problem& p, Row& row) {
 // placed order's do.
 // A pending stop order's stop price moves with stop_price (0.14): it goes
 // behind the stops already waiting at the new one.
+// An amend that changed no other order is staged (its row, journal entry
+// and answer `row` written by FlushAmends); any other is written at once,
+// after the staged ones (it may have traded with them). An amend of an
+// order staged before writes them first, so that it reads the row as it is.
 // Returns false, having changed nothing, when the order cannot be amended
 // (the reason in p, as amend_order raises it).
 bool AmendOrder(Datum order_id, Numeric quantity, Numeric price, Numeric stop_price, const char* client_id,
-                Row& row, Problem& p) {
-    const char* id = UuidText(DatumGetUUIDP(order_id));
-    OrderNow o;
-    Instrument inst;
-    core::Book* locked = LockRestingOrder(order_id, client_id, id, o, inst, p);
+                Row& row, Problem& p, AmendStage& stage) {
+    if (amends_staged.count(OrderKey(order_id)) != 0) FlushAmends(stage);
+    AmendWrite w;
+    w.order_id = order_id;
+    w.id = UuidText(DatumGetUUIDP(order_id));
+    const char* id = w.id;
+    OrderNow& o = w.o;
+    const Instrument& inst = w.inst;
+    core::Book* locked = LockRestingOrder(order_id, client_id, id, o, w.inst, p);
     if (locked == nullptr) return false;
     core::Book& book = *locked;
     if (quantity == nullptr && price == nullptr && stop_price == nullptr)
@@ -2333,71 +2540,49 @@ bool AmendOrder(Datum order_id, Numeric quantity, Numeric price, Numeric stop_pr
                          : cmd.cancelled.v > 0                           ? "cancelled"
                                                                          : "filled";
     const char* cancel_reason = cmd.cancelled.v > 0 ? core::to_string(cmd.cancel_reason).data() : nullptr;
-    const Numeric added = Mul(Num(cmd.filled.v), inst.lot);
+    w.added = Mul(Num(cmd.filled.v), inst.lot);
     LookupSequences();
     const int64 priority =
         cmd.priority_kept ? DatumGetInt64(o[kPriority]) : nextval_internal(priority_seq, false);
-    static const char* const names[12] = {"quantity",       "price",           "price_ticks", "quantity_lots",
-                                          "remaining_lots", "filled_quantity", "status",      "cancel_reason",
-                                          "priority",       "updated_at",      "stop_price",  "stop_ticks"};
-    static const Oid types[12] = {NUMERICOID, NUMERICOID, INT8OID, INT8OID,        INT8OID,    NUMERICOID,
-                                  TEXTOID,    TEXTOID,    INT8OID, TIMESTAMPTZOID, NUMERICOID, INT8OID};
-    const Numeric new_stop = stop_ticks > 0 ? Mul(Num(stop_ticks), inst.tick) : nullptr;
-    const int n_columns = stop_ticks > 0 ? 12 : 10;  // the stop columns only when it moves
-    Columns update;
-    update.Init(n_columns, 1);
-    update.Set(0, NumericGetDatum(Mul(Num(lots), inst.lot)));
-    if (ticks > 0) {
-        update.Set(1, NumericGetDatum(Mul(Num(ticks), inst.tick)));
-        update.Set(2, Int64GetDatum(ticks));
-    } else {  // a stop-market order
-        update.SetNull(1);
-        update.SetNull(2);
+    const bool stop_moves = stop_ticks > 0;
+    for (bool& n : w.null) n = false;
+    w.v[0] = NumericGetDatum(Mul(Num(lots), inst.lot));
+    if (ticks > 0)
+        w.v[1] = NumericGetDatum(Mul(Num(ticks), inst.tick)), w.v[2] = Int64GetDatum(ticks);
+    else  // a stop-market order
+        w.null[1] = w.null[2] = true;
+    w.v[3] = Int64GetDatum(lots);
+    w.v[4] = Int64GetDatum(resting);
+    w.v[5] = NumericGetDatum(Add(DatumGetNumeric(o[kFilled]), w.added));
+    w.v[6] = CStringGetTextDatum(status);
+    w.v[7] = TextOrNull(cancel_reason, w.null[7]);
+    w.v[8] = Int64GetDatum(priority);
+    w.v[9] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+    if (stop_moves) {
+        w.v[10] = NumericGetDatum(Mul(Num(stop_ticks), inst.tick));
+        w.v[11] = Int64GetDatum(stop_ticks);
     }
-    update.Set(3, Int64GetDatum(lots));
-    update.Set(4, Int64GetDatum(resting));
-    update.Set(5, NumericGetDatum(Add(DatumGetNumeric(o[kFilled]), added)));
-    update.Set(6, CStringGetTextDatum(status));
-    bool isnull;
-    update.Set(7, TextOrNull(cancel_reason, isnull));
-    if (isnull) update.SetNull(7);
-    update.Set(8, Int64GetDatum(priority));
-    update.Set(9, TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()));
-    if (new_stop != nullptr) {
-        update.Set(10, NumericGetDatum(new_stop));
-        update.Set(11, Int64GetDatum(stop_ticks));
+    w.tid = *reinterpret_cast<ItemPointer>(DatumGetPointer(o[kCtid]));
+    w.seq = cmd.seq;
+    w.priority_kept = cmd.priority_kept;
+    w.display_lots = iceberg ? before.display.v : 0;
+    w.row = &row;
+    if (cmd.fills.empty() && cmd.stp_cancelled.empty() && cmd.triggered.empty() && !iceberg && !stop_moves) {
+        const int n_levels = static_cast<int>(cmd.levels.size());
+        core::LevelChange* levels =
+            static_cast<core::LevelChange*>(palloc(sizeof(core::LevelChange) * Max(n_levels, 1)));
+        if (n_levels > 0) memcpy(levels, cmd.levels.data(), sizeof(core::LevelChange) * n_levels);
+        w.levels = levels, w.n_levels = n_levels;
+        RunCore([&] { amends_staged.insert(OrderKey(order_id)); });
+        orders_read_at.erase(OrderKey(order_id));
+        stage.w[stage.n++] = w;
+        return true;
     }
-    update.Next();
-    const ItemPointerData tid = *reinterpret_cast<ItemPointer>(DatumGetPointer(o[kCtid]));
-    if (pg::UpdateRows(pg::RowBatch{"orders", n_columns, names, types, update.v, update.null, 1}, &tid) ==
-        1) {
-        o.Set(kQuantity, update.v[0][0]);
-        o.Set(kPrice, update.v[1][0]), o.null[kPrice - 1] = ticks == 0;
-        o.Set(kPriceTicks, update.v[2][0]), o.null[kPriceTicks - 1] = ticks == 0;
-        o.Set(kQuantityLots, update.v[3][0]);
-        o.Set(kRemainingLots, update.v[4][0]);
-        o.Set(kFilled, update.v[5][0]);
-        o.Set(kStatus, update.v[6][0]);
-        o.SetText(kCancelReason, cancel_reason);
-        o.Set(kPriority, update.v[8][0]);
-        if (new_stop != nullptr) o.Set(kStopPrice, NumericGetDatum(new_stop));
-    } else {
-        // The parameters from the update's columns (NULL where it has none).
-        Datum v[12];
-        char nulls[12];
-        auto param = [&](int k, int c) {  // $(k + 1) from column c
-            const bool given = c < n_columns && !update.null[c][0];
-            v[k] = given ? update.v[c][0] : (Datum)0;
-            nulls[k] = given ? ' ' : 'n';
-        };
-        v[0] = order_id, nulls[0] = ' ';
-        for (int c = 0; c < 9; ++c) param(c + 1, c);  // $2..$10: quantity .. priority
-        v[6] = NumericGetDatum(added);                // $7: what its fills add (column 5 is the sum)
-        param(10, 10), param(11, 11);                 // $11, $12: the stop columns, NULL if it stays
-        Exec(p_amend_by_sql[StopsSchema()], v, nulls, 1);
-        if (SPI_processed != 1) elog(ERROR, "order %s left exchange.orders during its amend", id);
-        DeformOrder(o);
-    }
+
+    // It may have traded with a staged order, and its journal entry comes after theirs.
+    FlushAmends(stage);
+    orders_read_at.clear();  // the orders it changed
+    WriteAmends(&w, 1, stop_moves ? kAmendColumns : kAmendColumns - 2);
     if (iceberg) {  // its shown part as the book has it now
         core::RestingOrder after;
         Datum v[3] = {Int64GetDatum(static_cast<int64>(order_no)),
@@ -2414,6 +2599,7 @@ bool AmendOrder(Datum order_id, Numeric quantity, Numeric price, Numeric stop_pr
     out.levels = cmd.levels.data(), out.n_levels = static_cast<int>(cmd.levels.size());
     out.stp = cmd.stp_cancelled.data(), out.n_stp = static_cast<int>(cmd.stp_cancelled.size());
     out.triggered = cmd.triggered.data(), out.n_triggered = static_cast<int>(cmd.triggered.size());
+    w.levels = out.levels, w.n_levels = out.LevelsEnd(-1);
     TakeRefillPriorities(out, 0, out.FillsEnd(-1));
     TakeTriggeredPriorities(out);
     wanted.clear();
@@ -2438,24 +2624,9 @@ bool AmendOrder(Datum order_id, Numeric quantity, Numeric price, Numeric stop_pr
     JsonBuilder t;
     AddTrades(t, views, n_fills);
     const Datum trades_jsonb = t.Result();
-    JsonBuilder j;
-    j.BeginObject();
-    j.Key("price"), j.Number(o.Null(kPrice) ? nullptr : DatumGetNumeric(o[kPrice]));
-    AddLevels(j, inst, out.levels, out.LevelsEnd(-1));
-    j.Key("status"), j.Text(o.Text(kStatus));
-    j.Key("trades"), AddTrades(j, views, n_fills);
-    j.Key("order_id"), j.Text(id);
-    j.Key("quantity"), j.Number(DatumGetNumeric(o[kQuantity]));
-    j.Key("client_id"), j.Text(o.Text(kClientId));
-    if (!o.Null(kStopPrice)) j.Key("stop_price"), j.Number(DatumGetNumeric(o[kStopPrice]));
-    j.Key("priority_kept"), j.Bool(cmd.priority_kept);
-    AddStpCancelled(j, out.stp, out.StpEnd(-1));
-    j.Key("filled_quantity"), j.Number(DatumGetNumeric(o[kFilled]));
-    j.Key("remaining_quantity"), j.Number(Mul(Num(DatumGetInt64(o[kRemainingLots])), inst.lot));
-    j.EndObject(false);
-    InsertEvent(inst.id, "order_amended", order_id, j.Result());
+    InsertEvent(inst.id, "order_amended", order_id, AmendEntry(w, views, n_fills, out.stp, out.StpEnd(-1)));
     triggered_events.Insert(t_events);
-    ResultOf(order_id, o, inst, trades_jsonb, cmd.seq, iceberg ? before.display.v : 0, row);
+    ResultOf(order_id, o, inst, trades_jsonb, cmd.seq, w.display_lots, row);
     return true;
 }
 
@@ -2640,7 +2811,9 @@ Datum exchange_amend_order(PG_FUNCTION_ARGS) {
     Numeric stop_price = PG_NARGS() > 4 && !PG_ARGISNULL(4) ? PG_GETARG_NUMERIC(4) : nullptr;  // 0.14
     return OrderResult(fcinfo, [&](Row& row) {
         Problem p;
-        if (!AmendOrder(order_id, quantity, price, stop_price, client_id, row, p)) Raise(p);
+        AmendStage stage = NewAmendStage(1);
+        if (!AmendOrder(order_id, quantity, price, stop_price, client_id, row, p, stage)) Raise(p);
+        FlushAmends(stage);
     });
 }
 
@@ -2700,9 +2873,12 @@ Datum exchange_amend_orders(PG_FUNCTION_ARGS) {
         }
         LockInstrumentsOf(construct_array(given, n_given, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
     }
+    // The rows point into SPI's results until SPI_finish: stored after the last flush.
+    Row* rows = static_cast<Row*>(palloc(sizeof(Row) * Max(b.count, 1u)));
+    AmendStage stage = NewAmendStage(static_cast<int>(b.count));
     for (uint32 i = 0; i < b.count; ++i) {
         JsonbValue* item = getIthJsonbValueFromContainer(&b.json->root, i);
-        Row row;
+        Row& row = rows[i];
         Problem p;
         Datum order_id = (Datum)0;
         bool have_id = false;
@@ -2724,12 +2900,15 @@ Datum exchange_amend_orders(PG_FUNCTION_ARGS) {
                 have_id = true;
                 ok = FieldDecimal(obj, "quantity", quantity, p) && FieldDecimal(obj, "price", price, p) &&
                      FieldDecimal(obj, "stop_price", stop_price, p, "invalid_stop_price") &&
-                     AmendOrder(order_id, quantity, price, stop_price, FieldText(obj, "client_id"), row, p);
+                     AmendOrder(order_id, quantity, price, stop_price, FieldText(obj, "client_id"), row, p,
+                                stage);
             }
         }
         if (!ok) RefusedItemRow(order_id, !have_id, p, row);
-        tuplestore_putvalues(b.rsinfo->setResult, b.rsinfo->setDesc, row.v, row.null);
     }
+    FlushAmends(stage);
+    for (uint32 i = 0; i < b.count; ++i)
+        tuplestore_putvalues(b.rsinfo->setResult, b.rsinfo->setDesc, rows[i].v, rows[i].null);
     SPI_finish();
     return (Datum)0;
 }

@@ -503,6 +503,53 @@ SELECT t.*,
        (SELECT count(*) FROM exchange.trades WHERE instrument = 'ABA-USD') =
        (SELECT count(*) FROM exchange.trades WHERE instrument = 'ABB-USD') AS same_trades
   FROM twins('ABA-USD', 'ABB-USD') t;
+-- A batch's amends that change no other order are written together, later,
+-- and its orders' rows are read once, before the first: an amend that trades
+-- with such an order, or amends it again, must see it written, and an amend
+-- of an order an earlier one traded with must see that trade. On twins: the
+-- first ask up (staged), the second down (staged), a bid whose new price
+-- takes both and half the third ask, the first ask again (filled now), the
+-- third ask up (half filled now), the second bid up twice.
+SELECT symbol FROM exchange.create_instrument('ABE-USD', 0.01, 0.001);
+SELECT symbol FROM exchange.create_instrument('ABF-USD', 0.01, 0.001);
+CREATE FUNCTION ab_id(symbol text, client text) RETURNS uuid LANGUAGE sql AS $$
+    SELECT order_id FROM exchange.orders WHERE instrument = symbol AND client_id = client
+$$;
+CREATE FUNCTION ab_cross(symbol text) RETURNS jsonb LANGUAGE sql AS $$
+    SELECT jsonb_build_array(
+        jsonb_build_object('order_id', ab_id(symbol, 'ask1'), 'quantity', 3),
+        jsonb_build_object('order_id', ab_id(symbol, 'ask2'), 'quantity', 0.5),
+        jsonb_build_object('order_id', ab_id(symbol, 'bid1'), 'quantity', 4, 'price', 101.02),
+        jsonb_build_object('order_id', ab_id(symbol, 'ask1'), 'quantity', 5),
+        jsonb_build_object('order_id', ab_id(symbol, 'ask3'), 'quantity', 2),
+        jsonb_build_object('order_id', ab_id(symbol, 'bid2'), 'quantity', 2),
+        jsonb_build_object('order_id', ab_id(symbol, 'bid2'), 'quantity', 3))
+$$;
+SELECT count(*) AS placed
+  FROM unnest(ARRAY['ABE-USD', 'ABF-USD']) s,
+       LATERAL (VALUES ('ask1', 'sell', 101.00), ('ask2', 'sell', 101.01), ('ask3', 'sell', 101.02),
+                       ('bid1', 'buy', 100.00), ('bid2', 'buy', 99.99)) v(client, side, price),
+       LATERAL exchange.place_order(client, s, side, 'limit', 1, price) r;
+SELECT n, result
+  FROM unnest(ARRAY(SELECT cb_show(a) FROM exchange.amend_orders(ab_cross('ABE-USD')) a)) WITH ORDINALITY AS u(result, n);
+SELECT * FROM one_by_one(ARRAY(SELECT format('exchange.amend_order(%L::uuid, %L::numeric, %L::numeric)',
+                                             i ->> 'order_id', i ->> 'quantity', i ->> 'price')
+                                 FROM jsonb_array_elements(ab_cross('ABF-USD')) WITH ORDINALITY AS u(i, k) ORDER BY k));
+SELECT r FROM cx_rows('ABE-USD') r WHERE r LIKE 'order %' ORDER BY r;
+-- (The journal entries' trades name each twin's own ids.)
+CREATE FUNCTION ab_rows(symbol text) RETURNS SETOF text LANGUAGE sql AS $$
+    SELECT regexp_replace(replace(r, symbol, 'ABE-USD'), '[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}', '<uuid>', 'g')
+      FROM cx_rows(symbol) r
+$$;
+SELECT (SELECT count(*) FROM ab_rows('ABE-USD')) AS rows,
+       (SELECT count(*) FROM (SELECT * FROM ab_rows('ABE-USD') EXCEPT ALL SELECT * FROM ab_rows('ABF-USD')) d) AS only_batch,
+       (SELECT count(*) FROM (SELECT * FROM ab_rows('ABF-USD') EXCEPT ALL SELECT * FROM ab_rows('ABE-USD')) d)
+         AS only_one_by_one,
+       (SELECT array_agg(b) FROM book('ABE-USD') b) = (SELECT array_agg(b) FROM book('ABF-USD') b) AS same_book,
+       healthy('ABE-USD'), healthy('ABF-USD');
+DROP FUNCTION ab_rows(text);
+DROP FUNCTION ab_cross(text);
+DROP FUNCTION ab_id(text, text);
 -- Items the one-by-one form cannot even be called with; an empty array
 -- answers nothing; a NULL or non-array argument is an ERROR; ROLLBACK undoes
 -- the whole batch.
