@@ -1065,6 +1065,18 @@ struct Columns {
     }
 };
 
+// Appends one row of exchange.events (t_events' columns) to events: a
+// journal entry of instrument_id at sequence seq.
+void AddEvent(Columns& events, int32 instrument_id, uint64 seq, const char* kind, Datum order_id,
+              Datum payload) {
+    events.Set(0, Int32GetDatum(instrument_id));
+    events.Set(1, Int64GetDatum(static_cast<int64>(seq)));
+    events.Set(2, CStringGetTextDatum(kind));
+    events.Set(3, order_id);
+    events.Set(4, payload);
+    events.Next();
+}
+
 Datum TextOrNull(const char* s, bool& isnull) {
     isnull = s == nullptr;
     return isnull ? (Datum)0 : CStringGetTextDatum(s);
@@ -1398,12 +1410,7 @@ void WriteTriggered(const Instrument& inst, const Outcome& out, Columns& trades,
         if (m.display_quantity != nullptr) j.Key("display_quantity"), j.Number(m.display_quantity);
         j.Key("remaining_quantity"), j.Number(Mul(Num(t.resting.v), inst.lot));
         j.EndObject(false);
-        events.Set(0, Int32GetDatum(inst.id));
-        events.Set(1, Int64GetDatum(static_cast<int64>(t.seq)));
-        events.Set(2, CStringGetTextDatum("order_triggered"));
-        events.Set(3, UUIDPGetDatum(m.order_id));
-        events.Set(4, j.Result());
-        events.Next();
+        AddEvent(events, inst.id, t.seq, "order_triggered", UUIDPGetDatum(m.order_id), j.Result());
     }
 }
 
@@ -1519,12 +1526,8 @@ void Flush() {
         const Datum trades_jsonb = datumCopy(trades_scratch, false, -1);
         const Datum payload = datumCopy(payload_scratch, false, -1);
         MemoryContextReset(scratch);
-        events.Set(0, Int32GetDatum(inst.id));
-        events.Set(1, Int64GetDatum(s.seq));
-        events.Set(2, CStringGetTextDatum(s.accepted ? "order_placed" : "order_rejected"));
-        events.Set(3, UUIDPGetDatum(s.order_id));
-        events.Set(4, payload);
-        events.Next();
+        AddEvent(events, inst.id, s.seq, s.accepted ? "order_placed" : "order_rejected",
+                 UUIDPGetDatum(s.order_id), payload);
         WriteTriggered(inst, out, trades, events, views);
 
         Datum* v = s.row->v;
@@ -2165,12 +2168,7 @@ void LockInstrumentsOf(ArrayType* ids) {
 void InsertEvent(int32 instrument_id, const char* kind, Datum order_id, Datum payload) {
     Columns events;
     events.Init(5, 1);
-    events.Set(0, Int32GetDatum(instrument_id));
-    events.Set(1, Int64GetDatum(static_cast<int64>(cmd.seq)));
-    events.Set(2, CStringGetTextDatum(kind));
-    events.Set(3, order_id);
-    events.Set(4, payload);
-    events.Next();
+    AddEvent(events, instrument_id, cmd.seq, kind, order_id, payload);
     events.Insert(t_events);
 }
 
@@ -2290,12 +2288,8 @@ void FlushCancels(StagedCancel* staged, int n) {
         }
         update.Next();
         tids[i] = staged[i].tid;
-        events.Set(0, Int32GetDatum(staged[i].inst.id));
-        events.Set(1, Int64GetDatum(static_cast<int64>(staged[i].seq)));
-        events.Set(2, CStringGetTextDatum("order_cancelled"));
-        events.Set(3, staged[i].order_id);
-        events.Set(4, staged[i].payload);
-        events.Next();
+        AddEvent(events, staged[i].inst.id, staged[i].seq, "order_cancelled", staged[i].order_id,
+                 staged[i].payload);
     }
     // The rows the direct update did not take (changed since they were read,
     // or a table it cannot write) go through the UPDATE statement.
@@ -2439,15 +2433,9 @@ void FlushAmends(AmendStage& stage) {
     WriteAmends(stage.w, n, kAmendColumns - 2);
     Columns events;
     events.Init(5, n);
-    for (int i = 0; i < n; ++i) {
-        const AmendWrite& w = stage.w[i];
-        events.Set(0, Int32GetDatum(w.inst.id));
-        events.Set(1, Int64GetDatum(static_cast<int64>(w.seq)));
-        events.Set(2, CStringGetTextDatum("order_amended"));
-        events.Set(3, w.order_id);
-        events.Set(4, AmendEntry(w, nullptr, 0, nullptr, 0));
-        events.Next();
-    }
+    for (int i = 0; i < n; ++i)
+        AddEvent(events, stage.w[i].inst.id, stage.w[i].seq, "order_amended", stage.w[i].order_id,
+                 AmendEntry(stage.w[i], nullptr, 0, nullptr, 0));
     events.Insert(t_events);
     const Datum no_trades = EmptyJsonbArray();
     for (int i = 0; i < n; ++i)
